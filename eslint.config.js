@@ -1,0 +1,62 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'data/**', 'test/fixtures/**', '**/*.js', '!eslint.config.js'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: { arguments: false } }],
+      '@typescript-eslint/no-explicit-any': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'max-lines': ['error', { max: 900, skipBlankLines: true, skipComments: true }],
+    },
+  },
+  {
+    // The codec is pure: no I/O and nothing else from src/ [DEVELOPERS.md, ARCHITECTURE.md].
+    files: ['src/protocol/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['../*', '!../protocol/*'], message: 'src/protocol is pure: it imports nothing else from src/.' },
+          { group: ['node:fs', 'node:fs/*', 'node:net', 'node:tls', 'node:http', 'node:https', 'node:dgram', 'node:child_process', 'fs', 'net', 'tls', 'http'], message: 'src/protocol does no I/O.' },
+        ],
+      }],
+    },
+  },
+  {
+    files: ['src/topics/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['../server/*', '../store/*', '../transport/*', '../cli/*', '../session/*'], message: 'src/topics is a pure data structure.' },
+          { group: ['node:fs', 'node:net', 'node:tls', 'node:http', 'fs', 'net'], message: 'src/topics does no I/O.' },
+        ],
+      }],
+    },
+  },
+  {
+    files: ['src/session/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['../server/*', '../store/*', '../transport/*', '../cli/*'], message: 'src/session knows no sockets or storage.' },
+          { group: ['node:fs', 'node:net', 'node:tls', 'node:http', 'fs', 'net'], message: 'src/session does no I/O.' },
+        ],
+      }],
+    },
+  },
+  {
+    files: ['test/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      'max-lines': 'off',
+    },
+  },
+);

@@ -1,0 +1,110 @@
+/**
+ * Broker options: the typed library surface. The config file (see src/config/) is validated
+ * into this shape; defaults live here, in one place.
+ */
+import type { Store } from './store/types.js';
+import type { QoS } from './protocol/constants.js';
+
+/** A pino-compatible logger subset; the default is a no-op for the library and pino for the CLI. */
+export interface Logger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  debug(obj: object, msg?: string): void;
+  child?(bindings: object): Logger;
+}
+
+export interface ListenerOptions {
+  type: 'tcp' | 'ws';
+  host?: string;
+  port: number;
+  /** WebSocket path, default '/mqtt'. */
+  path?: string;
+}
+
+/** What the broker supports and announces in CONNACK (v5) and enforces (both versions). */
+export interface MqttOptions {
+  /** Largest packet accepted from clients, in bytes (v5: announced as Maximum Packet Size). */
+  maxPacketSize: number;
+  /** Inbound QoS 1/2 publishes in flight per client (v5 Receive Maximum). */
+  receiveMaximum: number;
+  /** Highest QoS granted (v5 Maximum QoS). */
+  maximumQoS: QoS;
+  retainAvailable: boolean;
+  /** Inbound topic aliases per client (v5 Topic Alias Maximum); 0 disables them. */
+  topicAliasMaximum: number;
+  /** Keep alive above this (or 0, when this is set) is lowered to it (v5: Server Keep Alive). 0 = no maximum. */
+  maxKeepAlive: number;
+  wildcardSubscriptionAvailable: boolean;
+  subscriptionIdentifiersAvailable: boolean;
+  sharedSubscriptionAvailable: boolean;
+  /** Session expiry interval cap in seconds; 0xFFFFFFFF = never expire. */
+  maxSessionExpiryInterval: number;
+  /** Longest client identifier accepted. */
+  maxClientIdLength: number;
+  /** Accept a zero-length client id from v3.1.1 clean-session / v5 clients and assign one. */
+  allowEmptyClientId: boolean;
+}
+
+export interface SessionLimits {
+  /** Queued (offline or beyond the inflight window) QoS 1/2 messages per session. */
+  maxQueuedMessages: number;
+  /** Queued payload bytes per session. */
+  maxQueuedBytes: number;
+  /** What happens when a session queue is full: drop the new message or the oldest queued one. */
+  queueFullPolicy: 'drop-new' | 'drop-oldest';
+  /** Outbound QoS 1/2 in flight per client when the client announces no smaller Receive Maximum. */
+  maxInflight: number;
+  /** Bytes buffered for a slow client's socket before QoS 0 messages to it are dropped. */
+  maxOutboundBufferBytes: number;
+}
+
+export interface BrokerOptions {
+  /** Interface to bind; default '127.0.0.1' (local only, as Mosquitto 2 does without config). */
+  host?: string;
+  /** MQTT over TCP port; default 1883. null disables the listener. */
+  port?: number | null;
+  /** MQTT over WebSocket port; default 8083. null disables the listener. */
+  wsPort?: number | null;
+  /** WebSocket path; default '/mqtt'. */
+  wsPath?: string;
+  /** Explicit listeners; when given, replaces host/port/wsPort. */
+  listeners?: ListenerOptions[];
+  /** State directory; default './data'. */
+  dataDir?: string;
+  mqtt?: Partial<MqttOptions>;
+  sessions?: Partial<SessionLimits>;
+  /** Storage engine; default the in-memory store. */
+  store?: Store;
+  logger?: Logger;
+}
+
+export const defaultMqttOptions: MqttOptions = {
+  maxPacketSize: 1024 * 1024,
+  receiveMaximum: 65535,
+  maximumQoS: 2,
+  retainAvailable: true,
+  topicAliasMaximum: 65535,
+  maxKeepAlive: 0,
+  wildcardSubscriptionAvailable: true,
+  subscriptionIdentifiersAvailable: true,
+  sharedSubscriptionAvailable: false,
+  maxSessionExpiryInterval: 0xffffffff,
+  maxClientIdLength: 65535,
+  allowEmptyClientId: true,
+};
+
+export const defaultSessionLimits: SessionLimits = {
+  maxQueuedMessages: 1000,
+  maxQueuedBytes: 64 * 1024 * 1024,
+  queueFullPolicy: 'drop-new',
+  maxInflight: 64,
+  maxOutboundBufferBytes: 4 * 1024 * 1024,
+};
+
+export const noopLogger: Logger = {
+  info() {},
+  warn() {},
+  error() {},
+  debug() {},
+};
