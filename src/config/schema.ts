@@ -1,0 +1,138 @@
+/**
+ * The config file schema (zod). Every key of `BrokerOptions` that can be written down has an
+ * entry here, strict (unknown keys are errors), with a message a person can act on. Defaults are
+ * not applied here: they live in src/options.ts and the broker applies them, so a key left out
+ * of the file means "the broker's default".
+ */
+import { z } from 'zod';
+import { LOG_LEVELS } from '../log.js';
+
+/** Largest packet MQTT can frame: 268,435,455 bytes of remaining length + 5 header bytes. */
+export const MAX_PACKET_SIZE_LIMIT = 268_435_460;
+const UINT32_MAX = 0xffff_ffff;
+
+function int(min: number, max?: number) {
+  const message = max === undefined ? `must be an integer >= ${min}` : `must be an integer between ${min} and ${max}`;
+  const base = z.int({ error: message }).min(min, { error: message });
+  return max === undefined ? base : base.max(max, { error: message });
+}
+
+const bool = () => z.boolean({ error: 'must be true or false' });
+
+const nonEmptyString = (what = 'a non-empty string') =>
+  z.string({ error: `must be ${what}` }).min(1, { error: `must be ${what}` });
+
+const port = () => int(0, 65535);
+
+const host = () => nonEmptyString('a host name or IP address');
+
+const wsPath = () =>
+  z
+    .string({ error: 'must be a path starting with "/"' })
+    .regex(/^\/[^\s?#]*$/, { error: 'must be a path starting with "/" (no spaces, "?" or "#")' });
+
+export const mqttSchema = z
+  .strictObject({
+    maxPacketSize: int(1, MAX_PACKET_SIZE_LIMIT).describe(
+      'Largest packet accepted from a client, in bytes (v5: announced as Maximum Packet Size).',
+    ),
+    receiveMaximum: int(1, 65535).describe('Inbound QoS 1/2 publishes in flight per client (v5 Receive Maximum).'),
+    maximumQoS: z.literal([0, 1, 2], { error: 'must be 0, 1 or 2' }).describe('Highest QoS granted (v5 Maximum QoS).'),
+    retainAvailable: bool().describe('Whether retained messages are supported.'),
+    topicAliasMaximum: int(0, 65535).describe('Inbound topic aliases per client (v5 Topic Alias Maximum); 0 disables them.'),
+    maxKeepAlive: int(0, 65535).describe(
+      'Keep alive above this (or 0) is lowered to it (v5: Server Keep Alive), in seconds; 0 = no maximum.',
+    ),
+    wildcardSubscriptionAvailable: bool().describe('Whether subscriptions may use `+` and `#`.'),
+    subscriptionIdentifiersAvailable: bool().describe('Whether v5 subscription identifiers are supported.'),
+    sharedSubscriptionAvailable: bool().describe('Whether `$share/...` subscriptions are supported.'),
+    maxSessionExpiryInterval: int(0, UINT32_MAX).describe(
+      'Cap on the session expiry interval, in seconds; 4294967295 = sessions never expire.',
+    ),
+    // [MQTT-3.1.3-5]: the server MUST allow client ids of 1 to 23 characters.
+    maxClientIdLength: int(23, 65535).describe('Longest client identifier accepted (at least 23, as the spec requires).'),
+    allowEmptyClientId: bool().describe('Accept a zero-length client id (clean session / v5) and assign one.'),
+  })
+  .partial();
+
+export const sessionsSchema = z
+  .strictObject({
+    maxQueuedMessages: int(0).describe('Queued (offline or beyond the inflight window) QoS 1/2 messages per session.'),
+    maxQueuedBytes: int(0).describe('Queued payload bytes per session.'),
+    queueFullPolicy: z
+      .enum(['drop-new', 'drop-oldest'], { error: 'must be "drop-new" or "drop-oldest"' })
+      .describe('When a session queue is full: drop the new message or the oldest queued one.'),
+    maxInflight: int(1, 65535).describe(
+      'Outbound QoS 1/2 in flight per client when the client announces no smaller Receive Maximum.',
+    ),
+    maxOutboundBufferBytes: int(0).describe(
+      "Bytes buffered for a slow client's socket before QoS 0 messages to it are dropped.",
+    ),
+  })
+  .partial();
+
+export const listenerSchema = z
+  .strictObject({
+    type: z.enum(['tcp', 'ws'], { error: 'must be "tcp" or "ws"' }).describe('Transport: `tcp` or `ws` (WebSocket).'),
+    host: host().optional().describe('Interface to bind; default the top-level `host`.'),
+    port: port().describe('Port; 0 picks a free port.'),
+    path: wsPath().optional().describe('WebSocket path (ws only); default the top-level `wsPath`.'),
+  })
+  .superRefine((l, ctx) => {
+    if (l.type !== 'ws' && l.path !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['path'], message: 'only a "ws" listener has a path' });
+    }
+  });
+
+export const logSchema = z
+  .strictObject({
+    level: z
+      .enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.map((l) => `"${l}"`).join(', ')}` })
+      .describe('Log level.'),
+  })
+  .partial();
+
+export const configSchema = z
+  .strictObject({
+    host: host().describe('Interface to bind the default listeners to.'),
+    port: port().nullable().describe('MQTT over TCP port; `null` disables the TCP listener.'),
+    wsPort: port().nullable().describe('MQTT over WebSocket port; `null` disables the WebSocket listener.'),
+    wsPath: wsPath().describe('WebSocket path.'),
+    listeners: z
+      .array(listenerSchema, { error: 'must be a list of listeners' })
+      .min(1, { error: 'must list at least one listener' })
+      .describe('Explicit listeners; when given, replaces `host`, `port` and `wsPort`.'),
+    dataDir: nonEmptyString('a directory path').describe('State directory.'),
+    log: logSchema.describe('Logging.'),
+    mqtt: mqttSchema.describe('MQTT protocol limits and features.'),
+    sessions: sessionsSchema.describe('Per-session limits.'),
+  })
+  .partial()
+  .superRefine((c, ctx) => {
+    if (c.listeners !== undefined) {
+      for (const key of ['host', 'port', 'wsPort', 'wsPath'] as const) {
+        if (c[key] !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [key],
+            message: 'cannot be combined with "listeners" (set it on each listener instead)',
+          });
+        }
+      }
+      const seen = new Map<string, number>();
+      c.listeners.forEach((l, i) => {
+        if (l.port === 0) return;
+        const key = `${l.host ?? '*'}:${l.port}`;
+        const first = seen.get(key);
+        if (first !== undefined) {
+          ctx.addIssue({ code: 'custom', path: ['listeners', i, 'port'], message: `same host and port as listeners[${first}]` });
+        } else {
+          seen.set(key, i);
+        }
+      });
+    } else if (typeof c.port === 'number' && c.port !== 0 && c.port === c.wsPort) {
+      ctx.addIssue({ code: 'custom', path: ['wsPort'], message: 'must differ from "port"' });
+    }
+  });
+
+export type ConfigFile = z.infer<typeof configSchema>;
