@@ -13,7 +13,6 @@ import { ConfigError, loadConfig, type ConfigFlags, type CourierConfig } from '.
 import { createLogger, LOG_LEVELS, type CourierLogger } from '../log.js';
 import type { BrokerOptions } from '../options.js';
 import type { BoundAddress } from '../transport/types.js';
-import { createBroker as createCoreBroker } from '../index.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -46,7 +45,8 @@ const defaultIO = (): CliIO => ({
   env: process.env,
   cwd: process.cwd(),
   logDestination: 1,
-  createBroker: (options) => createCoreBroker(options),
+  // Loaded on demand: --help, --version and --check-config never load the broker.
+  createBroker: async (options) => (await import('../index.js')).createBroker(options),
   onSignal: (handler) => {
     process.on('SIGINT', handler);
     process.on('SIGTERM', handler);

@@ -149,19 +149,27 @@ export function parseConfigText(text: string, label: string, format: 'json' | 'y
   return data as Record<string, unknown>;
 }
 
-/** `COURIER_WS_PORT` → `wsPort`; `COURIER_MQTT__MAX_PACKET_SIZE` → `mqtt.maxPacketSize`. */
+/**
+ * `COURIER_WS_PORT` → `wsPort`; `COURIER_MQTT__MAX_PACKET_SIZE` → `mqtt.maxPacketSize`. Segments
+ * match known keys ignoring case and underscores (`MAXIMUM_QOS` and `MAXIMUMQOS` → `maximumQoS`);
+ * an unknown segment is camel-cased, for the schema to reject by name.
+ */
 export function envNameToPath(name: string): string[] {
-  return name
-    .slice(ENV_PREFIX.length)
-    .split('__')
-    .map((part) => part.toLowerCase().replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase()));
+  const path: string[] = [];
+  for (const part of name.slice(ENV_PREFIX.length).split('__')) {
+    const flat = part.replace(/_/g, '').toLowerCase();
+    const known = keysUnder(path).find((k) => k.toLowerCase() === flat);
+    path.push(known ?? part.toLowerCase().replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase()));
+  }
+  return path;
 }
 
 /** `['mqtt', 'maxPacketSize']` → `COURIER_MQTT__MAX_PACKET_SIZE`. */
 export function pathToEnvName(path: readonly string[]): string {
   const alias = Object.entries(ENV_ALIASES).find(([, p]) => p.join('.') === path.join('.'));
   if (alias) return alias[0];
-  return ENV_PREFIX + path.map((seg) => seg.replace(/([A-Z])/g, '_$1').toUpperCase()).join('__');
+  const words = (seg: string) => seg.replace(/QoS/g, 'Qos').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+  return ENV_PREFIX + path.map(words).join('__');
 }
 
 export function configFromEnv(env: Record<string, string | undefined>): Layer & { warnings: string[] } {

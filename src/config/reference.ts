@@ -1,0 +1,70 @@
+/**
+ * The generated part of docs/configuration.md: every config key with its type, default,
+ * environment variable and description, and every flag. A test keeps the doc equal to this.
+ */
+import { defaultMqttOptions, defaultSessionLimits } from '../options.js';
+import { DEFAULT_LOG_LEVEL } from '../log.js';
+import { configKeys, type ConfigKey } from './keys.js';
+import { FLAG_KEYS, pathToEnvName } from './load.js';
+
+/** Defaults of the top-level keys (documented in BrokerOptions; applied by the broker). */
+const TOP_LEVEL_DEFAULTS: Record<string, unknown> = {
+  host: '127.0.0.1',
+  port: 1883,
+  wsPort: 8083,
+  wsPath: '/mqtt',
+  dataDir: './data',
+  listeners: undefined,
+  'log.level': DEFAULT_LOG_LEVEL,
+};
+
+export function defaultOf(path: readonly string[]): unknown {
+  const [section, name] = path;
+  if (section === 'mqtt' && name) return defaultMqttOptions[name as keyof typeof defaultMqttOptions];
+  if (section === 'sessions' && name) return defaultSessionLimits[name as keyof typeof defaultSessionLimits];
+  return TOP_LEVEL_DEFAULTS[path.join('.')];
+}
+
+function typeOf(k: ConfigKey): string {
+  if (k.path[0] === 'listeners') return 'list of `{type, host?, port, path?}`';
+  const base = k.enum
+    ? k.enum.map((v) => `\`${JSON.stringify(v)}\``).join(' \\| ')
+    : k.kinds
+        .filter((t) => t !== 'null')
+        .map((t) => {
+          if (t !== 'integer') return t;
+          if (k.minimum !== undefined && k.maximum !== undefined && k.maximum < Number.MAX_SAFE_INTEGER) return `integer ${k.minimum}–${k.maximum}`;
+          if (k.minimum !== undefined) return `integer ≥ ${k.minimum}`;
+          return t;
+        })
+        .join(' \\| ');
+  return k.kinds.includes('null') ? `${base} \\| \`null\`` : base;
+}
+
+function cell(value: unknown): string {
+  return value === undefined ? '—' : `\`${JSON.stringify(value)}\``;
+}
+
+export function renderReference(): string {
+  const rows = configKeys().map((k) => {
+    const key = `\`${k.path.join('.')}\``;
+    return `| ${key} | ${typeOf(k)} | ${cell(defaultOf(k.path))} | \`${pathToEnvName(k.path)}\` | ${k.description} |`;
+  });
+  const flags = Object.values(FLAG_KEYS).map(
+    (f) => `| \`${f.flag}\` | \`${f.path.join('.')}\` | \`${pathToEnvName(f.path)}\` |`,
+  );
+  return [
+    '### Keys',
+    '',
+    '| key | type | default | environment variable | description |',
+    '|---|---|---|---|---|',
+    ...rows,
+    '',
+    '### Flags that set keys',
+    '',
+    '| flag | key | environment variable |',
+    '|---|---|---|',
+    ...flags,
+    '',
+  ].join('\n');
+}
