@@ -67,6 +67,18 @@ export class UnsupportedProtocolVersionError extends MqttError {
   }
 }
 
+/**
+ * The encoder was asked for a packet that cannot be put on the wire as given (a string over
+ * 65,535 bytes, a QoS 1 PUBLISH without a Packet Identifier, a property the packet type does not
+ * allow, ...). A bug in the caller, never the peer's fault: 0x83 if it must be reported at all.
+ */
+export class InvalidPacketError extends MqttError {
+  constructor(message: string, statement?: string) {
+    super('COURIER_INVALID_PACKET', ReasonCode.ImplementationSpecificError, message, statement);
+    this.name = 'InvalidPacketError';
+  }
+}
+
 export function isMqttError(err: unknown): err is MqttError {
   return err instanceof MqttError;
 }

@@ -1,0 +1,269 @@
+/**
+ * MQTT data representation (MQTT 5.0 §1.5, MQTT 3.1.1 §1.5): Two/Four Byte Integers, Variable
+ * Byte Integers, UTF-8 Encoded Strings and Binary Data — read through a bounds-checked `Reader`
+ * and written straight into a pre-sized Buffer. Every read past the end of the packet is a
+ * Malformed Packet: the Remaining Length was shorter than the grammar requires.
+ */
+import { InvalidPacketError, MalformedPacketError } from './errors.js';
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * Node's Buffer.prototype has had these undocumented string fast paths since its first
+ * versions; `toString`/`write` are argument-checking wrappers around them. On the hot path
+ * (topic names) the wrapper is a measurable share of the work.
+ */
+interface RawBuffer {
+  latin1Slice(start: number, end: number): string;
+  utf8Slice(start: number, end: number): string;
+  utf8Write(s: string, offset: number, length: number): number;
+}
+
+export function malformed(message: string, statement?: string): never {
+  throw new MalformedPacketError(message, statement);
+}
+
+function truncated(): never {
+  malformed('the Remaining Length is shorter than the packet contents require');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Variable Byte Integer (§1.5.5)
+
+/** Bytes needed to encode `n` (0..268,435,455) as a Variable Byte Integer. */
+export function vbiLength(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4;
+}
+
+/** Writes `n` as a Variable Byte Integer at `pos`, using the fewest bytes; returns the next position. */
+export function writeVbi(buf: Buffer, pos: number, n: number): number {
+  while (n >= 0x80) {
+    buf[pos++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+// ---------------------------------------------------------------------------------------------
+// UTF-8 Encoded String (§1.5.4)
+
+/**
+ * Decodes `buf[start, end)` as an MQTT UTF-8 Encoded String. ASCII (the common case: topics,
+ * client ids) is decoded without the UTF-8 decoder; anything else is validated by the strict
+ * state machine below (Unicode Table 3-7) before Node's decoder runs, so no replacement
+ * character can ever slip through.
+ */
+export function decodeUtf8(buf: Buffer, start: number, end: number): string {
+  let i = start;
+  for (; i < end; i++) {
+    const b = buf[i]!;
+    if (b === 0) malformed('a UTF-8 string contains U+0000', '[MQTT-1.5.4-2]');
+    if (b >= 0x80) break;
+  }
+  if (i === end) return start === end ? '' : (buf as unknown as RawBuffer).latin1Slice(start, end);
+  validateUtf8(buf, i, end);
+  return (buf as unknown as RawBuffer).utf8Slice(start, end);
+}
+
+function illFormed(detail: string): never {
+  malformed(`a UTF-8 string is not well-formed UTF-8 (${detail})`, '[MQTT-1.5.4-1]');
+}
+
+/**
+ * Strict UTF-8 validation of `buf[i, end)`: rejects overlong forms, code points above U+10FFFF,
+ * truncated sequences, stray continuation bytes and encoded UTF-16 surrogates
+ * (U+D800..U+DFFF) [MQTT-1.5.4-1]; rejects U+0000 [MQTT-1.5.4-2].
+ */
+export function validateUtf8(buf: Buffer, i: number, end: number): void {
+  while (i < end) {
+    const b = buf[i]!;
+    if (b < 0x80) {
+      if (b === 0) malformed('a UTF-8 string contains U+0000', '[MQTT-1.5.4-2]');
+      i++;
+      continue;
+    }
+    if (b < 0xc2) illFormed(b < 0xc0 ? 'stray continuation byte' : 'overlong encoding');
+    if (b < 0xe0) {
+      if (i + 1 >= end || (buf[i + 1]! & 0xc0) !== 0x80) illFormed('truncated sequence');
+      i += 2;
+      continue;
+    }
+    if (b < 0xf0) {
+      if (i + 2 >= end) illFormed('truncated sequence');
+      const b1 = buf[i + 1]!;
+      if ((b1 & 0xc0) !== 0x80 || (buf[i + 2]! & 0xc0) !== 0x80) illFormed('truncated sequence');
+      if (b === 0xe0 && b1 < 0xa0) illFormed('overlong encoding');
+      if (b === 0xed && b1 >= 0xa0) illFormed('encoded UTF-16 surrogate');
+      i += 3;
+      continue;
+    }
+    if (b < 0xf5) {
+      if (i + 3 >= end) illFormed('truncated sequence');
+      const b1 = buf[i + 1]!;
+      if ((b1 & 0xc0) !== 0x80 || (buf[i + 2]! & 0xc0) !== 0x80 || (buf[i + 3]! & 0xc0) !== 0x80) illFormed('truncated sequence');
+      if (b === 0xf0 && b1 < 0x90) illFormed('overlong encoding');
+      if (b === 0xf4 && b1 >= 0x90) illFormed('code point above U+10FFFF');
+      i += 4;
+      continue;
+    }
+    illFormed('invalid lead byte');
+  }
+}
+
+type WellFormed = (this: string) => boolean;
+const nativeIsWellFormed = (String.prototype as unknown as { isWellFormed?: WellFormed }).isWellFormed;
+
+/** True when `s` has no lone UTF-16 surrogate (so it has an exact UTF-8 encoding). */
+function isWellFormed(s: string): boolean {
+  if (nativeIsWellFormed !== undefined) return nativeIsWellFormed.call(s);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdfff) {
+      if (c > 0xdbff || i + 1 >= s.length) return false;
+      const d = s.charCodeAt(i + 1);
+      if (d < 0xdc00 || d > 0xdfff) return false;
+      i++;
+    }
+  }
+  return true;
+}
+
+/**
+ * Byte length of `s` as an MQTT UTF-8 Encoded String body, after checking that it can be one:
+ * no U+0000 [MQTT-1.5.4-2], no lone surrogate [MQTT-1.5.4-1], at most 65,535 bytes (§1.5.4).
+ */
+export function utf8Length(s: string, what: string): number {
+  const n = s.length;
+  if (n === 0) return 0;
+  const len = n < 0x5555 && isAscii(s) ? n : Buffer.byteLength(s, 'utf8');
+  if (len > 0xffff) throw new InvalidPacketError(`${what} is ${len} bytes of UTF-8; the maximum is 65535`);
+  if (s.indexOf('\u0000') !== -1) throw new InvalidPacketError(`${what} contains U+0000`, '[MQTT-1.5.4-2]');
+  if (len !== n && !isWellFormed(s)) throw new InvalidPacketError(`${what} contains a lone UTF-16 surrogate`, '[MQTT-1.5.4-1]');
+  return len;
+}
+
+/** Short ASCII strings are measured in JS: cheaper than crossing into C++ for a byte count. */
+function isAscii(s: string): boolean {
+  if (s.length > 64) return false;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/** Writes the 2-byte length and the UTF-8 bytes of `s` (whose byte length is `len`); returns the next position. */
+export function writeUtf8(buf: Buffer, pos: number, s: string, len: number): number {
+  buf[pos] = len >>> 8;
+  buf[pos + 1] = len & 0xff;
+  pos += 2;
+  if (len === s.length && len <= 32) {
+    for (let i = 0; i < len; i++) buf[pos + i] = s.charCodeAt(i);
+    return pos + len;
+  }
+  if (len !== 0) (buf as unknown as RawBuffer).utf8Write(s, pos, len);
+  return pos + len;
+}
+
+/** Checks that a Binary Data field fits its 2-byte length prefix (§1.5.6); returns its length. */
+export function binaryLength(b: Buffer, what: string): number {
+  const len = b.length;
+  if (len > 0xffff) throw new InvalidPacketError(`${what} is ${len} bytes; Binary Data holds at most 65535`);
+  return len;
+}
+
+/** Writes the 2-byte length and the bytes of `b`; returns the next position. */
+export function writeBinary(buf: Buffer, pos: number, b: Buffer): number {
+  const len = b.length;
+  buf[pos] = len >>> 8;
+  buf[pos + 1] = len & 0xff;
+  buf.set(b, pos + 2);
+  return pos + 2 + len;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reader
+
+/**
+ * Cursor over one packet's bytes `buf[pos, end)`. One instance per Decoder, re-pointed at each
+ * packet; every method checks bounds and throws MalformedPacketError on a short packet.
+ */
+export class Reader {
+  buf: Buffer = EMPTY;
+  pos = 0;
+  end = 0;
+
+  reset(buf: Buffer, pos: number, end: number): void {
+    this.buf = buf;
+    this.pos = pos;
+    this.end = end;
+  }
+
+  remaining(): number {
+    return this.end - this.pos;
+  }
+
+  u8(): number {
+    if (this.pos >= this.end) truncated();
+    return this.buf[this.pos++]!;
+  }
+
+  u16(): number {
+    const p = this.pos;
+    if (p + 2 > this.end) truncated();
+    this.pos = p + 2;
+    return (this.buf[p]! << 8) | this.buf[p + 1]!;
+  }
+
+  u32(): number {
+    const p = this.pos;
+    if (p + 4 > this.end) truncated();
+    this.pos = p + 4;
+    const b = this.buf;
+    return b[p]! * 0x1000000 + ((b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!);
+  }
+
+  /** Variable Byte Integer: at most 4 bytes, minimal encoding [MQTT-1.5.5-1]. */
+  vbi(): number {
+    let value = 0;
+    let shift = 0;
+    for (let n = 0; n < 4; n++) {
+      const b = this.u8();
+      value += (b & 0x7f) * 2 ** shift;
+      if (b < 0x80) {
+        if (b === 0 && n > 0) malformed('a Variable Byte Integer is not minimally encoded', '[MQTT-1.5.5-1]');
+        return value;
+      }
+      shift += 7;
+    }
+    return malformed('a Variable Byte Integer is longer than 4 bytes', '[MQTT-1.5.5-1]');
+  }
+
+  utf8(): string {
+    const len = this.u16();
+    const start = this.pos;
+    const end = start + len;
+    if (end > this.end) truncated();
+    this.pos = end;
+    return decodeUtf8(this.buf, start, end);
+  }
+
+  /** Binary Data, copied: it outlives the packet (will payload, password, correlation data). */
+  binary(): Buffer {
+    const len = this.u16();
+    const start = this.pos;
+    if (start + len > this.end) truncated();
+    this.pos = start + len;
+    return Buffer.from(this.buf.subarray(start, start + len));
+  }
+
+  /** The rest of the packet, zero-copy. */
+  rest(): Buffer {
+    const b = this.buf.subarray(this.pos, this.end);
+    this.pos = this.end;
+    return b;
+  }
+
+  /** Throws when the grammar ended before the Remaining Length did. */
+  expectEnd(what: string): void {
+    if (this.pos !== this.end) malformed(`${this.end - this.pos} unexpected trailing byte(s) in ${what}`);
+  }
+}

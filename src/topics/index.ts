@@ -1,0 +1,3 @@
+export { checkTopicName, checkTopicFilter, isWildcardFilter, parseSharedFilter, type SharedFilter, type TopicLimits } from './validate.js';
+export { TopicTrie } from './trie.js';
+export { RetainedIndex } from './retained.js';
