@@ -20,7 +20,7 @@ export const REQUIRE_PEERS = process.env.COURIER_REQUIRE_PEERS === '1';
 export function peerGate(peer: string, missing: string | undefined): { skip: string | false } {
   if (missing === undefined) return { skip: false };
   if (REQUIRE_PEERS) {
-    test(`peer ${peer} is available (COURIER_REQUIRE_PEERS=1)`, () => {
+    void test(`peer ${peer} is available (COURIER_REQUIRE_PEERS=1)`, () => {
       throw new Error(`${peer} is required but missing: ${missing}`);
     });
   }

@@ -52,7 +52,7 @@ const PAGE = `<!doctype html>
   client.on('error', (e) => window.state.errors.push(String(e)));
 </script>`;
 
-describe('Chromium (MQTT.js browser bundle over WebSocket)', gate, () => {
+void describe('Chromium (MQTT.js browser bundle over WebSocket)', gate, () => {
   let subject: Subject;
   let http: Server;
   let origin: string;
@@ -91,7 +91,7 @@ describe('Chromium (MQTT.js browser bundle over WebSocket)', gate, () => {
   });
 
   for (const v of [4, 5] as const) {
-    it(`MQTT ${v === 5 ? '5.0' : '3.1.1'}: the page subscribes over ws, receives what Node publishes over TCP, and publishes back`, async () => {
+    void it(`MQTT ${v === 5 ? '5.0' : '3.1.1'}: the page subscribes over ws, receives what Node publishes over TCP, and publishes back`, async () => {
       const topic = unique('browser');
       const node = await connectClient(subject.tcpUrl, { protocolVersion: v, clientId: unique('node') });
       clients.add(node);
@@ -104,16 +104,16 @@ describe('Chromium (MQTT.js browser bundle over WebSocket)', gate, () => {
         page.on('pageerror', (e) => pageErrors.push(String(e)));
         const query = new URLSearchParams({ broker: subject.wsUrl, v: String(v), id: unique('chromium'), topic });
         await page.goto(`${origin}/index.html?${query.toString()}`);
-        await page.waitForFunction(() => (window as unknown as { state: { subscribed: unknown } }).state.subscribed, null, {
+        await page.waitForFunction(() => (globalThis as unknown as { state: { subscribed: unknown } }).state.subscribed, null, {
           timeout: 30_000,
         });
-        const state = () => page.evaluate(() => (window as unknown as { state: unknown }).state);
+        const state = () => page.evaluate(() => (globalThis as unknown as { state: unknown }).state);
         assert.deepEqual(((await state()) as { subscribed: number[] }).subscribed, [1]);
 
         await node.publishAsync(`${topic}/to-browser/a`, 'first', { qos: 0 });
         await node.publishAsync(`${topic}/to-browser/b/c`, 'second', { qos: 1 });
         await page.waitForFunction(
-          () => (window as unknown as { state: { received: unknown[] } }).state.received.length >= 2,
+          () => (globalThis as unknown as { state: { received: unknown[] } }).state.received.length >= 2,
           null,
           { timeout: 30_000 },
         );

@@ -14,7 +14,7 @@ const DOC = fileURLToPath(new URL('../../docs/configuration.md', import.meta.url
 const BEGIN = '<!-- reference:begin -->\n';
 const END = '<!-- reference:end -->';
 
-it('docs/configuration.md carries the reference generated from the schema', () => {
+void it('docs/configuration.md carries the reference generated from the schema', () => {
   const text = readFileSync(DOC, 'utf8');
   const start = text.indexOf(BEGIN);
   const end = text.indexOf(END);
@@ -28,7 +28,7 @@ it('docs/configuration.md carries the reference generated from the schema', () =
   assert.equal(actual, expected, 'the reference is out of date: run this test with COURIER_UPDATE_DOCS=1');
 });
 
-it('every key, variable and flag appears in the doc, and every flag in --help', () => {
+void it('every key, variable and flag appears in the doc, and every flag in --help', () => {
   const text = readFileSync(DOC, 'utf8');
   for (const k of configKeys()) {
     assert.ok(text.includes(`\`${k.path.join('.')}\``), `key ${k.path.join('.')} is documented`);

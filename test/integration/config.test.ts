@@ -39,12 +39,12 @@ async function asyncErrorLines(f: () => Promise<unknown>): Promise<string[]> {
   assert.fail('expected a ConfigError');
 }
 
-describe('config: parseConfig', () => {
-  it('accepts an empty document (every default applies)', () => {
+void describe('config: parseConfig', () => {
+  void it('accepts an empty document (every default applies)', () => {
     assert.deepEqual(parseConfig({}, 't'), { options: {}, logLevel: 'info', warnings: [] });
   });
 
-  it('accepts every BrokerOptions key and passes it through unchanged', () => {
+  void it('accepts every BrokerOptions key and passes it through unchanged', () => {
     const mqtt = { ...defaultMqttOptions, maxPacketSize: 2048, maximumQoS: 1 as const };
     const sessions = { ...defaultSessionLimits, queueFullPolicy: 'drop-oldest' as const };
     const c = parseConfig(
@@ -55,7 +55,7 @@ describe('config: parseConfig', () => {
     assert.equal(c.logLevel, 'silent');
   });
 
-  it('every default in src/options.ts passes its own schema', () => {
+  void it('every default in src/options.ts passes its own schema', () => {
     assert.doesNotThrow(() => parseConfig({ mqtt: defaultMqttOptions, sessions: defaultSessionLimits }, 'defaults'));
   });
 
@@ -97,24 +97,24 @@ describe('config: parseConfig', () => {
       'config error: port: cannot be combined with "listeners" (set it on each listener instead) (got 2, from t.yaml)'],
   ];
   for (const [what, input, expected] of bad) {
-    it(`rejects ${what}`, () => {
+    void it(`rejects ${what}`, () => {
       assert.deepEqual(errorLines(() => parseConfig(input, 't.yaml')), [expected]);
     });
   }
 
-  it('reports every problem, one line each', () => {
+  void it('reports every problem, one line each', () => {
     const lines = errorLines(() => parseConfig({ port: 'x', mqtt: { maximumQoS: 5, nope: 1 } }, 't.yaml'));
     assert.equal(lines.length, 3);
     assert.ok(lines.every((l) => l.startsWith('config error: ')));
   });
 
-  it('rejects a document that is not a mapping', () => {
+  void it('rejects a document that is not a mapping', () => {
     assert.match(errorLines(() => parseConfig([1, 2], 't.yaml'))[0]!, /^config error: Invalid input: expected object/);
   });
 });
 
-describe('config: files', () => {
-  it('reads a YAML file with every key', async () => {
+void describe('config: files', () => {
+  void it('reads a YAML file with every key', async () => {
     const c = await loadConfig({ file: fixture('full.yaml'), env: {} });
     assert.equal(c.file, fixture('full.yaml'));
     assert.equal(c.logLevel, 'debug');
@@ -130,7 +130,7 @@ describe('config: files', () => {
     );
   });
 
-  it('reads a JSON file with explicit listeners', async () => {
+  void it('reads a JSON file with explicit listeners', async () => {
     const c = await loadConfig({ file: fixture('listeners.json'), env: {} });
     assert.deepEqual(c.options.listeners, [
       { type: 'tcp', host: '127.0.0.1', port: 0 },
@@ -139,51 +139,51 @@ describe('config: files', () => {
     assert.equal(c.logLevel, 'warn');
   });
 
-  it('treats an empty file as an empty config', async () => {
+  void it('treats an empty file as an empty config', async () => {
     assert.deepEqual((await loadConfig({ file: fixture('empty.yaml'), env: {} })).options, {});
   });
 
-  it('names the file in a validation error', async () => {
+  void it('names the file in a validation error', async () => {
     assert.deepEqual(await asyncErrorLines(() => loadConfig({ file: 'test/fixtures/config/bad-type.yaml', env: {} })), [
       `config error: mqtt.maxPacketSize: must be an integer between 1 and ${MAX_PACKET_SIZE_LIMIT} (got "abc", from test/fixtures/config/bad-type.yaml)`,
     ]);
   });
 
-  it('suggests the right spelling of a misspelt key', async () => {
+  void it('suggests the right spelling of a misspelt key', async () => {
     const lines = await asyncErrorLines(() => loadConfig({ file: fixture('typo.yaml'), env: {} }));
     assert.equal(lines.length, 1);
     assert.match(lines[0]!, /^config error: mqtt\.maxPaketSize: unknown key \(did you mean "maxPacketSize"\?\)/);
   });
 
-  it('reports a YAML syntax error with its line', async () => {
+  void it('reports a YAML syntax error with its line', async () => {
     const [line] = await asyncErrorLines(() => loadConfig({ file: 'broken.yaml', cwd: fixture('.'), env: {} }));
     assert.match(line!, /^config error: broken\.yaml is not valid YAML at line \d+, column \d+: /);
   });
 
-  it('reports a JSON syntax error', async () => {
+  void it('reports a JSON syntax error', async () => {
     const [line] = await asyncErrorLines(() => loadConfig({ file: fixture('broken.json'), env: {} }));
     assert.match(line!, /^config error: .*broken\.json is not valid JSON: /);
   });
 
-  it('rejects a file whose top level is a list', async () => {
+  void it('rejects a file whose top level is a list', async () => {
     const [line] = await asyncErrorLines(() => loadConfig({ file: fixture('list.yaml'), env: {} }));
     assert.match(line!, /^config error: .*list\.yaml must hold a mapping of keys to values \(got \[/);
   });
 
-  it('reports a missing file', async () => {
+  void it('reports a missing file', async () => {
     assert.deepEqual(await asyncErrorLines(() => loadConfig({ file: 'nope.yaml', cwd: fixture('.'), env: {} })), [
       'config error: cannot read config file nope.yaml: no such file',
     ]);
   });
 
-  it('takes the file from COURIER_CONFIG when no file is given', async () => {
+  void it('takes the file from COURIER_CONFIG when no file is given', async () => {
     const c = await loadConfig({ env: { COURIER_CONFIG: fixture('full.yaml') } });
     assert.equal(c.options.port, 1884);
   });
 });
 
-describe('config: environment and flags', () => {
-  it('maps variable names to key paths and back', () => {
+void describe('config: environment and flags', () => {
+  void it('maps variable names to key paths and back', () => {
     assert.deepEqual(envNameToPath('COURIER_WS_PORT'), ['wsPort']);
     assert.deepEqual(envNameToPath('COURIER_MQTT__MAX_PACKET_SIZE'), ['mqtt', 'maxPacketSize']);
     assert.equal(pathToEnvName(['sessions', 'queueFullPolicy']), 'COURIER_SESSIONS__QUEUE_FULL_POLICY');
@@ -195,7 +195,7 @@ describe('config: environment and flags', () => {
     }
   });
 
-  it('converts values to the type of their key', async () => {
+  void it('converts values to the type of their key', async () => {
     const c = await loadConfig({
       env: {
         COURIER_HOST: '0.0.0.0',
@@ -219,12 +219,12 @@ describe('config: environment and flags', () => {
     assert.equal(c.logLevel, 'error');
   });
 
-  it('takes listeners as JSON', async () => {
+  void it('takes listeners as JSON', async () => {
     const c = await loadConfig({ env: { COURIER_LISTENERS: '[{"type":"ws","port":0,"path":"/m"}]' } });
     assert.deepEqual(c.options.listeners, [{ type: 'ws', port: 0, path: '/m' }]);
   });
 
-  it('names the variable in an error', async () => {
+  void it('names the variable in an error', async () => {
     assert.deepEqual(await asyncErrorLines(() => loadConfig({ env: { COURIER_PORT: 'abc' } })), [
       'config error: port: must be an integer between 0 and 65535 (got "abc", from COURIER_PORT)',
     ]);
@@ -233,13 +233,13 @@ describe('config: environment and flags', () => {
     ]);
   });
 
-  it('warns about, and ignores, a COURIER_ variable with no key, and ignores empty values', () => {
+  void it('warns about, and ignores, a COURIER_ variable with no key, and ignores empty values', () => {
     const r = configFromEnv({ COURIER_POTR: '1', COURIER_REQUIRE_PEERS: '1', COURIER_CONFIG: 'x', COURIER_HOST: '', OTHER: 'x' });
     assert.deepEqual(r.data, {});
     assert.deepEqual(r.warnings, ['ignoring environment variable COURIER_POTR: no config key "potr" (did you mean COURIER_PORT?)']);
   });
 
-  it('layers flags over env over file', async () => {
+  void it('layers flags over env over file', async () => {
     const c = await loadConfig({
       file: fixture('full.yaml'), // port 1884, wsPort 8084, host 0.0.0.0, log debug
       env: { COURIER_PORT: '1900', COURIER_WS_PORT: '8900', COURIER_MQTT__MAX_PACKET_SIZE: '4096' },
@@ -253,7 +253,7 @@ describe('config: environment and flags', () => {
     assert.equal(c.logLevel, 'trace');
   });
 
-  it('names the flag in an error, and reports file errors alongside', async () => {
+  void it('names the flag in an error, and reports file errors alongside', async () => {
     const lines = await asyncErrorLines(() =>
       loadConfig({ file: fixture('bad-type.yaml'), env: {}, flags: { port: 'x', logLevel: 'loud' } }),
     );

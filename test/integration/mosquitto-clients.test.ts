@@ -23,7 +23,7 @@ function messageLines(out: string): string[] {
   return out.split('\n').filter((l) => l !== '' && !l.startsWith('Client ') && !l.startsWith('Subscribed ('));
 }
 
-describe('mosquitto_pub / mosquitto_sub interop', gate, () => {
+void describe('mosquitto_pub / mosquitto_sub interop', gate, () => {
   let subject: Subject;
   const peers = new Peers();
 
@@ -36,7 +36,7 @@ describe('mosquitto_pub / mosquitto_sub interop', gate, () => {
   });
 
   for (const version of ['mqttv311', 'mqttv5'] as const) {
-    describe(version, () => {
+    void describe(version, () => {
       const common = () => ['-h', '127.0.0.1', '-p', String(subject.port), '-V', version];
 
       /** Starts mosquitto_sub with -d and resolves once its SUBACK arrived. */
@@ -54,7 +54,7 @@ describe('mosquitto_pub / mosquitto_sub interop', gate, () => {
         return pub.stdout();
       };
 
-      it('QoS 0, 1 and 2 publishes reach a QoS 2 subscriber with the full handshake', async () => {
+      void it('QoS 0, 1 and 2 publishes reach a QoS 2 subscriber with the full handshake', async () => {
         const root = unique('mos-qos');
         const sub = await subscribe(['-t', `${root}/#`, '-q', '2', '-C', '3', '-F', FORMAT]);
         const out0 = await publish(['-t', `${root}/zero`, '-q', '0', '-m', 'm0']);
@@ -69,7 +69,7 @@ describe('mosquitto_pub / mosquitto_sub interop', gate, () => {
         assert.match(sub.stdout(), /received PUBLISH \(d0, q2[\s\S]*sending PUBREC[\s\S]*received PUBREL[\s\S]*sending PUBCOMP/);
       });
 
-      it('downgrades to the subscription QoS (QoS 2 publish, QoS 1 subscription)', async () => {
+      void it('downgrades to the subscription QoS (QoS 2 publish, QoS 1 subscription)', async () => {
         const topic = unique('mos-down');
         const sub = await subscribe(['-t', topic, '-q', '1', '-C', '1', '-F', FORMAT]);
         await publish(['-t', topic, '-q', '2', '-m', 'x']);
@@ -78,7 +78,7 @@ describe('mosquitto_pub / mosquitto_sub interop', gate, () => {
         assert.deepEqual(messageLines(sub.stdout()), [`${topic}|1|0|x`]);
       });
 
-      it('delivers a retained message to a later subscriber (-r, -C 1) and clears it with -n', async () => {
+      void it('delivers a retained message to a later subscriber (-r, -C 1) and clears it with -n', async () => {
         const topic = unique('mos-retained');
         await publish(['-t', topic, '-q', '1', '-r', '-m', 'keep']);
         const late = sub(peers, [...common(), '-t', topic, '-q', '1', '-C', '1', '-W', '10', '-F', FORMAT]);
@@ -95,7 +95,7 @@ describe('mosquitto_pub / mosquitto_sub interop', gate, () => {
         assert.deepEqual(messageLines(check.stdout()), []);
       });
 
-      it('publishes the will of a client killed with SIGKILL', async () => {
+      void it('publishes the will of a client killed with SIGKILL', async () => {
         const topic = unique('mos-will');
         const watcher = await subscribe(['-t', topic, '-q', '1', '-C', '1', '-F', FORMAT]);
         const doomed = await subscribe([
@@ -107,7 +107,7 @@ describe('mosquitto_pub / mosquitto_sub interop', gate, () => {
         assert.deepEqual(messageLines(watcher.stdout()), [`${topic}|1|0|gone`]);
       });
 
-      it('carries a 200 kB payload read from stdin', async () => {
+      void it('carries a 200 kB payload read from stdin', async () => {
         const topic = unique('mos-big');
         const payload = 'abcdefghij'.repeat(20_000);
         const sub = await subscribe(['-t', topic, '-q', '1', '-C', '1', '-F', '%t|%l']);

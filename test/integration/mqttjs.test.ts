@@ -14,7 +14,7 @@ const VERSIONS = [
 ];
 const TRANSPORTS = ['tcp', 'ws'] as const;
 
-describe('MQTT.js interop', () => {
+void describe('MQTT.js interop', () => {
   let subject: Subject;
   const clients = new Set<MqttClient>();
 
@@ -28,7 +28,7 @@ describe('MQTT.js interop', () => {
 
   for (const transport of TRANSPORTS) {
     for (const v of VERSIONS) {
-      describe(`${v.name} over ${transport}`, () => {
+      void describe(`${v.name} over ${transport}`, () => {
         const url = () => (transport === 'tcp' ? subject.tcpUrl : subject.wsUrl);
         const connect = async (opts: mqtt.IClientOptions = {}) => {
           const c = await connectClient(url(), { protocolVersion: v.protocolVersion, clientId: unique('mqttjs'), ...opts });
@@ -36,14 +36,14 @@ describe('MQTT.js interop', () => {
           return c;
         };
 
-        it('connects and gets a CONNACK with no session present for a clean start', async () => {
+        void it('connects and gets a CONNACK with no session present for a clean start', async () => {
           const c = await connect({ clean: true });
           assert.equal(c.connected, true);
           await c.endAsync();
           clients.delete(c);
         });
 
-        it('routes by + and # wildcards and skips non-matching topics', async () => {
+        void it('routes by + and # wildcards and skips non-matching topics', async () => {
           const root = unique('wild');
           const sub = await connect();
           const inbox = new Inbox(sub);
@@ -64,7 +64,7 @@ describe('MQTT.js interop', () => {
         });
 
         for (const subQos of [0, 1, 2] as const) {
-          it(`delivers QoS 0/1/2 publishes to a QoS ${subQos} subscriber at min(publish, subscription) QoS`, async () => {
+          void it(`delivers QoS 0/1/2 publishes to a QoS ${subQos} subscriber at min(publish, subscription) QoS`, async () => {
             const topic = unique('qos');
             const sub = await connect();
             const inbox = new Inbox(sub);
@@ -83,7 +83,7 @@ describe('MQTT.js interop', () => {
           });
         }
 
-        it('keeps a retained message for later subscribers, and clears it with an empty payload', async () => {
+        void it('keeps a retained message for later subscribers, and clears it with an empty payload', async () => {
           const topic = unique('retained');
           const pub = await connect();
           await pub.publishAsync(topic, 'last known', { qos: 1, retain: true });
@@ -105,7 +105,7 @@ describe('MQTT.js interop', () => {
           assert.deepEqual([first.topic, first.payload], [marker, 'after'], 'no retained message is left after clearing');
         });
 
-        it('publishes the will when the client connection drops without DISCONNECT', async () => {
+        void it('publishes the will when the client connection drops without DISCONNECT', async () => {
           const topic = unique('will');
           const watcher = await connect();
           const inbox = new Inbox(watcher);
@@ -118,7 +118,7 @@ describe('MQTT.js interop', () => {
           dying.end(true);
         });
 
-        it('does not publish the will after a normal DISCONNECT', async () => {
+        void it('does not publish the will after a normal DISCONNECT', async () => {
           const topic = unique('nowill');
           const watcher = await connect();
           const inbox = new Inbox(watcher);
@@ -132,7 +132,7 @@ describe('MQTT.js interop', () => {
           assert.equal(first.topic, `${topic}/marker`);
         });
 
-        it('resumes a persistent session and delivers the QoS 1 messages queued while offline', async () => {
+        void it('resumes a persistent session and delivers the QoS 1 messages queued while offline', async () => {
           const clientId = unique('persist');
           const topic = unique('queued');
           const sessionOpts: mqtt.IClientOptions =
@@ -166,7 +166,7 @@ describe('MQTT.js interop', () => {
         });
 
         if (v.protocolVersion === 5) {
-          it('carries v5 user properties, content type and response topic end to end', async () => {
+          void it('carries v5 user properties, content type and response topic end to end', async () => {
             const topic = unique('props');
             const sub = await connect();
             const inbox = new Inbox(sub);

@@ -26,7 +26,7 @@ function events(out: string): PahoEvent[] {
     .map((l) => JSON.parse(l) as PahoEvent);
 }
 
-describe('Paho Python interop', gate, () => {
+void describe('Paho Python interop', gate, () => {
   let subject: Subject;
   const peers = new Peers();
   const clients = new Set<MqttClient>();
@@ -41,7 +41,7 @@ describe('Paho Python interop', gate, () => {
   });
 
   for (const v of [{ paho: '311', mqttjs: 4 as const }, { paho: '5', mqttjs: 5 as const }]) {
-    it(`MQTT ${v.paho === '5' ? '5.0' : '3.1.1'}: Paho subscribes and publishes at QoS 1 and 2, both directions`, async () => {
+    void it(`MQTT ${v.paho === '5' ? '5.0' : '3.1.1'}: Paho subscribes and publishes at QoS 1 and 2, both directions`, async () => {
       const toPaho = unique('to-paho');
       const fromPaho = unique('from-paho');
       const js = await connectClient(subject.tcpUrl, { protocolVersion: v.mqttjs, clientId: unique('js') });

@@ -1,0 +1,58 @@
+/**
+ * Courier launcher for the benchmark. Loads the built library (dist/index.js, what users run)
+ * unless COURIER_FROM=src, plain TCP on 127.0.0.1, no WebSocket listener, in-memory store.
+ * Prints `READY <port>` once listening. Exits on SIGTERM or when stdin closes.
+ *
+ * argv: [port] [store]   store: "memory" (default) or "durable" (hook for the durable QoS 1
+ * scenario, wired once the durable store lands).
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+interface CourierBroker {
+  listen(): Promise<{ transport: string; host: string; port: number }[]>;
+  close(): Promise<void>;
+}
+interface CourierModule {
+  createBroker(options: Record<string, unknown>): CourierBroker;
+}
+
+const port = Number(process.argv[2] ?? 0);
+const store = process.argv[3] ?? 'memory';
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const dist = path.join(root, 'dist/index.js');
+const fromSrc = process.env.COURIER_FROM === 'src' || !existsSync(dist);
+const entry = fromSrc ? path.join(root, 'src/index.ts') : dist;
+const mod = (await import(pathToFileURL(entry).href)) as CourierModule;
+
+if (store !== 'memory') {
+  process.stderr.write(`courier launcher: store "${store}" is not wired yet\n`);
+  process.exit(2);
+}
+const dataDir = mkdtempSync(path.join(tmpdir(), 'courier-bench-'));
+const broker = mod.createBroker({ host: '127.0.0.1', port, wsPort: null, dataDir });
+const addrs = await broker.listen();
+const tcp = addrs.find((a) => a.transport === 'tcp') ?? addrs[0];
+if (tcp === undefined) {
+  process.stderr.write('courier launcher: listen() returned no address\n');
+  process.exit(2);
+}
+process.stdout.write(`READY ${tcp.port} ${fromSrc ? 'src' : 'dist'}\n`);
+
+let stopping = false;
+function stop(): void {
+  if (stopping) return;
+  stopping = true;
+  setTimeout(() => process.exit(0), 2000).unref();
+  const exit = (code: number) => (): void => {
+    rmSync(dataDir, { recursive: true, force: true });
+    process.exit(code);
+  };
+  broker.close().then(exit(0), exit(1));
+}
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+process.stdin.on('end', stop);
+process.stdin.resume();

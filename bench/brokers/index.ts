@@ -1,0 +1,203 @@
+/**
+ * Starting and stopping the brokers under test, each pinned to one CPU with taskset.
+ * Every process started here is tracked by PID so that run.ts can kill them on any exit.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const BROKERS = ['courier', 'mosquitto', 'aedes'] as const;
+export type BrokerName = (typeof BROKERS)[number];
+
+export interface RunningBroker {
+  name: BrokerName;
+  pid: number;
+  host: string;
+  port: number;
+  /** e.g. "dist" or "src" for Courier. */
+  detail: string;
+  stop(): Promise<void>;
+  output(): string;
+}
+
+export interface BrokerOptions {
+  cpu: string;
+  /** Raise the soft open-files limit to this before exec (0 = leave it). */
+  nofile: number;
+  /** Durable variant: Courier with its durable store, Mosquitto with persistence. */
+  durable?: boolean;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const live = new Map<number, ChildProcess>();
+
+/** Kill everything still running, synchronously (safe in 'exit' handlers). */
+export function killAll(): void {
+  for (const [pid, child] of live) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    child.unref();
+  }
+  live.clear();
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Spawn `cmd args` through `sh` (to raise `ulimit -n`) and `taskset -c cpu`; both exec, so
+ * the PID we get is the program's own.
+ */
+export function pinnedSpawn(cpu: string, nofile: number, cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+  const script = `${nofile > 0 ? `ulimit -n ${nofile} 2>/dev/null; ` : ''}exec taskset -c "$0" "$@"`;
+  const child = spawn('/bin/sh', ['-c', script, cpu, cmd, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: env ?? process.env,
+  });
+  if (child.pid !== undefined) {
+    const pid = child.pid;
+    live.set(pid, child);
+    child.once('exit', () => live.delete(pid));
+  }
+  return child;
+}
+
+function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  const pid = child.pid;
+  if (pid === undefined) return;
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGTERM');
+    if (!(await waitExit(child, 3000))) {
+      child.kill('SIGKILL');
+      await waitExit(child, 2000);
+    }
+  }
+  live.delete(pid);
+}
+
+function collect(child: ChildProcess): () => string {
+  let out = '';
+  const add = (b: Buffer): void => {
+    out = (out + b.toString('utf8')).slice(-4000);
+  };
+  child.stdout?.on('data', add);
+  child.stderr?.on('data', add);
+  return () => out;
+}
+
+/** Node launchers print `READY <port> [detail]`. */
+function waitReady(child: ChildProcess, name: string, ms: number): Promise<{ port: number; detail: string }> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`${name} did not become ready in ${ms} ms`)), ms);
+    child.stdout?.on('data', (b: Buffer) => {
+      buf += b.toString('utf8');
+      const m = /READY (\d+)(?: (\S+))?/.exec(buf);
+      if (m !== null) {
+        clearTimeout(timer);
+        resolve({ port: Number(m[1]), detail: m[2] ?? '' });
+      }
+    });
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited before ready (code ${code}, signal ${signal})`));
+    });
+  });
+}
+
+async function waitPort(child: ChildProcess, name: string, port: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${name} did not open port ${port} in ${ms} ms`);
+}
+
+async function startNode(name: 'courier' | 'aedes', opts: BrokerOptions): Promise<RunningBroker> {
+  const script = path.join(here, `${name}.ts`);
+  const args = ['--import', 'tsx', script, '0'];
+  if (name === 'courier') args.push(opts.durable === true ? 'durable' : 'memory');
+  const child = pinnedSpawn(opts.cpu, opts.nofile, process.execPath, args);
+  const output = collect(child);
+  try {
+    const { port, detail } = await waitReady(child, name, 30_000);
+    return { name, pid: child.pid!, host: '127.0.0.1', port, detail, stop: () => stopChild(child), output };
+  } catch (err) {
+    await stopChild(child);
+    throw new Error(`${(err as Error).message}\n${output()}`, { cause: err });
+  }
+}
+
+export function mosquittoConfig(port: number, durable: boolean, dir: string): string {
+  return [
+    `listener ${port} 127.0.0.1`,
+    'allow_anonymous true',
+    `persistence ${durable ? 'true' : 'false'}`,
+    ...(durable ? [`persistence_location ${dir}/`, 'autosave_interval 1800'] : []),
+    // Keep logging off the measured path (Courier and Aedes log nothing here either).
+    'log_dest stderr',
+    'log_type error',
+    'log_type warning',
+    'connection_messages false',
+    '',
+  ].join('\n');
+}
+
+async function startMosquitto(opts: BrokerOptions): Promise<RunningBroker> {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'courier-bench-mosquitto-'));
+  const conf = path.join(dir, 'mosquitto.conf');
+  writeFileSync(conf, mosquittoConfig(port, opts.durable === true, dir));
+  const child = pinnedSpawn(opts.cpu, opts.nofile, '/usr/sbin/mosquitto', ['-c', conf]);
+  const output = collect(child);
+  const stop = async (): Promise<void> => {
+    await stopChild(child);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitPort(child, 'mosquitto', port, 10_000);
+  } catch (err) {
+    await stop();
+    throw new Error(`${(err as Error).message}\n${output()}`, { cause: err });
+  }
+  return { name: 'mosquitto', pid: child.pid!, host: '127.0.0.1', port, detail: 'persistence ' + String(opts.durable === true), stop, output };
+}
+
+export function startBroker(name: BrokerName, opts: BrokerOptions): Promise<RunningBroker> {
+  return name === 'mosquitto' ? startMosquitto(opts) : startNode(name, opts);
+}

@@ -1,0 +1,329 @@
+/** The benchmark scenarios, run from the generator's main thread against one broker. */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cpuMicros, rssKiB } from '../proc.js';
+import type { GeneratorJob, ScenarioResult } from '../types.js';
+import type { Pool, Shape, Totals } from './pool.js';
+import type { ConnSpec, FromWorker } from './protocol.js';
+
+interface Snapshot {
+  t: bigint;
+  totals: Totals;
+  brokerCpuUs: number;
+  gen: NodeJS.CpuUsage;
+}
+
+function snapshot(pool: Pool, pid: number): Snapshot {
+  return { t: process.hrtime.bigint(), totals: pool.totals(), brokerCpuUs: cpuMicros(pid), gen: process.cpuUsage() };
+}
+
+interface Window {
+  seconds: number;
+  received: number;
+  sent: number;
+  acked: number;
+  lostConnections: number;
+  gaps: number;
+  stalls: number;
+  brokerCpuUs: number;
+  genCpuUs: number;
+}
+
+function diff(a: Snapshot, b: Snapshot): Window {
+  const g = process.cpuUsage(a.gen);
+  return {
+    seconds: Number(b.t - a.t) / 1e9,
+    received: b.totals.received - a.totals.received,
+    sent: b.totals.sent - a.totals.sent,
+    acked: b.totals.acked - a.totals.acked,
+    lostConnections: b.totals.lostConnections,
+    gaps: b.totals.gaps - a.totals.gaps,
+    stalls: b.totals.stalls - a.totals.stalls,
+    brokerCpuUs: b.brokerCpuUs - a.brokerCpuUs,
+    genCpuUs: g.user + g.system, // from a to now, which is b within microseconds
+  };
+}
+
+const pct = (us: number, seconds: number): number => (seconds > 0 ? us / 1e4 / seconds : 0);
+const round = (n: number, digits = 1): number => {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+};
+
+/** Worker 0 holds the receiving side, the others the sending side (all of them when only one). */
+function roles(pool: Pool): { subs: number[]; pubs: number[] } {
+  if (pool.size === 1) return { subs: [0], pubs: [0] };
+  return { subs: [0], pubs: Array.from({ length: pool.size - 1 }, (_, i) => i + 1) };
+}
+
+function spread<T>(items: T[], workers: number[]): Map<number, T[]> {
+  const out = new Map<number, T[]>(workers.map((w) => [w, []]));
+  items.forEach((item, i) => out.get(workers[i % workers.length]!)!.push(item));
+  return out;
+}
+
+async function connect(pool: Pool, byWorker: Map<number, ConnSpec[]>, window: number, timeoutMs = 30_000): Promise<void> {
+  const replies = await Promise.all(
+    [...byWorker].filter(([, specs]) => specs.length > 0).map(([w, conns]) =>
+      pool.request(w, { op: 'connect', conns, window: Math.max(1, Math.ceil(window / byWorker.size)), timeoutMs })),
+  );
+  for (const r of replies) {
+    if (r.op !== 'connected') throw new Error(`connect: ${r.op === 'error' ? r.message : r.op}`);
+    if (r.failed > 0) throw new Error(`${r.failed} connection(s) failed: ${r.firstError ?? 'timeout'}`);
+  }
+}
+
+/** Warm up, then measure one window of steady load; publishers are already connected. */
+async function steadyWindow(pool: Pool, job: GeneratorJob): Promise<{ w: Window; rss: number }> {
+  await pool.all({ op: 'start' });
+  await sleep(job.params.warmupMs);
+  const a = snapshot(pool, job.brokerPid);
+  pool.setMeasuring(true);
+  await sleep(job.params.durationMs);
+  pool.setMeasuring(false);
+  const b = snapshot(pool, job.brokerPid);
+  const rss = rssKiB(job.brokerPid);
+  await pool.all({ op: 'stop' });
+  return { w: diff(a, b), rss };
+}
+
+function throughputMetrics(w: Window, rss: number): Record<string, number | null> {
+  return {
+    delivered_per_s: Math.round(w.received / w.seconds),
+    sent_per_s: Math.round(w.sent / w.seconds),
+    loss_pct: w.received + w.gaps > 0 ? round((w.gaps / (w.received + w.gaps)) * 100, 2) : null,
+    window_stalls: w.stalls,
+    broker_cpu_pct: round(pct(w.brokerCpuUs, w.seconds)),
+    cpu_us_per_msg: w.received > 0 ? round(w.brokerCpuUs / w.received, 2) : null,
+    broker_rss_mib: round(rss / 1024),
+    gen_cpu_pct: round(pct(w.genCpuUs, w.seconds)),
+    lost_connections: w.lostConnections,
+  };
+}
+
+/** A batch never exceeds half the window (the publisher resumes at half). */
+function batchFor(batch: number, window: number): number {
+  return window > 0 ? Math.max(1, Math.min(batch, Math.floor(window / 2))) : batch;
+}
+
+async function fanin(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
+  const p = job.params;
+  const { subs, pubs } = roles(pool);
+  await connect(pool, spread([{ clientId: 'fanin-sub', subscribe: [{ topic: 'bench/in/+', qos: 0 }], column: 0 }], subs), 1);
+  const publishers: ConnSpec[] = Array.from({ length: p.faninPublishers }, (_, i) => ({
+    clientId: `fanin-pub-${i}`,
+    publish: {
+      mode: 'flood', topic: `bench/in/${i}`, qos: 0, payloadSize: p.payloadSize, batch: batchFor(p.batch, p.faninWindow),
+      stream: i, e2eWindow: p.faninWindow, watch: [0],
+    },
+  }));
+  await connect(pool, spread(publishers, pubs), 64);
+  const { w, rss } = await steadyWindow(pool, job);
+  return { scenario: job.scenario, broker: job.broker, metrics: throughputMetrics(w, rss), notes: [] };
+}
+
+async function fanout(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
+  const p = job.params;
+  const { subs, pubs } = roles(pool);
+  const subscribers: ConnSpec[] = Array.from({ length: p.fanoutSubscribers }, (_, i) => ({
+    clientId: `fanout-sub-${i}`,
+    subscribe: [{ topic: 'bench/out', qos: 0 }],
+    column: i,
+  }));
+  await connect(pool, spread(subscribers, subs), 64);
+  const publisher: ConnSpec = {
+    clientId: 'fanout-pub',
+    publish: {
+      mode: 'flood', topic: 'bench/out', qos: 0, payloadSize: p.payloadSize, batch: batchFor(p.batch, p.fanoutWindow),
+      stream: 0, e2eWindow: p.fanoutWindow, watch: subscribers.map((_, i) => i),
+    },
+  };
+  await connect(pool, spread([publisher], pubs.slice(0, 1)), 1);
+  const { w, rss } = await steadyWindow(pool, job);
+  return { scenario: job.scenario, broker: job.broker, metrics: throughputMetrics(w, rss), notes: [] };
+}
+
+async function qos1(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
+  const p = job.params;
+  const { subs, pubs } = roles(pool);
+  const subscribers: ConnSpec[] = Array.from({ length: p.qos1Pairs }, (_, i) => ({
+    clientId: `pair-sub-${i}`,
+    subscribe: [{ topic: `bench/pair/${i}`, qos: 1 }],
+    column: i,
+  }));
+  await connect(pool, spread(subscribers, subs), 64);
+  const publishers: ConnSpec[] = Array.from({ length: p.qos1Pairs }, (_, i) => ({
+    clientId: `pair-pub-${i}`,
+    publish: { mode: 'flood', topic: `bench/pair/${i}`, qos: 1, payloadSize: p.payloadSize, window: p.qos1Window, stream: i },
+  }));
+  await connect(pool, spread(publishers, pubs), 64);
+  const { w, rss } = await steadyWindow(pool, job);
+  const m = throughputMetrics(w, rss);
+  delete m.window_stalls;
+  m.acked_per_s = Math.round(w.acked / w.seconds);
+  return { scenario: job.scenario, broker: job.broker, metrics: m, notes: [] };
+}
+
+function percentile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+async function latency(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
+  const p = job.params;
+  // Both ends on one worker: one event loop, no cross-thread wake-up in the measured path.
+  await connect(pool, new Map([[0, [{ clientId: 'lat-sub', subscribe: [{ topic: 'bench/lat', qos: 0 }], latency: true, column: 0 }]]]), 1);
+  const publisher: ConnSpec = {
+    clientId: 'lat-pub',
+    publish: { mode: 'rate', topic: 'bench/lat', qos: 0, payloadSize: p.payloadSize, rate: p.latencyRate, stream: 0 },
+  };
+  await connect(pool, new Map([[0, [publisher]]]), 1);
+  const { w, rss } = await steadyWindow(pool, job);
+  const reply = await pool.request(0, { op: 'latencies' });
+  const samples = reply.op === 'latencies' ? reply.samplesUs.sort() : new Float64Array(0);
+  return {
+    scenario: job.scenario,
+    broker: job.broker,
+    metrics: {
+      p50_us: round(percentile(samples, 0.5)),
+      p99_us: round(percentile(samples, 0.99)),
+      p999_us: round(percentile(samples, 0.999)),
+      max_us: round(samples.length > 0 ? samples[samples.length - 1]! : NaN),
+      samples: samples.length,
+      loss_pct: w.received + w.gaps > 0 ? round((w.gaps / (w.received + w.gaps)) * 100, 2) : null,
+      delivered_per_s: Math.round(w.received / w.seconds),
+      broker_cpu_pct: round(pct(w.brokerCpuUs, w.seconds)),
+      cpu_us_per_msg: w.received > 0 ? round(w.brokerCpuUs / w.received, 2) : null,
+      broker_rss_mib: round(rss / 1024),
+      gen_cpu_pct: round(pct(w.genCpuUs, w.seconds)),
+    },
+    notes: [],
+  };
+}
+
+async function idle(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
+  const p = job.params;
+  const all = Array.from({ length: pool.size }, (_, i) => i);
+  // Warm the broker's connection path (lazy code, first allocations) before the baseline.
+  const warm: ConnSpec[] = Array.from({ length: 100 }, (_, i) => ({ clientId: `idle-warm-${i}` }));
+  await connect(pool, spread(warm, all), p.connectWindow);
+  await pool.all({ op: 'close' });
+  await sleep(p.idleSettleMs);
+  const rssBefore = rssKiB(job.brokerPid);
+  const specs: ConnSpec[] = Array.from({ length: p.idleConnections }, (_, i) => ({ clientId: `idle-${i}` }));
+  const a = snapshot(pool, job.brokerPid);
+  await connect(pool, spread(specs, all), p.connectWindow, 120_000);
+  const b = snapshot(pool, job.brokerPid);
+  const w = diff(a, b);
+  await sleep(p.idleSettleMs);
+  const rssAfter = rssKiB(job.brokerPid);
+  const lost = pool.totals().lostConnections;
+  return {
+    scenario: job.scenario,
+    broker: job.broker,
+    metrics: {
+      connections: p.idleConnections,
+      connect_per_s: Math.round(p.idleConnections / w.seconds),
+      connect_cpu_us: round(w.brokerCpuUs / p.idleConnections, 1),
+      broker_cpu_pct: round(pct(w.brokerCpuUs, w.seconds)),
+      rss_before_mib: round(rssBefore / 1024),
+      rss_after_mib: round(rssAfter / 1024),
+      rss_per_conn_kib: round((rssAfter - rssBefore) / p.idleConnections, 2),
+      gen_cpu_pct: round(pct(w.genCpuUs, w.seconds)),
+      lost_connections: lost,
+    },
+    notes: [],
+  };
+}
+
+async function retained(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
+  const p = job.params;
+  const n = p.retainedTopics;
+  const seeder: ConnSpec = {
+    clientId: 'ret-seed',
+    publish: { mode: 'seed', topic: 'bench/ret/', qos: 1, retain: true, payloadSize: p.payloadSize, count: n, window: 100, stream: 0 },
+  };
+  await connect(pool, new Map([[0, [seeder]]]), 1);
+  const t0 = process.hrtime.bigint();
+  const seeded = await pool.request(0, { op: 'seed', timeoutMs: 60_000 });
+  const seedSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (seeded.op !== 'seeded' || !seeded.ok) {
+    throw new Error(`seeding ${n} retained messages failed (${seeded.op === 'seeded' ? `${seeded.acked} acked` : seeded.op})`);
+  }
+  await pool.request(0, { op: 'close' });
+  await sleep(200);
+  const sub: ConnSpec = {
+    clientId: 'ret-sub',
+    subscribe: [{ topic: 'bench/ret/#', qos: 0 }],
+    deferSubscribe: true,
+    expect: n,
+  };
+  await connect(pool, new Map([[0, [sub]]]), 1);
+  const done = new Promise<Extract<FromWorker, { op: 'done' }> | null>((resolve) => {
+    const off = pool.onDone((ev) => {
+      off();
+      resolve(ev);
+    });
+    setTimeout(() => {
+      off();
+      resolve(null);
+    }, 60_000).unref();
+  });
+  const a = snapshot(pool, job.brokerPid);
+  const subscribed = await pool.request(0, { op: 'subscribe-now', timeoutMs: 60_000 });
+  const ev = await done;
+  const b = snapshot(pool, job.brokerPid);
+  const w = diff(a, b);
+  const start = subscribed.op === 'subscribed' ? BigInt(subscribed.atNs) : a.t;
+  const ms = ev === null ? null : Number(BigInt(ev.atNs) - start) / 1e6;
+  const received = pool.totals().received;
+  return {
+    scenario: job.scenario,
+    broker: job.broker,
+    metrics: {
+      topics: n,
+      seed_per_s: Math.round(n / seedSeconds),
+      retained_ms: ms === null ? null : round(ms),
+      retained_per_s: ms === null ? null : Math.round(n / (ms / 1000)),
+      received,
+      cpu_us_per_msg: received > 0 ? round(w.brokerCpuUs / received, 2) : null,
+      broker_rss_mib: round(rssKiB(job.brokerPid) / 1024),
+      gen_cpu_pct: round(pct(w.genCpuUs, w.seconds)),
+    },
+    notes: ev === null ? [`only ${received} of ${n} retained messages arrived within 60 s`] : [],
+  };
+}
+
+/** Size of the progress table a scenario needs. */
+export function shapeOf(job: GeneratorJob): Shape {
+  const p = job.params;
+  switch (job.scenario) {
+    case 'fanin':
+      return { streams: p.faninPublishers, columns: 1 };
+    case 'fanout':
+      return { streams: 1, columns: p.fanoutSubscribers };
+    case 'qos1':
+      return { streams: p.qos1Pairs, columns: p.qos1Pairs };
+    default:
+      return { streams: 1, columns: 1 };
+  }
+}
+
+export async function runScenario(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
+  switch (job.scenario) {
+    case 'fanin':
+      return fanin(pool, job);
+    case 'fanout':
+      return fanout(pool, job);
+    case 'qos1':
+      return qos1(pool, job);
+    case 'latency':
+      return latency(pool, job);
+    case 'idle':
+      return idle(pool, job);
+    case 'retained':
+      return retained(pool, job);
+    case 'durable':
+      return { scenario: job.scenario, broker: job.broker, metrics: {}, notes: [], skipped: 'handled by the orchestrator' };
+  }
+}

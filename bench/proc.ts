@@ -1,0 +1,48 @@
+/** Reading another process's CPU time and memory from /proc (Linux only). */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+let clockTicks: number | null = null;
+
+/** USER_HZ: the unit of utime/stime in /proc/PID/stat. */
+export function clkTck(): number {
+  if (clockTicks === null) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** utime + stime of the whole process (all threads), in microseconds. */
+export function cpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state); utime is field 14, stime field 15.
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return ((utime + stime) * 1e6) / clkTck();
+}
+
+/** Resident set size in KiB (VmRSS). */
+export function rssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  return m === null ? NaN : Number(m[1]);
+}
+
+/** The CPUs a process may run on, as reported by the kernel (e.g. "0" or "0-1"). */
+export function allowedCpus(pid: number): string {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /^Cpus_allowed_list:\s+(\S+)/m.exec(status);
+  return m === null ? '?' : m[1]!;
+}
+
+export function threadCount(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /^Threads:\s+(\d+)/m.exec(status);
+  return m === null ? NaN : Number(m[1]);
+}

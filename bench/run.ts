@@ -1,0 +1,321 @@
+/**
+ * Broker benchmark: Courier vs Mosquitto vs Aedes on the same machine, in one run.
+ *
+ *   npm run bench -- [--brokers courier,mosquitto,aedes] [--scenarios fanin,fanout,qos1,latency,idle,retained]
+ *                    [--duration 5] [--warmup 1] [--connections 10000] [--json] ...   (--help for all)
+ *
+ * Each broker runs pinned to one CPU (taskset -c 0), the load generator (raw MQTT over net
+ * sockets in worker threads, bench/loadgen/) pinned to another (taskset -c 1). Every scenario
+ * gets a fresh broker process. Broker CPU time comes from /proc/PID/stat, RSS from
+ * /proc/PID/status, both read by the generator at the edges of the measured window.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { BROKERS, killAll, pinnedSpawn, startBroker, type BrokerName, type RunningBroker } from './brokers/index.js';
+import { allowedCpus } from './proc.js';
+import { PAYLOAD_HEADER } from './loadgen/protocol.js';
+import { scenarioTable, targetChecks, targetsTable } from './report.js';
+import { SCENARIOS, type GeneratorJob, type ScenarioName, type ScenarioParams, type ScenarioResult } from './types.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+const HELP = `Usage: npm run bench -- [options]
+  --brokers LIST        comma list of ${BROKERS.join(',')} (default all)
+  --scenarios LIST      comma list of ${SCENARIOS.join(',')} (default all)
+  --duration S          measured window per throughput/latency scenario, seconds (default 5)
+  --warmup S            warm-up before the window, seconds (default 1)
+  --payload BYTES       payload size, ≥ 16 (default 64)
+  --connections N       idle connections (default 10000)
+  --connect-window N    CONNECT handshakes in flight while opening them (default 100)
+  --retained N          retained topics (default 10000)
+  --rate N              latency scenario publish rate, msg/s (default 5000)
+  --fanin N / --fanout N / --pairs N / --window N   scenario sizes (50 / 50 / 25 / 32)
+  --fanin-window N      fan-in: messages in flight (sent, not yet received) per publisher (default 100)
+  --fanout-window N     fan-out: messages in flight to the slowest subscriber (default 256)
+                        (0 = no window, only socket backpressure: the broker may drop QoS 0)
+  --batch N             QoS 0 messages per write() (default 64)
+  --workers N           generator worker threads (default 2: receivers | senders)
+  --mqtt 4|5            protocol level spoken by the generator (default 4 = 3.1.1)
+  --broker-cpu C        CPU list for the brokers (default 0)
+  --gen-cpu C           CPU list for the generator (default 1)
+  --courier-from dist|src   load Courier from dist/ (built first when stale, default) or src/ via tsx
+  --json                print the results as JSON instead of Markdown
+`;
+
+interface Cli {
+  brokers: BrokerName[];
+  scenarios: ScenarioName[];
+  params: ScenarioParams;
+  brokerCpu: string;
+  genCpu: string;
+  courierFrom: 'dist' | 'src';
+  json: boolean;
+}
+
+function list<T extends string>(value: string | undefined, all: readonly T[], what: string): T[] {
+  if (value === undefined) return [...all];
+  const items = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  for (const i of items) if (!all.includes(i as T)) throw new Error(`unknown ${what} "${i}" (known: ${all.join(', ')})`);
+  return items as T[];
+}
+
+function parseCli(argv: string[]): Cli {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      brokers: { type: 'string' },
+      scenarios: { type: 'string' },
+      duration: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '1' },
+      payload: { type: 'string', default: '64' },
+      connections: { type: 'string', default: '10000' },
+      'connect-window': { type: 'string', default: '100' },
+      retained: { type: 'string', default: '10000' },
+      rate: { type: 'string', default: '5000' },
+      fanin: { type: 'string', default: '50' },
+      fanout: { type: 'string', default: '50' },
+      pairs: { type: 'string', default: '25' },
+      window: { type: 'string', default: '32' },
+      workers: { type: 'string', default: '2' },
+      batch: { type: 'string', default: '64' },
+      'fanin-window': { type: 'string', default: '100' },
+      'fanout-window': { type: 'string', default: '256' },
+      mqtt: { type: 'string', default: '4' },
+      'broker-cpu': { type: 'string', default: '0' },
+      'gen-cpu': { type: 'string', default: '1' },
+      'courier-from': { type: 'string', default: 'dist' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    process.exit(0);
+  }
+  const num = (name: string, v: string, min: number): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number ≥ ${min}`);
+    return n;
+  };
+  const mqtt = num('mqtt', values.mqtt, 4);
+  if (mqtt !== 4 && mqtt !== 5) throw new Error('--mqtt must be 4 or 5');
+  const from = values['courier-from'];
+  if (from !== 'dist' && from !== 'src') throw new Error('--courier-from must be dist or src');
+  return {
+    brokers: list(values.brokers, BROKERS, 'broker'),
+    scenarios: list(values.scenarios, SCENARIOS, 'scenario'),
+    brokerCpu: values['broker-cpu'],
+    genCpu: values['gen-cpu'],
+    courierFrom: from,
+    json: values.json,
+    params: {
+      warmupMs: num('warmup', values.warmup, 0) * 1000,
+      durationMs: num('duration', values.duration, 0.1) * 1000,
+      payloadSize: Math.floor(num('payload', values.payload, PAYLOAD_HEADER)),
+      version: mqtt,
+      workers: Math.floor(num('workers', values.workers, 1)),
+      faninPublishers: Math.floor(num('fanin', values.fanin, 1)),
+      fanoutSubscribers: Math.floor(num('fanout', values.fanout, 1)),
+      qos1Pairs: Math.floor(num('pairs', values.pairs, 1)),
+      qos1Window: Math.floor(num('window', values.window, 1)),
+      latencyRate: num('rate', values.rate, 1),
+      idleConnections: Math.floor(num('connections', values.connections, 1)),
+      connectWindow: Math.floor(num('connect-window', values['connect-window'], 1)),
+      idleSettleMs: 2000,
+      retainedTopics: Math.floor(num('retained', values.retained, 1)),
+      batch: Math.floor(num('batch', values.batch, 1)),
+      faninWindow: Math.floor(num('fanin-window', values['fanin-window'], 0)),
+      fanoutWindow: Math.floor(num('fanout-window', values['fanout-window'], 0)),
+    },
+  };
+}
+
+function sh(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    return `${e.stdout ?? ''}${e.stderr ?? ''}`.trim();
+  }
+}
+
+export interface MachineInfo {
+  nproc: number;
+  cpuModel: string;
+  kernel: string;
+  node: string;
+  mosquitto: string;
+  aedes: string;
+  nofileSoft: number;
+  nofileHard: number;
+  loadAverage: number[];
+  date: string;
+}
+
+function machineInfo(): MachineInfo {
+  const cpuinfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? '?';
+  const limits = sh('/bin/sh', ['-c', 'ulimit -Sn; ulimit -Hn']).split('\n').map(Number);
+  let aedes = '?';
+  try {
+    aedes = (JSON.parse(readFileSync(path.join(root, 'node_modules/aedes/package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    // not installed
+  }
+  return {
+    nproc: os.availableParallelism(),
+    cpuModel: model,
+    kernel: os.release(),
+    node: process.version,
+    mosquitto: /mosquitto version (\S+)/.exec(sh('/usr/sbin/mosquitto', ['-h']))?.[1] ?? '?',
+    aedes,
+    nofileSoft: limits[0] ?? NaN,
+    nofileHard: limits[1] ?? NaN,
+    loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    date: new Date().toISOString(),
+  };
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(p));
+    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** Courier from dist/ (what users run): rebuild when any src file is newer than dist/index.js. */
+function prepareCourier(from: 'dist' | 'src'): string {
+  if (from === 'src') return 'src (tsx)';
+  const dist = path.join(root, 'dist/index.js');
+  const stale = !existsSync(dist) || newestMtime(path.join(root, 'src')) > statSync(dist).mtimeMs;
+  if (stale) {
+    process.stderr.write('bench: building Courier (npm run build)…\n');
+    const r = spawnSync('npm', ['run', 'build', '--silent'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+    if (r.status !== 0 && !existsSync(dist)) throw new Error('npm run build failed and there is no dist/index.js');
+    if (r.status !== 0) process.stderr.write('bench: build reported errors; using what tsc emitted in dist/\n');
+  }
+  return 'dist';
+}
+
+function runGenerator(job: GeneratorJob, cpu: string, nofile: number, timeoutMs: number): Promise<ScenarioResult> {
+  const main = path.join(root, 'bench/loadgen/main.ts');
+  const child = pinnedSpawn(cpu, nofile, process.execPath, ['--import', 'tsx', main, JSON.stringify(job)]);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString('utf8')));
+  child.stderr!.on('data', (b: Buffer) => (err = (err + b.toString('utf8')).slice(-4000)));
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      if (line !== undefined) {
+        resolve(JSON.parse(line.slice('RESULT '.length)) as ScenarioResult);
+        return;
+      }
+      const why = signal === 'SIGKILL' ? `timed out after ${timeoutMs} ms` : `exited with ${code ?? signal}`;
+      resolve({ scenario: job.scenario, broker: job.broker, metrics: {}, notes: [], error: `generator ${why}: ${err.trim().slice(-500)}` });
+    });
+  });
+}
+
+function timeoutFor(s: ScenarioName, p: ScenarioParams): number {
+  const base = p.warmupMs + p.durationMs + 60_000;
+  return s === 'idle' || s === 'retained' ? base + 180_000 : base;
+}
+
+async function runOne(cli: Cli, scenario: ScenarioName, broker: BrokerName, nofile: number): Promise<ScenarioResult> {
+  if (scenario === 'durable') {
+    return {
+      scenario,
+      broker,
+      metrics: {},
+      notes: [],
+      skipped: 'waiting for Courier\'s durable store (hook: bench/brokers courier.ts "durable" argument, Mosquitto persistence true)',
+    };
+  }
+  let b: RunningBroker;
+  try {
+    b = await startBroker(broker, { cpu: cli.brokerCpu, nofile });
+  } catch (err) {
+    return { scenario, broker, metrics: {}, notes: [], error: `broker did not start: ${(err as Error).message.slice(0, 800)}` };
+  }
+  try {
+    const job: GeneratorJob = { scenario, broker, host: b.host, port: b.port, brokerPid: b.pid, params: cli.params };
+    const pinned = allowedCpus(b.pid);
+    const result = await runGenerator(job, cli.genCpu, nofile, timeoutFor(scenario, cli.params));
+    result.notes.unshift(`broker pid ${b.pid} on CPUs ${pinned}${b.detail !== '' ? `, ${b.detail}` : ''}`);
+    if (result.error !== undefined) result.notes.push(`broker output: ${b.output().trim().slice(-300) || '(none)'}`);
+    return result;
+  } finally {
+    await b.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const cli = parseCli(process.argv.slice(2));
+  const machine = machineInfo();
+  const nofile = Number.isFinite(machine.nofileHard) ? machine.nofileHard : 0;
+  const needed = cli.params.idleConnections + 500;
+  if (cli.scenarios.includes('idle') && Number.isFinite(machine.nofileHard) && needed > machine.nofileHard) {
+    const n = Math.max(100, machine.nofileHard - 500);
+    process.stderr.write(`bench: ulimit -Hn is ${machine.nofileHard}; idle connections lowered from ${cli.params.idleConnections} to ${n}\n`);
+    cli.params.idleConnections = n;
+  }
+  let courierFrom = '';
+  if (cli.brokers.includes('courier')) {
+    courierFrom = prepareCourier(cli.courierFrom);
+    if (cli.courierFrom === 'src') process.env.COURIER_FROM = 'src';
+  }
+
+  const results: ScenarioResult[] = [];
+  for (const scenario of cli.scenarios) {
+    for (const broker of cli.brokers) {
+      process.stderr.write(`bench: ${scenario} × ${broker}…`);
+      const r = await runOne(cli, scenario, broker, nofile);
+      results.push(r);
+      const m = r.metrics;
+      const headline = m.delivered_per_s ?? m.connect_per_s ?? m.retained_ms ?? null;
+      process.stderr.write(r.error !== undefined ? ` ERROR ${r.error.split('\n')[0]}\n` : r.skipped !== undefined ? ' skipped\n' : ` ${headline ?? ''}\n`);
+    }
+  }
+
+  const checks = cli.brokers.includes('courier') ? targetChecks(results) : [];
+  if (cli.json) {
+    process.stdout.write(`${JSON.stringify({ machine, params: cli.params, brokers: cli.brokers, courierFrom, results, targets: checks }, null, 2)}\n`);
+    return;
+  }
+  const out: string[] = [];
+  out.push(
+    `Machine: ${machine.nproc} CPUs (${machine.cpuModel}), Linux ${machine.kernel}, Node ${machine.node}, Mosquitto ${machine.mosquitto}, Aedes ${machine.aedes}; ` +
+      `ulimit -n ${machine.nofileSoft}/${machine.nofileHard}; load average at start ${machine.loadAverage.join(' ')}`,
+    `Brokers pinned to CPU ${cli.brokerCpu}, generator to CPU ${cli.genCpu} (${cli.params.workers} worker threads, MQTT level ${cli.params.version}); ` +
+      `window ${cli.params.durationMs / 1000} s after ${cli.params.warmupMs / 1000} s warm-up; Courier from ${courierFrom || 'n/a'}`,
+    '',
+  );
+  for (const s of cli.scenarios) out.push(scenarioTable(s, cli.params, results.filter((r) => r.scenario === s), cli.brokers));
+  if (checks.length > 0) out.push(targetsTable(checks));
+  process.stdout.write(out.join('\n'));
+}
+
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    process.stderr.write(`\nbench: ${sig}, stopping brokers\n`);
+    killAll();
+    process.exit(130);
+  });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+  killAll();
+  process.exit(1);
+});
