@@ -1,0 +1,594 @@
+/**
+ * One client connection: bytes → Decoder → packet handlers → BrokerCore, and encoded packets →
+ * the stream. Owns what lives exactly as long as the network connection: the decoder, the keep
+ * alive timer, inbound topic aliases, the will, and the write batching (all writes of one
+ * event-loop turn leave in one corked flush).
+ */
+import { isUtf8 } from 'node:buffer';
+import type { Duplex } from 'node:stream';
+import { ConnackReturnCode, MAX_PACKET_SIZE, ReasonCode, type ProtocolVersion, type QoS } from '../protocol/constants.js';
+import { Decoder } from '../protocol/decoder.js';
+import { encode } from '../protocol/encoder.js';
+import { MqttError, ProtocolError, UnsupportedProtocolVersionError } from '../protocol/errors.js';
+import type {
+  AckPacket, ConnectPacket, DisconnectPacket, Packet, Properties, PublishPacket, SubscribePacket, UnsubscribePacket,
+} from '../protocol/packets.js';
+import { checkTopicFilter, checkTopicName, isWildcardFilter, parseSharedFilter } from '../topics/index.js';
+import type { ConnectionInfo } from '../transport/types.js';
+import type { Logger } from '../options.js';
+import { NEVER_EXPIRES, type BrokerCore, type LiveConnection } from './broker-core.js';
+import { createMessage, encodeDelivery, type Message } from './message.js';
+import type { Outlet, Session, Subscription, Will } from './session.js';
+
+/** How long a new connection may take to send its CONNECT. */
+export const CONNECT_TIMEOUT_MS = 10_000;
+/** How long a connection being closed by the server may take to flush before it is destroyed. */
+const CLOSE_GRACE_MS = 2_000;
+
+export interface ClientInfo {
+  clientId: string;
+  protocolVersion: ProtocolVersion;
+  username: string | undefined;
+  transport: ConnectionInfo['transport'];
+  remoteAddress: string | undefined;
+  remotePort: number | undefined;
+}
+
+/** What a connection reports upwards (the Broker turns these into events). */
+export interface ConnectionObserver {
+  connected(client: ClientInfo, sessionPresent: boolean): void;
+  disconnected(client: ClientInfo, reason: string): void;
+  subscribed(client: ClientInfo, subscriptions: Array<{ filter: string; qos: QoS; reasonCode: number }>): void;
+  unsubscribed(client: ClientInfo, filters: string[]): void;
+  closed(connection: Connection): void;
+}
+
+const enum State { Connecting, Connected, Closed }
+
+function uncork(c: Connection): void {
+  c.flush();
+}
+
+let assigned = 0;
+function assignClientId(): string {
+  assigned = (assigned + 1) % 0x100000000;
+  return `courier-${process.pid.toString(36)}-${Date.now().toString(36)}-${assigned.toString(36)}`;
+}
+
+export class Connection implements Outlet, LiveConnection {
+  version: ProtocolVersion = 4;
+  sendQuota = 0;
+  readonly info: ConnectionInfo;
+  readonly #stream: Duplex;
+  readonly #core: BrokerCore;
+  readonly #log: Logger;
+  readonly #observer: ConnectionObserver;
+  readonly #decoder: Decoder;
+  #state = State.Connecting;
+  #corked = false;
+  #session: Session | undefined = undefined;
+  #client: ClientInfo | undefined = undefined;
+  #will: Will | undefined = undefined;
+  #clientMaxPacket = MAX_PACKET_SIZE;
+  #keepAliveMs = 0;
+  #lastSeen = Date.now();
+  #timer: NodeJS.Timeout | undefined = undefined;
+  #aliases: Map<number, string> | undefined = undefined;
+  #closeReason = 'connection closed by the client';
+
+  constructor(stream: Duplex, info: ConnectionInfo, core: BrokerCore, log: Logger, observer: ConnectionObserver) {
+    this.#stream = stream;
+    this.info = info;
+    this.#core = core;
+    this.#log = log;
+    this.#observer = observer;
+    this.#decoder = new Decoder((p) => this.#onPacket(p), { maxPacketSize: core.mqtt.maxPacketSize });
+    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
+    stream.on('error', (err: Error) => {
+      this.#closeReason = `network error: ${err.message}`;
+      this.#end();
+    });
+    stream.on('end', () => {
+      this.#end();
+      stream.end();
+    });
+    stream.on('close', () => this.#end());
+    // [MQTT-3.1.4-1] a client that never completes a CONNECT is closed.
+    this.#timer = setTimeout(() => {
+      this.#closeReason = 'no CONNECT in time';
+      this.#log.warn({ remote: this.#remote() }, `closing connection: no CONNECT within ${CONNECT_TIMEOUT_MS} ms`);
+      this.#destroy();
+    }, CONNECT_TIMEOUT_MS);
+    this.#timer.unref();
+  }
+
+  get clientId(): string | undefined {
+    return this.#client?.clientId;
+  }
+
+  #remote(): string {
+    return `${this.info.remoteAddress ?? '?'}:${this.info.remotePort ?? '?'}`;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Input
+
+  #onData(chunk: Buffer): void {
+    if (this.#state === State.Closed) return;
+    this.#lastSeen = Date.now();
+    try {
+      this.#decoder.push(chunk);
+    } catch (err) {
+      if (err instanceof MqttError) this.#violation(err);
+      else this.#fail(err);
+    }
+  }
+
+  #onPacket(p: Packet): void {
+    if (this.#state === State.Closed) return;
+    if (this.#state === State.Connecting) {
+      // The decoder only lets a CONNECT through first [MQTT-3.1.0-1].
+      if (p.type === 'connect') this.#onConnect(p);
+      return;
+    }
+    switch (p.type) {
+      case 'publish': this.#onPublish(p); break;
+      case 'puback': this.#session!.complete(p.packetId, Date.now()); break;
+      case 'pubrec': this.#onPubrec(p.packetId, p.reasonCode ?? 0); break;
+      case 'pubrel': this.#onPubrel(p.packetId); break;
+      case 'pubcomp': this.#session!.complete(p.packetId, Date.now()); break;
+      case 'subscribe': this.#onSubscribe(p); break;
+      case 'unsubscribe': this.#onUnsubscribe(p); break;
+      case 'pingreq': this.#write(Buffer.from([0xd0, 0])); break;
+      case 'disconnect': this.#onDisconnect(p); break;
+      case 'connect': throw new ProtocolError('a second CONNECT on the same connection', '[MQTT-3.1.0-2]');
+      case 'auth': throw new ProtocolError('AUTH without an Authentication Method in CONNECT', '[MQTT-4.12.0-1]');
+      default: throw new ProtocolError(`a client must not send ${p.type.toUpperCase()}`);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // CONNECT
+
+  #connack(code: number, sessionPresent: boolean, properties?: Properties): void {
+    const packet: Packet = { type: 'connack', sessionPresent, reasonCode: code };
+    if (properties !== undefined && this.version === 5) packet.properties = properties;
+    this.#write(encode(packet, this.version));
+  }
+
+  /** Refuses a CONNECT: CONNACK with the v5 reason code or the v3 return code, then close [MQTT-3.2.2-6]. */
+  #refuse(v5Code: number, v3Code: number, reason: string): void {
+    this.#log.warn({ remote: this.#remote(), reasonCode: v5Code }, `connection refused: ${reason}`);
+    this.#closeReason = `refused: ${reason}`;
+    this.#connack(this.version === 5 ? v5Code : v3Code, false, { reasonString: reason });
+    this.#closeGracefully();
+  }
+
+  #onConnect(p: ConnectPacket): void {
+    const core = this.#core;
+    const mqtt = core.mqtt;
+    this.version = p.protocolVersion;
+    const v5 = p.protocolVersion === 5;
+    const props = p.properties;
+    let clientId = p.clientId;
+    let assignedId: string | undefined;
+
+    if (props?.authenticationMethod !== undefined) {
+      return this.#refuse(ReasonCode.BadAuthenticationMethod, ConnackReturnCode.NotAuthorized, `authentication method ${JSON.stringify(props.authenticationMethod)} is not supported`);
+    }
+    if (clientId.length === 0) {
+      // [MQTT-3.1.3-8] 3.1.1: a zero-length id needs Clean Session 1; 5.0 always gets one assigned [MQTT-3.1.3-6].
+      if (!mqtt.allowEmptyClientId || (!v5 && !p.clean)) {
+        return this.#refuse(ReasonCode.ClientIdentifierNotValid, ConnackReturnCode.IdentifierRejected, 'an empty client identifier needs Clean Session 1');
+      }
+      clientId = assignClientId();
+      if (v5) assignedId = clientId;
+    } else if (clientId.length > mqtt.maxClientIdLength) {
+      return this.#refuse(ReasonCode.ClientIdentifierNotValid, ConnackReturnCode.IdentifierRejected, `client identifier longer than ${mqtt.maxClientIdLength}`);
+    }
+
+    let keepAlive = p.keepAlive;
+    let serverKeepAlive: number | undefined;
+    if (mqtt.maxKeepAlive > 0 && (keepAlive === 0 || keepAlive > mqtt.maxKeepAlive)) {
+      // 5.0 tells the client the value to use [MQTT-3.2.2-21]; 3.1.1 has no way to, so it is refused.
+      if (!v5) return this.#refuse(0, ConnackReturnCode.IdentifierRejected, `keep alive ${keepAlive} exceeds the maximum of ${mqtt.maxKeepAlive}`);
+      keepAlive = mqtt.maxKeepAlive;
+      serverKeepAlive = keepAlive;
+    }
+
+    let will: Will | undefined;
+    if (p.will !== undefined) {
+      const w = p.will;
+      const bad = checkTopicName(w.topic);
+      if (bad !== null) return this.#refuse(ReasonCode.TopicNameInvalid, ConnackReturnCode.IdentifierRejected, `will topic: ${bad}`);
+      // [MQTT-3.2.2-12] / [MQTT-3.2.2-13]: a will the server cannot honour is refused (5.0); 3.1.1 clips it.
+      if (w.qos > mqtt.maximumQoS && v5) return this.#refuse(ReasonCode.QoSNotSupported, 0, `will QoS ${w.qos} exceeds the maximum QoS ${mqtt.maximumQoS}`);
+      if (w.retain && !mqtt.retainAvailable && v5) return this.#refuse(ReasonCode.RetainNotSupported, 0, 'retained wills are not supported');
+      const qos = (w.qos > mqtt.maximumQoS ? mqtt.maximumQoS : w.qos) as QoS;
+      if (w.properties?.payloadFormatIndicator === 1 && !isUtf8(w.payload)) {
+        return this.#refuse(ReasonCode.PayloadFormatInvalid, 0, 'will payload is not UTF-8 although its format indicator says so');
+      }
+      will = {
+        message: createMessage(w.topic, w.payload, qos, w.retain && mqtt.retainAvailable, w.properties, clientId, Date.now()),
+        delaySeconds: w.properties?.willDelayInterval ?? 0,
+      };
+    }
+
+    // Accepted.
+    const now = Date.now();
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#state = State.Connected;
+    this.#will = will;
+    this.#keepAliveMs = keepAlive * 1000;
+    this.sendQuota = Math.min(props?.receiveMaximum ?? 65535, core.limits.maxInflight);
+    if (props?.maximumPacketSize !== undefined) this.#clientMaxPacket = props.maximumPacketSize;
+
+    const requestedExpiry = v5 ? (props?.sessionExpiryInterval ?? 0) : p.clean ? 0 : NEVER_EXPIRES;
+    const expiry = Math.min(requestedExpiry, mqtt.maxSessionExpiryInterval);
+    const { session, present } = core.openSession(clientId, p.clean);
+    session.expiryInterval = expiry;
+    this.#session = session;
+    this.#client = {
+      clientId, protocolVersion: p.protocolVersion, username: p.username,
+      transport: this.info.transport, remoteAddress: this.info.remoteAddress, remotePort: this.info.remotePort,
+    };
+    core.live.set(clientId, this);
+
+    let ackProps: Properties | undefined;
+    if (v5) {
+      ackProps = {
+        receiveMaximum: mqtt.receiveMaximum,
+        retainAvailable: mqtt.retainAvailable ? 1 : 0,
+        maximumPacketSize: mqtt.maxPacketSize,
+        topicAliasMaximum: mqtt.topicAliasMaximum,
+        wildcardSubscriptionAvailable: mqtt.wildcardSubscriptionAvailable ? 1 : 0,
+        subscriptionIdentifiersAvailable: mqtt.subscriptionIdentifiersAvailable ? 1 : 0,
+        sharedSubscriptionAvailable: mqtt.sharedSubscriptionAvailable ? 1 : 0,
+      };
+      // [MQTT-3.2.2-9] Maximum QoS is sent only when below 2.
+      if (mqtt.maximumQoS < 2) ackProps.maximumQoS = mqtt.maximumQoS;
+      if (assignedId !== undefined) ackProps.assignedClientIdentifier = assignedId;
+      if (serverKeepAlive !== undefined) ackProps.serverKeepAlive = serverKeepAlive;
+      if (expiry !== requestedExpiry) ackProps.sessionExpiryInterval = expiry;
+      if (mqtt.maxPacketSize >= MAX_PACKET_SIZE) delete ackProps.maximumPacketSize;
+    }
+    // [MQTT-3.2.2-2] / [MQTT-3.2.2-3] Session Present.
+    this.#connack(0, present, ackProps);
+    this.#armKeepAlive();
+    this.#log.info({ clientId, remote: this.#remote(), transport: this.info.transport, version: p.protocolVersion, clean: p.clean, keepAlive, sessionPresent: present }, 'client connected');
+    this.#observer.connected(this.#client, present);
+    session.attach(this, now);
+    core.persist(session);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Keep alive: [MQTT-3.1.2-22] (5.0) / [MQTT-3.1.2-24] (3.1.1): 1.5 × keep alive without a packet.
+
+  #armKeepAlive(): void {
+    if (this.#keepAliveMs === 0) return;
+    const limit = this.#keepAliveMs * 1.5;
+    const due = this.#lastSeen + limit - Date.now();
+    this.#timer = setTimeout(() => this.#checkKeepAlive(), Math.max(due, 1));
+    this.#timer.unref();
+  }
+
+  #checkKeepAlive(): void {
+    this.#timer = undefined;
+    if (this.#state !== State.Connected) return;
+    if (Date.now() - this.#lastSeen >= this.#keepAliveMs * 1.5) {
+      const s = this.#keepAliveMs / 1000;
+      this.#serverDisconnect(ReasonCode.KeepAliveTimeout, `keep alive timeout (${s} s × 1.5 without a packet)`, true);
+      return;
+    }
+    this.#armKeepAlive();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // PUBLISH and its acknowledgements
+
+  #ack(type: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp', packetId: number, reasonCode: number, reason?: string): void {
+    const p: AckPacket<typeof type> = { type, packetId };
+    if (this.version === 5 && reasonCode !== 0) {
+      p.reasonCode = reasonCode;
+      if (reason !== undefined) p.properties = { reasonString: reason };
+    }
+    this.#write(encode(p, this.version));
+  }
+
+  #onPublish(p: PublishPacket): void {
+    const core = this.#core;
+    const mqtt = core.mqtt;
+    let topic = p.topic;
+    const props = p.properties;
+    if (props?.topicAlias !== undefined) {
+      const alias = props.topicAlias;
+      // [MQTT-3.3.2-8] / [MQTT-3.3.2-9]: 0 or above our Topic Alias Maximum is an error.
+      if (alias === 0 || alias > mqtt.topicAliasMaximum) {
+        throw new MqttError('COURIER_TOPIC_ALIAS_INVALID', ReasonCode.TopicAliasInvalid, `topic alias ${alias} outside 1..${mqtt.topicAliasMaximum}`, '[MQTT-3.3.2-9]');
+      }
+      const aliases = (this.#aliases ??= new Map());
+      if (topic.length === 0) {
+        const known = aliases.get(alias);
+        if (known === undefined) throw new ProtocolError(`topic alias ${alias} used before it was set`, '[MQTT-3.3.4-?]');
+        topic = known;
+      } else {
+        aliases.set(alias, topic);
+      }
+    }
+    const bad = checkTopicName(topic);
+    if (bad !== null) throw new MqttError('COURIER_TOPIC_NAME_INVALID', ReasonCode.TopicNameInvalid, bad, '[MQTT-3.3.2-2]');
+    if (p.qos > mqtt.maximumQoS) {
+      throw new MqttError('COURIER_QOS_NOT_SUPPORTED', ReasonCode.QoSNotSupported, `PUBLISH QoS ${p.qos} exceeds the maximum QoS ${mqtt.maximumQoS}`, '[MQTT-3.2.2-11]');
+    }
+    if (p.retain && !mqtt.retainAvailable) {
+      throw new MqttError('COURIER_RETAIN_NOT_SUPPORTED', ReasonCode.RetainNotSupported, 'retained PUBLISH while Retain Available is 0', '[MQTT-3.2.2-14]');
+    }
+    const session = this.#session!;
+    const id = p.packetId ?? 0;
+    if (p.qos === 2) {
+      // [MQTT-4.3.3-9] a re-sent QoS 2 PUBLISH whose PUBREL has not arrived is acknowledged, not delivered again.
+      if (session.inboundQos2.has(id)) {
+        this.#ack('pubrec', id, 0);
+        return;
+      }
+      // [MQTT-3.3.4-9] more unacknowledged QoS 2 PUBLISHes than our Receive Maximum.
+      if (session.inboundQos2.size >= mqtt.receiveMaximum) {
+        throw new MqttError('COURIER_RECEIVE_MAXIMUM_EXCEEDED', ReasonCode.ReceiveMaximumExceeded, `more than ${mqtt.receiveMaximum} QoS 2 publishes in flight`, '[MQTT-3.3.4-9]');
+      }
+    }
+    // [MQTT-3.3.2-4] (optional validation): a UTF-8 payload format must hold UTF-8.
+    if (props?.payloadFormatIndicator === 1 && !isUtf8(p.payload)) {
+      if (p.qos > 0) this.#ack(p.qos === 1 ? 'puback' : 'pubrec', id, ReasonCode.PayloadFormatInvalid, 'payload is not valid UTF-8');
+      return;
+    }
+    const m: Message = createMessage(topic, p.payload, p.qos, p.retain, props, session.clientId, Date.now());
+    const routed = core.publish(m, session.clientId);
+    if (p.qos === 0) return;
+    const code = routed === 0 ? ReasonCode.NoMatchingSubscribers : 0;
+    if (p.qos === 1) this.#ack('puback', id, code);
+    else {
+      session.inboundQos2.add(id);
+      this.#ack('pubrec', id, code);
+    }
+  }
+
+  #onPubrec(packetId: number, reasonCode: number): void {
+    const ok = this.#session!.received(packetId, reasonCode >= 0x80, Date.now());
+    // [MQTT-4.3.3-?] 5.0: a PUBREC for an unknown id is answered with PUBREL 0x92.
+    if (!ok && this.version === 5) this.#ack('pubrel', packetId, ReasonCode.PacketIdentifierNotFound);
+  }
+
+  #onPubrel(packetId: number): void {
+    const session = this.#session!;
+    const known = session.inboundQos2.delete(packetId);
+    // [MQTT-4.3.3-11] PUBCOMP with the same id; 5.0 says 0x92 when the id was not pending.
+    this.#ack('pubcomp', packetId, known ? 0 : ReasonCode.PacketIdentifierNotFound);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // SUBSCRIBE / UNSUBSCRIBE
+
+  #onSubscribe(p: SubscribePacket): void {
+    const core = this.#core;
+    const mqtt = core.mqtt;
+    const session = this.#session!;
+    const v5 = this.version === 5;
+    const subId = p.properties?.subscriptionIdentifiers?.[0];
+    if (subId !== undefined && !mqtt.subscriptionIdentifiersAvailable) {
+      throw new MqttError('COURIER_SUBSCRIPTION_IDS_NOT_SUPPORTED', ReasonCode.SubscriptionIdentifiersNotSupported, 'subscription identifiers are not supported', '[MQTT-3.2.2-?]');
+    }
+    const codes: number[] = [];
+    const granted: Array<{ sub: Subscription; isNew: boolean }> = [];
+    const report: Array<{ filter: string; qos: QoS; reasonCode: number }> = [];
+    for (const s of p.subscriptions) {
+      let code: number;
+      const bad = checkTopicFilter(s.topicFilter);
+      const shared = bad === null ? parseSharedFilter(s.topicFilter) : null;
+      if (bad !== null) {
+        this.#log.warn({ clientId: session.clientId, filter: s.topicFilter }, `subscription refused: ${bad}`);
+        code = v5 ? ReasonCode.TopicFilterInvalid : 0x80;
+      } else if (shared !== null && !mqtt.sharedSubscriptionAvailable) {
+        code = v5 ? ReasonCode.SharedSubscriptionsNotSupported : 0x80;
+      } else if (shared !== null && s.noLocal) {
+        // [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error.
+        throw new ProtocolError('No Local set on a shared subscription', '[MQTT-3.8.3-4]');
+      } else if (!mqtt.wildcardSubscriptionAvailable && isWildcardFilter(s.topicFilter)) {
+        code = v5 ? ReasonCode.WildcardSubscriptionsNotSupported : 0x80;
+      } else {
+        // [MQTT-3.9.3-?] granted QoS is at most the broker's maximum.
+        const qos = (s.qos > mqtt.maximumQoS ? mqtt.maximumQoS : s.qos) as QoS;
+        const sub: Subscription = {
+          filter: s.topicFilter, qos, noLocal: s.noLocal, retainAsPublished: s.retainAsPublished, retainHandling: s.retainHandling, subscriptionId: subId,
+        };
+        const existed = core.subscribe(session, sub);
+        granted.push({ sub, isNew: !existed });
+        code = qos;
+      }
+      codes.push(code);
+      report.push({ filter: s.topicFilter, qos: s.qos, reasonCode: code });
+    }
+    // [MQTT-3.8.4-1] SUBACK with the same packet id, one code per filter [MQTT-3.8.4-6].
+    this.#write(encode({ type: 'suback', packetId: p.packetId, reasonCodes: codes }, this.version));
+    // Retained messages after the SUBACK, with RETAIN 1 [MQTT-3.3.1-9]; Retain Handling [MQTT-3.3.1-10], [MQTT-3.3.1-11].
+    const now = Date.now();
+    for (const { sub, isNew } of granted) {
+      if (sub.retainHandling === 2 || (sub.retainHandling === 1 && !isNew)) continue;
+      if (parseSharedFilter(sub.filter) !== null) continue;
+      const ids = sub.subscriptionId === undefined ? undefined : [sub.subscriptionId];
+      for (const m of core.retainedMatching(sub.filter, now)) {
+        session.deliver(m, (m.qos < sub.qos ? m.qos : sub.qos) as QoS, true, ids);
+      }
+    }
+    core.persist(session);
+    this.#observer.subscribed(this.#client!, report);
+  }
+
+  #onUnsubscribe(p: UnsubscribePacket): void {
+    const session = this.#session!;
+    const codes = p.topicFilters.map((f) => (this.#core.unsubscribe(session, f) ? 0 : ReasonCode.NoSubscriptionExisted));
+    // [MQTT-3.10.4-4] UNSUBACK even when nothing was removed; [MQTT-3.11.3-1] one code per filter (5.0).
+    this.#write(encode({ type: 'unsuback', packetId: p.packetId, reasonCodes: codes }, this.version));
+    this.#core.persist(session);
+    this.#observer.unsubscribed(this.#client!, p.topicFilters);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // DISCONNECT
+
+  #onDisconnect(p: DisconnectPacket): void {
+    const session = this.#session!;
+    const expiry = p.properties?.sessionExpiryInterval;
+    if (expiry !== undefined) {
+      // [MQTT-3.14.2-2] a session that was to end at disconnect cannot be made to last.
+      if (session.expiryInterval === 0 && expiry !== 0) {
+        throw new ProtocolError('DISCONNECT sets a Session Expiry Interval although CONNECT had 0', '[MQTT-3.14.2-2]');
+      }
+      session.expiryInterval = Math.min(expiry, this.#core.mqtt.maxSessionExpiryInterval);
+    }
+    // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; 5.0 0x04 asks for it to be sent.
+    if (p.reasonCode !== ReasonCode.DisconnectWithWillMessage) this.#will = undefined;
+    this.#closeReason = p.reasonCode === undefined || p.reasonCode === 0 ? 'client disconnected' : `client disconnected with reason 0x${p.reasonCode.toString(16)}`;
+    this.#end();
+    this.#stream.end();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Errors and ending
+
+  /** The peer broke the protocol: log one line, tell a v5 client why, close; the will goes out. */
+  #violation(err: MqttError): void {
+    const connected = this.#state === State.Connected;
+    this.#log.warn(
+      { clientId: this.#client?.clientId, remote: this.#remote(), code: err.code, reasonCode: err.reasonCode, statement: err.statement },
+      `protocol violation, closing connection: ${err.message}`,
+    );
+    this.#closeReason = `protocol violation: ${err.message}`;
+    if (!connected) {
+      // [MQTT-3.1.2-2] an unsupported protocol level is answered with CONNACK 0x01 (3.1.1) / 0x84 (5.0).
+      if (err instanceof UnsupportedProtocolVersionError && (err.protocolName === 'MQTT' || err.protocolName === 'MQIsdp')) {
+        if (err.protocolLevel >= 5) this.#writeRaw(encode({ type: 'connack', sessionPresent: false, reasonCode: ReasonCode.UnsupportedProtocolVersion }, 5));
+        else this.#writeRaw(encode({ type: 'connack', sessionPresent: false, reasonCode: ConnackReturnCode.UnacceptableProtocolVersion }, 4));
+        this.#state = State.Closed;
+        this.#closeGracefully();
+        return;
+      }
+      this.#state = State.Closed;
+      this.#destroy();
+      return;
+    }
+    this.#serverDisconnect(err.reasonCode, err.message, true);
+  }
+
+  #fail(err: unknown): void {
+    this.#log.error({ err, clientId: this.#client?.clientId, remote: this.#remote() }, 'internal error while handling a packet; closing the connection');
+    this.#closeReason = 'internal error';
+    if (this.#state === State.Connected) this.#serverDisconnect(ReasonCode.ImplementationSpecificError, 'internal error', true);
+    else this.#destroy();
+  }
+
+  /** Server-initiated close of a connected client (5.0: DISCONNECT with a reason code first [MQTT-4.13.1-1]). */
+  #serverDisconnect(code: number, reason: string, abnormal: boolean): void {
+    if (this.#state !== State.Connected) return;
+    if (this.version === 5) {
+      let buf = encode({ type: 'disconnect', reasonCode: code, properties: { reasonString: reason } }, 5);
+      if (buf.length > this.#clientMaxPacket) buf = encode({ type: 'disconnect', reasonCode: code }, 5);
+      this.#writeRaw(buf);
+    }
+    this.#closeReason = reason;
+    if (!abnormal) this.#will = undefined;
+    this.#end();
+    this.#closeGracefully();
+  }
+
+  /** Another connection took this client id over [MQTT-3.1.4-3]; 5.0 tells the old one with 0x8E. */
+  takeover(): void {
+    this.#serverDisconnect(ReasonCode.SessionTakenOver, 'session taken over by another connection', true);
+  }
+
+  /** Broker shutdown: 5.0 clients get DISCONNECT 0x8B. */
+  shutdown(): void {
+    if (this.#state === State.Connected) this.#serverDisconnect(ReasonCode.ServerShuttingDown, 'server shutting down', true);
+    else this.#destroy();
+  }
+
+  /** Disconnects the client with a reason code (library API). */
+  disconnect(code: number, reason: string): void {
+    this.#serverDisconnect(code, reason, true);
+  }
+
+  /** Runs once, when the connection ends for whatever reason; the will still set (if any) goes out. */
+  #end(): void {
+    if (this.#state === State.Closed) return;
+    const wasConnected = this.#state === State.Connected;
+    this.#state = State.Closed;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#observer.closed(this);
+    if (!wasConnected) return;
+    const session = this.#session!;
+    const client = this.#client!;
+    const core = this.#core;
+    if (core.live.get(client.clientId) === this) core.live.delete(client.clientId);
+    if (session.outlet === this) {
+      core.connectionEnded(session, this.#will, Date.now());
+    }
+    this.#will = undefined;
+    this.#log.info({ clientId: client.clientId, remote: this.#remote(), reason: this.#closeReason }, 'client disconnected');
+    this.#observer.disconnected(client, this.#closeReason);
+  }
+
+  #closeGracefully(): void {
+    this.flush();
+    this.#stream.end();
+    setTimeout(() => this.#stream.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  #destroy(): void {
+    this.#end();
+    this.#stream.destroy();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Output (Outlet)
+
+  congested(): boolean {
+    return this.#stream.writableLength > this.#core.limits.maxOutboundBufferBytes;
+  }
+
+  sendPublish(m: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean, subscriptionIds: number[] | undefined): boolean {
+    const v5 = this.version === 5;
+    const buf = encodeDelivery(m, this.version, qos, retain, packetId, dup, v5 ? subscriptionIds : undefined, undefined, m.expiresAt === 0 ? 0 : Date.now());
+    // [MQTT-3.1.2-24] never more than the client's Maximum Packet Size.
+    if (buf.length > this.#clientMaxPacket) return false;
+    this.#write(buf);
+    return true;
+  }
+
+  sendPubrel(packetId: number): void {
+    this.#ack('pubrel', packetId, 0);
+  }
+
+  #write(buf: Buffer): void {
+    if (this.#state === State.Closed) return;
+    this.#writeRaw(buf);
+  }
+
+  #writeRaw(buf: Buffer): void {
+    const s = this.#stream;
+    if (s.destroyed || s.writableEnded) return;
+    if (!this.#corked) {
+      this.#corked = true;
+      s.cork();
+      process.nextTick(uncork, this);
+    }
+    s.write(buf);
+  }
+
+  /** Sends everything written in this event-loop turn (one writev). */
+  flush(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.#stream.uncork();
+  }
+}

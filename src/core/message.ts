@@ -1,0 +1,125 @@
+/**
+ * An application message inside the broker: what a PUBLISH (or a will) carries once its topic
+ * alias is resolved. One Message object is shared by every subscriber it is routed to; per
+ * subscriber only the QoS, the retain flag, the packet id and the subscription identifiers differ.
+ */
+import type { ProtocolVersion, QoS } from '../protocol/constants.js';
+import { encode, withPacketId } from '../protocol/encoder.js';
+import type { Properties, PublishPacket } from '../protocol/packets.js';
+
+/** The v5 properties forwarded unaltered to subscribers [MQTT-3.3.2-15..20], [MQTT-3.3.2-3]. */
+export interface MessageProperties {
+  payloadFormatIndicator?: number;
+  contentType?: string;
+  responseTopic?: string;
+  correlationData?: Buffer;
+  userProperties?: Array<[string, string]>;
+}
+
+export interface Message {
+  readonly topic: string;
+  readonly payload: Buffer;
+  readonly qos: QoS;
+  readonly retain: boolean;
+  readonly properties: MessageProperties | undefined;
+  /** Epoch ms after which the message is not delivered any more; 0 = never [MQTT-3.3.2-5]. */
+  readonly expiresAt: number;
+  /** Client id of the publisher ('' for the broker itself); No Local compares against it. */
+  readonly origin: string;
+  /** Encoded forms reused across subscribers: index = (version - 3) * 6 + qos * 2 + retain. */
+  encoded: Array<Buffer | undefined> | undefined;
+}
+
+export function createMessage(
+  topic: string,
+  payload: Buffer,
+  qos: QoS,
+  retain: boolean,
+  props: Properties | undefined,
+  origin: string,
+  now: number,
+): Message {
+  let properties: MessageProperties | undefined;
+  let expiresAt = 0;
+  if (props !== undefined) {
+    const p: MessageProperties = {};
+    let any = false;
+    if (props.payloadFormatIndicator !== undefined) { p.payloadFormatIndicator = props.payloadFormatIndicator; any = true; }
+    if (props.contentType !== undefined) { p.contentType = props.contentType; any = true; }
+    if (props.responseTopic !== undefined) { p.responseTopic = props.responseTopic; any = true; }
+    if (props.correlationData !== undefined) { p.correlationData = props.correlationData; any = true; }
+    if (props.userProperties !== undefined) { p.userProperties = props.userProperties; any = true; }
+    if (any) properties = p;
+    if (props.messageExpiryInterval !== undefined) expiresAt = now + props.messageExpiryInterval * 1000;
+  }
+  return { topic, payload, qos, retain, properties, expiresAt, origin, encoded: undefined };
+}
+
+export function isExpired(m: Message, now: number): boolean {
+  return m.expiresAt !== 0 && m.expiresAt <= now;
+}
+
+/** Remaining lifetime in whole seconds, rounded up (so a live message never shows 0). */
+function remainingSeconds(m: Message, now: number): number {
+  return Math.max(1, Math.ceil((m.expiresAt - now) / 1000));
+}
+
+/** Payload size plus topic, for queue byte accounting. */
+export function messageBytes(m: Message): number {
+  return m.payload.length + m.topic.length;
+}
+
+/**
+ * The PUBLISH bytes for one subscriber. Without subscription identifiers or an expiry (which
+ * vary per subscriber or per moment) the encoding is cached on the message, so a fan-out
+ * encodes once per (version, QoS, retain) and only patches the packet id.
+ */
+export function encodeDelivery(
+  m: Message,
+  version: ProtocolVersion,
+  qos: QoS,
+  retain: boolean,
+  packetId: number,
+  dup: boolean,
+  subscriptionIds: number[] | undefined,
+  topicOverride: { topic: string; alias: number } | undefined,
+  now: number,
+): Buffer {
+  const v5 = version === 5;
+  const cacheable = !v5 || (m.expiresAt === 0 && subscriptionIds === undefined && topicOverride === undefined);
+  if (cacheable) {
+    const idx = (version - 3) * 6 + qos * 2 + (retain ? 1 : 0);
+    const cache = (m.encoded ??= []);
+    let buf = cache[idx];
+    if (buf === undefined) {
+      buf = encode(publishPacket(m, v5, qos, retain, qos === 0 ? undefined : 1, false, undefined, undefined, now), version);
+      cache[idx] = buf;
+    }
+    return qos === 0 ? buf : withPacketId(buf, packetId, dup);
+  }
+  return encode(publishPacket(m, v5, qos, retain, qos === 0 ? undefined : packetId, dup, subscriptionIds, topicOverride, now), version);
+}
+
+function publishPacket(
+  m: Message,
+  v5: boolean,
+  qos: QoS,
+  retain: boolean,
+  packetId: number | undefined,
+  dup: boolean,
+  subscriptionIds: number[] | undefined,
+  topicOverride: { topic: string; alias: number } | undefined,
+  now: number,
+): PublishPacket {
+  const p: PublishPacket = { type: 'publish', topic: topicOverride?.topic ?? m.topic, payload: m.payload, qos, retain, dup };
+  if (packetId !== undefined) p.packetId = packetId;
+  if (v5) {
+    const props: Properties = m.properties === undefined ? {} : { ...m.properties };
+    // [MQTT-3.3.2-6] the forwarded expiry is the received value minus the time spent waiting.
+    if (m.expiresAt !== 0) props.messageExpiryInterval = remainingSeconds(m, now);
+    if (subscriptionIds !== undefined) props.subscriptionIdentifiers = subscriptionIds;
+    if (topicOverride !== undefined) props.topicAlias = topicOverride.alias;
+    if (Object.keys(props).length > 0) p.properties = props;
+  }
+  return p;
+}

@@ -1,0 +1,242 @@
+/**
+ * A session: subscriptions and the outbound QoS 1/2 state of one client id, which outlive the
+ * network connection (MQTT 5.0 §4.1). The connection currently attached is an `Outlet`; while
+ * none is, QoS 1/2 messages queue up to the configured limits and QoS 0 messages are dropped.
+ *
+ * Outbound flow: deliver() → queue → (window open) → packet id assigned, PUBLISH sent, entry
+ * in flight → PUBACK, or PUBREC → PUBREL → PUBCOMP, frees the id and the window slot.
+ */
+import type { ProtocolVersion, QoS } from '../protocol/constants.js';
+import type { SessionLimits } from '../options.js';
+import { isExpired, messageBytes, type Message } from './message.js';
+
+/** The connection side, as the session sees it. */
+export interface Outlet {
+  readonly version: ProtocolVersion;
+  /** How many QoS 1/2 PUBLISHes may be unacknowledged at once (the client's Receive Maximum, capped). */
+  readonly sendQuota: number;
+  /** True when the socket is backed up beyond its limit; QoS 0 messages are dropped then. */
+  congested(): boolean;
+  /** Writes a PUBLISH; false when it was discarded (larger than the client's Maximum Packet Size). */
+  sendPublish(m: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean, subscriptionIds: number[] | undefined): boolean;
+  sendPubrel(packetId: number): void;
+}
+
+export interface Subscription {
+  readonly filter: string;
+  readonly qos: QoS;
+  readonly noLocal: boolean;
+  readonly retainAsPublished: boolean;
+  readonly retainHandling: 0 | 1 | 2;
+  readonly subscriptionId: number | undefined;
+}
+
+export interface Outbound {
+  readonly message: Message;
+  readonly qos: QoS;
+  readonly retain: boolean;
+  readonly subscriptionIds: number[] | undefined;
+  /** 0 until sent. */
+  packetId: number;
+  /** PUBREC received, PUBREL sent; waiting for PUBCOMP. */
+  released: boolean;
+}
+
+export interface Will {
+  readonly message: Message;
+  readonly delaySeconds: number;
+}
+
+export interface SessionCounters {
+  /** QoS 0 messages dropped because the client's socket was backed up. */
+  droppedQos0: number;
+  /** QoS 1/2 messages dropped because the session queue was full. */
+  droppedQueueFull: number;
+  /** Messages that expired before delivery. */
+  expired: number;
+  /** Messages discarded because they exceeded the client's Maximum Packet Size [MQTT-3.1.2-25]. */
+  tooLarge: number;
+}
+
+export class Session {
+  readonly clientId: string;
+  /** Seconds; 0xFFFFFFFF = never. */
+  expiryInterval = 0;
+  readonly subscriptions = new Map<string, Subscription>();
+  outlet: Outlet | undefined = undefined;
+  /** Inbound QoS 2 packet ids received, PUBREC sent, PUBREL not yet received. */
+  readonly inboundQos2 = new Set<number>();
+  /** Outbound messages in flight, by packet id, in send order. */
+  readonly inflight = new Map<number, Outbound>();
+  /** Will of the ended connection while its delay runs (MQTT 5.0 §3.1.3.2.2). */
+  pendingWill: Will | undefined = undefined;
+  willTimer: NodeJS.Timeout | undefined = undefined;
+  expiryTimer: NodeJS.Timeout | undefined = undefined;
+  disconnectedAt: number | undefined = undefined;
+  owner: string | undefined = undefined;
+  readonly counters: SessionCounters = { droppedQos0: 0, droppedQueueFull: 0, expired: 0, tooLarge: 0 };
+
+  readonly #limits: SessionLimits;
+  #queue: Outbound[] = [];
+  #head = 0;
+  #queuedBytes = 0;
+  #nextId = 1;
+
+  constructor(clientId: string, limits: SessionLimits) {
+    this.clientId = clientId;
+    this.#limits = limits;
+  }
+
+  get queued(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  get queuedBytes(): number {
+    return this.#queuedBytes;
+  }
+
+  /** Queued (not yet sent) outbound messages, oldest first. */
+  queuedMessages(): Outbound[] {
+    return this.#queue.slice(this.#head);
+  }
+
+  /** Routes one message to this session at the given QoS. */
+  deliver(m: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): void {
+    const outlet = this.outlet;
+    if (qos === 0) {
+      if (outlet === undefined) return;
+      if (outlet.congested()) {
+        this.counters.droppedQos0++;
+        return;
+      }
+      if (!outlet.sendPublish(m, 0, retain, 0, false, subscriptionIds)) this.counters.tooLarge++;
+      return;
+    }
+    const entry: Outbound = { message: m, qos, retain, subscriptionIds, packetId: 0, released: false };
+    if (outlet !== undefined && this.queued === 0 && this.inflight.size < outlet.sendQuota) {
+      this.#send(outlet, entry);
+      return;
+    }
+    this.#enqueue(entry);
+  }
+
+  /** Restores an outbound entry loaded from the store (in flight when it has a packet id). */
+  restore(entry: Outbound): void {
+    if (entry.packetId !== 0) {
+      this.inflight.set(entry.packetId, entry);
+      if (entry.packetId >= this.#nextId) this.#nextId = entry.packetId === 0xffff ? 1 : entry.packetId + 1;
+    } else {
+      this.#queue.push(entry);
+      this.#queuedBytes += messageBytes(entry.message);
+    }
+  }
+
+  #enqueue(entry: Outbound): void {
+    const limits = this.#limits;
+    const size = messageBytes(entry.message);
+    while (this.queued >= limits.maxQueuedMessages || this.#queuedBytes + size > limits.maxQueuedBytes) {
+      if (limits.queueFullPolicy === 'drop-oldest' && this.queued > 0) {
+        const old = this.#queue[this.#head]!;
+        this.#queue[this.#head++] = undefined as unknown as Outbound;
+        this.#queuedBytes -= messageBytes(old.message);
+        this.counters.droppedQueueFull++;
+      } else {
+        this.counters.droppedQueueFull++;
+        return;
+      }
+    }
+    this.#queue.push(entry);
+    this.#queuedBytes += size;
+  }
+
+  #send(outlet: Outlet, entry: Outbound): void {
+    const id = this.#allocateId();
+    entry.packetId = id;
+    this.inflight.set(id, entry);
+    if (!outlet.sendPublish(entry.message, entry.qos, entry.retain, id, false, entry.subscriptionIds)) {
+      // [MQTT-3.1.2-25] discarded as if delivered.
+      this.inflight.delete(id);
+      this.counters.tooLarge++;
+    }
+  }
+
+  #allocateId(): number {
+    let id = this.#nextId;
+    while (this.inflight.has(id)) id = id === 0xffff ? 1 : id + 1;
+    this.#nextId = id === 0xffff ? 1 : id + 1;
+    return id;
+  }
+
+  /** Sends queued messages while the window allows. */
+  drain(now: number): void {
+    const outlet = this.outlet;
+    if (outlet === undefined) return;
+    while (this.#head < this.#queue.length && this.inflight.size < outlet.sendQuota) {
+      const entry = this.#queue[this.#head]!;
+      this.#queue[this.#head++] = undefined as unknown as Outbound;
+      this.#queuedBytes -= messageBytes(entry.message);
+      // [MQTT-3.3.2-5] an expired message that has not started onward delivery is discarded.
+      if (isExpired(entry.message, now)) {
+        this.counters.expired++;
+        continue;
+      }
+      this.#send(outlet, entry);
+    }
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** PUBACK (QoS 1) or PUBCOMP (QoS 2): the message is done. Returns false for an unknown id. */
+  complete(packetId: number, now: number): boolean {
+    const entry = this.inflight.get(packetId);
+    if (entry === undefined) return false;
+    this.inflight.delete(packetId);
+    this.drain(now);
+    return true;
+  }
+
+  /** PUBREC: the receiver has the message; PUBREL follows. `failed` (v5 reason ≥ 0x80) ends the exchange. */
+  received(packetId: number, failed: boolean, now: number): boolean {
+    const entry = this.inflight.get(packetId);
+    if (entry === undefined || entry.qos !== 2) return false;
+    if (failed) {
+      this.inflight.delete(packetId);
+      this.drain(now);
+      return true;
+    }
+    entry.released = true;
+    this.outlet?.sendPubrel(packetId);
+    return true;
+  }
+
+  /** A connection takes this session: resend what is in flight [MQTT-4.4.0-1], then drain the queue. */
+  attach(outlet: Outlet, now: number): void {
+    this.outlet = outlet;
+    this.disconnectedAt = undefined;
+    for (const [id, entry] of this.inflight) {
+      if (entry.released) outlet.sendPubrel(id);
+      else if (!outlet.sendPublish(entry.message, entry.qos, entry.retain, id, true, entry.subscriptionIds)) {
+        this.inflight.delete(id);
+        this.counters.tooLarge++;
+      }
+    }
+    this.drain(now);
+  }
+
+  detach(now: number): void {
+    this.outlet = undefined;
+    this.disconnectedAt = now;
+  }
+
+  clearTimers(): void {
+    if (this.willTimer !== undefined) clearTimeout(this.willTimer);
+    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
+    this.willTimer = undefined;
+    this.expiryTimer = undefined;
+  }
+}

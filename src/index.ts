@@ -1,0 +1,11 @@
+/** Courier's library entry point: `import { createBroker } from 'courier'`. */
+export { createBroker, Broker, type BrokerEvents, type BrokerStats, type PublishedMessage, type SubscriptionReport } from './broker.js';
+export type { ClientInfo } from './core/connection.js';
+export type { MessageProperties } from './core/message.js';
+export {
+  defaultMqttOptions, defaultSessionLimits, type BrokerOptions, type ListenerOptions, type Logger, type MqttOptions, type SessionLimits,
+} from './options.js';
+export type { Store, StoredMessage, StoredSession, StoredSubscription, StoredWill } from './store/types.js';
+export { MemoryStore } from './store/memory.js';
+export type { BoundAddress, ConnectionInfo } from './transport/types.js';
+export * as protocol from './protocol/index.js';
