@@ -164,7 +164,8 @@ export class Decoder {
       if (b === 0 && n > 0 && this.protocolVersion === 5) malformed('the Remaining Length is not minimally encoded', '[MQTT-1.5.5-1]');
       return true;
     }
-    if (n === 3) malformed('the Remaining Length is longer than 4 bytes', '[MQTT-1.5.5-1]');
+    // "The maximum number of bytes in the Remaining Length field is four" (3.1.1 §2.2.3, 5.0 §1.5.5) carries no statement number.
+    if (n === 3) malformed('the Remaining Length is longer than 4 bytes');
     return false;
   }
 
@@ -175,6 +176,7 @@ export class Decoder {
   #decode(buf: Buffer, start: number, end: number): void {
     const r = this.#reader;
     r.reset(buf, start, end);
+    r.v311 = this.protocolVersion === 3 || this.protocolVersion === 4;
     const packet = parsePacket(r, this.#first, this.protocolVersion);
     r.reset(EMPTY, 0, 0);
     if (this.protocolVersion === undefined && packet.type === 'connect') this.protocolVersion = packet.protocolVersion;

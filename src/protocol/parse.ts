@@ -53,7 +53,8 @@ export function checkFirstByte(first: number, version: number | undefined): void
       if (flags !== 2) malformed(`UNSUBSCRIBE fixed header flags must be 0010, got ${flags.toString(2).padStart(4, '0')}`, '[MQTT-3.10.1-1]');
       break;
     case PacketType.AUTH:
-      if (version !== 5) malformed('packet type 15 (AUTH) is reserved before MQTT 5.0', sid(version, '[MQTT-2.1.3-1]', '[MQTT-2.2.2-1]'));
+      // 3.1.1 Table 2.1 marks type 15 "Reserved / Forbidden" without a statement number ([MQTT-2.2.2-1] is about flag bits).
+      if (version !== 5) malformed('packet type 15 (AUTH) is reserved before MQTT 5.0');
       if (flags !== 0) malformed('AUTH fixed header flags must be 0000', '[MQTT-3.15.1-1]');
       break;
     default:
@@ -121,6 +122,7 @@ function parseConnect(r: Reader): ConnectPacket {
     throw new UnsupportedProtocolVersionError(protocolName, level, '[MQTT-3.1.2-1]');
   }
   const version = level as ProtocolVersion;
+  r.v311 = version !== 5;
   const flags = r.u8();
   if ((flags & 0x01) !== 0) malformed('CONNECT reserved flag is 1', '[MQTT-3.1.2-3]');
   const willFlag = (flags & 0x04) !== 0;

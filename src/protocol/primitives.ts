@@ -46,68 +46,74 @@ export function writeVbi(buf: Buffer, pos: number, n: number): number {
 }
 
 // ---------------------------------------------------------------------------------------------
-// UTF-8 Encoded String (§1.5.4)
+// UTF-8 Encoded String (5.0 §1.5.4, 3.1.1 §1.5.3)
 
 /**
  * Decodes `buf[start, end)` as an MQTT UTF-8 Encoded String. ASCII (the common case: topics,
  * client ids) is decoded without the UTF-8 decoder; anything else is validated by the strict
  * state machine below (Unicode Table 3-7) before Node's decoder runs, so no replacement
- * character can ever slip through.
+ * character can ever slip through. `v311` picks the statement numbering of the errors: 3.1.1
+ * numbers the same rules [MQTT-1.5.3-1] and [MQTT-1.5.3-2].
  */
-export function decodeUtf8(buf: Buffer, start: number, end: number): string {
+export function decodeUtf8(buf: Buffer, start: number, end: number, v311 = false): string {
   let i = start;
   for (; i < end; i++) {
     const b = buf[i]!;
-    if (b === 0) malformed('a UTF-8 string contains U+0000', '[MQTT-1.5.4-2]');
+    if (b === 0) nulCharacter(v311);
     if (b >= 0x80) break;
   }
   if (i === end) return start === end ? '' : (buf as unknown as RawBuffer).latin1Slice(start, end);
-  validateUtf8(buf, i, end);
+  validateUtf8(buf, i, end, v311);
   return (buf as unknown as RawBuffer).utf8Slice(start, end);
 }
 
-function illFormed(detail: string): never {
-  malformed(`a UTF-8 string is not well-formed UTF-8 (${detail})`, '[MQTT-1.5.4-1]');
+function nulCharacter(v311: boolean): never {
+  malformed('a UTF-8 string contains U+0000', v311 ? '[MQTT-1.5.3-2]' : '[MQTT-1.5.4-2]');
+}
+
+function illFormed(detail: string, v311: boolean): never {
+  malformed(`a UTF-8 string is not well-formed UTF-8 (${detail})`, v311 ? '[MQTT-1.5.3-1]' : '[MQTT-1.5.4-1]');
 }
 
 /**
  * Strict UTF-8 validation of `buf[i, end)`: rejects overlong forms, code points above U+10FFFF,
  * truncated sequences, stray continuation bytes and encoded UTF-16 surrogates
- * (U+D800..U+DFFF) [MQTT-1.5.4-1]; rejects U+0000 [MQTT-1.5.4-2].
+ * (U+D800..U+DFFF) [MQTT-1.5.4-1]; rejects U+0000 [MQTT-1.5.4-2] (3.1.1: [MQTT-1.5.3-1],
+ * [MQTT-1.5.3-2] when `v311`).
  */
-export function validateUtf8(buf: Buffer, i: number, end: number): void {
+export function validateUtf8(buf: Buffer, i: number, end: number, v311 = false): void {
   while (i < end) {
     const b = buf[i]!;
     if (b < 0x80) {
-      if (b === 0) malformed('a UTF-8 string contains U+0000', '[MQTT-1.5.4-2]');
+      if (b === 0) nulCharacter(v311);
       i++;
       continue;
     }
-    if (b < 0xc2) illFormed(b < 0xc0 ? 'stray continuation byte' : 'overlong encoding');
+    if (b < 0xc2) illFormed(b < 0xc0 ? 'stray continuation byte' : 'overlong encoding', v311);
     if (b < 0xe0) {
-      if (i + 1 >= end || (buf[i + 1]! & 0xc0) !== 0x80) illFormed('truncated sequence');
+      if (i + 1 >= end || (buf[i + 1]! & 0xc0) !== 0x80) illFormed('truncated sequence', v311);
       i += 2;
       continue;
     }
     if (b < 0xf0) {
-      if (i + 2 >= end) illFormed('truncated sequence');
+      if (i + 2 >= end) illFormed('truncated sequence', v311);
       const b1 = buf[i + 1]!;
-      if ((b1 & 0xc0) !== 0x80 || (buf[i + 2]! & 0xc0) !== 0x80) illFormed('truncated sequence');
-      if (b === 0xe0 && b1 < 0xa0) illFormed('overlong encoding');
-      if (b === 0xed && b1 >= 0xa0) illFormed('encoded UTF-16 surrogate');
+      if ((b1 & 0xc0) !== 0x80 || (buf[i + 2]! & 0xc0) !== 0x80) illFormed('truncated sequence', v311);
+      if (b === 0xe0 && b1 < 0xa0) illFormed('overlong encoding', v311);
+      if (b === 0xed && b1 >= 0xa0) illFormed('encoded UTF-16 surrogate', v311);
       i += 3;
       continue;
     }
     if (b < 0xf5) {
-      if (i + 3 >= end) illFormed('truncated sequence');
+      if (i + 3 >= end) illFormed('truncated sequence', v311);
       const b1 = buf[i + 1]!;
-      if ((b1 & 0xc0) !== 0x80 || (buf[i + 2]! & 0xc0) !== 0x80 || (buf[i + 3]! & 0xc0) !== 0x80) illFormed('truncated sequence');
-      if (b === 0xf0 && b1 < 0x90) illFormed('overlong encoding');
-      if (b === 0xf4 && b1 >= 0x90) illFormed('code point above U+10FFFF');
+      if ((b1 & 0xc0) !== 0x80 || (buf[i + 2]! & 0xc0) !== 0x80 || (buf[i + 3]! & 0xc0) !== 0x80) illFormed('truncated sequence', v311);
+      if (b === 0xf0 && b1 < 0x90) illFormed('overlong encoding', v311);
+      if (b === 0xf4 && b1 >= 0x90) illFormed('code point above U+10FFFF', v311);
       i += 4;
       continue;
     }
-    illFormed('invalid lead byte');
+    illFormed('invalid lead byte', v311);
   }
 }
 
@@ -190,6 +196,8 @@ export class Reader {
   buf: Buffer = EMPTY;
   pos = 0;
   end = 0;
+  /** The packet is MQTT 3.1 or 3.1.1: UTF-8 errors cite 3.1.1's statement numbers. */
+  v311 = false;
 
   reset(buf: Buffer, pos: number, end: number): void {
     this.buf = buf;
@@ -221,7 +229,7 @@ export class Reader {
     return b[p]! * 0x1000000 + ((b[p + 1]! << 16) | (b[p + 2]! << 8) | b[p + 3]!);
   }
 
-  /** Variable Byte Integer: at most 4 bytes, minimal encoding [MQTT-1.5.5-1]. */
+  /** Variable Byte Integer: at most 4 bytes (§1.5.5, no statement number), minimal encoding [MQTT-1.5.5-1]. */
   vbi(): number {
     let value = 0;
     let shift = 0;
@@ -234,7 +242,7 @@ export class Reader {
       }
       shift += 7;
     }
-    return malformed('a Variable Byte Integer is longer than 4 bytes', '[MQTT-1.5.5-1]');
+    return malformed('a Variable Byte Integer is longer than 4 bytes');
   }
 
   utf8(): string {
@@ -243,7 +251,7 @@ export class Reader {
     const end = start + len;
     if (end > this.end) truncated();
     this.pos = end;
-    return decodeUtf8(this.buf, start, end);
+    return decodeUtf8(this.buf, start, end, this.v311);
   }
 
   /** Binary Data, copied: it outlives the packet (will payload, password, correlation data). */
