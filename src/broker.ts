@@ -9,8 +9,9 @@ import { createMessage, type MessageProperties } from './core/message.js';
 import { BrokerCore, type CoreCounters } from './core/broker-core.js';
 import { Connection, type ClientInfo } from './core/connection.js';
 import {
-  defaultMqttOptions, defaultSessionLimits, noopLogger, type BrokerOptions, type ListenerOptions, type Logger, type MqttOptions, type SessionLimits,
+  defaultMqttOptions, defaultPersistence, defaultSessionLimits, noopLogger, type BrokerOptions, type ListenerOptions, type Logger, type MqttOptions, type SessionLimits,
 } from './options.js';
+import { LmdbStore } from './store/lmdb.js';
 import { MemoryStore } from './store/memory.js';
 import type { Store } from './store/types.js';
 import { createTcpListener } from './transport/tcp.js';
@@ -73,7 +74,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.mqtt = { ...defaultMqttOptions, ...options.mqtt };
     this.limits = { ...defaultSessionLimits, ...options.sessions };
     this.#log = options.logger ?? noopLogger;
-    this.#store = options.store ?? new MemoryStore();
+    const persistence = { ...defaultPersistence, ...options.persistence };
+    this.#store =
+      options.store ??
+      (persistence.engine === 'memory'
+        ? new MemoryStore()
+        : new LmdbStore({ dataDir: options.dataDir ?? './data', durability: persistence.durability }));
     this.#core = new BrokerCore(this.mqtt, this.limits, this.#store, this.#log, {
       publish: (m, clientId) => {
         if (this.listenerCount('publish') === 0) return;

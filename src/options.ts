@@ -59,6 +59,13 @@ export interface SessionLimits {
   maxOutboundBufferBytes: number;
 }
 
+export interface PersistenceOptions {
+  /** 'lmdb' (default): durable, in `dataDir`. 'memory': nothing survives the process. */
+  engine: 'lmdb' | 'memory';
+  /** When acknowledgements leave: at once ('none'), after the commit ('commit', default), after commit + fsync ('fsync'). */
+  durability: 'none' | 'commit' | 'fsync';
+}
+
 export interface BrokerOptions {
   /** Interface to bind; default '127.0.0.1' (local only, as Mosquitto 2 does without config). */
   host?: string;
@@ -74,7 +81,8 @@ export interface BrokerOptions {
   dataDir?: string;
   mqtt?: Partial<MqttOptions>;
   sessions?: Partial<SessionLimits>;
-  /** Storage engine; default the in-memory store. */
+  persistence?: Partial<PersistenceOptions>;
+  /** A Store instance; overrides `persistence`. */
   store?: Store;
   logger?: Logger;
 }
@@ -101,6 +109,8 @@ export const defaultSessionLimits: SessionLimits = {
   maxInflight: 64,
   maxOutboundBufferBytes: 4 * 1024 * 1024,
 };
+
+export const defaultPersistence: PersistenceOptions = { engine: 'lmdb', durability: 'commit' };
 
 export const noopLogger: Logger = {
   info() {},

@@ -253,6 +253,7 @@ function toCourierConfig(c: ConfigFile): CourierConfig {
   if (c.listeners !== undefined) options.listeners = c.listeners.map((l) => ({ ...l }));
   if (c.mqtt !== undefined) options.mqtt = { ...c.mqtt };
   if (c.sessions !== undefined) options.sessions = { ...c.sessions };
+  if (c.persistence !== undefined) options.persistence = { ...c.persistence };
   return { options, logLevel: c.log?.level ?? DEFAULT_LOG_LEVEL, warnings: [] };
 }
 

@@ -2,7 +2,7 @@
  * The generated part of docs/configuration.md: every config key with its type, default,
  * environment variable and description, and every flag. A test keeps the doc equal to this.
  */
-import { defaultMqttOptions, defaultSessionLimits } from '../options.js';
+import { defaultMqttOptions, defaultPersistence, defaultSessionLimits } from '../options.js';
 import { DEFAULT_LOG_LEVEL } from '../log.js';
 import { configKeys, type ConfigKey } from './keys.js';
 import { FLAG_KEYS, pathToEnvName } from './load.js';
@@ -22,6 +22,7 @@ export function defaultOf(path: readonly string[]): unknown {
   const [section, name] = path;
   if (section === 'mqtt' && name) return defaultMqttOptions[name as keyof typeof defaultMqttOptions];
   if (section === 'sessions' && name) return defaultSessionLimits[name as keyof typeof defaultSessionLimits];
+  if (section === 'persistence' && name) return defaultPersistence[name as keyof typeof defaultPersistence];
   return TOP_LEVEL_DEFAULTS[path.join('.')];
 }
 

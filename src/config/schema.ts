@@ -71,6 +71,19 @@ export const sessionsSchema = z
   })
   .partial();
 
+export const persistenceSchema = z
+  .strictObject({
+    engine: z
+      .enum(['lmdb', 'memory'], { error: 'must be "lmdb" or "memory"' })
+      .describe('Storage engine: `lmdb` (durable, in `dataDir`) or `memory` (nothing survives a restart).'),
+    durability: z
+      .enum(['none', 'commit', 'fsync'], { error: 'must be "none", "commit" or "fsync"' })
+      .describe(
+        'When acknowledgements leave: `none` at once (a crash may lose the last writes), `commit` after the store commit (survives a process crash), `fsync` after commit and fsync (survives power loss).',
+      ),
+  })
+  .partial();
+
 export const listenerSchema = z
   .strictObject({
     type: z.enum(['tcp', 'ws'], { error: 'must be "tcp" or "ws"' }).describe('Transport: `tcp` or `ws` (WebSocket).'),
@@ -106,6 +119,7 @@ export const configSchema = z
     log: logSchema.describe('Logging.'),
     mqtt: mqttSchema.describe('MQTT protocol limits and features.'),
     sessions: sessionsSchema.describe('Per-session limits.'),
+    persistence: persistenceSchema.describe('Where sessions, queued messages and retained messages are kept.'),
   })
   .partial()
   .superRefine((c, ctx) => {

@@ -5,10 +5,10 @@
  */
 import type { QoS } from '../protocol/constants.js';
 import type { Logger, MqttOptions, SessionLimits } from '../options.js';
-import type { Store, StoredMessage, StoredSession } from '../store/types.js';
+import type { Store, StoredMessage, StoredOutbound, StoredSession, StoredSubscription } from '../store/types.js';
 import { RetainedIndex, TopicTrie } from '../topics/index.js';
 import { isExpired, type Message } from './message.js';
-import { Session, type Subscription, type Will } from './session.js';
+import { Session, type Journal, type Outbound, type Subscription, type Will } from './session.js';
 
 export const NEVER_EXPIRES = 0xffffffff;
 
@@ -44,6 +44,8 @@ export class BrokerCore {
   /** Per-publish scratch: client id → index into #hits (reused to avoid allocation per message). */
   readonly #hitIndex = new Map<string, number>();
   readonly #hits: Array<{ session: Session; qos: QoS; retain: boolean; ids: number[] | undefined }> = [];
+  #nextMessageId = 0;
+  #nextSeq = 0;
 
   constructor(mqtt: MqttOptions, limits: SessionLimits, store: Store, log: Logger, observer: CoreObserver) {
     this.mqtt = mqtt;
@@ -55,35 +57,109 @@ export class BrokerCore {
 
   /** Loads retained messages and sessions from the store; drops what expired while down. */
   async load(now: number): Promise<void> {
-    for (const [topic, sm] of await this.#store.loadRetained()) {
+    const store = this.#store;
+    const snap = await store.load();
+    for (const [topic, sm] of snap.retained) {
       const m = fromStored(sm);
-      if (isExpired(m, now)) this.#store.deleteRetained(topic);
+      if (isExpired(m, now)) store.deleteRetained(topic);
       else this.retained.set(topic, m);
     }
-    for (const rec of await this.#store.loadSessions()) {
-      const disconnectedAt = rec.disconnectedAt ?? now;
-      if (rec.expiryInterval !== NEVER_EXPIRES && disconnectedAt + rec.expiryInterval * 1000 <= now) {
+    const messages = new Map<number, Message>();
+    for (const [id, sm] of snap.messages) {
+      const m = fromStored(sm);
+      m.storeId = id;
+      messages.set(id, m);
+      if (id > this.#nextMessageId) this.#nextMessageId = id;
+    }
+    for (const rec of snap.sessions) {
+      const entries = snap.outbound.get(rec.clientId) ?? [];
+      for (const [seq] of entries) if (seq > this.#nextSeq) this.#nextSeq = seq;
+      // A session without an end time was connected when the broker stopped: it ends now, abnormally.
+      const endedAt = rec.disconnectedAt ?? now;
+      if (rec.expiryInterval !== NEVER_EXPIRES && endedAt + rec.expiryInterval * 1000 <= now && rec.disconnectedAt !== undefined) {
+        // Expired while the broker was down; a will still pending goes out with the session's end.
+        if (rec.will !== undefined) this.publish(fromStored(rec.will.message), rec.clientId);
         this.#store.deleteSession(rec.clientId);
         continue;
       }
       const s = new Session(rec.clientId, this.limits);
       s.expiryInterval = rec.expiryInterval;
       s.owner = rec.owner;
+      s.stored = true;
+      if (rec.expiryInterval > 0) s.journal = this.#journal;
       for (const sub of rec.subscriptions) {
         const v: Subscription = { ...sub, subscriptionId: sub.subscriptionId };
         s.subscriptions.set(sub.filter, v);
         this.subscriptions.add(sub.filter, s.clientId, v);
       }
-      for (const o of rec.outbound) {
-        s.restore({ message: fromStored(o.message), qos: o.qos, retain: o.retain, subscriptionIds: o.subscriptionIds, packetId: o.packetId ?? 0, released: o.released ?? false });
+      for (const [seq, o] of entries) {
+        const m = messages.get(o.messageId);
+        if (m === undefined) {
+          this.#log.warn({ clientId: rec.clientId, seq, messageId: o.messageId }, 'store: outbound entry without its message; dropped');
+          store.deleteOutbound(rec.clientId, seq);
+          continue;
+        }
+        m.refs++;
+        s.restore({ message: m, seq, qos: o.qos, retain: o.retain, subscriptionIds: o.subscriptionIds, packetId: o.packetId ?? 0, released: o.released ?? false });
       }
-      for (const id of rec.inboundQos2) s.inboundQos2.add(id);
+      for (const id of snap.inbound.get(rec.clientId) ?? []) s.inboundQos2.add(id);
       this.sessions.set(s.clientId, s);
-      s.detach(disconnectedAt);
-      // A session whose connection was live at a crash ended abnormally: its will applies.
-      const will = rec.pendingWill === undefined ? undefined : { message: fromStored(rec.pendingWill.message), delaySeconds: rec.pendingWill.delaySeconds };
-      this.#afterConnectionEnd(s, will, disconnectedAt, now);
+      s.detach(endedAt);
+      const will = rec.will === undefined ? undefined : { message: fromStored(rec.will.message), delaySeconds: rec.will.delaySeconds };
+      this.#afterConnectionEnd(s, will, endedAt, now);
     }
+    for (const [id, m] of messages) {
+      if (m.refs === 0) {
+        store.deleteMessage(id);
+        m.storeId = 0;
+      }
+    }
+    await store.flush();
+  }
+
+  /** Journal of outbound entries for sessions that are persisted: one stored message, many references. */
+  readonly #journal: Journal = {
+    added: (session, entry) => {
+      const m = entry.message;
+      if (m.storeId === 0) {
+        m.storeId = ++this.#nextMessageId;
+        this.#store.putMessage(m.storeId, toStored(m));
+      }
+      m.refs++;
+      entry.seq = ++this.#nextSeq;
+      this.#store.putOutbound(session.clientId, entry.seq, toStoredOutbound(entry));
+    },
+    updated: (session, entry) => {
+      if (entry.seq !== 0) this.#store.putOutbound(session.clientId, entry.seq, toStoredOutbound(entry));
+    },
+    removed: (session, entry) => {
+      if (entry.seq === 0) return;
+      this.#store.deleteOutbound(session.clientId, entry.seq);
+      entry.seq = 0;
+      const m = entry.message;
+      if (--m.refs === 0 && m.storeId !== 0) {
+        this.#store.deleteMessage(m.storeId);
+        m.storeId = 0;
+      }
+    },
+  };
+
+  /** Resolves when every store write so far is committed; null when nothing is outstanding. */
+  commitPoint(): Promise<void> | null {
+    return this.#store.commitPoint();
+  }
+
+  /** Inbound QoS 2 id received (PUBREC about to go out) [MQTT-4.3.3-8]. */
+  inboundReceived(session: Session, packetId: number): void {
+    session.inboundQos2.add(packetId);
+    if (session.journal !== undefined) this.#store.putInbound(session.clientId, packetId);
+  }
+
+  /** Inbound QoS 2 id released by PUBREL; false when it was not pending. */
+  inboundReleased(session: Session, packetId: number): boolean {
+    if (!session.inboundQos2.delete(packetId)) return false;
+    if (session.journal !== undefined) this.#store.deleteInbound(session.clientId, packetId);
+    return true;
   }
 
   /**
@@ -121,7 +197,29 @@ export class BrokerCore {
     for (const filter of session.subscriptions.keys()) this.subscriptions.remove(filter, session.clientId);
     session.subscriptions.clear();
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
-    this.#store.deleteSession(session.clientId);
+    const journal = session.journal;
+    if (journal !== undefined) {
+      for (const entry of [...session.entries()]) journal.removed(session, entry);
+      for (const id of session.inboundQos2) this.#store.deleteInbound(session.clientId, id);
+      session.journal = undefined;
+    }
+    if (session.stored) {
+      session.stored = false;
+      this.#store.deleteSession(session.clientId);
+    }
+  }
+
+  /**
+   * After CONNECT: a session that outlives its connection, or whose connection has a will, is
+   * written to the store (a will survives a crash and is published on restart).
+   */
+  connected(session: Session): void {
+    if (session.expiryInterval > 0 && session.journal === undefined) {
+      session.journal = this.#journal;
+      for (const entry of session.entries()) this.#journal.added(session, entry);
+      for (const id of session.inboundQos2) this.#store.putInbound(session.clientId, id);
+    }
+    this.persist(session);
   }
 
   /**
@@ -134,6 +232,7 @@ export class BrokerCore {
   }
 
   #afterConnectionEnd(session: Session, will: Will | undefined, endedAt: number, now: number): void {
+    session.will = undefined;
     const expiry = session.expiryInterval;
     if (expiry === 0) {
       if (will !== undefined) session.pendingWill = will;
@@ -258,9 +357,11 @@ export class BrokerCore {
     return true;
   }
 
-  /** Writes the session record through to the store (only sessions that outlive their connection). */
+  /** Writes the session record through to the store (sessions that outlive their connection, or carry a will). */
   persist(session: Session): void {
-    if (session.expiryInterval === 0 || this.sessions.get(session.clientId) !== session) return;
+    if (this.sessions.get(session.clientId) !== session) return;
+    if (session.journal === undefined && session.will === undefined && !session.stored) return;
+    session.stored = true;
     this.#store.putSession(toStoredSession(session));
   }
 }
@@ -272,7 +373,7 @@ export function toStored(m: Message): StoredMessage {
 }
 
 export function fromStored(s: StoredMessage): Message {
-  return { topic: s.topic, payload: s.payload, qos: s.qos, retain: s.retain, properties: s.properties, expiresAt: s.expiresAt, origin: s.origin, encoded: undefined };
+  return { topic: s.topic, payload: s.payload, qos: s.qos, retain: s.retain, properties: s.properties, expiresAt: s.expiresAt, origin: s.origin, encoded: undefined, storeId: 0, refs: 0 };
 }
 
 function toStoredSession(s: Session): StoredSession {
@@ -280,23 +381,27 @@ function toStoredSession(s: Session): StoredSession {
     clientId: s.clientId,
     expiryInterval: s.expiryInterval,
     subscriptions: [...s.subscriptions.values()].map((sub) => {
-      const out: StoredSession['subscriptions'][number] = {
+      const out: StoredSubscription = {
         filter: sub.filter, qos: sub.qos, noLocal: sub.noLocal, retainAsPublished: sub.retainAsPublished, retainHandling: sub.retainHandling,
       };
       if (sub.subscriptionId !== undefined) out.subscriptionId = sub.subscriptionId;
       return out;
     }),
-    outbound: [...s.inflight.values(), ...s.queuedMessages()].map((o) => {
-      const out: StoredSession['outbound'][number] = { message: toStored(o.message), qos: o.qos, retain: o.retain };
-      if (o.subscriptionIds !== undefined) out.subscriptionIds = o.subscriptionIds;
-      if (o.packetId !== 0) out.packetId = o.packetId;
-      if (o.released) out.released = true;
-      return out;
-    }),
-    inboundQos2: [...s.inboundQos2],
   };
   if (s.disconnectedAt !== undefined) rec.disconnectedAt = s.disconnectedAt;
-  if (s.pendingWill !== undefined) rec.pendingWill = { message: toStored(s.pendingWill.message), delaySeconds: s.pendingWill.delaySeconds };
+  const will = s.will ?? s.pendingWill;
+  if (will !== undefined) {
+    rec.will = { message: toStored(will.message), delaySeconds: will.delaySeconds };
+    if (s.will === undefined) rec.willPending = true;
+  }
   if (s.owner !== undefined) rec.owner = s.owner;
   return rec;
+}
+
+function toStoredOutbound(e: Outbound): StoredOutbound {
+  const o: StoredOutbound = { messageId: e.message.storeId, qos: e.qos, retain: e.retain };
+  if (e.subscriptionIds !== undefined) o.subscriptionIds = e.subscriptionIds;
+  if (e.packetId !== 0) o.packetId = e.packetId;
+  if (e.released) o.released = true;
+  return o;
 }

@@ -45,6 +45,12 @@ export interface ConnectionObserver {
 
 const enum State { Connecting, Connected, Closed }
 
+interface GateSegment {
+  readonly point: Promise<void>;
+  readonly bufs: Buffer[];
+  done: boolean;
+}
+
 function uncork(c: Connection): void {
   c.flush();
 }
@@ -68,13 +74,15 @@ export class Connection implements Outlet, LiveConnection {
   #corked = false;
   #session: Session | undefined = undefined;
   #client: ClientInfo | undefined = undefined;
-  #will: Will | undefined = undefined;
   #clientMaxPacket = MAX_PACKET_SIZE;
   #keepAliveMs = 0;
   #lastSeen = Date.now();
   #timer: NodeJS.Timeout | undefined = undefined;
   #aliases: Map<number, string> | undefined = undefined;
   #closeReason = 'connection closed by the client';
+  /** Output waiting for store commits, in order. */
+  readonly #gate: GateSegment[] = [];
+  #endAfterGate = false;
 
   constructor(stream: Duplex, info: ConnectionInfo, core: BrokerCore, log: Logger, observer: ConnectionObserver) {
     this.#stream = stream;
@@ -219,7 +227,6 @@ export class Connection implements Outlet, LiveConnection {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#state = State.Connected;
-    this.#will = will;
     this.#keepAliveMs = keepAlive * 1000;
     this.sendQuota = Math.min(props?.receiveMaximum ?? 65535, core.limits.maxInflight);
     if (props?.maximumPacketSize !== undefined) this.#clientMaxPacket = props.maximumPacketSize;
@@ -228,6 +235,7 @@ export class Connection implements Outlet, LiveConnection {
     const expiry = Math.min(requestedExpiry, mqtt.maxSessionExpiryInterval);
     const { session, present } = core.openSession(clientId, p.clean);
     session.expiryInterval = expiry;
+    session.will = will;
     this.#session = session;
     this.#client = {
       clientId, protocolVersion: p.protocolVersion, username: p.username,
@@ -258,8 +266,8 @@ export class Connection implements Outlet, LiveConnection {
     this.#armKeepAlive();
     this.#log.info({ clientId, remote: this.#remote(), transport: this.info.transport, version: p.protocolVersion, clean: p.clean, keepAlive, sessionPresent: present }, 'client connected');
     this.#observer.connected(this.#client, present);
+    core.connected(session);
     session.attach(this, now);
-    core.persist(session);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -348,7 +356,7 @@ export class Connection implements Outlet, LiveConnection {
     const code = routed === 0 ? ReasonCode.NoMatchingSubscribers : 0;
     if (p.qos === 1) this.#ack('puback', id, code);
     else {
-      session.inboundQos2.add(id);
+      core.inboundReceived(session, id);
       this.#ack('pubrec', id, code);
     }
   }
@@ -361,7 +369,7 @@ export class Connection implements Outlet, LiveConnection {
 
   #onPubrel(packetId: number): void {
     const session = this.#session!;
-    const known = session.inboundQos2.delete(packetId);
+    const known = this.#core.inboundReleased(session, packetId);
     // [MQTT-4.3.3-11] PUBCOMP with the same id; 5.0 says 0x92 when the id was not pending.
     this.#ack('pubcomp', packetId, known ? 0 : ReasonCode.PacketIdentifierNotFound);
   }
@@ -447,7 +455,7 @@ export class Connection implements Outlet, LiveConnection {
       session.expiryInterval = Math.min(expiry, this.#core.mqtt.maxSessionExpiryInterval);
     }
     // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; 5.0 0x04 asks for it to be sent.
-    if (p.reasonCode !== ReasonCode.DisconnectWithWillMessage) this.#will = undefined;
+    if (p.reasonCode !== ReasonCode.DisconnectWithWillMessage) session.will = undefined;
     this.#closeReason = p.reasonCode === undefined || p.reasonCode === 0 ? 'client disconnected' : `client disconnected with reason 0x${p.reasonCode.toString(16)}`;
     this.#end();
     this.#stream.end();
@@ -496,7 +504,7 @@ export class Connection implements Outlet, LiveConnection {
       this.#writeRaw(buf);
     }
     this.#closeReason = reason;
-    if (!abnormal) this.#will = undefined;
+    if (!abnormal && this.#session !== undefined) this.#session.will = undefined;
     this.#end();
     this.#closeGracefully();
   }
@@ -531,14 +539,17 @@ export class Connection implements Outlet, LiveConnection {
     const core = this.#core;
     if (core.live.get(client.clientId) === this) core.live.delete(client.clientId);
     if (session.outlet === this) {
-      core.connectionEnded(session, this.#will, Date.now());
+      core.connectionEnded(session, session.will, Date.now());
     }
-    this.#will = undefined;
     this.#log.info({ clientId: client.clientId, remote: this.#remote(), reason: this.#closeReason }, 'client disconnected');
     this.#observer.disconnected(client, this.#closeReason);
   }
 
   #closeGracefully(): void {
+    if (this.#gate.length > 0) {
+      this.#endAfterGate = true;
+      return;
+    }
     this.flush();
     this.#stream.end();
     setTimeout(() => this.#stream.destroy(), CLOSE_GRACE_MS).unref();
@@ -574,7 +585,54 @@ export class Connection implements Outlet, LiveConnection {
     this.#writeRaw(buf);
   }
 
+  /**
+   * Every packet leaves in order, and none before the store has committed the state it
+   * acknowledges: while the store has uncommitted writes, output waits for that commit point
+   * (PUBACK/PUBREC/PUBCOMP/SUBACK after the commit that holds them; MQTT 5.0 §4.3, issue 5).
+   */
   #writeRaw(buf: Buffer): void {
+    const s = this.#stream;
+    if (s.destroyed || s.writableEnded) return;
+    const point = this.#core.commitPoint();
+    const gate = this.#gate;
+    if (point === null && gate.length === 0) {
+      this.#put(buf);
+      return;
+    }
+    const last = gate[gate.length - 1];
+    if (last !== undefined && (point === null || point === last.point)) {
+      last.bufs.push(buf);
+      return;
+    }
+    const segment: GateSegment = { point: point!, bufs: [buf], done: false };
+    gate.push(segment);
+    point!.then(
+      () => {
+        segment.done = true;
+        this.#releaseGate();
+      },
+      (err: unknown) => this.#storeFailed(err),
+    );
+  }
+
+  #releaseGate(): void {
+    const gate = this.#gate;
+    while (gate.length > 0 && gate[0]!.done) {
+      for (const b of gate.shift()!.bufs) this.#put(b);
+    }
+    if (gate.length === 0 && this.#endAfterGate) {
+      this.#endAfterGate = false;
+      this.#closeGracefully();
+    }
+  }
+
+  #storeFailed(err: unknown): void {
+    this.#log.error({ err, clientId: this.#client?.clientId }, 'store commit failed; closing the connection without acknowledging');
+    this.#gate.length = 0;
+    this.#stream.destroy();
+  }
+
+  #put(buf: Buffer): void {
     const s = this.#stream;
     if (s.destroyed || s.writableEnded) return;
     if (!this.#corked) {

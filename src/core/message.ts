@@ -28,6 +28,9 @@ export interface Message {
   readonly origin: string;
   /** Encoded forms reused across subscribers: index = (version - 3) * 6 + qos * 2 + retain. */
   encoded: Array<Buffer | undefined> | undefined;
+  /** Store id while persisted for outbound entries (0 = not stored), and how many entries reference it. */
+  storeId: number;
+  refs: number;
 }
 
 export function createMessage(
@@ -52,7 +55,7 @@ export function createMessage(
     if (any) properties = p;
     if (props.messageExpiryInterval !== undefined) expiresAt = now + props.messageExpiryInterval * 1000;
   }
-  return { topic, payload, qos, retain, properties, expiresAt, origin, encoded: undefined };
+  return { topic, payload, qos, retain, properties, expiresAt, origin, encoded: undefined, storeId: 0, refs: 0 };
 }
 
 export function isExpired(m: Message, now: number): boolean {

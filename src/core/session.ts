@@ -33,6 +33,8 @@ export interface Subscription {
 
 export interface Outbound {
   readonly message: Message;
+  /** Store key (order of the session's queue); 0 while not journaled. */
+  seq: number;
   readonly qos: QoS;
   readonly retain: boolean;
   readonly subscriptionIds: number[] | undefined;
@@ -45,6 +47,13 @@ export interface Outbound {
 export interface Will {
   readonly message: Message;
   readonly delaySeconds: number;
+}
+
+/** Persistence of a session's outbound entries (set by the core for sessions that outlive their connection). */
+export interface Journal {
+  added(session: Session, entry: Outbound): void;
+  updated(session: Session, entry: Outbound): void;
+  removed(session: Session, entry: Outbound): void;
 }
 
 export interface SessionCounters {
@@ -68,8 +77,13 @@ export class Session {
   readonly inboundQos2 = new Set<number>();
   /** Outbound messages in flight, by packet id, in send order. */
   readonly inflight = new Map<number, Outbound>();
+  /** Will of the connection attached now (published if it ends abnormally). */
+  will: Will | undefined = undefined;
   /** Will of the ended connection while its delay runs (MQTT 5.0 §3.1.3.2.2). */
   pendingWill: Will | undefined = undefined;
+  journal: Journal | undefined = undefined;
+  /** A record of this session is in the store. */
+  stored = false;
   willTimer: NodeJS.Timeout | undefined = undefined;
   expiryTimer: NodeJS.Timeout | undefined = undefined;
   disconnectedAt: number | undefined = undefined;
@@ -95,11 +109,6 @@ export class Session {
     return this.#queuedBytes;
   }
 
-  /** Queued (not yet sent) outbound messages, oldest first. */
-  queuedMessages(): Outbound[] {
-    return this.#queue.slice(this.#head);
-  }
-
   /** Routes one message to this session at the given QoS. */
   deliver(m: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): void {
     const outlet = this.outlet;
@@ -112,8 +121,9 @@ export class Session {
       if (!outlet.sendPublish(m, 0, retain, 0, false, subscriptionIds)) this.counters.tooLarge++;
       return;
     }
-    const entry: Outbound = { message: m, qos, retain, subscriptionIds, packetId: 0, released: false };
+    const entry: Outbound = { message: m, seq: 0, qos, retain, subscriptionIds, packetId: 0, released: false };
     if (outlet !== undefined && this.queued === 0 && this.inflight.size < outlet.sendQuota) {
+      this.journal?.added(this, entry);
       this.#send(outlet, entry);
       return;
     }
@@ -140,6 +150,7 @@ export class Session {
         this.#queue[this.#head++] = undefined as unknown as Outbound;
         this.#queuedBytes -= messageBytes(old.message);
         this.counters.droppedQueueFull++;
+        this.journal?.removed(this, old);
       } else {
         this.counters.droppedQueueFull++;
         return;
@@ -147,6 +158,7 @@ export class Session {
     }
     this.#queue.push(entry);
     this.#queuedBytes += size;
+    this.journal?.added(this, entry);
   }
 
   #send(outlet: Outlet, entry: Outbound): void {
@@ -157,7 +169,10 @@ export class Session {
       // [MQTT-3.1.2-25] discarded as if delivered.
       this.inflight.delete(id);
       this.counters.tooLarge++;
+      this.journal?.removed(this, entry);
+      return;
     }
+    this.journal?.updated(this, entry);
   }
 
   #allocateId(): number {
@@ -178,6 +193,7 @@ export class Session {
       // [MQTT-3.3.2-5] an expired message that has not started onward delivery is discarded.
       if (isExpired(entry.message, now)) {
         this.counters.expired++;
+        this.journal?.removed(this, entry);
         continue;
       }
       this.#send(outlet, entry);
@@ -196,6 +212,7 @@ export class Session {
     const entry = this.inflight.get(packetId);
     if (entry === undefined) return false;
     this.inflight.delete(packetId);
+    this.journal?.removed(this, entry);
     this.drain(now);
     return true;
   }
@@ -206,10 +223,14 @@ export class Session {
     if (entry === undefined || entry.qos !== 2) return false;
     if (failed) {
       this.inflight.delete(packetId);
+      this.journal?.removed(this, entry);
       this.drain(now);
       return true;
     }
-    entry.released = true;
+    if (!entry.released) {
+      entry.released = true;
+      this.journal?.updated(this, entry);
+    }
     this.outlet?.sendPubrel(packetId);
     return true;
   }
@@ -223,6 +244,7 @@ export class Session {
       else if (!outlet.sendPublish(entry.message, entry.qos, entry.retain, id, true, entry.subscriptionIds)) {
         this.inflight.delete(id);
         this.counters.tooLarge++;
+        this.journal?.removed(this, entry);
       }
     }
     this.drain(now);
@@ -231,6 +253,12 @@ export class Session {
   detach(now: number): void {
     this.outlet = undefined;
     this.disconnectedAt = now;
+  }
+
+  /** Every outbound entry (in flight, then queued), e.g. to release them when the session ends. */
+  *entries(): IterableIterator<Outbound> {
+    yield* this.inflight.values();
+    for (let i = this.#head; i < this.#queue.length; i++) yield this.#queue[i]!;
   }
 
   clearTimers(): void {

@@ -1,13 +1,20 @@
 /**
  * The store interface: what the broker core persists and reloads. The core keeps the live state
- * in memory and writes through to the store; on start it loads what the store holds. The memory
- * implementation (memory.ts) is the reference; durable engines implement the same contract and
- * run the same conformance suite (test/unit/store/).
+ * in memory and writes through to the store in small records; on start it loads a snapshot.
+ *
+ * Contract (checked for every implementation by test/unit/store/conformance.test.ts):
+ * - Writes are applied in call order. Writes issued in one event-loop turn may be committed
+ *   together (group commit); `commitPoint()` returns a promise that resolves once every write
+ *   issued so far is committed, or null when nothing is outstanding. The core sends no packet
+ *   that acknowledges state before that state's commit point has resolved.
+ * - A message is stored once (`putMessage`) and referenced by id from every outbound entry that
+ *   carries it; the core counts the references and deletes the message with the last one.
+ * - `deleteSession` removes the session record and its outbound and inbound entries.
  */
 import type { QoS } from '../protocol/constants.js';
 import type { MessageProperties } from '../core/message.js';
 
-/** A message as persisted (retained, queued or in flight). */
+/** A message as persisted (retained, queued or in flight, or a pending will). */
 export interface StoredMessage {
   topic: string;
   payload: Buffer;
@@ -33,33 +40,61 @@ export interface StoredWill {
   delaySeconds: number;
 }
 
+/** The session record: everything but its messages. */
 export interface StoredSession {
   clientId: string;
   /** Seconds; 0xFFFFFFFF = never. */
   expiryInterval: number;
-  /** Epoch ms at which the session's connection ended; undefined while connected. */
+  /** Epoch ms at which the session's connection ended; absent while connected (a crash then counts as a network failure). */
   disconnectedAt?: number;
   subscriptions: StoredSubscription[];
-  /** Outbound QoS 1/2 messages not yet completed, in order. `packetId` set once sent; `released` after PUBREC. */
-  outbound: Array<{ message: StoredMessage; qos: QoS; retain: boolean; subscriptionIds?: number[]; packetId?: number; released?: boolean }>;
-  /** Inbound QoS 2 packet ids received and not yet released [MQTT-4.3.3-?]. */
-  inboundQos2: number[];
-  /** Will of a connection that ended without DISCONNECT and whose delay has not elapsed. */
-  pendingWill?: StoredWill;
+  /** The will of the live connection (published on restart after a crash) or of an ended one whose delay runs. */
+  will?: StoredWill;
+  /** True when `will` belongs to an ended connection (its delay is running). */
+  willPending?: boolean;
   /** Owner (authenticated user name) for session-ownership checks. */
   owner?: string;
 }
 
+/** One outbound QoS 1/2 delivery of a session, keyed by (clientId, seq); seq orders the queue. */
+export interface StoredOutbound {
+  messageId: number;
+  qos: QoS;
+  retain: boolean;
+  subscriptionIds?: number[];
+  /** Set once sent. */
+  packetId?: number;
+  /** PUBREC received, PUBREL sent. */
+  released?: boolean;
+}
+
+export interface StoreSnapshot {
+  retained: Array<[string, StoredMessage]>;
+  sessions: StoredSession[];
+  messages: Map<number, StoredMessage>;
+  /** Outbound entries grouped by client id, in seq order. */
+  outbound: Map<string, Array<[number, StoredOutbound]>>;
+  /** Inbound QoS 2 packet ids not yet released, by client id. */
+  inbound: Map<string, number[]>;
+}
+
 export interface Store {
-  /** Opens the engine; fails with a clear error when the data cannot be read. */
+  /** Opens the engine; fails with a clear error when the data cannot be read or is locked. */
   open(): Promise<void>;
   close(): Promise<void>;
-  loadRetained(): Promise<Array<[string, StoredMessage]>>;
-  loadSessions(): Promise<StoredSession[]>;
+  load(): Promise<StoreSnapshot>;
   putRetained(topic: string, message: StoredMessage): void;
   deleteRetained(topic: string): void;
   putSession(session: StoredSession): void;
   deleteSession(clientId: string): void;
-  /** Resolves once every write issued before the call is durable (to the store's setting). */
+  putMessage(id: number, message: StoredMessage): void;
+  deleteMessage(id: number): void;
+  putOutbound(clientId: string, seq: number, entry: StoredOutbound): void;
+  deleteOutbound(clientId: string, seq: number): void;
+  putInbound(clientId: string, packetId: number): void;
+  deleteInbound(clientId: string, packetId: number): void;
+  /** Null when every write so far is committed; else resolves when they are. */
+  commitPoint(): Promise<void> | null;
+  /** Resolves once every write issued so far is committed. */
   flush(): Promise<void>;
 }

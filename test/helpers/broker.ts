@@ -19,6 +19,7 @@ export async function startBroker(options: Partial<BrokerOptions> = {}): Promise
       { type: 'tcp', host: '127.0.0.1', port: 0 },
       { type: 'ws', host: '127.0.0.1', port: 0, path: '/mqtt' },
     ],
+    persistence: { engine: 'memory' },
     ...(logger === undefined ? {} : { logger }),
     ...options,
   });

@@ -122,6 +122,7 @@ void describe('config: files', () => {
     assert.equal(c.options.wsPath, '/ws');
     assert.equal(c.options.mqtt?.maximumQoS, 1);
     assert.equal(c.options.sessions?.queueFullPolicy, 'drop-oldest');
+    assert.equal(c.options.persistence?.durability, 'fsync');
     // The fixture sets every key of the schema: nothing is left out of it.
     const set = configKeys().filter((k) => k.path.reduce<unknown>((o, seg) => (o as Record<string, unknown> | undefined)?.[seg], { ...c.options, log: { level: c.logLevel } }) !== undefined);
     assert.deepEqual(
