@@ -165,14 +165,14 @@ export class Session {
     const id = this.#allocateId();
     entry.packetId = id;
     this.inflight.set(id, entry);
+    // The packet id is journaled before the PUBLISH is written, so the PUBLISH leaves after its commit.
+    this.journal?.updated(this, entry);
     if (!outlet.sendPublish(entry.message, entry.qos, entry.retain, id, false, entry.subscriptionIds)) {
       // [MQTT-3.1.2-25] discarded as if delivered.
       this.inflight.delete(id);
       this.counters.tooLarge++;
       this.journal?.removed(this, entry);
-      return;
     }
-    this.journal?.updated(this, entry);
   }
 
   #allocateId(): number {
