@@ -169,6 +169,8 @@ export class Connection implements Outlet, LiveConnection {
     this.#log.warn({ remote: this.#remote(), reasonCode: v5Code }, `connection refused: ${reason}`);
     this.#closeReason = `refused: ${reason}`;
     this.#connack(this.version === 5 ? v5Code : v3Code, false, { reasonString: reason });
+    // [MQTT-3.1.4-5] nothing the client sent after a refused CONNECT is processed.
+    this.#end();
     this.#closeGracefully();
   }
 
