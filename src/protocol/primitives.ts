@@ -17,6 +17,7 @@ interface RawBuffer {
   latin1Slice(start: number, end: number): string;
   utf8Slice(start: number, end: number): string;
   utf8Write(s: string, offset: number, length: number): number;
+  latin1Write(s: string, offset: number, length: number): number;
 }
 
 export function malformed(message: string, statement?: string): never {
@@ -142,18 +143,11 @@ function isWellFormed(s: string): boolean {
 export function utf8Length(s: string, what: string): number {
   const n = s.length;
   if (n === 0) return 0;
-  const len = n < 0x5555 && isAscii(s) ? n : Buffer.byteLength(s, 'utf8');
+  const len = Buffer.byteLength(s, 'utf8');
   if (len > 0xffff) throw new InvalidPacketError(`${what} is ${len} bytes of UTF-8; the maximum is 65535`);
   if (s.indexOf('\u0000') !== -1) throw new InvalidPacketError(`${what} contains U+0000`, '[MQTT-1.5.4-2]');
   if (len !== n && !isWellFormed(s)) throw new InvalidPacketError(`${what} contains a lone UTF-16 surrogate`, '[MQTT-1.5.4-1]');
   return len;
-}
-
-/** Short ASCII strings are measured in JS: cheaper than crossing into C++ for a byte count. */
-function isAscii(s: string): boolean {
-  if (s.length > 64) return false;
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
-  return true;
 }
 
 /** Writes the 2-byte length and the UTF-8 bytes of `s` (whose byte length is `len`); returns the next position. */
@@ -161,11 +155,16 @@ export function writeUtf8(buf: Buffer, pos: number, s: string, len: number): num
   buf[pos] = len >>> 8;
   buf[pos + 1] = len & 0xff;
   pos += 2;
-  if (len === s.length && len <= 32) {
-    for (let i = 0; i < len; i++) buf[pos + i] = s.charCodeAt(i);
+  if (len === s.length) {
+    // Byte length = UTF-16 length only for all-ASCII strings, whose Latin-1 bytes are their UTF-8 bytes.
+    if (len <= 16) {
+      for (let i = 0; i < len; i++) buf[pos + i] = s.charCodeAt(i);
+    } else {
+      (buf as unknown as RawBuffer).latin1Write(s, pos, len);
+    }
     return pos + len;
   }
-  if (len !== 0) (buf as unknown as RawBuffer).utf8Write(s, pos, len);
+  (buf as unknown as RawBuffer).utf8Write(s, pos, len);
   return pos + len;
 }
 
