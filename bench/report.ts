@@ -51,7 +51,7 @@ export function scenarioTitle(s: ScenarioName, p: ScenarioParams): string {
     case 'retained':
       return `Retained fan-out: ${p.retainedTopics} retained topics, then one wildcard SUBSCRIBE`;
     case 'durable':
-      return 'Durable QoS 1 (Courier durable store vs Mosquitto persistence)';
+      return `Durable QoS 1: the QoS 1 pairs with persistent subscriber sessions; Courier on LMDB (durability "commit": acks after the commit), Mosquitto with \`persistence true\` (in memory, snapshot every 30 min)`;
   }
 }
 
@@ -131,6 +131,13 @@ export function targetChecks(results: ScenarioResult[]): TargetCheck[] {
   ratioCheck('connections/s ≥ Mosquitto', 'idle', 'mosquitto', 'connect_per_s', 1);
   const rss = get('idle', 'courier', 'rss_per_conn_kib');
   checks.push({ target: 'RSS per idle connection ≤ 4 KiB', value: rss === null ? 'not measured' : `${rss} KiB`, met: rss === null ? null : rss <= 4 });
+  const dur = get('durable', 'courier', 'delivered_per_s');
+  const mem = get('qos1', 'courier', 'delivered_per_s');
+  checks.push({
+    target: 'durable QoS 1 ≥ 50% of in-memory QoS 1',
+    value: dur === null || mem === null ? 'not measured' : `${Math.round((dur / mem) * 100)}%`,
+    met: dur === null || mem === null ? null : dur >= mem / 2,
+  });
   const c50 = get('latency', 'courier', 'p50_us');
   const m50 = get('latency', 'mosquitto', 'p50_us');
   checks.push({

@@ -3,8 +3,8 @@
  * unless COURIER_FROM=src, plain TCP on 127.0.0.1, no WebSocket listener, in-memory store.
  * Prints `READY <port>` once listening. Exits on SIGTERM or when stdin closes.
  *
- * argv: [port] [store]   store: "memory" (default) or "durable" (hook for the durable QoS 1
- * scenario, wired once the durable store lands).
+ * argv: [port] [store]   store: "memory" (default) or "durable" (LMDB in a temporary data
+ * directory, durability "commit").
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +16,7 @@ interface CourierBroker {
   close(): Promise<void>;
 }
 interface CourierModule {
-  createBroker(options: Record<string, unknown>): CourierBroker;
+  createBroker(options: Record<string, unknown>): Promise<CourierBroker>;
 }
 
 const port = Number(process.argv[2] ?? 0);
@@ -27,12 +27,15 @@ const fromSrc = process.env.COURIER_FROM === 'src' || !existsSync(dist);
 const entry = fromSrc ? path.join(root, 'src/index.ts') : dist;
 const mod = (await import(pathToFileURL(entry).href)) as CourierModule;
 
-if (store !== 'memory') {
-  process.stderr.write(`courier launcher: store "${store}" is not wired yet\n`);
+if (store !== 'memory' && store !== 'durable') {
+  process.stderr.write(`courier launcher: unknown store "${store}" (memory or durable)\n`);
   process.exit(2);
 }
 const dataDir = mkdtempSync(path.join(tmpdir(), 'courier-bench-'));
-const broker = mod.createBroker({ host: '127.0.0.1', port, wsPort: null, dataDir });
+const broker = await mod.createBroker({
+  host: '127.0.0.1', port, wsPort: null, dataDir,
+  persistence: { engine: store === 'durable' ? 'lmdb' : 'memory' },
+});
 const addrs = await broker.listen();
 const tcp = addrs.find((a) => a.transport === 'tcp') ?? addrs[0];
 if (tcp === undefined) {

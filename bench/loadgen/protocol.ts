@@ -72,6 +72,8 @@ export interface ConnSpec {
   expect?: number;
   /** Connect only; send the SUBSCRIBE on 'subscribe-now' (retained scenario). */
   deferSubscribe?: boolean;
+  /** Clean session flag (default true); false = a persistent session the broker must keep. */
+  clean?: boolean;
 }
 
 export type ToWorker =

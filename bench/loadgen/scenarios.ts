@@ -145,10 +145,14 @@ async function fanout(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
 async function qos1(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
   const p = job.params;
   const { subs, pubs } = roles(pool);
+  // The durable scenario: the same pairs with persistent subscriber sessions (clean session 0),
+  // so the broker must store every message until it is acknowledged.
+  const persistent = job.scenario === 'durable';
   const subscribers: ConnSpec[] = Array.from({ length: p.qos1Pairs }, (_, i) => ({
     clientId: `pair-sub-${i}`,
     subscribe: [{ topic: `bench/pair/${i}`, qos: 1 }],
     column: i,
+    clean: !persistent,
   }));
   await connect(pool, spread(subscribers, subs), 64);
   const publishers: ConnSpec[] = Array.from({ length: p.qos1Pairs }, (_, i) => ({
@@ -303,6 +307,7 @@ export function shapeOf(job: GeneratorJob): Shape {
     case 'fanout':
       return { streams: 1, columns: p.fanoutSubscribers };
     case 'qos1':
+    case 'durable':
       return { streams: p.qos1Pairs, columns: p.qos1Pairs };
     default:
       return { streams: 1, columns: 1 };
@@ -324,6 +329,6 @@ export async function runScenario(pool: Pool, job: GeneratorJob): Promise<Scenar
     case 'retained':
       return retained(pool, job);
     case 'durable':
-      return { scenario: job.scenario, broker: job.broker, metrics: {}, notes: [], skipped: 'handled by the orchestrator' };
+      return qos1(pool, job);
   }
 }

@@ -106,7 +106,7 @@ class Conn {
     this.last = spec.column === undefined ? null : new Int32Array(cfg.streams);
     this.socket = net.connect({ host: cfg.host, port: cfg.port, noDelay: true });
     this.socket.on('connect', () => {
-      this.socket.write(encodeConnect(spec.clientId, cfg.version));
+      this.socket.write(encodeConnect(spec.clientId, cfg.version, 600, spec.clean ?? true));
     });
     this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('error', (err) => this.fail(err));
