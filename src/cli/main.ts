@@ -72,8 +72,10 @@ const OPTIONS = {
 } as const;
 
 export const USAGE = `Usage: courier [options]
+       courier passwd FILE USER [--password P] [--delete]
 
 Runs the Courier MQTT broker (MQTT 3.1, 3.1.1 and 5.0 over TCP and WebSocket).
+"passwd" adds, changes or deletes a user in a password file (courier passwd --help).
 
 Options:
   --host HOST            interface to bind (default 127.0.0.1; 0.0.0.0 for all)
@@ -98,6 +100,8 @@ export function version(): string {
 }
 
 export async function main(argv: string[], overrides: Partial<CliIO> = {}): Promise<number> {
+  // Subcommand; `overrides` pass through (with `stdin` too, see PasswdIO in ./passwd.ts).
+  if (argv[0] === 'passwd') return (await import('./passwd.js')).passwdMain(argv.slice(1), overrides);
   const io: CliIO = { ...defaultIO(), ...overrides };
   const fail = (message: string, code: number): number => {
     io.stderr.write(`courier: ${message}\n`);
