@@ -201,16 +201,18 @@ export class PasswordFile {
   /**
    * The hook for the broker: no user name → undefined (another authenticator decides); unknown
    * user, missing or wrong password → `{ ok: false, reasonCode: 0x86 }`; else `{ ok: true }`.
-   * Unknown users are checked against a dummy hash so they take as long as known ones.
+   * Unknown users are checked against a dummy hash so they take as long as known ones. The
+   * undefined answer is synchronous; the others come as a promise.
    */
   authenticator(): Authenticator {
-    return async (req): Promise<AuthenticationResult | undefined> => {
-      if (req.username === undefined) return undefined;
-      const hash = this.#users.get(req.username);
-      const matches = await verifyPassword(hash ?? DUMMY_HASH, req.password ?? Buffer.alloc(0));
-      if (hash !== undefined && req.password !== undefined && matches) return { ok: true };
+    const check = async (username: string, password: Buffer | undefined): Promise<AuthenticationResult> => {
+      const hash = this.#users.get(username);
+      const matches = await verifyPassword(hash ?? DUMMY_HASH, password ?? Buffer.alloc(0));
+      if (hash !== undefined && password !== undefined && matches) return { ok: true };
       return { ok: false, reasonCode: BAD_CREDENTIALS };
     };
+    // Synchronous when there is nothing to check, so the connection need not wait.
+    return (req) => (req.username === undefined ? undefined : check(req.username, req.password));
   }
 
   /**

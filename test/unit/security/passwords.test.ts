@@ -186,8 +186,9 @@ void describe('PasswordFile authenticator', () => {
     assert.deepEqual(await pf.authenticator()(request('', '')), { ok: false, reasonCode: 0x86 });
   });
 
-  void it('leaves clients without a user name to other authenticators (undefined)', async () => {
-    assert.equal(await pf.authenticator()(request(undefined, undefined)), undefined);
+  void it('leaves clients without a user name to other authenticators (undefined, synchronously)', () => {
+    assert.equal(pf.authenticator()(request(undefined, undefined)), undefined);
+    assert.equal(pf.authenticator()(request(undefined, 'pw')), undefined);
   });
 
   void it('spends a full scrypt on unknown users, as on known ones (no timing shortcut)', async () => {
