@@ -39,6 +39,18 @@ function brokerEvent<K extends keyof BrokerEvents>(
 
 const disconnected = (b: TestBroker, clientId: string): Promise<unknown> => brokerEvent(b.broker, 'clientDisconnect', (c) => c.clientId === clientId);
 
+/** Every RawClient this file opens, so that a failed test cannot leave one holding a broker open. */
+const opened: RawClient[] = [];
+const openRaw = RawClient.open.bind(RawClient);
+RawClient.open = async (port, version) => {
+  const c = await openRaw(port, version);
+  opened.push(c);
+  return c;
+};
+function destroyAll(): void {
+  for (const c of opened.splice(0)) c.destroy();
+}
+
 async function subscribe(c: RawClient, topicFilter: string, qos: QoS = 0, packetId = 1): Promise<void> {
   c.send({ type: 'subscribe', packetId, subscriptions: [{ topicFilter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 }] });
   const ack = await c.next('suback');
@@ -80,7 +92,10 @@ for (const version of [4, 5] as const) {
     before(async () => {
       b = await startBroker();
     });
-    after(() => b.close());
+    after(async () => {
+      destroyAll();
+      await b.close();
+    });
 
     /** Ends a stored session: a clean connection whose session ends with it. */
     async function forget(clientId: string): Promise<void> {
@@ -416,6 +431,7 @@ for (const version of [4, 5] as const) {
           assert.equal(q.sharedSubscriptionAvailable, 0);
           await c.disconnect();
         } finally {
+          destroyAll();
           await custom.close();
         }
       });
@@ -430,6 +446,7 @@ for (const version of [4, 5] as const) {
           assert.equal(ack.properties?.maximumQoS, 1);
           await c.disconnect();
         } finally {
+          destroyAll();
           await q1.close();
         }
       });
@@ -442,6 +459,7 @@ for (const version of [4, 5] as const) {
           assert.equal(connack.sessionPresent, false);
           await client.closed();
         } finally {
+          destroyAll();
           await q1.close();
         }
       });
@@ -458,6 +476,7 @@ for (const version of [4, 5] as const) {
             await client.disconnect();
           }
         } finally {
+          destroyAll();
           await k.close();
         }
       });
@@ -473,6 +492,7 @@ for (const version of [4, 5] as const) {
           assert.ok(Date.now() - started >= 1000, 'not before the keep alive ran out');
           await client.closed();
         } finally {
+          destroyAll();
           await k.close();
         }
       });
@@ -490,6 +510,7 @@ for (const version of [4, 5] as const) {
           assert.equal(connack.reasonCode, 0);
           await client.disconnect();
         } finally {
+          destroyAll();
           await k.close();
         }
       });
