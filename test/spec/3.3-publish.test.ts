@@ -21,6 +21,7 @@ const nextPid = (): number => (pid = (pid % 0xffff) + 1);
 async function connectFull(port: number, version: ProtocolVersion, prefix: string, extra: Partial<ConnectPacket> = {}): Promise<{ client: RawClient; connack: ConnackPacket }> {
   const r = await RawClient.connect(port, { protocolVersion: version, clientId: `${prefix}-${version}-${++seq}`, ...extra });
   open.push(r.client);
+  r.client.socket.setNoDelay(true);
   assert.equal(r.connack.reasonCode, 0, `CONNACK for ${prefix}`);
   return r;
 }

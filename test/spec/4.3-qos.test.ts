@@ -16,6 +16,7 @@ let seq = 0;
 async function connectFull(port: number, version: ProtocolVersion, prefix: string, extra: Partial<ConnectPacket> = {}): Promise<{ client: RawClient; connack: ConnackPacket }> {
   const r = await RawClient.connect(port, { protocolVersion: version, clientId: `${prefix}-${version}-${++seq}`, ...extra });
   open.push(r.client);
+  r.client.socket.setNoDelay(true);
   assert.equal(r.connack.reasonCode, 0, `CONNACK for ${prefix}`);
   return r;
 }
