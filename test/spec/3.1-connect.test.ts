@@ -285,6 +285,11 @@ for (const version of [4, 5] as const) {
       assert.deepEqual(await c2.barrier(), [], 'the old subscription went with the old session');
       await c2.disconnect();
       await pub.disconnect();
+      // The clean session lasted as long as its connection: nothing of it is left to resume.
+      const { client: c3, connack: third } = await RawClient.connect(b.port, { protocolVersion: version, clientId: cid, clean: false });
+      assert.equal(third.sessionPresent, false);
+      await c3.disconnect();
+      await forget(cid);
     });
 
     void it(`${v5 ? '[MQTT-3.2.2-3] [MQTT-3.1.2-5]' : '[MQTT-3.2.2-2] [MQTT-3.1.2-4]'} clean 0 with a stored session gets Session Present 1 and resumes it`, async () => {
@@ -436,6 +441,21 @@ for (const version of [4, 5] as const) {
         }
       });
 
+      void it('§3.2.2.3.2 (5.0) a Session Expiry Interval above the configured maximum is lowered, and CONNACK tells the client the value used', async () => {
+        const capped = await startBroker({ mqtt: { maxSessionExpiryInterval: 10 } });
+        try {
+          for (const [asked, told] of [[3600, 10], [0xffffffff, 10], [10, undefined], [5, undefined]] as const) {
+            const { client, connack } = await RawClient.connect(capped.port, { protocolVersion: 5, clientId: id(`sei-${asked}`), clean: true, properties: { sessionExpiryInterval: asked } });
+            assert.equal(connack.properties?.sessionExpiryInterval, told, `Session Expiry Interval ${asked}`);
+            client.send({ type: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 0 } });
+            await client.closed();
+          }
+        } finally {
+          destroyAll();
+          await capped.close();
+        }
+      });
+
       void it('[MQTT-3.2.2-9] (5.0) Maximum QoS is absent while QoS 2 is supported, and announced when the broker is configured with a lower maximum', async () => {
         const { client, connack } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: id('maxqos') });
         assert.equal(connack.properties?.maximumQoS, undefined);
@@ -449,6 +469,74 @@ for (const version of [4, 5] as const) {
           destroyAll();
           await q1.close();
         }
+      });
+
+      void it('[MQTT-3.2.2-13] (5.0) a will with Will Retain 1 while retained messages are unavailable is refused with CONNACK 0x9A (Retain not supported) and the connection closed', async () => {
+        const nr = await startBroker({ mqtt: { retainAvailable: false } });
+        try {
+          const { client, connack } = await RawClient.connect(nr.port, { protocolVersion: 5, clientId: id('will-retain'), will: will('will/retain', 'x', 0, true) });
+          assert.equal(connack.reasonCode, 0x9a);
+          assert.equal(connack.sessionPresent, false);
+          await client.closed();
+        } finally {
+          destroyAll();
+          await nr.close();
+        }
+      });
+
+      void it('[MQTT-3.1.3-10] (5.0) the will is published with its properties, User Properties in their order', async () => {
+        const topic = `will/props/${version}`;
+        const { client: watcher } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: id('props-watch') });
+        await subscribe(watcher, topic);
+        const userProperties: Array<[string, string]> = [['b', '1'], ['a', '2'], ['b', '3']];
+        const { client } = await RawClient.connect(b.port, {
+          protocolVersion: 5, clientId: id('props'),
+          will: will(topic, '{"gone":true}', 0, false, { userProperties, contentType: 'application/json', payloadFormatIndicator: 1, responseTopic: 'answers', correlationData: Buffer.from('c0ffee', 'hex') }),
+        });
+        client.destroy();
+        const w = await watcher.next('publish');
+        assert.equal(w.payload.toString(), '{"gone":true}');
+        assert.deepEqual(w.properties?.userProperties, userProperties);
+        assert.equal(w.properties?.contentType, 'application/json');
+        assert.equal(w.properties?.payloadFormatIndicator, 1);
+        assert.equal(w.properties?.responseTopic, 'answers');
+        assert.deepEqual(w.properties?.correlationData, Buffer.from('c0ffee', 'hex'));
+        assert.equal(w.properties?.willDelayInterval, undefined);
+        await watcher.disconnect();
+      });
+
+      void it('[MQTT-3.1.3-9] [MQTT-3.1.4-3] (5.0) a takeover with Clean Start 0 within the Will Delay Interval cancels the old connection\'s will; with Clean Start 1 the session ends and the will is published', async () => {
+        const topic = `will/takeover-delay/${version}`;
+        const { client: watcher } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: id('tod-watch') });
+        await subscribe(watcher, topic);
+        const delayed = (payload: string): Will => will(topic, payload, 0, false, { willDelayInterval: 1 });
+        // Clean Start 0: the session continues, the will waits for a delay that never ends.
+        const keep = id('tod-keep');
+        const { client: k1 } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: keep, ...persistent(5, 60), will: delayed('kept session') });
+        const { client: k2, connack } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: keep, ...persistent(5, 60) });
+        assert.equal(connack.sessionPresent, true);
+        assert.equal((await k1.next('disconnect')).reasonCode, 0x8e);
+        // Clean Start 1: the old session ends with the takeover, and its will goes out.
+        const end = id('tod-end');
+        const { client: e1 } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: end, ...persistent(5, 60), will: delayed('ended session') });
+        const { client: e2 } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: end, clean: true });
+        assert.equal((await e1.next('disconnect')).reasonCode, 0x8e);
+        const w = await watcher.next('publish');
+        assert.equal(w.payload.toString(), 'ended session');
+        // A control will with the same delay, started after the first takeover, proves the kept
+        // session's will is not merely late.
+        const ctl = id('tod-control');
+        const { client: control } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: ctl, ...persistent(5, 60), will: delayed('control') });
+        const ctlGone = brokerEvent(b.broker, 'clientDisconnect', (c) => c.clientId === ctl);
+        control.destroy();
+        await ctlGone;
+        assert.equal((await watcher.next('publish')).payload.toString(), 'control');
+        assert.deepEqual(await watcher.barrier(), []);
+        k2.send({ type: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 0 } });
+        await k2.closed();
+        await e2.disconnect();
+        await forget(ctl);
+        await watcher.disconnect();
       });
 
       void it('[MQTT-3.2.2-12] (5.0) a Will QoS above the Maximum QoS is refused with CONNACK 0x9B (QoS not supported) and the connection closed', async () => {
