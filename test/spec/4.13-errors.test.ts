@@ -1,0 +1,181 @@
+/**
+ * MQTT 5.0 §4.13 / 3.1.1 §4.8 handling errors, against a live broker: malformed bytes, bad flags,
+ * an oversize Remaining Length, a connection that ends mid-packet, garbage instead of CONNECT.
+ * Each case must close only the offending connection (5.0: DISCONNECT with the reason code
+ * first) while a bystander client of the same version keeps publishing and receiving, which a
+ * QoS 1 round trip proves after every case.
+ */
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, it } from 'node:test';
+import type { ProtocolVersion } from '../../src/protocol/constants.js';
+import { encode } from '../../src/protocol/encoder.js';
+import type { ConnackPacket, ConnectPacket, PublishPacket } from '../../src/protocol/packets.js';
+import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { RawClient } from '../helpers/raw-client.js';
+
+const MAX_PACKET = 1024;
+const open: RawClient[] = [];
+let seq = 0;
+let pid = 0;
+const nextPid = (): number => (pid = (pid % 0xffff) + 1);
+
+async function connectFull(port: number, version: ProtocolVersion, prefix: string, extra: Partial<ConnectPacket> = {}): Promise<{ client: RawClient; connack: ConnackPacket }> {
+  const r = await RawClient.connect(port, { protocolVersion: version, clientId: `${prefix}-${version}-${++seq}`, ...extra });
+  open.push(r.client);
+  r.client.socket.setNoDelay(true);
+  assert.equal(r.connack.reasonCode, 0, `CONNACK for ${prefix}`);
+  return r;
+}
+
+async function connect(port: number, version: ProtocolVersion, prefix: string, extra: Partial<ConnectPacket> = {}): Promise<RawClient> {
+  return (await connectFull(port, version, prefix, extra)).client;
+}
+
+/** The broker closes `c`; a 5.0 client first gets a DISCONNECT with `code`, a 3.1.1 one nothing. */
+async function expectClosed(c: RawClient, version: ProtocolVersion, code: number): Promise<void> {
+  if (version === 5) {
+    const d = await c.next('disconnect');
+    assert.equal(d.reasonCode, code, `DISCONNECT reason 0x${(d.reasonCode ?? 0).toString(16)}`);
+  }
+  await c.closed();
+  assert.deepEqual(c.pending, [], 'nothing else was sent');
+}
+
+afterEach(() => {
+  for (const c of open.splice(0)) if (!c.isClosed) c.destroy();
+});
+
+for (const version of [4, 5] as const) {
+  const v5 = version === 5;
+  const CLOSE = v5 ? '[MQTT-4.13.1-1]' : '[MQTT-4.8.0-1]';
+
+  void describe(`§4.13 errors over a live broker (MQTT ${v5 ? '5.0' : '3.1.1'})`, () => {
+    let b: TestBroker;
+    let bystander: RawClient;
+    let rounds = 0;
+
+    before(async () => {
+      b = await startBroker({ mqtt: { maxPacketSize: MAX_PACKET } });
+      const r = await RawClient.connect(b.port, { protocolVersion: version, clientId: `bystander-${version}` });
+      bystander = r.client;
+      bystander.socket.setNoDelay(true);
+      bystander.send({
+        type: 'subscribe', packetId: 1,
+        subscriptions: ['echo/bystander', 'err/+/will'].map((topicFilter) => ({ topicFilter, qos: 1 as const, noLocal: false, retainAsPublished: false, retainHandling: 0 as const })),
+      });
+      assert.deepEqual((await bystander.next('suback')).reasonCodes, [1, 1]);
+    });
+    after(async () => {
+      if (!bystander.isClosed) await bystander.disconnect();
+      await b.close();
+    });
+
+    /** The bystander publishes QoS 1 to itself: PUBACK and the message come back, then nothing else. */
+    async function roundTrip(): Promise<void> {
+      assert.equal(bystander.isClosed, false, 'the bystander is still connected');
+      const tag = `round ${++rounds}`;
+      const packetId = nextPid();
+      bystander.send({ type: 'publish', topic: 'echo/bystander', payload: Buffer.from(tag), qos: 1, retain: false, dup: false, packetId });
+      const got = await bystander.barrier();
+      const ack = got.find((p) => p.type === 'puback');
+      const echo = got.find((p): p is PublishPacket => p.type === 'publish');
+      assert.equal(got.length, 2, JSON.stringify(got.map((p) => p.type)));
+      assert.equal(ack?.type === 'puback' ? ack.packetId : undefined, packetId);
+      assert.equal(echo?.payload.toString(), tag);
+      bystander.send({ type: 'puback', packetId: echo!.packetId! });
+    }
+
+    void it(`[MQTT-3.3.1-4] ${CLOSE} a PUBLISH with both QoS bits set (malformed) closes that connection${v5 ? ' with DISCONNECT 0x81' : ''}; others carry on`, async () => {
+      await roundTrip();
+      const c = await connect(b.port, version, 'qos3');
+      c.sendRaw(`36 ${v5 ? '07' : '06'} 0001 7a 0001 ${v5 ? '00' : ''} 70`);
+      await expectClosed(c, version, 0x81);
+      await roundTrip();
+    });
+
+    void it(`${v5 ? '[MQTT-1.5.4-1] [MQTT-1.5.4-2]' : '[MQTT-1.5.3-1] [MQTT-1.5.3-2]'} ${CLOSE} a topic that is not well-formed UTF-8, or holds U+0000, closes that connection${v5 ? ' with DISCONNECT 0x81' : ''}; others carry on`, async () => {
+      const props = v5 ? '00' : '';
+      const len = (n: number): string => (n + (v5 ? 1 : 0)).toString(16).padStart(2, '0');
+      for (const hex of [
+        `30 ${len(5)} 0002 c328 ${props} 70`, // 0xC3 0x28: a lead byte without its continuation
+        `30 ${len(6)} 0003 eda080 ${props} 70`, // U+D800, a surrogate
+        `30 ${len(6)} 0003 610062 ${props} 70`, // "a\0b"
+      ]) {
+        const c = await connect(b.port, version, 'utf8');
+        c.sendRaw(hex);
+        await expectClosed(c, version, 0x81);
+        await roundTrip();
+      }
+    });
+
+    void it(`${v5 ? '[MQTT-2.1.3-1] [MQTT-3.8.1-1]' : '[MQTT-2.2.2-1] [MQTT-2.2.2-2] [MQTT-3.8.1-1]'} ${CLOSE} reserved fixed-header flags set wrong (PINGREQ 0xC1, SUBSCRIBE 0x80) close that connection${v5 ? ' with DISCONNECT 0x81' : ''}; others carry on`, async () => {
+      for (const hex of ['c1 00', `80 ${v5 ? '07' : '06'} 0001 ${v5 ? '00' : ''} 0001 7a 00`]) {
+        const c = await connect(b.port, version, 'flags');
+        c.sendRaw(hex);
+        await expectClosed(c, version, 0x81);
+        await roundTrip();
+      }
+    });
+
+    void it(`${CLOSE} a first byte of packet type 0 (reserved) or a Remaining Length longer than 4 bytes closes that connection${v5 ? ' with DISCONNECT 0x81' : ''}; others carry on`, async () => {
+      for (const hex of ['00 00', '30 ff ff ff ff 01']) {
+        const c = await connect(b.port, version, 'garbage');
+        c.sendRaw(hex);
+        await expectClosed(c, version, 0x81);
+        await roundTrip();
+      }
+    });
+
+    void it(`${v5 ? '[MQTT-3.2.2-15] [MQTT-4.13.1-1]' : '§2.2.3, §4.8 (an implementation limit; 3.1.1 has no statement for it):'} a packet of exactly mqtt.maxPacketSize is accepted; one byte more, or a Remaining Length claiming more, closes that connection${v5 ? ' with DISCONNECT 0x95' : ''} before the body arrives; others carry on`, async () => {
+      const sized = (total: number): Buffer => {
+        const overhead = encode({ type: 'publish', topic: 'echo/bystander', payload: Buffer.alloc(0), qos: 1, retain: false, dup: false, packetId: 1 }, version).length;
+        // Remaining Length needs 2 bytes here, one more than for the empty payload.
+        const buf = encode({ type: 'publish', topic: 'echo/bystander', payload: Buffer.alloc(total - overhead - 1, 0x61), qos: 1, retain: false, dup: false, packetId: 1 }, version);
+        assert.equal(buf.length, total);
+        return buf;
+      };
+      const { client: ok, connack } = await connectFull(b.port, version, 'size-ok');
+      if (v5) assert.equal(connack.properties?.maximumPacketSize, MAX_PACKET);
+      ok.sendRaw(sized(MAX_PACKET));
+      assert.equal((await ok.next('puback')).packetId, 1);
+      const fitting = await bystander.next('publish');
+      assert.equal(encode(fitting, version).length, MAX_PACKET, 'the whole packet, forwarded');
+      bystander.send({ type: 'puback', packetId: fitting.packetId! });
+      await roundTrip();
+
+      const over = await connect(b.port, version, 'size-over');
+      over.sendRaw(sized(MAX_PACKET + 1));
+      await expectClosed(over, version, 0x95);
+      await roundTrip();
+
+      const claim = await connect(b.port, version, 'size-claim');
+      claim.sendRaw('30 d0 0f'); // Remaining Length 2000, no body: judged on the header alone
+      await expectClosed(claim, version, 0x95);
+      await roundTrip();
+    });
+
+    void it(`[MQTT-3.1.2-8] a connection that ends in the middle of a packet: the partial packet is dropped, the will is published; others carry on`, async () => {
+      const c = await connect(b.port, version, 'trunc', { will: { topic: `err/${version}/will`, payload: Buffer.from('gone'), qos: 1, retain: false } });
+      const whole = encode({ type: 'publish', topic: 'echo/bystander', payload: Buffer.from('never complete'), qos: 1, retain: false, dup: false, packetId: 9 }, version);
+      c.sendRaw(whole.subarray(0, 12));
+      c.socket.end();
+      await c.closed();
+      const will = await bystander.next('publish');
+      assert.deepEqual([will.topic, will.payload.toString()], [`err/${version}/will`, 'gone']);
+      bystander.send({ type: 'puback', packetId: will.packetId! });
+      assert.deepEqual(await bystander.barrier(), [], 'the partial PUBLISH was not delivered');
+      await roundTrip();
+    });
+
+    void it(`[MQTT-3.1.0-1] ${CLOSE} bytes other than a CONNECT first (HTTP, a PINGREQ, type 0) close the connection without any answer; others carry on`, async () => {
+      for (const bytes of [Buffer.from('GET /mqtt HTTP/1.1\r\nHost: x\r\n\r\n'), Buffer.from([0xc0, 0x00]), Buffer.from([0x00, 0x00])]) {
+        const c = await RawClient.open(b.port, version);
+        open.push(c);
+        c.sendRaw(bytes);
+        await c.closed();
+        assert.deepEqual(c.pending, [], 'no CONNACK or anything else');
+        await roundTrip();
+      }
+    });
+  });
+}
