@@ -92,7 +92,7 @@ for (const version of [4, 5] as const) {
     // -------------------------------------------------------------------------------------------
     // QoS 1
 
-    void it(`${v5 ? '[MQTT-4.3.2-4] [MQTT-4.3.2-5]' : '[MQTT-4.3.2-2]'} QoS 1 from a client: PUBACK with the PUBLISH's packet id; the same id after the PUBACK is a new message`, async () => {
+    void it(`${v5 ? '[MQTT-4.3.2-4] [MQTT-4.3.2-5] [MQTT-3.3.1-3]' : '[MQTT-4.3.2-2] [MQTT-3.3.1-3]'} QoS 1 from a client: PUBACK with the PUBLISH's packet id; the same id after the PUBACK is a new message; DUP is not passed on`, async () => {
       const sub = await connect(b.port, version, 'q1in-sub');
       await subscribe(sub, 'q1in/t', 1);
       const pub = await connect(b.port, version, 'q1in-pub');
@@ -101,7 +101,7 @@ for (const version of [4, 5] as const) {
       pub.send(pkt('q1in/t', 'two', 1, 0x1234, true));
       assert.deepEqual(await pub.next(), ack(version, 'puback', 0x1234));
       const got = publishesIn(await sub.barrier());
-      assert.deepEqual(got.map((p) => [p.payload.toString(), p.qos]), [['one', 1], ['two', 1]]);
+      assert.deepEqual(got.map((p) => [p.payload.toString(), p.qos, p.dup]), [['one', 1, false], ['two', 1, false]]);
     });
 
     void it(`${v5 ? '[MQTT-4.3.2-1] [MQTT-4.3.2-2] [MQTT-4.3.2-3] [MQTT-4.4.0-1] [MQTT-3.3.1-1]' : '[MQTT-4.3.2-1] [MQTT-4.4.0-1] [MQTT-3.3.1-1]'} QoS 1 to a subscriber: PUBLISH QoS 1 DUP 0 with unused ids; an unacknowledged one is re-sent on resume with DUP 1 and its id`, async () => {
