@@ -7,9 +7,12 @@ import type { Duplex } from 'node:stream';
 import type { QoS } from './protocol/constants.js';
 import { createMessage, type MessageProperties } from './core/message.js';
 import { BrokerCore, type CoreCounters } from './core/broker-core.js';
-import { Connection, type ClientInfo } from './core/connection.js';
+import { Connection, type ClientInfo, type ConnectionObserver, type LimitCounters, type ListenerPolicy } from './core/connection.js';
+import { ConnackReturnCode, ReasonCode } from './protocol/constants.js';
+import { isLoopbackHost, isPromise, Security } from './security/index.js';
+import type { TopicLimits } from './topics/index.js';
 import {
-  defaultMqttOptions, defaultPersistence, defaultSessionLimits, noopLogger, type BrokerOptions, type ListenerOptions, type Logger, type MqttOptions, type SessionLimits,
+  defaultLimits, defaultMqttOptions, defaultPersistence, defaultSessionLimits, noopLogger, type Limits, type BrokerOptions, type ListenerOptions, type Logger, type MqttOptions, type SessionLimits,
 } from './options.js';
 import { LmdbStore } from './store/lmdb.js';
 import { MemoryStore } from './store/memory.js';
@@ -45,7 +48,9 @@ export interface BrokerEvents {
   error: [err: Error];
 }
 
-export interface BrokerStats extends CoreCounters {
+export interface BrokerStats extends CoreCounters, LimitCounters {
+  /** Bytes of queued QoS 1/2 messages across all sessions (limited by limits.maxQueuedBytesTotal). */
+  queuedBytesTotal: number;
   connections: number;
   sessions: number;
   subscriptions: number;
@@ -65,6 +70,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #listeners: Listener[];
   readonly #connections = new Set<Connection>();
   readonly #streams = new Set<Duplex>();
+  readonly #limits: Limits;
+  readonly #topicLimits: TopicLimits;
+  readonly #counters: LimitCounters = {
+    connectionsRefused: 0, authenticationFailures: 0, publishesDenied: 0, subscriptionsDenied: 0, rateLimited: 0, subscriptionQuotaExceeded: 0,
+  };
+  #security: Security;
+  readonly #policies = new Map<string, ListenerPolicy & { maxConnections: number }>();
+  readonly #perListener = new Map<string, number>();
+  readonly #connectRate = new Map<string, { window: number; count: number }>();
+  readonly #observer: ConnectionObserver;
   #addresses: BoundAddress[] = [];
   #state: 'new' | 'open' | 'listening' | 'closing' | 'closed' = 'new';
 
@@ -89,18 +104,73 @@ export class Broker extends EventEmitter<BrokerEvents> {
       },
       sessionExpired: (clientId) => this.emit('sessionExpired', clientId),
     });
+    this.#limits = { ...defaultLimits, ...options.limits };
+    this.#topicLimits = { maxLength: this.#limits.maxTopicLength, maxLevels: this.#limits.maxTopicLevels };
+    this.#core.queueBudget.max = this.#limits.maxQueuedBytesTotal;
+    // Hooks only until open() has loaded the password and ACL files.
+    this.#security = new Security(options.security ?? {}, options.authenticate ? [options.authenticate] : [], options.authorize ? [options.authorize] : []);
+    this.#core.willGate = (m, session) => {
+      if (!this.#security.authorizes) return true;
+      const d = this.#security.authorize({ action: 'publish', clientId: session.clientId, username: session.owner, topic: m.topic, qos: m.qos, retain: m.retain });
+      return isPromise(d) ? d.then((x) => x.allow) : d.allow;
+    };
+    this.#observer = {
+      connected: (client, present) => this.emit('clientConnect', client, present),
+      disconnected: (client, reason) => this.emit('clientDisconnect', client, reason),
+      subscribed: (client, subs) => this.emit('subscribe', client, subs),
+      unsubscribed: (client, filters) => this.emit('unsubscribe', client, filters),
+      closed: (c) => {
+        if (this.#connections.delete(c)) this.#perListener.set(c.info.listener, (this.#perListener.get(c.info.listener) ?? 1) - 1);
+      },
+    };
     this.#listeners = listenerSpecs(options).map((spec) => {
       const onConnection = (stream: Duplex, info: ConnectionInfo): void => this.#accept(stream, info);
-      if (spec.type === 'ws') {
-        return createWsListener({ host: spec.host ?? '127.0.0.1', port: spec.port, path: spec.path ?? '/mqtt', maxPayload: this.mqtt.maxPacketSize + 8 }, onConnection);
-      }
-      return createTcpListener({ host: spec.host ?? '127.0.0.1', port: spec.port }, onConnection);
+      const host = spec.host ?? '127.0.0.1';
+      const listener =
+        spec.type === 'ws'
+          ? createWsListener({ host, port: spec.port, path: spec.path ?? '/mqtt', maxPayload: this.mqtt.maxPacketSize + 8 }, onConnection)
+          : createTcpListener({ host, port: spec.port }, onConnection);
+      this.#policies.set(listener.name, { name: listener.name, loopback: isLoopbackHost(host), maxConnections: spec.maxConnections ?? 0 });
+      return listener;
     });
+  }
+
+  /** Admission at CONNECT: global and per-listener connection limits, connect rate per IP. */
+  #admit(conn: Connection): { v5: number; v3: number; reason: string } | null {
+    const limits = this.#limits;
+    const policy = this.#policies.get(conn.info.listener);
+    if (limits.maxConnections > 0 && this.#connections.size > limits.maxConnections) {
+      return { v5: ReasonCode.QuotaExceeded, v3: ConnackReturnCode.ServerUnavailable, reason: `more than ${limits.maxConnections} connections` };
+    }
+    if (policy !== undefined && policy.maxConnections > 0 && (this.#perListener.get(policy.name) ?? 0) > policy.maxConnections) {
+      return { v5: ReasonCode.QuotaExceeded, v3: ConnackReturnCode.ServerUnavailable, reason: `more than ${policy.maxConnections} connections on ${policy.name}` };
+    }
+    const ip = conn.info.remoteAddress;
+    if (limits.connectRatePerIp > 0 && ip !== undefined) {
+      const now = Date.now();
+      let r = this.#connectRate.get(ip);
+      if (r === undefined || now - r.window >= 1000) {
+        if (this.#connectRate.size > 100_000) this.#connectRate.clear();
+        r = { window: now, count: 0 };
+        this.#connectRate.set(ip, r);
+      }
+      if (++r.count > limits.connectRatePerIp) {
+        return { v5: ReasonCode.ConnectionRateExceeded, v3: ConnackReturnCode.ServerUnavailable, reason: `more than ${limits.connectRatePerIp} connections per second from ${ip}` };
+      }
+    }
+    return null;
   }
 
   /** Opens the store and loads its state (called by `listen()` when not done yet). */
   async open(): Promise<void> {
     if (this.#state !== 'new') return;
+    const o = this.options;
+    this.#security = await Security.create(o.security ?? {}, { authenticate: o.authenticate, authorize: o.authorize }, this.#log);
+    if (o.security?.allowAnonymous === true) {
+      for (const p of this.#policies.values()) {
+        if (!p.loopback) this.#log.warn({ listener: p.name }, 'anonymous clients are allowed on a listener reachable from other machines (security.allowAnonymous: true)');
+      }
+    }
     await this.#store.open();
     await this.#core.load(Date.now());
     this.#state = 'open';
@@ -137,14 +207,20 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     this.#streams.add(stream);
     stream.once('close', () => this.#streams.delete(stream));
-    const conn = new Connection(stream, info, this.#core, this.#log, {
-      connected: (client, present) => this.emit('clientConnect', client, present),
-      disconnected: (client, reason) => this.emit('clientDisconnect', client, reason),
-      subscribed: (client, subs) => this.emit('subscribe', client, subs),
-      unsubscribed: (client, filters) => this.emit('unsubscribe', client, filters),
-      closed: (c) => this.#connections.delete(c),
+    const listener = this.#policies.get(info.listener) ?? { name: info.listener, loopback: isLoopbackHost(info.remoteAddress ?? ''), maxConnections: 0 };
+    const conn = new Connection(stream, info, {
+      core: this.#core,
+      log: this.#log,
+      observer: this.#observer,
+      security: this.#security,
+      limits: this.#limits,
+      topicLimits: this.#topicLimits,
+      listener,
+      admit: (c) => this.#admit(c),
+      counters: this.#counters,
     });
     this.#connections.add(conn);
+    this.#perListener.set(info.listener, (this.#perListener.get(info.listener) ?? 0) + 1);
   }
 
   /** Publishes a message as the broker itself (no client id). */
@@ -158,6 +234,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const core = this.#core;
     return {
       ...core.counters,
+      ...this.#counters,
+      queuedBytesTotal: core.queueBudget.used,
       connections: this.#connections.size,
       sessions: core.sessions.size,
       subscriptions: core.subscriptions.size,
@@ -172,7 +250,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   async close(): Promise<void> {
     if (this.#state === 'closed' || this.#state === 'closing') return;
     this.#state = 'closing';
-    await Promise.all(this.#listeners.map((l) => l.close()));
+    // Clients first (a listener's close() waits for its connections, and the WebSocket listener
+    // cuts its clients off): every connected client hears why, then the sockets go.
     for (const c of [...this.#connections]) c.shutdown();
     if (this.#streams.size > 0) {
       await new Promise<void>((resolve) => {
@@ -188,7 +267,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
       });
     }
     for (const s of this.#streams) s.destroy();
+    await Promise.all(this.#listeners.map((l) => l.close()));
     for (const s of this.#core.sessions.values()) s.clearTimers();
+    this.#security.close();
     await this.#store.flush();
     await this.#store.close();
     this.#state = 'closed';

@@ -4,6 +4,8 @@
  */
 import type { Store } from './store/types.js';
 import type { QoS } from './protocol/constants.js';
+import type { SecurityOptions } from './security/index.js';
+import type { Authenticator, Authorizer } from './security/types.js';
 
 /** A pino-compatible logger subset; the default is a no-op for the library and pino for the CLI. */
 export interface Logger {
@@ -20,6 +22,30 @@ export interface ListenerOptions {
   port: number;
   /** WebSocket path, default '/mqtt'. */
   path?: string;
+  /** Most simultaneous connections on this listener; 0 = only the global limit. */
+  maxConnections?: number;
+}
+
+/** Abuse limits; every breach is answered with its reason code and counted. 0 = unlimited. */
+export interface Limits {
+  /** Simultaneous connections, all listeners together. */
+  maxConnections: number;
+  /** CONNECTs per second from one IP address (v5 CONNACK 0x9F when exceeded). */
+  connectRatePerIp: number;
+  /** PUBLISH packets per second from one client (v5 DISCONNECT 0x96 when exceeded). */
+  publishRatePerClient: number;
+  /** PUBLISH payload bytes per second from one client (v5 DISCONNECT 0x96 when exceeded). */
+  publishBytesPerClient: number;
+  /** Longest topic name or filter, in bytes. */
+  maxTopicLength: number;
+  /** Most levels in a topic name or filter. */
+  maxTopicLevels: number;
+  /** Most subscriptions one session may hold (v5 SUBACK 0x97 beyond). */
+  maxSubscriptionsPerClient: number;
+  /** Bytes of queued QoS 1/2 messages across all sessions; beyond it new queued messages are dropped and counted. */
+  maxQueuedBytesTotal: number;
+  /** Time a new connection has to complete its CONNECT, in milliseconds. */
+  connectTimeoutMs: number;
 }
 
 /** What the broker supports and announces in CONNACK (v5) and enforces (both versions). */
@@ -82,6 +108,12 @@ export interface BrokerOptions {
   mqtt?: Partial<MqttOptions>;
   sessions?: Partial<SessionLimits>;
   persistence?: Partial<PersistenceOptions>;
+  limits?: Partial<Limits>;
+  security?: SecurityOptions;
+  /** Custom authentication, asked before the built-in password file and JWT. */
+  authenticate?: Authenticator;
+  /** Custom authorization for publish and subscribe, asked before the ACL file. */
+  authorize?: Authorizer;
   /** A Store instance; overrides `persistence`. */
   store?: Store;
   logger?: Logger;
@@ -108,6 +140,18 @@ export const defaultSessionLimits: SessionLimits = {
   queueFullPolicy: 'drop-new',
   maxInflight: 64,
   maxOutboundBufferBytes: 4 * 1024 * 1024,
+};
+
+export const defaultLimits: Limits = {
+  maxConnections: 100_000,
+  connectRatePerIp: 0,
+  publishRatePerClient: 0,
+  publishBytesPerClient: 0,
+  maxTopicLength: 65_535,
+  maxTopicLevels: 128,
+  maxSubscriptionsPerClient: 10_000,
+  maxQueuedBytesTotal: 1024 * 1024 * 1024,
+  connectTimeoutMs: 10_000,
 };
 
 export const defaultPersistence: PersistenceOptions = { engine: 'lmdb', durability: 'commit' };

@@ -44,6 +44,10 @@ export class BrokerCore {
   /** Per-publish scratch: client id → index into #hits (reused to avoid allocation per message). */
   readonly #hitIndex = new Map<string, number>();
   readonly #hits: Array<{ session: Session; qos: QoS; retain: boolean; ids: number[] | undefined }> = [];
+  /** Queued bytes across all sessions and their cap (limits.maxQueuedBytesTotal; 0 = none). */
+  readonly queueBudget = { used: 0, max: 0 };
+  /** Authorization of a will at the moment it is published (set by the Broker when it authorizes). */
+  willGate: ((m: Message, session: Session) => boolean | Promise<boolean>) | undefined = undefined;
   #nextMessageId = 0;
   #nextSeq = 0;
 
@@ -82,7 +86,7 @@ export class BrokerCore {
         this.#store.deleteSession(rec.clientId);
         continue;
       }
-      const s = new Session(rec.clientId, this.limits);
+      const s = new Session(rec.clientId, this.limits, this.queueBudget);
       s.expiryInterval = rec.expiryInterval;
       s.owner = rec.owner;
       s.stored = true;
@@ -183,7 +187,7 @@ export class BrokerCore {
       session.pendingWill = undefined;
       return { session, present: true };
     }
-    session = new Session(clientId, this.limits);
+    session = new Session(clientId, this.limits, this.queueBudget);
     this.sessions.set(clientId, session);
     return { session, present: false };
   }
@@ -207,6 +211,7 @@ export class BrokerCore {
       session.stored = false;
       this.#store.deleteSession(session.clientId);
     }
+    session.discard();
   }
 
   /**
@@ -270,8 +275,18 @@ export class BrokerCore {
   }
 
   publishWill(will: Will, clientId: string): void {
-    this.counters.willsPublished++;
-    this.publish(will.message, clientId);
+    const session = this.sessions.get(clientId);
+    const ok = this.willGate === undefined || session === undefined ? true : this.willGate(will.message, session);
+    const go = (allowed: boolean): void => {
+      if (!allowed) {
+        this.#log.info({ clientId, topic: will.message.topic }, 'will not authorized; dropped');
+        return;
+      }
+      this.counters.willsPublished++;
+      this.publish(will.message, clientId);
+    };
+    if (typeof ok === 'boolean') go(ok);
+    else ok.then(go, (err: unknown) => this.#log.error({ err, clientId }, 'will authorization failed; will dropped'));
   }
 
   /**

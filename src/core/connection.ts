@@ -13,15 +13,15 @@ import { MqttError, ProtocolError, UnsupportedProtocolVersionError } from '../pr
 import type {
   AckPacket, ConnectPacket, DisconnectPacket, Packet, Properties, PublishPacket, SubscribePacket, UnsubscribePacket,
 } from '../protocol/packets.js';
-import { checkTopicFilter, checkTopicName, isWildcardFilter, parseSharedFilter } from '../topics/index.js';
+import { checkTopicFilter, checkTopicName, isWildcardFilter, parseSharedFilter, type TopicLimits } from '../topics/index.js';
 import type { ConnectionInfo } from '../transport/types.js';
-import type { Logger } from '../options.js';
+import type { Limits, Logger } from '../options.js';
+import { isPromise, type Decision, type Security } from '../security/index.js';
+import type { AuthenticationRequest, AuthenticationResult } from '../security/types.js';
 import { NEVER_EXPIRES, type BrokerCore, type LiveConnection } from './broker-core.js';
 import { createMessage, encodeDelivery, type Message } from './message.js';
 import type { Outlet, Session, Subscription, Will } from './session.js';
 
-/** How long a new connection may take to send its CONNECT. */
-export const CONNECT_TIMEOUT_MS = 10_000;
 /** How long a connection being closed by the server may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
 
@@ -34,6 +34,36 @@ export interface ClientInfo {
   remotePort: number | undefined;
 }
 
+/** Per-listener policy the Broker hands each connection. */
+export interface ListenerPolicy {
+  readonly name: string;
+  /** Bound to a loopback address only (anonymous clients are accepted by default). */
+  readonly loopback: boolean;
+}
+
+/** Everything a connection needs from the broker around it. */
+export interface ConnectionContext {
+  readonly core: BrokerCore;
+  readonly log: Logger;
+  readonly observer: ConnectionObserver;
+  readonly security: Security;
+  readonly limits: Limits;
+  readonly topicLimits: TopicLimits;
+  readonly listener: ListenerPolicy;
+  /** Admission checks at CONNECT time (connection counts, connect rate); null = admitted. */
+  admit(conn: Connection): { v5: number; v3: number; reason: string } | null;
+  readonly counters: LimitCounters;
+}
+
+export interface LimitCounters {
+  connectionsRefused: number;
+  authenticationFailures: number;
+  publishesDenied: number;
+  subscriptionsDenied: number;
+  rateLimited: number;
+  subscriptionQuotaExceeded: number;
+}
+
 /** What a connection reports upwards (the Broker turns these into events). */
 export interface ConnectionObserver {
   connected(client: ClientInfo, sessionPresent: boolean): void;
@@ -44,6 +74,17 @@ export interface ConnectionObserver {
 }
 
 const enum State { Connecting, Connected, Closed }
+
+const ALLOWED: Decision = { allow: true, reasonCode: 0 };
+
+interface ConnectPlan {
+  readonly p: ConnectPacket;
+  readonly clientId: string;
+  readonly assignedId: string | undefined;
+  readonly keepAlive: number;
+  readonly serverKeepAlive: number | undefined;
+  readonly will: Will | undefined;
+}
 
 interface GateSegment {
   readonly point: Promise<void>;
@@ -66,10 +107,18 @@ export class Connection implements Outlet, LiveConnection {
   sendQuota = 0;
   readonly info: ConnectionInfo;
   readonly #stream: Duplex;
+  readonly #ctx: ConnectionContext;
   readonly #core: BrokerCore;
   readonly #log: Logger;
   readonly #observer: ConnectionObserver;
   readonly #decoder: Decoder;
+  /** Packets held while an asynchronous hook (authentication, authorization) decides; undefined = not paused. */
+  #held: Packet[] | undefined = undefined;
+  /** Authenticated identity (ACLs, session ownership). */
+  #username: string | undefined = undefined;
+  #rateWindow = 0;
+  #rateCount = 0;
+  #rateBytes = 0;
   #state = State.Connecting;
   #corked = false;
   #session: Session | undefined = undefined;
@@ -84,12 +133,14 @@ export class Connection implements Outlet, LiveConnection {
   readonly #gate: GateSegment[] = [];
   #endAfterGate = false;
 
-  constructor(stream: Duplex, info: ConnectionInfo, core: BrokerCore, log: Logger, observer: ConnectionObserver) {
+  constructor(stream: Duplex, info: ConnectionInfo, ctx: ConnectionContext) {
+    const core = ctx.core;
     this.#stream = stream;
     this.info = info;
+    this.#ctx = ctx;
     this.#core = core;
-    this.#log = log;
-    this.#observer = observer;
+    this.#log = ctx.log;
+    this.#observer = ctx.observer;
     this.#decoder = new Decoder((p) => this.#onPacket(p), { maxPacketSize: core.mqtt.maxPacketSize });
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('error', (err: Error) => {
@@ -102,11 +153,12 @@ export class Connection implements Outlet, LiveConnection {
     });
     stream.on('close', () => this.#end());
     // [MQTT-3.1.4-1] a client that never completes a CONNECT is closed.
+    const connectTimeout = ctx.limits.connectTimeoutMs;
     this.#timer = setTimeout(() => {
       this.#closeReason = 'no CONNECT in time';
-      this.#log.warn({ remote: this.#remote() }, `closing connection: no CONNECT within ${CONNECT_TIMEOUT_MS} ms`);
+      this.#log.warn({ remote: this.#remote() }, `closing connection: no CONNECT within ${connectTimeout} ms`);
       this.#destroy();
-    }, CONNECT_TIMEOUT_MS);
+    }, connectTimeout);
     this.#timer.unref();
   }
 
@@ -134,6 +186,10 @@ export class Connection implements Outlet, LiveConnection {
 
   #onPacket(p: Packet): void {
     if (this.#state === State.Closed) return;
+    if (this.#held !== undefined) {
+      this.#held.push(p);
+      return;
+    }
     if (this.#state === State.Connecting) {
       // The decoder only lets a CONNECT through first [MQTT-3.1.0-1].
       if (p.type === 'connect') this.#onConnect(p);
@@ -152,6 +208,55 @@ export class Connection implements Outlet, LiveConnection {
       case 'connect': throw new ProtocolError('a second CONNECT on the same connection', '[MQTT-3.1.0-2]');
       case 'auth': throw new ProtocolError('AUTH without an Authentication Method in CONNECT', '[MQTT-4.12.0-1]');
       default: throw new ProtocolError(`a client must not send ${p.type.toUpperCase()}`);
+    }
+  }
+
+  /**
+   * Continues with `then` once `value` is there. Synchronous values continue at once (the fast
+   * path); a promise pauses the input: later packets are held, in order, until it settles.
+   */
+  #after<T>(value: T | Promise<T>, then: (v: T) => void): void {
+    if (!isPromise(value)) {
+      then(value);
+      return;
+    }
+    this.#held = [];
+    this.#stream.pause();
+    value.then(
+      (v) => {
+        if (this.#state === State.Closed) return;
+        this.#guard(() => then(v));
+        this.#resume();
+      },
+      (err: unknown) => this.#fail(err),
+    );
+  }
+
+  #resume(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    if (held !== undefined) {
+      for (let i = 0; i < held.length; i++) {
+        if (this.#state === State.Closed) return;
+        const again = this.#held as Packet[] | undefined;
+        if (again !== undefined) {
+          // Paused again by a held packet: keep the rest, in order, behind it.
+          again.push(...held.slice(i));
+          return;
+        }
+        this.#guard(() => this.#onPacket(held[i]!));
+      }
+    }
+    if (this.#state !== State.Closed && this.#held === undefined) this.#stream.resume();
+  }
+
+  /** Runs a packet handler outside the decoder's call stack, mapping errors as #onData does. */
+  #guard(f: () => void): void {
+    try {
+      f();
+    } catch (err) {
+      if (err instanceof MqttError) this.#violation(err);
+      else this.#fail(err);
     }
   }
 
@@ -224,6 +329,42 @@ export class Connection implements Outlet, LiveConnection {
       };
     }
 
+    const admission = this.#ctx.admit(this);
+    if (admission !== null) {
+      this.#ctx.counters.connectionsRefused++;
+      return this.#refuse(admission.v5, admission.v3, admission.reason);
+    }
+    const req: AuthenticationRequest = {
+      clientId, username: p.username, password: p.password, protocolVersion: p.protocolVersion,
+      transport: this.info.transport, listener: this.info.listener, remoteAddress: this.info.remoteAddress,
+    };
+    if (this.info.certificate !== undefined) req.certificate = this.info.certificate;
+    const plan: ConnectPlan = { p, clientId, assignedId, keepAlive, serverKeepAlive, will };
+    this.#after(this.#ctx.security.authenticate(req, this.#ctx.listener.loopback), (result) => this.#authenticated(plan, result));
+  }
+
+  #authenticated(plan: ConnectPlan, result: AuthenticationResult): void {
+    const { p, clientId, assignedId, keepAlive, serverKeepAlive, will } = plan;
+    const core = this.#core;
+    const mqtt = core.mqtt;
+    const v5 = p.protocolVersion === 5;
+    const props = p.properties;
+    if (!result.ok) {
+      this.#ctx.counters.authenticationFailures++;
+      // v5 0x86/0x87 (or the hook's code); 3.1.1 0x04 for bad credentials, 0x05 otherwise.
+      const code = result.reasonCode ?? ReasonCode.BadUserNameOrPassword;
+      const v3 = code === ReasonCode.BadUserNameOrPassword ? ConnackReturnCode.BadUserNameOrPassword : ConnackReturnCode.NotAuthorized;
+      return this.#refuse(code, v3, result.reason ?? (code === ReasonCode.BadUserNameOrPassword ? 'bad user name or password' : 'not authorized'));
+    }
+    // The identity: what the authenticator says, else the CONNECT user name it accepted.
+    this.#username = 'username' in result ? result.username : p.username;
+    if (this.#ctx.security.options.sessionOwnership === true) {
+      const existing = core.sessions.get(clientId);
+      if (existing !== undefined && existing.owner !== this.#username && !p.clean) {
+        return this.#refuse(ReasonCode.NotAuthorized, ConnackReturnCode.NotAuthorized, 'the session belongs to another user');
+      }
+    }
+
     // Accepted.
     const now = Date.now();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
@@ -238,9 +379,10 @@ export class Connection implements Outlet, LiveConnection {
     const { session, present } = core.openSession(clientId, p.clean);
     session.expiryInterval = expiry;
     session.will = will;
+    session.owner = this.#username;
     this.#session = session;
     this.#client = {
-      clientId, protocolVersion: p.protocolVersion, username: p.username,
+      clientId, protocolVersion: p.protocolVersion, username: this.#username ?? p.username,
       transport: this.info.transport, remoteAddress: this.info.remoteAddress, remotePort: this.info.remotePort,
     };
     core.live.set(clientId, this);
@@ -326,7 +468,7 @@ export class Connection implements Outlet, LiveConnection {
         aliases.set(alias, topic);
       }
     }
-    const bad = checkTopicName(topic);
+    const bad = checkTopicName(topic, this.#ctx.topicLimits);
     if (bad !== null) throw new MqttError('COURIER_TOPIC_NAME_INVALID', ReasonCode.TopicNameInvalid, bad, '[MQTT-3.3.2-2]');
     if (p.qos > mqtt.maximumQoS) {
       throw new MqttError('COURIER_QOS_NOT_SUPPORTED', ReasonCode.QoSNotSupported, `PUBLISH QoS ${p.qos} exceeds the maximum QoS ${mqtt.maximumQoS}`, '[MQTT-3.2.2-11]');
@@ -334,25 +476,47 @@ export class Connection implements Outlet, LiveConnection {
     if (p.retain && !mqtt.retainAvailable) {
       throw new MqttError('COURIER_RETAIN_NOT_SUPPORTED', ReasonCode.RetainNotSupported, 'retained PUBLISH while Retain Available is 0', '[MQTT-3.2.2-14]');
     }
+    this.#checkRate(p.payload.length);
     const session = this.#session!;
     const id = p.packetId ?? 0;
-    if (p.qos === 2) {
-      // [MQTT-4.3.3-9] a re-sent QoS 2 PUBLISH whose PUBREL has not arrived is acknowledged, not delivered again.
-      if (session.inboundQos2.has(id)) {
-        this.#ack('pubrec', id, 0);
-        return;
-      }
-      // [MQTT-3.3.4-9] more unacknowledged QoS 2 PUBLISHes than our Receive Maximum.
-      if (session.inboundQos2.size >= mqtt.receiveMaximum) {
-        throw new MqttError('COURIER_RECEIVE_MAXIMUM_EXCEEDED', ReasonCode.ReceiveMaximumExceeded, `more than ${mqtt.receiveMaximum} QoS 2 publishes in flight`, '[MQTT-3.3.4-9]');
-      }
+    // [MQTT-4.3.3-9] a re-sent QoS 2 PUBLISH whose PUBREL has not arrived is acknowledged, not delivered again.
+    if (p.qos === 2 && session.inboundQos2.has(id)) {
+      this.#ack('pubrec', id, 0);
+      return;
+    }
+    // [MQTT-3.3.4-7] / [MQTT-4.9.0-2] (5.0): a QoS 1/2 PUBLISH beyond our Receive Maximum. QoS 1
+    // is acknowledged at once, so what counts as unacknowledged are the QoS 2 ids awaiting PUBREL.
+    if (p.qos > 0 && session.inboundQos2.size >= mqtt.receiveMaximum) {
+      throw new MqttError('COURIER_RECEIVE_MAXIMUM_EXCEEDED', ReasonCode.ReceiveMaximumExceeded, `more than ${mqtt.receiveMaximum} QoS 1/2 publishes unacknowledged`, '[MQTT-3.3.4-7]');
     }
     // [MQTT-3.3.2-4] (optional validation): a UTF-8 payload format must hold UTF-8.
     if (props?.payloadFormatIndicator === 1 && !isUtf8(p.payload)) {
       if (p.qos > 0) this.#ack(p.qos === 1 ? 'puback' : 'pubrec', id, ReasonCode.PayloadFormatInvalid, 'payload is not valid UTF-8');
       return;
     }
-    const m: Message = createMessage(topic, p.payload, p.qos, p.retain, props, session.clientId, Date.now());
+    const security = this.#ctx.security;
+    if (!security.authorizes) {
+      this.#route(p, topic, ALLOWED);
+      return;
+    }
+    const decision = security.authorize({ action: 'publish', clientId: session.clientId, username: this.#username, topic, qos: p.qos, retain: p.retain });
+    this.#after(decision, (d) => this.#route(p, topic, d));
+  }
+
+  #route(p: PublishPacket, topic: string, decision: Decision): void {
+    const core = this.#core;
+    const session = this.#session!;
+    const id = p.packetId ?? 0;
+    if (!decision.allow) {
+      // 5.0: PUBACK/PUBREC 0x87; 3.1.1 has no way to say no: acknowledged as usual, not delivered [MQTT-3.3.5-2].
+      this.#ctx.counters.publishesDenied++;
+      this.#log.info({ clientId: session.clientId, topic }, 'publish not authorized');
+      if (p.qos === 0) return;
+      if (p.qos === 2 && this.version !== 5) core.inboundReceived(session, id);
+      this.#ack(p.qos === 1 ? 'puback' : 'pubrec', id, decision.reasonCode, 'not authorized');
+      return;
+    }
+    const m: Message = createMessage(topic, p.payload, p.qos, p.retain, p.properties, session.clientId, Date.now());
     const routed = core.publish(m, session.clientId);
     if (p.qos === 0) return;
     const code = routed === 0 ? ReasonCode.NoMatchingSubscribers : 0;
@@ -360,6 +524,24 @@ export class Connection implements Outlet, LiveConnection {
     else {
       core.inboundReceived(session, id);
       this.#ack('pubrec', id, code);
+    }
+  }
+
+  /** Publish rate and bytes per client per second (fixed one-second windows); v5 DISCONNECT 0x96 beyond. */
+  #checkRate(bytes: number): void {
+    const limits = this.#ctx.limits;
+    if (limits.publishRatePerClient === 0 && limits.publishBytesPerClient === 0) return;
+    const now = Date.now();
+    if (now - this.#rateWindow >= 1000) {
+      this.#rateWindow = now;
+      this.#rateCount = 0;
+      this.#rateBytes = 0;
+    }
+    this.#rateCount++;
+    this.#rateBytes += bytes;
+    if ((limits.publishRatePerClient > 0 && this.#rateCount > limits.publishRatePerClient) || (limits.publishBytesPerClient > 0 && this.#rateBytes > limits.publishBytesPerClient)) {
+      this.#ctx.counters.rateLimited++;
+      throw new MqttError('COURIER_RATE_LIMITED', ReasonCode.MessageRateTooHigh, `more than ${limits.publishRatePerClient || '∞'} publishes or ${limits.publishBytesPerClient || '∞'} bytes per second`);
     }
   }
 
@@ -388,12 +570,12 @@ export class Connection implements Outlet, LiveConnection {
     if (subId !== undefined && !mqtt.subscriptionIdentifiersAvailable) {
       throw new MqttError('COURIER_SUBSCRIPTION_IDS_NOT_SUPPORTED', ReasonCode.SubscriptionIdentifiersNotSupported, 'subscription identifiers are not supported', '[MQTT-3.2.2-?]');
     }
+    // First the checks that need nobody's opinion; then the authorizer for what passed them.
     const codes: number[] = [];
-    const granted: Array<{ sub: Subscription; isNew: boolean }> = [];
-    const report: Array<{ filter: string; qos: QoS; reasonCode: number }> = [];
+    const asks: number[] = [];
     for (const s of p.subscriptions) {
-      let code: number;
-      const bad = checkTopicFilter(s.topicFilter);
+      let code = -1;
+      const bad = checkTopicFilter(s.topicFilter, this.#ctx.topicLimits);
       const shared = bad === null ? parseSharedFilter(s.topicFilter) : null;
       if (bad !== null) {
         this.#log.warn({ clientId: session.clientId, filter: s.topicFilter }, `subscription refused: ${bad}`);
@@ -406,17 +588,52 @@ export class Connection implements Outlet, LiveConnection {
       } else if (!mqtt.wildcardSubscriptionAvailable && isWildcardFilter(s.topicFilter)) {
         code = v5 ? ReasonCode.WildcardSubscriptionsNotSupported : 0x80;
       } else {
-        // [MQTT-3.9.3-?] granted QoS is at most the broker's maximum.
-        const qos = (s.qos > mqtt.maximumQoS ? mqtt.maximumQoS : s.qos) as QoS;
-        const sub: Subscription = {
-          filter: s.topicFilter, qos, noLocal: s.noLocal, retainAsPublished: s.retainAsPublished, retainHandling: s.retainHandling, subscriptionId: subId,
-        };
-        const existed = core.subscribe(session, sub);
-        granted.push({ sub, isNew: !existed });
-        code = qos;
+        asks.push(codes.length);
       }
       codes.push(code);
-      report.push({ filter: s.topicFilter, qos: s.qos, reasonCode: code });
+    }
+    const security = this.#ctx.security;
+    if (!security.authorizes || asks.length === 0) {
+      this.#subscribe(p, codes, asks.map(() => ALLOWED), subId);
+      return;
+    }
+    const decisions = asks.map((i) => {
+      const s = p.subscriptions[i]!;
+      return security.authorize({ action: 'subscribe', clientId: session.clientId, username: this.#username, topic: s.topicFilter, qos: s.qos, retain: false });
+    });
+    const all = decisions.some(isPromise) ? Promise.all(decisions) : (decisions as Decision[]);
+    this.#after(all, (ds) => this.#subscribe(p, codes, ds, subId));
+  }
+
+  #subscribe(p: SubscribePacket, codes: number[], decisions: Decision[], subId: number | undefined): void {
+    const core = this.#core;
+    const mqtt = core.mqtt;
+    const session = this.#session!;
+    const v5 = this.version === 5;
+    const granted: Array<{ sub: Subscription; isNew: boolean }> = [];
+    let d = 0;
+    for (let i = 0; i < codes.length; i++) {
+      if (codes[i] !== -1) continue;
+      const s = p.subscriptions[i]!;
+      const decision = decisions[d++]!;
+      if (!decision.allow) {
+        this.#ctx.counters.subscriptionsDenied++;
+        codes[i] = v5 ? decision.reasonCode : 0x80;
+        continue;
+      }
+      if (!session.subscriptions.has(s.topicFilter) && session.subscriptions.size >= this.#ctx.limits.maxSubscriptionsPerClient) {
+        this.#ctx.counters.subscriptionQuotaExceeded++;
+        codes[i] = v5 ? ReasonCode.QuotaExceeded : 0x80;
+        continue;
+      }
+      // [MQTT-3.9.3-?] granted QoS is at most the broker's maximum.
+      const qos = (s.qos > mqtt.maximumQoS ? mqtt.maximumQoS : s.qos) as QoS;
+      const sub: Subscription = {
+        filter: s.topicFilter, qos, noLocal: s.noLocal, retainAsPublished: s.retainAsPublished, retainHandling: s.retainHandling, subscriptionId: subId,
+      };
+      const existed = core.subscribe(session, sub);
+      granted.push({ sub, isNew: !existed });
+      codes[i] = qos;
     }
     // [MQTT-3.8.4-1] SUBACK with the same packet id, one code per filter [MQTT-3.8.4-6].
     this.#write(encode({ type: 'suback', packetId: p.packetId, reasonCodes: codes }, this.version));
@@ -431,7 +648,7 @@ export class Connection implements Outlet, LiveConnection {
       }
     }
     core.persist(session);
-    this.#observer.subscribed(this.#client!, report);
+    this.#observer.subscribed(this.#client!, p.subscriptions.map((s, i) => ({ filter: s.topicFilter, qos: s.qos, reasonCode: codes[i]! })));
   }
 
   #onUnsubscribe(p: UnsubscribePacket): void {

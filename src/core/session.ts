@@ -56,11 +56,19 @@ export interface Journal {
   removed(session: Session, entry: Outbound): void;
 }
 
+/** Queued bytes across all sessions, shared; `max` 0 = unlimited. */
+export interface QueueBudget {
+  used: number;
+  max: number;
+}
+
 export interface SessionCounters {
   /** QoS 0 messages dropped because the client's socket was backed up. */
   droppedQos0: number;
   /** QoS 1/2 messages dropped because the session queue was full. */
   droppedQueueFull: number;
+  /** QoS 1/2 messages dropped because all queues together reached their memory budget. */
+  droppedBudget: number;
   /** Messages that expired before delivery. */
   expired: number;
   /** Messages discarded because they exceeded the client's Maximum Packet Size [MQTT-3.1.2-25]. */
@@ -88,7 +96,7 @@ export class Session {
   expiryTimer: NodeJS.Timeout | undefined = undefined;
   disconnectedAt: number | undefined = undefined;
   owner: string | undefined = undefined;
-  readonly counters: SessionCounters = { droppedQos0: 0, droppedQueueFull: 0, expired: 0, tooLarge: 0 };
+  readonly counters: SessionCounters = { droppedQos0: 0, droppedQueueFull: 0, droppedBudget: 0, expired: 0, tooLarge: 0 };
 
   readonly #limits: SessionLimits;
   #queue: Outbound[] = [];
@@ -96,9 +104,12 @@ export class Session {
   #queuedBytes = 0;
   #nextId = 1;
 
-  constructor(clientId: string, limits: SessionLimits) {
+  readonly #budget: QueueBudget;
+
+  constructor(clientId: string, limits: SessionLimits, budget: QueueBudget) {
     this.clientId = clientId;
     this.#limits = limits;
+    this.#budget = budget;
   }
 
   get queued(): number {
@@ -137,18 +148,31 @@ export class Session {
       if (entry.packetId >= this.#nextId) this.#nextId = entry.packetId === 0xffff ? 1 : entry.packetId + 1;
     } else {
       this.#queue.push(entry);
-      this.#queuedBytes += messageBytes(entry.message);
+      const size = messageBytes(entry.message);
+      this.#queuedBytes += size;
+      this.#budget.used += size;
     }
+  }
+
+  #unqueued(entry: Outbound): void {
+    const size = messageBytes(entry.message);
+    this.#queuedBytes -= size;
+    this.#budget.used -= size;
   }
 
   #enqueue(entry: Outbound): void {
     const limits = this.#limits;
     const size = messageBytes(entry.message);
+    const budget = this.#budget;
+    if (budget.max > 0 && budget.used + size > budget.max) {
+      this.counters.droppedBudget++;
+      return;
+    }
     while (this.queued >= limits.maxQueuedMessages || this.#queuedBytes + size > limits.maxQueuedBytes) {
       if (limits.queueFullPolicy === 'drop-oldest' && this.queued > 0) {
         const old = this.#queue[this.#head]!;
         this.#queue[this.#head++] = undefined as unknown as Outbound;
-        this.#queuedBytes -= messageBytes(old.message);
+        this.#unqueued(old);
         this.counters.droppedQueueFull++;
         this.journal?.removed(this, old);
       } else {
@@ -158,6 +182,7 @@ export class Session {
     }
     this.#queue.push(entry);
     this.#queuedBytes += size;
+    budget.used += size;
     this.journal?.added(this, entry);
   }
 
@@ -189,7 +214,7 @@ export class Session {
     while (this.#head < this.#queue.length && this.inflight.size < outlet.sendQuota) {
       const entry = this.#queue[this.#head]!;
       this.#queue[this.#head++] = undefined as unknown as Outbound;
-      this.#queuedBytes -= messageBytes(entry.message);
+      this.#unqueued(entry);
       // [MQTT-3.3.2-5] an expired message that has not started onward delivery is discarded.
       if (isExpired(entry.message, now)) {
         this.counters.expired++;
@@ -259,6 +284,15 @@ export class Session {
   *entries(): IterableIterator<Outbound> {
     yield* this.inflight.values();
     for (let i = this.#head; i < this.#queue.length; i++) yield this.#queue[i]!;
+  }
+
+  /** The session ends: its queue is dropped and no longer counts against the shared budget. */
+  discard(): void {
+    this.#budget.used -= this.#queuedBytes;
+    this.#queuedBytes = 0;
+    this.#queue = [];
+    this.#head = 0;
+    this.inflight.clear();
   }
 
   clearTimers(): void {
