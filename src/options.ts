@@ -64,6 +64,8 @@ export interface MqttOptions {
   wildcardSubscriptionAvailable: boolean;
   subscriptionIdentifiersAvailable: boolean;
   sharedSubscriptionAvailable: boolean;
+  /** Which member of a shared subscription group gets a message. */
+  sharedSubscriptionStrategy: 'round-robin' | 'random' | 'sticky' | 'hash';
   /** Session expiry interval cap in seconds; 0xFFFFFFFF = never expire. */
   maxSessionExpiryInterval: number;
   /** Longest client identifier accepted. */
@@ -128,7 +130,8 @@ export const defaultMqttOptions: MqttOptions = {
   maxKeepAlive: 0,
   wildcardSubscriptionAvailable: true,
   subscriptionIdentifiersAvailable: true,
-  sharedSubscriptionAvailable: false,
+  sharedSubscriptionAvailable: true,
+  sharedSubscriptionStrategy: 'round-robin',
   maxSessionExpiryInterval: 0xffffffff,
   maxClientIdLength: 65535,
   allowEmptyClientId: true,

@@ -46,6 +46,9 @@ export const mqttSchema = z
     wildcardSubscriptionAvailable: bool().describe('Whether subscriptions may use `+` and `#`.'),
     subscriptionIdentifiersAvailable: bool().describe('Whether v5 subscription identifiers are supported.'),
     sharedSubscriptionAvailable: bool().describe('Whether `$share/...` subscriptions are supported.'),
+    sharedSubscriptionStrategy: z
+      .enum(['round-robin', 'random', 'sticky', 'hash'], { error: 'must be "round-robin", "random", "sticky" or "hash"' })
+      .describe('Which member of a shared subscription group gets each message: in turn, at random, the same one while it stays connected, or by a hash of the topic.'),
     maxSessionExpiryInterval: int(0, UINT32_MAX).describe(
       'Cap on the session expiry interval, in seconds; 4294967295 = sessions never expire.',
     ),

@@ -8,7 +8,12 @@ import type { Logger, MqttOptions, SessionLimits } from '../options.js';
 import type { Store, StoredMessage, StoredOutbound, StoredSession, StoredSubscription } from '../store/types.js';
 import { RetainedIndex, TopicTrie } from '../topics/index.js';
 import { isExpired, type Message } from './message.js';
-import { Session, type Journal, type Outbound, type Subscription, type Will } from './session.js';
+import { parseSharedFilter } from '../topics/validate.js';
+import { Session, type Journal, type Outbound, type SharedGroup, type Subscription, type Will } from './session.js';
+
+function isGroup(v: Subscription | SharedGroup): v is SharedGroup {
+  return (v as SharedGroup).members !== undefined;
+}
 
 export const NEVER_EXPIRES = 0xffffffff;
 
@@ -33,7 +38,10 @@ export interface CoreCounters {
 export class BrokerCore {
   readonly sessions = new Map<string, Session>();
   readonly live = new Map<string, LiveConnection>();
-  readonly subscriptions = new TopicTrie<Subscription>();
+  /** Subscriptions by filter: a client's own (key = client id) or a shared group (key = NUL + group name). */
+  readonly subscriptions = new TopicTrie<Subscription | SharedGroup>();
+  /** Shared subscription groups by `group/filter` [MQTT-4.8.2]. */
+  readonly shared = new Map<string, SharedGroup>();
   readonly retained = new RetainedIndex<Message>();
   readonly counters: CoreCounters = { messagesIn: 0, messagesOut: 0, willsPublished: 0, sessionsExpired: 0 };
   readonly mqtt: MqttOptions;
@@ -93,8 +101,7 @@ export class BrokerCore {
       if (rec.expiryInterval > 0) s.journal = this.#journal;
       for (const sub of rec.subscriptions) {
         const v: Subscription = { ...sub, subscriptionId: sub.subscriptionId };
-        s.subscriptions.set(sub.filter, v);
-        this.subscriptions.add(sub.filter, s.clientId, v);
+        this.subscribe(s, v);
       }
       for (const [seq, o] of entries) {
         const m = messages.get(o.messageId);
@@ -195,11 +202,12 @@ export class BrokerCore {
   /** Ends a session for good: its pending will goes out, its subscriptions and state are removed. */
   endSession(session: Session): void {
     session.clearTimers();
+    // Shared-subscription QoS 1 messages it held go to another member (MQTT 5.0 §4.8.2).
+    if (this.shared.size > 0) this.#redistribute(session, false);
     const will = session.pendingWill;
     session.pendingWill = undefined;
     if (will !== undefined) this.publishWill(will, session.clientId);
-    for (const filter of session.subscriptions.keys()) this.subscriptions.remove(filter, session.clientId);
-    session.subscriptions.clear();
+    for (const filter of [...session.subscriptions.keys()]) this.unsubscribe(session, filter);
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
     const journal = session.journal;
     if (journal !== undefined) {
@@ -233,6 +241,7 @@ export class BrokerCore {
    */
   connectionEnded(session: Session, will: Will | undefined, now: number): void {
     session.detach(now);
+    if (this.shared.size > 0) this.#redistribute(session, true);
     this.#afterConnectionEnd(session, will, now, now);
   }
 
@@ -302,7 +311,12 @@ export class BrokerCore {
     const hits = this.#hits;
     const index = this.#hitIndex;
     const sessions = this.sessions;
+    let groups: SharedGroup[] | undefined;
     this.subscriptions.match(m.topic, (sub, subscriber) => {
+      if (isGroup(sub)) {
+        (groups ??= []).push(sub);
+        return;
+      }
       // [MQTT-3.8.3-3] No Local: not back to the publisher's own connection.
       if (sub.noLocal && subscriber === m.origin) return;
       const qos = (sub.qos < m.qos ? sub.qos : m.qos) as QoS;
@@ -321,15 +335,17 @@ export class BrokerCore {
       if (retain) hit.retain = true;
       if (sub.subscriptionId !== undefined) (hit.ids ??= []).push(sub.subscriptionId);
     });
+    let shared = 0;
+    if (groups !== undefined) for (const g of groups) if (this.#deliverShared(g, m, undefined)) shared++;
     const n = hits.length;
     for (let i = 0; i < n; i++) {
       const h = hits[i]!;
       h.session.deliver(m, h.qos, h.retain, h.ids);
     }
-    this.counters.messagesOut += n;
+    this.counters.messagesOut += n + shared;
     hits.length = 0;
     index.clear();
-    return n;
+    return n + shared;
   }
 
   /** Stores or (empty payload) deletes the retained message of a topic [MQTT-3.3.1-6], [MQTT-3.3.1-7]. */
@@ -362,14 +378,112 @@ export class BrokerCore {
   subscribe(session: Session, sub: Subscription): boolean {
     const existed = session.subscriptions.has(sub.filter);
     session.subscriptions.set(sub.filter, sub);
-    this.subscriptions.add(sub.filter, session.clientId, sub);
+    const sf = parseSharedFilter(sub.filter);
+    if (sf === null) {
+      this.subscriptions.add(sub.filter, session.clientId, sub);
+      return existed;
+    }
+    const key = `${sf.group}/${sf.filter}`;
+    let g = this.shared.get(key);
+    if (g === undefined) {
+      g = { group: sf.group, filter: sf.filter, members: new Map(), order: [], cursor: 0, sticky: undefined };
+      this.shared.set(key, g);
+      this.subscriptions.add(sf.filter, `\u0000${sf.group}`, g);
+    }
+    if (!g.members.has(session.clientId)) g.order.push(session.clientId);
+    g.members.set(session.clientId, sub);
     return existed;
   }
 
   unsubscribe(session: Session, filter: string): boolean {
     if (!session.subscriptions.delete(filter)) return false;
-    this.subscriptions.remove(filter, session.clientId);
+    const sf = parseSharedFilter(filter);
+    if (sf === null) {
+      this.subscriptions.remove(filter, session.clientId);
+      return true;
+    }
+    const key = `${sf.group}/${sf.filter}`;
+    const g = this.shared.get(key);
+    if (g !== undefined && g.members.delete(session.clientId)) {
+      g.order.splice(g.order.indexOf(session.clientId), 1);
+      if (g.sticky === session.clientId) g.sticky = undefined;
+      if (g.members.size === 0) {
+        this.shared.delete(key);
+        this.subscriptions.remove(sf.filter, `\u0000${sf.group}`);
+      }
+    }
     return true;
+  }
+
+  /**
+   * Shared subscription delivery: one member of the group gets the message [MQTT-4.8.2-?],
+   * chosen by the configured strategy among connected members (a member with a persistent
+   * session that is offline only when nobody is connected). Returns false when no member could take it.
+   */
+  #deliverShared(g: SharedGroup, m: Message, exclude: string | undefined): boolean {
+    const clientId = this.#pick(g, m.topic, exclude);
+    if (clientId === undefined) return false;
+    const session = this.sessions.get(clientId)!;
+    const sub = g.members.get(clientId)!;
+    const qos = (sub.qos < m.qos ? sub.qos : m.qos) as QoS;
+    session.deliver(m, qos, sub.retainAsPublished && m.retain, sub.subscriptionId === undefined ? undefined : [sub.subscriptionId], g);
+    return true;
+  }
+
+  #pick(g: SharedGroup, topic: string, exclude: string | undefined): string | undefined {
+    const order = g.order;
+    const n = order.length;
+    if (n === 0) return undefined;
+    const online = (id: string): boolean => id !== exclude && this.sessions.get(id)?.outlet !== undefined;
+    switch (this.mqtt.sharedSubscriptionStrategy) {
+      case 'sticky':
+        if (g.sticky !== undefined && online(g.sticky)) return g.sticky;
+        g.sticky = this.#scan(g, online, Math.floor(Math.random() * n));
+        return g.sticky ?? this.#offline(g, exclude);
+      case 'random':
+        return this.#scan(g, online, Math.floor(Math.random() * n)) ?? this.#offline(g, exclude);
+      case 'hash': {
+        let h = 0;
+        for (let i = 0; i < topic.length; i++) h = (Math.imul(h, 31) + topic.charCodeAt(i)) | 0;
+        return this.#scan(g, online, (h >>> 0) % n) ?? this.#offline(g, exclude);
+      }
+      default: {
+        const start = g.cursor % n;
+        const id = this.#scan(g, online, start);
+        if (id !== undefined) g.cursor = order.indexOf(id) + 1;
+        return id ?? this.#offline(g, exclude);
+      }
+    }
+  }
+
+  /** The first member from `start` on (wrapping) that passes `ok`. */
+  #scan(g: SharedGroup, ok: (id: string) => boolean, start: number): string | undefined {
+    const order = g.order;
+    for (let i = 0; i < order.length; i++) {
+      const id = order[(start + i) % order.length]!;
+      if (ok(id)) return id;
+    }
+    return undefined;
+  }
+
+  /** With nobody connected: a member whose session outlives its connection (the message queues there). */
+  #offline(g: SharedGroup, exclude: string | undefined): string | undefined {
+    return this.#scan(g, (id) => id !== exclude && (this.sessions.get(id)?.expiryInterval ?? 0) > 0, g.cursor % g.order.length);
+  }
+
+  /**
+   * A member's connection ended with shared-subscription messages not yet acknowledged (or
+   * still queued): they go to another member of their group instead of waiting or being lost
+   * (MQTT 5.0 §4.8.2 allows this; a QoS 2 message already PUBREC'd stays, the member has it).
+   */
+  #redistribute(session: Session, keep = true): void {
+    const taken = session.takeShared();
+    for (const entry of taken) {
+      const g = entry.group!;
+      const moved = this.shared.get(`${g.group}/${g.filter}`) === g && this.#deliverShared(g, entry.message, session.clientId);
+      // Nobody else can take it: it stays with this member (queued if the session persists).
+      if (!moved && keep) session.deliver(entry.message, entry.qos, entry.retain, entry.subscriptionIds, g);
+    }
   }
 
   /** Writes the session record through to the store (sessions that outlive their connection, or carry a will). */

@@ -581,7 +581,9 @@ export class Connection implements Outlet, LiveConnection {
         this.#log.warn({ clientId: session.clientId, filter: s.topicFilter }, `subscription refused: ${bad}`);
         code = v5 ? ReasonCode.TopicFilterInvalid : 0x80;
       } else if (shared !== null && !mqtt.sharedSubscriptionAvailable) {
-        code = v5 ? ReasonCode.SharedSubscriptionsNotSupported : 0x80;
+        // 5.0 §3.2.2.3.13: after CONNACK said 0, a shared subscription is a Protocol Error (DISCONNECT 0x9E).
+        if (v5) throw new MqttError('COURIER_SHARED_NOT_SUPPORTED', ReasonCode.SharedSubscriptionsNotSupported, 'shared subscriptions are not supported', '[MQTT-4.13.1-1]');
+        code = 0x80;
       } else if (shared !== null && s.noLocal) {
         // [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error.
         throw new ProtocolError('No Local set on a shared subscription', '[MQTT-3.8.3-4]');

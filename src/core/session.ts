@@ -31,8 +31,21 @@ export interface Subscription {
   readonly subscriptionId: number | undefined;
 }
 
+/** A shared subscription group (`$share/{group}/{filter}`) and its members by client id. */
+export interface SharedGroup {
+  readonly group: string;
+  readonly filter: string;
+  readonly members: Map<string, Subscription>;
+  /** Members in subscription order (round-robin walks it). */
+  readonly order: string[];
+  cursor: number;
+  sticky: string | undefined;
+}
+
 export interface Outbound {
   readonly message: Message;
+  /** Set when delivered through a shared subscription (redistributed if this member drops). */
+  readonly group?: SharedGroup | undefined;
   /** Store key (order of the session's queue); 0 while not journaled. */
   seq: number;
   readonly qos: QoS;
@@ -121,7 +134,7 @@ export class Session {
   }
 
   /** Routes one message to this session at the given QoS. */
-  deliver(m: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): void {
+  deliver(m: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined, group?: SharedGroup): void {
     const outlet = this.outlet;
     if (qos === 0) {
       if (outlet === undefined) return;
@@ -132,7 +145,7 @@ export class Session {
       if (!outlet.sendPublish(m, 0, retain, 0, false, subscriptionIds)) this.counters.tooLarge++;
       return;
     }
-    const entry: Outbound = { message: m, seq: 0, qos, retain, subscriptionIds, packetId: 0, released: false };
+    const entry: Outbound = { message: m, group, seq: 0, qos, retain, subscriptionIds, packetId: 0, released: false };
     if (outlet !== undefined && this.queued === 0 && this.inflight.size < outlet.sendQuota) {
       this.journal?.added(this, entry);
       this.#send(outlet, entry);
@@ -284,6 +297,37 @@ export class Session {
   *entries(): IterableIterator<Outbound> {
     yield* this.inflight.values();
     for (let i = this.#head; i < this.#queue.length; i++) yield this.#queue[i]!;
+  }
+
+  /**
+   * Removes and returns the shared-subscription entries another member may take over: QoS 1 in
+   * flight and anything still queued. A QoS 2 message whose delivery has begun stays with this
+   * client [MQTT-4.8.2-4], [MQTT-4.8.2-5].
+   */
+  takeShared(): Outbound[] {
+    const out: Outbound[] = [];
+    for (const [id, e] of this.inflight) {
+      if (e.group !== undefined && e.qos === 1) {
+        this.inflight.delete(id);
+        this.journal?.removed(this, e);
+        out.push(e);
+      }
+    }
+    let kept: Outbound[] | undefined;
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const e = this.#queue[i]!;
+      if (e.group !== undefined) {
+        this.#unqueued(e);
+        this.journal?.removed(this, e);
+        out.push(e);
+        kept ??= this.#queue.slice(this.#head, i);
+      } else if (kept !== undefined) kept.push(e);
+    }
+    if (kept !== undefined) {
+      this.#queue = kept;
+      this.#head = 0;
+    }
+    return out;
   }
 
   /** The session ends: its queue is dropped and no longer counts against the shared budget. */
