@@ -76,6 +76,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     connectionsRefused: 0, authenticationFailures: 0, publishesDenied: 0, subscriptionsDenied: 0, rateLimited: 0, subscriptionQuotaExceeded: 0,
   };
   #security: Security;
+  #redirect: { serverReference: string; permanent: boolean } | undefined = undefined;
   readonly #policies = new Map<string, ListenerPolicy & { maxConnections: number }>();
   readonly #perListener = new Map<string, number>();
   readonly #connectRate = new Map<string, { window: number; count: number }>();
@@ -217,10 +218,22 @@ export class Broker extends EventEmitter<BrokerEvents> {
       topicLimits: this.#topicLimits,
       listener,
       admit: (c) => this.#admit(c),
+      redirect: () => this.#redirect,
+      enhancedAuth: this.options.enhancedAuth ?? {},
       counters: this.#counters,
     });
     this.#connections.add(conn);
     this.#perListener.set(info.listener, (this.#perListener.get(info.listener) ?? 0) + 1);
+  }
+
+  /**
+   * Server redirection (MQTT 5.0 §4.11), e.g. to drain this node: new connections are refused
+   * with CONNACK 0x9C (or 0x9D when `permanent`) and the Server Reference; with
+   * `disconnectConnected`, connected clients get DISCONNECT with the same. `redirect(undefined)` ends it.
+   */
+  redirect(target: { serverReference: string; permanent?: boolean; disconnectConnected?: boolean } | undefined): void {
+    this.#redirect = target === undefined ? undefined : { serverReference: target.serverReference, permanent: target.permanent === true };
+    if (target?.disconnectConnected === true) for (const c of [...this.#connections]) c.redirectTo(target.serverReference, target.permanent === true);
   }
 
   /** Publishes a message as the broker itself (no client id). */

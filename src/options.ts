@@ -5,7 +5,7 @@
 import type { Store } from './store/types.js';
 import type { QoS } from './protocol/constants.js';
 import type { SecurityOptions } from './security/index.js';
-import type { Authenticator, Authorizer } from './security/types.js';
+import type { Authenticator, Authorizer, EnhancedAuthenticator } from './security/types.js';
 
 /** A pino-compatible logger subset; the default is a no-op for the library and pino for the CLI. */
 export interface Logger {
@@ -64,6 +64,10 @@ export interface MqttOptions {
   wildcardSubscriptionAvailable: boolean;
   subscriptionIdentifiersAvailable: boolean;
   sharedSubscriptionAvailable: boolean;
+  /** Assign topic aliases on messages to v5 clients that accept them (their Topic Alias Maximum). */
+  outboundTopicAliases: boolean;
+  /** Response Information for v5 clients that request it ('' = none); `%c` becomes the client id. */
+  responseInformation: string;
   /** Which member of a shared subscription group gets a message. */
   sharedSubscriptionStrategy: 'round-robin' | 'random' | 'sticky' | 'hash';
   /** Session expiry interval cap in seconds; 0xFFFFFFFF = never expire. */
@@ -116,6 +120,8 @@ export interface BrokerOptions {
   authenticate?: Authenticator;
   /** Custom authorization for publish and subscribe, asked before the ACL file. */
   authorize?: Authorizer;
+  /** MQTT 5.0 enhanced authentication (AUTH exchange, re-authentication) by Authentication Method. */
+  enhancedAuth?: Record<string, EnhancedAuthenticator>;
   /** A Store instance; overrides `persistence`. */
   store?: Store;
   logger?: Logger;
@@ -132,6 +138,8 @@ export const defaultMqttOptions: MqttOptions = {
   subscriptionIdentifiersAvailable: true,
   sharedSubscriptionAvailable: true,
   sharedSubscriptionStrategy: 'round-robin',
+  outboundTopicAliases: true,
+  responseInformation: '',
   maxSessionExpiryInterval: 0xffffffff,
   maxClientIdLength: 65535,
   allowEmptyClientId: true,

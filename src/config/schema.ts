@@ -46,6 +46,10 @@ export const mqttSchema = z
     wildcardSubscriptionAvailable: bool().describe('Whether subscriptions may use `+` and `#`.'),
     subscriptionIdentifiersAvailable: bool().describe('Whether v5 subscription identifiers are supported.'),
     sharedSubscriptionAvailable: bool().describe('Whether `$share/...` subscriptions are supported.'),
+    outboundTopicAliases: bool().describe('Assign topic aliases on messages to v5 clients that accept them, so a repeated topic costs its bytes once.'),
+    responseInformation: z
+      .string({ error: 'must be a string' })
+      .describe('Response Information for v5 clients that request it (`""` = none); `%c` becomes the client id, e.g. `reply/%c/`.'),
     sharedSubscriptionStrategy: z
       .enum(['round-robin', 'random', 'sticky', 'hash'], { error: 'must be "round-robin", "random", "sticky" or "hash"' })
       .describe('Which member of a shared subscription group gets each message: in turn, at random, the same one while it stays connected, or by a hash of the topic.'),

@@ -416,7 +416,7 @@ export class BrokerCore {
   }
 
   /**
-   * Shared subscription delivery: one member of the group gets the message [MQTT-4.8.2-?],
+   * Shared subscription delivery: one member of the group gets the message (MQTT 5.0 §4.8.2),
    * chosen by the configured strategy among connected members (a member with a persistent
    * session that is offline only when nobody is connected). Returns false when no member could take it.
    */

@@ -11,13 +11,13 @@ import { Decoder } from '../protocol/decoder.js';
 import { encode } from '../protocol/encoder.js';
 import { MqttError, ProtocolError, UnsupportedProtocolVersionError } from '../protocol/errors.js';
 import type {
-  AckPacket, ConnectPacket, DisconnectPacket, Packet, Properties, PublishPacket, SubscribePacket, UnsubscribePacket,
+  AckPacket, AuthPacket, ConnectPacket, DisconnectPacket, Packet, Properties, PublishPacket, SubscribePacket, UnsubscribePacket,
 } from '../protocol/packets.js';
 import { checkTopicFilter, checkTopicName, isWildcardFilter, parseSharedFilter, type TopicLimits } from '../topics/index.js';
 import type { ConnectionInfo } from '../transport/types.js';
 import type { Limits, Logger } from '../options.js';
 import { isPromise, type Decision, type Security } from '../security/index.js';
-import type { AuthenticationRequest, AuthenticationResult } from '../security/types.js';
+import type { AuthenticationRequest, AuthenticationResult, EnhancedAuthConversation, EnhancedAuthenticator } from '../security/types.js';
 import { NEVER_EXPIRES, type BrokerCore, type LiveConnection } from './broker-core.js';
 import { createMessage, encodeDelivery, type Message } from './message.js';
 import type { Outlet, Session, Subscription, Will } from './session.js';
@@ -52,6 +52,10 @@ export interface ConnectionContext {
   readonly listener: ListenerPolicy;
   /** Admission checks at CONNECT time (connection counts, connect rate); null = admitted. */
   admit(conn: Connection): { v5: number; v3: number; reason: string } | null;
+  /** Server redirection in force (operator draining this broker), if any. */
+  redirect(): { serverReference: string; permanent: boolean } | undefined;
+  /** Enhanced authentication methods (5.0 §4.12) by name. */
+  readonly enhancedAuth: Readonly<Record<string, EnhancedAuthenticator>>;
   readonly counters: LimitCounters;
 }
 
@@ -128,6 +132,14 @@ export class Connection implements Outlet, LiveConnection {
   #lastSeen = Date.now();
   #timer: NodeJS.Timeout | undefined = undefined;
   #aliases: Map<number, string> | undefined = undefined;
+  /** Outbound topic aliases: the client's Topic Alias Maximum, topic → alias, alias → topic, next slot to replace. */
+  /** Enhanced authentication in progress (5.0 §4.12); the method of the CONNECT once accepted. */
+  #auth: { method: string; conversation: EnhancedAuthConversation; plan: ConnectPlan | undefined } | undefined = undefined;
+  #authMethod: string | undefined = undefined;
+  #outAliasMax = 0;
+  #outAliases: Map<string, number> | undefined = undefined;
+  #outAliasTopics: Array<string | undefined> | undefined = undefined;
+  #outAliasNext = 0;
   #closeReason = 'connection closed by the client';
   /** Output waiting for store commits, in order. */
   readonly #gate: GateSegment[] = [];
@@ -192,7 +204,10 @@ export class Connection implements Outlet, LiveConnection {
     }
     if (this.#state === State.Connecting) {
       // The decoder only lets a CONNECT through first [MQTT-3.1.0-1].
-      if (p.type === 'connect') this.#onConnect(p);
+      if (p.type === 'connect' && this.#auth === undefined) this.#onConnect(p);
+      else if (p.type === 'auth' && this.#auth !== undefined) this.#onAuth(p);
+      // 5.0 §4.12: during an authentication exchange only AUTH may come from the client.
+      else throw new ProtocolError(`${p.type.toUpperCase()} while authentication is in progress`, '[MQTT-3.1.0-2]');
       return;
     }
     switch (p.type) {
@@ -206,7 +221,7 @@ export class Connection implements Outlet, LiveConnection {
       case 'pingreq': this.#write(Buffer.from([0xd0, 0])); break;
       case 'disconnect': this.#onDisconnect(p); break;
       case 'connect': throw new ProtocolError('a second CONNECT on the same connection', '[MQTT-3.1.0-2]');
-      case 'auth': throw new ProtocolError('AUTH without an Authentication Method in CONNECT', '[MQTT-4.12.0-1]');
+      case 'auth': this.#onAuth(p); break;
       default: throw new ProtocolError(`a client must not send ${p.type.toUpperCase()}`);
     }
   }
@@ -270,10 +285,10 @@ export class Connection implements Outlet, LiveConnection {
   }
 
   /** Refuses a CONNECT: CONNACK with the v5 reason code or the v3 return code, then close [MQTT-3.2.2-6]. */
-  #refuse(v5Code: number, v3Code: number, reason: string): void {
+  #refuse(v5Code: number, v3Code: number, reason: string, extra?: Properties): void {
     this.#log.warn({ remote: this.#remote(), reasonCode: v5Code }, `connection refused: ${reason}`);
     this.#closeReason = `refused: ${reason}`;
-    this.#connack(this.version === 5 ? v5Code : v3Code, false, { reasonString: reason });
+    this.#connack(this.version === 5 ? v5Code : v3Code, false, { reasonString: reason, ...extra });
     // [MQTT-3.1.4-5] nothing the client sent after a refused CONNECT is processed.
     this.#end();
     this.#closeGracefully();
@@ -288,8 +303,15 @@ export class Connection implements Outlet, LiveConnection {
     let clientId = p.clientId;
     let assignedId: string | undefined;
 
-    if (props?.authenticationMethod !== undefined) {
-      return this.#refuse(ReasonCode.BadAuthenticationMethod, ConnackReturnCode.NotAuthorized, `authentication method ${JSON.stringify(props.authenticationMethod)} is not supported`);
+    const redirect = this.#ctx.redirect();
+    if (redirect !== undefined) {
+      // 5.0 §4.11 Server redirection: CONNACK 0x9C / 0x9D with Server Reference; 3.1.1 has only 0x03.
+      return this.#refuse(redirect.permanent ? ReasonCode.ServerMoved : ReasonCode.UseAnotherServer, ConnackReturnCode.ServerUnavailable,
+        'use another server', { serverReference: redirect.serverReference });
+    }
+    const method = props?.authenticationMethod;
+    if (method !== undefined && this.#ctx.enhancedAuth[method] === undefined) {
+      return this.#refuse(ReasonCode.BadAuthenticationMethod, ConnackReturnCode.NotAuthorized, `authentication method ${JSON.stringify(method)} is not supported`);
     }
     if (clientId.length === 0) {
       // [MQTT-3.1.3-8] 3.1.1: a zero-length id needs Clean Session 1; 5.0 always gets one assigned [MQTT-3.1.3-6].
@@ -340,10 +362,71 @@ export class Connection implements Outlet, LiveConnection {
     };
     if (this.info.certificate !== undefined) req.certificate = this.info.certificate;
     const plan: ConnectPlan = { p, clientId, assignedId, keepAlive, serverKeepAlive, will };
+    if (method !== undefined) {
+      // 5.0 §4.12 enhanced authentication: the exchange decides instead of the authenticators.
+      const conversation = this.#ctx.enhancedAuth[method]!({ ...req, method, reauthenticate: false });
+      this.#auth = { method, conversation, plan };
+      this.#authStep(props?.authenticationData);
+      return;
+    }
     this.#after(this.#ctx.security.authenticate(req, this.#ctx.listener.loopback), (result) => this.#authenticated(plan, result));
   }
 
-  #authenticated(plan: ConnectPlan, result: AuthenticationResult): void {
+  /** AUTH from the client: the next step of a running exchange, or 0x19 re-authentication [MQTT-4.12.1-1]. */
+  #onAuth(p: AuthPacket): void {
+    const method = p.properties?.authenticationMethod;
+    const code = p.reasonCode ?? 0;
+    const current = this.#auth;
+    if (current !== undefined) {
+      // The method stays the same for the whole exchange [MQTT-4.12.0-5]; the client continues with 0x18 [MQTT-4.12.0-3].
+      if (method !== current.method || code !== ReasonCode.ContinueAuthentication) {
+        throw new ProtocolError(`AUTH with method ${JSON.stringify(method)} and reason 0x${code.toString(16)} during a ${JSON.stringify(current.method)} exchange`, method !== current.method ? '[MQTT-4.12.0-5]' : '[MQTT-4.12.0-3]');
+      }
+      this.#authStep(p.properties?.authenticationData);
+      return;
+    }
+    if (this.#state !== State.Connected || this.#authMethod === undefined) {
+      throw new ProtocolError('AUTH without an Authentication Method in CONNECT', '[MQTT-4.12.0-7]');
+    }
+    if (code !== ReasonCode.ReAuthenticate || method !== this.#authMethod) {
+      throw new ProtocolError('re-authentication must use AUTH 0x19 with the method of the CONNECT', '[MQTT-4.12.1-1]');
+    }
+    const req: AuthenticationRequest = {
+      clientId: this.#client!.clientId, username: this.#username, password: undefined, protocolVersion: 5,
+      transport: this.info.transport, listener: this.info.listener, remoteAddress: this.info.remoteAddress,
+    };
+    this.#auth = { method, conversation: this.#ctx.enhancedAuth[method]!({ ...req, method, reauthenticate: true }), plan: undefined };
+    this.#authStep(p.properties?.authenticationData);
+  }
+
+  #authStep(data: Buffer | undefined): void {
+    const auth = this.#auth!;
+    this.#after(auth.conversation.step(data), (step) => {
+      if (step.continue) {
+        const properties: Properties = { authenticationMethod: auth.method };
+        if (step.data !== undefined) properties.authenticationData = step.data;
+        this.#write(encode({ type: 'auth', reasonCode: ReasonCode.ContinueAuthentication, properties }, 5));
+        return;
+      }
+      this.#auth = undefined;
+      const extra: Properties = { authenticationMethod: auth.method };
+      if (step.data !== undefined) extra.authenticationData = step.data;
+      if (auth.plan !== undefined) {
+        this.#authMethod = auth.method;
+        this.#authenticated(auth.plan, step.result, extra);
+        return;
+      }
+      // Re-authentication: AUTH 0x00 on success; on failure DISCONNECT [MQTT-4.12.1-2].
+      if (step.result.ok) {
+        this.#write(encode({ type: 'auth', reasonCode: 0, properties: extra }, 5));
+        return;
+      }
+      this.#ctx.counters.authenticationFailures++;
+      this.#serverDisconnect(step.result.reasonCode ?? ReasonCode.NotAuthorized, step.result.reason ?? 're-authentication failed', true);
+    });
+  }
+
+  #authenticated(plan: ConnectPlan, result: AuthenticationResult, authProps?: Properties): void {
     const { p, clientId, assignedId, keepAlive, serverKeepAlive, will } = plan;
     const core = this.#core;
     const mqtt = core.mqtt;
@@ -353,8 +436,11 @@ export class Connection implements Outlet, LiveConnection {
       this.#ctx.counters.authenticationFailures++;
       // v5 0x86/0x87 (or the hook's code); 3.1.1 0x04 for bad credentials, 0x05 otherwise.
       const code = result.reasonCode ?? ReasonCode.BadUserNameOrPassword;
-      const v3 = code === ReasonCode.BadUserNameOrPassword ? ConnackReturnCode.BadUserNameOrPassword : ConnackReturnCode.NotAuthorized;
-      return this.#refuse(code, v3, result.reason ?? (code === ReasonCode.BadUserNameOrPassword ? 'bad user name or password' : 'not authorized'));
+      const v3 = code === ReasonCode.BadUserNameOrPassword ? ConnackReturnCode.BadUserNameOrPassword
+        : code === ReasonCode.UseAnotherServer || code === ReasonCode.ServerMoved ? ConnackReturnCode.ServerUnavailable : ConnackReturnCode.NotAuthorized;
+      const extra: Properties = { ...authProps };
+      if (result.serverReference !== undefined) extra.serverReference = result.serverReference;
+      return this.#refuse(code, v3, result.reason ?? (code === ReasonCode.BadUserNameOrPassword ? 'bad user name or password' : 'not authorized'), extra);
     }
     // The identity: what the authenticator says, else the CONNECT user name it accepted.
     this.#username = 'username' in result ? result.username : p.username;
@@ -373,6 +459,11 @@ export class Connection implements Outlet, LiveConnection {
     this.#keepAliveMs = keepAlive * 1000;
     this.sendQuota = Math.min(props?.receiveMaximum ?? 65535, core.limits.maxInflight);
     if (props?.maximumPacketSize !== undefined) this.#clientMaxPacket = props.maximumPacketSize;
+    if (v5 && (props?.topicAliasMaximum ?? 0) > 0 && mqtt.outboundTopicAliases) {
+      this.#outAliasMax = props!.topicAliasMaximum!;
+      this.#outAliases = new Map();
+      this.#outAliasTopics = [];
+    }
 
     const requestedExpiry = v5 ? (props?.sessionExpiryInterval ?? 0) : p.clean ? 0 : NEVER_EXPIRES;
     const expiry = Math.min(requestedExpiry, mqtt.maxSessionExpiryInterval);
@@ -398,11 +489,16 @@ export class Connection implements Outlet, LiveConnection {
         subscriptionIdentifiersAvailable: mqtt.subscriptionIdentifiersAvailable ? 1 : 0,
         sharedSubscriptionAvailable: mqtt.sharedSubscriptionAvailable ? 1 : 0,
       };
+      if (authProps !== undefined) Object.assign(ackProps, authProps);
       // [MQTT-3.2.2-9] Maximum QoS is sent only when below 2.
       if (mqtt.maximumQoS < 2) ackProps.maximumQoS = mqtt.maximumQoS;
       if (assignedId !== undefined) ackProps.assignedClientIdentifier = assignedId;
       if (serverKeepAlive !== undefined) ackProps.serverKeepAlive = serverKeepAlive;
       if (expiry !== requestedExpiry) ackProps.sessionExpiryInterval = expiry;
+      // 5.0 §3.1.2.11.7 / §3.2.2.3.15: Response Information only when asked for and configured.
+      if (props?.requestResponseInformation === 1 && mqtt.responseInformation !== '') {
+        ackProps.responseInformation = mqtt.responseInformation.replace(/%c/g, clientId);
+      }
       if (mqtt.maxPacketSize >= MAX_PACKET_SIZE) delete ackProps.maximumPacketSize;
     }
     // [MQTT-3.2.2-2] / [MQTT-3.2.2-3] Session Present.
@@ -457,12 +553,12 @@ export class Connection implements Outlet, LiveConnection {
       const alias = props.topicAlias;
       // [MQTT-3.3.2-8] / [MQTT-3.3.2-9]: 0 or above our Topic Alias Maximum is an error.
       if (alias === 0 || alias > mqtt.topicAliasMaximum) {
-        throw new MqttError('COURIER_TOPIC_ALIAS_INVALID', ReasonCode.TopicAliasInvalid, `topic alias ${alias} outside 1..${mqtt.topicAliasMaximum}`, '[MQTT-3.3.2-9]');
+        throw new MqttError('COURIER_TOPIC_ALIAS_INVALID', ReasonCode.TopicAliasInvalid, `topic alias ${alias} outside 1..${mqtt.topicAliasMaximum}`, alias === 0 ? '[MQTT-3.3.2-8]' : '[MQTT-3.3.2-9]');
       }
       const aliases = (this.#aliases ??= new Map());
       if (topic.length === 0) {
         const known = aliases.get(alias);
-        if (known === undefined) throw new ProtocolError(`topic alias ${alias} used before it was set`, '[MQTT-3.3.4-?]');
+        if (known === undefined) throw new ProtocolError(`topic alias ${alias} used before it was set on this connection`, '[MQTT-3.3.2-7]');
         topic = known;
       } else {
         aliases.set(alias, topic);
@@ -470,6 +566,8 @@ export class Connection implements Outlet, LiveConnection {
     }
     const bad = checkTopicName(topic, this.#ctx.topicLimits);
     if (bad !== null) throw new MqttError('COURIER_TOPIC_NAME_INVALID', ReasonCode.TopicNameInvalid, bad, '[MQTT-3.3.2-2]');
+    const rt = props?.responseTopic;
+    if (rt !== undefined && checkTopicName(rt) !== null) throw new ProtocolError(`Response Topic ${JSON.stringify(rt)} is not a valid topic name`, '[MQTT-3.3.2-14]');
     if (p.qos > mqtt.maximumQoS) {
       throw new MqttError('COURIER_QOS_NOT_SUPPORTED', ReasonCode.QoSNotSupported, `PUBLISH QoS ${p.qos} exceeds the maximum QoS ${mqtt.maximumQoS}`, '[MQTT-3.2.2-11]');
     }
@@ -547,7 +645,7 @@ export class Connection implements Outlet, LiveConnection {
 
   #onPubrec(packetId: number, reasonCode: number): void {
     const ok = this.#session!.received(packetId, reasonCode >= 0x80, Date.now());
-    // [MQTT-4.3.3-?] 5.0: a PUBREC for an unknown id is answered with PUBREL 0x92.
+    // 5.0 §3.6.2.1: a PUBREC for an unknown id is answered with PUBREL 0x92 (Packet Identifier not found).
     if (!ok && this.version === 5) this.#ack('pubrel', packetId, ReasonCode.PacketIdentifierNotFound);
   }
 
@@ -568,7 +666,7 @@ export class Connection implements Outlet, LiveConnection {
     const v5 = this.version === 5;
     const subId = p.properties?.subscriptionIdentifiers?.[0];
     if (subId !== undefined && !mqtt.subscriptionIdentifiersAvailable) {
-      throw new MqttError('COURIER_SUBSCRIPTION_IDS_NOT_SUPPORTED', ReasonCode.SubscriptionIdentifiersNotSupported, 'subscription identifiers are not supported', '[MQTT-3.2.2-?]');
+      throw new MqttError('COURIER_SUBSCRIPTION_IDS_NOT_SUPPORTED', ReasonCode.SubscriptionIdentifiersNotSupported, 'subscription identifiers are not supported (5.0 §3.2.2.3.12)');
     }
     // First the checks that need nobody's opinion; then the authorizer for what passed them.
     const codes: number[] = [];
@@ -628,7 +726,7 @@ export class Connection implements Outlet, LiveConnection {
         codes[i] = v5 ? ReasonCode.QuotaExceeded : 0x80;
         continue;
       }
-      // [MQTT-3.9.3-?] granted QoS is at most the broker's maximum.
+      // The granted QoS is at most the broker's Maximum QoS (§3.9.3: the server may grant less than requested).
       const qos = (s.qos > mqtt.maximumQoS ? mqtt.maximumQoS : s.qos) as QoS;
       const sub: Subscription = {
         filter: s.topicFilter, qos, noLocal: s.noLocal, retainAsPublished: s.retainAsPublished, retainHandling: s.retainHandling, subscriptionId: subId,
@@ -741,6 +839,17 @@ export class Connection implements Outlet, LiveConnection {
     else this.#destroy();
   }
 
+  /** Server redirection for a connected client: 5.0 DISCONNECT 0x9C/0x9D with Server Reference. */
+  redirectTo(serverReference: string, permanent: boolean): void {
+    if (this.#state !== State.Connected) return;
+    if (this.version === 5) {
+      this.#writeRaw(encode({ type: 'disconnect', reasonCode: permanent ? ReasonCode.ServerMoved : ReasonCode.UseAnotherServer, properties: { serverReference } }, 5));
+    }
+    this.#closeReason = `redirected to ${serverReference}`;
+    this.#end();
+    this.#closeGracefully();
+  }
+
   /** Disconnects the client with a reason code (library API). */
   disconnect(code: number, reason: string): void {
     this.#serverDisconnect(code, reason, true);
@@ -790,9 +899,35 @@ export class Connection implements Outlet, LiveConnection {
 
   sendPublish(m: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean, subscriptionIds: number[] | undefined): boolean {
     const v5 = this.version === 5;
-    const buf = encodeDelivery(m, this.version, qos, retain, packetId, dup, v5 ? subscriptionIds : undefined, undefined, m.expiresAt === 0 ? 0 : Date.now());
-    // [MQTT-3.1.2-24] never more than the client's Maximum Packet Size.
+    const now = m.expiresAt === 0 ? 0 : Date.now();
+    if (this.#outAliasMax === 0) {
+      const buf = encodeDelivery(m, this.version, qos, retain, packetId, dup, v5 ? subscriptionIds : undefined, undefined, now);
+      // [MQTT-3.1.2-24] never more than the client's Maximum Packet Size.
+      if (buf.length > this.#clientMaxPacket) return false;
+      this.#write(buf);
+      return true;
+    }
+    // Outbound topic aliases (5.0 §3.3.2.3.4): a topic sent before goes as its alias alone.
+    const topic = m.topic;
+    const known = this.#outAliases!.get(topic);
+    if (known !== undefined) {
+      const buf = encodeDelivery(m, 5, qos, retain, packetId, dup, subscriptionIds, { topic: '', alias: known }, now);
+      if (buf.length > this.#clientMaxPacket) return false;
+      this.#write(buf);
+      return true;
+    }
+    // A new alias, or the next slot in turn when all are taken, never above the client's maximum
+    // [MQTT-3.3.2-11]: the mapping
+    // counts only once the packet that sets it has gone out.
+    const aliases = this.#outAliases!;
+    const byAlias = this.#outAliasTopics!;
+    const alias = aliases.size < this.#outAliasMax ? aliases.size + 1 : (this.#outAliasNext++ % this.#outAliasMax) + 1;
+    const buf = encodeDelivery(m, 5, qos, retain, packetId, dup, subscriptionIds, { topic, alias }, now);
     if (buf.length > this.#clientMaxPacket) return false;
+    const old = byAlias[alias];
+    if (old !== undefined) aliases.delete(old);
+    aliases.set(topic, alias);
+    byAlias[alias] = topic;
     this.#write(buf);
     return true;
   }
