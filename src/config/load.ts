@@ -254,6 +254,8 @@ function toCourierConfig(c: ConfigFile): CourierConfig {
   if (c.mqtt !== undefined) options.mqtt = { ...c.mqtt };
   if (c.sessions !== undefined) options.sessions = { ...c.sessions };
   if (c.persistence !== undefined) options.persistence = { ...c.persistence };
+  if (c.security !== undefined) options.security = { ...c.security };
+  if (c.limits !== undefined) options.limits = { ...c.limits };
   return { options, logLevel: c.log?.level ?? DEFAULT_LOG_LEVEL, warnings: [] };
 }
 

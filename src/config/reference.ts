@@ -2,7 +2,7 @@
  * The generated part of docs/configuration.md: every config key with its type, default,
  * environment variable and description, and every flag. A test keeps the doc equal to this.
  */
-import { defaultMqttOptions, defaultPersistence, defaultSessionLimits } from '../options.js';
+import { defaultLimits, defaultMqttOptions, defaultPersistence, defaultSessionLimits } from '../options.js';
 import { DEFAULT_LOG_LEVEL } from '../log.js';
 import { configKeys, type ConfigKey } from './keys.js';
 import { FLAG_KEYS, pathToEnvName } from './load.js';
@@ -23,11 +23,12 @@ export function defaultOf(path: readonly string[]): unknown {
   if (section === 'mqtt' && name) return defaultMqttOptions[name as keyof typeof defaultMqttOptions];
   if (section === 'sessions' && name) return defaultSessionLimits[name as keyof typeof defaultSessionLimits];
   if (section === 'persistence' && name) return defaultPersistence[name as keyof typeof defaultPersistence];
+  if (section === 'limits' && name) return defaultLimits[name as keyof typeof defaultLimits];
   return TOP_LEVEL_DEFAULTS[path.join('.')];
 }
 
 function typeOf(k: ConfigKey): string {
-  if (k.path[0] === 'listeners') return 'list of `{type, host?, port, path?}`';
+  if (k.path[0] === 'listeners') return 'list of `{type, host?, port, path?, maxConnections?}`';
   const base = k.enum
     ? k.enum.map((v) => `\`${JSON.stringify(v)}\``).join(' \\| ')
     : k.kinds

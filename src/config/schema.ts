@@ -91,12 +91,54 @@ export const persistenceSchema = z
   })
   .partial();
 
+export const securitySchema = z
+  .strictObject({
+    allowAnonymous: bool().describe(
+      'Clients no authenticator vouches for: `true` accepted everywhere, `false` refused everywhere; unset: accepted on loopback listeners only.',
+    ),
+    passwordFile: nonEmptyString('a file path').describe('Password file (`courier passwd FILE USER` manages it); reloaded when it changes.'),
+    aclFile: nonEmptyString('a file path').describe('ACL file: deny by default once given; reloaded when it changes.'),
+    sessionOwnership: bool().describe('A persistent session can be resumed only by the user that created it.'),
+    certificateAuth: bool().describe('Accept a verified TLS client certificate as authentication; its CN becomes the user name.'),
+    jwt: z
+      .strictObject({
+        secret: nonEmptyString().optional().describe('HS256 shared secret.'),
+        publicKeyFile: nonEmptyString('a file path').optional().describe('PEM public key (RS256 / ES256).'),
+        jwksFile: nonEmptyString('a file path').optional().describe('JWKS file.'),
+        algorithms: z.array(nonEmptyString()).optional().describe('Accepted algorithms.'),
+        issuer: nonEmptyString().optional().describe('Required `iss`.'),
+        audience: nonEmptyString().optional().describe('Required `aud`.'),
+        usernameClaim: nonEmptyString().optional().describe('Claim naming the user (default `sub`).'),
+      })
+      .superRefine((j, ctx) => {
+        const n = [j.secret, j.publicKeyFile, j.jwksFile].filter((x) => x !== undefined).length;
+        if (n !== 1) ctx.addIssue({ code: 'custom', message: 'set exactly one of secret, publicKeyFile, jwksFile' });
+      })
+      .describe('JWT authentication: the token is the CONNECT password.'),
+  })
+  .partial();
+
+export const limitsSchema = z
+  .strictObject({
+    maxConnections: int(0).describe('Simultaneous connections, all listeners together; 0 = unlimited.'),
+    connectRatePerIp: int(0).describe('CONNECTs per second from one IP address (v5 CONNACK 0x9F beyond); 0 = unlimited.'),
+    publishRatePerClient: int(0).describe('PUBLISH packets per second from one client (v5 DISCONNECT 0x96 beyond); 0 = unlimited.'),
+    publishBytesPerClient: int(0).describe('PUBLISH payload bytes per second from one client (v5 DISCONNECT 0x96 beyond); 0 = unlimited.'),
+    maxTopicLength: int(1, 65535).describe('Longest topic name or filter, in bytes.'),
+    maxTopicLevels: int(1).describe('Most levels in a topic name or filter.'),
+    maxSubscriptionsPerClient: int(0).describe('Most subscriptions one session may hold (v5 SUBACK 0x97 beyond).'),
+    maxQueuedBytesTotal: int(0).describe('Bytes of queued QoS 1/2 messages across all sessions; beyond it new queued messages are dropped and counted; 0 = unlimited.'),
+    connectTimeoutMs: int(100).describe('Milliseconds a new connection has to complete its CONNECT.'),
+  })
+  .partial();
+
 export const listenerSchema = z
   .strictObject({
     type: z.enum(['tcp', 'ws'], { error: 'must be "tcp" or "ws"' }).describe('Transport: `tcp` or `ws` (WebSocket).'),
     host: host().optional().describe('Interface to bind; default the top-level `host`.'),
     port: port().describe('Port; 0 picks a free port.'),
     path: wsPath().optional().describe('WebSocket path (ws only); default the top-level `wsPath`.'),
+    maxConnections: int(0).optional().describe('Most simultaneous connections on this listener; 0 = only the global limit.'),
   })
   .superRefine((l, ctx) => {
     if (l.type !== 'ws' && l.path !== undefined) {
@@ -127,6 +169,8 @@ export const configSchema = z
     mqtt: mqttSchema.describe('MQTT protocol limits and features.'),
     sessions: sessionsSchema.describe('Per-session limits.'),
     persistence: persistenceSchema.describe('Where sessions, queued messages and retained messages are kept.'),
+    security: securitySchema.describe('Authentication and authorization.'),
+    limits: limitsSchema.describe('Abuse limits; every breach is answered with its reason code and counted.'),
   })
   .partial()
   .superRefine((c, ctx) => {

@@ -109,7 +109,7 @@ void describe('§4.12 enhanced authentication (MQTT 5.0)', () => {
     });
     client.handleAuth = (packet, callback) => {
       const nonce = packet.properties?.authenticationData as Buffer;
-      callback(null, { cmd: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'HMAC-CHALLENGE', authenticationData: mac(nonce) } });
+      callback(undefined, { cmd: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'HMAC-CHALLENGE', authenticationData: mac(nonce) } });
     };
     const connack = await new Promise<mqtt.IConnackPacket>((resolve, reject) => {
       client.once('connect', resolve);
