@@ -35,19 +35,22 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
-          { group: ['../server/*', '../store/*', '../transport/*', '../cli/*', '../session/*'], message: 'src/topics is a pure data structure.' },
+          { group: ['../core/*', '../store/*', '../transport/*', '../cli/*', '../security/*', '../config/*', '../broker.js'], message: 'src/topics is a pure data structure.' },
           { group: ['node:fs', 'node:net', 'node:tls', 'node:http', 'fs', 'net'], message: 'src/topics does no I/O.' },
         ],
       }],
     },
   },
   {
-    files: ['src/session/**/*.ts'],
+    // The core knows sockets only as a Duplex and storage only through the Store interface.
+    files: ['src/core/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
-          { group: ['../server/*', '../store/*', '../transport/*', '../cli/*'], message: 'src/session knows no sockets or storage.' },
-          { group: ['node:fs', 'node:net', 'node:tls', 'node:http', 'fs', 'net'], message: 'src/session does no I/O.' },
+          { group: ['../store/lmdb.js', '../store/memory.js'], message: 'src/core uses storage only through the Store interface (src/store/types.ts).' },
+          { group: ['../transport/tcp.js', '../transport/ws.js', '../transport/tls.js', '../transport/wss.js', '../transport/tls-context.js'], message: 'src/core knows no transport but its types.' },
+          { group: ['../cli/*', '../config/*', '../broker.js'], message: 'src/core does not depend on the layers above it.' },
+          { group: ['node:fs', 'node:net', 'node:tls', 'node:http', 'node:https', 'fs', 'net', 'tls', 'http', 'ws', 'lmdb', 'ioredis'], message: 'src/core does no I/O of its own.' },
         ],
       }],
     },
