@@ -116,6 +116,38 @@ void describe('mosquitto_pub / mosquitto_sub interop', gate, () => {
         assert.equal(code, 0, sub.stderr());
         assert.deepEqual(messageLines(sub.stdout()), [`${topic}|${payload.length}`]);
       });
+
+      if (version !== 'mqttv5') return;
+
+      void it('v5 subscription identifiers: each subscriber gets its own identifier, one overlapping client gets both [MQTT-3.3.4-3]', async () => {
+        const root = unique('mos-subid');
+        // One mosquitto_sub with two overlapping filters would carry one id per SUBSCRIBE; it sends one SUBSCRIBE, so one id.
+        const a = await subscribe(['-t', `${root}/#`, '-D', 'subscribe', 'subscription-identifier', '7', '-C', '1', '-F', '%j']);
+        const b = await subscribe(['-t', `${root}/x`, '-D', 'subscribe', 'subscription-identifier', '42', '-C', '1', '-F', '%j']);
+        await publish(['-t', `${root}/x`, '-q', '1', '-m', 'hello']);
+        for (const [proc, id] of [[a, 7], [b, 42]] as const) {
+          const { code } = await proc.exited();
+          assert.equal(code, 0, proc.stderr());
+          const msg = JSON.parse(messageLines(proc.stdout())[0]!) as { payload: string; properties?: { 'subscription-identifier'?: number | number[] } };
+          assert.equal(msg.payload, 'hello');
+          assert.deepEqual(msg.properties?.['subscription-identifier'], id);
+        }
+      });
+
+      void it('v5 shared subscriptions: two mosquitto_sub members of $share/g share 20 messages, each message once', async () => {
+        const topic = unique('mos-share');
+        const members = [
+          await subscribe(['-t', `$share/g/${topic}`, '-q', '1', '-F', '%p']),
+          await subscribe(['-t', `$share/g/${topic}`, '-q', '1', '-F', '%p']),
+        ];
+        for (let i = 0; i < 20; i++) await publish(['-t', topic, '-q', '1', '-m', String(i)]);
+        // Round robin: each member gets 10; wait for them, then stop the members.
+        await Promise.all(members.map((m) => m.waitFor(/(?:^|\n)(?:\d+\n[\s\S]*){10}/)));
+        for (const m of members) m.kill('SIGTERM');
+        const got = members.map((m) => messageLines(m.stdout()).map(Number));
+        assert.deepEqual(got.map((g) => g.length), [10, 10]);
+        assert.deepEqual(got.flat().sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i));
+      });
     });
   }
 });

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import mqtt from 'mqtt';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { RawClient } from '../helpers/raw-client.js';
 import type { PublishPacket, Subscription } from '../../src/protocol/packets.js';
@@ -115,6 +116,26 @@ void describe('§4.8.2 Shared Subscriptions (MQTT 5.0)', () => {
     assert.equal(resent.packetId, first.packetId);
     assert.equal(resent.payload.toString(), 'q2');
     for (const c of [again, other, pub]) await c.disconnect();
+  });
+
+  void it('§4.8.2 MQTT.js members of $share/js share 30 QoS 1 messages from an MQTT.js publisher, each once', async () => {
+    const url = `mqtt://127.0.0.1:${b.port}`;
+    const members = await Promise.all([0, 1, 2].map((i) => mqtt.connectAsync(url, { protocolVersion: 5, clientId: id(`js${i}`) })));
+    const got: number[][] = [[], [], []];
+    let total = 0;
+    const all = new Promise<void>((resolve) => {
+      members.forEach((m, i) => m.on('message', (_t, p) => {
+        got[i]!.push(Number(p.toString()));
+        if (++total === 30) resolve();
+      }));
+    });
+    for (const m of members) await m.subscribeAsync('$share/js/sh/js', { qos: 1 });
+    const pub = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: id('jspub') });
+    for (let i = 0; i < 30; i++) await pub.publishAsync('sh/js', String(i), { qos: 1 });
+    await all;
+    assert.deepEqual(got.map((g) => g.length), [10, 10, 10]);
+    assert.deepEqual(got.flat().sort((x, y) => x - y), Array.from({ length: 30 }, (_, i) => i));
+    for (const c of [...members, pub]) await c.endAsync();
   });
 
   void it('[MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error: DISCONNECT 0x82', async () => {
