@@ -10,6 +10,7 @@ import { BrokerCore, type CoreCounters } from './core/broker-core.js';
 import { Connection, type ClientInfo, type ConnectionObserver, type LimitCounters, type ListenerPolicy } from './core/connection.js';
 import { ConnackReturnCode, ReasonCode } from './protocol/constants.js';
 import { isLoopbackHost, isPromise, Security } from './security/index.js';
+import type { EnhancedAuthenticator } from './security/types.js';
 import type { TopicLimits } from './topics/index.js';
 import {
   defaultLimits, defaultMqttOptions, defaultPersistence, defaultSessionLimits, noopLogger, type Limits, type BrokerOptions, type ListenerOptions, type Logger, type MqttOptions, type SessionLimits,
@@ -77,6 +78,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   };
   #security: Security;
   #redirect: { serverReference: string; permanent: boolean } | undefined = undefined;
+  #enhancedAuth: Record<string, EnhancedAuthenticator> = {};
   readonly #policies = new Map<string, ListenerPolicy & { maxConnections: number }>();
   readonly #perListener = new Map<string, number>();
   readonly #connectRate = new Map<string, { window: number; count: number }>();
@@ -167,6 +169,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.#state !== 'new') return;
     const o = this.options;
     this.#security = await Security.create(o.security ?? {}, { authenticate: o.authenticate, authorize: o.authorize }, this.#log);
+    this.#enhancedAuth = { ...this.#security.enhancedAuth, ...o.enhancedAuth };
     if (o.security?.allowAnonymous === true) {
       for (const p of this.#policies.values()) {
         if (!p.loopback) this.#log.warn({ listener: p.name }, 'anonymous clients are allowed on a listener reachable from other machines (security.allowAnonymous: true)');
@@ -219,7 +222,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       listener,
       admit: (c) => this.#admit(c),
       redirect: () => this.#redirect,
-      enhancedAuth: this.options.enhancedAuth ?? {},
+      enhancedAuth: this.#enhancedAuth,
       counters: this.#counters,
     });
     this.#connections.add(conn);

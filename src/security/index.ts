@@ -8,7 +8,7 @@ import type { Logger } from '../options.js';
 import { ReasonCode } from '../protocol/constants.js';
 import { jwtAuthenticator, type JwtOptions } from './jwt.js';
 import type {
-  AuthenticationRequest, AuthenticationResult, Authenticator, AuthorizationRequest, AuthorizationResult, Authorizer,
+  AuthenticationRequest, AuthenticationResult, Authenticator, AuthorizationRequest, AuthorizationResult, Authorizer, EnhancedAuthenticator,
 } from './types.js';
 
 export type * from './types.js';
@@ -59,12 +59,15 @@ export class Security {
   readonly #authenticators: Authenticator[];
   readonly #authorizers: Authorizer[];
   readonly #closables: Closable[];
+  /** Built-in enhanced authentication methods (SCRAM-SHA-256 with a password file). */
+  readonly enhancedAuth: Record<string, EnhancedAuthenticator>;
 
-  constructor(options: SecurityOptions, authenticators: Authenticator[], authorizers: Authorizer[], closables: Closable[] = []) {
+  constructor(options: SecurityOptions, authenticators: Authenticator[], authorizers: Authorizer[], closables: Closable[] = [], enhancedAuth: Record<string, EnhancedAuthenticator> = {}) {
     this.options = options;
     this.#authenticators = authenticators;
     this.#authorizers = authorizers;
     this.#closables = closables;
+    this.enhancedAuth = enhancedAuth;
   }
 
   /** Builds the chain: hooks first, then the password file, then JWT; the hook authorizer before the ACL file. */
@@ -72,6 +75,7 @@ export class Security {
     const authenticators: Authenticator[] = [];
     const authorizers: Authorizer[] = [];
     const closables: Closable[] = [];
+    const enhancedAuth: Record<string, EnhancedAuthenticator> = {};
     if (hooks.authenticate !== undefined) authenticators.push(hooks.authenticate);
     if (options.passwordFile !== undefined) {
       const { PasswordFile } = await import('./passwords.js');
@@ -82,6 +86,8 @@ export class Security {
       );
       authenticators.push(file.authenticator());
       closables.push(file);
+      const { scramSha256, SCRAM_SHA_256 } = await import('./scram.js');
+      enhancedAuth[SCRAM_SHA_256] = scramSha256(file);
     }
     if (options.jwt !== undefined) authenticators.push(await jwtAuthenticator(options.jwt));
     if (hooks.authorize !== undefined) authorizers.push(hooks.authorize);
@@ -95,7 +101,7 @@ export class Security {
       authorizers.push(acl.authorizer());
       closables.push(acl);
     }
-    return new Security(options, authenticators, authorizers, closables);
+    return new Security(options, authenticators, authorizers, closables, enhancedAuth);
   }
 
   get authorizes(): boolean {

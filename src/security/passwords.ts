@@ -11,7 +11,7 @@
  * `courier passwd FILE USER` (src/cli/passwd.ts) edits the file through `setPassword` and
  * `deletePassword`, which keep comments and order and replace the file atomically (mode 0600).
  */
-import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { createHash, createHmac, pbkdf2, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { chmod, open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Authenticator, AuthenticationResult } from './types.js';
@@ -53,6 +53,56 @@ const HASH_RE = /^\$scrypt\$N=(\d{1,8}),r=(\d{1,3}),p=(\d{1,3})\$([A-Za-z0-9+/]+
 function strictBase64(text: string): Buffer | undefined {
   const buf = Buffer.from(text, 'base64');
   return buf.toString('base64') === text ? buf : undefined;
+}
+
+/** SCRAM-SHA-256 credential (RFC 5802 / 7677) stored beside the scrypt hash, for enhanced authentication. */
+export interface ScramCredential {
+  iterations: number;
+  salt: Buffer;
+  storedKey: Buffer;
+  serverKey: Buffer;
+}
+
+const SCRAM_RE = /^\$scram-sha-256\$i=(\d{1,7})\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$/;
+const SCRAM_ITERATIONS = 4096;
+
+function parseScram(text: string): ScramCredential | string {
+  const m = SCRAM_RE.exec(text);
+  if (!m) return 'malformed SCRAM credential (expected $scram-sha-256$i=<n>$<salt>$<stored key>$<server key>)';
+  const iterations = Number(m[1]);
+  if (iterations < 4096 || iterations > 1_000_000) return `SCRAM iteration count ${iterations} is outside 4096..1000000`;
+  const salt = strictBase64(m[2]!);
+  const storedKey = strictBase64(m[3]!);
+  const serverKey = strictBase64(m[4]!);
+  if (!salt || salt.length < 8) return 'SCRAM salt is not base64 of at least 8 bytes';
+  if (storedKey?.length !== 32 || serverKey?.length !== 32) return 'SCRAM keys are not base64 of 32 bytes';
+  return { iterations, salt, storedKey, serverKey };
+}
+
+/** Derives the SCRAM-SHA-256 credential of a password (PBKDF2 on the thread pool). */
+export async function scramCredential(password: string | Buffer, salt = randomBytes(SALT_BYTES), iterations = SCRAM_ITERATIONS): Promise<ScramCredential> {
+  const salted = await new Promise<Buffer>((resolve, reject) => pbkdf2(password, salt, iterations, 32, 'sha256', (err, key) => (err ? reject(err) : resolve(key))));
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
+  return { iterations, salt, storedKey, serverKey };
+}
+
+function formatScram(c: ScramCredential): string {
+  return `$scram-sha-256$i=${c.iterations}$${c.salt.toString('base64')}$${c.storedKey.toString('base64')}$${c.serverKey.toString('base64')}`;
+}
+
+/**
+ * A line's credential field: the scrypt hash, optionally followed by one space and a SCRAM
+ * credential (written by `courier passwd`, read by the SCRAM-SHA-256 method).
+ */
+function parseField(field: string): { scrypt: ScryptHash; scram: ScramCredential | undefined } | string {
+  const space = field.indexOf(' ');
+  const h = parseHash(space < 0 ? field : field.slice(0, space));
+  if (typeof h === 'string') return h;
+  if (space < 0) return { scrypt: h, scram: undefined };
+  const scram = parseScram(field.slice(space + 1));
+  return typeof scram === 'string' ? scram : { scrypt: h, scram };
 }
 
 /** The parsed hash, or a reason it is not one Courier reads. */
@@ -103,8 +153,9 @@ export async function hashPassword(password: string | Buffer): Promise<string> {
  * when `hash` is not a `$scrypt$` hash Courier reads.
  */
 export async function verifyPassword(hash: string, password: string | Buffer): Promise<boolean> {
-  const h = parseHash(hash);
-  if (typeof h === 'string') throw new Error(h);
+  const f = parseField(hash);
+  if (typeof f === 'string') throw new Error(f);
+  const h = f.scrypt;
   const key = await derive(password, h, h.key.length);
   return timingSafeEqual(key, h.key);
 }
@@ -150,7 +201,7 @@ function scan(text: string, name: string): Line[] {
     const hash = line.slice(colon + 1).trim();
     if (user.length === 0) throw new PasswordFileError(name, lineNo, 'empty user name');
     if (user.includes(':')) throw new PasswordFileError(name, lineNo, `user name "${user}" contains ':'`);
-    const reason = parseHash(hash);
+    const reason = parseField(hash);
     if (typeof reason === 'string') throw new PasswordFileError(name, lineNo, `user "${user}": ${reason}`);
     const first = seen.get(user);
     if (first !== undefined) throw new PasswordFileError(name, lineNo, `user "${user}" is already defined on line ${first}`);
@@ -191,6 +242,14 @@ export class PasswordFile {
 
   has(user: string): boolean {
     return this.#users.has(user);
+  }
+
+  /** The user's SCRAM-SHA-256 credential, when the file holds one (passwords set with `courier passwd` do). */
+  scram(user: string): ScramCredential | undefined {
+    const field = this.#users.get(user);
+    if (field === undefined) return undefined;
+    const f = parseField(field);
+    return typeof f === 'string' ? undefined : f.scram;
   }
 
   /** User names in file order. */
@@ -278,7 +337,7 @@ function render(lines: Line[]): string {
 export async function setPassword(path: string, user: string, password: string | Buffer): Promise<'added' | 'updated'> {
   const bad = checkUserName(user);
   if (bad) throw new Error(bad);
-  const hash = await hashPassword(password);
+  const hash = `${await hashPassword(password)} ${formatScram(await scramCredential(password))}`;
   const lines = await readLines(path);
   const text = `${user}:${hash}`;
   const existing = lines.find((l) => l.user === user);

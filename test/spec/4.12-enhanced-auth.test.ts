@@ -3,12 +3,16 @@
  * driven by a typed hook (`enhancedAuth`), re-authentication with AUTH 0x19, and the errors.
  */
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { RawClient } from '../helpers/raw-client.js';
 import type { EnhancedAuthenticator } from '../../src/security/types.js';
+import { setPassword } from '../../src/security/passwords.js';
 
 const SECRET = 'shared-secret';
 const mac = (challenge: Buffer): Buffer => createHmac('sha256', SECRET).update(challenge).digest();
@@ -117,5 +121,76 @@ void describe('§4.12 enhanced authentication (MQTT 5.0)', () => {
     });
     assert.equal(connack.properties?.authenticationMethod, 'HMAC-CHALLENGE');
     await client.endAsync();
+  });
+});
+
+/** The client side of SCRAM-SHA-256 (RFC 5802), written here from the RFC to drive the broker. */
+function scramClient(user: string, password: string): { first: Buffer; final(serverFirst: Buffer): Buffer; verify(serverFinal: Buffer): boolean } {
+  const cnonce = randomBytes(18).toString('base64');
+  const bare = `n=${user.replace(/=/g, '=3D').replace(/,/g, '=2C')},r=${cnonce}`;
+  let expected = '';
+  return {
+    first: Buffer.from(`n,,${bare}`),
+    final(serverFirstBuf) {
+      const serverFirst = serverFirstBuf.toString();
+      const attrs = new Map(serverFirst.split(',').map((p) => [p[0]!, p.slice(2)] as const));
+      const nonce = attrs.get('r')!;
+      assert.ok(nonce.startsWith(cnonce), 'the server nonce extends ours');
+      const salted = pbkdf2Sync(password, Buffer.from(attrs.get('s')!, 'base64'), Number(attrs.get('i')), 32, 'sha256');
+      const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+      const storedKey = createHash('sha256').update(clientKey).digest();
+      const withoutProof = `c=${Buffer.from('n,,').toString('base64')},r=${nonce}`;
+      const authMessage = `${bare},${serverFirst},${withoutProof}`;
+      const signature = createHmac('sha256', storedKey).update(authMessage).digest();
+      const proof = Buffer.from(clientKey.map((b, i) => b ^ signature[i]!));
+      const serverKey = createHmac('sha256', salted).update('Server Key').digest();
+      expected = `v=${createHmac('sha256', serverKey).update(authMessage).digest('base64')}`;
+      return Buffer.from(`${withoutProof},p=${proof.toString('base64')}`);
+    },
+    verify(serverFinal) {
+      return serverFinal.toString() === expected;
+    },
+  };
+}
+
+void describe('§4.12 built-in SCRAM-SHA-256, backed by the password file (MQTT 5.0)', () => {
+  let b: TestBroker;
+  let dir: string;
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'courier-scram-'));
+    const file = path.join(dir, 'users.pw');
+    await setPassword(file, 'alice', 'wonderland');
+    b = await startBroker({ security: { passwordFile: file } });
+  });
+  after(async () => {
+    await b.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function scram(user: string, password: string): Promise<{ client: RawClient; code: number; verified: boolean }> {
+    const s = scramClient(user, password);
+    const client = await RawClient.open(b.port, 5);
+    client.send({ type: 'connect', protocolName: 'MQTT', protocolVersion: 5, clean: true, keepAlive: 0, clientId: `scram-${user}`, properties: { authenticationMethod: 'SCRAM-SHA-256', authenticationData: s.first } });
+    const challenge = await client.next('auth');
+    assert.equal(challenge.reasonCode, 0x18);
+    client.send({ type: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'SCRAM-SHA-256', authenticationData: s.final(challenge.properties!.authenticationData!) } });
+    const connack = await client.next('connack');
+    const data = connack.properties?.authenticationData;
+    return { client, code: connack.reasonCode, verified: data !== undefined && s.verify(data) };
+  }
+
+  void it('[MQTT-4.12.0-2] the right password completes the exchange; CONNACK carries the server signature, which the client verifies', async () => {
+    const { client, code, verified } = await scram('alice', 'wonderland');
+    assert.equal(code, 0);
+    assert.ok(verified, 'server proved it knows the credential');
+    await client.disconnect();
+  });
+
+  void it('§4.12 a wrong password and an unknown user both end with CONNACK 0x87, after the same exchange', async () => {
+    for (const [user, pw] of [['alice', 'nope'], ['mallory', 'x']] as const) {
+      const { client, code } = await scram(user, pw);
+      assert.equal(code, 0x87);
+      await client.closed();
+    }
   });
 });
