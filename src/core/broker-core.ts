@@ -141,7 +141,9 @@ export class BrokerCore {
       this.#store.putOutbound(session.clientId, entry.seq, toStoredOutbound(entry));
     },
     updated: (session, entry) => {
-      if (entry.seq !== 0) this.#store.putOutbound(session.clientId, entry.seq, toStoredOutbound(entry));
+      // An entry sent at once is first journaled here, packet id included (one write, not two).
+      if (entry.seq === 0) this.#journal.added(session, entry);
+      else this.#store.putOutbound(session.clientId, entry.seq, toStoredOutbound(entry));
     },
     removed: (session, entry) => {
       if (entry.seq === 0) return;

@@ -147,7 +147,7 @@ export class Session {
     }
     const entry: Outbound = { message: m, group, seq: 0, qos, retain, subscriptionIds, packetId: 0, released: false };
     if (outlet !== undefined && this.queued === 0 && this.inflight.size < outlet.sendQuota) {
-      this.journal?.added(this, entry);
+      // Journaled once, with its packet id, by #send.
       this.#send(outlet, entry);
       return;
     }
