@@ -286,7 +286,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     await Promise.all(this.#listeners.map((l) => l.close()));
     for (const s of this.#core.sessions.values()) s.clearTimers();
     this.#security.close();
-    await this.#store.flush();
+    await this.#core.flush();
     await this.#store.close();
     this.#state = 'closed';
   }

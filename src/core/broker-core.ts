@@ -104,6 +104,10 @@ export class BrokerCore {
         this.subscribe(s, v);
       }
       for (const [seq, o] of entries) {
+        if (o.message !== undefined) {
+          s.restore({ message: fromStored(o.message), seq, seqWritten: seq, journaled: 3, qos: o.qos, retain: o.retain, subscriptionIds: o.subscriptionIds, packetId: o.packetId ?? 0, released: o.released ?? false });
+          continue;
+        }
         const m = messages.get(o.messageId);
         if (m === undefined) {
           this.#log.warn({ clientId: rec.clientId, seq, messageId: o.messageId }, 'store: outbound entry without its message; dropped');
@@ -111,7 +115,7 @@ export class BrokerCore {
           continue;
         }
         m.refs++;
-        s.restore({ message: m, seq, qos: o.qos, retain: o.retain, subscriptionIds: o.subscriptionIds, packetId: o.packetId ?? 0, released: o.released ?? false });
+        s.restore({ message: m, seq, seqWritten: seq, journaled: 2, qos: o.qos, retain: o.retain, subscriptionIds: o.subscriptionIds, packetId: o.packetId ?? 0, released: o.released ?? false });
       }
       for (const id of snap.inbound.get(rec.clientId) ?? []) s.inboundQos2.add(id);
       this.sessions.set(s.clientId, s);
@@ -129,26 +133,32 @@ export class BrokerCore {
   }
 
   /** Journal of outbound entries for sessions that are persisted: one stored message, many references. */
+  /**
+   * Journal of outbound entries for persisted sessions. New entries are collected during the
+   * turn and written at the next commit point (before any packet can leave): a message that only
+   * one new entry carries is stored inline in it (one write, one delete), one that several carry
+   * is stored once and referenced by id (refcounted).
+   */
+  readonly #pending: Array<{ session: Session; entry: Outbound }> = [];
   readonly #journal: Journal = {
     added: (session, entry) => {
-      const m = entry.message;
-      if (m.storeId === 0) {
-        m.storeId = ++this.#nextMessageId;
-        this.#store.putMessage(m.storeId, toStored(m));
-      }
-      m.refs++;
       entry.seq = ++this.#nextSeq;
-      this.#store.putOutbound(session.clientId, entry.seq, toStoredOutbound(entry));
+      entry.journaled = 1;
+      this.#pending.push({ session, entry });
     },
     updated: (session, entry) => {
       // An entry sent at once is first journaled here, packet id included (one write, not two).
       if (entry.seq === 0) this.#journal.added(session, entry);
-      else this.#store.putOutbound(session.clientId, entry.seq, toStoredOutbound(entry));
+      else if (entry.journaled !== 1) this.#store.putOutbound(session.clientId, entry.seq, this.#stored(entry));
     },
     removed: (session, entry) => {
       if (entry.seq === 0) return;
-      this.#store.deleteOutbound(session.clientId, entry.seq);
+      const state = entry.journaled;
       entry.seq = 0;
+      entry.journaled = 0;
+      if (state === 1) return; // never written: skipped when the pending batch is flushed
+      this.#store.deleteOutbound(session.clientId, entry.seqWritten ?? 0);
+      if (state === 3) return; // inline: nothing else to release
       const m = entry.message;
       if (--m.refs === 0 && m.storeId !== 0) {
         this.#store.deleteMessage(m.storeId);
@@ -157,9 +167,50 @@ export class BrokerCore {
     },
   };
 
+  #stored(entry: Outbound): StoredOutbound {
+    const o = toStoredOutbound(entry);
+    if (entry.journaled === 3) {
+      o.messageId = 0;
+      o.message = toStored(entry.message);
+    }
+    return o;
+  }
+
+  /** Writes the entries journaled this turn (see #journal). */
+  #flushJournal(): void {
+    const pending = this.#pending;
+    if (pending.length === 0) return;
+    const count = new Map<Message, number>();
+    for (const { entry } of pending) if (entry.journaled === 1) count.set(entry.message, (count.get(entry.message) ?? 0) + 1);
+    for (const { session, entry } of pending) {
+      if (entry.journaled !== 1) continue;
+      const m = entry.message;
+      entry.seqWritten = entry.seq;
+      if (m.storeId === 0 && count.get(m) === 1) {
+        entry.journaled = 3;
+      } else {
+        if (m.storeId === 0) {
+          m.storeId = ++this.#nextMessageId;
+          this.#store.putMessage(m.storeId, toStored(m));
+        }
+        m.refs++;
+        entry.journaled = 2;
+      }
+      this.#store.putOutbound(session.clientId, entry.seq, this.#stored(entry));
+    }
+    pending.length = 0;
+  }
+
   /** Resolves when every store write so far is committed; null when nothing is outstanding. */
   commitPoint(): Promise<void> | null {
+    this.#flushJournal();
     return this.#store.commitPoint();
+  }
+
+  /** Writes what is pending and resolves once the store has committed it. */
+  async flush(): Promise<void> {
+    this.#flushJournal();
+    await this.#store.flush();
   }
 
   /** Inbound QoS 2 id received (PUBREC about to go out) [MQTT-4.3.3-8]. */

@@ -48,6 +48,10 @@ export interface Outbound {
   readonly group?: SharedGroup | undefined;
   /** Store key (order of the session's queue); 0 while not journaled. */
   seq: number;
+  /** The key it was written under. */
+  seqWritten?: number;
+  /** 0 not journaled, 1 journaled but not yet written, 2 written referencing a stored message, 3 written with the message inline. */
+  journaled?: 0 | 1 | 2 | 3;
   readonly qos: QoS;
   readonly retain: boolean;
   readonly subscriptionIds: number[] | undefined;

@@ -159,6 +159,7 @@ export class LmdbStore implements Store {
       const [clientId, seq] = key;
       let list = outbound.get(clientId);
       if (list === undefined) outbound.set(clientId, (list = []));
+      if (value.message !== undefined) value.message = revive(value.message);
       list.push([seq, value]);
     }
     const inbound = new Map<string, number[]>();

@@ -58,7 +58,10 @@ export interface StoredSession {
 
 /** One outbound QoS 1/2 delivery of a session, keyed by (clientId, seq); seq orders the queue. */
 export interface StoredOutbound {
+  /** The stored message it references; 0 when `message` is inline. */
   messageId: number;
+  /** The message itself, when no other entry carries it (saves a record and a delete). */
+  message?: StoredMessage;
   qos: QoS;
   retain: boolean;
   subscriptionIds?: number[];

@@ -93,6 +93,7 @@ for (const impl of impls) {
       store.putOutbound('c1', 10, { messageId: 1, qos: 1, retain: false });
       store.putOutbound('c1', 3, { messageId: 2, qos: 2, retain: true, subscriptionIds: [7], packetId: 5, released: true });
       store.putOutbound('c2', 4, { messageId: 1, qos: 1, retain: false });
+      store.putOutbound('c2', 6, { messageId: 0, qos: 2, retain: false, message: msg('a/inline', 'inline') });
       store.putInbound('c1', 42);
       store.putInbound('c1', 43);
       store.deleteInbound('c1', 43);
@@ -108,6 +109,9 @@ for (const impl of impls) {
       assert.deepEqual(snap.outbound.get('c1')!.map(([seq]) => seq), [3, 10]);
       assert.deepEqual(snap.outbound.get('c1')![0]![1], { messageId: 2, qos: 2, retain: true, subscriptionIds: [7], packetId: 5, released: true });
       assert.deepEqual(snap.inbound.get('c1'), [42]);
+      const inline = snap.outbound.get('c2')!.find(([seq]) => seq === 6)![1];
+      assert.ok(Buffer.isBuffer(inline.message?.payload), 'an inline message comes back with a Buffer payload');
+      assert.equal(inline.message?.payload.toString(), 'inline');
       await s2.close();
     });
 
