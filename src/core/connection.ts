@@ -796,11 +796,11 @@ export class Connection implements Outlet, LiveConnection {
       if (err instanceof UnsupportedProtocolVersionError && (err.protocolName === 'MQTT' || err.protocolName === 'MQIsdp')) {
         if (err.protocolLevel >= 5) this.#writeRaw(encode({ type: 'connack', sessionPresent: false, reasonCode: ReasonCode.UnsupportedProtocolVersion }, 5));
         else this.#writeRaw(encode({ type: 'connack', sessionPresent: false, reasonCode: ConnackReturnCode.UnacceptableProtocolVersion }, 4));
-        this.#state = State.Closed;
+        // #end() (not just the state) so the broker stops counting this connection.
+        this.#end();
         this.#closeGracefully();
         return;
       }
-      this.#state = State.Closed;
       this.#destroy();
       return;
     }
