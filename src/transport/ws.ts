@@ -1,9 +1,14 @@
 /**
  * MQTT over WebSocket (`ws`): binary frames, subprotocol `mqtt` (MQTT 5.0 §6), one MQTT byte
  * stream across frames. Each connection becomes a Duplex for the broker core.
+ *
+ * The upgrade/stream plumbing (`attachMqttWebSocket`, `closeWebSocketServer`) is shared with the
+ * `wss` listener, which runs the same thing on an HTTPS server.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { BoundAddress, ConnectionHandler, Listener } from './types.js';
 
@@ -16,6 +21,61 @@ export interface WsListenerOptions {
   maxPayload?: number;
 }
 
+/** Answers plain HTTP requests on a WebSocket listener: 426 Upgrade Required. */
+export function upgradeRequired(_req: IncomingMessage, res: ServerResponse): void {
+  res.writeHead(426, { 'content-type': 'text/plain' });
+  res.end('MQTT over WebSocket: connect with the "mqtt" subprotocol\n');
+}
+
+/**
+ * Accepts MQTT WebSocket upgrades on `server` (HTTP or HTTPS) at `path` and hands each connection
+ * to `onStream` as a byte Duplex, with the upgrade request (for addresses and the TLS socket).
+ */
+export function attachMqttWebSocket(
+  server: Server | HttpsServer,
+  options: { path: string; maxPayload?: number },
+  onStream: (stream: Duplex, req: IncomingMessage) => void,
+): WebSocketServer {
+  const wss = new WebSocketServer({
+    server,
+    path: options.path,
+    maxPayload: options.maxPayload ?? 256 * 1024 * 1024,
+    perMessageDeflate: false,
+    // [MQTT-6.0.0-3]/[MQTT-6.0.0-4]: the client offers "mqtt"; echo it back when present.
+    handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
+  });
+  wss.on('connection', (socket, req) => {
+    socket.binaryType = 'nodebuffer';
+    const stream = createWebSocketStream(socket);
+    // Errors surface on the stream; the broker listens there. Avoid unhandled 'error' on the socket.
+    socket.on('error', () => {});
+    onStream(stream, req);
+  });
+  return wss;
+}
+
+/** Binds `server`; resolves with the bound address. */
+export function listenServer(server: Server | HttpsServer, host: string, port: number): Promise<AddressInfo> {
+  return new Promise<AddressInfo>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port }, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+/** Drops every WebSocket client, stops the WebSocket server and closes the HTTP(S) server. */
+export function closeWebSocketServer(wss: WebSocketServer | undefined, server: Server | HttpsServer | undefined): Promise<void> {
+  return new Promise<void>((resolve) => {
+    for (const client of wss?.clients ?? []) client.terminate();
+    wss?.close();
+    if (!server || !server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
 export function createWsListener(options: WsListenerOptions, onConnection: ConnectionHandler): Listener {
   const name = options.name ?? `ws:${options.host}:${options.port}${options.path}`;
   let http: Server | undefined;
@@ -23,49 +83,22 @@ export function createWsListener(options: WsListenerOptions, onConnection: Conne
   return {
     name,
     transport: 'ws',
-    listen() {
-      return new Promise<BoundAddress>((resolve, reject) => {
-        const server = createServer((_req, res) => {
-          res.writeHead(426, { 'content-type': 'text/plain' });
-          res.end('MQTT over WebSocket: connect with the "mqtt" subprotocol\n');
-        });
-        http = server;
-        wss = new WebSocketServer({
-          server,
-          path: options.path,
-          maxPayload: options.maxPayload ?? 256 * 1024 * 1024,
-          perMessageDeflate: false,
-          // [MQTT-6.0.0-3]/[MQTT-6.0.0-4]: the client offers "mqtt"; echo it back when present.
-          handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
-        });
-        wss.on('connection', (socket, req) => {
-          socket.binaryType = 'nodebuffer';
-          const stream = createWebSocketStream(socket);
-          // Errors surface on the stream; the broker listens there. Avoid unhandled 'error' on the socket.
-          socket.on('error', () => {});
-          onConnection(stream, {
-            transport: 'ws',
-            listener: name,
-            remoteAddress: req.socket.remoteAddress,
-            remotePort: req.socket.remotePort,
-          });
-        });
-        server.once('error', reject);
-        server.listen({ host: options.host, port: options.port }, () => {
-          server.off('error', reject);
-          const addr = server.address() as AddressInfo;
-          resolve({ transport: 'ws', host: addr.address, port: addr.port });
+    async listen(): Promise<BoundAddress> {
+      const server = createServer(upgradeRequired);
+      http = server;
+      wss = attachMqttWebSocket(server, options, (stream, req) => {
+        onConnection(stream, {
+          transport: 'ws',
+          listener: name,
+          remoteAddress: req.socket.remoteAddress,
+          remotePort: req.socket.remotePort,
         });
       });
+      const addr = await listenServer(server, options.host, options.port);
+      return { transport: 'ws', host: addr.address, port: addr.port };
     },
     close() {
-      return new Promise<void>((resolve) => {
-        for (const client of wss?.clients ?? []) client.terminate();
-        wss?.close();
-        if (!http || !http.listening) return resolve();
-        http.close(() => resolve());
-        http.closeAllConnections();
-      });
+      return closeWebSocketServer(wss, http);
     },
   };
 }
