@@ -21,6 +21,9 @@ import type { Store } from './store/types.js';
 import { createTcpListener } from './transport/tcp.js';
 import type { BoundAddress, ConnectionInfo, Listener } from './transport/types.js';
 import { createWsListener } from './transport/ws.js';
+import { createTlsListener, type TlsListener } from './transport/tls.js';
+import { createWssListener } from './transport/wss.js';
+import type { TlsCertificateSummary } from './transport/tls-context.js';
 
 /** A message as seen by `publish` listeners and accepted by `broker.publish()`. */
 export interface PublishedMessage {
@@ -79,6 +82,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   #security: Security;
   #redirect: { serverReference: string; permanent: boolean } | undefined = undefined;
   #enhancedAuth: Record<string, EnhancedAuthenticator> = {};
+  readonly #tlsListeners: TlsListener[] = [];
   readonly #policies = new Map<string, ListenerPolicy & { maxConnections: number }>();
   readonly #perListener = new Map<string, number>();
   readonly #connectRate = new Map<string, { window: number; count: number }>();
@@ -129,10 +133,27 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#listeners = listenerSpecs(options).map((spec) => {
       const onConnection = (stream: Duplex, info: ConnectionInfo): void => this.#accept(stream, info);
       const host = spec.host ?? '127.0.0.1';
-      const listener =
-        spec.type === 'ws'
-          ? createWsListener({ host, port: spec.port, path: spec.path ?? '/mqtt', maxPayload: this.mqtt.maxPacketSize + 8 }, onConnection)
-          : createTcpListener({ host, port: spec.port }, onConnection);
+      let listener: Listener;
+      if (spec.type === 'ws') {
+        listener = createWsListener({ host, port: spec.port, path: spec.path ?? '/mqtt', maxPayload: this.mqtt.maxPacketSize + 8 }, onConnection);
+      } else if (spec.type === 'tls' || spec.type === 'wss') {
+        const files = spec.tls ?? options.tls;
+        if (files === undefined) throw new Error(`a ${spec.type} listener on port ${spec.port} needs tls.cert and tls.key`);
+        const serving = {
+          tls: files,
+          onTlsError: (err: Error, remote: string | undefined) => this.#log.debug({ err: err.message, remote }, 'TLS handshake failed'),
+          onReload: (cert: TlsCertificateSummary) => this.#log.info({ certificate: cert }, 'TLS certificate reloaded'),
+          onReloadError: (err: Error) => this.#log.error({ err }, 'TLS certificate not reloaded; keeping the previous one'),
+        };
+        const l =
+          spec.type === 'tls'
+            ? createTlsListener({ host, port: spec.port, ...serving }, onConnection)
+            : createWssListener({ host, port: spec.port, path: spec.path ?? '/mqtt', maxPayload: this.mqtt.maxPacketSize + 8, ...serving }, onConnection);
+        this.#tlsListeners.push(l);
+        listener = l;
+      } else {
+        listener = createTcpListener({ host, port: spec.port }, onConnection);
+      }
       this.#policies.set(listener.name, { name: listener.name, loopback: isLoopbackHost(host), maxConnections: spec.maxConnections ?? 0 });
       return listener;
     });
@@ -239,6 +260,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (target?.disconnectConnected === true) for (const c of [...this.#connections]) c.redirectTo(target.serverReference, target.permanent === true);
   }
 
+  /** Rereads the TLS certificate files of every TLS/WSS listener now (the CLI calls it on SIGHUP). */
+  reloadTls(): boolean {
+    let ok = true;
+    for (const l of this.#tlsListeners) ok = l.reload() && ok;
+    return ok;
+  }
+
   /** Publishes a message as the broker itself (no client id). */
   publish(message: { topic: string; payload: Buffer | string; qos?: QoS; retain?: boolean; properties?: MessageProperties & { messageExpiryInterval?: number } }): void {
     const payload = typeof message.payload === 'string' ? Buffer.from(message.payload) : message.payload;
@@ -300,6 +328,12 @@ function listenerSpecs(o: BrokerOptions): ListenerOptions[] {
   const wsPort = o.wsPort === undefined ? 8083 : o.wsPort;
   if (port !== null) out.push({ type: 'tcp', host, port });
   if (wsPort !== null) out.push({ type: 'ws', host, port: wsPort, path: o.wsPath ?? '/mqtt' });
+  if (o.tls !== undefined) {
+    const tlsPort = o.tlsPort === undefined ? 8883 : o.tlsPort;
+    const wssPort = o.wssPort === undefined ? 8084 : o.wssPort;
+    if (tlsPort !== null) out.push({ type: 'tls', host, port: tlsPort });
+    if (wssPort !== null) out.push({ type: 'wss', host, port: wssPort, path: o.wsPath ?? '/mqtt' });
+  }
   return out;
 }
 

@@ -16,8 +16,27 @@ export interface Logger {
   child?(bindings: object): Logger;
 }
 
+/** PEM files and policy of a TLS listener (see src/transport/tls-context.ts). */
+export interface TlsOptions {
+  /** Server certificate (PEM), optionally followed by its chain. */
+  cert: string;
+  /** Its private key (PEM). */
+  key: string;
+  /** CA bundle client certificates are verified against (needed with `requestCert`). */
+  ca?: string;
+  passphrase?: string;
+  /** Ask clients for a certificate (mutual TLS). */
+  requestCert?: boolean;
+  /** Refuse clients whose certificate does not verify (default true with `requestCert`). */
+  rejectUnauthorized?: boolean;
+  /** Lowest TLS version (default TLSv1.2). */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
+}
+
 export interface ListenerOptions {
-  type: 'tcp' | 'ws';
+  type: 'tcp' | 'ws' | 'tls' | 'wss';
+  /** PEM files for a `tls` or `wss` listener (default: the top-level `tls`). */
+  tls?: TlsOptions;
   host?: string;
   port: number;
   /** WebSocket path, default '/mqtt'. */
@@ -107,7 +126,13 @@ export interface BrokerOptions {
   wsPort?: number | null;
   /** WebSocket path; default '/mqtt'. */
   wsPath?: string;
-  /** Explicit listeners; when given, replaces host/port/wsPort. */
+  /** TLS files: with them, MQTT over TLS listens on `tlsPort` and WebSocket over TLS on `wssPort`. */
+  tls?: TlsOptions;
+  /** MQTT over TLS port; default 8883 (when `tls` is set). null disables it. */
+  tlsPort?: number | null;
+  /** MQTT over secure WebSocket port; default 8084 (when `tls` is set). null disables it. */
+  wssPort?: number | null;
+  /** Explicit listeners; when given, replaces host/port/wsPort/tlsPort/wssPort. */
   listeners?: ListenerOptions[];
   /** State directory; default './data'. */
   dataDir?: string;

@@ -22,6 +22,8 @@ export const EXIT_USAGE = 2;
 export interface CliBroker {
   listen(): Promise<BoundAddress[]>;
   close(): Promise<void>;
+  /** Rereads TLS certificate files (on SIGHUP). */
+  reloadTls?(): boolean;
   on(event: 'error', listener: (err: Error) => void): unknown;
 }
 
@@ -35,6 +37,8 @@ export interface CliIO {
   createBroker: (options: BrokerOptions) => Promise<CliBroker>;
   /** Subscribes to stop signals; returns an unsubscribe function. Default: SIGINT and SIGTERM on `process`. */
   onSignal: (handler: (signal: NodeJS.Signals) => void) => () => void;
+  /** Subscribes to the reload signal (SIGHUP: reread TLS certificates); returns an unsubscribe function. */
+  onReloadSignal?: (handler: () => void) => () => void;
   /** Called when a second signal forces the exit. Default: `process.exit`. */
   forceExit: (code: number) => void;
 }
@@ -54,6 +58,10 @@ const defaultIO = (): CliIO => ({
       process.off('SIGINT', handler);
       process.off('SIGTERM', handler);
     };
+  },
+  onReloadSignal: (handler) => {
+    process.on('SIGHUP', handler);
+    return () => process.off('SIGHUP', handler);
   },
   forceExit: (code) => process.exit(code),
 });
@@ -194,6 +202,10 @@ async function run(config: CourierConfig, logger: CourierLogger, io: CliIO): Pro
       await broker.close().catch(() => {});
       return failStart(io, describeListenError(err));
     }
+    const offReload = io.onReloadSignal?.(() => {
+      logger.info({ signal: 'SIGHUP' }, 'reloading TLS certificates');
+      broker.reloadTls?.();
+    });
     const listeners = addresses.map((a, i) => ({ ...a, url: urlOf(a, wsPathOf(config.options, addresses, i)) }));
     logger.info(
       { listeners, dataDir: config.options.dataDir ?? './data', version: version() },
@@ -201,6 +213,7 @@ async function run(config: CourierConfig, logger: CourierLogger, io: CliIO): Pro
     );
 
     if (stopSignal === undefined) await stopped;
+    offReload?.();
     const started = Date.now();
     await broker.close();
     logger.info({ signal: stopSignal, shutdownMs: Date.now() - started }, 'stopped');

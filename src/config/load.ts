@@ -249,8 +249,11 @@ function toCourierConfig(c: ConfigFile): CourierConfig {
   if (c.port !== undefined) options.port = c.port;
   if (c.wsPort !== undefined) options.wsPort = c.wsPort;
   if (c.wsPath !== undefined) options.wsPath = c.wsPath;
+  if (c.tls !== undefined) options.tls = { ...c.tls };
+  if (c.tlsPort !== undefined) options.tlsPort = c.tlsPort;
+  if (c.wssPort !== undefined) options.wssPort = c.wssPort;
   if (c.dataDir !== undefined) options.dataDir = c.dataDir;
-  if (c.listeners !== undefined) options.listeners = c.listeners.map((l) => ({ ...l }));
+  if (c.listeners !== undefined) options.listeners = c.listeners.map((l) => ({ ...l, ...(l.tls === undefined ? {} : { tls: { ...l.tls } }) }));
   if (c.mqtt !== undefined) options.mqtt = { ...c.mqtt };
   if (c.sessions !== undefined) options.sessions = { ...c.sessions };
   if (c.persistence !== undefined) options.persistence = { ...c.persistence };

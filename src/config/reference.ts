@@ -13,6 +13,8 @@ const TOP_LEVEL_DEFAULTS: Record<string, unknown> = {
   port: 1883,
   wsPort: 8083,
   wsPath: '/mqtt',
+  tlsPort: 8883,
+  wssPort: 8084,
   dataDir: './data',
   listeners: undefined,
   'log.level': DEFAULT_LOG_LEVEL,
@@ -28,7 +30,7 @@ export function defaultOf(path: readonly string[]): unknown {
 }
 
 function typeOf(k: ConfigKey): string {
-  if (k.path[0] === 'listeners') return 'list of `{type, host?, port, path?, maxConnections?}`';
+  if (k.path[0] === 'listeners') return 'list of `{type, host?, port, path?, tls?, maxConnections?}`';
   const base = k.enum
     ? k.enum.map((v) => `\`${JSON.stringify(v)}\``).join(' \\| ')
     : k.kinds

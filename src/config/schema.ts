@@ -132,17 +132,35 @@ export const limitsSchema = z
   })
   .partial();
 
+export const tlsSchema = z
+  .strictObject({
+    cert: nonEmptyString('a file path').describe('Server certificate (PEM), optionally followed by its chain.'),
+    key: nonEmptyString('a file path').describe('Private key of the certificate (PEM).'),
+    ca: nonEmptyString('a file path').optional().describe('CA bundle client certificates are verified against (needed with `requestCert`).'),
+    passphrase: z.string({ error: 'must be a string' }).optional().describe('Passphrase of an encrypted key.'),
+    requestCert: bool().optional().describe('Ask clients for a certificate (mutual TLS).'),
+    rejectUnauthorized: bool().optional().describe('Refuse clients whose certificate does not verify (default true with `requestCert`).'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3'], { error: 'must be "TLSv1.2" or "TLSv1.3"' }).optional().describe('Lowest TLS version.'),
+  })
+  .superRefine((t, ctx) => {
+    if (t.requestCert === true && t.ca === undefined) ctx.addIssue({ code: 'custom', path: ['ca'], message: 'is needed to verify client certificates when requestCert is true' });
+  });
+
 export const listenerSchema = z
   .strictObject({
-    type: z.enum(['tcp', 'ws'], { error: 'must be "tcp" or "ws"' }).describe('Transport: `tcp` or `ws` (WebSocket).'),
+    type: z.enum(['tcp', 'ws', 'tls', 'wss'], { error: 'must be "tcp", "ws", "tls" or "wss"' }).describe('Transport: `tcp`, `ws` (WebSocket), `tls` or `wss` (WebSocket over TLS).'),
+    tls: tlsSchema.optional().describe('TLS files of a `tls`/`wss` listener; default the top-level `tls`.'),
     host: host().optional().describe('Interface to bind; default the top-level `host`.'),
     port: port().describe('Port; 0 picks a free port.'),
     path: wsPath().optional().describe('WebSocket path (ws only); default the top-level `wsPath`.'),
     maxConnections: int(0).optional().describe('Most simultaneous connections on this listener; 0 = only the global limit.'),
   })
   .superRefine((l, ctx) => {
-    if (l.type !== 'ws' && l.path !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['path'], message: 'only a "ws" listener has a path' });
+    if (l.type !== 'ws' && l.type !== 'wss' && l.path !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['path'], message: 'only a "ws" or "wss" listener has a path' });
+    }
+    if ((l.type === 'tcp' || l.type === 'ws') && l.tls !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: 'only a "tls" or "wss" listener has TLS files' });
     }
   });
 
@@ -160,6 +178,9 @@ export const configSchema = z
     port: port().nullable().describe('MQTT over TCP port; `null` disables the TCP listener.'),
     wsPort: port().nullable().describe('MQTT over WebSocket port; `null` disables the WebSocket listener.'),
     wsPath: wsPath().describe('WebSocket path.'),
+    tls: tlsSchema.describe('TLS files; with them MQTT over TLS listens on `tlsPort` and WebSocket over TLS on `wssPort`.'),
+    tlsPort: port().nullable().describe('MQTT over TLS port (default 8883 when `tls` is set); `null` disables it.'),
+    wssPort: port().nullable().describe('MQTT over WebSocket over TLS port (default 8084 when `tls` is set); `null` disables it.'),
     listeners: z
       .array(listenerSchema, { error: 'must be a list of listeners' })
       .min(1, { error: 'must list at least one listener' })
@@ -175,7 +196,7 @@ export const configSchema = z
   .partial()
   .superRefine((c, ctx) => {
     if (c.listeners !== undefined) {
-      for (const key of ['host', 'port', 'wsPort', 'wsPath'] as const) {
+      for (const key of ['host', 'port', 'wsPort', 'wsPath', 'tlsPort', 'wssPort'] as const) {
         if (c[key] !== undefined) {
           ctx.addIssue({
             code: 'custom',
@@ -186,6 +207,9 @@ export const configSchema = z
       }
       const seen = new Map<string, number>();
       c.listeners.forEach((l, i) => {
+        if ((l.type === 'tls' || l.type === 'wss') && l.tls === undefined && c.tls === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['listeners', i, 'tls'], message: `a "${l.type}" listener needs TLS files (here or in the top-level "tls")` });
+        }
         if (l.port === 0) return;
         const key = `${l.host ?? '*'}:${l.port}`;
         const first = seen.get(key);

@@ -795,4 +795,43 @@ void describe('TLS transports', { ...gate, timeout: 120_000 }, () => {
       });
     });
   });
+
+  void describe('Broker options: tls, tlsPort, wssPort (what the config file and the CLI use)', () => {
+    let broker: Broker;
+    let tlsPort = 0;
+    let wssPort = 0;
+    before(async () => {
+      // Not loopback-anonymous: only a verified client certificate authenticates (security.certificateAuth).
+      broker = new Broker({
+        host: HOST, port: null, wsPort: null, tlsPort: 0, wssPort: 0,
+        tls: { cert: pki.path('server.crt'), key: pki.path('server.key'), ca: pki.path('ca.crt'), requestCert: true, rejectUnauthorized: false },
+        persistence: { engine: 'memory' },
+        security: { allowAnonymous: false, certificateAuth: true },
+      });
+      const bound = await broker.listen();
+      tlsPort = bound.find((b) => b.transport === 'tls')!.port;
+      wssPort = bound.find((b) => b.transport === 'wss')!.port;
+    });
+    after(() => broker?.close());
+
+    void it('listens with MQTT over TLS and over WSS; a client certificate (CN=alice) authenticates, a client without one is refused (v5 CONNACK 0x87)', async () => {
+      const seen = new Recorder<ClientInfo>();
+      broker.on('clientConnect', (c) => seen.push(c));
+      for (const url of [`mqtts://${HOST}:${tlsPort}`, `wss://${HOST}:${wssPort}/mqtt`]) {
+        const clientId = unique('opt-alice');
+        const c = await connectClient(url, { ca: pki.read('ca.crt'), cert: pki.read('alice.crt'), key: pki.read('alice.key'), clientId, protocolVersion: 5 });
+        const info = await seen.until((x) => x.clientId === clientId, `clientConnect of ${clientId}`);
+        assert.equal(info.username, 'alice');
+        await endAll([c]);
+      }
+      const anon = mqtt.connect(`mqtts://${HOST}:${tlsPort}`, { ca: pki.read('ca.crt'), protocolVersion: 5, reconnectPeriod: 0, clientId: unique('opt-anon') });
+      const err = await new Promise<Error & { code?: number }>((resolve) => anon.once('error', resolve));
+      assert.equal(err.code, 0x87);
+      anon.end(true);
+    });
+
+    void it('reloadTls() (the SIGHUP path) rereads the files', () => {
+      assert.equal(broker.reloadTls(), true);
+    });
+  });
 });
