@@ -20,6 +20,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import mqtt, { type MqttClient } from 'mqtt';
 import WebSocket from 'ws';
 import { Broker } from '../../src/broker.js';
+import { setPassword } from '../../src/security/passwords.js';
 import type { ClientInfo } from '../../src/core/connection.js';
 import { TlsContextSource, TlsFileError, splitAltNames, type TlsCertificateSummary, type TlsFiles } from '../../src/transport/tls-context.js';
 import { createTlsListener, type TlsListener } from '../../src/transport/tls.js';
@@ -828,6 +829,36 @@ void describe('TLS transports', { ...gate, timeout: 120_000 }, () => {
       const err = await new Promise<Error & { code?: number }>((resolve) => anon.once('error', resolve));
       assert.equal(err.code, 0x87);
       anon.end(true);
+    });
+
+    void it('password file over TLS: mosquitto_pub/mosquitto_sub with --cafile and -u/-P; a wrong password is refused', mosquittoGate, async () => {
+      const pw = join(pki.dir, 'users.pw');
+      await setPassword(pw, 'bob', 'b0b-secret');
+      const b = new Broker({
+        host: HOST, port: null, wsPort: null, tlsPort: 0, wssPort: null,
+        tls: { cert: pki.path('server.crt'), key: pki.path('server.key') },
+        persistence: { engine: 'memory' },
+        security: { allowAnonymous: false, passwordFile: pw },
+      });
+      const [addr] = await b.listen();
+      const peers = new Peers();
+      try {
+        const common = ['-h', HOST, '-p', String(addr!.port), '--cafile', pki.path('ca.crt'), '-V', 'mqttv5'];
+        const topic = unique('tls-pw');
+        const sub = peers.spawn(STDBUF, ['-oL', SUB, ...common, '-u', 'bob', '-P', 'b0b-secret', '-t', topic, '-C', '1', '-W', '10', '-d']);
+        await sub.waitFor(/received SUBACK/);
+        const pub = peers.spawn(PUB, [...common, '-u', 'bob', '-P', 'b0b-secret', '-t', topic, '-m', 'secret hello', '-q', '1']);
+        assert.equal((await pub.exited()).code, 0, pub.stderr());
+        assert.equal((await sub.exited()).code, 0, sub.stderr());
+        assert.match(sub.stdout(), /secret hello/);
+        const bad = peers.spawn(PUB, [...common, '-u', 'bob', '-P', 'wrong', '-t', topic, '-m', 'x']);
+        const r = await bad.exited();
+        assert.notEqual(r.code, 0);
+        assert.match(bad.stderr() + bad.stdout(), /Bad user name or password|not authori[sz]ed/i);
+      } finally {
+        await peers.killAll();
+        await b.close();
+      }
     });
 
     void it('reloadTls() (the SIGHUP path) rereads the files', () => {
