@@ -55,6 +55,8 @@ export interface BrokerEvents {
 export interface BrokerStats extends CoreCounters, LimitCounters {
   /** Bytes of queued QoS 1/2 messages across all sessions (limited by limits.maxQueuedBytesTotal). */
   queuedBytesTotal: number;
+  /** QoS 1/2 messages dropped because that budget was reached. */
+  queueBudgetDrops: number;
   connections: number;
   sessions: number;
   subscriptions: number;
@@ -78,6 +80,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #topicLimits: TopicLimits;
   readonly #counters: LimitCounters = {
     connectionsRefused: 0, authenticationFailures: 0, publishesDenied: 0, subscriptionsDenied: 0, rateLimited: 0, subscriptionQuotaExceeded: 0,
+    topicLimitExceeded: 0, connectTimeouts: 0,
   };
   #security: Security;
   #redirect: { serverReference: string; permanent: boolean } | undefined = undefined;
@@ -116,9 +119,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#core.queueBudget.max = this.#limits.maxQueuedBytesTotal;
     // Hooks only until open() has loaded the password and ACL files.
     this.#security = new Security(options.security ?? {}, options.authenticate ? [options.authenticate] : [], options.authorize ? [options.authorize] : []);
-    this.#core.willGate = (m, session) => {
+    this.#core.willGate = (m, clientId, owner) => {
       if (!this.#security.authorizes) return true;
-      const d = this.#security.authorize({ action: 'publish', clientId: session.clientId, username: session.owner, topic: m.topic, qos: m.qos, retain: m.retain });
+      const d = this.#security.authorize({ action: 'publish', clientId, username: owner, topic: m.topic, qos: m.qos, retain: m.retain });
       return isPromise(d) ? d.then((x) => x.allow) : d.allow;
     };
     this.#observer = {
@@ -134,8 +137,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
       const onConnection = (stream: Duplex, info: ConnectionInfo): void => this.#accept(stream, info);
       const host = spec.host ?? '127.0.0.1';
       let listener: Listener;
+      // Unique names (two port-0 listeners of one type and host would otherwise share one).
+      let name = `${spec.type}:${host}:${spec.port}${spec.type === 'ws' || spec.type === 'wss' ? (spec.path ?? '/mqtt') : ''}`;
+      if (this.#policies.has(name)) name = `${name}#${this.#policies.size}`;
       if (spec.type === 'ws') {
-        listener = createWsListener({ host, port: spec.port, path: spec.path ?? '/mqtt', maxPayload: this.mqtt.maxPacketSize + 8 }, onConnection);
+        listener = createWsListener({ host, port: spec.port, path: spec.path ?? '/mqtt', name, maxPayload: this.mqtt.maxPacketSize + 8 }, onConnection);
       } else if (spec.type === 'tls' || spec.type === 'wss') {
         const files = spec.tls ?? options.tls;
         if (files === undefined) throw new Error(`a ${spec.type} listener on port ${spec.port} needs tls.cert and tls.key`);
@@ -147,12 +153,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
         };
         const l =
           spec.type === 'tls'
-            ? createTlsListener({ host, port: spec.port, ...serving }, onConnection)
-            : createWssListener({ host, port: spec.port, path: spec.path ?? '/mqtt', maxPayload: this.mqtt.maxPacketSize + 8, ...serving }, onConnection);
+            ? createTlsListener({ host, port: spec.port, name, ...serving }, onConnection)
+            : createWssListener({ host, port: spec.port, path: spec.path ?? '/mqtt', name, maxPayload: this.mqtt.maxPacketSize + 8, ...serving }, onConnection);
         this.#tlsListeners.push(l);
         listener = l;
       } else {
-        listener = createTcpListener({ host, port: spec.port }, onConnection);
+        listener = createTcpListener({ host, port: spec.port, name }, onConnection);
       }
       this.#policies.set(listener.name, { name: listener.name, loopback: isLoopbackHost(host), maxConnections: spec.maxConnections ?? 0 });
       return listener;
@@ -280,6 +286,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       ...core.counters,
       ...this.#counters,
       queuedBytesTotal: core.queueBudget.used,
+      queueBudgetDrops: core.queueBudget.dropped,
       connections: this.#connections.size,
       sessions: core.sessions.size,
       subscriptions: core.subscriptions.size,

@@ -69,6 +69,8 @@ function block(b: { resume: () => void }): void {
   blockedTimer ??= setTimeout(retryBlocked, 1);
 }
 
+let nextLocal = 0;
+
 class Conn {
   readonly socket: net.Socket;
   private readonly reader: PacketReader;
@@ -104,7 +106,10 @@ class Conn {
   constructor(readonly spec: ConnSpec) {
     this.reader = new PacketReader(this.onPacket);
     this.last = spec.column === undefined ? null : new Int32Array(cfg.streams);
-    this.socket = net.connect({ host: cfg.host, port: cfg.port, noDelay: true });
+    // Spread loopback clients over 127.0.0.1–8 so more than the ~28k ephemeral ports of one
+    // source address can connect (the 100k idle connections run).
+    const localAddress = cfg.host === '127.0.0.1' ? `127.0.0.${1 + (nextLocal++ % 8)}` : undefined;
+    this.socket = net.connect({ host: cfg.host, port: cfg.port, noDelay: true, ...(localAddress === undefined ? {} : { localAddress }) });
     this.socket.on('connect', () => {
       this.socket.write(encodeConnect(spec.clientId, cfg.version, 600, spec.clean ?? true));
     });

@@ -53,9 +53,9 @@ export class BrokerCore {
   readonly #hitIndex = new Map<string, number>();
   readonly #hits: Array<{ session: Session; qos: QoS; retain: boolean; ids: number[] | undefined }> = [];
   /** Queued bytes across all sessions and their cap (limits.maxQueuedBytesTotal; 0 = none). */
-  readonly queueBudget = { used: 0, max: 0 };
+  readonly queueBudget = { used: 0, max: 0, dropped: 0 };
   /** Authorization of a will at the moment it is published (set by the Broker when it authorizes). */
-  willGate: ((m: Message, session: Session) => boolean | Promise<boolean>) | undefined = undefined;
+  willGate: ((m: Message, clientId: string, owner: string | undefined) => boolean | Promise<boolean>) | undefined = undefined;
   #nextMessageId = 0;
   #nextSeq = 0;
 
@@ -90,7 +90,7 @@ export class BrokerCore {
       const endedAt = rec.disconnectedAt ?? now;
       if (rec.expiryInterval !== NEVER_EXPIRES && endedAt + rec.expiryInterval * 1000 <= now && rec.disconnectedAt !== undefined) {
         // Expired while the broker was down; a will still pending goes out with the session's end.
-        if (rec.will !== undefined) this.publish(fromStored(rec.will.message), rec.clientId);
+        if (rec.will !== undefined) this.#gatedWill(fromStored(rec.will.message), rec.clientId, rec.owner);
         this.#store.deleteSession(rec.clientId);
         continue;
       }
@@ -337,15 +337,19 @@ export class BrokerCore {
   }
 
   publishWill(will: Will, clientId: string): void {
-    const session = this.sessions.get(clientId);
-    const ok = this.willGate === undefined || session === undefined ? true : this.willGate(will.message, session);
+    this.#gatedWill(will.message, clientId, this.sessions.get(clientId)?.owner);
+  }
+
+  /** Publishes a will if the authorizer allows it (wills are authorized when they are published). */
+  #gatedWill(message: Message, clientId: string, owner: string | undefined): void {
+    const ok = this.willGate === undefined ? true : this.willGate(message, clientId, owner);
     const go = (allowed: boolean): void => {
       if (!allowed) {
-        this.#log.info({ clientId, topic: will.message.topic }, 'will not authorized; dropped');
+        this.#log.info({ clientId, topic: message.topic }, 'will not authorized; dropped');
         return;
       }
       this.counters.willsPublished++;
-      this.publish(will.message, clientId);
+      this.publish(message, clientId);
     };
     if (typeof ok === 'boolean') go(ok);
     else ok.then(go, (err: unknown) => this.#log.error({ err, clientId }, 'will authorization failed; will dropped'));

@@ -66,6 +66,10 @@ export interface LimitCounters {
   subscriptionsDenied: number;
   rateLimited: number;
   subscriptionQuotaExceeded: number;
+  /** Topic names or filters refused for limits.maxTopicLength / maxTopicLevels. */
+  topicLimitExceeded: number;
+  /** Connections closed because no CONNECT arrived within limits.connectTimeoutMs. */
+  connectTimeouts: number;
 }
 
 /** What a connection reports upwards (the Broker turns these into events). */
@@ -168,6 +172,7 @@ export class Connection implements Outlet, LiveConnection {
     const connectTimeout = ctx.limits.connectTimeoutMs;
     this.#timer = setTimeout(() => {
       this.#closeReason = 'no CONNECT in time';
+      ctx.counters.connectTimeouts++;
       this.#log.warn({ remote: this.#remote() }, `closing connection: no CONNECT within ${connectTimeout} ms`);
       this.#destroy();
     }, connectTimeout);
@@ -446,7 +451,8 @@ export class Connection implements Outlet, LiveConnection {
     this.#username = 'username' in result ? result.username : p.username;
     if (this.#ctx.security.options.sessionOwnership === true) {
       const existing = core.sessions.get(clientId);
-      if (existing !== undefined && existing.owner !== this.#username && !p.clean) {
+      // Neither resuming nor (Clean Start) discarding another user's session, live or not.
+      if (existing !== undefined && existing.owner !== undefined && existing.owner !== this.#username) {
         return this.#refuse(ReasonCode.NotAuthorized, ConnackReturnCode.NotAuthorized, 'the session belongs to another user');
       }
     }
@@ -565,7 +571,10 @@ export class Connection implements Outlet, LiveConnection {
       }
     }
     const bad = checkTopicName(topic, this.#ctx.topicLimits);
-    if (bad !== null) throw new MqttError('COURIER_TOPIC_NAME_INVALID', ReasonCode.TopicNameInvalid, bad, '[MQTT-3.3.2-2]');
+    if (bad !== null) {
+      if (checkTopicName(topic) === null) this.#ctx.counters.topicLimitExceeded++;
+      throw new MqttError('COURIER_TOPIC_NAME_INVALID', ReasonCode.TopicNameInvalid, bad, '[MQTT-3.3.2-2]');
+    }
     const rt = props?.responseTopic;
     if (rt !== undefined && checkTopicName(rt) !== null) throw new ProtocolError(`Response Topic ${JSON.stringify(rt)} is not a valid topic name`, '[MQTT-3.3.2-14]');
     if (p.qos > mqtt.maximumQoS) {
@@ -676,6 +685,7 @@ export class Connection implements Outlet, LiveConnection {
       const bad = checkTopicFilter(s.topicFilter, this.#ctx.topicLimits);
       const shared = bad === null ? parseSharedFilter(s.topicFilter) : null;
       if (bad !== null) {
+        if (checkTopicFilter(s.topicFilter) === null) this.#ctx.counters.topicLimitExceeded++;
         this.#log.warn({ clientId: session.clientId, filter: s.topicFilter }, `subscription refused: ${bad}`);
         code = v5 ? ReasonCode.TopicFilterInvalid : 0x80;
       } else if (shared !== null && !mqtt.sharedSubscriptionAvailable) {

@@ -77,6 +77,8 @@ export interface Journal {
 export interface QueueBudget {
   used: number;
   max: number;
+  /** Messages dropped because the budget was reached. */
+  dropped: number;
 }
 
 export interface SessionCounters {
@@ -183,6 +185,7 @@ export class Session {
     const budget = this.#budget;
     if (budget.max > 0 && budget.used + size > budget.max) {
       this.counters.droppedBudget++;
+      budget.dropped++;
       return;
     }
     while (this.queued >= limits.maxQueuedMessages || this.#queuedBytes + size > limits.maxQueuedBytes) {
