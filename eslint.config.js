@@ -22,37 +22,71 @@ export default tseslint.config(
     // The codec is pure: no I/O and nothing else from src/ [DEVELOPERS.md, ARCHITECTURE.md].
     files: ['src/protocol/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          { group: ['../*', '!../protocol/*'], message: 'src/protocol is pure: it imports nothing else from src/.' },
-          { group: ['node:fs', 'node:fs/*', 'node:net', 'node:tls', 'node:http', 'node:https', 'node:dgram', 'node:child_process', 'fs', 'net', 'tls', 'http'], message: 'src/protocol does no I/O.' },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['../*', '!../protocol/*'], message: 'src/protocol is pure: it imports nothing else from src/.' },
+            {
+              group: [
+                'node:fs',
+                'node:fs/*',
+                'node:net',
+                'node:tls',
+                'node:http',
+                'node:https',
+                'node:dgram',
+                'node:child_process',
+                'fs',
+                'net',
+                'tls',
+                'http',
+              ],
+              message: 'src/protocol does no I/O.',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['src/topics/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          { group: ['../core/*', '../store/*', '../transport/*', '../cli/*', '../security/*', '../config/*', '../broker.js'], message: 'src/topics is a pure data structure.' },
-          { group: ['node:fs', 'node:net', 'node:tls', 'node:http', 'fs', 'net'], message: 'src/topics does no I/O.' },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../core/*', '../store/*', '../transport/*', '../cli/*', '../security/*', '../config/*', '../broker.js'],
+              message: 'src/topics is a pure data structure.',
+            },
+            { group: ['node:fs', 'node:net', 'node:tls', 'node:http', 'fs', 'net'], message: 'src/topics does no I/O.' },
+          ],
+        },
+      ],
     },
   },
   {
     // The core knows sockets only as a Duplex and storage only through the Store interface.
     files: ['src/core/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [
-          { group: ['../store/lmdb.js', '../store/memory.js'], message: 'src/core uses storage only through the Store interface (src/store/types.ts).' },
-          { group: ['../transport/tcp.js', '../transport/ws.js', '../transport/tls.js', '../transport/wss.js', '../transport/tls-context.js'], message: 'src/core knows no transport but its types.' },
-          { group: ['../cli/*', '../config/*', '../broker.js'], message: 'src/core does not depend on the layers above it.' },
-          { group: ['node:fs', 'node:net', 'node:tls', 'node:http', 'node:https', 'fs', 'net', 'tls', 'http', 'ws', 'lmdb', 'ioredis'], message: 'src/core does no I/O of its own.' },
-        ],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['../store/lmdb.js', '../store/memory.js'], message: 'src/core uses storage only through the Store interface (src/store/types.ts).' },
+            {
+              group: ['../transport/tcp.js', '../transport/ws.js', '../transport/tls.js', '../transport/wss.js', '../transport/tls-context.js'],
+              message: 'src/core knows no transport but its types.',
+            },
+            { group: ['../cli/*', '../config/*', '../broker.js'], message: 'src/core does not depend on the layers above it.' },
+            {
+              group: ['node:fs', 'node:net', 'node:tls', 'node:http', 'node:https', 'fs', 'net', 'tls', 'http', 'ws', 'lmdb', 'ioredis'],
+              message: 'src/core does no I/O of its own.',
+            },
+          ],
+        },
+      ],
     },
   },
   {

@@ -53,11 +53,23 @@ function publishPair(size: number, version: Version): { ours: Packet; theirs: MP
   }
   return {
     ours: {
-      type: 'publish', topic: TOPIC, payload, qos: 1, retain: false, dup: false, packetId: 4242,
+      type: 'publish',
+      topic: TOPIC,
+      payload,
+      qos: 1,
+      retain: false,
+      dup: false,
+      packetId: 4242,
       properties: { messageExpiryInterval: 3600, contentType: 'application/json', userProperties: [['trace-id', '4bf92f3577b34da6']] },
     },
     theirs: {
-      cmd: 'publish', topic: TOPIC, payload, qos: 1, retain: false, dup: false, messageId: 4242,
+      cmd: 'publish',
+      topic: TOPIC,
+      payload,
+      qos: 1,
+      retain: false,
+      dup: false,
+      messageId: 4242,
       properties: { messageExpiryInterval: 3600, contentType: 'application/json', userProperties: { 'trace-id': '4bf92f3577b34da6' } },
     },
   };
@@ -67,18 +79,52 @@ function connectPair(version: Version): { ours: Packet; theirs: MP.IConnectPacke
   const will = { topic: 'clients/device-42/status', payload: Buffer.from('offline'), qos: 1 as const, retain: true };
   if (version === 4) {
     return {
-      ours: { type: 'connect', protocolName: 'MQTT', protocolVersion: 4, clean: true, keepAlive: 60, clientId: 'device-42-7f3a', username: 'device-42', password: Buffer.from('s3cr3t-t0ken'), will },
-      theirs: { cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 60, clientId: 'device-42-7f3a', username: 'device-42', password: Buffer.from('s3cr3t-t0ken'), will },
+      ours: {
+        type: 'connect',
+        protocolName: 'MQTT',
+        protocolVersion: 4,
+        clean: true,
+        keepAlive: 60,
+        clientId: 'device-42-7f3a',
+        username: 'device-42',
+        password: Buffer.from('s3cr3t-t0ken'),
+        will,
+      },
+      theirs: {
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 4,
+        clean: true,
+        keepalive: 60,
+        clientId: 'device-42-7f3a',
+        username: 'device-42',
+        password: Buffer.from('s3cr3t-t0ken'),
+        will,
+      },
     };
   }
   return {
     ours: {
-      type: 'connect', protocolName: 'MQTT', protocolVersion: 5, clean: true, keepAlive: 60, clientId: 'device-42-7f3a', username: 'device-42', password: Buffer.from('s3cr3t-t0ken'),
+      type: 'connect',
+      protocolName: 'MQTT',
+      protocolVersion: 5,
+      clean: true,
+      keepAlive: 60,
+      clientId: 'device-42-7f3a',
+      username: 'device-42',
+      password: Buffer.from('s3cr3t-t0ken'),
       will: { ...will, properties: { willDelayInterval: 30, contentType: 'text/plain' } },
       properties: { sessionExpiryInterval: 3600, receiveMaximum: 100, topicAliasMaximum: 10, userProperties: [['region', 'eu-west']] },
     },
     theirs: {
-      cmd: 'connect', protocolId: 'MQTT', protocolVersion: 5, clean: true, keepalive: 60, clientId: 'device-42-7f3a', username: 'device-42', password: Buffer.from('s3cr3t-t0ken'),
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 5,
+      clean: true,
+      keepalive: 60,
+      clientId: 'device-42-7f3a',
+      username: 'device-42',
+      password: Buffer.from('s3cr3t-t0ken'),
       will: { ...will, properties: { willDelayInterval: 30, contentType: 'text/plain' } },
       properties: { sessionExpiryInterval: 3600, receiveMaximum: 100, topicAliasMaximum: 10, userProperties: { region: 'eu-west' } },
     },
@@ -101,25 +147,48 @@ function decodeCases(name: string, group: Case['group'], version: Version, ours:
   if (group === 'connect') {
     oursSide = {
       run: () => {
-        new Decoder((p) => { sink += p.type.length; }).push(bytes);
+        new Decoder((p) => {
+          sink += p.type.length;
+        }).push(bytes);
         return sink;
       },
     };
     theirsSide = {
       run: () => {
         const parser = mqttPacket.parser({ protocolVersion: version });
-        parser.on('packet', (p) => { sink += p.cmd.length; });
+        parser.on('packet', (p) => {
+          sink += p.cmd.length;
+        });
         parser.parse(bytes);
         return sink;
       },
     };
   } else {
-    const decoder = new Decoder((p) => { sink += (p as { payload: Buffer }).payload.length; }, { protocolVersion: version });
+    const decoder = new Decoder(
+      (p) => {
+        sink += (p as { payload: Buffer }).payload.length;
+      },
+      { protocolVersion: version },
+    );
     const parser = mqttPacket.parser({ protocolVersion: version });
-    parser.on('packet', (p) => { sink += ((p as MP.IPublishPacket).payload as Buffer).length; });
-    parser.on('error', (e) => { throw e; });
-    oursSide = { run: () => { decoder.push(bytes); return sink; } };
-    theirsSide = { run: () => { parser.parse(bytes); return sink; } };
+    parser.on('packet', (p) => {
+      sink += ((p as MP.IPublishPacket).payload as Buffer).length;
+    });
+    parser.on('error', (e) => {
+      throw e;
+    });
+    oursSide = {
+      run: () => {
+        decoder.push(bytes);
+        return sink;
+      },
+    };
+    theirsSide = {
+      run: () => {
+        parser.parse(bytes);
+        return sink;
+      },
+    };
   }
   // Sanity: both sides really decode a packet per op.
   const s0 = sink;
@@ -132,17 +201,25 @@ function decodeCases(name: string, group: Case['group'], version: Version, ours:
 }
 
 function encodeCases(name: string, group: Case['group'], version: Version, ours: Packet, theirs: MP.Packet): Case[] {
-  return [{
-    name, group, op: 'encode',
-    ours: { run: () => encode(ours, version).length },
-    theirs: { run: () => mqttPacket.generate(theirs, { protocolVersion: version }).length },
-  }];
+  return [
+    {
+      name,
+      group,
+      op: 'encode',
+      ours: { run: () => encode(ours, version).length },
+      theirs: { run: () => mqttPacket.generate(theirs, { protocolVersion: version }).length },
+    },
+  ];
 }
 
 function buildCases(): Case[] {
   const cases: Case[] = [];
   for (const version of [4, 5] as const) {
-    for (const [size, label] of [[16, '16 B'], [1024, '1 KiB'], [65536, '64 KiB']] as const) {
+    for (const [size, label] of [
+      [16, '16 B'],
+      [1024, '1 KiB'],
+      [65536, '64 KiB'],
+    ] as const) {
       const { ours, theirs } = publishPair(size, version);
       const name = `PUBLISH ${label} ${version === 4 ? 'v3.1.1' : 'v5 +props'}`;
       cases.push(...decodeCases(name, 'publish', version, ours, theirs), ...encodeCases(name, 'publish', version, ours, theirs));
@@ -265,13 +342,19 @@ function main(): void {
   }
   const combined = combine(results);
   if (json) {
-    console.log(JSON.stringify({
-      date: new Date().toISOString(),
-      node: process.version,
-      method: { rounds, roundMs, warmupMs, statistic: 'median ops/s per side; ratio = ours / mqtt-packet' },
-      results,
-      publishDecodeEncode: combined,
-    }, null, 2));
+    console.log(
+      JSON.stringify(
+        {
+          date: new Date().toISOString(),
+          node: process.version,
+          method: { rounds, roundMs, warmupMs, statistic: 'median ops/s per side; ratio = ours / mqtt-packet' },
+          results,
+          publishDecodeEncode: combined,
+        },
+        null,
+        2,
+      ),
+    );
   } else {
     console.log(`\ncodec benchmark, ${new Date().toISOString()}, node ${process.version}, ${rounds} rounds × ${roundMs} ms after ${warmupMs} ms warm-up\n`);
     printTable(results, combined);

@@ -58,7 +58,10 @@ interface Cli {
 
 function list<T extends string>(value: string | undefined, all: readonly T[], what: string): T[] {
   if (value === undefined) return [...all];
-  const items = value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   for (const i of items) if (!all.includes(i as T)) throw new Error(`unknown ${what} "${i}" (known: ${all.join(', ')})`);
   return items as T[];
 }
@@ -295,7 +298,15 @@ async function main(): Promise<void> {
       `window ${cli.params.durationMs / 1000} s after ${cli.params.warmupMs / 1000} s warm-up; Courier from ${courierFrom || 'n/a'}`,
     '',
   );
-  for (const s of cli.scenarios) out.push(scenarioTable(s, cli.params, results.filter((r) => r.scenario === s), cli.brokers));
+  for (const s of cli.scenarios)
+    out.push(
+      scenarioTable(
+        s,
+        cli.params,
+        results.filter((r) => r.scenario === s),
+        cli.brokers,
+      ),
+    );
   if (checks.length > 0) out.push(targetsTable(checks));
   process.stdout.write(out.join('\n'));
 }

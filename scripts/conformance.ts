@@ -28,7 +28,9 @@ function compareIds(a: string, b: string): number {
 }
 
 export function renderConformance(): string {
-  const files = readdirSync(SPEC_DIR).filter((f) => f.endsWith('.test.ts')).sort();
+  const files = readdirSync(SPEC_DIR)
+    .filter((f) => f.endsWith('.test.ts'))
+    .sort();
   const byId = new Map<string, Array<{ file: string; title: string }>>();
   let tests = 0;
   for (const file of files) {

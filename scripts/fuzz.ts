@@ -159,13 +159,40 @@ function lengthTweak(rng: Rng, buf: Buffer, start: number): { buf: Buffer; what:
   let field: number[];
   let what: string;
   switch (rng.int(7)) {
-    case 0: { const d = rng.range(-4, 4) || 1; field = varint(Math.max(0, current + d)); what = `len${d > 0 ? '+' : ''}${d}`; break; }
-    case 1: field = varint(0); what = 'len=0'; break;
-    case 2: { const v = rng.pick([127, 128, 16383, 16384, 2097151, 2097152, 268435455]); field = varint(v); what = `len=${v}`; break; }
-    case 3: { const v = rng.int(1 << rng.range(1, 28)); field = varint(v); what = `len=${v}`; break; }
-    case 4: field = [...varint(current).map((b) => b | 0x80), 0x00]; what = 'len:non-minimal'; break;
-    case 5: field = [0xff, 0xff, 0xff, 0xff, rng.int(256)]; what = 'len:5-byte'; break;
-    default: field = [0x80 | rng.int(128)]; what = 'len:cont-at-end'; break;
+    case 0: {
+      const d = rng.range(-4, 4) || 1;
+      field = varint(Math.max(0, current + d));
+      what = `len${d > 0 ? '+' : ''}${d}`;
+      break;
+    }
+    case 1:
+      field = varint(0);
+      what = 'len=0';
+      break;
+    case 2: {
+      const v = rng.pick([127, 128, 16383, 16384, 2097151, 2097152, 268435455]);
+      field = varint(v);
+      what = `len=${v}`;
+      break;
+    }
+    case 3: {
+      const v = rng.int(1 << rng.range(1, 28));
+      field = varint(v);
+      what = `len=${v}`;
+      break;
+    }
+    case 4:
+      field = [...varint(current).map((b) => b | 0x80), 0x00];
+      what = 'len:non-minimal';
+      break;
+    case 5:
+      field = [0xff, 0xff, 0xff, 0xff, rng.int(256)];
+      what = 'len:5-byte';
+      break;
+    default:
+      field = [0x80 | rng.int(128)];
+      what = 'len:cont-at-end';
+      break;
   }
   return { buf: Buffer.concat([buf.subarray(0, at), Buffer.from(field), buf.subarray(at + size)]), what };
 }
@@ -183,11 +210,45 @@ function mutate(rng: Rng, input: Buffer, starts: number[]): { buf: Buffer; what:
   for (let m = 0; m < n; m++) {
     const len = buf.length;
     switch (rng.int(9)) {
-      case 0: { if (len === 0) break; const i = rng.int(len); const b = Buffer.from(buf); b[i] = b[i]! ^ (1 << rng.int(8)); buf = b; what.push(`flip@${i}`); break; }
-      case 1: { if (len === 0) break; const i = rng.int(len); const b = Buffer.from(buf); b[i] = rng.pick([0x00, 0xff, 0x7f, 0x80, 0x01, rng.int(256)]); buf = b; what.push(`set@${i}`); break; }
-      case 2: { const i = rng.int(len + 1); const k = rng.range(1, 8); buf = Buffer.concat([buf.subarray(0, i), rng.bytes(k), buf.subarray(i)]); what.push(`ins${k}@${i}`); break; }
-      case 3: { if (len === 0) break; const i = rng.int(len); const k = Math.min(rng.range(1, 8), len - i); buf = Buffer.concat([buf.subarray(0, i), buf.subarray(i + k)]); what.push(`del${k}@${i}`); break; }
-      case 4: { const k = rng.int(len + 1); buf = buf.subarray(0, k); what.push(`trunc${k}`); break; }
+      case 0: {
+        if (len === 0) break;
+        const i = rng.int(len);
+        const b = Buffer.from(buf);
+        b[i] = b[i]! ^ (1 << rng.int(8));
+        buf = b;
+        what.push(`flip@${i}`);
+        break;
+      }
+      case 1: {
+        if (len === 0) break;
+        const i = rng.int(len);
+        const b = Buffer.from(buf);
+        b[i] = rng.pick([0x00, 0xff, 0x7f, 0x80, 0x01, rng.int(256)]);
+        buf = b;
+        what.push(`set@${i}`);
+        break;
+      }
+      case 2: {
+        const i = rng.int(len + 1);
+        const k = rng.range(1, 8);
+        buf = Buffer.concat([buf.subarray(0, i), rng.bytes(k), buf.subarray(i)]);
+        what.push(`ins${k}@${i}`);
+        break;
+      }
+      case 3: {
+        if (len === 0) break;
+        const i = rng.int(len);
+        const k = Math.min(rng.range(1, 8), len - i);
+        buf = Buffer.concat([buf.subarray(0, i), buf.subarray(i + k)]);
+        what.push(`del${k}@${i}`);
+        break;
+      }
+      case 4: {
+        const k = rng.int(len + 1);
+        buf = buf.subarray(0, k);
+        what.push(`trunc${k}`);
+        break;
+      }
       case 5: {
         // An inner two-byte length (string, binary, packet id) set to an interesting value.
         if (len < 4) break;
@@ -200,7 +261,15 @@ function mutate(rng: Rng, input: Buffer, starts: number[]): { buf: Buffer; what:
         what.push(`u16=${v}@${i}`);
         break;
       }
-      case 6: { if (len === 0) break; const i = rng.int(len); const k = rng.range(1, Math.min(32, len - i)); const j = rng.int(len + 1); buf = Buffer.concat([buf.subarray(0, j), buf.subarray(i, i + k), buf.subarray(j)]); what.push(`dup${k}:${i}->${j}`); break; }
+      case 6: {
+        if (len === 0) break;
+        const i = rng.int(len);
+        const k = rng.range(1, Math.min(32, len - i));
+        const j = rng.int(len + 1);
+        buf = Buffer.concat([buf.subarray(0, j), buf.subarray(i, i + k), buf.subarray(j)]);
+        what.push(`dup${k}:${i}->${j}`);
+        break;
+      }
       case 7: {
         // First byte: another type, or other flag bits.
         if (len === 0) break;
@@ -400,7 +469,9 @@ function decodeAll(bytes: Buffer, options: DecoderOptions, cuts: number[]): Deco
 const hex = (b: Buffer): string => b.toString('hex');
 
 function describePackets(ps: Packet[]): string {
-  return JSON.stringify(ps, (_k, v: unknown) => (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' ? `<${hex(Buffer.from((v as { data: number[] }).data))}>` : v));
+  return JSON.stringify(ps, (_k, v: unknown) =>
+    v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' ? `<${hex(Buffer.from((v as { data: number[] }).data))}>` : v,
+  );
 }
 
 export function runOne(input: FuzzInput, maxInputMs: number): Outcome {
@@ -408,7 +479,12 @@ export function runOne(input: FuzzInput, maxInputMs: number): Outcome {
   const res = decodeAll(input.bytes, input.options, input.cuts);
   const elapsed = performance.now() - t0;
   const amplified = res.totalAlloc > 2 * input.bytes.length + 65536;
-  const violation = (kind: ViolationKind, message: string): Outcome => ({ outcome: kind, packets: res.packets.length, amplified, violation: { kind, message, input } });
+  const violation = (kind: ViolationKind, message: string): Outcome => ({
+    outcome: kind,
+    packets: res.packets.length,
+    amplified,
+    violation: { kind, message, input },
+  });
 
   if (res.error !== undefined && !(res.error instanceof MqttError)) {
     const e = res.error as Error;
@@ -416,7 +492,8 @@ export function runOne(input: FuzzInput, maxInputMs: number): Outcome {
   }
   if (elapsed > maxInputMs) return violation('slow', `took ${elapsed.toFixed(1)} ms (bound ${maxInputMs} ms) for ${input.bytes.length} bytes`);
   const limit = input.options.maxPacketSize;
-  if (limit !== undefined && res.largestAlloc > limit) return violation('memory', `decoder allocated a ${res.largestAlloc}-byte buffer with maxPacketSize ${limit}`);
+  if (limit !== undefined && res.largestAlloc > limit)
+    return violation('memory', `decoder allocated a ${res.largestAlloc}-byte buffer with maxPacketSize ${limit}`);
 
   if (input.kind === 'valid') {
     const got = res.packets.map((p) => canonicalPacket(p.packet));
@@ -425,7 +502,10 @@ export function runOne(input: FuzzInput, maxInputMs: number): Outcome {
     try {
       assertDeepEqual(got, want);
     } catch {
-      return violation('valid-rejected', `valid packets decoded differently:\n got  ${describePackets(res.packets.map((p) => p.packet))}\n want ${describePackets(input.expected!)}`);
+      return violation(
+        'valid-rejected',
+        `valid packets decoded differently:\n got  ${describePackets(res.packets.map((p) => p.packet))}\n want ${describePackets(input.expected!)}`,
+      );
     }
   }
 
@@ -442,9 +522,15 @@ export function runOne(input: FuzzInput, maxInputMs: number): Outcome {
     const res2 = decodeAll(again, options, []);
     if (res2.error !== undefined) return violation('unstable', `re-encoded packets ${hex(again)} do not decode: ${String(res2.error)}`);
     try {
-      assertDeepEqual(res2.packets.map((p) => canonicalPacket(p.packet)), res.packets.map((p) => canonicalPacket(p.packet)));
+      assertDeepEqual(
+        res2.packets.map((p) => canonicalPacket(p.packet)),
+        res.packets.map((p) => canonicalPacket(p.packet)),
+      );
     } catch {
-      return violation('unstable', `re-decoded packets differ:\n first  ${describePackets(res.packets.map((p) => p.packet))}\n second ${describePackets(res2.packets.map((p) => p.packet))}`);
+      return violation(
+        'unstable',
+        `re-decoded packets differ:\n first  ${describePackets(res.packets.map((p) => p.packet))}\n second ${describePackets(res2.packets.map((p) => p.packet))}`,
+      );
     }
     let third: Buffer;
     try {
@@ -512,7 +598,17 @@ export function runFuzz(opts: FuzzOptions): FuzzReport {
   const maxInputMs = opts.maxInputMs ?? 1000;
   const maxRss = opts.maxRssBytes ?? 1.5 * 1024 ** 3;
   const corpus = buildCorpus(opts.seed, opts.corpusSize ?? 1500);
-  const report: FuzzReport = { seed: opts.seed, iterations: 0, elapsedMs: 0, outcomes: {}, kinds: {}, packetsDecoded: 0, amplified: 0, maxRssBytes: 0, violations: [] };
+  const report: FuzzReport = {
+    seed: opts.seed,
+    iterations: 0,
+    elapsedMs: 0,
+    outcomes: {},
+    kinds: {},
+    packetsDecoded: 0,
+    amplified: 0,
+    maxRssBytes: 0,
+    violations: [],
+  };
   const t0 = performance.now();
   let lastProgress = t0;
   for (let i = 0; i < opts.iterations; i++) {
@@ -567,12 +663,18 @@ export function formatReport(r: FuzzReport): string {
   const secs = r.elapsedMs / 1000;
   const lines = [
     `seed ${r.seed}: ${r.iterations} inputs in ${secs.toFixed(1)} s (${Math.round(r.iterations / secs)} inputs/s), ${r.packetsDecoded} packets decoded, max RSS ${(r.maxRssBytes / 1024 ** 2).toFixed(0)} MiB`,
-    `inputs by kind: ${Object.entries(r.kinds).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    `inputs by kind: ${Object.entries(r.kinds)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
     'outcomes:',
-    ...Object.entries(r.outcomes).sort((a, b) => b[1] - a[1]).map(([k, v]) => `  ${k.padEnd(40)} ${String(v).padStart(9)}  ${((100 * v) / r.iterations).toFixed(2)}%`),
+    ...Object.entries(r.outcomes)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `  ${k.padEnd(40)} ${String(v).padStart(9)}  ${((100 * v) / r.iterations).toFixed(2)}%`),
   ];
   if (r.amplified > 0) {
-    lines.push(`note: on ${r.amplified} inputs the decoder allocated more than twice the bytes it was given (+64 KiB): a claimed Remaining Length is allocated before the bytes arrive; first such input:`);
+    lines.push(
+      `note: on ${r.amplified} inputs the decoder allocated more than twice the bytes it was given (+64 KiB): a claimed Remaining Length is allocated before the bytes arrive; first such input:`,
+    );
     lines.push(formatInput(r.amplifiedExample!));
   }
   for (const v of r.violations) lines.push(`VIOLATION ${v.kind}: ${v.message}`, formatInput(v.input));
@@ -631,7 +733,12 @@ function main(): void {
   console.log(`fuzzing the decoder: ${iterations} inputs, seed ${seed} (replay one with: npm run fuzz -- --seed ${seed} --replay <iteration>)`);
   if (args['in-process'] !== undefined) {
     // No watchdog: for profiling (node --cpu-prof --import tsx scripts/fuzz.ts --in-process 1).
-    const report = runFuzz({ iterations, seed, maxInputMs, onProgress: (done, ms) => console.log(`  ${done} inputs, ${Math.round(done / (ms / 1000))} inputs/s`) });
+    const report = runFuzz({
+      iterations,
+      seed,
+      maxInputMs,
+      onProgress: (done, ms) => console.log(`  ${done} inputs, ${Math.round(done / (ms / 1000))} inputs/s`),
+    });
     console.log(formatReport(report));
     if (report.violations.length > 0) process.exitCode = 1;
     return;

@@ -13,7 +13,17 @@ import { isLoopbackHost, isPromise, Security } from './security/index.js';
 import type { EnhancedAuthenticator } from './security/types.js';
 import type { TopicLimits } from './topics/index.js';
 import {
-  defaultLimits, defaultMqttOptions, defaultPersistence, defaultSessionLimits, noopLogger, type Limits, type BrokerOptions, type ListenerOptions, type Logger, type MqttOptions, type SessionLimits,
+  defaultLimits,
+  defaultMqttOptions,
+  defaultPersistence,
+  defaultSessionLimits,
+  noopLogger,
+  type Limits,
+  type BrokerOptions,
+  type ListenerOptions,
+  type Logger,
+  type MqttOptions,
+  type SessionLimits,
 } from './options.js';
 import { LmdbStore } from './store/lmdb.js';
 import { MemoryStore } from './store/memory.js';
@@ -79,8 +89,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #limits: Limits;
   readonly #topicLimits: TopicLimits;
   readonly #counters: LimitCounters = {
-    connectionsRefused: 0, authenticationFailures: 0, publishesDenied: 0, subscriptionsDenied: 0, rateLimited: 0, subscriptionQuotaExceeded: 0,
-    topicLimitExceeded: 0, connectTimeouts: 0,
+    connectionsRefused: 0,
+    authenticationFailures: 0,
+    publishesDenied: 0,
+    subscriptionsDenied: 0,
+    rateLimited: 0,
+    subscriptionQuotaExceeded: 0,
+    topicLimitExceeded: 0,
+    connectTimeouts: 0,
   };
   #security: Security;
   #redirect: { serverReference: string; permanent: boolean } | undefined = undefined;
@@ -102,9 +118,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const persistence = { ...defaultPersistence, ...options.persistence };
     this.#store =
       options.store ??
-      (persistence.engine === 'memory'
-        ? new MemoryStore()
-        : new LmdbStore({ dataDir: options.dataDir ?? './data', durability: persistence.durability }));
+      (persistence.engine === 'memory' ? new MemoryStore() : new LmdbStore({ dataDir: options.dataDir ?? './data', durability: persistence.durability }));
     this.#core = new BrokerCore(this.mqtt, this.limits, this.#store, this.#log, {
       publish: (m, clientId) => {
         if (this.listenerCount('publish') === 0) return;
@@ -173,7 +187,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
       return { v5: ReasonCode.QuotaExceeded, v3: ConnackReturnCode.ServerUnavailable, reason: `more than ${limits.maxConnections} connections` };
     }
     if (policy !== undefined && policy.maxConnections > 0 && (this.#perListener.get(policy.name) ?? 0) > policy.maxConnections) {
-      return { v5: ReasonCode.QuotaExceeded, v3: ConnackReturnCode.ServerUnavailable, reason: `more than ${policy.maxConnections} connections on ${policy.name}` };
+      return {
+        v5: ReasonCode.QuotaExceeded,
+        v3: ConnackReturnCode.ServerUnavailable,
+        reason: `more than ${policy.maxConnections} connections on ${policy.name}`,
+      };
     }
     const ip = conn.info.remoteAddress;
     if (limits.connectRatePerIp > 0 && ip !== undefined) {
@@ -185,7 +203,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
         this.#connectRate.set(ip, r);
       }
       if (++r.count > limits.connectRatePerIp) {
-        return { v5: ReasonCode.ConnectionRateExceeded, v3: ConnackReturnCode.ServerUnavailable, reason: `more than ${limits.connectRatePerIp} connections per second from ${ip}` };
+        return {
+          v5: ReasonCode.ConnectionRateExceeded,
+          v3: ConnackReturnCode.ServerUnavailable,
+          reason: `more than ${limits.connectRatePerIp} connections per second from ${ip}`,
+        };
       }
     }
     return null;
@@ -199,7 +221,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#enhancedAuth = { ...this.#security.enhancedAuth, ...o.enhancedAuth };
     if (o.security?.allowAnonymous === true) {
       for (const p of this.#policies.values()) {
-        if (!p.loopback) this.#log.warn({ listener: p.name }, 'anonymous clients are allowed on a listener reachable from other machines (security.allowAnonymous: true)');
+        if (!p.loopback)
+          this.#log.warn({ listener: p.name }, 'anonymous clients are allowed on a listener reachable from other machines (security.allowAnonymous: true)');
       }
     }
     await this.#store.open();
@@ -274,7 +297,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /** Publishes a message as the broker itself (no client id). */
-  publish(message: { topic: string; payload: Buffer | string; qos?: QoS; retain?: boolean; properties?: MessageProperties & { messageExpiryInterval?: number } }): void {
+  publish(message: {
+    topic: string;
+    payload: Buffer | string;
+    qos?: QoS;
+    retain?: boolean;
+    properties?: MessageProperties & { messageExpiryInterval?: number };
+  }): void {
     const payload = typeof message.payload === 'string' ? Buffer.from(message.payload) : message.payload;
     const now = Date.now();
     this.#core.publish(createMessage(message.topic, payload, message.qos ?? 0, message.retain ?? false, message.properties, '', now), '');

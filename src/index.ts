@@ -3,7 +3,15 @@ export { createBroker, Broker, type BrokerEvents, type BrokerStats, type Publish
 export type { ClientInfo } from './core/connection.js';
 export type { MessageProperties } from './core/message.js';
 export {
-  defaultMqttOptions, defaultPersistence, defaultSessionLimits, type BrokerOptions, type PersistenceOptions, type ListenerOptions, type Logger, type MqttOptions, type SessionLimits,
+  defaultMqttOptions,
+  defaultPersistence,
+  defaultSessionLimits,
+  type BrokerOptions,
+  type PersistenceOptions,
+  type ListenerOptions,
+  type Logger,
+  type MqttOptions,
+  type SessionLimits,
 } from './options.js';
 export type { Store, StoredMessage, StoredSession, StoredSubscription, StoredWill } from './store/types.js';
 export { MemoryStore } from './store/memory.js';

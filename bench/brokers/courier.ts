@@ -33,7 +33,10 @@ if (store !== 'memory' && store !== 'durable') {
 }
 const dataDir = mkdtempSync(path.join(tmpdir(), 'courier-bench-'));
 const broker = await mod.createBroker({
-  host: '127.0.0.1', port, wsPort: null, dataDir,
+  host: '127.0.0.1',
+  port,
+  wsPort: null,
+  dataDir,
   persistence: { engine: store === 'durable' ? 'lmdb' : 'memory' },
 });
 const addrs = await broker.listen();

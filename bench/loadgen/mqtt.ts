@@ -48,10 +48,7 @@ function str(s: string): Buffer {
 }
 
 export function encodeConnect(clientId: string, version: Version, keepAlive = 600, clean = true): Buffer {
-  const parts: Buffer[] = [
-    str('MQTT'),
-    Buffer.from([version, clean ? 0x02 : 0x00, keepAlive >> 8, keepAlive & 0xff]),
-  ];
+  const parts: Buffer[] = [str('MQTT'), Buffer.from([version, clean ? 0x02 : 0x00, keepAlive >> 8, keepAlive & 0xff])];
   if (version === 5) parts.push(Buffer.from([0])); // no CONNECT properties
   parts.push(str(clientId));
   return packet(0x10, Buffer.concat(parts));

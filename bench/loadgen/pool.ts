@@ -2,8 +2,18 @@
 import { Worker } from 'node:worker_threads';
 import type { Version } from './mqtt.js';
 import {
-  FLAGS, FLAG_MEASURING, SLOTS, SLOT_ACKED, SLOT_GAPS, SLOT_LOST_CONNECTIONS, SLOT_RECEIVED, SLOT_SENT, SLOT_STALLS,
-  type FromWorker, type ToWorker, type WorkerConfig,
+  FLAGS,
+  FLAG_MEASURING,
+  SLOTS,
+  SLOT_ACKED,
+  SLOT_GAPS,
+  SLOT_LOST_CONNECTIONS,
+  SLOT_RECEIVED,
+  SLOT_SENT,
+  SLOT_STALLS,
+  type FromWorker,
+  type ToWorker,
+  type WorkerConfig,
 } from './protocol.js';
 
 export interface Totals {
@@ -43,7 +53,15 @@ export class Pool {
     this.flags = new Int32Array(flagsBuf);
     for (let index = 0; index < size; index++) {
       const workerData: WorkerConfig = {
-        index, host, port, version, counters: countersBuf, flags: flagsBuf, progress, streams: shape.streams, columns: shape.columns,
+        index,
+        host,
+        port,
+        version,
+        counters: countersBuf,
+        flags: flagsBuf,
+        progress,
+        streams: shape.streams,
+        columns: shape.columns,
       };
       const w = new Worker(BOOT, { eval: true, workerData });
       const queue: ((msg: FromWorker) => void)[] = [];

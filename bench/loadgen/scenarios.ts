@@ -63,8 +63,9 @@ function spread<T>(items: T[], workers: number[]): Map<number, T[]> {
 
 async function connect(pool: Pool, byWorker: Map<number, ConnSpec[]>, window: number, timeoutMs = 30_000): Promise<void> {
   const replies = await Promise.all(
-    [...byWorker].filter(([, specs]) => specs.length > 0).map(([w, conns]) =>
-      pool.request(w, { op: 'connect', conns, window: Math.max(1, Math.ceil(window / byWorker.size)), timeoutMs })),
+    [...byWorker]
+      .filter(([, specs]) => specs.length > 0)
+      .map(([w, conns]) => pool.request(w, { op: 'connect', conns, window: Math.max(1, Math.ceil(window / byWorker.size)), timeoutMs })),
   );
   for (const r of replies) {
     if (r.op !== 'connected') throw new Error(`connect: ${r.op === 'error' ? r.message : r.op}`);
@@ -112,8 +113,14 @@ async function fanin(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
   const publishers: ConnSpec[] = Array.from({ length: p.faninPublishers }, (_, i) => ({
     clientId: `fanin-pub-${i}`,
     publish: {
-      mode: 'flood', topic: `bench/in/${i}`, qos: 0, payloadSize: p.payloadSize, batch: batchFor(p.batch, p.faninWindow),
-      stream: i, e2eWindow: p.faninWindow, watch: [0],
+      mode: 'flood',
+      topic: `bench/in/${i}`,
+      qos: 0,
+      payloadSize: p.payloadSize,
+      batch: batchFor(p.batch, p.faninWindow),
+      stream: i,
+      e2eWindow: p.faninWindow,
+      watch: [0],
     },
   }));
   await connect(pool, spread(publishers, pubs), 64);
@@ -133,8 +140,14 @@ async function fanout(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
   const publisher: ConnSpec = {
     clientId: 'fanout-pub',
     publish: {
-      mode: 'flood', topic: 'bench/out', qos: 0, payloadSize: p.payloadSize, batch: batchFor(p.batch, p.fanoutWindow),
-      stream: 0, e2eWindow: p.fanoutWindow, watch: subscribers.map((_, i) => i),
+      mode: 'flood',
+      topic: 'bench/out',
+      qos: 0,
+      payloadSize: p.payloadSize,
+      batch: batchFor(p.batch, p.fanoutWindow),
+      stream: 0,
+      e2eWindow: p.fanoutWindow,
+      watch: subscribers.map((_, i) => i),
     },
   };
   await connect(pool, spread([publisher], pubs.slice(0, 1)), 1);

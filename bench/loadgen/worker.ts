@@ -6,13 +6,34 @@
 import net from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import {
-  DISCONNECT, PT_CONNACK, PT_PUBACK, PT_PUBLISH, PT_SUBACK, PacketReader, encodeConnect, encodeSubscribe,
-  publishBatch, publishPacketId, publishPayloadOffset, publishTemplate, writePuback,
+  DISCONNECT,
+  PT_CONNACK,
+  PT_PUBACK,
+  PT_PUBLISH,
+  PT_SUBACK,
+  PacketReader,
+  encodeConnect,
+  encodeSubscribe,
+  publishBatch,
+  publishPacketId,
+  publishPayloadOffset,
+  publishTemplate,
+  writePuback,
   type PublishTemplate,
 } from './mqtt.js';
 import {
-  FLAG_MEASURING, SLOTS, SLOT_ACKED, SLOT_GAPS, SLOT_LOST_CONNECTIONS, SLOT_RECEIVED, SLOT_SENT, SLOT_STALLS,
-  type ConnSpec, type FromWorker, type ToWorker, type WorkerConfig,
+  FLAG_MEASURING,
+  SLOTS,
+  SLOT_ACKED,
+  SLOT_GAPS,
+  SLOT_LOST_CONNECTIONS,
+  SLOT_RECEIVED,
+  SLOT_SENT,
+  SLOT_STALLS,
+  type ConnSpec,
+  type FromWorker,
+  type ToWorker,
+  type WorkerConfig,
 } from './protocol.js';
 
 const cfg = workerData as WorkerConfig;

@@ -142,9 +142,7 @@ export function parseConfigText(text: string, label: string, format: 'json' | 'y
   }
   if (data === null || data === undefined) return {};
   if (typeof data !== 'object' || Array.isArray(data)) {
-    throw new ConfigError([
-      { path: [], reason: `${label} must hold a mapping of keys to values`, value: data, hasValue: true },
-    ]);
+    throw new ConfigError([{ path: [], reason: `${label} must hold a mapping of keys to values`, value: data, hasValue: true }]);
   }
   return data as Record<string, unknown>;
 }
@@ -168,7 +166,11 @@ export function envNameToPath(name: string): string[] {
 export function pathToEnvName(path: readonly string[]): string {
   const alias = Object.entries(ENV_ALIASES).find(([, p]) => p.join('.') === path.join('.'));
   if (alias) return alias[0];
-  const words = (seg: string) => seg.replace(/QoS/g, 'Qos').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+  const words = (seg: string) =>
+    seg
+      .replace(/QoS/g, 'Qos')
+      .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+      .toUpperCase();
   return ENV_PREFIX + path.map(words).join('__');
 }
 
@@ -183,10 +185,7 @@ export function configFromEnv(env: Record<string, string | undefined>): Layer & 
     const path = ENV_ALIASES[name] ?? envNameToPath(name);
     if (!topLevel.includes(path[0]!)) {
       const hint = suggest(path[0]!, topLevel);
-      warnings.push(
-        `ignoring environment variable ${name}: no config key "${path[0]}"` +
-          (hint ? ` (did you mean ${pathToEnvName([hint])}?)` : ''),
-      );
+      warnings.push(`ignoring environment variable ${name}: no config key "${path[0]}"` + (hint ? ` (did you mean ${pathToEnvName([hint])}?)` : ''));
       continue;
     }
     setPath(data, path, coerceString(findKey(path), raw));
@@ -215,11 +214,7 @@ function validate(input: unknown, sourceOf: (path: (string | number)[]) => strin
   return toCourierConfig(result.data);
 }
 
-function toIssues(
-  issue: z.core.$ZodIssue,
-  input: unknown,
-  sourceOf: (path: (string | number)[]) => string | undefined,
-): ConfigIssue[] {
+function toIssues(issue: z.core.$ZodIssue, input: unknown, sourceOf: (path: (string | number)[]) => string | undefined): ConfigIssue[] {
   const path = issue.path.filter((p): p is string | number => typeof p !== 'symbol');
   const withSource = (i: ConfigIssue): ConfigIssue => {
     const source = sourceOf(i.path);

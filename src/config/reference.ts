@@ -54,9 +54,7 @@ export function renderReference(): string {
     const key = `\`${k.path.join('.')}\``;
     return `| ${key} | ${typeOf(k)} | ${cell(defaultOf(k.path))} | \`${pathToEnvName(k.path)}\` | ${k.description} |`;
   });
-  const flags = Object.values(FLAG_KEYS).map(
-    (f) => `| \`${f.flag}\` | \`${f.path.join('.')}\` | \`${pathToEnvName(f.path)}\` |`,
-  );
+  const flags = Object.values(FLAG_KEYS).map((f) => `| \`${f.flag}\` | \`${f.path.join('.')}\` | \`${pathToEnvName(f.path)}\` |`);
   return [
     '### Keys',
     '',

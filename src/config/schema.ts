@@ -19,30 +19,23 @@ function int(min: number, max?: number) {
 
 const bool = () => z.boolean({ error: 'must be true or false' });
 
-const nonEmptyString = (what = 'a non-empty string') =>
-  z.string({ error: `must be ${what}` }).min(1, { error: `must be ${what}` });
+const nonEmptyString = (what = 'a non-empty string') => z.string({ error: `must be ${what}` }).min(1, { error: `must be ${what}` });
 
 const port = () => int(0, 65535);
 
 const host = () => nonEmptyString('a host name or IP address');
 
 const wsPath = () =>
-  z
-    .string({ error: 'must be a path starting with "/"' })
-    .regex(/^\/[^\s?#]*$/, { error: 'must be a path starting with "/" (no spaces, "?" or "#")' });
+  z.string({ error: 'must be a path starting with "/"' }).regex(/^\/[^\s?#]*$/, { error: 'must be a path starting with "/" (no spaces, "?" or "#")' });
 
 export const mqttSchema = z
   .strictObject({
-    maxPacketSize: int(1, MAX_PACKET_SIZE_LIMIT).describe(
-      'Largest packet accepted from a client, in bytes (v5: announced as Maximum Packet Size).',
-    ),
+    maxPacketSize: int(1, MAX_PACKET_SIZE_LIMIT).describe('Largest packet accepted from a client, in bytes (v5: announced as Maximum Packet Size).'),
     receiveMaximum: int(1, 65535).describe('Inbound QoS 1/2 publishes in flight per client (v5 Receive Maximum).'),
     maximumQoS: z.literal([0, 1, 2], { error: 'must be 0, 1 or 2' }).describe('Highest QoS granted (v5 Maximum QoS).'),
     retainAvailable: bool().describe('Whether retained messages are supported.'),
     topicAliasMaximum: int(0, 65535).describe('Inbound topic aliases per client (v5 Topic Alias Maximum); 0 disables them.'),
-    maxKeepAlive: int(0, 65535).describe(
-      'Keep alive above this (or 0) is lowered to it (v5: Server Keep Alive), in seconds; 0 = no maximum.',
-    ),
+    maxKeepAlive: int(0, 65535).describe('Keep alive above this (or 0) is lowered to it (v5: Server Keep Alive), in seconds; 0 = no maximum.'),
     wildcardSubscriptionAvailable: bool().describe('Whether subscriptions may use `+` and `#`.'),
     subscriptionIdentifiersAvailable: bool().describe('Whether v5 subscription identifiers are supported.'),
     sharedSubscriptionAvailable: bool().describe('Whether `$share/...` subscriptions are supported.'),
@@ -52,10 +45,10 @@ export const mqttSchema = z
       .describe('Response Information for v5 clients that request it (`""` = none); `%c` becomes the client id, e.g. `reply/%c/`.'),
     sharedSubscriptionStrategy: z
       .enum(['round-robin', 'random', 'sticky', 'hash'], { error: 'must be "round-robin", "random", "sticky" or "hash"' })
-      .describe('Which member of a shared subscription group gets each message: in turn, at random, the same one while it stays connected, or by a hash of the topic.'),
-    maxSessionExpiryInterval: int(0, UINT32_MAX).describe(
-      'Cap on the session expiry interval, in seconds; 4294967295 = sessions never expire.',
-    ),
+      .describe(
+        'Which member of a shared subscription group gets each message: in turn, at random, the same one while it stays connected, or by a hash of the topic.',
+      ),
+    maxSessionExpiryInterval: int(0, UINT32_MAX).describe('Cap on the session expiry interval, in seconds; 4294967295 = sessions never expire.'),
     // [MQTT-3.1.3-5]: the server MUST allow client ids of 1 to 23 characters.
     maxClientIdLength: int(23, 65535).describe('Longest client identifier accepted (at least 23, as the spec requires).'),
     allowEmptyClientId: bool().describe('Accept a zero-length client id (clean session / v5) and assign one.'),
@@ -69,12 +62,8 @@ export const sessionsSchema = z
     queueFullPolicy: z
       .enum(['drop-new', 'drop-oldest'], { error: 'must be "drop-new" or "drop-oldest"' })
       .describe('When a session queue is full: drop the new message or the oldest queued one.'),
-    maxInflight: int(1, 65535).describe(
-      'Outbound QoS 1/2 in flight per client when the client announces no smaller Receive Maximum.',
-    ),
-    maxOutboundBufferBytes: int(0).describe(
-      "Bytes buffered for a slow client's socket before QoS 0 messages to it are dropped.",
-    ),
+    maxInflight: int(1, 65535).describe('Outbound QoS 1/2 in flight per client when the client announces no smaller Receive Maximum.'),
+    maxOutboundBufferBytes: int(0).describe("Bytes buffered for a slow client's socket before QoS 0 messages to it are dropped."),
   })
   .partial();
 
@@ -127,7 +116,9 @@ export const limitsSchema = z
     maxTopicLength: int(1, 65535).describe('Longest topic name or filter, in bytes.'),
     maxTopicLevels: int(1).describe('Most levels in a topic name or filter.'),
     maxSubscriptionsPerClient: int(0).describe('Most subscriptions one session may hold (v5 SUBACK 0x97 beyond).'),
-    maxQueuedBytesTotal: int(0).describe('Bytes of queued QoS 1/2 messages across all sessions; beyond it new queued messages are dropped and counted; 0 = unlimited.'),
+    maxQueuedBytesTotal: int(0).describe(
+      'Bytes of queued QoS 1/2 messages across all sessions; beyond it new queued messages are dropped and counted; 0 = unlimited.',
+    ),
     connectTimeoutMs: int(100).describe('Milliseconds a new connection has to complete its CONNECT.'),
   })
   .partial();
@@ -143,12 +134,15 @@ export const tlsSchema = z
     minVersion: z.enum(['TLSv1.2', 'TLSv1.3'], { error: 'must be "TLSv1.2" or "TLSv1.3"' }).optional().describe('Lowest TLS version.'),
   })
   .superRefine((t, ctx) => {
-    if (t.requestCert === true && t.ca === undefined) ctx.addIssue({ code: 'custom', path: ['ca'], message: 'is needed to verify client certificates when requestCert is true' });
+    if (t.requestCert === true && t.ca === undefined)
+      ctx.addIssue({ code: 'custom', path: ['ca'], message: 'is needed to verify client certificates when requestCert is true' });
   });
 
 export const listenerSchema = z
   .strictObject({
-    type: z.enum(['tcp', 'ws', 'tls', 'wss'], { error: 'must be "tcp", "ws", "tls" or "wss"' }).describe('Transport: `tcp`, `ws` (WebSocket), `tls` or `wss` (WebSocket over TLS).'),
+    type: z
+      .enum(['tcp', 'ws', 'tls', 'wss'], { error: 'must be "tcp", "ws", "tls" or "wss"' })
+      .describe('Transport: `tcp`, `ws` (WebSocket), `tls` or `wss` (WebSocket over TLS).'),
     tls: tlsSchema.optional().describe('TLS files of a `tls`/`wss` listener; default the top-level `tls`.'),
     host: host().optional().describe('Interface to bind; default the top-level `host`.'),
     port: port().describe('Port; 0 picks a free port.'),
@@ -166,9 +160,7 @@ export const listenerSchema = z
 
 export const logSchema = z
   .strictObject({
-    level: z
-      .enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.map((l) => `"${l}"`).join(', ')}` })
-      .describe('Log level.'),
+    level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.map((l) => `"${l}"`).join(', ')}` }).describe('Log level.'),
   })
   .partial();
 

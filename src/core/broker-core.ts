@@ -105,7 +105,17 @@ export class BrokerCore {
       }
       for (const [seq, o] of entries) {
         if (o.message !== undefined) {
-          s.restore({ message: fromStored(o.message), seq, seqWritten: seq, journaled: 3, qos: o.qos, retain: o.retain, subscriptionIds: o.subscriptionIds, packetId: o.packetId ?? 0, released: o.released ?? false });
+          s.restore({
+            message: fromStored(o.message),
+            seq,
+            seqWritten: seq,
+            journaled: 3,
+            qos: o.qos,
+            retain: o.retain,
+            subscriptionIds: o.subscriptionIds,
+            packetId: o.packetId ?? 0,
+            released: o.released ?? false,
+          });
           continue;
         }
         const m = messages.get(o.messageId);
@@ -115,7 +125,17 @@ export class BrokerCore {
           continue;
         }
         m.refs++;
-        s.restore({ message: m, seq, seqWritten: seq, journaled: 2, qos: o.qos, retain: o.retain, subscriptionIds: o.subscriptionIds, packetId: o.packetId ?? 0, released: o.released ?? false });
+        s.restore({
+          message: m,
+          seq,
+          seqWritten: seq,
+          journaled: 2,
+          qos: o.qos,
+          retain: o.retain,
+          subscriptionIds: o.subscriptionIds,
+          packetId: o.packetId ?? 0,
+          released: o.released ?? false,
+        });
       }
       for (const id of snap.inbound.get(rec.clientId) ?? []) s.inboundQos2.add(id);
       this.sessions.set(s.clientId, s);
@@ -324,13 +344,16 @@ export class BrokerCore {
     }
     if (expiry !== NEVER_EXPIRES) {
       const due = endedAt + expiry * 1000;
-      session.expiryTimer = setTimeout(() => {
-        session.expiryTimer = undefined;
-        this.counters.sessionsExpired++;
-        this.#log.debug({ clientId: session.clientId }, 'session expired');
-        this.endSession(session);
-        this.#observer.sessionExpired(session.clientId);
-      }, Math.max(0, due - now));
+      session.expiryTimer = setTimeout(
+        () => {
+          session.expiryTimer = undefined;
+          this.counters.sessionsExpired++;
+          this.#log.debug({ clientId: session.clientId }, 'session expired');
+          this.endSession(session);
+          this.#observer.sessionExpired(session.clientId);
+        },
+        Math.max(0, due - now),
+      );
       session.expiryTimer.unref();
     }
     this.persist(session);
@@ -559,7 +582,18 @@ export function toStored(m: Message): StoredMessage {
 }
 
 export function fromStored(s: StoredMessage): Message {
-  return { topic: s.topic, payload: s.payload, qos: s.qos, retain: s.retain, properties: s.properties, expiresAt: s.expiresAt, origin: s.origin, encoded: undefined, storeId: 0, refs: 0 };
+  return {
+    topic: s.topic,
+    payload: s.payload,
+    qos: s.qos,
+    retain: s.retain,
+    properties: s.properties,
+    expiresAt: s.expiresAt,
+    origin: s.origin,
+    encoded: undefined,
+    storeId: 0,
+    refs: 0,
+  };
 }
 
 function toStoredSession(s: Session): StoredSession {
@@ -568,7 +602,11 @@ function toStoredSession(s: Session): StoredSession {
     expiryInterval: s.expiryInterval,
     subscriptions: [...s.subscriptions.values()].map((sub) => {
       const out: StoredSubscription = {
-        filter: sub.filter, qos: sub.qos, noLocal: sub.noLocal, retainAsPublished: sub.retainAsPublished, retainHandling: sub.retainHandling,
+        filter: sub.filter,
+        qos: sub.qos,
+        noLocal: sub.noLocal,
+        retainAsPublished: sub.retainAsPublished,
+        retainHandling: sub.retainHandling,
       };
       if (sub.subscriptionId !== undefined) out.subscriptionId = sub.subscriptionId;
       return out;

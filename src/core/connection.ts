@@ -11,77 +11,37 @@ import { Decoder } from '../protocol/decoder.js';
 import { encode } from '../protocol/encoder.js';
 import { MqttError, ProtocolError, UnsupportedProtocolVersionError } from '../protocol/errors.js';
 import type {
-  AckPacket, AuthPacket, ConnectPacket, DisconnectPacket, Packet, Properties, PublishPacket, SubscribePacket, UnsubscribePacket,
+  AckPacket,
+  AuthPacket,
+  ConnectPacket,
+  DisconnectPacket,
+  Packet,
+  Properties,
+  PublishPacket,
+  SubscribePacket,
+  UnsubscribePacket,
 } from '../protocol/packets.js';
-import { checkTopicFilter, checkTopicName, isWildcardFilter, parseSharedFilter, type TopicLimits } from '../topics/index.js';
+import { checkTopicFilter, checkTopicName, isWildcardFilter, parseSharedFilter } from '../topics/index.js';
 import type { ConnectionInfo } from '../transport/types.js';
-import type { Limits, Logger } from '../options.js';
-import { isPromise, type Decision, type Security } from '../security/index.js';
-import type { AuthenticationRequest, AuthenticationResult, EnhancedAuthConversation, EnhancedAuthenticator } from '../security/types.js';
+import type { Logger } from '../options.js';
+import { isPromise, type Decision } from '../security/index.js';
+import type { AuthenticationRequest, AuthenticationResult, EnhancedAuthConversation } from '../security/types.js';
 import { NEVER_EXPIRES, type BrokerCore, type LiveConnection } from './broker-core.js';
 import { createMessage, encodeDelivery, type Message } from './message.js';
+import { Output } from './output.js';
+import type { ClientInfo, ConnectionContext, ConnectionObserver } from './connection-types.js';
+
+export type { ClientInfo, ConnectionContext, ConnectionObserver, LimitCounters, ListenerPolicy } from './connection-types.js';
 import type { Outlet, Session, Subscription, Will } from './session.js';
 
 /** How long a connection being closed by the server may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
 
-export interface ClientInfo {
-  clientId: string;
-  protocolVersion: ProtocolVersion;
-  username: string | undefined;
-  transport: ConnectionInfo['transport'];
-  remoteAddress: string | undefined;
-  remotePort: number | undefined;
+const enum State {
+  Connecting,
+  Connected,
+  Closed,
 }
-
-/** Per-listener policy the Broker hands each connection. */
-export interface ListenerPolicy {
-  readonly name: string;
-  /** Bound to a loopback address only (anonymous clients are accepted by default). */
-  readonly loopback: boolean;
-}
-
-/** Everything a connection needs from the broker around it. */
-export interface ConnectionContext {
-  readonly core: BrokerCore;
-  readonly log: Logger;
-  readonly observer: ConnectionObserver;
-  readonly security: Security;
-  readonly limits: Limits;
-  readonly topicLimits: TopicLimits;
-  readonly listener: ListenerPolicy;
-  /** Admission checks at CONNECT time (connection counts, connect rate); null = admitted. */
-  admit(conn: Connection): { v5: number; v3: number; reason: string } | null;
-  /** Server redirection in force (operator draining this broker), if any. */
-  redirect(): { serverReference: string; permanent: boolean } | undefined;
-  /** Enhanced authentication methods (5.0 §4.12) by name. */
-  readonly enhancedAuth: Readonly<Record<string, EnhancedAuthenticator>>;
-  readonly counters: LimitCounters;
-}
-
-export interface LimitCounters {
-  connectionsRefused: number;
-  authenticationFailures: number;
-  publishesDenied: number;
-  subscriptionsDenied: number;
-  rateLimited: number;
-  subscriptionQuotaExceeded: number;
-  /** Topic names or filters refused for limits.maxTopicLength / maxTopicLevels. */
-  topicLimitExceeded: number;
-  /** Connections closed because no CONNECT arrived within limits.connectTimeoutMs. */
-  connectTimeouts: number;
-}
-
-/** What a connection reports upwards (the Broker turns these into events). */
-export interface ConnectionObserver {
-  connected(client: ClientInfo, sessionPresent: boolean): void;
-  disconnected(client: ClientInfo, reason: string): void;
-  subscribed(client: ClientInfo, subscriptions: Array<{ filter: string; qos: QoS; reasonCode: number }>): void;
-  unsubscribed(client: ClientInfo, filters: string[]): void;
-  closed(connection: Connection): void;
-}
-
-const enum State { Connecting, Connected, Closed }
 
 const ALLOWED: Decision = { allow: true, reasonCode: 0 };
 
@@ -92,16 +52,6 @@ interface ConnectPlan {
   readonly keepAlive: number;
   readonly serverKeepAlive: number | undefined;
   readonly will: Will | undefined;
-}
-
-interface GateSegment {
-  readonly point: Promise<void>;
-  readonly bufs: Buffer[];
-  done: boolean;
-}
-
-function uncork(c: Connection): void {
-  c.flush();
 }
 
 let assigned = 0;
@@ -128,7 +78,6 @@ export class Connection implements Outlet, LiveConnection {
   #rateCount = 0;
   #rateBytes = 0;
   #state = State.Connecting;
-  #corked = false;
   #session: Session | undefined = undefined;
   #client: ClientInfo | undefined = undefined;
   #clientMaxPacket = MAX_PACKET_SIZE;
@@ -145,9 +94,7 @@ export class Connection implements Outlet, LiveConnection {
   #outAliasTopics: Array<string | undefined> | undefined = undefined;
   #outAliasNext = 0;
   #closeReason = 'connection closed by the client';
-  /** Output waiting for store commits, in order. */
-  readonly #gate: GateSegment[] = [];
-  #endAfterGate = false;
+  readonly #output: Output;
 
   constructor(stream: Duplex, info: ConnectionInfo, ctx: ConnectionContext) {
     const core = ctx.core;
@@ -157,6 +104,14 @@ export class Connection implements Outlet, LiveConnection {
     this.#core = core;
     this.#log = ctx.log;
     this.#observer = ctx.observer;
+    this.#output = new Output(
+      stream,
+      () => core.commitPoint(),
+      (err) => {
+        this.#log.error({ err, clientId: this.#client?.clientId }, 'store commit failed; closing the connection without acknowledging');
+        stream.destroy();
+      },
+    );
     this.#decoder = new Decoder((p) => this.#onPacket(p), { maxPacketSize: core.mqtt.maxPacketSize });
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('error', (err: Error) => {
@@ -216,18 +171,40 @@ export class Connection implements Outlet, LiveConnection {
       return;
     }
     switch (p.type) {
-      case 'publish': this.#onPublish(p); break;
-      case 'puback': this.#session!.complete(p.packetId, Date.now()); break;
-      case 'pubrec': this.#onPubrec(p.packetId, p.reasonCode ?? 0); break;
-      case 'pubrel': this.#onPubrel(p.packetId); break;
-      case 'pubcomp': this.#session!.complete(p.packetId, Date.now()); break;
-      case 'subscribe': this.#onSubscribe(p); break;
-      case 'unsubscribe': this.#onUnsubscribe(p); break;
-      case 'pingreq': this.#write(Buffer.from([0xd0, 0])); break;
-      case 'disconnect': this.#onDisconnect(p); break;
-      case 'connect': throw new ProtocolError('a second CONNECT on the same connection', '[MQTT-3.1.0-2]');
-      case 'auth': this.#onAuth(p); break;
-      default: throw new ProtocolError(`a client must not send ${p.type.toUpperCase()}`);
+      case 'publish':
+        this.#onPublish(p);
+        break;
+      case 'puback':
+        this.#session!.complete(p.packetId, Date.now());
+        break;
+      case 'pubrec':
+        this.#onPubrec(p.packetId, p.reasonCode ?? 0);
+        break;
+      case 'pubrel':
+        this.#onPubrel(p.packetId);
+        break;
+      case 'pubcomp':
+        this.#session!.complete(p.packetId, Date.now());
+        break;
+      case 'subscribe':
+        this.#onSubscribe(p);
+        break;
+      case 'unsubscribe':
+        this.#onUnsubscribe(p);
+        break;
+      case 'pingreq':
+        this.#write(Buffer.from([0xd0, 0]));
+        break;
+      case 'disconnect':
+        this.#onDisconnect(p);
+        break;
+      case 'connect':
+        throw new ProtocolError('a second CONNECT on the same connection', '[MQTT-3.1.0-2]');
+      case 'auth':
+        this.#onAuth(p);
+        break;
+      default:
+        throw new ProtocolError(`a client must not send ${p.type.toUpperCase()}`);
     }
   }
 
@@ -311,12 +288,20 @@ export class Connection implements Outlet, LiveConnection {
     const redirect = this.#ctx.redirect();
     if (redirect !== undefined) {
       // 5.0 §4.11 Server redirection: CONNACK 0x9C / 0x9D with Server Reference; 3.1.1 has only 0x03.
-      return this.#refuse(redirect.permanent ? ReasonCode.ServerMoved : ReasonCode.UseAnotherServer, ConnackReturnCode.ServerUnavailable,
-        'use another server', { serverReference: redirect.serverReference });
+      return this.#refuse(
+        redirect.permanent ? ReasonCode.ServerMoved : ReasonCode.UseAnotherServer,
+        ConnackReturnCode.ServerUnavailable,
+        'use another server',
+        { serverReference: redirect.serverReference },
+      );
     }
     const method = props?.authenticationMethod;
     if (method !== undefined && this.#ctx.enhancedAuth[method] === undefined) {
-      return this.#refuse(ReasonCode.BadAuthenticationMethod, ConnackReturnCode.NotAuthorized, `authentication method ${JSON.stringify(method)} is not supported`);
+      return this.#refuse(
+        ReasonCode.BadAuthenticationMethod,
+        ConnackReturnCode.NotAuthorized,
+        `authentication method ${JSON.stringify(method)} is not supported`,
+      );
     }
     if (clientId.length === 0) {
       // [MQTT-3.1.3-8] 3.1.1: a zero-length id needs Clean Session 1; 5.0 always gets one assigned [MQTT-3.1.3-6].
@@ -362,8 +347,13 @@ export class Connection implements Outlet, LiveConnection {
       return this.#refuse(admission.v5, admission.v3, admission.reason);
     }
     const req: AuthenticationRequest = {
-      clientId, username: p.username, password: p.password, protocolVersion: p.protocolVersion,
-      transport: this.info.transport, listener: this.info.listener, remoteAddress: this.info.remoteAddress,
+      clientId,
+      username: p.username,
+      password: p.password,
+      protocolVersion: p.protocolVersion,
+      transport: this.info.transport,
+      listener: this.info.listener,
+      remoteAddress: this.info.remoteAddress,
     };
     if (this.info.certificate !== undefined) req.certificate = this.info.certificate;
     const plan: ConnectPlan = { p, clientId, assignedId, keepAlive, serverKeepAlive, will };
@@ -385,7 +375,10 @@ export class Connection implements Outlet, LiveConnection {
     if (current !== undefined) {
       // The method stays the same for the whole exchange [MQTT-4.12.0-5]; the client continues with 0x18 [MQTT-4.12.0-3].
       if (method !== current.method || code !== ReasonCode.ContinueAuthentication) {
-        throw new ProtocolError(`AUTH with method ${JSON.stringify(method)} and reason 0x${code.toString(16)} during a ${JSON.stringify(current.method)} exchange`, method !== current.method ? '[MQTT-4.12.0-5]' : '[MQTT-4.12.0-3]');
+        throw new ProtocolError(
+          `AUTH with method ${JSON.stringify(method)} and reason 0x${code.toString(16)} during a ${JSON.stringify(current.method)} exchange`,
+          method !== current.method ? '[MQTT-4.12.0-5]' : '[MQTT-4.12.0-3]',
+        );
       }
       this.#authStep(p.properties?.authenticationData);
       return;
@@ -397,8 +390,13 @@ export class Connection implements Outlet, LiveConnection {
       throw new ProtocolError('re-authentication must use AUTH 0x19 with the method of the CONNECT', '[MQTT-4.12.1-1]');
     }
     const req: AuthenticationRequest = {
-      clientId: this.#client!.clientId, username: this.#username, password: undefined, protocolVersion: 5,
-      transport: this.info.transport, listener: this.info.listener, remoteAddress: this.info.remoteAddress,
+      clientId: this.#client!.clientId,
+      username: this.#username,
+      password: undefined,
+      protocolVersion: 5,
+      transport: this.info.transport,
+      listener: this.info.listener,
+      remoteAddress: this.info.remoteAddress,
     };
     this.#auth = { method, conversation: this.#ctx.enhancedAuth[method]!({ ...req, method, reauthenticate: true }), plan: undefined };
     this.#authStep(p.properties?.authenticationData);
@@ -441,8 +439,12 @@ export class Connection implements Outlet, LiveConnection {
       this.#ctx.counters.authenticationFailures++;
       // v5 0x86/0x87 (or the hook's code); 3.1.1 0x04 for bad credentials, 0x05 otherwise.
       const code = result.reasonCode ?? ReasonCode.BadUserNameOrPassword;
-      const v3 = code === ReasonCode.BadUserNameOrPassword ? ConnackReturnCode.BadUserNameOrPassword
-        : code === ReasonCode.UseAnotherServer || code === ReasonCode.ServerMoved ? ConnackReturnCode.ServerUnavailable : ConnackReturnCode.NotAuthorized;
+      const v3 =
+        code === ReasonCode.BadUserNameOrPassword
+          ? ConnackReturnCode.BadUserNameOrPassword
+          : code === ReasonCode.UseAnotherServer || code === ReasonCode.ServerMoved
+            ? ConnackReturnCode.ServerUnavailable
+            : ConnackReturnCode.NotAuthorized;
       const extra: Properties = { ...authProps };
       if (result.serverReference !== undefined) extra.serverReference = result.serverReference;
       return this.#refuse(code, v3, result.reason ?? (code === ReasonCode.BadUserNameOrPassword ? 'bad user name or password' : 'not authorized'), extra);
@@ -479,8 +481,12 @@ export class Connection implements Outlet, LiveConnection {
     session.owner = this.#username;
     this.#session = session;
     this.#client = {
-      clientId, protocolVersion: p.protocolVersion, username: this.#username ?? p.username,
-      transport: this.info.transport, remoteAddress: this.info.remoteAddress, remotePort: this.info.remotePort,
+      clientId,
+      protocolVersion: p.protocolVersion,
+      username: this.#username ?? p.username,
+      transport: this.info.transport,
+      remoteAddress: this.info.remoteAddress,
+      remotePort: this.info.remotePort,
     };
     core.live.set(clientId, this);
 
@@ -510,7 +516,10 @@ export class Connection implements Outlet, LiveConnection {
     // [MQTT-3.2.2-2] / [MQTT-3.2.2-3] Session Present.
     this.#connack(0, present, ackProps);
     this.#armKeepAlive();
-    this.#log.info({ clientId, remote: this.#remote(), transport: this.info.transport, version: p.protocolVersion, clean: p.clean, keepAlive, sessionPresent: present }, 'client connected');
+    this.#log.info(
+      { clientId, remote: this.#remote(), transport: this.info.transport, version: p.protocolVersion, clean: p.clean, keepAlive, sessionPresent: present },
+      'client connected',
+    );
     this.#observer.connected(this.#client, present);
     core.connected(session);
     session.attach(this, now);
@@ -559,7 +568,12 @@ export class Connection implements Outlet, LiveConnection {
       const alias = props.topicAlias;
       // [MQTT-3.3.2-8] / [MQTT-3.3.2-9]: 0 or above our Topic Alias Maximum is an error.
       if (alias === 0 || alias > mqtt.topicAliasMaximum) {
-        throw new MqttError('COURIER_TOPIC_ALIAS_INVALID', ReasonCode.TopicAliasInvalid, `topic alias ${alias} outside 1..${mqtt.topicAliasMaximum}`, alias === 0 ? '[MQTT-3.3.2-8]' : '[MQTT-3.3.2-9]');
+        throw new MqttError(
+          'COURIER_TOPIC_ALIAS_INVALID',
+          ReasonCode.TopicAliasInvalid,
+          `topic alias ${alias} outside 1..${mqtt.topicAliasMaximum}`,
+          alias === 0 ? '[MQTT-3.3.2-8]' : '[MQTT-3.3.2-9]',
+        );
       }
       const aliases = (this.#aliases ??= new Map());
       if (topic.length === 0) {
@@ -576,9 +590,15 @@ export class Connection implements Outlet, LiveConnection {
       throw new MqttError('COURIER_TOPIC_NAME_INVALID', ReasonCode.TopicNameInvalid, bad, '[MQTT-3.3.2-2]');
     }
     const rt = props?.responseTopic;
-    if (rt !== undefined && checkTopicName(rt) !== null) throw new ProtocolError(`Response Topic ${JSON.stringify(rt)} is not a valid topic name`, '[MQTT-3.3.2-14]');
+    if (rt !== undefined && checkTopicName(rt) !== null)
+      throw new ProtocolError(`Response Topic ${JSON.stringify(rt)} is not a valid topic name`, '[MQTT-3.3.2-14]');
     if (p.qos > mqtt.maximumQoS) {
-      throw new MqttError('COURIER_QOS_NOT_SUPPORTED', ReasonCode.QoSNotSupported, `PUBLISH QoS ${p.qos} exceeds the maximum QoS ${mqtt.maximumQoS}`, '[MQTT-3.2.2-11]');
+      throw new MqttError(
+        'COURIER_QOS_NOT_SUPPORTED',
+        ReasonCode.QoSNotSupported,
+        `PUBLISH QoS ${p.qos} exceeds the maximum QoS ${mqtt.maximumQoS}`,
+        '[MQTT-3.2.2-11]',
+      );
     }
     if (p.retain && !mqtt.retainAvailable) {
       throw new MqttError('COURIER_RETAIN_NOT_SUPPORTED', ReasonCode.RetainNotSupported, 'retained PUBLISH while Retain Available is 0', '[MQTT-3.2.2-14]');
@@ -594,7 +614,12 @@ export class Connection implements Outlet, LiveConnection {
     // [MQTT-3.3.4-7] / [MQTT-4.9.0-2] (5.0): a QoS 1/2 PUBLISH beyond our Receive Maximum. QoS 1
     // is acknowledged at once, so what counts as unacknowledged are the QoS 2 ids awaiting PUBREL.
     if (p.qos > 0 && session.inboundQos2.size >= mqtt.receiveMaximum) {
-      throw new MqttError('COURIER_RECEIVE_MAXIMUM_EXCEEDED', ReasonCode.ReceiveMaximumExceeded, `more than ${mqtt.receiveMaximum} QoS 1/2 publishes unacknowledged`, '[MQTT-3.3.4-7]');
+      throw new MqttError(
+        'COURIER_RECEIVE_MAXIMUM_EXCEEDED',
+        ReasonCode.ReceiveMaximumExceeded,
+        `more than ${mqtt.receiveMaximum} QoS 1/2 publishes unacknowledged`,
+        '[MQTT-3.3.4-7]',
+      );
     }
     // [MQTT-3.3.2-4] (optional validation): a UTF-8 payload format must hold UTF-8.
     if (props?.payloadFormatIndicator === 1 && !isUtf8(p.payload)) {
@@ -646,9 +671,16 @@ export class Connection implements Outlet, LiveConnection {
     }
     this.#rateCount++;
     this.#rateBytes += bytes;
-    if ((limits.publishRatePerClient > 0 && this.#rateCount > limits.publishRatePerClient) || (limits.publishBytesPerClient > 0 && this.#rateBytes > limits.publishBytesPerClient)) {
+    if (
+      (limits.publishRatePerClient > 0 && this.#rateCount > limits.publishRatePerClient) ||
+      (limits.publishBytesPerClient > 0 && this.#rateBytes > limits.publishBytesPerClient)
+    ) {
       this.#ctx.counters.rateLimited++;
-      throw new MqttError('COURIER_RATE_LIMITED', ReasonCode.MessageRateTooHigh, `more than ${limits.publishRatePerClient || '∞'} publishes or ${limits.publishBytesPerClient || '∞'} bytes per second`);
+      throw new MqttError(
+        'COURIER_RATE_LIMITED',
+        ReasonCode.MessageRateTooHigh,
+        `more than ${limits.publishRatePerClient || '∞'} publishes or ${limits.publishBytesPerClient || '∞'} bytes per second`,
+      );
     }
   }
 
@@ -675,7 +707,11 @@ export class Connection implements Outlet, LiveConnection {
     const v5 = this.version === 5;
     const subId = p.properties?.subscriptionIdentifiers?.[0];
     if (subId !== undefined && !mqtt.subscriptionIdentifiersAvailable) {
-      throw new MqttError('COURIER_SUBSCRIPTION_IDS_NOT_SUPPORTED', ReasonCode.SubscriptionIdentifiersNotSupported, 'subscription identifiers are not supported (5.0 §3.2.2.3.12)');
+      throw new MqttError(
+        'COURIER_SUBSCRIPTION_IDS_NOT_SUPPORTED',
+        ReasonCode.SubscriptionIdentifiersNotSupported,
+        'subscription identifiers are not supported (5.0 §3.2.2.3.12)',
+      );
     }
     // First the checks that need nobody's opinion; then the authorizer for what passed them.
     const codes: number[] = [];
@@ -690,7 +726,13 @@ export class Connection implements Outlet, LiveConnection {
         code = v5 ? ReasonCode.TopicFilterInvalid : 0x80;
       } else if (shared !== null && !mqtt.sharedSubscriptionAvailable) {
         // 5.0 §3.2.2.3.13: after CONNACK said 0, a shared subscription is a Protocol Error (DISCONNECT 0x9E).
-        if (v5) throw new MqttError('COURIER_SHARED_NOT_SUPPORTED', ReasonCode.SharedSubscriptionsNotSupported, 'shared subscriptions are not supported', '[MQTT-4.13.1-1]');
+        if (v5)
+          throw new MqttError(
+            'COURIER_SHARED_NOT_SUPPORTED',
+            ReasonCode.SharedSubscriptionsNotSupported,
+            'shared subscriptions are not supported',
+            '[MQTT-4.13.1-1]',
+          );
         code = 0x80;
       } else if (shared !== null && s.noLocal) {
         // [MQTT-3.8.3-4] No Local on a shared subscription is a Protocol Error.
@@ -704,7 +746,12 @@ export class Connection implements Outlet, LiveConnection {
     }
     const security = this.#ctx.security;
     if (!security.authorizes || asks.length === 0) {
-      this.#subscribe(p, codes, asks.map(() => ALLOWED), subId);
+      this.#subscribe(
+        p,
+        codes,
+        asks.map(() => ALLOWED),
+        subId,
+      );
       return;
     }
     const decisions = asks.map((i) => {
@@ -739,7 +786,12 @@ export class Connection implements Outlet, LiveConnection {
       // The granted QoS is at most the broker's Maximum QoS (§3.9.3: the server may grant less than requested).
       const qos = (s.qos > mqtt.maximumQoS ? mqtt.maximumQoS : s.qos) as QoS;
       const sub: Subscription = {
-        filter: s.topicFilter, qos, noLocal: s.noLocal, retainAsPublished: s.retainAsPublished, retainHandling: s.retainHandling, subscriptionId: subId,
+        filter: s.topicFilter,
+        qos,
+        noLocal: s.noLocal,
+        retainAsPublished: s.retainAsPublished,
+        retainHandling: s.retainHandling,
+        subscriptionId: subId,
       };
       const existed = core.subscribe(session, sub);
       granted.push({ sub, isNew: !existed });
@@ -758,7 +810,10 @@ export class Connection implements Outlet, LiveConnection {
       }
     }
     core.persist(session);
-    this.#observer.subscribed(this.#client!, p.subscriptions.map((s, i) => ({ filter: s.topicFilter, qos: s.qos, reasonCode: codes[i]! })));
+    this.#observer.subscribed(
+      this.#client!,
+      p.subscriptions.map((s, i) => ({ filter: s.topicFilter, qos: s.qos, reasonCode: codes[i]! })),
+    );
   }
 
   #onUnsubscribe(p: UnsubscribePacket): void {
@@ -785,7 +840,8 @@ export class Connection implements Outlet, LiveConnection {
     }
     // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; 5.0 0x04 asks for it to be sent.
     if (p.reasonCode !== ReasonCode.DisconnectWithWillMessage) session.will = undefined;
-    this.#closeReason = p.reasonCode === undefined || p.reasonCode === 0 ? 'client disconnected' : `client disconnected with reason 0x${p.reasonCode.toString(16)}`;
+    this.#closeReason =
+      p.reasonCode === undefined || p.reasonCode === 0 ? 'client disconnected' : `client disconnected with reason 0x${p.reasonCode.toString(16)}`;
     this.#end();
     this.#stream.end();
   }
@@ -853,7 +909,9 @@ export class Connection implements Outlet, LiveConnection {
   redirectTo(serverReference: string, permanent: boolean): void {
     if (this.#state !== State.Connected) return;
     if (this.version === 5) {
-      this.#writeRaw(encode({ type: 'disconnect', reasonCode: permanent ? ReasonCode.ServerMoved : ReasonCode.UseAnotherServer, properties: { serverReference } }, 5));
+      this.#writeRaw(
+        encode({ type: 'disconnect', reasonCode: permanent ? ReasonCode.ServerMoved : ReasonCode.UseAnotherServer, properties: { serverReference } }, 5),
+      );
     }
     this.#closeReason = `redirected to ${serverReference}`;
     this.#end();
@@ -886,13 +944,11 @@ export class Connection implements Outlet, LiveConnection {
   }
 
   #closeGracefully(): void {
-    if (this.#gate.length > 0) {
-      this.#endAfterGate = true;
-      return;
-    }
-    this.flush();
-    this.#stream.end();
-    setTimeout(() => this.#stream.destroy(), CLOSE_GRACE_MS).unref();
+    this.#output.whenDrained(() => {
+      this.flush();
+      this.#stream.end();
+      setTimeout(() => this.#stream.destroy(), CLOSE_GRACE_MS).unref();
+    });
   }
 
   #destroy(): void {
@@ -904,7 +960,7 @@ export class Connection implements Outlet, LiveConnection {
   // Output (Outlet)
 
   congested(): boolean {
-    return this.#stream.writableLength > this.#core.limits.maxOutboundBufferBytes;
+    return this.#output.buffered > this.#core.limits.maxOutboundBufferBytes;
   }
 
   sendPublish(m: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean, subscriptionIds: number[] | undefined): boolean {
@@ -951,68 +1007,12 @@ export class Connection implements Outlet, LiveConnection {
     this.#writeRaw(buf);
   }
 
-  /**
-   * Every packet leaves in order, and none before the store has committed the state it
-   * acknowledges: while the store has uncommitted writes, output waits for that commit point
-   * (PUBACK/PUBREC/PUBCOMP/SUBACK after the commit that holds them; MQTT 5.0 §4.3, issue 5).
-   */
   #writeRaw(buf: Buffer): void {
-    const s = this.#stream;
-    if (s.destroyed || s.writableEnded) return;
-    const point = this.#core.commitPoint();
-    const gate = this.#gate;
-    if (point === null && gate.length === 0) {
-      this.#put(buf);
-      return;
-    }
-    const last = gate[gate.length - 1];
-    if (last !== undefined && (point === null || point === last.point)) {
-      last.bufs.push(buf);
-      return;
-    }
-    const segment: GateSegment = { point: point!, bufs: [buf], done: false };
-    gate.push(segment);
-    point!.then(
-      () => {
-        segment.done = true;
-        this.#releaseGate();
-      },
-      (err: unknown) => this.#storeFailed(err),
-    );
-  }
-
-  #releaseGate(): void {
-    const gate = this.#gate;
-    while (gate.length > 0 && gate[0]!.done) {
-      for (const b of gate.shift()!.bufs) this.#put(b);
-    }
-    if (gate.length === 0 && this.#endAfterGate) {
-      this.#endAfterGate = false;
-      this.#closeGracefully();
-    }
-  }
-
-  #storeFailed(err: unknown): void {
-    this.#log.error({ err, clientId: this.#client?.clientId }, 'store commit failed; closing the connection without acknowledging');
-    this.#gate.length = 0;
-    this.#stream.destroy();
-  }
-
-  #put(buf: Buffer): void {
-    const s = this.#stream;
-    if (s.destroyed || s.writableEnded) return;
-    if (!this.#corked) {
-      this.#corked = true;
-      s.cork();
-      process.nextTick(uncork, this);
-    }
-    s.write(buf);
+    this.#output.write(buf);
   }
 
   /** Sends everything written in this event-loop turn (one writev). */
   flush(): void {
-    if (!this.#corked) return;
-    this.#corked = false;
-    this.#stream.uncork();
+    this.#output.flush();
   }
 }

@@ -33,25 +33,32 @@ export interface Message {
   refs: number;
 }
 
-export function createMessage(
-  topic: string,
-  payload: Buffer,
-  qos: QoS,
-  retain: boolean,
-  props: Properties | undefined,
-  origin: string,
-  now: number,
-): Message {
+export function createMessage(topic: string, payload: Buffer, qos: QoS, retain: boolean, props: Properties | undefined, origin: string, now: number): Message {
   let properties: MessageProperties | undefined;
   let expiresAt = 0;
   if (props !== undefined) {
     const p: MessageProperties = {};
     let any = false;
-    if (props.payloadFormatIndicator !== undefined) { p.payloadFormatIndicator = props.payloadFormatIndicator; any = true; }
-    if (props.contentType !== undefined) { p.contentType = props.contentType; any = true; }
-    if (props.responseTopic !== undefined) { p.responseTopic = props.responseTopic; any = true; }
-    if (props.correlationData !== undefined) { p.correlationData = props.correlationData; any = true; }
-    if (props.userProperties !== undefined) { p.userProperties = props.userProperties; any = true; }
+    if (props.payloadFormatIndicator !== undefined) {
+      p.payloadFormatIndicator = props.payloadFormatIndicator;
+      any = true;
+    }
+    if (props.contentType !== undefined) {
+      p.contentType = props.contentType;
+      any = true;
+    }
+    if (props.responseTopic !== undefined) {
+      p.responseTopic = props.responseTopic;
+      any = true;
+    }
+    if (props.correlationData !== undefined) {
+      p.correlationData = props.correlationData;
+      any = true;
+    }
+    if (props.userProperties !== undefined) {
+      p.userProperties = props.userProperties;
+      any = true;
+    }
     if (any) properties = p;
     if (props.messageExpiryInterval !== undefined) expiresAt = now + props.messageExpiryInterval * 1000;
   }

@@ -19,7 +19,8 @@ export function encodeConnect(p: ConnectPacket): Buffer {
   if (p.protocolName !== undefined && p.protocolName !== name) {
     throw new InvalidPacketError(`CONNECT protocol name ${JSON.stringify(p.protocolName)} does not match level ${version}`);
   }
-  if (!Number.isInteger(p.keepAlive) || p.keepAlive < 0 || p.keepAlive > 0xffff) throw new InvalidPacketError(`CONNECT keepAlive must be in 0..65535, got ${p.keepAlive}`);
+  if (!Number.isInteger(p.keepAlive) || p.keepAlive < 0 || p.keepAlive > 0xffff)
+    throw new InvalidPacketError(`CONNECT keepAlive must be in 0..65535, got ${p.keepAlive}`);
   const v5 = version === 5;
   const nameLen = name.length;
   const clientIdLen = utf8Length(p.clientId, 'the client identifier');

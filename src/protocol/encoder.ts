@@ -20,22 +20,38 @@ type Ack = AckPacket<'puback' | 'pubrec' | 'pubrel' | 'pubcomp'>;
 /** Encodes one packet into one exact-size Buffer. Throws MqttError for packets that cannot be represented. */
 export function encode(packet: Packet, version: ProtocolVersion): Buffer {
   switch (packet.type) {
-    case 'publish': return encodePublish(packet, version);
-    case 'puback': return encodeAck(packet, PacketType.PUBACK, version);
-    case 'pubrec': return encodeAck(packet, PacketType.PUBREC, version);
-    case 'pubrel': return encodeAck(packet, PacketType.PUBREL, version);
-    case 'pubcomp': return encodeAck(packet, PacketType.PUBCOMP, version);
-    case 'connect': return encodeConnect(packet);
-    case 'connack': return encodeConnack(packet, version);
-    case 'subscribe': return encodeSubscribe(packet, version);
-    case 'suback': return encodeSuback(packet, version);
-    case 'unsubscribe': return encodeUnsubscribe(packet, version);
-    case 'unsuback': return encodeUnsuback(packet, version);
-    case 'pingreq': return Buffer.from([0xc0, 0]);
-    case 'pingresp': return Buffer.from([0xd0, 0]);
-    case 'disconnect': return encodeDisconnect(packet, version);
-    case 'auth': return encodeAuth(packet, version);
-    default: throw new InvalidPacketError(`unknown packet type ${JSON.stringify((packet as { type: unknown }).type)}`);
+    case 'publish':
+      return encodePublish(packet, version);
+    case 'puback':
+      return encodeAck(packet, PacketType.PUBACK, version);
+    case 'pubrec':
+      return encodeAck(packet, PacketType.PUBREC, version);
+    case 'pubrel':
+      return encodeAck(packet, PacketType.PUBREL, version);
+    case 'pubcomp':
+      return encodeAck(packet, PacketType.PUBCOMP, version);
+    case 'connect':
+      return encodeConnect(packet);
+    case 'connack':
+      return encodeConnack(packet, version);
+    case 'subscribe':
+      return encodeSubscribe(packet, version);
+    case 'suback':
+      return encodeSuback(packet, version);
+    case 'unsubscribe':
+      return encodeUnsubscribe(packet, version);
+    case 'unsuback':
+      return encodeUnsuback(packet, version);
+    case 'pingreq':
+      return Buffer.from([0xc0, 0]);
+    case 'pingresp':
+      return Buffer.from([0xd0, 0]);
+    case 'disconnect':
+      return encodeDisconnect(packet, version);
+    case 'auth':
+      return encodeAuth(packet, version);
+    default:
+      throw new InvalidPacketError(`unknown packet type ${JSON.stringify((packet as { type: unknown }).type)}`);
   }
 }
 

@@ -7,8 +7,19 @@
 import { PacketType, type ProtocolVersion, type QoS } from './constants.js';
 import { ProtocolError, UnsupportedProtocolVersionError } from './errors.js';
 import type {
-  AuthPacket, ConnackPacket, ConnectPacket, DisconnectPacket, Packet, PublishPacket, SubackPacket, SubscribePacket, Subscription,
-  UnsubackPacket, UnsubscribePacket, Will, AckPacket,
+  AuthPacket,
+  ConnackPacket,
+  ConnectPacket,
+  DisconnectPacket,
+  Packet,
+  PublishPacket,
+  SubackPacket,
+  SubscribePacket,
+  Subscription,
+  UnsubackPacket,
+  UnsubscribePacket,
+  Will,
+  AckPacket,
 } from './packets.js';
 import { malformed, type Reader } from './primitives.js';
 import { readProperties, WILL } from './properties.js';
@@ -20,7 +31,24 @@ export function sid(version: number | undefined, v5: string, v311: string): stri
 }
 
 const ACK_TYPES = ['puback', 'pubrec', 'pubrel', 'pubcomp'] as const;
-const NAMES = ['reserved', 'CONNECT', 'CONNACK', 'PUBLISH', 'PUBACK', 'PUBREC', 'PUBREL', 'PUBCOMP', 'SUBSCRIBE', 'SUBACK', 'UNSUBSCRIBE', 'UNSUBACK', 'PINGREQ', 'PINGRESP', 'DISCONNECT', 'AUTH'];
+const NAMES = [
+  'reserved',
+  'CONNECT',
+  'CONNACK',
+  'PUBLISH',
+  'PUBACK',
+  'PUBREC',
+  'PUBREL',
+  'PUBCOMP',
+  'SUBSCRIBE',
+  'SUBACK',
+  'UNSUBSCRIBE',
+  'UNSUBACK',
+  'PINGREQ',
+  'PINGRESP',
+  'DISCONNECT',
+  'AUTH',
+];
 
 /**
  * Fixed-header checks on the first byte alone (§2.1.2, §2.1.3 / 3.1.1 §2.2): packet type,
@@ -72,28 +100,41 @@ export function parsePacket(r: Reader, first: number, version: ProtocolVersion |
   if (type === PacketType.CONNECT) return parseConnect(r);
   const v = version!;
   switch (type) {
-    case PacketType.CONNACK: return parseConnack(r, v);
+    case PacketType.CONNACK:
+      return parseConnack(r, v);
     case PacketType.PUBACK:
     case PacketType.PUBREC:
     case PacketType.PUBREL:
-    case PacketType.PUBCOMP: return parseAck(r, type, v);
-    case PacketType.SUBSCRIBE: return parseSubscribe(r, v);
-    case PacketType.SUBACK: return parseSuback(r, v);
-    case PacketType.UNSUBSCRIBE: return parseUnsubscribe(r, v);
-    case PacketType.UNSUBACK: return parseUnsuback(r, v);
-    case PacketType.PINGREQ: r.expectEnd('PINGREQ'); return { type: 'pingreq' };
-    case PacketType.PINGRESP: r.expectEnd('PINGRESP'); return { type: 'pingresp' };
-    case PacketType.DISCONNECT: return parseDisconnect(r, v);
-    default: return parseAuth(r);
+    case PacketType.PUBCOMP:
+      return parseAck(r, type, v);
+    case PacketType.SUBSCRIBE:
+      return parseSubscribe(r, v);
+    case PacketType.SUBACK:
+      return parseSuback(r, v);
+    case PacketType.UNSUBSCRIBE:
+      return parseUnsubscribe(r, v);
+    case PacketType.UNSUBACK:
+      return parseUnsuback(r, v);
+    case PacketType.PINGREQ:
+      r.expectEnd('PINGREQ');
+      return { type: 'pingreq' };
+    case PacketType.PINGRESP:
+      r.expectEnd('PINGRESP');
+      return { type: 'pingresp' };
+    case PacketType.DISCONNECT:
+      return parseDisconnect(r, v);
+    default:
+      return parseAuth(r);
   }
 }
 
 function packetId(r: Reader, type: number, version: number): number {
   const id = r.u16();
   if (id === 0) {
-    const st = type === PacketType.PUBLISH || type === PacketType.SUBSCRIBE || type === PacketType.UNSUBSCRIBE
-      ? sid(version, '[MQTT-2.2.1-3]', '[MQTT-2.3.1-1]')
-      : undefined;
+    const st =
+      type === PacketType.PUBLISH || type === PacketType.SUBSCRIBE || type === PacketType.UNSUBSCRIBE
+        ? sid(version, '[MQTT-2.2.1-3]', '[MQTT-2.3.1-1]')
+        : undefined;
     throw new ProtocolError(`${NAMES[type]} with Packet Identifier 0`, st);
   }
   return id;
@@ -102,7 +143,10 @@ function packetId(r: Reader, type: number, version: number): number {
 function reasonCode(r: Reader, type: number, version: number): number {
   const code = r.u8();
   if (!isValidReasonCode(type, code, version)) {
-    throw new ProtocolError(`${NAMES[type]} with undefined reason code 0x${code.toString(16).padStart(2, '0')}`, version === 5 ? REASON_CODE_STATEMENT[type] : undefined);
+    throw new ProtocolError(
+      `${NAMES[type]} with undefined reason code 0x${code.toString(16).padStart(2, '0')}`,
+      version === 5 ? REASON_CODE_STATEMENT[type] : undefined,
+    );
   }
   return code;
 }
@@ -219,7 +263,13 @@ function parseSubscribe(r: Reader, version: number): SubscribePacket {
       if (qos === 3) throw new ProtocolError('SUBSCRIBE with Maximum QoS 3');
       const retainHandling = (o >> 4) & 3;
       if (retainHandling === 3) throw new ProtocolError('SUBSCRIBE with Retain Handling 3');
-      subscriptions.push({ topicFilter, qos: qos as QoS, noLocal: (o & 4) !== 0, retainAsPublished: (o & 8) !== 0, retainHandling: retainHandling as 0 | 1 | 2 });
+      subscriptions.push({
+        topicFilter,
+        qos: qos as QoS,
+        noLocal: (o & 4) !== 0,
+        retainAsPublished: (o & 8) !== 0,
+        retainHandling: retainHandling as 0 | 1 | 2,
+      });
     } else {
       if ((o & 0xfc) !== 0) malformed('SUBSCRIBE Requested QoS reserved bits are not 0', '[MQTT-3-8.3-4]');
       if (qos === 3) malformed('SUBSCRIBE with Requested QoS 3', '[MQTT-3-8.3-4]');

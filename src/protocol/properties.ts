@@ -38,7 +38,13 @@ const P = PacketType;
 const bits = (...kinds: number[]): number => kinds.reduce((m, k) => m | (1 << k), 0);
 const ACKS = [P.PUBACK, P.PUBREC, P.PUBREL, P.PUBCOMP];
 
-function def(id: number, name: keyof Properties, type: number, allowed: number[], opts: { repeats?: number[]; boolean?: boolean; nonZero?: boolean } = {}): PropertyDef {
+function def(
+  id: number,
+  name: keyof Properties,
+  type: number,
+  allowed: number[],
+  opts: { repeats?: number[]; boolean?: boolean; nonZero?: boolean } = {},
+): PropertyDef {
   return { id, name, type, allowed: bits(...allowed), repeats: bits(...(opts.repeats ?? [])), boolean: opts.boolean ?? false, nonZero: opts.nonZero ?? false };
 }
 
@@ -69,9 +75,15 @@ export const PROPERTY_TABLE: readonly PropertyDef[] = [
   def(I.TopicAlias, 'topicAlias', U16, [P.PUBLISH]),
   def(I.MaximumQoS, 'maximumQoS', BYTE, [P.CONNACK], { boolean: true }),
   def(I.RetainAvailable, 'retainAvailable', BYTE, [P.CONNACK], { boolean: true }),
-  def(I.UserProperty, 'userProperties', PAIR, [P.CONNECT, P.CONNACK, P.PUBLISH, WILL, ...ACKS, P.SUBSCRIBE, P.SUBACK, P.UNSUBSCRIBE, P.UNSUBACK, P.DISCONNECT, P.AUTH], {
-    repeats: [P.CONNECT, P.CONNACK, P.PUBLISH, WILL, ...ACKS, P.SUBSCRIBE, P.SUBACK, P.UNSUBSCRIBE, P.UNSUBACK, P.DISCONNECT, P.AUTH],
-  }),
+  def(
+    I.UserProperty,
+    'userProperties',
+    PAIR,
+    [P.CONNECT, P.CONNACK, P.PUBLISH, WILL, ...ACKS, P.SUBSCRIBE, P.SUBACK, P.UNSUBSCRIBE, P.UNSUBACK, P.DISCONNECT, P.AUTH],
+    {
+      repeats: [P.CONNECT, P.CONNACK, P.PUBLISH, WILL, ...ACKS, P.SUBSCRIBE, P.SUBACK, P.UNSUBSCRIBE, P.UNSUBACK, P.DISCONNECT, P.AUTH],
+    },
+  ),
   def(I.MaximumPacketSize, 'maximumPacketSize', U32, [P.CONNECT, P.CONNACK], { nonZero: true }),
   def(I.WildcardSubscriptionAvailable, 'wildcardSubscriptionAvailable', BYTE, [P.CONNACK], { boolean: true }),
   def(I.SubscriptionIdentifierAvailable, 'subscriptionIdentifiersAvailable', BYTE, [P.CONNACK], { boolean: true }),
@@ -85,7 +97,25 @@ for (const d of PROPERTY_TABLE) {
   BY_NAME.set(d.name, d);
 }
 
-const KIND_NAMES = ['', 'CONNECT', 'CONNACK', 'PUBLISH', 'PUBACK', 'PUBREC', 'PUBREL', 'PUBCOMP', 'SUBSCRIBE', 'SUBACK', 'UNSUBSCRIBE', 'UNSUBACK', 'PINGREQ', 'PINGRESP', 'DISCONNECT', 'AUTH', 'Will Properties'];
+const KIND_NAMES = [
+  '',
+  'CONNECT',
+  'CONNACK',
+  'PUBLISH',
+  'PUBACK',
+  'PUBREC',
+  'PUBREL',
+  'PUBCOMP',
+  'SUBSCRIBE',
+  'SUBACK',
+  'UNSUBSCRIBE',
+  'UNSUBACK',
+  'PINGREQ',
+  'PINGRESP',
+  'DISCONNECT',
+  'AUTH',
+  'Will Properties',
+];
 const hex = (n: number): string => `0x${n.toString(16).padStart(2, '0')}`;
 
 // ---------------------------------------------------------------------------------------------
@@ -117,13 +147,27 @@ export function readProperties(r: Reader, kind: number): Properties | undefined 
     if ((d.allowed & kindBit) === 0) malformed(`property ${d.name} (${hex(id)}) is not valid in ${KIND_NAMES[kind]}`);
     let value: number | string | Buffer | [string, string];
     switch (d.type) {
-      case BYTE: value = r.u8(); break;
-      case U16: value = r.u16(); break;
-      case U32: value = r.u32(); break;
-      case VBI: value = r.vbi(); break;
-      case UTF8: value = r.utf8(); break;
-      case BINARY: value = r.binary(); break;
-      default: value = [r.utf8(), r.utf8()]; break;
+      case BYTE:
+        value = r.u8();
+        break;
+      case U16:
+        value = r.u16();
+        break;
+      case U32:
+        value = r.u32();
+        break;
+      case VBI:
+        value = r.vbi();
+        break;
+      case UTF8:
+        value = r.utf8();
+        break;
+      case BINARY:
+        value = r.binary();
+        break;
+      default:
+        value = [r.utf8(), r.utf8()];
+        break;
     }
     if (d.boolean && value !== 0 && value !== 1) throw new ProtocolError(`${d.name} must be 0 or 1, got ${String(value)}`);
     if (d.nonZero && value === 0) throw new ProtocolError(`${d.name} must not be 0`);
@@ -165,12 +209,21 @@ function checkInt(d: PropertyDef, v: unknown, max: number, min = 0): number {
 /** Encoded size of one value of `d`'s type (identifier byte included), validating it. */
 function valueLength(d: PropertyDef, v: unknown): number {
   switch (d.type) {
-    case BYTE: checkInt(d, v, 0xff); return 2;
-    case U16: checkInt(d, v, 0xffff); return 3;
-    case U32: checkInt(d, v, 0xffffffff); return 5;
-    case VBI: return 1 + vbiLength(checkInt(d, v, 268_435_455, d.nonZero ? 1 : 0));
-    case UTF8: return 3 + utf8Length(v as string, d.name);
-    case BINARY: return 3 + binaryLength(v as Buffer, d.name);
+    case BYTE:
+      checkInt(d, v, 0xff);
+      return 2;
+    case U16:
+      checkInt(d, v, 0xffff);
+      return 3;
+    case U32:
+      checkInt(d, v, 0xffffffff);
+      return 5;
+    case VBI:
+      return 1 + vbiLength(checkInt(d, v, 268_435_455, d.nonZero ? 1 : 0));
+    case UTF8:
+      return 3 + utf8Length(v as string, d.name);
+    case BINARY:
+      return 3 + binaryLength(v as Buffer, d.name);
     default: {
       const [k, val] = v as [string, string];
       return 5 + utf8Length(k, 'a user property name') + utf8Length(val, 'a user property value');
@@ -204,12 +257,21 @@ export function propertiesLength(props: Properties | undefined, kind: number): n
 function writeValue(buf: Buffer, pos: number, d: PropertyDef, v: unknown): number {
   buf[pos++] = d.id;
   switch (d.type) {
-    case BYTE: buf[pos] = v as number; return pos + 1;
-    case U16: buf.writeUInt16BE(v as number, pos); return pos + 2;
-    case U32: buf.writeUInt32BE(v as number, pos); return pos + 4;
-    case VBI: return writeVbi(buf, pos, v as number);
-    case UTF8: return writeUtf8(buf, pos, v as string, Buffer.byteLength(v as string));
-    case BINARY: return writeBinary(buf, pos, v as Buffer);
+    case BYTE:
+      buf[pos] = v as number;
+      return pos + 1;
+    case U16:
+      buf.writeUInt16BE(v as number, pos);
+      return pos + 2;
+    case U32:
+      buf.writeUInt32BE(v as number, pos);
+      return pos + 4;
+    case VBI:
+      return writeVbi(buf, pos, v as number);
+    case UTF8:
+      return writeUtf8(buf, pos, v as string, Buffer.byteLength(v as string));
+    case BINARY:
+      return writeBinary(buf, pos, v as Buffer);
     default: {
       const [k, val] = v as [string, string];
       pos = writeUtf8(buf, pos, k, Buffer.byteLength(k));

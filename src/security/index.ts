@@ -8,7 +8,13 @@ import type { Logger } from '../options.js';
 import { ReasonCode } from '../protocol/constants.js';
 import { jwtAuthenticator, type JwtOptions } from './jwt.js';
 import type {
-  AuthenticationRequest, AuthenticationResult, Authenticator, AuthorizationRequest, AuthorizationResult, Authorizer, EnhancedAuthenticator,
+  AuthenticationRequest,
+  AuthenticationResult,
+  Authenticator,
+  AuthorizationRequest,
+  AuthorizationResult,
+  Authorizer,
+  EnhancedAuthenticator,
 } from './types.js';
 
 export type * from './types.js';
@@ -62,7 +68,13 @@ export class Security {
   /** Built-in enhanced authentication methods (SCRAM-SHA-256 with a password file). */
   readonly enhancedAuth: Record<string, EnhancedAuthenticator>;
 
-  constructor(options: SecurityOptions, authenticators: Authenticator[], authorizers: Authorizer[], closables: Closable[] = [], enhancedAuth: Record<string, EnhancedAuthenticator> = {}) {
+  constructor(
+    options: SecurityOptions,
+    authenticators: Authenticator[],
+    authorizers: Authorizer[],
+    closables: Closable[] = [],
+    enhancedAuth: Record<string, EnhancedAuthenticator> = {},
+  ) {
     this.options = options;
     this.#authenticators = authenticators;
     this.#authorizers = authorizers;
@@ -71,7 +83,11 @@ export class Security {
   }
 
   /** Builds the chain: hooks first, then the password file, then JWT; the hook authorizer before the ACL file. */
-  static async create(options: SecurityOptions, hooks: { authenticate?: Authenticator | undefined; authorize?: Authorizer | undefined }, log: Logger): Promise<Security> {
+  static async create(
+    options: SecurityOptions,
+    hooks: { authenticate?: Authenticator | undefined; authorize?: Authorizer | undefined },
+    log: Logger,
+  ): Promise<Security> {
     const authenticators: Authenticator[] = [];
     const authorizers: Authorizer[] = [];
     const closables: Closable[] = [];

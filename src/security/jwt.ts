@@ -63,7 +63,7 @@ export async function jwtAuthenticator(o: JwtOptions): Promise<Authenticator> {
     // Only tokens are ours; anything else is for the next authenticator (e.g. the password file).
     if (!/^[\w-]+\.[\w-]+\.[\w-]*$/.test(token)) return undefined;
     try {
-      const { payload } = typeof key === "function" ? await jwtVerify(token, key, verify) : await jwtVerify(token, key, verify);
+      const { payload } = typeof key === 'function' ? await jwtVerify(token, key, verify) : await jwtVerify(token, key, verify);
       const name = payload[claim];
       if (typeof name !== 'string' || name.length === 0) return { ok: false, reason: `token has no "${claim}" claim` };
       if (req.username !== undefined && req.username !== '' && req.username !== name) {

@@ -81,7 +81,9 @@ function parseScram(text: string): ScramCredential | string {
 
 /** Derives the SCRAM-SHA-256 credential of a password (PBKDF2 on the thread pool). */
 export async function scramCredential(password: string | Buffer, salt = randomBytes(SALT_BYTES), iterations = SCRAM_ITERATIONS): Promise<ScramCredential> {
-  const salted = await new Promise<Buffer>((resolve, reject) => pbkdf2(password, salt, iterations, 32, 'sha256', (err, key) => (err ? reject(err) : resolve(key))));
+  const salted = await new Promise<Buffer>((resolve, reject) =>
+    pbkdf2(password, salt, iterations, 32, 'sha256', (err, key) => (err ? reject(err) : resolve(key))),
+  );
   const clientKey = createHmac('sha256', salted).update('Client Key').digest();
   const storedKey = createHash('sha256').update(clientKey).digest();
   const serverKey = createHmac('sha256', salted).update('Server Key').digest();

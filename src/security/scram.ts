@@ -58,13 +58,13 @@ export function scramSha256(file: PasswordFile): EnhancedAuthenticator {
         if (cred === undefined) {
           // client-first-message = gs2-header client-first-message-bare
           const m = /^([ny]),(?:a=[^,]*)?,(.*)$/.exec(text);
-          if (!m) return (done = true), FAIL;
+          if (!m) return ((done = true), FAIL);
           gs2 = text.slice(0, text.length - m[2]!.length);
           clientFirstBare = m[2]!;
           const attrs = attributes(clientFirstBare);
           const name = decodeSaslName(attrs.get('n') ?? '');
           const cnonce = attrs.get('r');
-          if (name === undefined || name === '' || cnonce === undefined || cnonce === '' || clientFirstBare.startsWith('m=')) return (done = true), FAIL;
+          if (name === undefined || name === '' || cnonce === undefined || cnonce === '' || clientFirstBare.startsWith('m=')) return ((done = true), FAIL);
           user = name;
           const stored = file.scram(user);
           real = stored !== undefined;

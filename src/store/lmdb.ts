@@ -94,7 +94,10 @@ export class LmdbStore implements Store {
       const format = meta.get('format');
       if (format === undefined) await meta.put('format', FORMAT);
       else if (format !== FORMAT) {
-        throw new StoreError('COURIER_STORE_FORMAT', `data directory ${this.dataDir} holds store format ${String(format)}; this Courier reads format ${FORMAT}`);
+        throw new StoreError(
+          'COURIER_STORE_FORMAT',
+          `data directory ${this.dataDir} holds store format ${String(format)}; this Courier reads format ${FORMAT}`,
+        );
       }
     } catch (err) {
       await this.#env?.close().catch(() => {});

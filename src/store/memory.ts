@@ -18,7 +18,11 @@ export class MemoryStore implements Store {
   async load(): Promise<StoreSnapshot> {
     const outbound = new Map<string, Array<[number, StoredOutbound]>>();
     for (const [clientId, entries] of this.#outbound) {
-      if (entries.size > 0) outbound.set(clientId, [...entries].sort((a, b) => a[0] - b[0]).map(([seq, e]) => [seq, { ...e }]));
+      if (entries.size > 0)
+        outbound.set(
+          clientId,
+          [...entries].sort((a, b) => a[0] - b[0]).map(([seq, e]) => [seq, { ...e }]),
+        );
     }
     const inbound = new Map<string, number[]>();
     for (const [clientId, ids] of this.#inbound) if (ids.size > 0) inbound.set(clientId, [...ids]);

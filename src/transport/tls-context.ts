@@ -83,10 +83,13 @@ function readPem(path: string, role: TlsFileRole): Buffer {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why =
-      code === 'ENOENT' ? 'does not exist'
-      : code === 'EACCES' || code === 'EPERM' ? 'is not readable (permission denied)'
-      : code === 'EISDIR' ? 'is a directory'
-      : `cannot be read (${(err as Error).message})`;
+      code === 'ENOENT'
+        ? 'does not exist'
+        : code === 'EACCES' || code === 'EPERM'
+          ? 'is not readable (permission denied)'
+          : code === 'EISDIR'
+            ? 'is a directory'
+            : `cannot be read (${(err as Error).message})`;
     throw new TlsFileError(`TLS ${ROLE_NAMES[role]} file ${path} ${why}`, path, role, { cause: err });
   }
   if (!data.includes('-----BEGIN ')) {
@@ -109,14 +112,18 @@ function load(files: TlsFiles): Loaded {
   try {
     x509 = new X509Certificate(cert);
   } catch (err) {
-    throw new TlsFileError(`TLS certificate file ${files.cert} does not hold a valid certificate: ${(err as Error).message}`, files.cert, 'cert', { cause: err });
+    throw new TlsFileError(`TLS certificate file ${files.cert} does not hold a valid certificate: ${(err as Error).message}`, files.cert, 'cert', {
+      cause: err,
+    });
   }
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey(files.passphrase === undefined ? { key } : { key, passphrase: files.passphrase });
   } catch (err) {
     const hint = files.passphrase === undefined ? ' (is it encrypted? set a passphrase)' : ' (wrong passphrase?)';
-    throw new TlsFileError(`TLS private key file ${files.key} cannot be read as a private key${hint}: ${(err as Error).message}`, files.key, 'key', { cause: err });
+    throw new TlsFileError(`TLS private key file ${files.key} cannot be read as a private key${hint}: ${(err as Error).message}`, files.key, 'key', {
+      cause: err,
+    });
   }
   if (!x509.checkPrivateKey(privateKey)) {
     throw new TlsFileError(`TLS private key file ${files.key} does not match the certificate in ${files.cert}`, files.key, 'key');

@@ -6,9 +6,7 @@
  */
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import {
-  TlsContextSource, certificateIdentity, type TlsCertificateSummary, type TlsFileError, type TlsFiles,
-} from './tls-context.js';
+import { TlsContextSource, certificateIdentity, type TlsCertificateSummary, type TlsFileError, type TlsFiles } from './tls-context.js';
 import type { BoundAddress, ConnectionHandler, ConnectionInfo, Listener, TransportKind } from './types.js';
 
 /** Options shared by the `tls` and `wss` listeners. */
@@ -128,9 +126,8 @@ export function createTlsListener(options: TlsListenerOptions, onConnection: Con
     reload: () => serving.source.reload(),
     listen() {
       return new Promise<BoundAddress>((resolve, reject) => {
-        const srv = createServer(
-          { ...serving.source.serverOptions(), handshakeTimeout: serving.handshakeTimeout, noDelay: true },
-          (socket: TLSSocket) => onConnection(socket, serving.info('tls', name, socket)),
+        const srv = createServer({ ...serving.source.serverOptions(), handshakeTimeout: serving.handshakeTimeout, noDelay: true }, (socket: TLSSocket) =>
+          onConnection(socket, serving.info('tls', name, socket)),
         );
         server = srv;
         detach = serving.attach(srv);

@@ -30,10 +30,7 @@ export function createWssListener(options: WssListenerOptions, onConnection: Con
     tlsSource: serving.source,
     reload: () => serving.source.reload(),
     async listen(): Promise<BoundAddress> {
-      const server = createServer(
-        { ...serving.source.serverOptions(), handshakeTimeout: serving.handshakeTimeout, noDelay: true },
-        upgradeRequired,
-      );
+      const server = createServer({ ...serving.source.serverOptions(), handshakeTimeout: serving.handshakeTimeout, noDelay: true }, upgradeRequired);
       https = server;
       detach = serving.attach(server);
       wss = attachMqttWebSocket(server, options, (stream, req) => {

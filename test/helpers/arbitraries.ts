@@ -49,8 +49,21 @@ function record<T>(model: { [K in keyof T]: fc.Arbitrary<T[K]> }): fc.Arbitrary<
 export type PacketType = Packet['type'];
 
 export const ALL_TYPES: readonly PacketType[] = [
-  'connect', 'connack', 'publish', 'puback', 'pubrec', 'pubrel', 'pubcomp', 'subscribe', 'suback',
-  'unsubscribe', 'unsuback', 'pingreq', 'pingresp', 'disconnect', 'auth',
+  'connect',
+  'connack',
+  'publish',
+  'puback',
+  'pubrec',
+  'pubrel',
+  'pubcomp',
+  'subscribe',
+  'suback',
+  'unsubscribe',
+  'unsuback',
+  'pingreq',
+  'pingresp',
+  'disconnect',
+  'auth',
 ];
 /** AUTH does not exist before MQTT 5.0. */
 export function typesFor(version: Version): PacketType[] {
@@ -68,7 +81,10 @@ export const REASON_CODES = {
   subackV4: [0x00, 0x01, 0x02, 0x80],
   subackV5: [0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8f, 0x91, 0x97, 0x9e, 0xa1, 0xa2],
   unsuback: [0x00, 0x11, 0x80, 0x83, 0x87, 0x8f, 0x91],
-  disconnect: [0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8b, 0x8d, 0x8e, 0x8f, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9e, 0x9f, 0xa0, 0xa1, 0xa2],
+  disconnect: [
+    0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8b, 0x8d, 0x8e, 0x8f, 0x90, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99, 0x9a, 0x9b, 0x9c, 0x9d, 0x9e, 0x9f,
+    0xa0, 0xa1, 0xa2,
+  ],
   auth: [0x00, 0x18, 0x19],
 } as const;
 
@@ -81,10 +97,7 @@ const u16NonZero = fc.oneof(fc.constantFrom(1, 127, 128, 65535), fc.integer({ mi
 const u32 = fc.oneof(fc.constantFrom(0, 1, 127, 128, 16383, 16384, 0x7fffffff, 0xffffffff), fc.integer({ min: 0, max: 0xffffffff }));
 const u32NonZero = fc.oneof(fc.constantFrom(1, 128, 0xffffffff), fc.integer({ min: 1, max: 0xffffffff }));
 /** Variable byte integer 1..268435455, biased to the 1/2/3/4-byte boundaries. */
-const subscriptionIdentifier = fc.oneof(
-  fc.constantFrom(1, 127, 128, 16383, 16384, 2097151, 2097152, 268435455),
-  fc.integer({ min: 1, max: 268435455 }),
-);
+const subscriptionIdentifier = fc.oneof(fc.constantFrom(1, 127, 128, 16383, 16384, 2097151, 2097152, 268435455), fc.integer({ min: 1, max: 268435455 }));
 export const packetId = fc.oneof(fc.constantFrom(1, 255, 256, 65535), fc.integer({ min: 1, max: 0xffff }));
 export const qos = fc.constantFrom<0 | 1 | 2>(0, 1, 2);
 
@@ -130,9 +143,7 @@ export const plainTopicFilter: fc.Arbitrary<string> = fc
   .filter((f) => f.length > 0 && !f.startsWith('$share/'));
 
 const shareName = fc.string({ unit: levelChar, minLength: 1, maxLength: 6 });
-export const sharedTopicFilter: fc.Arbitrary<string> = fc
-  .tuple(shareName, plainTopicFilter)
-  .map(([group, filter]) => `$share/${group}/${filter}`);
+export const sharedTopicFilter: fc.Arbitrary<string> = fc.tuple(shareName, plainTopicFilter).map(([group, filter]) => `$share/${group}/${filter}`);
 
 export function bytes(maxLength: number, minLength = 0): fc.Arbitrary<Buffer> {
   return fc.uint8Array({ minLength, maxLength }).map((u) => Buffer.from(u.buffer, u.byteOffset, u.byteLength));
@@ -150,10 +161,7 @@ export const payload: fc.Arbitrary<Buffer> = fc.oneof(
 
 /** A small name pool makes repeated names (allowed for User Property) likely. */
 const userPropertyName = fc.oneof(fc.constantFrom('a', 'b', 'k', '', 'ключ', '1', '__proto__'), mqttString(8));
-export const userProperties: fc.Arbitrary<Array<[string, string]>> = fc.array(
-  fc.tuple(userPropertyName, mqttString(10)),
-  { minLength: 1, maxLength: 5 },
-);
+export const userProperties: fc.Arbitrary<Array<[string, string]>> = fc.array(fc.tuple(userPropertyName, mqttString(10)), { minLength: 1, maxLength: 5 });
 
 const PROPERTY_ARBS: { [K in keyof Required<Properties>]: fc.Arbitrary<Required<Properties>[K]> } = {
   payloadFormatIndicator: u8Flag,
@@ -187,10 +195,47 @@ const PROPERTY_ARBS: { [K in keyof Required<Properties>]: fc.Arbitrary<Required<
 
 /** Properties each packet type may carry (MQTT 5.0 §2.2.2.2, Table 2-4). */
 export const ALLOWED_PROPERTIES = {
-  connect: ['sessionExpiryInterval', 'receiveMaximum', 'maximumPacketSize', 'topicAliasMaximum', 'requestResponseInformation', 'requestProblemInformation', 'userProperties', 'authenticationMethod', 'authenticationData'],
+  connect: [
+    'sessionExpiryInterval',
+    'receiveMaximum',
+    'maximumPacketSize',
+    'topicAliasMaximum',
+    'requestResponseInformation',
+    'requestProblemInformation',
+    'userProperties',
+    'authenticationMethod',
+    'authenticationData',
+  ],
   will: ['willDelayInterval', 'payloadFormatIndicator', 'messageExpiryInterval', 'contentType', 'responseTopic', 'correlationData', 'userProperties'],
-  connack: ['sessionExpiryInterval', 'receiveMaximum', 'maximumQoS', 'retainAvailable', 'maximumPacketSize', 'assignedClientIdentifier', 'topicAliasMaximum', 'reasonString', 'userProperties', 'wildcardSubscriptionAvailable', 'subscriptionIdentifiersAvailable', 'sharedSubscriptionAvailable', 'serverKeepAlive', 'responseInformation', 'serverReference', 'authenticationMethod', 'authenticationData'],
-  publish: ['payloadFormatIndicator', 'messageExpiryInterval', 'topicAlias', 'responseTopic', 'correlationData', 'userProperties', 'subscriptionIdentifiers', 'contentType'],
+  connack: [
+    'sessionExpiryInterval',
+    'receiveMaximum',
+    'maximumQoS',
+    'retainAvailable',
+    'maximumPacketSize',
+    'assignedClientIdentifier',
+    'topicAliasMaximum',
+    'reasonString',
+    'userProperties',
+    'wildcardSubscriptionAvailable',
+    'subscriptionIdentifiersAvailable',
+    'sharedSubscriptionAvailable',
+    'serverKeepAlive',
+    'responseInformation',
+    'serverReference',
+    'authenticationMethod',
+    'authenticationData',
+  ],
+  publish: [
+    'payloadFormatIndicator',
+    'messageExpiryInterval',
+    'topicAlias',
+    'responseTopic',
+    'correlationData',
+    'userProperties',
+    'subscriptionIdentifiers',
+    'contentType',
+  ],
   ack: ['reasonString', 'userProperties'],
   subscribe: ['subscriptionIdentifiers', 'userProperties'],
   unsubscribe: ['userProperties'],
@@ -235,24 +280,23 @@ function willArb(version: Version): fc.Arbitrary<Will> {
 
 export function connectArb(version: Version): fc.Arbitrary<ConnectPacket> {
   return record({
-      clean: fc.boolean(),
-      keepAlive: u16,
-      clientId: fc.oneof(fc.constant(''), mqttString(23, 1)),
-      username: fc.option(mqttString(16), { nil: undefined }),
-      password: fc.option(bytes(32), { nil: undefined }),
-      will: fc.option(willArb(version), { nil: undefined }),
-      properties: version === 5 ? propertiesArb(ALLOWED_PROPERTIES.connect) : fc.constant(undefined),
-    })
-    .map((r) => {
-      const p: ConnectPacket = { type: 'connect', protocolName: 'MQTT', protocolVersion: version, clean: r.clean, keepAlive: r.keepAlive, clientId: r.clientId };
-      if (version === 4 && r.clientId === '') p.clean = true; // [MQTT-3.1.3-7]
-      if (r.username !== undefined) p.username = r.username;
-      // [MQTT-3.1.2-22]: in 3.1.1 a password needs a user name; 5.0 dropped that rule.
-      if (r.password !== undefined && (version === 5 || r.username !== undefined)) p.password = r.password;
-      if (r.will !== undefined) p.will = r.will;
-      if (r.properties !== undefined) p.properties = r.properties;
-      return p;
-    });
+    clean: fc.boolean(),
+    keepAlive: u16,
+    clientId: fc.oneof(fc.constant(''), mqttString(23, 1)),
+    username: fc.option(mqttString(16), { nil: undefined }),
+    password: fc.option(bytes(32), { nil: undefined }),
+    will: fc.option(willArb(version), { nil: undefined }),
+    properties: version === 5 ? propertiesArb(ALLOWED_PROPERTIES.connect) : fc.constant(undefined),
+  }).map((r) => {
+    const p: ConnectPacket = { type: 'connect', protocolName: 'MQTT', protocolVersion: version, clean: r.clean, keepAlive: r.keepAlive, clientId: r.clientId };
+    if (version === 4 && r.clientId === '') p.clean = true; // [MQTT-3.1.3-7]
+    if (r.username !== undefined) p.username = r.username;
+    // [MQTT-3.1.2-22]: in 3.1.1 a password needs a user name; 5.0 dropped that rule.
+    if (r.password !== undefined && (version === 5 || r.username !== undefined)) p.password = r.password;
+    if (r.will !== undefined) p.will = r.will;
+    if (r.properties !== undefined) p.properties = r.properties;
+    return p;
+  });
 }
 
 export function connackArb(version: Version): fc.Arbitrary<ConnackPacket> {
@@ -268,54 +312,56 @@ export function connackArb(version: Version): fc.Arbitrary<ConnackPacket> {
 
 export function publishArb(version: Version, payloadArb: fc.Arbitrary<Buffer> = payload): fc.Arbitrary<PublishPacket> {
   return record({
-      topic: topicName,
-      payload: payloadArb,
-      qos,
-      retain: fc.boolean(),
-      dup: fc.boolean(),
-      packetId,
-      properties: version === 5 ? propertiesArb(ALLOWED_PROPERTIES.publish) : fc.constant(undefined),
-      emptyTopic: fc.boolean(),
-      utf8Payload: mqttString(40),
-    })
-    .map((r) => {
-      const p: PublishPacket = { type: 'publish', topic: r.topic, payload: r.payload, qos: r.qos, retain: r.retain, dup: r.qos === 0 ? false : r.dup };
-      if (r.qos > 0) p.packetId = r.packetId;
-      if (r.properties !== undefined) {
-        p.properties = r.properties;
-        // A zero-length topic is allowed only together with a Topic Alias (MQTT 5.0 §3.3.2.1).
-        if (r.properties.topicAlias !== undefined && r.emptyTopic) p.topic = '';
-        if (r.properties.payloadFormatIndicator === 1 && p.payload.length > 0) p.payload = Buffer.from(r.utf8Payload, 'utf8');
-      }
-      return p;
-    });
+    topic: topicName,
+    payload: payloadArb,
+    qos,
+    retain: fc.boolean(),
+    dup: fc.boolean(),
+    packetId,
+    properties: version === 5 ? propertiesArb(ALLOWED_PROPERTIES.publish) : fc.constant(undefined),
+    emptyTopic: fc.boolean(),
+    utf8Payload: mqttString(40),
+  }).map((r) => {
+    const p: PublishPacket = { type: 'publish', topic: r.topic, payload: r.payload, qos: r.qos, retain: r.retain, dup: r.qos === 0 ? false : r.dup };
+    if (r.qos > 0) p.packetId = r.packetId;
+    if (r.properties !== undefined) {
+      p.properties = r.properties;
+      // A zero-length topic is allowed only together with a Topic Alias (MQTT 5.0 §3.3.2.1).
+      if (r.properties.topicAlias !== undefined && r.emptyTopic) p.topic = '';
+      if (r.properties.payloadFormatIndicator === 1 && p.payload.length > 0) p.payload = Buffer.from(r.utf8Payload, 'utf8');
+    }
+    return p;
+  });
 }
 
 export function ackArb<T extends 'puback' | 'pubrec' | 'pubrel' | 'pubcomp'>(version: Version, type: T): fc.Arbitrary<AckPacket<T>> {
   const codes = type === 'puback' || type === 'pubrec' ? REASON_CODES.pubackPubrec : REASON_CODES.pubrelPubcomp;
   if (version === 4) return packetId.map((id) => ({ type, packetId: id }));
-  return record({ packetId, reasonCode: fc.option(fc.constantFrom(...codes), { nil: undefined }), properties: propertiesArb(ALLOWED_PROPERTIES.ack) })
-    .map((r) => {
+  return record({ packetId, reasonCode: fc.option(fc.constantFrom(...codes), { nil: undefined }), properties: propertiesArb(ALLOWED_PROPERTIES.ack) }).map(
+    (r) => {
       const p: AckPacket<T> = { type, packetId: r.packetId };
       if (r.reasonCode !== undefined) p.reasonCode = r.reasonCode;
       if (r.properties !== undefined) p.properties = r.properties;
       return p;
-    });
+    },
+  );
 }
 
 function subscriptionArb(version: Version): fc.Arbitrary<Subscription> {
   if (version === 4) {
     return record({ topicFilter: plainTopicFilter, qos }).map((r) => ({ ...r, noLocal: false, retainAsPublished: false, retainHandling: 0 as const }));
   }
-  return record({
+  return (
+    record({
       topicFilter: fc.oneof({ weight: 5, arbitrary: plainTopicFilter }, { weight: 1, arbitrary: sharedTopicFilter }),
       qos,
       noLocal: fc.boolean(),
       retainAsPublished: fc.boolean(),
       retainHandling: fc.constantFrom<0 | 1 | 2>(0, 1, 2),
     })
-    // [MQTT-3.8.3-4]: No Local on a shared subscription is a Protocol Error.
-    .map((s) => (s.topicFilter.startsWith('$share/') ? { ...s, noLocal: false } : s));
+      // [MQTT-3.8.3-4]: No Local on a shared subscription is a Protocol Error.
+      .map((s) => (s.topicFilter.startsWith('$share/') ? { ...s, noLocal: false } : s))
+  );
 }
 
 export function subscribeArb(version: Version): fc.Arbitrary<SubscribePacket> {
@@ -326,7 +372,9 @@ export function subscribeArb(version: Version): fc.Arbitrary<SubscribePacket> {
   });
   return withProps(
     version,
-    record({ packetId, subscriptions: fc.array(subscriptionArb(version), { minLength: 1, maxLength: 5 }) }).map((r): SubscribePacket => ({ type: 'subscribe', ...r })),
+    record({ packetId, subscriptions: fc.array(subscriptionArb(version), { minLength: 1, maxLength: 5 }) }).map(
+      (r): SubscribePacket => ({ type: 'subscribe', ...r }),
+    ),
     props,
   );
 }
@@ -335,7 +383,9 @@ export function subackArb(version: Version): fc.Arbitrary<SubackPacket> {
   const codes = version === 4 ? REASON_CODES.subackV4 : REASON_CODES.subackV5;
   return withProps(
     version,
-    record({ packetId, reasonCodes: fc.array(fc.constantFrom<number>(...codes), { minLength: 1, maxLength: 8 }) }).map((r): SubackPacket => ({ type: 'suback', ...r })),
+    record({ packetId, reasonCodes: fc.array(fc.constantFrom<number>(...codes), { minLength: 1, maxLength: 8 }) }).map(
+      (r): SubackPacket => ({ type: 'suback', ...r }),
+    ),
     propertiesArb(ALLOWED_PROPERTIES.ack),
   );
 }
@@ -353,20 +403,24 @@ export function unsubackArb(version: Version): fc.Arbitrary<UnsubackPacket> {
   if (version === 4) return packetId.map((id): UnsubackPacket => ({ type: 'unsuback', packetId: id, reasonCodes: [] }));
   return withProps(
     version,
-    record({ packetId, reasonCodes: fc.array(fc.constantFrom<number>(...REASON_CODES.unsuback), { minLength: 1, maxLength: 8 }) }).map((r): UnsubackPacket => ({ type: 'unsuback', ...r })),
+    record({ packetId, reasonCodes: fc.array(fc.constantFrom<number>(...REASON_CODES.unsuback), { minLength: 1, maxLength: 8 }) }).map(
+      (r): UnsubackPacket => ({ type: 'unsuback', ...r }),
+    ),
     propertiesArb(ALLOWED_PROPERTIES.ack),
   );
 }
 
 export function disconnectArb(version: Version): fc.Arbitrary<DisconnectPacket> {
   if (version === 4) return fc.constant<DisconnectPacket>({ type: 'disconnect' });
-  return record({ reasonCode: fc.option(fc.constantFrom<number>(...REASON_CODES.disconnect), { nil: undefined }), properties: propertiesArb(ALLOWED_PROPERTIES.disconnect) })
-    .map((r) => {
-      const p: DisconnectPacket = { type: 'disconnect' };
-      if (r.reasonCode !== undefined) p.reasonCode = r.reasonCode;
-      if (r.properties !== undefined) p.properties = r.properties;
-      return p;
-    });
+  return record({
+    reasonCode: fc.option(fc.constantFrom<number>(...REASON_CODES.disconnect), { nil: undefined }),
+    properties: propertiesArb(ALLOWED_PROPERTIES.disconnect),
+  }).map((r) => {
+    const p: DisconnectPacket = { type: 'disconnect' };
+    if (r.reasonCode !== undefined) p.reasonCode = r.reasonCode;
+    if (r.properties !== undefined) p.properties = r.properties;
+    return p;
+  });
 }
 
 /**
@@ -374,26 +428,39 @@ export function disconnectArb(version: Version): fc.Arbitrary<DisconnectPacket> 
  * it a Protocol Error. (The zero-length AUTH the spec also allows is covered by an example test.)
  */
 export function authArb(): fc.Arbitrary<AuthPacket> {
-  return record({ reasonCode: fc.constantFrom<number>(...REASON_CODES.auth), properties: propertiesArb(ALLOWED_PROPERTIES.auth, { requireAuthMethod: true }) })
-    .map((r): AuthPacket => ({ type: 'auth', reasonCode: r.reasonCode, properties: r.properties! }));
+  return record({
+    reasonCode: fc.constantFrom<number>(...REASON_CODES.auth),
+    properties: propertiesArb(ALLOWED_PROPERTIES.auth, { requireAuthMethod: true }),
+  }).map((r): AuthPacket => ({ type: 'auth', reasonCode: r.reasonCode, properties: r.properties! }));
 }
 
 export function packetArbOfType(version: Version, type: PacketType): fc.Arbitrary<Packet> {
   switch (type) {
-    case 'connect': return connectArb(version);
-    case 'connack': return connackArb(version);
-    case 'publish': return publishArb(version);
+    case 'connect':
+      return connectArb(version);
+    case 'connack':
+      return connackArb(version);
+    case 'publish':
+      return publishArb(version);
     case 'puback':
     case 'pubrec':
     case 'pubrel':
-    case 'pubcomp': return ackArb(version, type);
-    case 'subscribe': return subscribeArb(version);
-    case 'suback': return subackArb(version);
-    case 'unsubscribe': return unsubscribeArb(version);
-    case 'unsuback': return unsubackArb(version);
-    case 'pingreq': return fc.constant<PingreqPacket>({ type: 'pingreq' });
-    case 'pingresp': return fc.constant<PingrespPacket>({ type: 'pingresp' });
-    case 'disconnect': return disconnectArb(version);
+    case 'pubcomp':
+      return ackArb(version, type);
+    case 'subscribe':
+      return subscribeArb(version);
+    case 'suback':
+      return subackArb(version);
+    case 'unsubscribe':
+      return unsubscribeArb(version);
+    case 'unsuback':
+      return unsubackArb(version);
+    case 'pingreq':
+      return fc.constant<PingreqPacket>({ type: 'pingreq' });
+    case 'pingresp':
+      return fc.constant<PingrespPacket>({ type: 'pingresp' });
+    case 'disconnect':
+      return disconnectArb(version);
     case 'auth':
       if (version === 4) throw new Error('AUTH does not exist in MQTT 3.1.1');
       return authArb();
@@ -454,7 +521,8 @@ export function canonicalPacket(p: Packet, opts: { groupUserProperties?: boolean
     } else if (Buffer.isBuffer(v)) out[k] = Buffer.from(v);
     else out[k] = v;
   }
-  const optionalCode = p.type === 'puback' || p.type === 'pubrec' || p.type === 'pubrel' || p.type === 'pubcomp' || p.type === 'disconnect' || p.type === 'auth';
+  const optionalCode =
+    p.type === 'puback' || p.type === 'pubrec' || p.type === 'pubrel' || p.type === 'pubcomp' || p.type === 'disconnect' || p.type === 'auth';
   if (optionalCode && out.reasonCode === 0) delete out.reasonCode;
   return out;
 }

@@ -45,14 +45,7 @@ async function startMosquitto(): Promise<Subject> {
   const conf = join(dir, 'mosquitto.conf');
   writeFileSync(
     conf,
-    [
-      'per_listener_settings false',
-      'allow_anonymous true',
-      `listener ${port} 127.0.0.1`,
-      `listener ${wsPort} 127.0.0.1`,
-      'protocol websockets',
-      '',
-    ].join('\n'),
+    ['per_listener_settings false', 'allow_anonymous true', `listener ${port} 127.0.0.1`, `listener ${wsPort} 127.0.0.1`, 'protocol websockets', ''].join('\n'),
   );
   const peers = new Peers();
   const proc = peers.spawn('/usr/sbin/mosquitto', ['-c', conf, '-v']);

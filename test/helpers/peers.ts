@@ -91,8 +91,7 @@ export class Peers {
       this.running.delete(child);
       notify();
     });
-    const describe = () =>
-      `${name}\n--- stdout ---\n${out.slice(-2000)}\n--- stderr ---\n${err.slice(-2000)}`;
+    const describe = () => `${name}\n--- stdout ---\n${out.slice(-2000)}\n--- stderr ---\n${err.slice(-2000)}`;
 
     const until = <T>(check: () => T | undefined, timeoutMs: number, what: string, failOnExit: boolean): Promise<T> =>
       new Promise<T>((resolve, reject) => {
@@ -118,12 +117,7 @@ export class Peers {
       stdout: () => out,
       stderr: () => err,
       waitFor: (pattern, o = {}) =>
-        until(
-          () => (o.stream === 'stderr' ? err : out).match(pattern) ?? undefined,
-          o.timeoutMs ?? 10_000,
-          `waiting for ${pattern} from ${name}`,
-          true,
-        ),
+        until(() => (o.stream === 'stderr' ? err : out).match(pattern) ?? undefined, o.timeoutMs ?? 10_000, `waiting for ${pattern} from ${name}`, true),
       exited: (timeoutMs = 15_000) => until(() => exit, timeoutMs, `waiting for ${name} to exit`, false),
       kill: (signal = 'SIGTERM') => {
         if (child.pid !== undefined && exit === undefined) child.kill(signal);

@@ -59,7 +59,10 @@ export class RawClient {
   }
 
   /** Opens a connection and completes a CONNECT; returns the client and the CONNACK. */
-  static async connect(port: number, connect: Partial<ConnectPacket> & { protocolVersion?: ProtocolVersion } = {}): Promise<{ client: RawClient; connack: ConnackPacket }> {
+  static async connect(
+    port: number,
+    connect: Partial<ConnectPacket> & { protocolVersion?: ProtocolVersion } = {},
+  ): Promise<{ client: RawClient; connack: ConnackPacket }> {
     const version = connect.protocolVersion ?? 4;
     const client = await RawClient.open(port, version);
     const connack = await client.handshake(connect);

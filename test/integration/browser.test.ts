@@ -18,10 +18,7 @@ import { Inbox, connectClient, endAll, startSubject, unique, type Subject } from
 const CHROMIUM = '/usr/bin/chromium';
 const require = createRequire(import.meta.url);
 const BUNDLE = join(dirname(require.resolve('mqtt/package.json')), 'dist', 'mqtt.min.js');
-const gate = peerGate(
-  'chromium',
-  missingExecutable(CHROMIUM) ?? (existsSync(BUNDLE) ? undefined : `MQTT.js browser bundle ${BUNDLE} not found`),
-);
+const gate = peerGate('chromium', missingExecutable(CHROMIUM) ?? (existsSync(BUNDLE) ? undefined : `MQTT.js browser bundle ${BUNDLE} not found`));
 
 /** The page: connects to the broker given in the query string and records what happens on `window`. */
 const PAGE = `<!doctype html>
@@ -76,8 +73,14 @@ void describe('Chromium (MQTT.js browser bundle over WebSocket)', gate, () => {
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-        '--disable-background-networking', '--disable-component-update', '--disable-sync',
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
       ],
       timeout: 90_000, // generous: Chromium starts slowly on a loaded 2-core machine
     });
@@ -112,11 +115,7 @@ void describe('Chromium (MQTT.js browser bundle over WebSocket)', gate, () => {
 
         await node.publishAsync(`${topic}/to-browser/a`, 'first', { qos: 0 });
         await node.publishAsync(`${topic}/to-browser/b/c`, 'second', { qos: 1 });
-        await page.waitForFunction(
-          () => (globalThis as unknown as { state: { received: unknown[] } }).state.received.length >= 2,
-          null,
-          { timeout: 30_000 },
-        );
+        await page.waitForFunction(() => (globalThis as unknown as { state: { received: unknown[] } }).state.received.length >= 2, null, { timeout: 30_000 });
         const s = (await state()) as { received: unknown[]; errors: string[] };
         assert.deepEqual(s.received, [
           { topic: `${topic}/to-browser/a`, payload: 'first', qos: 0 },

@@ -47,10 +47,7 @@ void describe('config: parseConfig', () => {
   void it('accepts every BrokerOptions key and passes it through unchanged', () => {
     const mqtt = { ...defaultMqttOptions, maxPacketSize: 2048, maximumQoS: 1 as const };
     const sessions = { ...defaultSessionLimits, queueFullPolicy: 'drop-oldest' as const };
-    const c = parseConfig(
-      { host: '::', port: null, wsPort: 0, wsPath: '/x', dataDir: 'd', mqtt, sessions, log: { level: 'silent' } },
-      't',
-    );
+    const c = parseConfig({ host: '::', port: null, wsPort: 0, wsPath: '/x', dataDir: 'd', mqtt, sessions, log: { level: 'silent' } }, 't');
     assert.deepEqual(c.options, { host: '::', port: null, wsPort: 0, wsPath: '/x', dataDir: 'd', mqtt, sessions });
     assert.equal(c.logLevel, 'silent');
   });
@@ -60,50 +57,110 @@ void describe('config: parseConfig', () => {
   });
 
   const bad: Array<[string, unknown, string]> = [
-    ['a string for an integer', { mqtt: { maxPacketSize: 'abc' } },
-      `config error: mqtt.maxPacketSize: must be an integer between 1 and ${MAX_PACKET_SIZE_LIMIT} (got "abc", from t.yaml)`],
+    [
+      'a string for an integer',
+      { mqtt: { maxPacketSize: 'abc' } },
+      `config error: mqtt.maxPacketSize: must be an integer between 1 and ${MAX_PACKET_SIZE_LIMIT} (got "abc", from t.yaml)`,
+    ],
     ['a fraction for an integer', { port: 1883.5 }, 'config error: port: must be an integer between 0 and 65535 (got 1883.5, from t.yaml)'],
     ['a port out of range', { wsPort: 70000 }, 'config error: wsPort: must be an integer between 0 and 65535 (got 70000, from t.yaml)'],
-    ['a packet size above what MQTT can frame', { mqtt: { maxPacketSize: MAX_PACKET_SIZE_LIMIT + 1 } },
-      `config error: mqtt.maxPacketSize: must be an integer between 1 and ${MAX_PACKET_SIZE_LIMIT} (got ${MAX_PACKET_SIZE_LIMIT + 1}, from t.yaml)`],
+    [
+      'a packet size above what MQTT can frame',
+      { mqtt: { maxPacketSize: MAX_PACKET_SIZE_LIMIT + 1 } },
+      `config error: mqtt.maxPacketSize: must be an integer between 1 and ${MAX_PACKET_SIZE_LIMIT} (got ${MAX_PACKET_SIZE_LIMIT + 1}, from t.yaml)`,
+    ],
     ['a misspelt key', { mqtt: { maxPaketSize: 10 } }, 'config error: mqtt.maxPaketSize: unknown key (did you mean "maxPacketSize"?) (from t.yaml)'],
     ['an unknown top-level key', { cluster: {} }, 'config error: cluster: unknown key (from t.yaml)'],
     ['TLS without its files', { tls: { cert: 'c.pem' } }, 'config error: tls.key: is missing; it must be a file path (from t.yaml)'],
-    ['mutual TLS without a CA', { tls: { cert: 'c.pem', key: 'k.pem', requestCert: true } },
-      'config error: tls.ca: is needed to verify client certificates when requestCert is true (got nothing, from t.yaml)'],
-    ['a tls listener without TLS files', { listeners: [{ type: 'tls', port: 8883 }] },
-      'config error: listeners[0].tls: a "tls" listener needs TLS files (here or in the top-level "tls") (got nothing, from t.yaml)'],
+    [
+      'mutual TLS without a CA',
+      { tls: { cert: 'c.pem', key: 'k.pem', requestCert: true } },
+      'config error: tls.ca: is needed to verify client certificates when requestCert is true (got nothing, from t.yaml)',
+    ],
+    [
+      'a tls listener without TLS files',
+      { listeners: [{ type: 'tls', port: 8883 }] },
+      'config error: listeners[0].tls: a "tls" listener needs TLS files (here or in the top-level "tls") (got nothing, from t.yaml)',
+    ],
     ['a QoS of 3', { mqtt: { maximumQoS: 3 } }, 'config error: mqtt.maximumQoS: must be 0, 1 or 2 (got 3, from t.yaml)'],
     ['a string for a boolean', { mqtt: { retainAvailable: 'yes' } }, 'config error: mqtt.retainAvailable: must be true or false (got "yes", from t.yaml)'],
     // [MQTT-3.1.3-5]: the server MUST allow client identifiers of 1 to 23 characters.
-    ['a client id limit below 23', { mqtt: { maxClientIdLength: 8 } },
-      'config error: mqtt.maxClientIdLength: must be an integer between 23 and 65535 (got 8, from t.yaml)'],
-    ['a Receive Maximum of 0', { mqtt: { receiveMaximum: 0 } }, 'config error: mqtt.receiveMaximum: must be an integer between 1 and 65535 (got 0, from t.yaml)'],
-    ['a negative queue limit', { sessions: { maxQueuedMessages: -1 } }, 'config error: sessions.maxQueuedMessages: must be an integer >= 0 (got -1, from t.yaml)'],
-    ['an unknown queue policy', { sessions: { queueFullPolicy: 'drop-all' } },
-      'config error: sessions.queueFullPolicy: must be "drop-new" or "drop-oldest" (got "drop-all", from t.yaml)'],
-    ['an unknown log level', { log: { level: 'verbose' } },
-      'config error: log.level: must be one of "trace", "debug", "info", "warn", "error", "fatal", "silent" (got "verbose", from t.yaml)'],
-    ['a ws path without a slash', { wsPath: 'mqtt' }, 'config error: wsPath: must be a path starting with "/" (no spaces, "?" or "#") (got "mqtt", from t.yaml)'],
+    [
+      'a client id limit below 23',
+      { mqtt: { maxClientIdLength: 8 } },
+      'config error: mqtt.maxClientIdLength: must be an integer between 23 and 65535 (got 8, from t.yaml)',
+    ],
+    [
+      'a Receive Maximum of 0',
+      { mqtt: { receiveMaximum: 0 } },
+      'config error: mqtt.receiveMaximum: must be an integer between 1 and 65535 (got 0, from t.yaml)',
+    ],
+    [
+      'a negative queue limit',
+      { sessions: { maxQueuedMessages: -1 } },
+      'config error: sessions.maxQueuedMessages: must be an integer >= 0 (got -1, from t.yaml)',
+    ],
+    [
+      'an unknown queue policy',
+      { sessions: { queueFullPolicy: 'drop-all' } },
+      'config error: sessions.queueFullPolicy: must be "drop-new" or "drop-oldest" (got "drop-all", from t.yaml)',
+    ],
+    [
+      'an unknown log level',
+      { log: { level: 'verbose' } },
+      'config error: log.level: must be one of "trace", "debug", "info", "warn", "error", "fatal", "silent" (got "verbose", from t.yaml)',
+    ],
+    [
+      'a ws path without a slash',
+      { wsPath: 'mqtt' },
+      'config error: wsPath: must be a path starting with "/" (no spaces, "?" or "#") (got "mqtt", from t.yaml)',
+    ],
     ['an empty host', { host: '' }, 'config error: host: must be a host name or IP address (got "", from t.yaml)'],
     ['a section that is not a mapping', { mqtt: 5 }, 'config error: mqtt: Invalid input: expected object, received number (got 5, from t.yaml)'],
     ['the same port for TCP and WebSocket', { port: 1883, wsPort: 1883 }, 'config error: wsPort: must differ from "port" (got 1883, from t.yaml)'],
-    ['a listener without a port', { listeners: [{ type: 'tcp' }] },
-      'config error: listeners[0].port: is missing; it must be an integer between 0 and 65535 (from t.yaml)'],
-    ['a listener of an unknown type', { listeners: [{ type: 'quic', port: 1 }] }, 'config error: listeners[0].type: must be "tcp", "ws", "tls" or "wss" (got "quic", from t.yaml)'],
-    ['a path on a TCP listener', { listeners: [{ type: 'tcp', port: 1, path: '/x' }] },
-      'config error: listeners[0].path: only a "ws" or "wss" listener has a path (got "/x", from t.yaml)'],
-    ['a misspelt listener key', { listeners: [{ type: 'tcp', prot: 1883, port: 1 }] },
-      'config error: listeners[0].prot: unknown key (did you mean "port"?) (from t.yaml)'],
-    ['two listeners on one port', { listeners: [{ type: 'tcp', port: 1883 }, { type: 'ws', port: 1883 }] },
-      'config error: listeners[1].port: same host and port as listeners[0] (got 1883, from t.yaml)'],
+    [
+      'a listener without a port',
+      { listeners: [{ type: 'tcp' }] },
+      'config error: listeners[0].port: is missing; it must be an integer between 0 and 65535 (from t.yaml)',
+    ],
+    [
+      'a listener of an unknown type',
+      { listeners: [{ type: 'quic', port: 1 }] },
+      'config error: listeners[0].type: must be "tcp", "ws", "tls" or "wss" (got "quic", from t.yaml)',
+    ],
+    [
+      'a path on a TCP listener',
+      { listeners: [{ type: 'tcp', port: 1, path: '/x' }] },
+      'config error: listeners[0].path: only a "ws" or "wss" listener has a path (got "/x", from t.yaml)',
+    ],
+    [
+      'a misspelt listener key',
+      { listeners: [{ type: 'tcp', prot: 1883, port: 1 }] },
+      'config error: listeners[0].prot: unknown key (did you mean "port"?) (from t.yaml)',
+    ],
+    [
+      'two listeners on one port',
+      {
+        listeners: [
+          { type: 'tcp', port: 1883 },
+          { type: 'ws', port: 1883 },
+        ],
+      },
+      'config error: listeners[1].port: same host and port as listeners[0] (got 1883, from t.yaml)',
+    ],
     ['an empty listener list', { listeners: [] }, 'config error: listeners: must list at least one listener (got [], from t.yaml)'],
-    ['listeners next to port', { listeners: [{ type: 'tcp', port: 1 }], port: 2 },
-      'config error: port: cannot be combined with "listeners" (set it on each listener instead) (got 2, from t.yaml)'],
+    [
+      'listeners next to port',
+      { listeners: [{ type: 'tcp', port: 1 }], port: 2 },
+      'config error: port: cannot be combined with "listeners" (set it on each listener instead) (got 2, from t.yaml)',
+    ],
   ];
   for (const [what, input, expected] of bad) {
     void it(`rejects ${what}`, () => {
-      assert.deepEqual(errorLines(() => parseConfig(input, 't.yaml')), [expected]);
+      assert.deepEqual(
+        errorLines(() => parseConfig(input, 't.yaml')),
+        [expected],
+      );
     });
   }
 
@@ -129,9 +186,13 @@ void describe('config: files', () => {
     assert.equal(c.options.sessions?.queueFullPolicy, 'drop-oldest');
     assert.equal(c.options.persistence?.durability, 'fsync');
     // The fixture sets every key of the schema: nothing is left out of it.
-    const set = configKeys().filter((k) => k.path.reduce<unknown>((o, seg) => (o as Record<string, unknown> | undefined)?.[seg], { ...c.options, log: { level: c.logLevel } }) !== undefined);
+    const set = configKeys().filter(
+      (k) => k.path.reduce<unknown>((o, seg) => (o as Record<string, unknown> | undefined)?.[seg], { ...c.options, log: { level: c.logLevel } }) !== undefined,
+    );
     assert.deepEqual(
-      configKeys().filter((k) => !set.includes(k) && k.path[0] !== 'listeners').map((k) => k.path.join('.')),
+      configKeys()
+        .filter((k) => !set.includes(k) && k.path[0] !== 'listeners')
+        .map((k) => k.path.join('.')),
       // The JWT key sources exclude each other: the fixture sets `secret`.
       ['security.jwt.publicKeyFile', 'security.jwt.jwksFile'],
     );
@@ -261,9 +322,7 @@ void describe('config: environment and flags', () => {
   });
 
   void it('names the flag in an error, and reports file errors alongside', async () => {
-    const lines = await asyncErrorLines(() =>
-      loadConfig({ file: fixture('bad-type.yaml'), env: {}, flags: { port: 'x', logLevel: 'loud' } }),
-    );
+    const lines = await asyncErrorLines(() => loadConfig({ file: fixture('bad-type.yaml'), env: {}, flags: { port: 'x', logLevel: 'loud' } }));
     assert.deepEqual(lines.sort(), [
       'config error: log.level: must be one of "trace", "debug", "info", "warn", "error", "fatal", "silent" (got "loud", from --log-level)',
       `config error: mqtt.maxPacketSize: must be an integer between 1 and ${MAX_PACKET_SIZE_LIMIT} (got "abc", from ${fixture('bad-type.yaml')})`,

@@ -163,7 +163,11 @@ function publish(topic: string, payload: Buffer | string, qos: 0 | 1 | 2 = 0, pa
 }
 
 function subscribe(packetId: number, filters: string[], qos: 0 | 1 | 2 = 0): SubscribePacket {
-  return { type: 'subscribe', packetId, subscriptions: filters.map((topicFilter) => ({ topicFilter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 as const })) };
+  return {
+    type: 'subscribe',
+    packetId,
+    subscriptions: filters.map((topicFilter) => ({ topicFilter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 as const })),
+  };
 }
 
 function encodeAll(packets: Packet[], version: ProtocolVersion): Buffer {
@@ -320,106 +324,132 @@ void describe('hostile clients against one broker, while a well-behaved pair kee
     );
   }
 
-  void it('[MQTT-4.13.1-1] malformed packets, before and after CONNECT, close only the sender (5.0: DISCONNECT 0x81/0x82 first, never anything else)', TEST, async () => {
-    await attack(async () => {
-      const beforeConnect = [
-        Buffer.from('GET /mqtt HTTP/1.1\r\nHost: x\r\n\r\n'), // not MQTT at all
-        Buffer.from('c000', 'hex'), // PINGREQ before CONNECT [MQTT-3.1.0-1]
-        Buffer.from('100c00044d5154580400000000000000', 'hex'), // protocol name "MQTX"
-        Buffer.from('1003000461', 'hex'), // CONNECT whose protocol name runs past the packet
-      ];
-      const afterConnect = (v5: boolean): Buffer[] =>
-        [
-          `36 ${v5 ? '07' : '06'} 0001 7a 0001 ${v5 ? '00' : ''} 70`, // QoS 3 [MQTT-3.3.1-4]
-          '00 00', // packet type 0
-          `30 ${v5 ? '06' : '05'} 0002 c328 ${v5 ? '00' : ''} 70`, // topic not UTF-8
-          'c1 00', // PINGREQ with flags [MQTT-2.1.3-1]
-          '30 03 00ff 61', // topic length beyond the packet
-          `82 ${v5 ? '03' : '02'} 0001 ${v5 ? '00' : ''}`, // SUBSCRIBE without filters [MQTT-3.8.3-3]
-          '30 ff ff ff ff 01', // a Remaining Length of five bytes
-        ].map((h) => Buffer.from(h.replace(/\s+/g, ''), 'hex'));
-      const victims: Array<Promise<void>> = [];
-      for (let round = 0; round < 10; round++) {
-        for (const bytes of beforeConnect) {
-          victims.push((async () => {
-            const c = await Raw.open(b.port, 4);
-            c.sendRaw(bytes);
-            await c.closed();
-            assert.deepEqual(c.packets, [], 'no answer to a broken first packet');
-          })());
-        }
-        for (const version of [4, 5] as const) {
-          for (const bytes of afterConnect(version === 5)) {
-            victims.push((async () => {
-              const c = await Raw.connect(b.port, version);
-              c.sendRaw(bytes);
-              await c.closed();
-              const after = c.packets.slice(1).map((p) => (p.type === 'disconnect' ? `disconnect ${p.reasonCode ?? 0}` : p.type));
-              if (version === 5) assert.ok(after.length === 1 && /^disconnect 1(29|30)$/.test(after[0]!), JSON.stringify(after));
-              else assert.deepEqual(after, []);
-            })());
+  void it(
+    '[MQTT-4.13.1-1] malformed packets, before and after CONNECT, close only the sender (5.0: DISCONNECT 0x81/0x82 first, never anything else)',
+    TEST,
+    async () => {
+      await attack(async () => {
+        const beforeConnect = [
+          Buffer.from('GET /mqtt HTTP/1.1\r\nHost: x\r\n\r\n'), // not MQTT at all
+          Buffer.from('c000', 'hex'), // PINGREQ before CONNECT [MQTT-3.1.0-1]
+          Buffer.from('100c00044d5154580400000000000000', 'hex'), // protocol name "MQTX"
+          Buffer.from('1003000461', 'hex'), // CONNECT whose protocol name runs past the packet
+        ];
+        const afterConnect = (v5: boolean): Buffer[] =>
+          [
+            `36 ${v5 ? '07' : '06'} 0001 7a 0001 ${v5 ? '00' : ''} 70`, // QoS 3 [MQTT-3.3.1-4]
+            '00 00', // packet type 0
+            `30 ${v5 ? '06' : '05'} 0002 c328 ${v5 ? '00' : ''} 70`, // topic not UTF-8
+            'c1 00', // PINGREQ with flags [MQTT-2.1.3-1]
+            '30 03 00ff 61', // topic length beyond the packet
+            `82 ${v5 ? '03' : '02'} 0001 ${v5 ? '00' : ''}`, // SUBSCRIBE without filters [MQTT-3.8.3-3]
+            '30 ff ff ff ff 01', // a Remaining Length of five bytes
+          ].map((h) => Buffer.from(h.replace(/\s+/g, ''), 'hex'));
+        const victims: Array<Promise<void>> = [];
+        for (let round = 0; round < 10; round++) {
+          for (const bytes of beforeConnect) {
+            victims.push(
+              (async () => {
+                const c = await Raw.open(b.port, 4);
+                c.sendRaw(bytes);
+                await c.closed();
+                assert.deepEqual(c.packets, [], 'no answer to a broken first packet');
+              })(),
+            );
+          }
+          for (const version of [4, 5] as const) {
+            for (const bytes of afterConnect(version === 5)) {
+              victims.push(
+                (async () => {
+                  const c = await Raw.connect(b.port, version);
+                  c.sendRaw(bytes);
+                  await c.closed();
+                  const after = c.packets.slice(1).map((p) => (p.type === 'disconnect' ? `disconnect ${p.reasonCode ?? 0}` : p.type));
+                  if (version === 5) assert.ok(after.length === 1 && /^disconnect 1(29|30)$/.test(after[0]!), JSON.stringify(after));
+                  else assert.deepEqual(after, []);
+                })(),
+              );
+            }
           }
         }
-      }
-      await Promise.all(victims);
-    });
-  });
+        await Promise.all(victims);
+      });
+    },
+  );
 
-  void it('[MQTT-3.2.2-15] an oversize Remaining Length (268 MB claimed, or maximum packet size + 1) closes the connection before any body arrives (5.0: DISCONNECT 0x95), without allocating it', TEST, async () => {
-    await attack(async () => {
-      const rssBefore = process.memoryUsage().rss;
-      const oversize = Buffer.from('30ffffff7f', 'hex');
-      // 1 byte of type, 3 of Remaining Length, then the body: one byte over mqtt.maxPacketSize (1 MiB).
-      const justOver = Buffer.concat([Buffer.from([0x30]), varint(MiB + 1 - 4)]);
-      const victims: Array<Promise<void>> = [];
-      for (let i = 0; i < 100; i++) {
-        victims.push((async () => {
-          const c = await Raw.open(b.port, 4);
-          c.sendRaw('10ffffff7f'); // a CONNECT claiming 268 MB
-          await c.closed();
-          assert.deepEqual(c.packets, []);
-        })());
-        for (const version of [4, 5] as const) {
-          victims.push((async () => {
-            const c = await Raw.connect(b.port, version);
-            c.sendRaw(i % 2 === 0 ? oversize : justOver);
-            await c.closed();
-            const after = c.packets.slice(1);
-            if (version === 5) assert.deepEqual(after.map((p) => (p.type === 'disconnect' ? p.reasonCode : p.type)), [0x95]);
-            else assert.deepEqual(after, []);
-          })());
+  void it(
+    '[MQTT-3.2.2-15] an oversize Remaining Length (268 MB claimed, or maximum packet size + 1) closes the connection before any body arrives (5.0: DISCONNECT 0x95), without allocating it',
+    TEST,
+    async () => {
+      await attack(async () => {
+        const rssBefore = process.memoryUsage().rss;
+        const oversize = Buffer.from('30ffffff7f', 'hex');
+        // 1 byte of type, 3 of Remaining Length, then the body: one byte over mqtt.maxPacketSize (1 MiB).
+        const justOver = Buffer.concat([Buffer.from([0x30]), varint(MiB + 1 - 4)]);
+        const victims: Array<Promise<void>> = [];
+        for (let i = 0; i < 100; i++) {
+          victims.push(
+            (async () => {
+              const c = await Raw.open(b.port, 4);
+              c.sendRaw('10ffffff7f'); // a CONNECT claiming 268 MB
+              await c.closed();
+              assert.deepEqual(c.packets, []);
+            })(),
+          );
+          for (const version of [4, 5] as const) {
+            victims.push(
+              (async () => {
+                const c = await Raw.connect(b.port, version);
+                c.sendRaw(i % 2 === 0 ? oversize : justOver);
+                await c.closed();
+                const after = c.packets.slice(1);
+                if (version === 5)
+                  assert.deepEqual(
+                    after.map((p) => (p.type === 'disconnect' ? p.reasonCode : p.type)),
+                    [0x95],
+                  );
+                else assert.deepEqual(after, []);
+              })(),
+            );
+          }
         }
-      }
-      await Promise.all(victims);
-      const grew = process.memoryUsage().rss - rssBefore;
-      assert.ok(grew < 64 * MiB, `rss grew by ${(grew / MiB).toFixed(1)} MiB for 300 connections claiming ${(100 * 268 + 200 * 1).toFixed(0)} MB`);
-    });
-  });
+        await Promise.all(victims);
+        const grew = process.memoryUsage().rss - rssBefore;
+        assert.ok(grew < 64 * MiB, `rss grew by ${(grew / MiB).toFixed(1)} MiB for 300 connections claiming ${(100 * 268 + 200 * 1).toFixed(0)} MB`);
+      });
+    },
+  );
 
-  void it(`slowloris: 50 connections trickling their CONNECT a byte at a time are closed ${CONNECT_TIMEOUT_MS} ms after they opened (limits.connectTimeoutMs), trickle or not`, TEST, async () => {
-    await attack(async () => {
-      const start = Date.now();
-      const victims = await Promise.all(Array.from({ length: 50 }, async (_, i) => {
-        const version = i % 2 === 0 ? 4 : 5;
-        const bytes = encode(connectPacket(version, { clientId: `slow-${i}-`.padEnd(200, 'z') }), version);
-        const c = await Raw.open(b.port, version);
-        let sent = 0;
-        // The attacker's own cadence: one byte every 40 ms, so the CONNECT would take 8 s.
-        const trickle = setInterval(() => {
-          if (sent < bytes.length) c.sendRaw(bytes.subarray(sent, ++sent));
-        }, 40);
-        c.socket.once('close', () => clearInterval(trickle));
-        return { c, sentBytes: () => sent, total: bytes.length };
-      }));
-      await Promise.all(victims.map((v) => v.c.closed(5_000)));
-      const elapsed = Date.now() - start;
-      assert.ok(elapsed >= CONNECT_TIMEOUT_MS - 50, `closed after ${elapsed} ms`);
-      for (const v of victims) {
-        assert.ok(v.sentBytes() < v.total, 'the CONNECT never completed');
-        assert.deepEqual(v.c.packets, [], 'no CONNACK');
-      }
-    });
-  });
+  void it(
+    `slowloris: 50 connections trickling their CONNECT a byte at a time are closed ${CONNECT_TIMEOUT_MS} ms after they opened (limits.connectTimeoutMs), trickle or not`,
+    TEST,
+    async () => {
+      await attack(async () => {
+        const start = Date.now();
+        const victims = await Promise.all(
+          Array.from({ length: 50 }, async (_, i) => {
+            const version = i % 2 === 0 ? 4 : 5;
+            const bytes = encode(connectPacket(version, { clientId: `slow-${i}-`.padEnd(200, 'z') }), version);
+            const c = await Raw.open(b.port, version);
+            let sent = 0;
+            // The attacker's own cadence: one byte every 40 ms, so the CONNECT would take 8 s.
+            const trickle = setInterval(() => {
+              if (sent < bytes.length) c.sendRaw(bytes.subarray(sent, ++sent));
+            }, 40);
+            c.socket.once('close', () => clearInterval(trickle));
+            return { c, sentBytes: () => sent, total: bytes.length };
+          }),
+        );
+        await Promise.all(victims.map((v) => v.c.closed(5_000)));
+        const elapsed = Date.now() - start;
+        assert.ok(elapsed >= CONNECT_TIMEOUT_MS - 50, `closed after ${elapsed} ms`);
+        for (const v of victims) {
+          assert.ok(v.sentBytes() < v.total, 'the CONNECT never completed');
+          assert.deepEqual(v.c.packets, [], 'no CONNACK');
+        }
+      });
+    },
+  );
 
   void it('CONNECT flood: 500 connections at once all get CONNACK 0 and the broker is back to the pair once they drop', TEST, async () => {
     await attack(async () => {
@@ -432,138 +462,179 @@ void describe('hostile clients against one broker, while a well-behaved pair kee
     });
   });
 
-  void it('subscribe storm: one client subscribes to 5,000 filters in 50 back-to-back SUBSCRIBEs; all are granted, routing still works, and they go with its session', TEST, async () => {
-    await attack(async () => {
-      const subsBefore = b.broker.stats().subscriptions;
-      const c = await Raw.connect(b.port, 5, { clientId: 'storm' });
-      const packets: Packet[] = [];
-      for (let i = 0; i < 50; i++) {
-        packets.push(subscribe(i + 1, Array.from({ length: 100 }, (_, j) => (j % 2 === 0 ? `storm/${i}/${j}/+/leaf` : `storm/${i}/${j}/#`)), 1));
-      }
-      c.sendRaw(encodeAll(packets, 5));
-      await c.until(() => c.count('suback') === 50, '50 SUBACKs');
-      for (const p of c.packets) if (p.type === 'suback') assert.deepEqual(p.reasonCodes, Array<number>(100).fill(1), `SUBACK ${p.packetId}`);
-      assert.equal(b.broker.stats().subscriptions, subsBefore + 5000);
-      c.autoAck = true;
-      c.send(publish('storm/49/98/x/leaf', 'hit', 1, 1));
-      c.send(publish('storm/49/99/deep/down', 'hit too', 1, 2));
-      await c.until(() => c.count('publish') === 2, 'both messages');
-      const gone = disconnects(1);
-      c.destroy();
-      await gone;
-      assert.equal(b.broker.stats().subscriptions, subsBefore);
-    });
-  });
+  void it(
+    'subscribe storm: one client subscribes to 5,000 filters in 50 back-to-back SUBSCRIBEs; all are granted, routing still works, and they go with its session',
+    TEST,
+    async () => {
+      await attack(async () => {
+        const subsBefore = b.broker.stats().subscriptions;
+        const c = await Raw.connect(b.port, 5, { clientId: 'storm' });
+        const packets: Packet[] = [];
+        for (let i = 0; i < 50; i++) {
+          packets.push(
+            subscribe(
+              i + 1,
+              Array.from({ length: 100 }, (_, j) => (j % 2 === 0 ? `storm/${i}/${j}/+/leaf` : `storm/${i}/${j}/#`)),
+              1,
+            ),
+          );
+        }
+        c.sendRaw(encodeAll(packets, 5));
+        await c.until(() => c.count('suback') === 50, '50 SUBACKs');
+        for (const p of c.packets) if (p.type === 'suback') assert.deepEqual(p.reasonCodes, Array<number>(100).fill(1), `SUBACK ${p.packetId}`);
+        assert.equal(b.broker.stats().subscriptions, subsBefore + 5000);
+        c.autoAck = true;
+        c.send(publish('storm/49/98/x/leaf', 'hit', 1, 1));
+        c.send(publish('storm/49/99/deep/down', 'hit too', 1, 2));
+        await c.until(() => c.count('publish') === 2, 'both messages');
+        const gone = disconnects(1);
+        c.destroy();
+        await gone;
+        assert.equal(b.broker.stats().subscriptions, subsBefore);
+      });
+    },
+  );
 
-  void it('topic bomb: 10 "#" and 10 deep "+/…/#" subscribers get 1,000 publishes to 128-level topics (limits.maxTopicLevels); a 129-level topic is refused with DISCONNECT 0x90', TEST, async () => {
-    await attack(async () => {
-      const LEVELS = 128;
-      const N = 1000;
-      const deep = `${Array<string>(LEVELS - 1).fill('+').join('/')}/#`;
-      const subs = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
-        const c = await Raw.connect(b.port, i % 2 === 0 ? 4 : 5, { clientId: `bomb-sub-${i}` });
+  void it(
+    'topic bomb: 10 "#" and 10 deep "+/…/#" subscribers get 1,000 publishes to 128-level topics (limits.maxTopicLevels); a 129-level topic is refused with DISCONNECT 0x90',
+    TEST,
+    async () => {
+      await attack(async () => {
+        const LEVELS = 128;
+        const N = 1000;
+        const deep = `${Array<string>(LEVELS - 1)
+          .fill('+')
+          .join('/')}/#`;
+        const subs = await Promise.all(
+          Array.from({ length: 20 }, async (_, i) => {
+            const c = await Raw.connect(b.port, i % 2 === 0 ? 4 : 5, { clientId: `bomb-sub-${i}` });
+            c.keep = false;
+            c.send(subscribe(1, [i < 10 ? '#' : deep]));
+            await c.until(() => c.count('suback') === 1, 'SUBACK');
+            return c;
+          }),
+        );
+        const bombs = (c: Raw): number => c.count('publish');
+        const pub = await Raw.connect(b.port, 5, { clientId: 'bomber' });
+        const packets: Packet[] = [];
+        for (let i = 0; i < N; i++)
+          packets.push(
+            publish(
+              `bomb/${i}/${Array<string>(LEVELS - 2)
+                .fill('x')
+                .join('/')}`,
+              'boom',
+            ),
+          );
+        pub.sendRaw(encodeAll(packets, 5));
+        // The pair's own messages reach the "#" subscribers too: count at least N.
+        await Promise.all(subs.map((s) => s.until(() => bombs(s) >= N, `${N} bombs`, 15_000)));
+        pub.send(publish(`bomb/${Array<string>(LEVELS).fill('y').join('/')}`, 'too deep'));
+        await pub.until(() => pub.count('disconnect') === 1, 'DISCONNECT');
+        const d = pub.packets.find((p) => p.type === 'disconnect');
+        assert.equal(d?.type === 'disconnect' ? d.reasonCode : undefined, 0x90);
+        await pub.closed();
+        const gone = disconnects(subs.length);
+        for (const s of subs) s.destroy();
+        await gone;
+      });
+    },
+  );
+
+  void it(
+    '[MQTT-3.3.4-7] QoS 2 packet-id exhaustion: 65,535 unreleased QoS 2 publishes are all received (PUBREC); a re-sent one is acknowledged again [MQTT-4.3.3-9]; one more publish exceeds the Receive Maximum: DISCONNECT 0x93',
+    TEST,
+    async () => {
+      await attack(async () => {
+        const IDS = 65_535;
+        const c = await Raw.connect(b.port, 5, { clientId: 'exhaust' });
         c.keep = false;
-        c.send(subscribe(1, [i < 10 ? '#' : deep]));
-        await c.until(() => c.count('suback') === 1, 'SUBACK');
-        return c;
-      }));
-      const bombs = (c: Raw): number => c.count('publish');
-      const pub = await Raw.connect(b.port, 5, { clientId: 'bomber' });
-      const packets: Packet[] = [];
-      for (let i = 0; i < N; i++) packets.push(publish(`bomb/${i}/${Array<string>(LEVELS - 2).fill('x').join('/')}`, 'boom'));
-      pub.sendRaw(encodeAll(packets, 5));
-      // The pair's own messages reach the "#" subscribers too: count at least N.
-      await Promise.all(subs.map((s) => s.until(() => bombs(s) >= N, `${N} bombs`, 15_000)));
-      pub.send(publish(`bomb/${Array<string>(LEVELS).fill('y').join('/')}`, 'too deep'));
-      await pub.until(() => pub.count('disconnect') === 1, 'DISCONNECT');
-      const d = pub.packets.find((p) => p.type === 'disconnect');
-      assert.equal(d?.type === 'disconnect' ? d.reasonCode : undefined, 0x90);
-      await pub.closed();
-      const gone = disconnects(subs.length);
-      for (const s of subs) s.destroy();
-      await gone;
-    });
-  });
+        for (let start = 1; start <= IDS; start += 8192) {
+          const batch: Packet[] = [];
+          for (let id = start; id < Math.min(start + 8192, IDS + 1); id++) batch.push(publish('exhaust/x', 'q', 2, id));
+          c.sendRaw(encodeAll(batch, 5));
+        }
+        await c.until(() => c.count('pubrec') === IDS, `${IDS} PUBRECs`, 15_000);
+        c.keep = true;
+        c.packets.length = 0;
+        c.send({ ...publish('exhaust/x', 'q', 2, 4242), dup: true });
+        await c.until(() => c.count('pubrec') === IDS + 1, 'PUBREC for the re-sent id');
+        // Every packet id is taken by a QoS 2 awaiting PUBREL, so whatever comes next is one too many.
+        c.send(publish('exhaust/x', 'one too many', 1, 7));
+        await c.until(() => c.count('disconnect') === 1, 'DISCONNECT');
+        const kinds = c.packets.map((p) => (p.type === 'disconnect' ? `disconnect ${p.reasonCode ?? 0}` : p.type));
+        assert.deepEqual(kinds, ['pubrec', 'disconnect 147']);
+        await c.closed();
+      });
+    },
+  );
 
-  void it('[MQTT-3.3.4-7] QoS 2 packet-id exhaustion: 65,535 unreleased QoS 2 publishes are all received (PUBREC); a re-sent one is acknowledged again [MQTT-4.3.3-9]; one more publish exceeds the Receive Maximum: DISCONNECT 0x93', TEST, async () => {
-    await attack(async () => {
-      const IDS = 65_535;
-      const c = await Raw.connect(b.port, 5, { clientId: 'exhaust' });
-      c.keep = false;
-      for (let start = 1; start <= IDS; start += 8192) {
-        const batch: Packet[] = [];
-        for (let id = start; id < Math.min(start + 8192, IDS + 1); id++) batch.push(publish('exhaust/x', 'q', 2, id));
-        c.sendRaw(encodeAll(batch, 5));
-      }
-      await c.until(() => c.count('pubrec') === IDS, `${IDS} PUBRECs`, 15_000);
-      c.keep = true;
-      c.packets.length = 0;
-      c.send({ ...publish('exhaust/x', 'q', 2, 4242), dup: true });
-      await c.until(() => c.count('pubrec') === IDS + 1, 'PUBREC for the re-sent id');
-      // Every packet id is taken by a QoS 2 awaiting PUBREL, so whatever comes next is one too many.
-      c.send(publish('exhaust/x', 'one too many', 1, 7));
-      await c.until(() => c.count('disconnect') === 1, 'DISCONNECT');
-      const kinds = c.packets.map((p) => (p.type === 'disconnect' ? `disconnect ${p.reasonCode ?? 0}` : p.type));
-      assert.deepEqual(kinds, ['pubrec', 'disconnect 147']);
-      await c.closed();
-    });
-  });
+  void it(
+    `a subscriber that never reads nor acknowledges: QoS 1 stays at the in-flight window plus sessions.maxQueuedMessages (${MAX_QUEUED}), QoS 0 is dropped past sessions.maxOutboundBufferBytes, and all of it is freed when it goes`,
+    TEST,
+    async () => {
+      await attack(async () => {
+        const PAYLOAD = 1024;
+        const TOPIC = 'sink/q1';
+        const sink = await Raw.connect(b.port, 5, { clientId: 'sink' });
+        sink.keep = false;
+        sink.send(subscribe(1, ['sink/#'], 1));
+        await sink.until(() => sink.count('suback') === 1, 'SUBACK');
+        sink.socket.pause();
 
-  void it(`a subscriber that never reads nor acknowledges: QoS 1 stays at the in-flight window plus sessions.maxQueuedMessages (${MAX_QUEUED}), QoS 0 is dropped past sessions.maxOutboundBufferBytes, and all of it is freed when it goes`, TEST, async () => {
-    await attack(async () => {
-      const PAYLOAD = 1024;
-      const TOPIC = 'sink/q1';
-      const sink = await Raw.connect(b.port, 5, { clientId: 'sink' });
-      sink.keep = false;
-      sink.send(subscribe(1, ['sink/#'], 1));
-      await sink.until(() => sink.count('suback') === 1, 'SUBACK');
-      sink.socket.pause();
+        const pub = await Raw.connect(b.port, 5, { clientId: 'sink-feeder' });
+        pub.keep = false;
+        const N1 = 5000;
+        for (let start = 1; start <= N1; start += 500) {
+          pub.sendRaw(
+            encodeAll(
+              Array.from({ length: 500 }, (_, i) => publish(TOPIC, Buffer.alloc(PAYLOAD, 0x61), 1, start + i)),
+              5,
+            ),
+          );
+          await pub.until(() => pub.count('puback') === start + 499, 'PUBACKs');
+          assert.ok(b.broker.stats().queuedBytesTotal <= MAX_QUEUED * (PAYLOAD + TOPIC.length));
+        }
+        assert.equal(b.broker.stats().queuedBytesTotal, MAX_QUEUED * (PAYLOAD + TOPIC.length), 'the sink queue holds exactly maxQueuedMessages');
 
-      const pub = await Raw.connect(b.port, 5, { clientId: 'sink-feeder' });
-      pub.keep = false;
-      const N1 = 5000;
-      for (let start = 1; start <= N1; start += 500) {
-        pub.sendRaw(encodeAll(Array.from({ length: 500 }, (_, i) => publish(TOPIC, Buffer.alloc(PAYLOAD, 0x61), 1, start + i)), 5));
-        await pub.until(() => pub.count('puback') === start + 499, 'PUBACKs');
-        assert.ok(b.broker.stats().queuedBytesTotal <= MAX_QUEUED * (PAYLOAD + TOPIC.length));
-      }
-      assert.equal(b.broker.stats().queuedBytesTotal, MAX_QUEUED * (PAYLOAD + TOPIC.length), 'the sink queue holds exactly maxQueuedMessages');
+        // QoS 0: 40 MiB at a socket that is not read.
+        const N0 = 4000;
+        const big = Buffer.alloc(10 * 1024, 0x62);
+        for (let i = 0; i < N0; i += 200) {
+          pub.sendRaw(encodeAll([...Array.from({ length: 200 }, () => publish('sink/q0', big)), publish('feeder/sync', 'x', 1, 1)], 5));
+          const acks = pub.count('puback');
+          await pub.until(() => pub.count('puback') === acks + 1, 'sync PUBACK');
+        }
+        sample();
 
-      // QoS 0: 40 MiB at a socket that is not read.
-      const N0 = 4000;
-      const big = Buffer.alloc(10 * 1024, 0x62);
-      for (let i = 0; i < N0; i += 200) {
-        pub.sendRaw(encodeAll([...Array.from({ length: 200 }, () => publish('sink/q0', big)), publish('feeder/sync', 'x', 1, 1)], 5));
-        const acks = pub.count('puback');
-        await pub.until(() => pub.count('puback') === acks + 1, 'sync PUBACK');
-      }
-      sample();
-
-      // Now read and acknowledge: exactly the window (64) plus the queue arrive, in order.
-      const q1 = (): number => sink.packets.filter((p) => p.type === 'publish' && p.qos === 1).length;
-      sink.keep = true;
-      sink.packets.length = 0;
-      sink.autoAck = true;
-      sink.socket.resume();
-      const expected = 64 + MAX_QUEUED;
-      await sink.until(() => q1() >= expected, `${expected} QoS 1 messages`, 15_000);
-      sink.send({ type: 'pingreq' });
-      await sink.until(() => sink.count('pingresp') === 1, 'PINGRESP');
-      assert.equal(q1(), expected, 'nothing beyond the window and the queue was kept');
-      const q0 = sink.packets.filter((p) => p.type === 'publish' && p.qos === 0).length;
-      assert.ok(q0 < N0, `QoS 0 messages were dropped (${q0} of ${N0} arrived)`);
-      console.log(`never-reading subscriber: ${q1()} QoS 1 kept of ${N1}, ${q0} QoS 0 of ${N0} arrived`);
-      assert.equal(b.broker.stats().queuedBytesTotal, 0);
-      const gone = disconnects(2);
-      sink.destroy();
-      pub.destroy();
-      await gone;
-    });
-  });
+        // Now read and acknowledge: exactly the window (64) plus the queue arrive, in order.
+        const q1 = (): number => sink.packets.filter((p) => p.type === 'publish' && p.qos === 1).length;
+        sink.keep = true;
+        sink.packets.length = 0;
+        sink.autoAck = true;
+        sink.socket.resume();
+        const expected = 64 + MAX_QUEUED;
+        await sink.until(() => q1() >= expected, `${expected} QoS 1 messages`, 15_000);
+        sink.send({ type: 'pingreq' });
+        await sink.until(() => sink.count('pingresp') === 1, 'PINGRESP');
+        assert.equal(q1(), expected, 'nothing beyond the window and the queue was kept');
+        const q0 = sink.packets.filter((p) => p.type === 'publish' && p.qos === 0).length;
+        assert.ok(q0 < N0, `QoS 0 messages were dropped (${q0} of ${N0} arrived)`);
+        console.log(`never-reading subscriber: ${q1()} QoS 1 kept of ${N1}, ${q0} QoS 0 of ${N0} arrived`);
+        assert.equal(b.broker.stats().queuedBytesTotal, 0);
+        const gone = disconnects(2);
+        sink.destroy();
+        pub.destroy();
+        await gone;
+      });
+    },
+  );
 
   void it(`the resident set size stayed below ${RSS_LIMIT / MiB} MiB through every attack`, () => {
     sample();
-    console.log(`rss high-water mark: ${(rssHigh / MiB).toFixed(1)} MiB (at start ${(rssStart / MiB).toFixed(1)} MiB); pair: ${pair.exchanges} exchanges, slowest ${pair.maxLatencyMs} ms`);
+    console.log(
+      `rss high-water mark: ${(rssHigh / MiB).toFixed(1)} MiB (at start ${(rssStart / MiB).toFixed(1)} MiB); pair: ${pair.exchanges} exchanges, slowest ${pair.maxLatencyMs} ms`,
+    );
     assert.ok(rssHigh < RSS_LIMIT, `rss high-water mark ${(rssHigh / MiB).toFixed(1)} MiB`);
   });
 });

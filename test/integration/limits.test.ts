@@ -72,7 +72,10 @@ async function disconnectedWith(c: RawClient, code: number): Promise<void> {
 
 async function closedWithout(c: RawClient): Promise<void> {
   await c.closed();
-  assert.ok(c.pending.every((p) => p.type === 'puback' || p.type === 'publish'), JSON.stringify(c.pending.map((p) => p.type)));
+  assert.ok(
+    c.pending.every((p) => p.type === 'puback' || p.type === 'publish'),
+    JSON.stringify(c.pending.map((p) => p.type)),
+  );
 }
 
 function publish(topic: string, payload: Buffer | string, qos: 0 | 1 = 0, packetId?: number): PublishPacket {
@@ -82,7 +85,11 @@ function publish(topic: string, payload: Buffer | string, qos: 0 | 1 = 0, packet
 }
 
 function subscribe(packetId: number, filters: string[], qos: 0 | 1 = 1): SubscribePacket {
-  return { type: 'subscribe', packetId, subscriptions: filters.map((topicFilter) => ({ topicFilter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 as const })) };
+  return {
+    type: 'subscribe',
+    packetId,
+    subscriptions: filters.map((topicFilter) => ({ topicFilter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 as const })),
+  };
 }
 
 /** Several packets in one write, so they reach the broker together. */
@@ -272,13 +279,22 @@ for (const version of VERSIONS) {
 
     void it(`limits.publishRatePerClient: ${RATE} publishes in a second are fine; more close the connection${v5 ? ' with DISCONNECT 0x96 Message rate too high' : ''}, counted`, async () => {
       const ok = await connected(b.port, version);
-      burst(ok, Array.from({ length: RATE }, (_, i) => publish('rate/ok', 'x', 1, i + 1)));
+      burst(
+        ok,
+        Array.from({ length: RATE }, (_, i) => publish('rate/ok', 'x', 1, i + 1)),
+      );
       const acks = await ok.barrier();
-      assert.deepEqual(acks.map((p) => p.type), Array<string>(RATE).fill('puback'));
+      assert.deepEqual(
+        acks.map((p) => p.type),
+        Array<string>(RATE).fill('puback'),
+      );
 
       const before = b.broker.stats().rateLimited;
       const flood = await connected(b.port, version);
-      burst(flood, Array.from({ length: RATE * 3 }, () => publish('rate/flood', 'x')));
+      burst(
+        flood,
+        Array.from({ length: RATE * 3 }, () => publish('rate/flood', 'x')),
+      );
       if (v5) await disconnectedWith(flood, 0x96);
       else await closedWithout(flood);
       assert.equal(b.broker.stats().rateLimited, before + 1);
@@ -289,7 +305,10 @@ for (const version of VERSIONS) {
     void it(`limits.publishBytesPerClient: ${BYTES} payload bytes in a second are fine; more close the connection${v5 ? ' with DISCONNECT 0x96' : ''}, counted`, async () => {
       const ok = await connected(b.port, version);
       burst(ok, [publish('bytes/ok', Buffer.alloc(600), 1, 1), publish('bytes/ok', Buffer.alloc(400), 1, 2)]);
-      assert.deepEqual((await ok.barrier()).map((p) => p.type), ['puback', 'puback']);
+      assert.deepEqual(
+        (await ok.barrier()).map((p) => p.type),
+        ['puback', 'puback'],
+      );
 
       const before = b.broker.stats().rateLimited;
       const big = await connected(b.port, version);
@@ -320,7 +339,10 @@ for (const version of VERSIONS) {
       const ok = await connected(b.port, version);
       ok.send(publish('t'.repeat(LENGTH), 'x', 1, 1));
       ok.send(publish('a/b/c/d', 'x', 1, 2));
-      assert.deepEqual((await ok.barrier()).map((p) => p.type), ['puback', 'puback']);
+      assert.deepEqual(
+        (await ok.barrier()).map((p) => p.type),
+        ['puback', 'puback'],
+      );
       for (const topic of ['t'.repeat(LENGTH + 1), 'a/b/c/d/e']) {
         const c = await connected(b.port, version);
         c.send(publish(topic, 'x', 1, 1));
@@ -427,7 +449,10 @@ void describe('limits.maxQueuedBytesTotal', () => {
       assert.ok(b.broker.stats().queuedBytesTotal <= BUDGET, `queued ${b.broker.stats().queuedBytesTotal} bytes`);
     }
     assert.equal(b.broker.stats().queuedBytesTotal, BUDGET);
-    assert.deepEqual((await liveInbox.take(N)).map((m) => m.payload[0]), ['1', '2', '3', '4', '5', '6']);
+    assert.deepEqual(
+      (await liveInbox.take(N)).map((m) => m.payload[0]),
+      ['1', '2', '3', '4', '5', '6'],
+    );
     await bystander.roundTrip();
 
     // Each offline session kept the first two messages (2 sessions × 2 × 500 bytes), in order.
@@ -464,7 +489,10 @@ void describe('limits.connectTimeoutMs', () => {
 
   for (const version of VERSIONS) {
     void it(`${NAME[version]}: a connection that sends nothing, or only part of its CONNECT, is closed after ${TIMEOUT} ms without a CONNACK`, async () => {
-      const partial = encode({ type: 'connect', protocolName: 'MQTT', protocolVersion: version, clean: true, keepAlive: 0, clientId: 'slow' }, version).subarray(0, 9);
+      const partial = encode(
+        { type: 'connect', protocolName: 'MQTT', protocolVersion: version, clean: true, keepAlive: 0, clientId: 'slow' },
+        version,
+      ).subarray(0, 9);
       const start = Date.now();
       const silent = await RawClient.open(b.port, version);
       const half = await RawClient.open(b.port, version);

@@ -98,9 +98,7 @@ void describe('mosquitto_pub / mosquitto_sub interop', gate, () => {
       void it('publishes the will of a client killed with SIGKILL', async () => {
         const topic = unique('mos-will');
         const watcher = await subscribe(['-t', topic, '-q', '1', '-C', '1', '-F', FORMAT]);
-        const doomed = await subscribe([
-          '-t', `${topic}/unused`, '--will-topic', topic, '--will-payload', 'gone', '--will-qos', '1',
-        ]);
+        const doomed = await subscribe(['-t', `${topic}/unused`, '--will-topic', topic, '--will-payload', 'gone', '--will-qos', '1']);
         doomed.kill('SIGKILL');
         const { code } = await watcher.exited();
         assert.equal(code, 0, watcher.stderr());
@@ -125,7 +123,10 @@ void describe('mosquitto_pub / mosquitto_sub interop', gate, () => {
         const a = await subscribe(['-t', `${root}/#`, '-D', 'subscribe', 'subscription-identifier', '7', '-C', '1', '-F', '%j']);
         const b = await subscribe(['-t', `${root}/x`, '-D', 'subscribe', 'subscription-identifier', '42', '-C', '1', '-F', '%j']);
         await publish(['-t', `${root}/x`, '-q', '1', '-m', 'hello']);
-        for (const [proc, id] of [[a, 7], [b, 42]] as const) {
+        for (const [proc, id] of [
+          [a, 7],
+          [b, 42],
+        ] as const) {
           const { code } = await proc.exited();
           assert.equal(code, 0, proc.stderr());
           const msg = JSON.parse(messageLines(proc.stdout())[0]!) as { payload: string; properties?: { 'subscription-identifier'?: number | number[] } };
@@ -145,8 +146,14 @@ void describe('mosquitto_pub / mosquitto_sub interop', gate, () => {
         await Promise.all(members.map((m) => m.waitFor(/(?:^|\n)(?:\d+\n[\s\S]*){10}/)));
         for (const m of members) m.kill('SIGTERM');
         const got = members.map((m) => messageLines(m.stdout()).map(Number));
-        assert.deepEqual(got.map((g) => g.length), [10, 10]);
-        assert.deepEqual(got.flat().sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i));
+        assert.deepEqual(
+          got.map((g) => g.length),
+          [10, 10],
+        );
+        assert.deepEqual(
+          got.flat().sort((x, y) => x - y),
+          Array.from({ length: 20 }, (_, i) => i),
+        );
       });
     });
   }

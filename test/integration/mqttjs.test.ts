@@ -48,7 +48,10 @@ void describe('MQTT.js interop', () => {
           const sub = await connect();
           const inbox = new Inbox(sub);
           const granted = await sub.subscribeAsync({ [`${root}/+/temp`]: { qos: 0 }, [`${root}/alerts/#`]: { qos: 0 } });
-          assert.deepEqual(granted.map((g) => g.qos), [0, 0]);
+          assert.deepEqual(
+            granted.map((g) => g.qos),
+            [0, 0],
+          );
           const pub = await connect();
           await pub.publishAsync(`${root}/kitchen/humidity`, 'no', { qos: 1 });
           await pub.publishAsync(`${root}/kitchen/temp`, '21', { qos: 1 });
@@ -56,11 +59,14 @@ void describe('MQTT.js interop', () => {
           await pub.publishAsync(`${root}/alerts`, 'parent', { qos: 1 }); // '#' also matches the parent level
           await pub.publishAsync(`${root}/alerts/fire/now`, 'deep', { qos: 1 });
           const got = await inbox.take(3);
-          assert.deepEqual(got.map((m) => [m.topic, m.payload]), [
-            [`${root}/kitchen/temp`, '21'],
-            [`${root}/alerts`, 'parent'],
-            [`${root}/alerts/fire/now`, 'deep'],
-          ]);
+          assert.deepEqual(
+            got.map((m) => [m.topic, m.payload]),
+            [
+              [`${root}/kitchen/temp`, '21'],
+              [`${root}/alerts`, 'parent'],
+              [`${root}/alerts/fire/now`, 'deep'],
+            ],
+          );
         });
 
         for (const subQos of [0, 1, 2] as const) {
@@ -135,8 +141,7 @@ void describe('MQTT.js interop', () => {
         void it('resumes a persistent session and delivers the QoS 1 messages queued while offline', async () => {
           const clientId = unique('persist');
           const topic = unique('queued');
-          const sessionOpts: mqtt.IClientOptions =
-            v.protocolVersion === 5 ? { clean: false, properties: { sessionExpiryInterval: 300 } } : { clean: false };
+          const sessionOpts: mqtt.IClientOptions = v.protocolVersion === 5 ? { clean: false, properties: { sessionExpiryInterval: 300 } } : { clean: false };
           const first = await connect({ clientId, ...sessionOpts });
           await first.subscribeAsync(topic, { qos: 1 });
           await first.endAsync();
@@ -162,7 +167,14 @@ void describe('MQTT.js interop', () => {
           });
           assert.equal(connack.sessionPresent, true, 'CONNACK has Session Present = 1');
           const got = await inbox.take(3);
-          assert.deepEqual(got.map((m) => [m.payload, m.packet.qos]), [['m1', 1], ['m2', 1], ['m3', 1]]);
+          assert.deepEqual(
+            got.map((m) => [m.payload, m.packet.qos]),
+            [
+              ['m1', 1],
+              ['m2', 1],
+              ['m3', 1],
+            ],
+          );
         });
 
         if (v.protocolVersion === 5) {

@@ -40,7 +40,10 @@ void describe('Paho Python interop', gate, () => {
     await subject?.close();
   });
 
-  for (const v of [{ paho: '311', mqttjs: 4 as const }, { paho: '5', mqttjs: 5 as const }]) {
+  for (const v of [
+    { paho: '311', mqttjs: 4 as const },
+    { paho: '5', mqttjs: 5 as const },
+  ]) {
     void it(`MQTT ${v.paho === '5' ? '5.0' : '3.1.1'}: Paho subscribes and publishes at QoS 1 and 2, both directions`, async () => {
       const toPaho = unique('to-paho');
       const fromPaho = unique('from-paho');

@@ -186,11 +186,26 @@ void describe('password file', () => {
     void it(`${v.name}: ${REFUSE_CLOSES[v.protocolVersion]} the right password is accepted; a wrong one and an unknown user get CONNACK ${BAD_CREDENTIALS[v.protocolVersion]} (Bad User Name or Password) and are counted`, async () => {
       const before = b.broker.stats().authenticationFailures;
       assert.equal(await connackCode(url(), { protocolVersion: v.protocolVersion, username: 'alice', password: 'wonderland' }), 0);
-      assert.equal(await connackCode(url(), { protocolVersion: v.protocolVersion, username: 'alice', password: 'Wonderland' }), BAD_CREDENTIALS[v.protocolVersion]);
-      assert.equal(await connackCode(url(), { protocolVersion: v.protocolVersion, username: 'mallory', password: 'wonderland' }), BAD_CREDENTIALS[v.protocolVersion]);
-      assert.equal(await connackCode(url(), { protocolVersion: v.protocolVersion, username: 'alice' }), BAD_CREDENTIALS[v.protocolVersion], 'a known user without a password');
+      assert.equal(
+        await connackCode(url(), { protocolVersion: v.protocolVersion, username: 'alice', password: 'Wonderland' }),
+        BAD_CREDENTIALS[v.protocolVersion],
+      );
+      assert.equal(
+        await connackCode(url(), { protocolVersion: v.protocolVersion, username: 'mallory', password: 'wonderland' }),
+        BAD_CREDENTIALS[v.protocolVersion],
+      );
+      assert.equal(
+        await connackCode(url(), { protocolVersion: v.protocolVersion, username: 'alice' }),
+        BAD_CREDENTIALS[v.protocolVersion],
+        'a known user without a password',
+      );
       // The refusing CONNACK is followed by the end of the connection.
-      const raw = await RawClient.connect(b.port, { protocolVersion: v.protocolVersion, clientId: unique('raw'), username: 'alice', password: Buffer.from('nope') });
+      const raw = await RawClient.connect(b.port, {
+        protocolVersion: v.protocolVersion,
+        clientId: unique('raw'),
+        username: 'alice',
+        password: Buffer.from('nope'),
+      });
       assert.equal(raw.connack.reasonCode, BAD_CREDENTIALS[v.protocolVersion]);
       await raw.client.closed();
       assert.equal(b.broker.stats().authenticationFailures, before + 4);
@@ -207,7 +222,24 @@ void describe('password file', () => {
         const wrong = await mosquitto(PUB, [...common, '-u', 'alice', '-P', 'nope']);
         assert.equal(wrong.code, refusedExit, wrong.stderr);
         assert.match(wrong.stderr, /bad user name or password/i);
-        const unknown = await mosquitto(SUB, ['-h', '127.0.0.1', '-p', String(b.port), '-V', version, '-t', 'x', '-C', '1', '-W', '5', '-u', 'mallory', '-P', 'wonderland']);
+        const unknown = await mosquitto(SUB, [
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(b.port),
+          '-V',
+          version,
+          '-t',
+          'x',
+          '-C',
+          '1',
+          '-W',
+          '5',
+          '-u',
+          'mallory',
+          '-P',
+          'wonderland',
+        ]);
         assert.equal(unknown.code, refusedExit, unknown.stderr);
       });
     }
@@ -267,7 +299,12 @@ void describe('ACL file', () => {
   before(async () => {
     const dir = tempDir();
     const pw = join(dir, 'users.pw');
-    for (const [u, p] of [['alice', 'a-pw'], ['bob', 'b-pw'], ['admin', 'root-pw']] as const) await setPassword(pw, u, p);
+    for (const [u, p] of [
+      ['alice', 'a-pw'],
+      ['bob', 'b-pw'],
+      ['admin', 'root-pw'],
+    ] as const)
+      await setPassword(pw, u, p);
     writeFileSync(join(dir, 'acl.conf'), ACL);
     b = await startBroker({ security: { passwordFile: pw, aclFile: join(dir, 'acl.conf') } });
     watcher = await connectClient(url(), { protocolVersion: 5, username: 'admin', password: 'root-pw', clientId: 'acl-watcher' });
@@ -357,7 +394,10 @@ void describe('ACL file', () => {
 
       void it('a will is authorized when it is published: an allowed will arrives, a denied will is dropped', async () => {
         const allowedId = unique('will-ok');
-        const ok = await as('alice', 'a-pw', { clientId: allowedId, will: { topic: 'wills/alice', payload: Buffer.from('alice gone'), qos: 1, retain: false } });
+        const ok = await as('alice', 'a-pw', {
+          clientId: allowedId,
+          will: { topic: 'wills/alice', payload: Buffer.from('alice gone'), qos: 1, retain: false },
+        });
         const willsBefore = b.broker.stats().willsPublished;
         let gone = disconnected(b, allowedId);
         dropConnection(ok);
@@ -395,7 +435,22 @@ void describe('ACL file', () => {
         const denied = await mosquitto(SUB, [...common(version), '-u', 'bob', '-P', 'b-pw', '-t', 'users/alice/#', '-C', '1', '-W', '5', '-d']);
         assert.match(denied.stdout, version === 'mqttv5' ? /Subscribed \(mid: \d+\): 135$/m : /Subscribed \(mid: \d+\): 128$/m);
         assert.match(denied.stderr, /All subscription requests were denied/);
-        const sub = peers.spawn('/usr/bin/stdbuf', ['-oL', SUB, ...common(version), '-u', 'bob', '-P', 'b-pw', '-t', 'users/bob/#', '-C', '1', '-W', '10', '-d']);
+        const sub = peers.spawn('/usr/bin/stdbuf', [
+          '-oL',
+          SUB,
+          ...common(version),
+          '-u',
+          'bob',
+          '-P',
+          'b-pw',
+          '-t',
+          'users/bob/#',
+          '-C',
+          '1',
+          '-W',
+          '10',
+          '-d',
+        ]);
         await sub.waitFor(/received SUBACK/);
         b.broker.publish({ topic: 'users/bob/hello', payload: 'hi bob', qos: 1 });
         const { code } = await sub.exited();
@@ -406,14 +461,50 @@ void describe('ACL file', () => {
     }
 
     void it('mqttv311: a will from mosquitto_sub killed with SIGKILL is published when the ACL allows it and dropped when it does not', async () => {
-      const okSub = peers.spawn('/usr/bin/stdbuf', ['-oL', SUB, ...common('mqttv311'), '-u', 'alice', '-P', 'a-pw', '-t', 'users/alice/#', '-d', '--will-topic', 'wills/alice', '--will-payload', 'mos-gone', '--will-qos', '1']);
+      const okSub = peers.spawn('/usr/bin/stdbuf', [
+        '-oL',
+        SUB,
+        ...common('mqttv311'),
+        '-u',
+        'alice',
+        '-P',
+        'a-pw',
+        '-t',
+        'users/alice/#',
+        '-d',
+        '--will-topic',
+        'wills/alice',
+        '--will-payload',
+        'mos-gone',
+        '--will-qos',
+        '1',
+      ]);
       await okSub.waitFor(/received SUBACK/);
       okSub.kill('SIGKILL');
       const w = await inbox.next();
       assert.deepEqual([w.topic, w.payload], ['wills/alice', 'mos-gone']);
 
       const id = unique('mos-will-denied');
-      const badSub = peers.spawn('/usr/bin/stdbuf', ['-oL', SUB, ...common('mqttv311'), '-i', id, '-u', 'bob', '-P', 'b-pw', '-t', 'users/bob/#', '-d', '--will-topic', 'wills/alice', '--will-payload', 'forged', '--will-qos', '1']);
+      const badSub = peers.spawn('/usr/bin/stdbuf', [
+        '-oL',
+        SUB,
+        ...common('mqttv311'),
+        '-i',
+        id,
+        '-u',
+        'bob',
+        '-P',
+        'b-pw',
+        '-t',
+        'users/bob/#',
+        '-d',
+        '--will-topic',
+        'wills/alice',
+        '--will-payload',
+        'forged',
+        '--will-qos',
+        '1',
+      ]);
       await badSub.waitFor(/received SUBACK/);
       const gone = disconnected(b, id);
       badSub.kill('SIGKILL');
@@ -459,16 +550,19 @@ for (const mode of ['synchronous', 'asynchronous'] as const) {
 
     const authorize: Authorizer = (req) => {
       asked.push(req);
-      return answer((): AuthorizationResult | undefined => {
-        const [root, kind] = req.topic.split('/');
-        if (root !== 'hook') return undefined;
-        if (req.action === 'publish' && kind === 'deny') return false;
-        if (req.action === 'publish' && kind === 'quota') return { allow: false, reasonCode: 0x97 };
-        if (req.action === 'subscribe' && kind === 'secret') return { allow: false };
-        if (req.action === 'subscribe' && kind === 'quota') return { allow: false, reasonCode: 0x97 };
-        return kind === 'ok' ? true : { allow: true };
-        // A subscription to hook/ok/slow/... takes longer to decide than the publishes behind it.
-      }, req.action === 'subscribe' && req.topic.startsWith('hook/ok/slow/') ? 4 : 1);
+      return answer(
+        (): AuthorizationResult | undefined => {
+          const [root, kind] = req.topic.split('/');
+          if (root !== 'hook') return undefined;
+          if (req.action === 'publish' && kind === 'deny') return false;
+          if (req.action === 'publish' && kind === 'quota') return { allow: false, reasonCode: 0x97 };
+          if (req.action === 'subscribe' && kind === 'secret') return { allow: false };
+          if (req.action === 'subscribe' && kind === 'quota') return { allow: false, reasonCode: 0x97 };
+          return kind === 'ok' ? true : { allow: true };
+          // A subscription to hook/ok/slow/... takes longer to decide than the publishes behind it.
+        },
+        req.action === 'subscribe' && req.topic.startsWith('hook/ok/slow/') ? 4 : 1,
+      );
     };
 
     before(async () => {
@@ -506,7 +600,10 @@ for (const mode of ['synchronous', 'asynchronous'] as const) {
         const stranger = await connect(url(), opts({ username: 'root', password: 'whatever' }));
         asked.length = 0;
         await stranger.publishAsync('hook/ok/who', 'x', { qos: 1 });
-        assert.deepEqual(asked.map((r) => [r.action, r.topic, r.username]), [['publish', 'hook/ok/who', undefined]]);
+        assert.deepEqual(
+          asked.map((r) => [r.action, r.topic, r.username]),
+          [['publish', 'hook/ok/who', undefined]],
+        );
         assert.equal((await inbox.next()).topic, 'hook/ok/who');
       });
 
@@ -516,15 +613,18 @@ for (const mode of ['synchronous', 'asynchronous'] as const) {
         asked.length = 0;
         await c.publishAsync('hook/ok/id', 'x', { qos: 2, retain: true });
         await c.publishAsync('hook/ok/id', '', { qos: 1, retain: true });
-        assert.deepEqual(asked.map((r) => ({ ...r })), [
-          { action: 'publish', clientId: id, username: 'hooked-identity', topic: 'hook/ok/id', qos: 2, retain: true },
-          { action: 'publish', clientId: id, username: 'hooked-identity', topic: 'hook/ok/id', qos: 1, retain: true },
-        ]);
+        assert.deepEqual(
+          asked.map((r) => ({ ...r })),
+          [
+            { action: 'publish', clientId: id, username: 'hooked-identity', topic: 'hook/ok/id', qos: 2, retain: true },
+            { action: 'publish', clientId: id, username: 'hooked-identity', topic: 'hook/ok/id', qos: 1, retain: true },
+          ],
+        );
         assert.equal((await inbox.next()).payload, 'x');
         assert.equal((await inbox.next()).payload, '');
       });
 
-      void it(`${v.name}: a publish the hook denies is ${pv === 5 ? 'answered with the hook\'s code (PUBACK 0x87 / 0x97, PUBREC 0x87)' : 'acknowledged as usual [MQTT-3.3.5-2]'} and not delivered`, async () => {
+      void it(`${v.name}: a publish the hook denies is ${pv === 5 ? "answered with the hook's code (PUBACK 0x87 / 0x97, PUBREC 0x87)" : 'acknowledged as usual [MQTT-3.3.5-2]'} and not delivered`, async () => {
         const c = await connect(url(), opts());
         const denied = b.broker.stats().publishesDenied;
         assert.equal(await publishCode(c, 'hook/deny/a', 'no', 1), pv === 5 ? 0x87 : 0);
@@ -559,10 +659,19 @@ for (const mode of ['synchronous', 'asynchronous'] as const) {
         const subscribed = subackCodes(c, [topic]);
         for (let i = 0; i < 10; i++) acks.push(publishCode(c, i % 2 === 0 ? topic : 'hook/deny/order', String(i), 1));
         assert.deepEqual(await subscribed, [1]);
-        assert.deepEqual(await Promise.all(acks), Array.from({ length: 10 }, (_, i) => (i % 2 === 0 || pv === 4 ? 0 : 0x87)));
+        assert.deepEqual(
+          await Promise.all(acks),
+          Array.from({ length: 10 }, (_, i) => (i % 2 === 0 || pv === 4 ? 0 : 0x87)),
+        );
         const got = await cInbox.take(5);
-        assert.deepEqual(got.map((m) => m.payload), ['0', '2', '4', '6', '8']);
-        assert.deepEqual((await inbox.take(5)).map((m) => m.payload), ['0', '2', '4', '6', '8']);
+        assert.deepEqual(
+          got.map((m) => m.payload),
+          ['0', '2', '4', '6', '8'],
+        );
+        assert.deepEqual(
+          (await inbox.take(5)).map((m) => m.payload),
+          ['0', '2', '4', '6', '8'],
+        );
         await nothingElseArrived();
       });
 
@@ -581,7 +690,10 @@ for (const mode of ['synchronous', 'asynchronous'] as const) {
         dropConnection(bad);
         await gone;
         await nothingElseArrived();
-        assert.deepEqual(asked.map((r) => [r.action, r.clientId, r.topic]), [['publish', badId, 'hook/deny/will']]);
+        assert.deepEqual(
+          asked.map((r) => [r.action, r.clientId, r.topic]),
+          [['publish', badId, 'hook/deny/will']],
+        );
       });
     }
   });
@@ -599,7 +711,12 @@ void describe('JWT as the password', () => {
   let hs: TestBroker;
   let rs: TestBroker;
 
-  interface Claims { sub?: string; aud?: string; iss?: string; exp?: number }
+  interface Claims {
+    sub?: string;
+    aud?: string;
+    iss?: string;
+    exp?: number;
+  }
   async function token(alg: 'HS256' | 'RS256', key: Uint8Array | KeyObject, claims: Claims = {}): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
     return new SignJWT({})
@@ -653,7 +770,7 @@ void describe('JWT as the password', () => {
     assert.equal(await connackCode(`mqtt://127.0.0.1:${rs.port}`, { protocolVersion: 5, username: 'alice', password: forged }), 0x86);
   });
 
-  void it('RS256: the token subject is the identity the ACL sees (%u): own tree granted, another user\'s refused', async () => {
+  void it("RS256: the token subject is the identity the ACL sees (%u): own tree granted, another user's refused", async () => {
     const c = await connect(`mqtt://127.0.0.1:${rs.port}`, { protocolVersion: 5, username: 'alice', password: await token('RS256', rsa.privateKey) });
     assert.deepEqual(await subackCodes(c, ['users/alice/#', 'users/bob/#']), [1, 0x87]);
     assert.equal(await publishCode(c, 'users/bob/x', 'forged'), 0x87);
@@ -737,11 +854,31 @@ void describe('session ownership (security.sessionOwnership)', () => {
     });
   }
 
-  void it('mosquitto_sub -c (3.1.1) as bob cannot resume alice\'s session: exit code 5', mosquittoGate, async () => {
+  void it("mosquitto_sub -c (3.1.1) as bob cannot resume alice's session: exit code 5", mosquittoGate, async () => {
     const id = unique('owned-mos');
     const alice = await connect(url(), { protocolVersion: 4, clientId: id, username: 'alice', password: 'a-pw', clean: false });
     await alice.endAsync();
-    const r = await mosquitto(SUB, ['-h', '127.0.0.1', '-p', String(b.port), '-V', 'mqttv311', '-c', '-i', id, '-u', 'bob', '-P', 'b-pw', '-t', 'x', '-C', '1', '-W', '5']);
+    const r = await mosquitto(SUB, [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(b.port),
+      '-V',
+      'mqttv311',
+      '-c',
+      '-i',
+      id,
+      '-u',
+      'bob',
+      '-P',
+      'b-pw',
+      '-t',
+      'x',
+      '-C',
+      '1',
+      '-W',
+      '5',
+    ]);
     assert.equal(r.code, 5, r.stderr);
     assert.match(r.stderr, /not authori[sz]ed/i);
   });
@@ -786,7 +923,11 @@ void describe('default posture: anonymous clients', () => {
       const failures = def.broker.stats().authenticationFailures;
       const remote = await front(def, '198.51.100.7');
       assert.equal(await connackCode(remote, { protocolVersion: pv }), NOT_AUTHORIZED[pv]);
-      assert.equal(await connackCode(remote, { protocolVersion: pv, username: 'nobody', password: 'x' }), BAD_CREDENTIALS[pv], 'a user the password file does not know');
+      assert.equal(
+        await connackCode(remote, { protocolVersion: pv, username: 'nobody', password: 'x' }),
+        BAD_CREDENTIALS[pv],
+        'a user the password file does not know',
+      );
       assert.equal(def.broker.stats().authenticationFailures, failures + 2);
       assert.equal(await connackCode(remote, { protocolVersion: pv, username: 'alice', password: 'a-pw' }), 0);
       assert.equal(await connackCode(await front(def, '::1'), { protocolVersion: pv }), 0);
@@ -809,7 +950,10 @@ void describe('default posture: anonymous clients', () => {
   }
 
   void it('mosquitto_pub without -u against allowAnonymous false exits with the CONNACK code (3.1.1: 5, 5.0: 135)', mosquittoGate, async () => {
-    for (const [version, code] of [['mqttv311', 5], ['mqttv5', 0x87]] as const) {
+    for (const [version, code] of [
+      ['mqttv311', 5],
+      ['mqttv5', 0x87],
+    ] as const) {
       const r = await mosquitto(PUB, ['-h', '127.0.0.1', '-p', String(closed.port), '-V', version, '-t', 'x', '-m', 'y']);
       assert.equal(r.code, code, r.stderr);
     }

@@ -50,8 +50,21 @@ const EC = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes
 /** A self-signed CA: <name>.crt, <name>.key in dir. */
 function makeCa(dir: string, name: string, cn: string): void {
   openssl(dir, [
-    'req', '-x509', ...EC, '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '2', '-subj', `/CN=${cn}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    'req',
+    '-x509',
+    ...EC,
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.crt`,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${cn}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ]);
 }
 
@@ -62,8 +75,22 @@ function makeLeaf(dir: string, name: string, ca: string, o: { cn: string; serial
   if (o.san !== undefined) ext.push(`subjectAltName=${o.san}`);
   writeFileSync(join(dir, `${name}.ext`), ext.join('\n') + '\n');
   openssl(dir, [
-    'x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-set_serial', o.serial,
-    '-days', '2', '-out', `${name}.crt`, '-extfile', `${name}.ext`,
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${ca}.crt`,
+    '-CAkey',
+    `${ca}.key`,
+    '-set_serial',
+    o.serial,
+    '-days',
+    '2',
+    '-out',
+    `${name}.crt`,
+    '-extfile',
+    `${name}.ext`,
   ]);
 }
 
@@ -263,8 +290,14 @@ void describe('TLS transports', { ...gate, timeout: 120_000 }, () => {
 
     void it('a listener built on bad files throws at construction, naming the file', () => {
       const missing = pki.path('absent.key');
-      assert.throws(() => createTlsListener({ host: HOST, port: 0, tls: files({ key: missing }) }, () => {}), (e: unknown) => e instanceof TlsFileError && e.file === missing);
-      assert.throws(() => createWssListener({ host: HOST, port: 0, path: '/mqtt', tls: files({ key: missing }) }, () => {}), (e: unknown) => e instanceof TlsFileError && e.file === missing);
+      assert.throws(
+        () => createTlsListener({ host: HOST, port: 0, tls: files({ key: missing }) }, () => {}),
+        (e: unknown) => e instanceof TlsFileError && e.file === missing,
+      );
+      assert.throws(
+        () => createWssListener({ host: HOST, port: 0, path: '/mqtt', tls: files({ key: missing }) }, () => {}),
+        (e: unknown) => e instanceof TlsFileError && e.file === missing,
+      );
     });
 
     void it('splits subjectAltName strings, including JSON-quoted values', () => {
@@ -287,7 +320,10 @@ void describe('TLS transports', { ...gate, timeout: 120_000 }, () => {
     before(async () => {
       plain = createTlsListener({ host: HOST, port: 0, name: 'tls-plain', tls: files(), onTlsError }, echoHandler(seen));
       mutual = createTlsListener({ host: HOST, port: 0, name: 'tls-mutual', tls: files({ requestCert: true }), onTlsError }, echoHandler(seen));
-      lenient = createTlsListener({ host: HOST, port: 0, name: 'tls-lenient', tls: files({ requestCert: true, rejectUnauthorized: false }), onTlsError }, echoHandler(seen));
+      lenient = createTlsListener(
+        { host: HOST, port: 0, name: 'tls-lenient', tls: files({ requestCert: true, rejectUnauthorized: false }), onTlsError },
+        echoHandler(seen),
+      );
       ports.plain = (await plain.listen()).port;
       ports.mutual = (await mutual.listen()).port;
       ports.lenient = (await lenient.listen()).port;
@@ -385,7 +421,10 @@ void describe('TLS transports', { ...gate, timeout: 120_000 }, () => {
 
     void it('minVersion TLSv1.3 refuses a TLS 1.2 client', async () => {
       const errors = new Recorder<TlsErrorReport>();
-      const strict = createTlsListener({ host: HOST, port: 0, tls: files({ minVersion: 'TLSv1.3' }), onTlsError: (err, a) => errors.push({ err, remoteAddress: a }) }, echoHandler(seen));
+      const strict = createTlsListener(
+        { host: HOST, port: 0, tls: files({ minVersion: 'TLSv1.3' }), onTlsError: (err, a) => errors.push({ err, remoteAddress: a }) },
+        echoHandler(seen),
+      );
       const { port } = await strict.listen();
       try {
         const old = tlsConnect({ host: HOST, port, ca: pki.read('ca.crt'), maxVersion: 'TLSv1.2' });
@@ -407,7 +446,10 @@ void describe('TLS transports', { ...gate, timeout: 120_000 }, () => {
     let port = 0;
 
     before(async () => {
-      listener = createWssListener({ host: HOST, port: 0, path: '/mqtt', name: 'wss-mutual', tls: files({ requestCert: true, rejectUnauthorized: false }) }, echoHandler(seen));
+      listener = createWssListener(
+        { host: HOST, port: 0, path: '/mqtt', name: 'wss-mutual', tls: files({ requestCert: true, rejectUnauthorized: false }) },
+        echoHandler(seen),
+      );
       port = (await listener.listen()).port;
     });
     after(() => listener?.close());
@@ -483,8 +525,11 @@ void describe('TLS transports', { ...gate, timeout: 120_000 }, () => {
       const seen = new Recorder<ConnectionInfo>();
       const listener = createTlsListener(
         {
-          host: HOST, port: 0, tls: { cert: rot.cert, key: rot.key },
-          onReload: (s) => reloads.push(s), onReloadError: (e) => reloadErrors.push(e),
+          host: HOST,
+          port: 0,
+          tls: { cert: rot.cert, key: rot.key },
+          onReload: (s) => reloads.push(s),
+          onReloadError: (e) => reloadErrors.push(e),
         },
         echoHandler(seen),
       );
@@ -531,7 +576,15 @@ void describe('TLS transports', { ...gate, timeout: 120_000 }, () => {
       const reloads = new Recorder<TlsCertificateSummary>();
       const reloadErrors = new Recorder<TlsFileError>();
       const listener = createWssListener(
-        { host: HOST, port: 0, path: '/mqtt', watch: false, tls: { cert: rot.cert, key: rot.key }, onReload: (s) => reloads.push(s), onReloadError: (e) => reloadErrors.push(e) },
+        {
+          host: HOST,
+          port: 0,
+          path: '/mqtt',
+          watch: false,
+          tls: { cert: rot.cert, key: rot.key },
+          onReload: (s) => reloads.push(s),
+          onReloadError: (e) => reloadErrors.push(e),
+        },
         echoHandler(new Recorder<ConnectionInfo>()),
       );
       const { port } = await listener.listen();
@@ -667,7 +720,20 @@ void describe('TLS transports', { ...gate, timeout: 120_000 }, () => {
       void it('mutual TLS with --cert/--key: the client identity (CN=alice) reaches ConnectionInfo', async () => {
         const topic = unique('mtls-mos');
         const subId = unique('mos-alice');
-        const common = ['-h', HOST, '-p', String(ports.mtls), '-V', 'mqttv5', '--cafile', pki.path('ca.crt'), '--cert', pki.path('alice.crt'), '--key', pki.path('alice.key')];
+        const common = [
+          '-h',
+          HOST,
+          '-p',
+          String(ports.mtls),
+          '-V',
+          'mqttv5',
+          '--cafile',
+          pki.path('ca.crt'),
+          '--cert',
+          pki.path('alice.crt'),
+          '--key',
+          pki.path('alice.key'),
+        ];
         const s = sub([...common, '-d', '-i', subId, '-t', topic, '-C', '1', '-W', '10']);
         await s.waitFor(/received SUBACK/);
         const pub = peers.spawn(PUB, [...common, '-t', topic, '-m', 'from alice']);
@@ -686,7 +752,10 @@ void describe('TLS transports', { ...gate, timeout: 120_000 }, () => {
           const { code } = await pub.exited();
           assert.notEqual(code, 0, `mosquitto_pub must fail: ${pub.stdout()} ${pub.stderr()}`);
           await tlsErrors.until(() => true, 'the handshake error report', fromErr);
-          assert.equal(connects.items.find((c) => c.clientId === id), undefined);
+          assert.equal(
+            connects.items.find((c) => c.clientId === id),
+            undefined,
+          );
         }
       });
 
@@ -767,7 +836,10 @@ void describe('TLS transports', { ...gate, timeout: 120_000 }, () => {
           assert.equal(outcome, 'closed');
           const report = await tlsErrors.until(() => true, 'the handshake error report', fromErr);
           assert.equal(report.remoteAddress, HOST);
-          assert.equal(connects.items.find((c) => c.clientId === clientId), undefined);
+          assert.equal(
+            connects.items.find((c) => c.clientId === clientId),
+            undefined,
+          );
         }
       });
 
@@ -804,7 +876,11 @@ void describe('TLS transports', { ...gate, timeout: 120_000 }, () => {
     before(async () => {
       // Not loopback-anonymous: only a verified client certificate authenticates (security.certificateAuth).
       broker = new Broker({
-        host: HOST, port: null, wsPort: null, tlsPort: 0, wssPort: 0,
+        host: HOST,
+        port: null,
+        wsPort: null,
+        tlsPort: 0,
+        wssPort: 0,
         tls: { cert: pki.path('server.crt'), key: pki.path('server.key'), ca: pki.path('ca.crt'), requestCert: true, rejectUnauthorized: false },
         persistence: { engine: 'memory' },
         security: { allowAnonymous: false, certificateAuth: true },
@@ -835,7 +911,11 @@ void describe('TLS transports', { ...gate, timeout: 120_000 }, () => {
       const pw = join(pki.dir, 'users.pw');
       await setPassword(pw, 'bob', 'b0b-secret');
       const b = new Broker({
-        host: HOST, port: null, wsPort: null, tlsPort: 0, wssPort: null,
+        host: HOST,
+        port: null,
+        wsPort: null,
+        tlsPort: 0,
+        wssPort: null,
         tls: { cert: pki.path('server.crt'), key: pki.path('server.key') },
         persistence: { engine: 'memory' },
         security: { allowAnonymous: false, passwordFile: pw },

@@ -20,7 +20,10 @@ type Version = 4 | 5;
 
 /** Resolves with the arguments of the first `event` that `match` accepts. */
 function brokerEvent<K extends keyof BrokerEvents>(
-  broker: Broker, event: K, match: (...args: BrokerEvents[K]) => boolean = () => true, timeoutMs = WAIT_MS,
+  broker: Broker,
+  event: K,
+  match: (...args: BrokerEvents[K]) => boolean = () => true,
+  timeoutMs = WAIT_MS,
 ): Promise<BrokerEvents[K]> {
   return new Promise((resolve, reject) => {
     const listener = (...args: BrokerEvents[K]): void => {
@@ -420,8 +423,13 @@ for (const version of [4, 5] as const) {
 
         const custom = await startBroker({
           mqtt: {
-            receiveMaximum: 10, retainAvailable: false, maxPacketSize: 4096, topicAliasMaximum: 5,
-            wildcardSubscriptionAvailable: false, subscriptionIdentifiersAvailable: false, sharedSubscriptionAvailable: false,
+            receiveMaximum: 10,
+            retainAvailable: false,
+            maxPacketSize: 4096,
+            topicAliasMaximum: 5,
+            wildcardSubscriptionAvailable: false,
+            subscriptionIdentifiersAvailable: false,
+            sharedSubscriptionAvailable: false,
           },
         });
         try {
@@ -444,8 +452,18 @@ for (const version of [4, 5] as const) {
       void it('§3.2.2.3.2 (5.0) a Session Expiry Interval above the configured maximum is lowered, and CONNACK tells the client the value used', async () => {
         const capped = await startBroker({ mqtt: { maxSessionExpiryInterval: 10 } });
         try {
-          for (const [asked, told] of [[3600, 10], [0xffffffff, 10], [10, undefined], [5, undefined]] as const) {
-            const { client, connack } = await RawClient.connect(capped.port, { protocolVersion: 5, clientId: id(`sei-${asked}`), clean: true, properties: { sessionExpiryInterval: asked } });
+          for (const [asked, told] of [
+            [3600, 10],
+            [0xffffffff, 10],
+            [10, undefined],
+            [5, undefined],
+          ] as const) {
+            const { client, connack } = await RawClient.connect(capped.port, {
+              protocolVersion: 5,
+              clientId: id(`sei-${asked}`),
+              clean: true,
+              properties: { sessionExpiryInterval: asked },
+            });
             assert.equal(connack.properties?.sessionExpiryInterval, told, `Session Expiry Interval ${asked}`);
             client.send({ type: 'disconnect', reasonCode: 0, properties: { sessionExpiryInterval: 0 } });
             await client.closed();
@@ -474,7 +492,11 @@ for (const version of [4, 5] as const) {
       void it('[MQTT-3.2.2-13] (5.0) a will with Will Retain 1 while retained messages are unavailable is refused with CONNACK 0x9A (Retain not supported) and the connection closed', async () => {
         const nr = await startBroker({ mqtt: { retainAvailable: false } });
         try {
-          const { client, connack } = await RawClient.connect(nr.port, { protocolVersion: 5, clientId: id('will-retain'), will: will('will/retain', 'x', 0, true) });
+          const { client, connack } = await RawClient.connect(nr.port, {
+            protocolVersion: 5,
+            clientId: id('will-retain'),
+            will: will('will/retain', 'x', 0, true),
+          });
           assert.equal(connack.reasonCode, 0x9a);
           assert.equal(connack.sessionPresent, false);
           await client.closed();
@@ -488,10 +510,21 @@ for (const version of [4, 5] as const) {
         const topic = `will/props/${version}`;
         const { client: watcher } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: id('props-watch') });
         await subscribe(watcher, topic);
-        const userProperties: Array<[string, string]> = [['b', '1'], ['a', '2'], ['b', '3']];
+        const userProperties: Array<[string, string]> = [
+          ['b', '1'],
+          ['a', '2'],
+          ['b', '3'],
+        ];
         const { client } = await RawClient.connect(b.port, {
-          protocolVersion: 5, clientId: id('props'),
-          will: will(topic, '{"gone":true}', 0, false, { userProperties, contentType: 'application/json', payloadFormatIndicator: 1, responseTopic: 'answers', correlationData: Buffer.from('c0ffee', 'hex') }),
+          protocolVersion: 5,
+          clientId: id('props'),
+          will: will(topic, '{"gone":true}', 0, false, {
+            userProperties,
+            contentType: 'application/json',
+            payloadFormatIndicator: 1,
+            responseTopic: 'answers',
+            correlationData: Buffer.from('c0ffee', 'hex'),
+          }),
         });
         client.destroy();
         const w = await watcher.next('publish');
@@ -505,7 +538,7 @@ for (const version of [4, 5] as const) {
         await watcher.disconnect();
       });
 
-      void it('[MQTT-3.1.3-9] [MQTT-3.1.4-3] (5.0) a takeover with Clean Start 0 within the Will Delay Interval cancels the old connection\'s will; with Clean Start 1 the session ends and the will is published', async () => {
+      void it("[MQTT-3.1.3-9] [MQTT-3.1.4-3] (5.0) a takeover with Clean Start 0 within the Will Delay Interval cancels the old connection's will; with Clean Start 1 the session ends and the will is published", async () => {
         const topic = `will/takeover-delay/${version}`;
         const { client: watcher } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: id('tod-watch') });
         await subscribe(watcher, topic);
@@ -557,7 +590,12 @@ for (const version of [4, 5] as const) {
       void it('[MQTT-3.2.2-21] [MQTT-3.2.2-22] (5.0) a Keep Alive above the configured maximum, or 0, is replaced by a Server Keep Alive in CONNACK; one within it is kept', async () => {
         const k = await startBroker({ mqtt: { maxKeepAlive: 30 } });
         try {
-          for (const [asked, told] of [[60, 30], [0, 30], [30, undefined], [10, undefined]] as const) {
+          for (const [asked, told] of [
+            [60, 30],
+            [0, 30],
+            [30, undefined],
+            [10, undefined],
+          ] as const) {
             const { client, connack } = await RawClient.connect(k.port, { protocolVersion: 5, clientId: id(`ska-${asked}`), keepAlive: asked });
             assert.equal(connack.reasonCode, 0);
             assert.equal(connack.properties?.serverKeepAlive, told, `Keep Alive ${asked}`);
@@ -674,7 +712,10 @@ for (const version of [4, 5] as const) {
         const { client: watcher } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: id('delay-watch') });
         await subscribe(watcher, topic);
         const { client } = await RawClient.connect(b.port, {
-          protocolVersion: 5, clientId: cid, ...persistent(5, 60), will: will(topic, 'late', 0, false, { willDelayInterval: 1 }),
+          protocolVersion: 5,
+          clientId: cid,
+          ...persistent(5, 60),
+          will: will(topic, 'late', 0, false, { willDelayInterval: 1 }),
         });
         const gone = disconnected(b, cid);
         const started = Date.now();
@@ -722,7 +763,10 @@ for (const version of [4, 5] as const) {
         const { client: watcher } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: id('session-end-watch') });
         await subscribe(watcher, topic);
         const { client } = await RawClient.connect(b.port, {
-          protocolVersion: 5, clientId: cid, ...persistent(5, 1), will: will(topic, 'session over', 0, false, { willDelayInterval: 60 }),
+          protocolVersion: 5,
+          clientId: cid,
+          ...persistent(5, 1),
+          will: will(topic, 'session over', 0, false, { willDelayInterval: 60 }),
         });
         const expired = brokerEvent(b.broker, 'sessionExpired', (c) => c === cid, 5000);
         const started = Date.now();
@@ -741,7 +785,9 @@ for (const version of [4, 5] as const) {
         const { client: watcher } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: id('will-expiry0-watch') });
         await subscribe(watcher, topic);
         const { client } = await RawClient.connect(b.port, {
-          protocolVersion: 5, clientId: cid, will: will(topic, 'at once', 0, false, { willDelayInterval: 60 }),
+          protocolVersion: 5,
+          clientId: cid,
+          will: will(topic, 'at once', 0, false, { willDelayInterval: 60 }),
         });
         const gone = disconnected(b, cid);
         client.destroy();

@@ -26,10 +26,14 @@ async function connect(port: number, version: ProtocolVersion, prefix: string, e
 async function subscribe(c: RawClient, filters: Array<[string, QoS]>): Promise<void> {
   const packetId = nextPid();
   c.send({
-    type: 'subscribe', packetId,
+    type: 'subscribe',
+    packetId,
     subscriptions: filters.map(([topicFilter, qos]) => ({ topicFilter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 as const })),
   });
-  assert.deepEqual((await c.next('suback')).reasonCodes, filters.map(([, q]) => q));
+  assert.deepEqual(
+    (await c.next('suback')).reasonCodes,
+    filters.map(([, q]) => q),
+  );
 }
 
 async function unsubscribe(c: RawClient, topicFilters: string[], packetId = nextPid()): Promise<number[]> {
@@ -81,7 +85,10 @@ for (const version of [4, 5] as const) {
 
     void it('[MQTT-3.10.4-2] after the UNSUBACK no new messages for the filter are delivered; other subscriptions keep working', async () => {
       const c = await connect(b.port, version, 'stop');
-      await subscribe(c, [['stop/a', 1], ['stop/b', 0]]);
+      await subscribe(c, [
+        ['stop/a', 1],
+        ['stop/b', 0],
+      ]);
       const pub = await connect(b.port, version, 'stop-pub');
       await publish(pub, 'stop/a', 0);
       assert.deepEqual(await received(c), ['stop/a']);
@@ -93,7 +100,10 @@ for (const version of [4, 5] as const) {
 
     void it('[MQTT-3.10.4-1] filters are compared character by character: "+" does not remove "a", another case removes nothing', async () => {
       const c = await connect(b.port, version, 'exact');
-      await subscribe(c, [['exact/a', 0], ['exact/+', 0]]);
+      await subscribe(c, [
+        ['exact/a', 0],
+        ['exact/+', 0],
+      ]);
       const codes = await unsubscribe(c, ['exact/+', 'EXACT/a', 'exact/#']);
       if (v5) assert.deepEqual(codes, [0x00, 0x11, 0x11]);
       const pub = await connect(b.port, version, 'exact-pub');
@@ -104,7 +114,11 @@ for (const version of [4, 5] as const) {
 
     void it('[MQTT-3.10.4-6] several filters in one UNSUBSCRIBE act as a sequence, answered by one UNSUBACK', async () => {
       const c = await connect(b.port, version, 'multi');
-      await subscribe(c, [['multi/a', 0], ['multi/b', 0], ['multi/c', 0]]);
+      await subscribe(c, [
+        ['multi/a', 0],
+        ['multi/b', 0],
+        ['multi/c', 0],
+      ]);
       const codes = await unsubscribe(c, ['multi/a', 'multi/b', 'multi/a', 'multi/zz']);
       if (v5) assert.deepEqual(codes, [0x00, 0x00, 0x11, 0x11]);
       assert.deepEqual(await c.barrier(), [], 'one UNSUBACK only');
@@ -115,7 +129,10 @@ for (const version of [4, 5] as const) {
 
     void it('[MQTT-3.10.4-3] QoS 1 and QoS 2 deliveries already started complete after the UNSUBSCRIBE', async () => {
       const c = await connect(b.port, version, 'inflight');
-      await subscribe(c, [['inflight/1', 1], ['inflight/2', 2]]);
+      await subscribe(c, [
+        ['inflight/1', 1],
+        ['inflight/2', 2],
+      ]);
       const pub = await connect(b.port, version, 'inflight-pub');
       await publish(pub, 'inflight/1', 1);
       await publish(pub, 'inflight/2', 2);

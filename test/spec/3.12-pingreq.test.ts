@@ -21,10 +21,16 @@ for (const version of [4, 5] as const) {
 
     void it(`${version === 5 ? '[MQTT-3.1.2-22]' : '[MQTT-3.1.2-24]'} a client silent for 1.5 × keep alive is disconnected (5.0: DISCONNECT 0x8D) and its will published`, async () => {
       const { client: watcher } = await RawClient.connect(b.port, { protocolVersion: version, clientId: `watch-${version}` });
-      watcher.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topicFilter: `ka/${version}`, qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }] });
+      watcher.send({
+        type: 'subscribe',
+        packetId: 1,
+        subscriptions: [{ topicFilter: `ka/${version}`, qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }],
+      });
       await watcher.next('suback');
       const { client } = await RawClient.connect(b.port, {
-        protocolVersion: version, clientId: `ka-${version}`, keepAlive: 1,
+        protocolVersion: version,
+        clientId: `ka-${version}`,
+        keepAlive: 1,
         will: { topic: `ka/${version}`, payload: Buffer.from('gone'), qos: 0, retain: false },
       });
       if (version === 5) {

@@ -19,7 +19,10 @@ type Version = 4 | 5;
 
 /** Resolves with the arguments of the first `event` that `match` accepts. */
 function brokerEvent<K extends keyof BrokerEvents>(
-  broker: Broker, event: K, match: (...args: BrokerEvents[K]) => boolean = () => true, timeoutMs = WAIT_MS,
+  broker: Broker,
+  event: K,
+  match: (...args: BrokerEvents[K]) => boolean = () => true,
+  timeoutMs = WAIT_MS,
 ): Promise<BrokerEvents[K]> {
   return new Promise((resolve, reject) => {
     const listener = (...args: BrokerEvents[K]): void => {
@@ -82,7 +85,11 @@ for (const version of [4, 5] as const) {
     const disconnected = (clientId: string): Promise<unknown> => brokerEvent(b.broker, 'clientDisconnect', (c) => c.clientId === clientId);
 
     /** A watcher subscribed to `topic`, and a client with a will on it. */
-    async function willPair(name: string, extra: Partial<ConnectPacket> = {}, w?: Will): Promise<{ watcher: RawClient; client: RawClient; topic: string; cid: string }> {
+    async function willPair(
+      name: string,
+      extra: Partial<ConnectPacket> = {},
+      w?: Will,
+    ): Promise<{ watcher: RawClient; client: RawClient; topic: string; cid: string }> {
       const topic = `disconnect/${name}/${version}`;
       const { client: watcher } = await RawClient.connect(b.port, { protocolVersion: version, clientId: id(`${name}-watch`) });
       await subscribe(watcher, topic);
@@ -96,7 +103,11 @@ for (const version of [4, 5] as const) {
     // DISCONNECT from the client
 
     const normalForms: Array<[string, string]> = v5
-      ? [[' (Remaining Length 0)', 'e0 00'], [' (Reason Code 0x00)', 'e0 01 00'], [' (Reason Code 0x00, empty properties)', 'e0 02 00 00']]
+      ? [
+          [' (Remaining Length 0)', 'e0 00'],
+          [' (Reason Code 0x00)', 'e0 01 00'],
+          [' (Reason Code 0x00, empty properties)', 'e0 02 00 00'],
+        ]
       : [['', 'e0 00']];
     for (const [form, bytes] of normalForms) {
       void it(`[MQTT-3.14.4-3] [MQTT-3.1.2-10] on a normal DISCONNECT${form} the will is discarded, not published`, async () => {
@@ -261,7 +272,15 @@ for (const version of [4, 5] as const) {
     if (v5) {
       void it('[MQTT-3.14.0-1] (5.0) the server sends no DISCONNECT before a successful CONNACK: a refused CONNECT gets its CONNACK and the connection closes, nothing else', async () => {
         const refused = await RawClient.open(b.port, 5);
-        refused.send({ type: 'connect', protocolName: 'MQTT', protocolVersion: 5, clean: true, keepAlive: 0, clientId: id('refused'), properties: { authenticationMethod: 'no-such-method' } });
+        refused.send({
+          type: 'connect',
+          protocolName: 'MQTT',
+          protocolVersion: 5,
+          clean: true,
+          keepAlive: 0,
+          clientId: id('refused'),
+          properties: { authenticationMethod: 'no-such-method' },
+        });
         const ack = await refused.next('connack');
         assert.equal(ack.reasonCode, 0x8c);
         await refused.closed();
@@ -282,31 +301,39 @@ for (const version of [4, 5] as const) {
       }
     }
 
-    void it(v5
-      ? '[MQTT-3.14.2-1] [MQTT-3.14.2-2] [MQTT-3.14.0-1] (5.0) broker.close() sends a connected client DISCONNECT 0x8B (Server shutting down) without Session Expiry Interval, then closes; a connection without CONNECT is closed silently'
-      : '§3.14 (3.1.1) broker.close() closes connected clients, and connections without CONNECT, without sending any packet (3.1.1 has no server DISCONNECT)', async () => {
-      await ownBroker(async (own, close) => {
-        const { client } = await RawClient.connect(own.port, { protocolVersion: version, clientId: id('shutdown'), ...persistent(version) });
-        const silent = await RawClient.open(own.port, version);
-        assert.deepEqual(await client.barrier(), []);
-        const closing = close();
-        if (v5) {
-          const d = await client.next('disconnect', 2000);
-          assert.equal(d.reasonCode, 0x8b);
-          assert.equal(d.properties?.sessionExpiryInterval, undefined);
-        }
-        await client.closed(2000);
-        await silent.closed(2000);
-        assert.deepEqual(client.pending, []);
-        assert.deepEqual(silent.pending, []);
-        await closing;
-      });
-    });
+    void it(
+      v5
+        ? '[MQTT-3.14.2-1] [MQTT-3.14.2-2] [MQTT-3.14.0-1] (5.0) broker.close() sends a connected client DISCONNECT 0x8B (Server shutting down) without Session Expiry Interval, then closes; a connection without CONNECT is closed silently'
+        : '§3.14 (3.1.1) broker.close() closes connected clients, and connections without CONNECT, without sending any packet (3.1.1 has no server DISCONNECT)',
+      async () => {
+        await ownBroker(async (own, close) => {
+          const { client } = await RawClient.connect(own.port, { protocolVersion: version, clientId: id('shutdown'), ...persistent(version) });
+          const silent = await RawClient.open(own.port, version);
+          assert.deepEqual(await client.barrier(), []);
+          const closing = close();
+          if (v5) {
+            const d = await client.next('disconnect', 2000);
+            assert.equal(d.reasonCode, 0x8b);
+            assert.equal(d.properties?.sessionExpiryInterval, undefined);
+          }
+          await client.closed(2000);
+          await silent.closed(2000);
+          assert.deepEqual(client.pending, []);
+          assert.deepEqual(silent.pending, []);
+          await closing;
+        });
+      },
+    );
 
     if (v5) {
       void it('[MQTT-3.14.2-1] (5.0) broker.close() sends DISCONNECT 0x8B (Server shutting down) to an MQTT.js client over WebSocket too', async () => {
         await ownBroker(async (own, close) => {
-          const c = mqtt.connect(`ws://127.0.0.1:${own.wsPort}/mqtt`, { protocolVersion: 5, clientId: id('shutdown-ws'), reconnectPeriod: 0, connectTimeout: 2000 });
+          const c = mqtt.connect(`ws://127.0.0.1:${own.wsPort}/mqtt`, {
+            protocolVersion: 5,
+            clientId: id('shutdown-ws'),
+            reconnectPeriod: 0,
+            connectTimeout: 2000,
+          });
           try {
             await new Promise<void>((resolve, reject) => {
               c.once('connect', () => resolve());

@@ -18,7 +18,12 @@ let seq = 0;
 let pid = 0;
 const nextPid = (): number => (pid = (pid % 0xffff) + 1);
 
-async function connectFull(port: number, version: ProtocolVersion, prefix: string, extra: Partial<ConnectPacket> = {}): Promise<{ client: RawClient; connack: ConnackPacket }> {
+async function connectFull(
+  port: number,
+  version: ProtocolVersion,
+  prefix: string,
+  extra: Partial<ConnectPacket> = {},
+): Promise<{ client: RawClient; connack: ConnackPacket }> {
   const r = await RawClient.connect(port, { protocolVersion: version, clientId: `${prefix}-${version}-${++seq}`, ...extra });
   open.push(r.client);
   r.client.socket.setNoDelay(true);
@@ -53,8 +58,12 @@ interface Pub {
 function publishPacket(p: Pub): PublishPacket {
   const qos = p.qos ?? 0;
   const packet: PublishPacket = {
-    type: 'publish', topic: p.topic, payload: typeof p.payload === 'string' || p.payload === undefined ? Buffer.from(p.payload ?? '') : p.payload,
-    qos, retain: p.retain ?? false, dup: false,
+    type: 'publish',
+    topic: p.topic,
+    payload: typeof p.payload === 'string' || p.payload === undefined ? Buffer.from(p.payload ?? '') : p.payload,
+    qos,
+    retain: p.retain ?? false,
+    dup: false,
   };
   if (qos > 0) packet.packetId = nextPid();
   if (p.properties !== undefined) packet.properties = p.properties;
@@ -156,7 +165,10 @@ for (const version of [4, 5] as const) {
       const sub = await connect(b.port, version, 'rep-sub');
       await subscribe(sub, so(topic, 1));
       const got = publishesIn(await sub.barrier());
-      assert.deepEqual(got.map((p) => [p.payload.toString(), p.qos, p.retain]), [['second', 0, true]]);
+      assert.deepEqual(
+        got.map((p) => [p.payload.toString(), p.qos, p.retain]),
+        [['second', 0, true]],
+      );
     });
 
     void it(`${v5 ? '[MQTT-3.3.1-6] [MQTT-3.3.1-7]' : '[MQTT-3.3.1-10] [MQTT-3.3.1-11]'} an empty retained PUBLISH is forwarded as normal and deletes the retained message; it is not stored`, async () => {
@@ -184,7 +196,10 @@ for (const version of [4, 5] as const) {
       const sub = await connect(b.port, version, 'keep-sub');
       await subscribe(sub, so(`keep/${version}/+`, 0));
       const got = publishesIn(await sub.barrier());
-      assert.deepEqual(got.map((p) => [p.topic, p.payload.toString()]), [[topic, 'retained']]);
+      assert.deepEqual(
+        got.map((p) => [p.topic, p.payload.toString()]),
+        [[topic, 'retained']],
+      );
     });
 
     void it(`${v5 ? '[MQTT-3.3.1-12]' : '[MQTT-3.3.1-9]'} a retained PUBLISH forwarded to an established subscription has RETAIN 0`, async () => {
@@ -208,7 +223,13 @@ for (const version of [4, 5] as const) {
         await publish(pub, { topic, payload: 'r0', retain: false });
         await pub.barrier();
         const got = publishesIn(await sub.barrier());
-        assert.deepEqual(got.map((p) => [p.payload.toString(), p.retain]), [['r1', true], ['r0', false]]);
+        assert.deepEqual(
+          got.map((p) => [p.payload.toString(), p.retain]),
+          [
+            ['r1', true],
+            ['r0', false],
+          ],
+        );
       });
 
       void it('[MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11] Retain Handling 0 sends retained messages on every SUBSCRIBE, 1 only for a new subscription, 2 never', async () => {
@@ -257,7 +278,12 @@ for (const version of [4, 5] as const) {
 
     void it(`${v5 ? '[MQTT-3.3.4-2] [MQTT-3.3.4-3] [MQTT-3.3.4-4]' : '[MQTT-3.3.5-1]'} overlapping subscriptions: one delivery at the highest granted QoS${v5 ? ', carrying every matching subscription identifier' : ''}`, async () => {
       const sub = await connect(b.port, version, 'ov-sub');
-      const filters: Array<[string, QoS]> = [['ov/+/c', 0], ['ov/#', 2], ['ov/b/c', 1], ['ov/x', 2]];
+      const filters: Array<[string, QoS]> = [
+        ['ov/+/c', 0],
+        ['ov/#', 2],
+        ['ov/b/c', 1],
+        ['ov/x', 2],
+      ];
       for (const [i, [f, q]] of filters.entries()) {
         await subscribe(sub, so(f, q), v5 ? { subscriptionIdentifiers: [10 + i] } : undefined);
       }
@@ -271,7 +297,10 @@ for (const version of [4, 5] as const) {
       // A QoS 1 message still goes out at QoS 1 (the maximum over min(message, granted)).
       await publish(pub, { topic: 'ov/b/c', payload: 'q1', qos: 1 });
       const again = publishesIn(await sub.barrier());
-      assert.deepEqual(again.map((p) => p.qos), [1]);
+      assert.deepEqual(
+        again.map((p) => p.qos),
+        [1],
+      );
     });
 
     // -------------------------------------------------------------------------------------------
@@ -333,9 +362,17 @@ for (const version of [4, 5] as const) {
       await publish(pub, { topic: '', payload: '6', qos: 0, properties: { topicAlias: max } });
       await pub.barrier();
       const got = publishesIn(await sub.barrier());
-      assert.deepEqual(got.map((p) => [p.topic, p.payload.toString()]), [
-        ['ta/one', '1'], ['ta/one', '2'], ['ta/two', '3'], ['ta/two', '4'], ['ta/max', '5'], ['ta/max', '6'],
-      ]);
+      assert.deepEqual(
+        got.map((p) => [p.topic, p.payload.toString()]),
+        [
+          ['ta/one', '1'],
+          ['ta/one', '2'],
+          ['ta/two', '3'],
+          ['ta/two', '4'],
+          ['ta/max', '5'],
+          ['ta/max', '6'],
+        ],
+      );
       // The subscriber announced no Topic Alias Maximum: it gets no aliases.
       assert.ok(got.every((p) => p.properties?.topicAlias === undefined));
     });
@@ -380,7 +417,12 @@ for (const version of [4, 5] as const) {
         contentType: 'application/json; charset=utf-8',
         responseTopic: 'props/reply/ü',
         correlationData: Buffer.from([0, 1, 2, 0xfe, 0xff]),
-        userProperties: [['k', '1'], ['a', 'two'], ['k', '3'], ['', '']],
+        userProperties: [
+          ['k', '1'],
+          ['a', 'two'],
+          ['k', '3'],
+          ['', ''],
+        ],
       };
       const sub = await connect(b.port, version, 'prop-sub');
       await subscribe(sub, so('props/t', 1));
@@ -429,7 +471,10 @@ for (const version of [4, 5] as const) {
       const { client: back, connack } = await connectFull(b.port, version, 'unused', { clientId, clean: false, properties: { sessionExpiryInterval: 0 } });
       assert.equal(connack.sessionPresent, true);
       const got = publishesIn(await back.barrier());
-      assert.deepEqual(got.map((p) => p.payload.toString()), ['long']);
+      assert.deepEqual(
+        got.map((p) => p.payload.toString()),
+        ['long'],
+      );
       const e = got[0]!.properties?.messageExpiryInterval;
       assert.ok(e !== undefined && e >= 1 && e <= 59, `expiry ${String(e)} is 60 minus the time waited`);
     });
@@ -441,8 +486,14 @@ for (const version of [4, 5] as const) {
       await subscribe(other, so('nl/local', 0, { noLocal: true }));
       await publish(a, { topic: 'nl/local', payload: 'not to me' });
       await publish(a, { topic: 'nl/echo', payload: 'echo' });
-      assert.deepEqual(publishesIn(await a.barrier()).map((p) => p.topic), ['nl/echo']);
-      assert.deepEqual(publishesIn(await other.barrier()).map((p) => p.payload.toString()), ['not to me']);
+      assert.deepEqual(
+        publishesIn(await a.barrier()).map((p) => p.topic),
+        ['nl/echo'],
+      );
+      assert.deepEqual(
+        publishesIn(await other.barrier()).map((p) => p.payload.toString()),
+        ['not to me'],
+      );
     });
 
     void it('[MQTT-3.4.2-1] [MQTT-3.5.2-1] PUBACK / PUBREC carry 0x10 (No matching subscribers) when nobody subscribes, 0x00 otherwise', async () => {
@@ -470,9 +521,13 @@ for (const version of [4, 5] as const) {
       await publish(pub, { topic: 'pfi/t', payload: bad, qos: 1 });
       await publish(pub, { topic: 'pfi/t', payload: 'héllo', qos: 1, properties: { payloadFormatIndicator: 1 } });
       const got = publishesIn(await sub.barrier());
-      assert.deepEqual(got.map((p) => [p.payload.toString('hex'), p.properties?.payloadFormatIndicator]), [
-        [bad.toString('hex'), undefined], [Buffer.from('héllo').toString('hex'), 1],
-      ]);
+      assert.deepEqual(
+        got.map((p) => [p.payload.toString('hex'), p.properties?.payloadFormatIndicator]),
+        [
+          [bad.toString('hex'), undefined],
+          [Buffer.from('héllo').toString('hex'), 1],
+        ],
+      );
     });
 
     void it('[MQTT-3.1.2-24] [MQTT-3.1.2-25] a message larger than the Maximum Packet Size a client announced is not sent to it (and not retried); other subscribers get it', async () => {
@@ -484,9 +539,16 @@ for (const version of [4, 5] as const) {
       await publish(pub, { topic: 'mps/t', payload: Buffer.alloc(300, 0x41), qos: 1 });
       await publish(pub, { topic: 'mps/t', payload: 'small', qos: 1 });
       const toBig = publishesIn(await big.barrier());
-      assert.deepEqual(toBig.map((p) => p.payload.length), [300, 5]);
+      assert.deepEqual(
+        toBig.map((p) => p.payload.length),
+        [300, 5],
+      );
       const toSmall = publishesIn(await small.barrier());
-      assert.deepEqual(toSmall.map((p) => p.payload.toString()), ['small'], 'only the message that fits');
+      assert.deepEqual(
+        toSmall.map((p) => p.payload.toString()),
+        ['small'],
+        'only the message that fits',
+      );
       small.send({ type: 'puback', packetId: toSmall[0]!.packetId! });
       assert.deepEqual(await small.barrier(), [], 'the discarded one is not retried');
     });

@@ -23,7 +23,11 @@ void describe('§3.3.2.3.4 outbound topic aliases (MQTT 5.0)', () => {
   async function subscriber(aliasMax: number | undefined): Promise<RawClient> {
     const props = aliasMax === undefined ? {} : { topicAliasMaximum: aliasMax };
     const { client } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: id('sub'), properties: props });
-    client.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topicFilter: 'alias/#', qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }] });
+    client.send({
+      type: 'subscribe',
+      packetId: 1,
+      subscriptions: [{ topicFilter: 'alias/#', qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }],
+    });
     await client.next('suback');
     return client;
   }
@@ -52,12 +56,23 @@ void describe('§3.3.2.3.4 outbound topic aliases (MQTT 5.0)', () => {
     const sub = await subscriber(10);
     await publishAll(['alias/a', 'alias/a', 'alias/b', 'alias/a']);
     const got = (await sub.barrier()) as PublishPacket[];
-    assert.deepEqual(got.map((p) => [p.topic, p.properties?.topicAlias]), [['alias/a', 1], ['', 1], ['alias/b', 2], ['', 1]]);
-    assert.deepEqual(got.map((p) => p.payload.toString()), ['alias/a', 'alias/a', 'alias/b', 'alias/a']);
+    assert.deepEqual(
+      got.map((p) => [p.topic, p.properties?.topicAlias]),
+      [
+        ['alias/a', 1],
+        ['', 1],
+        ['alias/b', 2],
+        ['', 1],
+      ],
+    );
+    assert.deepEqual(
+      got.map((p) => p.payload.toString()),
+      ['alias/a', 'alias/a', 'alias/b', 'alias/a'],
+    );
     await sub.disconnect();
   });
 
-  void it('[MQTT-3.3.2-11] never an alias above the client\'s Topic Alias Maximum: with 2 slots, aliases are replaced in turn and every message resolves', async () => {
+  void it("[MQTT-3.3.2-11] never an alias above the client's Topic Alias Maximum: with 2 slots, aliases are replaced in turn and every message resolves", async () => {
     const sub = await subscriber(2);
     const topics = ['alias/1', 'alias/2', 'alias/3', 'alias/1', 'alias/3', 'alias/4', 'alias/4', 'alias/2'];
     await publishAll(topics);
@@ -71,7 +86,13 @@ void describe('§3.3.2.3.4 outbound topic aliases (MQTT 5.0)', () => {
     const sub = await subscriber(undefined);
     await publishAll(['alias/x', 'alias/x']);
     const got = (await sub.barrier()) as PublishPacket[];
-    assert.deepEqual(got.map((p) => [p.topic, p.properties?.topicAlias]), [['alias/x', undefined], ['alias/x', undefined]]);
+    assert.deepEqual(
+      got.map((p) => [p.topic, p.properties?.topicAlias]),
+      [
+        ['alias/x', undefined],
+        ['alias/x', undefined],
+      ],
+    );
     await sub.disconnect();
   });
 
@@ -79,7 +100,11 @@ void describe('§3.3.2.3.4 outbound topic aliases (MQTT 5.0)', () => {
     const cid = id('recon');
     for (let round = 0; round < 2; round++) {
       const { client } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: cid, properties: { topicAliasMaximum: 5 } });
-      client.send({ type: 'subscribe', packetId: 1, subscriptions: [{ topicFilter: 'alias/re', qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }] });
+      client.send({
+        type: 'subscribe',
+        packetId: 1,
+        subscriptions: [{ topicFilter: 'alias/re', qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }],
+      });
       await client.next('suback');
       await publishAll(['alias/re']);
       const [p] = (await client.barrier()) as PublishPacket[];
@@ -93,11 +118,13 @@ void describe('§3.3.2.3.4 outbound topic aliases (MQTT 5.0)', () => {
     const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { protocolVersion: 5, clientId: id('js-pub'), autoAssignTopicAlias: true });
     await sub.subscribeAsync('alias/js/+', { qos: 1 });
     const seen: string[] = [];
-    const done = new Promise<void>((res) => sub.on('message', (t, p) => {
-      assert.equal(t, `alias/js/${p.toString().split(':')[0]!}`);
-      seen.push(t);
-      if (seen.length === 200) res();
-    }));
+    const done = new Promise<void>((res) =>
+      sub.on('message', (t, p) => {
+        assert.equal(t, `alias/js/${p.toString().split(':')[0]!}`);
+        seen.push(t);
+        if (seen.length === 200) res();
+      }),
+    );
     for (let i = 0; i < 200; i++) {
       const k = ['a', 'b', 'c'][i % 3]!;
       await pub.publishAsync(`alias/js/${k}`, `${k}:${i}`, { qos: 1 });

@@ -16,7 +16,12 @@ let seq = 0;
 let pid = 0;
 const nextPid = (): number => (pid = (pid % 0xffff) + 1);
 
-async function connectFull(port: number, version: ProtocolVersion, prefix: string, extra: Partial<ConnectPacket> = {}): Promise<{ client: RawClient; connack: ConnackPacket }> {
+async function connectFull(
+  port: number,
+  version: ProtocolVersion,
+  prefix: string,
+  extra: Partial<ConnectPacket> = {},
+): Promise<{ client: RawClient; connack: ConnackPacket }> {
   const r = await RawClient.connect(port, { protocolVersion: version, clientId: `${prefix}-${version}-${++seq}`, ...extra });
   open.push(r.client);
   r.client.socket.setNoDelay(true);
@@ -93,9 +98,7 @@ for (const version of [4, 5] as const) {
 
     void it(`${v5 ? '[MQTT-4.7.1-1] [MQTT-4.7.1-2] [MQTT-4.7.3-1] [MQTT-3.9.3-2] [MQTT-3.8.4-5]' : '[MQTT-4.7.1-2] [MQTT-4.7.1-3] [MQTT-4.7.3-1] [MQTT-3.9.3-2] [MQTT-3.8.4-4]'} invalid filters ('#' not last or not a whole level, '+' not a whole level, empty) get 0x${FAIL.toString(16)}; the valid filters of the same SUBSCRIBE are granted and work`, async () => {
       const c = await connect(b.port, version, 'invalid');
-      const codes = await subscribe(c, [
-        so('inv/a', 1), so('inv/#/b', 1), so('inv/a#', 0), so('inv+', 0), so('inv/+x/c', 2), so('', 1), so('inv/+/c', 2),
-      ]);
+      const codes = await subscribe(c, [so('inv/a', 1), so('inv/#/b', 1), so('inv/a#', 0), so('inv+', 0), so('inv/+x/c', 2), so('', 1), so('inv/+/c', 2)]);
       assert.deepEqual(codes, [1, FAIL, FAIL, FAIL, FAIL, FAIL, 2]);
       const pub = await connect(b.port, version, 'invalid-pub');
       for (const t of ['inv/a', 'inv/x/b', 'inv/a/b', 'inv/z/c']) await publish(pub, t);
@@ -119,14 +122,25 @@ for (const version of [4, 5] as const) {
       const c = await connect(b.port, version, 'repl');
       assert.deepEqual(await subscribe(c, so('repl/t', 2), v5 ? { subscriptionIdentifiers: [5] } : undefined), [2]);
       const first = publishesIn(await c.barrier());
-      assert.deepEqual(first.map((p) => [p.payload.toString(), p.retain, p.qos]), [['retained', true, 1]]);
+      assert.deepEqual(
+        first.map((p) => [p.payload.toString(), p.retain, p.qos]),
+        [['retained', true, 1]],
+      );
       c.send({ type: 'puback', packetId: first[0]!.packetId! });
       assert.deepEqual(await subscribe(c, so('repl/t', 0), v5 ? { subscriptionIdentifiers: [6] } : undefined), [0]);
       const again = publishesIn(await c.barrier());
-      assert.deepEqual(again.map((p) => [p.payload.toString(), p.retain, p.qos]), [['retained', true, 0]], 'retained message re-sent');
+      assert.deepEqual(
+        again.map((p) => [p.payload.toString(), p.retain, p.qos]),
+        [['retained', true, 0]],
+        'retained message re-sent',
+      );
       await publish(pub, 'repl/t', 'live', 1);
       const live = publishesIn(await c.barrier());
-      assert.deepEqual(live.map((p) => [p.payload.toString(), p.qos]), [['live', 0]], 'one copy, at the new QoS');
+      assert.deepEqual(
+        live.map((p) => [p.payload.toString(), p.qos]),
+        [['live', 0]],
+        'one copy, at the new QoS',
+      );
       if (v5) assert.deepEqual(live[0]!.properties?.subscriptionIdentifiers, [6]);
     });
 
@@ -137,7 +151,11 @@ for (const version of [4, 5] as const) {
       pub.send({ type: 'publish', topic: 'seq/a', payload: Buffer.from('m'), qos: 2, retain: false, dup: false, packetId: 1 });
       await pub.next('pubrec');
       const got = publishesIn(await c.barrier());
-      assert.deepEqual(got.map((p) => p.qos), [1], 'one copy at max(seq/a → 0, seq/+ → 1)');
+      assert.deepEqual(
+        got.map((p) => p.qos),
+        [1],
+        'one copy at max(seq/a → 0, seq/+ → 1)',
+      );
     });
 
     void it(`${v5 ? '[MQTT-3.8.3-2] [MQTT-4.13.1-1]' : '[MQTT-3.8.3-3] [MQTT-4.8.0-1]'} a SUBSCRIBE without any topic filter closes the connection${v5 ? ' (DISCONNECT 0x82)' : ''}`, async () => {

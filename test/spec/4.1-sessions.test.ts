@@ -20,7 +20,10 @@ type Version = 4 | 5;
 
 /** Resolves with the arguments of the first `event` that `match` accepts. */
 function brokerEvent<K extends keyof BrokerEvents>(
-  broker: Broker, event: K, match: (...args: BrokerEvents[K]) => boolean = () => true, timeoutMs = WAIT_MS,
+  broker: Broker,
+  event: K,
+  match: (...args: BrokerEvents[K]) => boolean = () => true,
+  timeoutMs = WAIT_MS,
 ): Promise<BrokerEvents[K]> {
   return new Promise((resolve, reject) => {
     const listener = (...args: BrokerEvents[K]): void => {
@@ -162,14 +165,22 @@ for (const version of [4, 5] as const) {
       await subscribe(c1, `${topic}/+`, 2);
       await drop(b.broker, c1, cid);
       const { client: pub } = await connect(b.port, id('offline-pub'), { clean: true });
-      const sent: Array<[string, QoS]> = [['a', 1], ['b', 2], ['c', 1], ['d', 2]];
+      const sent: Array<[string, QoS]> = [
+        ['a', 1],
+        ['b', 2],
+        ['c', 1],
+        ['d', 2],
+      ];
       let pid = 1;
       for (const [payload, qos] of sent) await publish(pub, `${topic}/${payload}`, payload, qos, pid++);
       const { client: c2, connack } = await connect(b.port, cid);
       assert.equal(connack.sessionPresent, true);
       const got: PublishPacket[] = [];
       for (let i = 0; i < sent.length; i++) got.push(await c2.next('publish'));
-      assert.deepEqual(got.map((m) => [m.payload.toString(), m.qos]), sent);
+      assert.deepEqual(
+        got.map((m) => [m.payload.toString(), m.qos]),
+        sent,
+      );
       for (const m of got) assert.equal(m.dup, false, 'never sent before, so not a retransmission');
       await acknowledge(c2, got);
       assert.deepEqual(await c2.barrier(), []);

@@ -16,7 +16,7 @@ void describe('§4.10 Request / Response (MQTT 5.0)', () => {
   });
   after(() => b.close());
 
-  void it('[MQTT-3.3.2-15] [MQTT-3.3.2-16] a requester and a responder (MQTT.js) exchange 20 requests; every response carries the request\'s correlation data to the response topic', async () => {
+  void it("[MQTT-3.3.2-15] [MQTT-3.3.2-16] a requester and a responder (MQTT.js) exchange 20 requests; every response carries the request's correlation data to the response topic", async () => {
     const responder = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { protocolVersion: 5, clientId: 'rr-responder' });
     await responder.subscribeAsync('rr/service', { qos: 1 });
     responder.on('message', (_t, payload, packet) => {
@@ -26,7 +26,9 @@ void describe('§4.10 Request / Response (MQTT 5.0)', () => {
       void responder.publishAsync(rt, `re:${payload.toString()}`, { qos: 1, properties: { correlationData: cd } });
     });
     const requester = mqtt.connect(`mqtt://127.0.0.1:${b.port}`, {
-      protocolVersion: 5, clientId: 'rr-requester', properties: { requestResponseInformation: true },
+      protocolVersion: 5,
+      clientId: 'rr-requester',
+      properties: { requestResponseInformation: true },
     });
     const connack = await new Promise<mqtt.IConnackPacket>((resolve) => requester.once('connect', resolve));
     // The broker's Response Information names this client's reply prefix; the requester builds its response topic on it.
@@ -40,17 +42,30 @@ void describe('§4.10 Request / Response (MQTT 5.0)', () => {
       const key = packet.properties?.correlationData?.toString() ?? '';
       pending.get(key)?.(payload.toString());
     });
-    const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => new Promise<string>((resolve) => {
-      pending.set(`c${i}`, resolve);
-      void requester.publishAsync('rr/service', `q${i}`, { qos: 1, properties: { responseTopic: replyTopic, correlationData: Buffer.from(`c${i}`) } });
-    })));
-    assert.deepEqual(answers, Array.from({ length: 20 }, (_, i) => `re:q${i}`));
+    const answers = await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, i) =>
+          new Promise<string>((resolve) => {
+            pending.set(`c${i}`, resolve);
+            void requester.publishAsync('rr/service', `q${i}`, { qos: 1, properties: { responseTopic: replyTopic, correlationData: Buffer.from(`c${i}`) } });
+          }),
+      ),
+    );
+    assert.deepEqual(
+      answers,
+      Array.from({ length: 20 }, (_, i) => `re:q${i}`),
+    );
     await requester.endAsync();
     await responder.endAsync();
   });
 
   void it('§3.2.2.3.15 CONNACK carries Response Information only when the client asks for it', async () => {
-    const { client: asks, connack } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: 'ri-asks', properties: { requestResponseInformation: 1 } });
+    const { client: asks, connack } = await RawClient.connect(b.port, {
+      protocolVersion: 5,
+      clientId: 'ri-asks',
+      properties: { requestResponseInformation: 1 },
+    });
     assert.equal(connack.properties?.responseInformation, 'reply/ri-asks/');
     await asks.disconnect();
     const { client: silent, connack: c2 } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: 'ri-silent' });

@@ -44,14 +44,22 @@ void describe('§4.12 enhanced authentication (MQTT 5.0)', () => {
 
   async function start(clientId: string): Promise<{ client: RawClient; nonce: Buffer }> {
     const client = await RawClient.open(b.port, 5);
-    client.send({ type: 'connect', protocolName: 'MQTT', protocolVersion: 5, clean: true, keepAlive: 0, clientId, properties: { authenticationMethod: 'HMAC-CHALLENGE' } });
+    client.send({
+      type: 'connect',
+      protocolName: 'MQTT',
+      protocolVersion: 5,
+      clean: true,
+      keepAlive: 0,
+      clientId,
+      properties: { authenticationMethod: 'HMAC-CHALLENGE' },
+    });
     const auth = await client.next('auth');
     assert.equal(auth.reasonCode, 0x18);
     assert.equal(auth.properties?.authenticationMethod, 'HMAC-CHALLENGE');
     return { client, nonce: auth.properties!.authenticationData! };
   }
 
-  void it('[MQTT-4.12.0-2] [MQTT-4.12.0-5] CONNECT → AUTH 0x18 (challenge) → AUTH 0x18 (response) → CONNACK 0x00 with the same method and the server\'s data', async () => {
+  void it("[MQTT-4.12.0-2] [MQTT-4.12.0-5] CONNECT → AUTH 0x18 (challenge) → AUTH 0x18 (response) → CONNACK 0x00 with the same method and the server's data", async () => {
     const { client, nonce } = await start('ea-ok');
     client.send({ type: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'HMAC-CHALLENGE', authenticationData: mac(nonce) } });
     const connack = await client.next('connack');
@@ -87,7 +95,11 @@ void describe('§4.12 enhanced authentication (MQTT 5.0)', () => {
     client.send({ type: 'auth', reasonCode: 0x19, properties: { authenticationMethod: 'HMAC-CHALLENGE' } });
     const challenge = await client.next('auth');
     assert.equal(challenge.reasonCode, 0x18);
-    client.send({ type: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'HMAC-CHALLENGE', authenticationData: mac(challenge.properties!.authenticationData!) } });
+    client.send({
+      type: 'auth',
+      reasonCode: 0x18,
+      properties: { authenticationMethod: 'HMAC-CHALLENGE', authenticationData: mac(challenge.properties!.authenticationData!) },
+    });
     const done = await client.next('auth');
     assert.equal(done.reasonCode, 0);
     assert.equal(done.properties?.authenticationData?.toString(), 'again');
@@ -108,7 +120,9 @@ void describe('§4.12 enhanced authentication (MQTT 5.0)', () => {
 
   void it('MQTT.js completes the exchange through its handleAuth hook', async () => {
     const client = mqtt.connect(`mqtt://127.0.0.1:${b.port}`, {
-      protocolVersion: 5, clientId: 'ea-mqttjs', reconnectPeriod: 0,
+      protocolVersion: 5,
+      clientId: 'ea-mqttjs',
+      reconnectPeriod: 0,
       properties: { authenticationMethod: 'HMAC-CHALLENGE' },
     });
     client.handleAuth = (packet, callback) => {
@@ -170,10 +184,22 @@ void describe('§4.12 built-in SCRAM-SHA-256, backed by the password file (MQTT 
   async function scram(user: string, password: string): Promise<{ client: RawClient; code: number; verified: boolean }> {
     const s = scramClient(user, password);
     const client = await RawClient.open(b.port, 5);
-    client.send({ type: 'connect', protocolName: 'MQTT', protocolVersion: 5, clean: true, keepAlive: 0, clientId: `scram-${user}`, properties: { authenticationMethod: 'SCRAM-SHA-256', authenticationData: s.first } });
+    client.send({
+      type: 'connect',
+      protocolName: 'MQTT',
+      protocolVersion: 5,
+      clean: true,
+      keepAlive: 0,
+      clientId: `scram-${user}`,
+      properties: { authenticationMethod: 'SCRAM-SHA-256', authenticationData: s.first },
+    });
     const challenge = await client.next('auth');
     assert.equal(challenge.reasonCode, 0x18);
-    client.send({ type: 'auth', reasonCode: 0x18, properties: { authenticationMethod: 'SCRAM-SHA-256', authenticationData: s.final(challenge.properties!.authenticationData!) } });
+    client.send({
+      type: 'auth',
+      reasonCode: 0x18,
+      properties: { authenticationMethod: 'SCRAM-SHA-256', authenticationData: s.final(challenge.properties!.authenticationData!) },
+    });
     const connack = await client.next('connack');
     const data = connack.properties?.authenticationData;
     return { client, code: connack.reasonCode, verified: data !== undefined && s.verify(data) };
@@ -187,7 +213,10 @@ void describe('§4.12 built-in SCRAM-SHA-256, backed by the password file (MQTT 
   });
 
   void it('§4.12 a wrong password and an unknown user both end with CONNACK 0x87, after the same exchange', async () => {
-    for (const [user, pw] of [['alice', 'nope'], ['mallory', 'x']] as const) {
+    for (const [user, pw] of [
+      ['alice', 'nope'],
+      ['mallory', 'x'],
+    ] as const) {
       const { client, code } = await scram(user, pw);
       assert.equal(code, 0x87);
       await client.closed();

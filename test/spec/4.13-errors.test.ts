@@ -19,7 +19,12 @@ let seq = 0;
 let pid = 0;
 const nextPid = (): number => (pid = (pid % 0xffff) + 1);
 
-async function connectFull(port: number, version: ProtocolVersion, prefix: string, extra: Partial<ConnectPacket> = {}): Promise<{ client: RawClient; connack: ConnackPacket }> {
+async function connectFull(
+  port: number,
+  version: ProtocolVersion,
+  prefix: string,
+  extra: Partial<ConnectPacket> = {},
+): Promise<{ client: RawClient; connack: ConnackPacket }> {
   const r = await RawClient.connect(port, { protocolVersion: version, clientId: `${prefix}-${version}-${++seq}`, ...extra });
   open.push(r.client);
   r.client.socket.setNoDelay(true);
@@ -60,8 +65,15 @@ for (const version of [4, 5] as const) {
       bystander = r.client;
       bystander.socket.setNoDelay(true);
       bystander.send({
-        type: 'subscribe', packetId: 1,
-        subscriptions: ['echo/bystander', 'err/+/will'].map((topicFilter) => ({ topicFilter, qos: 1 as const, noLocal: false, retainAsPublished: false, retainHandling: 0 as const })),
+        type: 'subscribe',
+        packetId: 1,
+        subscriptions: ['echo/bystander', 'err/+/will'].map((topicFilter) => ({
+          topicFilter,
+          qos: 1 as const,
+          noLocal: false,
+          retainAsPublished: false,
+          retainHandling: 0 as const,
+        })),
       });
       assert.deepEqual((await bystander.next('suback')).reasonCodes, [1, 1]);
     });
@@ -128,9 +140,15 @@ for (const version of [4, 5] as const) {
 
     void it(`${v5 ? '[MQTT-3.2.2-15] [MQTT-4.13.1-1]' : '§2.2.3, §4.8 (an implementation limit; 3.1.1 has no statement for it):'} a packet of exactly mqtt.maxPacketSize is accepted; one byte more, or a Remaining Length claiming more, closes that connection${v5 ? ' with DISCONNECT 0x95' : ''} before the body arrives; others carry on`, async () => {
       const sized = (total: number): Buffer => {
-        const overhead = encode({ type: 'publish', topic: 'echo/bystander', payload: Buffer.alloc(0), qos: 1, retain: false, dup: false, packetId: 1 }, version).length;
+        const overhead = encode(
+          { type: 'publish', topic: 'echo/bystander', payload: Buffer.alloc(0), qos: 1, retain: false, dup: false, packetId: 1 },
+          version,
+        ).length;
         // Remaining Length needs 2 bytes here, one more than for the empty payload.
-        const buf = encode({ type: 'publish', topic: 'echo/bystander', payload: Buffer.alloc(total - overhead - 1, 0x61), qos: 1, retain: false, dup: false, packetId: 1 }, version);
+        const buf = encode(
+          { type: 'publish', topic: 'echo/bystander', payload: Buffer.alloc(total - overhead - 1, 0x61), qos: 1, retain: false, dup: false, packetId: 1 },
+          version,
+        );
         assert.equal(buf.length, total);
         return buf;
       };
@@ -156,7 +174,10 @@ for (const version of [4, 5] as const) {
 
     void it(`[MQTT-3.1.2-8] a connection that ends in the middle of a packet: the partial packet is dropped, the will is published; others carry on`, async () => {
       const c = await connect(b.port, version, 'trunc', { will: { topic: `err/${version}/will`, payload: Buffer.from('gone'), qos: 1, retain: false } });
-      const whole = encode({ type: 'publish', topic: 'echo/bystander', payload: Buffer.from('never complete'), qos: 1, retain: false, dup: false, packetId: 9 }, version);
+      const whole = encode(
+        { type: 'publish', topic: 'echo/bystander', payload: Buffer.from('never complete'), qos: 1, retain: false, dup: false, packetId: 9 },
+        version,
+      );
       c.sendRaw(whole.subarray(0, 12));
       c.socket.end();
       await c.closed();

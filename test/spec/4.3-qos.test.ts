@@ -13,7 +13,12 @@ import { RawClient } from '../helpers/raw-client.js';
 const open: RawClient[] = [];
 let seq = 0;
 
-async function connectFull(port: number, version: ProtocolVersion, prefix: string, extra: Partial<ConnectPacket> = {}): Promise<{ client: RawClient; connack: ConnackPacket }> {
+async function connectFull(
+  port: number,
+  version: ProtocolVersion,
+  prefix: string,
+  extra: Partial<ConnectPacket> = {},
+): Promise<{ client: RawClient; connack: ConnackPacket }> {
   const r = await RawClient.connect(port, { protocolVersion: version, clientId: `${prefix}-${version}-${++seq}`, ...extra });
   open.push(r.client);
   r.client.socket.setNoDelay(true);
@@ -101,7 +106,13 @@ for (const version of [4, 5] as const) {
       pub.send(pkt('q1in/t', 'two', 1, 0x1234, true));
       assert.deepEqual(await pub.next(), ack(version, 'puback', 0x1234));
       const got = publishesIn(await sub.barrier());
-      assert.deepEqual(got.map((p) => [p.payload.toString(), p.qos, p.dup]), [['one', 1, false], ['two', 1, false]]);
+      assert.deepEqual(
+        got.map((p) => [p.payload.toString(), p.qos, p.dup]),
+        [
+          ['one', 1, false],
+          ['two', 1, false],
+        ],
+      );
     });
 
     void it(`${v5 ? '[MQTT-4.3.2-1] [MQTT-4.3.2-2] [MQTT-4.3.2-3] [MQTT-4.4.0-1] [MQTT-3.3.1-1]' : '[MQTT-4.3.2-1] [MQTT-4.4.0-1] [MQTT-3.3.1-1]'} QoS 1 to a subscriber: PUBLISH QoS 1 DUP 0 with unused ids; an unacknowledged one is re-sent on resume with DUP 1 and its id`, async () => {
@@ -127,7 +138,10 @@ for (const version of [4, 5] as const) {
       const { client: back, connack } = await connectFull(b.port, version, 'x', persistent(version, clientId, false));
       assert.equal(connack.sessionPresent, true);
       const again = publishesIn(await back.barrier());
-      assert.deepEqual(again.map((p) => [p.payload.toString(), p.packetId, p.dup, p.qos]), [['b', bb!.packetId, true, 1]]);
+      assert.deepEqual(
+        again.map((p) => [p.payload.toString(), p.packetId, p.dup, p.qos]),
+        [['b', bb!.packetId, true, 1]],
+      );
       back.send({ type: 'puback', packetId: bb!.packetId! });
       assert.deepEqual(await back.barrier(), []);
     });
@@ -145,7 +159,10 @@ for (const version of [4, 5] as const) {
       assert.deepEqual(await pub.next(), ack(version, 'pubcomp', 0xbeef));
       assert.deepEqual(await pub.barrier(), []);
       const got = publishesIn(await sub.barrier());
-      assert.deepEqual(got.map((p) => [p.payload.toString(), p.qos]), [['exactly', 2]]);
+      assert.deepEqual(
+        got.map((p) => [p.payload.toString(), p.qos]),
+        [['exactly', 2]],
+      );
     });
 
     void it(`${v5 ? '[MQTT-4.3.3-1] [MQTT-4.3.3-2] [MQTT-4.3.3-4]' : '[MQTT-4.3.3-1]'} QoS 2 to a subscriber: PUBLISH QoS 2 DUP 0, PUBREC answered by PUBREL with the same id, PUBCOMP ends it`, async () => {
@@ -182,9 +199,13 @@ for (const version of [4, 5] as const) {
       const { client: back, connack } = await connectFull(b.port, version, 'x', persistent(version, clientId, false));
       assert.equal(connack.sessionPresent, true);
       const resent = await back.barrier();
-      assert.deepEqual(resent.map((p) => (p.type === 'publish' ? ['publish', p.payload.toString(), p.packetId, p.dup] : [p.type, (p as { packetId: number }).packetId])), [
-        ['pubrel', r!.packetId], ['publish', 'unreleased', u!.packetId, true],
-      ]);
+      assert.deepEqual(
+        resent.map((p) => (p.type === 'publish' ? ['publish', p.payload.toString(), p.packetId, p.dup] : [p.type, (p as { packetId: number }).packetId])),
+        [
+          ['pubrel', r!.packetId],
+          ['publish', 'unreleased', u!.packetId, true],
+        ],
+      );
       back.send({ type: 'pubcomp', packetId: r!.packetId! });
       back.send({ type: 'pubrec', packetId: u!.packetId! });
       assert.deepEqual(await back.next(), ack(version, 'pubrel', u!.packetId!));
@@ -203,12 +224,19 @@ for (const version of [4, 5] as const) {
       pub.send(pkt('once/t', 'first', 2, 11, true));
       assert.deepEqual(await pub.next(), ack(version, 'pubrec', 11));
       const delivered = publishesIn(await sub.barrier());
-      assert.deepEqual(delivered.map((p) => p.payload.toString()), ['first'], 'delivered exactly once');
+      assert.deepEqual(
+        delivered.map((p) => p.payload.toString()),
+        ['first'],
+        'delivered exactly once',
+      );
       pub.send({ type: 'pubrel', packetId: 11 });
       assert.deepEqual(await pub.next(), ack(version, 'pubcomp', 11));
       pub.send(pkt('once/t', 'second', 2, 11));
       assert.deepEqual(await pub.next(), ack(version, 'pubrec', 11));
-      assert.deepEqual(publishesIn(await sub.barrier()).map((p) => p.payload.toString()), ['second']);
+      assert.deepEqual(
+        publishesIn(await sub.barrier()).map((p) => p.payload.toString()),
+        ['second'],
+      );
     });
 
     void it(`${v5 ? '[MQTT-4.3.3-11] [MQTT-3.7.2-1]' : '[MQTT-4.3.3-2]'} a PUBREL for an unknown packet id is answered with PUBCOMP${v5 ? ' 0x92 (Packet Identifier not found)' : ''}`, async () => {
@@ -239,7 +267,7 @@ for (const version of [4, 5] as const) {
     // -------------------------------------------------------------------------------------------
     // Flow control and ordering
 
-    void it(`${v5 ? '[MQTT-3.3.4-9] [MQTT-3.3.4-10] [MQTT-4.9.0-2] [MQTT-4.6.0-5]' : '[MQTT-4.6.0-6]'} ${v5 ? 'the client\'s Receive Maximum 2: at most 2 unacknowledged QoS 1 PUBLISHes, the rest follow as acks come, in publish order' : 'QoS 1 messages reach a subscriber in the order published, also when held back by an inflight window of 2'}`, async () => {
+    void it(`${v5 ? '[MQTT-3.3.4-9] [MQTT-3.3.4-10] [MQTT-4.9.0-2] [MQTT-4.6.0-5]' : '[MQTT-4.6.0-6]'} ${v5 ? "the client's Receive Maximum 2: at most 2 unacknowledged QoS 1 PUBLISHes, the rest follow as acks come, in publish order" : 'QoS 1 messages reach a subscriber in the order published, also when held back by an inflight window of 2'}`, async () => {
       const run = async (port: number): Promise<void> => {
         const sub = await connect(port, version, 'rm-sub', v5 ? { properties: { receiveMaximum: 2 } } : {});
         await subscribe(sub, 'rm/t', 1);
@@ -270,7 +298,7 @@ for (const version of [4, 5] as const) {
 
     if (!v5) return;
 
-    void it('[MQTT-3.3.4-7] [MQTT-4.13.1-1] the broker\'s Receive Maximum 2: a third unreleased QoS 2 PUBLISH → DISCONNECT 0x93; releasing one makes room', async () => {
+    void it("[MQTT-3.3.4-7] [MQTT-4.13.1-1] the broker's Receive Maximum 2: a third unreleased QoS 2 PUBLISH → DISCONNECT 0x93; releasing one makes room", async () => {
       await withBroker({ mqtt: { receiveMaximum: 2 } }, async (tb) => {
         const { client: c, connack } = await connectFull(tb.port, version, 'rmin');
         assert.equal(connack.properties?.receiveMaximum, 2);
@@ -287,7 +315,7 @@ for (const version of [4, 5] as const) {
       });
     });
 
-    void it('[MQTT-3.3.4-7] [MQTT-4.9.0-2] the broker\'s Receive Maximum 2 counts QoS 1 too: a QoS 1 PUBLISH while 2 QoS 2 are unreleased → DISCONNECT 0x93', async () => {
+    void it("[MQTT-3.3.4-7] [MQTT-4.9.0-2] the broker's Receive Maximum 2 counts QoS 1 too: a QoS 1 PUBLISH while 2 QoS 2 are unreleased → DISCONNECT 0x93", async () => {
       await withBroker({ mqtt: { receiveMaximum: 2 } }, async (tb) => {
         const c = await connect(tb.port, version, 'rmq1');
         c.send(pkt('rmq1/t', '1', 2, 1));

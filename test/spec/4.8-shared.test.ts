@@ -12,7 +12,12 @@ import { RawClient } from '../helpers/raw-client.js';
 import type { PublishPacket, Subscription } from '../../src/protocol/packets.js';
 
 const so = (topicFilter: string, qos: 0 | 1 | 2, extra: Partial<Subscription> = {}): Subscription => ({
-  topicFilter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0, ...extra,
+  topicFilter,
+  qos,
+  noLocal: false,
+  retainAsPublished: false,
+  retainHandling: 0,
+  ...extra,
 });
 
 let n = 0;
@@ -56,9 +61,19 @@ void describe('§4.8.2 Shared Subscriptions (MQTT 5.0)', () => {
     await publishNumbered(pub, 'sh/rr/x', 30);
     const got = await Promise.all(members.map(drain));
     for (const g of got) for (const p of g) members[got.indexOf(g)]!.send({ type: 'puback', packetId: p.packetId! });
-    assert.deepEqual(got.map((g) => g.length), [10, 10, 10]);
-    const all = got.flat().map((p) => Number(p.payload.toString())).sort((a, c) => a - c);
-    assert.deepEqual(all, Array.from({ length: 30 }, (_, i) => i), 'every message exactly once across the group');
+    assert.deepEqual(
+      got.map((g) => g.length),
+      [10, 10, 10],
+    );
+    const all = got
+      .flat()
+      .map((p) => Number(p.payload.toString()))
+      .sort((a, c) => a - c);
+    assert.deepEqual(
+      all,
+      Array.from({ length: 30 }, (_, i) => i),
+      'every message exactly once across the group',
+    );
     for (const c of [...members, pub]) await c.disconnect();
   });
 
@@ -92,7 +107,10 @@ void describe('§4.8.2 Shared Subscriptions (MQTT 5.0)', () => {
       seen.add(Number(p.payload.toString()));
       c.send({ type: 'puback', packetId: p.packetId! });
     }
-    assert.deepEqual([...seen].sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i));
+    assert.deepEqual(
+      [...seen].sort((x, y) => x - y),
+      Array.from({ length: 20 }, (_, i) => i),
+    );
     for (const x of [c, pub]) await x.disconnect();
   });
 
@@ -109,7 +127,12 @@ void describe('§4.8.2 Shared Subscriptions (MQTT 5.0)', () => {
     const first = await a.next('publish');
     a.destroy();
     assert.deepEqual(await drain(other), [], 'the other member does not get it');
-    const { client: again, connack } = await RawClient.connect(b.port, { protocolVersion: 5, clientId: aId, clean: false, properties: { sessionExpiryInterval: 60 } });
+    const { client: again, connack } = await RawClient.connect(b.port, {
+      protocolVersion: 5,
+      clientId: aId,
+      clean: false,
+      properties: { sessionExpiryInterval: 60 },
+    });
     assert.equal(connack.sessionPresent, true);
     const resent = await again.next('publish');
     assert.equal(resent.dup, true);
@@ -124,17 +147,25 @@ void describe('§4.8.2 Shared Subscriptions (MQTT 5.0)', () => {
     const got: number[][] = [[], [], []];
     let total = 0;
     const all = new Promise<void>((resolve) => {
-      members.forEach((m, i) => m.on('message', (_t, p) => {
-        got[i]!.push(Number(p.toString()));
-        if (++total === 30) resolve();
-      }));
+      members.forEach((m, i) =>
+        m.on('message', (_t, p) => {
+          got[i]!.push(Number(p.toString()));
+          if (++total === 30) resolve();
+        }),
+      );
     });
     for (const m of members) await m.subscribeAsync('$share/js/sh/js', { qos: 1 });
     const pub = await mqtt.connectAsync(url, { protocolVersion: 5, clientId: id('jspub') });
     for (let i = 0; i < 30; i++) await pub.publishAsync('sh/js', String(i), { qos: 1 });
     await all;
-    assert.deepEqual(got.map((g) => g.length), [10, 10, 10]);
-    assert.deepEqual(got.flat().sort((x, y) => x - y), Array.from({ length: 30 }, (_, i) => i));
+    assert.deepEqual(
+      got.map((g) => g.length),
+      [10, 10, 10],
+    );
+    assert.deepEqual(
+      got.flat().sort((x, y) => x - y),
+      Array.from({ length: 30 }, (_, i) => i),
+    );
     for (const c of [...members, pub]) await c.endAsync();
   });
 
@@ -183,13 +214,32 @@ for (const strategy of ['random', 'sticky', 'hash'] as const) {
       const pub = await publisher(b.port);
       const topics = ['a', 'b', 'c', 'd', 'e', 'f'];
       for (let i = 0; i < 60; i++) {
-        pub.send({ type: 'publish', topic: `sh/${strategy}/${topics[i % topics.length]!}`, payload: Buffer.from(String(i)), qos: 0, retain: false, dup: false });
+        pub.send({
+          type: 'publish',
+          topic: `sh/${strategy}/${topics[i % topics.length]!}`,
+          payload: Buffer.from(String(i)),
+          qos: 0,
+          retain: false,
+          dup: false,
+        });
       }
       await pub.barrier();
       const got = await Promise.all(members.map(drain));
-      const all = got.flat().map((p) => Number(p.payload.toString())).sort((x, y) => x - y);
-      assert.deepEqual(all, Array.from({ length: 60 }, (_, i) => i), 'each message exactly once');
-      if (strategy === 'sticky') assert.deepEqual(got.map((g) => g.length).sort((x, y) => x - y), [0, 0, 60], 'one member gets all while it stays');
+      const all = got
+        .flat()
+        .map((p) => Number(p.payload.toString()))
+        .sort((x, y) => x - y);
+      assert.deepEqual(
+        all,
+        Array.from({ length: 60 }, (_, i) => i),
+        'each message exactly once',
+      );
+      if (strategy === 'sticky')
+        assert.deepEqual(
+          got.map((g) => g.length).sort((x, y) => x - y),
+          [0, 0, 60],
+          'one member gets all while it stays',
+        );
       if (strategy === 'hash') {
         // One topic always lands on the same member.
         for (const g of got) {

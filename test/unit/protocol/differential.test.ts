@@ -26,8 +26,13 @@ const VERSIONS: readonly Version[] = [4, 5];
 
 /** mqtt-packet represents the 0/1 "Byte" properties as booleans. */
 const BOOLEAN_PROPERTIES = [
-  'payloadFormatIndicator', 'requestProblemInformation', 'requestResponseInformation', 'retainAvailable',
-  'wildcardSubscriptionAvailable', 'subscriptionIdentifiersAvailable', 'sharedSubscriptionAvailable',
+  'payloadFormatIndicator',
+  'requestProblemInformation',
+  'requestResponseInformation',
+  'retainAvailable',
+  'wildcardSubscriptionAvailable',
+  'subscriptionIdentifiersAvailable',
+  'sharedSubscriptionAvailable',
 ] as const satisfies ReadonlyArray<keyof Properties>;
 const BOOLEAN_SET: ReadonlySet<string> = new Set(BOOLEAN_PROPERTIES);
 
@@ -89,8 +94,13 @@ function toMqttPacket(p: Packet, version: Version): MP.Packet {
   switch (p.type) {
     case 'connect': {
       const m: Record<string, unknown> = {
-        cmd: 'connect', protocolId: p.protocolName, protocolVersion: p.protocolVersion, clean: p.clean,
-        keepalive: p.keepAlive, clientId: p.clientId, ...props(p),
+        cmd: 'connect',
+        protocolId: p.protocolName,
+        protocolVersion: p.protocolVersion,
+        clean: p.clean,
+        keepalive: p.keepAlive,
+        clientId: p.clientId,
+        ...props(p),
       };
       if (p.username !== undefined) m.username = p.username;
       if (p.password !== undefined) m.password = p.password;
@@ -116,9 +126,14 @@ function toMqttPacket(p: Packet, version: Version): MP.Packet {
         : ({ cmd: p.type, messageId: p.packetId } as MP.IPubackPacket);
     case 'subscribe':
       return {
-        cmd: 'subscribe', messageId: p.packetId, ...props(p),
+        cmd: 'subscribe',
+        messageId: p.packetId,
+        ...props(p),
         subscriptions: p.subscriptions.map((s) =>
-          version === 5 ? { topic: s.topicFilter, qos: s.qos, nl: s.noLocal, rap: s.retainAsPublished, rh: s.retainHandling } : { topic: s.topicFilter, qos: s.qos }),
+          version === 5
+            ? { topic: s.topicFilter, qos: s.qos, nl: s.noLocal, rap: s.retainAsPublished, rh: s.retainHandling }
+            : { topic: s.topicFilter, qos: s.qos },
+        ),
       };
     case 'suback':
       return { cmd: 'suback', messageId: p.packetId, granted: p.reasonCodes, ...props(p) };
@@ -147,8 +162,12 @@ function fromMqttPacket(m: MP.Packet, version: Version): Packet {
   switch (m.cmd) {
     case 'connect': {
       const p: ConnectPacket = {
-        type: 'connect', protocolName: m.protocolId!, protocolVersion: m.protocolVersion!, clean: m.clean!,
-        keepAlive: m.keepalive!, clientId: m.clientId,
+        type: 'connect',
+        protocolName: m.protocolId!,
+        protocolVersion: m.protocolVersion!,
+        clean: m.clean!,
+        keepAlive: m.keepalive!,
+        clientId: m.clientId,
       };
       if (m.username !== undefined) p.username = m.username;
       if (m.password !== undefined) p.password = m.password;
@@ -172,9 +191,14 @@ function fromMqttPacket(m: MP.Packet, version: Version): Packet {
       return withProps(withCode({ type: m.cmd, packetId: m.messageId! }));
     case 'subscribe':
       return withProps({
-        type: 'subscribe', packetId: m.messageId!,
+        type: 'subscribe',
+        packetId: m.messageId!,
         subscriptions: m.subscriptions.map((s) => ({
-          topicFilter: s.topic, qos: s.qos, noLocal: s.nl ?? false, retainAsPublished: s.rap ?? false, retainHandling: (s.rh ?? 0) as 0 | 1 | 2,
+          topicFilter: s.topic,
+          qos: s.qos,
+          noLocal: s.nl ?? false,
+          retainAsPublished: s.rap ?? false,
+          retainHandling: (s.rh ?? 0) as 0 | 1 | 2,
         })),
       });
     case 'suback':
@@ -394,7 +418,8 @@ function padTo(p: Packet, version: Version, target: number): Packet | undefined 
 }
 
 const BOUNDARIES = [127, 128, 16383, 16384] as const;
-const paddableTypes = (v: Version): PacketType[] => typesFor(v).filter((t) => t !== 'pingreq' && t !== 'pingresp' && (v === 5 || ['publish', 'subscribe', 'unsubscribe', 'suback', 'connect'].includes(t)));
+const paddableTypes = (v: Version): PacketType[] =>
+  typesFor(v).filter((t) => t !== 'pingreq' && t !== 'pingresp' && (v === 5 || ['publish', 'subscribe', 'unsubscribe', 'suback', 'connect'].includes(t)));
 
 for (const version of VERSIONS) {
   void describe(`codec vs mqtt-packet, ${label(version)}: Remaining Length at the variable byte integer boundaries`, () => {
@@ -438,12 +463,26 @@ for (const version of VERSIONS) {
 
 void describe('codec vs mqtt-packet: documented deviations and edge forms', () => {
   void it('mqtt-packet deviation: a repeated User Property name whose first value is "" loses that pair in mqtt-packet; ours keeps all pairs in order', () => {
-    const p: Packet = { type: 'puback', packetId: 7, reasonCode: 0x10, properties: { userProperties: [['a', ''], ['a', 'x'], ['b', 'y']] } };
+    const p: Packet = {
+      type: 'puback',
+      packetId: 7,
+      reasonCode: 0x10,
+      properties: {
+        userProperties: [
+          ['a', ''],
+          ['a', 'x'],
+          ['b', 'y'],
+        ],
+      },
+    };
     const buf = encode(p, 5);
     const m = mqttParse(buf, 5) as MP.IPubackPacket;
     assert.deepEqual({ ...(m.properties!.userProperties as MqttUserProperties) }, { a: 'x', b: 'y' }, 'the known mqtt-packet behaviour');
     const ours = oursDecode(buf, 5, 'puback');
-    assert.deepEqual(ours.map((q) => canon(q, false)), [canon(p, false)]);
+    assert.deepEqual(
+      ours.map((q) => canon(q, false)),
+      [canon(p, false)],
+    );
   });
 
   void it('mqtt-packet deviation: it cannot generate a 5.0 CONNECT with a password and no user name (MQTT 5.0 §3.1.2.9 allows it); ours round-trips it', () => {
@@ -461,7 +500,10 @@ void describe('codec vs mqtt-packet: documented deviations and edge forms', () =
   void it('MQTT 5.0 §3.15.2.1: an AUTH with Remaining Length 0 (Success, no properties) decodes in ours as Success; mqtt-packet cannot parse it (its parser requires the reason code byte)', () => {
     const buf = Buffer.from([0xf0, 0x00]);
     const ours = oursDecode(buf, 5, 'auth');
-    assert.deepEqual(ours.map((q) => canon(q, false)), [{ type: 'auth' }]);
+    assert.deepEqual(
+      ours.map((q) => canon(q, false)),
+      [{ type: 'auth' }],
+    );
     const parser = mqttPacket.parser({ protocolVersion: 5 });
     const errors: unknown[] = [];
     parser.on('error', (e) => errors.push(e));
@@ -477,12 +519,21 @@ void describe('codec vs mqtt-packet: documented deviations and edge forms', () =
 
   void it('MQTT 5.0 §3.14.2.1: DISCONNECT with Remaining Length 0 means Normal disconnection in both codecs', () => {
     const buf = Buffer.from([0xe0, 0x00]);
-    assert.deepEqual(oursDecode(buf, 5, 'disconnect').map((q) => canon(q, false)), [{ type: 'disconnect' }]);
+    assert.deepEqual(
+      oursDecode(buf, 5, 'disconnect').map((q) => canon(q, false)),
+      [{ type: 'disconnect' }],
+    );
     assert.deepEqual(canon(fromMqttPacket(mqttParse(buf, 5), 5), false), { type: 'disconnect' });
   });
 
   void it('[MQTT-3.3.2-18] User Properties keep their exact wire order through ours, interleaved names included', () => {
-    const pairs: Array<[string, string]> = [['b', '1'], ['a', '2'], ['b', '3'], ['10', '4'], ['2', '5']];
+    const pairs: Array<[string, string]> = [
+      ['b', '1'],
+      ['a', '2'],
+      ['b', '3'],
+      ['10', '4'],
+      ['2', '5'],
+    ];
     const p: Packet = { type: 'publish', topic: 't', payload: Buffer.alloc(0), qos: 0, retain: false, dup: false, properties: { userProperties: pairs } };
     const [q] = oursDecode(encode(p, 5), 5, 'publish');
     assert.deepEqual((q as { properties?: Properties }).properties?.userProperties, pairs);

@@ -13,17 +13,24 @@ const SEED = 0x5eed_c0de;
 const ITERATIONS = 30_000;
 
 void describe('decoder fuzzing (bounded)', () => {
-  void it(`${ITERATIONS} random and mutated inputs: only MqttError is thrown, each input is fast, the decoder stays within maxPacketSize, and whatever decodes re-encodes and re-decodes identically`, { timeout: 120_000 }, (t) => {
-    const report = runFuzz({ iterations: ITERATIONS, seed: SEED, corpusSize: 600, maxInputMs: 500 });
-    t.diagnostic(formatReport(report));
-    assert.deepEqual(report.violations.map((v) => `${v.kind}: ${v.message}`), []);
-    assert.equal(report.iterations, ITERATIONS);
-    // The run must reach both sides of the decoder, or it proves little.
-    assert.ok((report.outcomes.decoded ?? 0) > ITERATIONS / 10, 'a good share of inputs decode');
-    assert.ok((report.outcomes.COURIER_MALFORMED_PACKET ?? 0) > ITERATIONS / 10, 'a good share of inputs are malformed');
-    assert.ok((report.outcomes.COURIER_PACKET_TOO_LARGE ?? 0) > 0, 'small maxPacketSize limits are hit');
-    assert.ok((report.outcomes.incomplete ?? 0) > 0, 'truncated inputs wait for more bytes');
-  });
+  void it(
+    `${ITERATIONS} random and mutated inputs: only MqttError is thrown, each input is fast, the decoder stays within maxPacketSize, and whatever decodes re-encodes and re-decodes identically`,
+    { timeout: 120_000 },
+    (t) => {
+      const report = runFuzz({ iterations: ITERATIONS, seed: SEED, corpusSize: 600, maxInputMs: 500 });
+      t.diagnostic(formatReport(report));
+      assert.deepEqual(
+        report.violations.map((v) => `${v.kind}: ${v.message}`),
+        [],
+      );
+      assert.equal(report.iterations, ITERATIONS);
+      // The run must reach both sides of the decoder, or it proves little.
+      assert.ok((report.outcomes.decoded ?? 0) > ITERATIONS / 10, 'a good share of inputs decode');
+      assert.ok((report.outcomes.COURIER_MALFORMED_PACKET ?? 0) > ITERATIONS / 10, 'a good share of inputs are malformed');
+      assert.ok((report.outcomes.COURIER_PACKET_TOO_LARGE ?? 0) > 0, 'small maxPacketSize limits are hit');
+      assert.ok((report.outcomes.incomplete ?? 0) > 0, 'truncated inputs wait for more bytes');
+    },
+  );
 
   void it('inputs are a pure function of (seed, iteration), so a printed iteration reproduces', () => {
     const corpus = buildCorpus(7, 50);
@@ -82,7 +89,16 @@ void describe('decoder memory bounds', () => {
   void it('valid packets split at every byte boundary decode, and a thrown error is always an MqttError', () => {
     const packets: Packet[] = [
       { type: 'connect', protocolName: 'MQTT', protocolVersion: 5, clean: true, keepAlive: 10, clientId: 'x', properties: { userProperties: [['k', 'v']] } },
-      { type: 'publish', topic: 'a/b', payload: Buffer.from('hello'), qos: 1, retain: false, dup: false, packetId: 3, properties: { contentType: 'text/plain' } },
+      {
+        type: 'publish',
+        topic: 'a/b',
+        payload: Buffer.from('hello'),
+        qos: 1,
+        retain: false,
+        dup: false,
+        packetId: 3,
+        properties: { contentType: 'text/plain' },
+      },
     ];
     const bytes = Buffer.concat(packets.map((p) => encode(p, 5)));
     for (let cut = 0; cut <= bytes.length; cut++) {
@@ -95,7 +111,10 @@ void describe('decoder memory bounds', () => {
         assert.ok(err instanceof MqttError, String(err));
         throw err;
       }
-      assert.deepEqual(got.map((p) => p.type), ['connect', 'publish']);
+      assert.deepEqual(
+        got.map((p) => p.type),
+        ['connect', 'publish'],
+      );
     }
   });
 });

@@ -13,9 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  Decoder, MalformedPacketError, MqttError, PacketTooLargeError, ProtocolError, UnsupportedProtocolVersionError,
-} from '../../../src/protocol/index.js';
+import { Decoder, MalformedPacketError, MqttError, PacketTooLargeError, ProtocolError, UnsupportedProtocolVersionError } from '../../../src/protocol/index.js';
 import type { Packet, ProtocolVersion } from '../../../src/protocol/index.js';
 import { decodeAll } from '../../../src/protocol/decoder.js';
 
@@ -165,7 +163,10 @@ void describe('malformed input: decoder behaviour around the error', () => {
       first = err;
     }
     assert.ok(first instanceof MalformedPacketError);
-    assert.throws(() => d.push(Buffer.from([0xc0, 0x00])), (err) => err === first);
+    assert.throws(
+      () => d.push(Buffer.from([0xc0, 0x00])),
+      (err) => err === first,
+    );
   });
 
   void it('a packet of exactly maxPacketSize bytes decodes; one byte more is PacketTooLargeError 0x95', () => {
@@ -186,7 +187,13 @@ void describe('malformed input: decoder behaviour around the error', () => {
     // Will topic with U+0000, after the protocol level has been read.
     const v4 = Buffer.from('10 13 00 04 4d 51 54 54 04 06 00 3c 00 01 63 00 02 61 00 00 00'.replace(/ /g, ''), 'hex');
     const v5 = Buffer.from('10 15 00 04 4d 51 54 54 05 06 00 3c 00 00 01 63 00 00 02 61 00 00 00'.replace(/ /g, ''), 'hex');
-    assert.throws(() => decodeAll(v4), (err) => err instanceof MalformedPacketError && err.statement === '[MQTT-1.5.3-2]');
-    assert.throws(() => decodeAll(v5), (err) => err instanceof MalformedPacketError && err.statement === '[MQTT-1.5.4-2]');
+    assert.throws(
+      () => decodeAll(v4),
+      (err) => err instanceof MalformedPacketError && err.statement === '[MQTT-1.5.3-2]',
+    );
+    assert.throws(
+      () => decodeAll(v5),
+      (err) => err instanceof MalformedPacketError && err.statement === '[MQTT-1.5.4-2]',
+    );
   });
 });

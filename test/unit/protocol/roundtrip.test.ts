@@ -78,7 +78,13 @@ const KIB64 = Buffer.alloc(65536, 0x5a);
 KIB64[0] = 0x00;
 KIB64[65535] = 0xff;
 /** User properties with a repeated name, interleaved with another name: wire order must survive [MQTT-3.3.2-18]. */
-const USER_PROPS: Array<[string, string]> = [['k', 'v1'], ['other', ''], ['k', 'v2'], ['', 'empty name'], ['k', 'v1']];
+const USER_PROPS: Array<[string, string]> = [
+  ['k', 'v1'],
+  ['other', ''],
+  ['k', 'v2'],
+  ['', 'empty name'],
+  ['k', 'v1'],
+];
 
 const CONNECT_PROPS: Properties = {
   sessionExpiryInterval: 0xffffffff,
@@ -99,7 +105,10 @@ const WILL_PROPS: Properties = {
   contentType: 'text/plain; charset=utf-8',
   responseTopic: 'replies/☃',
   correlationData: Buffer.from('corr-\u0000-id', 'utf8'),
-  userProperties: [['will', '1'], ['will', '2']],
+  userProperties: [
+    ['will', '1'],
+    ['will', '2'],
+  ],
 };
 
 const CONNACK_PROPS: Properties = {
@@ -152,8 +161,15 @@ const CASES: Case[] = [
     title: '§3.1.2.3 CONNECT v3.1.1 flags: will QoS 1, user name, password [MQTT-3.1.2-9] [MQTT-3.1.2-19] [MQTT-3.1.2-21]',
     version: 4,
     packet: {
-      type: 'connect', protocolName: 'MQTT', protocolVersion: 4, clean: true, keepAlive: 10, clientId: 'c',
-      will: { topic: 'w', payload: Buffer.from('x'), qos: 1, retain: false }, username: 'u', password: Buffer.from('p'),
+      type: 'connect',
+      protocolName: 'MQTT',
+      protocolVersion: 4,
+      clean: true,
+      keepAlive: 10,
+      clientId: 'c',
+      will: { topic: 'w', payload: Buffer.from('x'), qos: 1, retain: false },
+      username: 'u',
+      password: Buffer.from('p'),
     },
     // flags: user 80 | password 40 | will QoS 1 08 | will 04 | clean 02 = ce; payload in the order
     // client id, will topic, will message, user name, password [MQTT-3.1.3-1].
@@ -163,15 +179,27 @@ const CASES: Case[] = [
     title: '§3.1 CONNECT v3.1.1: will QoS 2 + retain with binary payload, persistent session, max keep alive, non-ASCII ids [MQTT-1.5.3-1]',
     version: 4,
     packet: {
-      type: 'connect', protocolName: 'MQTT', protocolVersion: 4, clean: false, keepAlive: 0xffff, clientId: 'clïent-☃',
-      will: { topic: NON_ASCII, payload: ALL_BYTES, qos: 2, retain: true }, username: 'üser', password: Buffer.alloc(0),
+      type: 'connect',
+      protocolName: 'MQTT',
+      protocolVersion: 4,
+      clean: false,
+      keepAlive: 0xffff,
+      clientId: 'clïent-☃',
+      will: { topic: NON_ASCII, payload: ALL_BYTES, qos: 2, retain: true },
+      username: 'üser',
+      password: Buffer.alloc(0),
     },
   },
   {
     title: '§3.1 CONNECT v3.1.1: empty client id with Clean Session, keep alive 0, empty will payload [MQTT-3.1.3-6]',
     version: 4,
     packet: {
-      type: 'connect', protocolName: 'MQTT', protocolVersion: 4, clean: true, keepAlive: 0, clientId: '',
+      type: 'connect',
+      protocolName: 'MQTT',
+      protocolVersion: 4,
+      clean: true,
+      keepAlive: 0,
+      clientId: '',
       will: { topic: 'last/will', payload: Buffer.alloc(0), qos: 0, retain: false },
     },
   },
@@ -186,8 +214,15 @@ const CASES: Case[] = [
     title: 'MQTT 3.1 CONNECT "MQIsdp" with will, user name and password',
     version: 3,
     packet: {
-      type: 'connect', protocolName: 'MQIsdp', protocolVersion: 3, clean: false, keepAlive: 30, clientId: 'legacy-client',
-      will: { topic: 'legacy/status', payload: Buffer.from('gone'), qos: 2, retain: true }, username: 'admin', password: Buffer.from('secret'),
+      type: 'connect',
+      protocolName: 'MQIsdp',
+      protocolVersion: 3,
+      clean: false,
+      keepAlive: 30,
+      clientId: 'legacy-client',
+      will: { topic: 'legacy/status', payload: Buffer.from('gone'), qos: 2, retain: true },
+      username: 'admin',
+      password: Buffer.from('secret'),
     },
   },
   {
@@ -201,9 +236,16 @@ const CASES: Case[] = [
     title: '§3.1.2.11 CONNECT v5: every CONNECT property, repeated User Properties; §3.1.3.2 will with every Will Property',
     version: 5,
     packet: {
-      type: 'connect', protocolName: 'MQTT', protocolVersion: 5, clean: false, keepAlive: 300, clientId: 'device-ü',
+      type: 'connect',
+      protocolName: 'MQTT',
+      protocolVersion: 5,
+      clean: false,
+      keepAlive: 300,
+      clientId: 'device-ü',
       will: { topic: 'devices/ü/status', payload: Buffer.from('{"online":false}'), qos: 1, retain: true, properties: WILL_PROPS },
-      username: 'user', password: Buffer.from([0, 0xff]), properties: CONNECT_PROPS,
+      username: 'user',
+      password: Buffer.from([0, 0xff]),
+      properties: CONNECT_PROPS,
     },
   },
   {
@@ -215,7 +257,12 @@ const CASES: Case[] = [
     title: '§3.1.2.11 CONNECT v5: property list of 128+ bytes (2-byte Property Length) [MQTT-1.5.5-1]',
     version: 5,
     packet: {
-      type: 'connect', protocolName: 'MQTT', protocolVersion: 5, clean: true, keepAlive: 60, clientId: 'x',
+      type: 'connect',
+      protocolName: 'MQTT',
+      protocolVersion: 5,
+      clean: true,
+      keepAlive: 60,
+      clientId: 'x',
       properties: { userProperties: [['long', 'v'.repeat(200)]] },
     },
   },
@@ -284,7 +331,13 @@ const CASES: Case[] = [
     title: '§3.3.2.3 PUBLISH v5 QoS 1 with Payload Format Indicator and Message Expiry Interval: exact bytes',
     version: 5,
     packet: {
-      type: 'publish', topic: 'a', payload: Buffer.from('x'), qos: 1, retain: false, dup: false, packetId: 2,
+      type: 'publish',
+      topic: 'a',
+      payload: Buffer.from('x'),
+      qos: 1,
+      retain: false,
+      dup: false,
+      packetId: 2,
       properties: { payloadFormatIndicator: 1, messageExpiryInterval: 60 },
     },
     // 32 | RL 14 | 00 01 'a' | id 00 02 | property length 07 | 01 01 | 02 00 00 00 3c | 'x'
@@ -294,7 +347,13 @@ const CASES: Case[] = [
     title: '§3.3.2.3 PUBLISH v5 QoS 2 + DUP: every PUBLISH property, repeated Subscription Identifiers and User Properties [MQTT-3.3.2-18]',
     version: 5,
     packet: {
-      type: 'publish', topic: 'sensors/+literal', payload: Buffer.from('{"t":21.5}'), qos: 2, retain: false, dup: true, packetId: 0x1234,
+      type: 'publish',
+      topic: 'sensors/+literal',
+      payload: Buffer.from('{"t":21.5}'),
+      qos: 2,
+      retain: false,
+      dup: true,
+      packetId: 0x1234,
       properties: PUBLISH_PROPS,
     },
   },
@@ -302,7 +361,12 @@ const CASES: Case[] = [
     title: '§3.3.2.3.4 PUBLISH v5 with a Topic Alias and a zero-length Topic Name',
     version: 5,
     packet: {
-      type: 'publish', topic: '', payload: Buffer.from('aliased'), qos: 0, retain: false, dup: false,
+      type: 'publish',
+      topic: '',
+      payload: Buffer.from('aliased'),
+      qos: 0,
+      retain: false,
+      dup: false,
       properties: { topicAlias: 0xffff, payloadFormatIndicator: 1, contentType: 'text/plain', correlationData: ALL_BYTES },
     },
   },
@@ -310,7 +374,13 @@ const CASES: Case[] = [
     title: '§2.2.3 PUBLISH v5 with a 64 KiB payload and properties',
     version: 5,
     packet: {
-      type: 'publish', topic: NON_ASCII, payload: KIB64, qos: 2, retain: true, dup: false, packetId: 1,
+      type: 'publish',
+      topic: NON_ASCII,
+      payload: KIB64,
+      qos: 2,
+      retain: true,
+      dup: false,
+      packetId: 1,
       properties: { messageExpiryInterval: 0xffffffff, userProperties: [['size', '65536']] },
     },
   },
@@ -408,7 +478,9 @@ const CASES: Case[] = [
     title: '§3.8.3 SUBSCRIBE v3.1.1: several filters, QoS 0/1/2, wildcards, $SYS, non-ASCII',
     version: 4,
     packet: {
-      type: 'subscribe', packetId: 0xffff, subscriptions: [
+      type: 'subscribe',
+      packetId: 0xffff,
+      subscriptions: [
         { topicFilter: '+/+/#', qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 },
         { topicFilter: '$SYS/#', qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0 },
         { topicFilter: NON_ASCII, qos: 2, noLocal: false, retainAsPublished: false, retainHandling: 0 },
@@ -426,7 +498,8 @@ const CASES: Case[] = [
     title: '§3.8.2.1 SUBSCRIBE v5: Subscription Identifier, User Properties, every combination of subscription options, shared subscription',
     version: 5,
     packet: {
-      type: 'subscribe', packetId: 77,
+      type: 'subscribe',
+      packetId: 77,
       properties: { subscriptionIdentifiers: [268435455], userProperties: USER_PROPS },
       subscriptions: [
         { topicFilter: 'a/+', qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 },
@@ -449,7 +522,9 @@ const CASES: Case[] = [
     title: '§3.9.3 SUBACK v5: every Subscribe Reason Code, Reason String, User Properties [MQTT-3.9.3-2]',
     version: 5,
     packet: {
-      type: 'suback', packetId: 77, reasonCodes: [0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8f, 0x91, 0x97, 0x9e, 0xa1, 0xa2],
+      type: 'suback',
+      packetId: 77,
+      reasonCodes: [0x00, 0x01, 0x02, 0x80, 0x83, 0x87, 0x8f, 0x91, 0x97, 0x9e, 0xa1, 0xa2],
       properties: ACK_PROPS,
     },
   },
@@ -523,7 +598,8 @@ const CASES: Case[] = [
     title: '§3.14.2.2 DISCONNECT v5 0x9c Use another server: Session Expiry Interval, Reason String, Server Reference, User Properties [MQTT-3.14.2-1]',
     version: 5,
     packet: {
-      type: 'disconnect', reasonCode: 0x9c,
+      type: 'disconnect',
+      reasonCode: 0x9c,
       properties: { sessionExpiryInterval: 0, reasonString: 'moving', serverReference: 'b.example:8883', userProperties: USER_PROPS },
     },
   },
@@ -539,7 +615,8 @@ const CASES: Case[] = [
     title: '§3.15.2 AUTH v5 0x18 Continue authentication with Authentication Method and Data [MQTT-3.15.2-1]',
     version: 5,
     packet: {
-      type: 'auth', reasonCode: 0x18,
+      type: 'auth',
+      reasonCode: 0x18,
       properties: { authenticationMethod: 'SCRAM-SHA-1', authenticationData: Buffer.from('c=biws,r=abc') },
     },
     // f0 | RL 31 | 18 | property length 29 | 15 00 0b 'SCRAM-SHA-1' | 16 00 0c 'c=biws,r=abc'
@@ -549,7 +626,8 @@ const CASES: Case[] = [
     title: '§3.15.2.2 AUTH v5 0x19 Re-authenticate with Reason String and User Properties',
     version: 5,
     packet: {
-      type: 'auth', reasonCode: 0x19,
+      type: 'auth',
+      reasonCode: 0x19,
       properties: { authenticationMethod: 'OAUTH2', authenticationData: Buffer.alloc(300, 1), reasonString: 'token refresh', userProperties: USER_PROPS },
     },
   },
@@ -574,7 +652,22 @@ for (const version of [3, 4, 5] as const) {
 
     void it(`every packet type appears in the ${VERSION_NAMES[version]} cases`, () => {
       const types = new Set(cases.map((c) => c.packet.type));
-      const expected = ['connect', 'connack', 'publish', 'puback', 'pubrec', 'pubrel', 'pubcomp', 'subscribe', 'suback', 'unsubscribe', 'unsuback', 'pingreq', 'pingresp', 'disconnect'];
+      const expected = [
+        'connect',
+        'connack',
+        'publish',
+        'puback',
+        'pubrec',
+        'pubrel',
+        'pubcomp',
+        'subscribe',
+        'suback',
+        'unsubscribe',
+        'unsuback',
+        'pingreq',
+        'pingresp',
+        'disconnect',
+      ];
       if (version === 5) expected.push('auth');
       assert.deepEqual([...types].sort(), expected.sort());
     });
@@ -622,7 +715,12 @@ void describe('codec round trip: every MQTT 5.0 property in every packet that ma
         // Authentication Data without Authentication Method is a Protocol Error (§3.1.2.11.10).
         return { authenticationMethod: 'M', authenticationData: Buffer.from([0, 0xff]) };
       case 'userProperties':
-        return { userProperties: [['n', 'v'], ['n', 'w']] };
+        return {
+          userProperties: [
+            ['n', 'v'],
+            ['n', 'w'],
+          ],
+        };
       default:
         return { [name]: NON_ASCII };
     }
@@ -631,24 +729,49 @@ void describe('codec round trip: every MQTT 5.0 property in every packet that ma
   /** A packet of `kind` (packet type code, or WILL) carrying `props`. */
   const carrier = (kind: number, props: Properties): Packet => {
     switch (kind) {
-      case 1: return { type: 'connect', protocolName: 'MQTT', protocolVersion: 5, clean: true, keepAlive: 1, clientId: 'c', properties: props };
-      case WILL: return {
-        type: 'connect', protocolName: 'MQTT', protocolVersion: 5, clean: true, keepAlive: 1, clientId: 'c',
-        will: { topic: 'w', payload: Buffer.from('p'), qos: 0, retain: false, properties: props },
-      };
-      case 2: return { type: 'connack', sessionPresent: false, reasonCode: 0, properties: props };
-      case 3: return { type: 'publish', topic: 't', payload: Buffer.from('p'), qos: 1, retain: false, dup: false, packetId: 1, properties: props };
-      case 4: return { type: 'puback', packetId: 1, reasonCode: 0, properties: props };
-      case 5: return { type: 'pubrec', packetId: 1, reasonCode: 0, properties: props };
-      case 6: return { type: 'pubrel', packetId: 1, reasonCode: 0, properties: props };
-      case 7: return { type: 'pubcomp', packetId: 1, reasonCode: 0, properties: props };
-      case 8: return { type: 'subscribe', packetId: 1, subscriptions: [{ topicFilter: 't', qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }], properties: props };
-      case 9: return { type: 'suback', packetId: 1, reasonCodes: [0], properties: props };
-      case 10: return { type: 'unsubscribe', packetId: 1, topicFilters: ['t'], properties: props };
-      case 11: return { type: 'unsuback', packetId: 1, reasonCodes: [0], properties: props };
-      case 14: return { type: 'disconnect', reasonCode: 0, properties: props };
-      case 15: return { type: 'auth', reasonCode: 0x18, properties: props };
-      default: throw new Error(`no carrier for kind ${kind}`);
+      case 1:
+        return { type: 'connect', protocolName: 'MQTT', protocolVersion: 5, clean: true, keepAlive: 1, clientId: 'c', properties: props };
+      case WILL:
+        return {
+          type: 'connect',
+          protocolName: 'MQTT',
+          protocolVersion: 5,
+          clean: true,
+          keepAlive: 1,
+          clientId: 'c',
+          will: { topic: 'w', payload: Buffer.from('p'), qos: 0, retain: false, properties: props },
+        };
+      case 2:
+        return { type: 'connack', sessionPresent: false, reasonCode: 0, properties: props };
+      case 3:
+        return { type: 'publish', topic: 't', payload: Buffer.from('p'), qos: 1, retain: false, dup: false, packetId: 1, properties: props };
+      case 4:
+        return { type: 'puback', packetId: 1, reasonCode: 0, properties: props };
+      case 5:
+        return { type: 'pubrec', packetId: 1, reasonCode: 0, properties: props };
+      case 6:
+        return { type: 'pubrel', packetId: 1, reasonCode: 0, properties: props };
+      case 7:
+        return { type: 'pubcomp', packetId: 1, reasonCode: 0, properties: props };
+      case 8:
+        return {
+          type: 'subscribe',
+          packetId: 1,
+          subscriptions: [{ topicFilter: 't', qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }],
+          properties: props,
+        };
+      case 9:
+        return { type: 'suback', packetId: 1, reasonCodes: [0], properties: props };
+      case 10:
+        return { type: 'unsubscribe', packetId: 1, topicFilters: ['t'], properties: props };
+      case 11:
+        return { type: 'unsuback', packetId: 1, reasonCodes: [0], properties: props };
+      case 14:
+        return { type: 'disconnect', reasonCode: 0, properties: props };
+      case 15:
+        return { type: 'auth', reasonCode: 0x18, properties: props };
+      default:
+        throw new Error(`no carrier for kind ${kind}`);
     }
   };
 
@@ -675,7 +798,10 @@ void describe('codec round trip: every MQTT 5.0 property in every packet that ma
       collect(p.properties);
       collect(p.will?.properties);
     }
-    assert.deepEqual(PROPERTY_TABLE.map((d) => d.name).filter((n) => !used.has(n)), []);
+    assert.deepEqual(
+      PROPERTY_TABLE.map((d) => d.name).filter((n) => !used.has(n)),
+      [],
+    );
   });
 });
 

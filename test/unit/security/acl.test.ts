@@ -233,10 +233,7 @@ void describe('filter algebra', () => {
   // Every topic of up to 4 levels over {a, c, $x}: longer than any filter below by one level, with
   // a literal ('c') no filter names, so each difference between two filters has a witness here.
   const topics = sequences(['a', 'c', '$x'], 4).map((l) => l.join('/'));
-  const filters = [
-    ...sequences(['a', '$x', '+'], 3).flatMap((l) => [l.join('/'), [...l, '#'].join('/')]),
-    '#',
-  ];
+  const filters = [...sequences(['a', '$x', '+'], 3).flatMap((l) => [l.join('/'), [...l, '#'].join('/')]), '#'];
   const matching = new Map(filters.map((f) => [f, new Set(topics.filter((t) => naiveMatch(f, t)))]));
 
   void it('filterCovers(filter, topic) is MQTT topic matching', () => {

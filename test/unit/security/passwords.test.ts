@@ -8,15 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  checkUserName,
-  deletePassword,
-  hashPassword,
-  PasswordFile,
-  PasswordFileError,
-  setPassword,
-  verifyPassword,
-} from '../../../src/security/passwords.js';
+import { checkUserName, deletePassword, hashPassword, PasswordFile, PasswordFileError, setPassword, verifyPassword } from '../../../src/security/passwords.js';
 import type { AuthenticationRequest } from '../../../src/security/types.js';
 
 const HASH_RE = /^\$scrypt\$N=16384,r=8,p=1\$[A-Za-z0-9+/]{22}==\$[A-Za-z0-9+/]{43}=$/;
@@ -295,7 +287,13 @@ void describe('PasswordFile.watch', () => {
       assert.deepEqual(await auth(request('bob', 'pw2')), { ok: true });
 
       const text = await readFile(path, 'utf8');
-      await writeFile(path, text.split('\n').filter((l) => !l.startsWith('alice:')).join('\n')); // in place
+      await writeFile(
+        path,
+        text
+          .split('\n')
+          .filter((l) => !l.startsWith('alice:'))
+          .join('\n'),
+      ); // in place
       assert.equal(await events.next(), 'reload');
       assert.deepEqual(pf.users(), ['bob']);
       assert.deepEqual(await auth(request('alice', 'pw1')), { ok: false, reasonCode: 0x86 });

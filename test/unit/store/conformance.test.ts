@@ -46,11 +46,20 @@ const impls: Impl[] = [
 ];
 
 const msg = (topic: string, payload: string, extra: Partial<StoredMessage> = {}): StoredMessage => ({
-  topic, payload: Buffer.from(payload), qos: 1, retain: false, expiresAt: 0, origin: 'pub', ...extra,
+  topic,
+  payload: Buffer.from(payload),
+  qos: 1,
+  retain: false,
+  expiresAt: 0,
+  origin: 'pub',
+  ...extra,
 });
 
 const session = (clientId: string, extra: Partial<StoredSession> = {}): StoredSession => ({
-  clientId, expiryInterval: 3600, subscriptions: [{ filter: 'a/#', qos: 1, noLocal: false, retainAsPublished: true, retainHandling: 0, subscriptionId: 7 }], ...extra,
+  clientId,
+  expiryInterval: 3600,
+  subscriptions: [{ filter: 'a/#', qos: 1, noLocal: false, retainAsPublished: true, retainHandling: 0, subscriptionId: 7 }],
+  ...extra,
 });
 
 async function cycle(store: Store, reopen: () => Store): Promise<Store> {
@@ -68,7 +77,19 @@ for (const impl of impls) {
       const { store, reopen } = impl.create();
       await store.open();
       store.putRetained('a/b', msg('a/b', 'one'));
-      store.putRetained('a/b', msg('a/b', 'two', { properties: { contentType: 'text/plain', correlationData: Buffer.from([1, 2]), userProperties: [['k', 'v'], ['k', 'w']] } }));
+      store.putRetained(
+        'a/b',
+        msg('a/b', 'two', {
+          properties: {
+            contentType: 'text/plain',
+            correlationData: Buffer.from([1, 2]),
+            userProperties: [
+              ['k', 'v'],
+              ['k', 'w'],
+            ],
+          },
+        }),
+      );
       store.putRetained('a/c', msg('a/c', 'three'));
       store.deleteRetained('a/c');
       const s2 = await cycle(store, reopen);
@@ -79,7 +100,10 @@ for (const impl of impls) {
       assert.ok(Buffer.isBuffer(m.payload));
       assert.equal(m.payload.toString(), 'two');
       assert.ok(Buffer.isBuffer(m.properties?.correlationData));
-      assert.deepEqual(m.properties?.userProperties, [['k', 'v'], ['k', 'w']]);
+      assert.deepEqual(m.properties?.userProperties, [
+        ['k', 'v'],
+        ['k', 'w'],
+      ]);
       await s2.close();
     });
 
@@ -106,7 +130,10 @@ for (const impl of impls) {
       assert.equal(c2.willPending, true);
       assert.deepEqual(snap.sessions.find((s) => s.clientId === 'c1')!.subscriptions[0]!.subscriptionId, 7);
       assert.deepEqual([...snap.messages.keys()].sort(), [1, 2]);
-      assert.deepEqual(snap.outbound.get('c1')!.map(([seq]) => seq), [3, 10]);
+      assert.deepEqual(
+        snap.outbound.get('c1')!.map(([seq]) => seq),
+        [3, 10],
+      );
       assert.deepEqual(snap.outbound.get('c1')![0]![1], { messageId: 2, qos: 2, retain: true, subscriptionIds: [7], packetId: 5, released: true });
       assert.deepEqual(snap.inbound.get('c1'), [42]);
       const inline = snap.outbound.get('c2')!.find(([seq]) => seq === 6)![1];
@@ -128,10 +155,16 @@ for (const impl of impls) {
       s.deleteSession('gone');
       s = await cycle(s, reopen);
       let snap = await s.load();
-      assert.deepEqual(snap.sessions.map((x) => x.clientId), ['kept']);
+      assert.deepEqual(
+        snap.sessions.map((x) => x.clientId),
+        ['kept'],
+      );
       assert.equal(snap.outbound.has('gone'), false);
       assert.equal(snap.inbound.has('gone'), false);
-      assert.deepEqual(snap.outbound.get('kept')!.map(([seq]) => seq), [2]);
+      assert.deepEqual(
+        snap.outbound.get('kept')!.map(([seq]) => seq),
+        [2],
+      );
       s.deleteOutbound('kept', 2);
       s.deleteMessage(1);
       s = await cycle(s, reopen);
@@ -162,7 +195,10 @@ void describe('LmdbStore: the data directory', () => {
     const a = new LmdbStore({ dataDir: dir });
     await a.open();
     const b = new LmdbStore({ dataDir: dir });
-    await assert.rejects(b.open(), (err: unknown) => err instanceof StoreError && err.code === 'COURIER_STORE_LOCKED' && /in use by another broker \(pid \d+/.test(err.message));
+    await assert.rejects(
+      b.open(),
+      (err: unknown) => err instanceof StoreError && err.code === 'COURIER_STORE_LOCKED' && /in use by another broker \(pid \d+/.test(err.message),
+    );
     await a.close();
     await b.open();
     await b.close();

@@ -116,17 +116,21 @@ void describe('TopicTrie', () => {
       .map(([l, hash]) => (hash ? [...l, '#'] : l).join('/'))
       .filter((f) => checkTopicFilter(f) === null);
     fc.assert(
-      fc.property(fc.array(fc.tuple(filter, fc.constantFrom('k1', 'k2')), { maxLength: 20 }), fc.array(topic, { minLength: 1, maxLength: 10 }), (subs, topics) => {
-        const trie = new TopicTrie<string>();
-        for (const [f, k] of subs) trie.add(f, k, f);
-        for (const t of topics) {
-          const expected = [...new Set(subs.filter(([f]) => naiveMatch(f, t)).map(([f, k]) => `${f}|${k}`))].sort();
-          assert.deepEqual(trieMatches(trie, t), expected, `topic ${JSON.stringify(t)}`);
-        }
-        // Removing everything leaves an empty trie.
-        for (const [f, k] of subs) trie.remove(f, k);
-        assert.equal(trie.size, 0);
-      }),
+      fc.property(
+        fc.array(fc.tuple(filter, fc.constantFrom('k1', 'k2')), { maxLength: 20 }),
+        fc.array(topic, { minLength: 1, maxLength: 10 }),
+        (subs, topics) => {
+          const trie = new TopicTrie<string>();
+          for (const [f, k] of subs) trie.add(f, k, f);
+          for (const t of topics) {
+            const expected = [...new Set(subs.filter(([f]) => naiveMatch(f, t)).map(([f, k]) => `${f}|${k}`))].sort();
+            assert.deepEqual(trieMatches(trie, t), expected, `topic ${JSON.stringify(t)}`);
+          }
+          // Removing everything leaves an empty trie.
+          for (const [f, k] of subs) trie.remove(f, k);
+          assert.equal(trie.size, 0);
+        },
+      ),
       { numRuns: 200 },
     );
   });

@@ -1,0 +1,103 @@
+/**
+ * A connection's output: packets leave in order, batched per event-loop turn (cork, then one
+ * `writev` on the next tick), and none before the store has committed the state it
+ * acknowledges: while the store has uncommitted writes, output waits for that commit point
+ * (PUBACK/PUBREC/PUBCOMP/SUBACK after the commit that holds them; a PUBLISH after its packet id
+ * is journaled).
+ */
+import type { Duplex } from 'node:stream';
+
+interface GateSegment {
+  readonly point: Promise<void>;
+  readonly bufs: Buffer[];
+  done: boolean;
+}
+
+function uncork(o: Output): void {
+  o.flush();
+}
+
+export class Output {
+  readonly #stream: Duplex;
+  readonly #commitPoint: () => Promise<void> | null;
+  readonly #onStoreError: (err: unknown) => void;
+  #corked = false;
+  /** Output waiting for store commits, in order. */
+  readonly #gate: GateSegment[] = [];
+  #onDrained: (() => void) | undefined = undefined;
+
+  constructor(stream: Duplex, commitPoint: () => Promise<void> | null, onStoreError: (err: unknown) => void) {
+    this.#stream = stream;
+    this.#commitPoint = commitPoint;
+    this.#onStoreError = onStoreError;
+  }
+
+  /** Bytes buffered in the socket (backpressure). */
+  get buffered(): number {
+    return this.#stream.writableLength;
+  }
+
+  write(buf: Buffer): void {
+    const s = this.#stream;
+    if (s.destroyed || s.writableEnded) return;
+    const point = this.#commitPoint();
+    const gate = this.#gate;
+    if (point === null && gate.length === 0) {
+      this.#put(buf);
+      return;
+    }
+    const last = gate[gate.length - 1];
+    if (last !== undefined && (point === null || point === last.point)) {
+      last.bufs.push(buf);
+      return;
+    }
+    const segment: GateSegment = { point: point!, bufs: [buf], done: false };
+    gate.push(segment);
+    point!.then(
+      () => {
+        segment.done = true;
+        this.#release();
+      },
+      (err: unknown) => {
+        this.#gate.length = 0;
+        this.#onStoreError(err);
+      },
+    );
+  }
+
+  /** Runs `fn` once everything waiting for a commit has been written (at once when nothing waits). */
+  whenDrained(fn: () => void): void {
+    if (this.#gate.length === 0) fn();
+    else this.#onDrained = fn;
+  }
+
+  #release(): void {
+    const gate = this.#gate;
+    while (gate.length > 0 && gate[0]!.done) {
+      for (const b of gate.shift()!.bufs) this.#put(b);
+    }
+    if (gate.length === 0 && this.#onDrained !== undefined) {
+      const fn = this.#onDrained;
+      this.#onDrained = undefined;
+      fn();
+    }
+  }
+
+  #put(buf: Buffer): void {
+    const s = this.#stream;
+    if (s.destroyed || s.writableEnded) return;
+    if (!this.#corked) {
+      this.#corked = true;
+      s.cork();
+      process.nextTick(uncork, this);
+    }
+    s.write(buf);
+  }
+
+  /** Sends everything written in this event-loop turn (one writev). */
+  flush(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.#stream.uncork();
+  }
+}
