@@ -239,6 +239,23 @@ async function runOne(cli: Cli, scenario: ScenarioName, broker: BrokerName, nofi
   if (durable && broker === 'aedes') {
     return { scenario, broker, metrics: {}, notes: [], skipped: 'Aedes has no durable persistence in this setup (its default store is in memory)' };
   }
+  const result = await runOnce(cli, scenario, broker, nofile, durable);
+  if (durable && broker === 'courier' && result.error === undefined) {
+    // The same workload (persistent subscriber sessions) on Courier's in-memory store: what durability costs.
+    const memory = await runOnce(cli, scenario, broker, nofile, false);
+    const mem = memory.metrics.delivered_per_s;
+    const memCpu = memory.metrics.cpu_us_per_msg;
+    const durCpu = result.metrics.cpu_us_per_msg;
+    result.metrics.memory_store_delivered_per_s = mem ?? null;
+    result.metrics.memory_store_cpu_us_per_msg = memCpu ?? null;
+    // By broker CPU per message (the steadiest figure on a shared machine): both runs saturate the broker's core.
+    result.metrics.durable_vs_memory_pct = typeof memCpu === 'number' && typeof durCpu === 'number' && durCpu > 0 ? Math.round((memCpu / durCpu) * 100) : null;
+    if (memory.error !== undefined) result.notes.push(`in-memory store pass: ERROR ${memory.error}`);
+  }
+  return result;
+}
+
+async function runOnce(cli: Cli, scenario: ScenarioName, broker: BrokerName, nofile: number, durable: boolean): Promise<ScenarioResult> {
   let b: RunningBroker;
   try {
     b = await startBroker(broker, { cpu: cli.brokerCpu, nofile, durable });
