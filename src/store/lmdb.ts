@@ -19,6 +19,7 @@
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { decodeOutbound, encodeOutbound } from './outbound-codec.js';
 import type { Store, StoredMessage, StoredOutbound, StoredSession, StoreSnapshot } from './types.js';
 
 export type Durability = 'none' | 'commit' | 'fsync';
@@ -28,7 +29,7 @@ export interface LmdbStoreOptions {
   durability?: Durability;
 }
 
-const FORMAT = 1;
+const FORMAT = 2;
 
 /** The data directory cannot be used: locked by another process, unreadable or of another format. */
 export class StoreError extends Error {
@@ -56,7 +57,7 @@ export class LmdbStore implements Store {
   #retained!: Database<StoredMessage, string>;
   #sessions!: Database<StoredSession, string>;
   #messages!: Database<StoredMessage, number>;
-  #outbound!: Database<StoredOutbound, [string, number]>;
+  #outbound!: Database<Buffer, [string, number]>;
   #inbound!: Database<boolean, [string, number]>;
   #pending: Promise<unknown> | null = null;
   #lockFile: string;
@@ -88,7 +89,8 @@ export class LmdbStore implements Store {
       this.#retained = env.openDB<StoredMessage, string>({ name: 'retained' });
       this.#sessions = env.openDB<StoredSession, string>({ name: 'sessions' });
       this.#messages = env.openDB<StoredMessage, number>({ name: 'messages' });
-      this.#outbound = env.openDB<StoredOutbound, [string, number]>({ name: 'outbound' });
+      // The hot record: our own binary encoding (outbound-codec.ts) instead of msgpack.
+      this.#outbound = env.openDB<Buffer, [string, number]>({ name: 'outbound2', encoding: 'binary' });
       this.#inbound = env.openDB<boolean, [string, number]>({ name: 'inbound' });
       const meta = env.openDB<number, string>({ name: 'meta' });
       const format = meta.get('format');
@@ -162,8 +164,7 @@ export class LmdbStore implements Store {
       const [clientId, seq] = key;
       let list = outbound.get(clientId);
       if (list === undefined) outbound.set(clientId, (list = []));
-      if (value.message !== undefined) value.message = revive(value.message);
-      list.push([seq, value]);
+      list.push([seq, decodeOutbound(value)]);
     }
     const inbound = new Map<string, number[]>();
     for (const { key } of this.#inbound.getRange()) {
@@ -214,7 +215,7 @@ export class LmdbStore implements Store {
   }
 
   putOutbound(clientId: string, seq: number, entry: StoredOutbound): void {
-    this.#track(this.#outbound.put([clientId, seq], entry));
+    this.#track(this.#outbound.put([clientId, seq], encodeOutbound(entry)));
   }
 
   deleteOutbound(clientId: string, seq: number): void {

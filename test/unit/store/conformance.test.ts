@@ -117,7 +117,28 @@ for (const impl of impls) {
       store.putOutbound('c1', 10, { messageId: 1, qos: 1, retain: false });
       store.putOutbound('c1', 3, { messageId: 2, qos: 2, retain: true, subscriptionIds: [7], packetId: 5, released: true });
       store.putOutbound('c2', 4, { messageId: 1, qos: 1, retain: false });
-      store.putOutbound('c2', 6, { messageId: 0, qos: 2, retain: false, message: msg('a/inline', 'inline') });
+      store.putOutbound('c2', 6, {
+        messageId: 0,
+        qos: 2,
+        retain: true,
+        subscriptionIds: [3, 70000],
+        packetId: 65535,
+        released: true,
+        message: msg('a/inline/ü', 'inline', {
+          retain: true,
+          expiresAt: 1_700_000_000_123,
+          properties: {
+            contentType: 'text/plain',
+            correlationData: Buffer.from([0, 255]),
+            userProperties: [
+              ['k', 'v'],
+              ['k', 'w'],
+            ],
+            payloadFormatIndicator: 1,
+            responseTopic: 'r/t',
+          },
+        }),
+      });
       store.putInbound('c1', 42);
       store.putInbound('c1', 43);
       store.deleteInbound('c1', 43);
@@ -138,7 +159,29 @@ for (const impl of impls) {
       assert.deepEqual(snap.inbound.get('c1'), [42]);
       const inline = snap.outbound.get('c2')!.find(([seq]) => seq === 6)![1];
       assert.ok(Buffer.isBuffer(inline.message?.payload), 'an inline message comes back with a Buffer payload');
-      assert.equal(inline.message?.payload.toString(), 'inline');
+      assert.ok(Buffer.isBuffer(inline.message?.properties?.correlationData), 'correlation data comes back as a Buffer');
+      assert.deepEqual(inline, {
+        messageId: 0,
+        qos: 2,
+        retain: true,
+        subscriptionIds: [3, 70000],
+        packetId: 65535,
+        released: true,
+        message: msg('a/inline/ü', 'inline', {
+          retain: true,
+          expiresAt: 1_700_000_000_123,
+          properties: {
+            contentType: 'text/plain',
+            correlationData: Buffer.from([0, 255]),
+            userProperties: [
+              ['k', 'v'],
+              ['k', 'w'],
+            ],
+            payloadFormatIndicator: 1,
+            responseTopic: 'r/t',
+          },
+        }),
+      });
       await s2.close();
     });
 
