@@ -104,32 +104,23 @@ export class BrokerCore {
         this.subscribe(s, v);
       }
       for (const [seq, o] of entries) {
-        if (o.message !== undefined) {
-          s.restore({
-            message: fromStored(o.message),
-            seq,
-            seqWritten: seq,
-            journaled: 3,
-            qos: o.qos,
-            retain: o.retain,
-            subscriptionIds: o.subscriptionIds,
-            packetId: o.packetId ?? 0,
-            released: o.released ?? false,
-          });
-          continue;
+        // Inline (journaled 3) or a reference to a stored message (journaled 2, counted).
+        let m: Message | undefined;
+        if (o.message !== undefined) m = fromStored(o.message);
+        else {
+          m = messages.get(o.messageId);
+          if (m === undefined) {
+            this.#log.warn({ clientId: rec.clientId, seq, messageId: o.messageId }, 'store: outbound entry without its message; dropped');
+            store.deleteOutbound(rec.clientId, seq);
+            continue;
+          }
+          m.refs++;
         }
-        const m = messages.get(o.messageId);
-        if (m === undefined) {
-          this.#log.warn({ clientId: rec.clientId, seq, messageId: o.messageId }, 'store: outbound entry without its message; dropped');
-          store.deleteOutbound(rec.clientId, seq);
-          continue;
-        }
-        m.refs++;
         s.restore({
           message: m,
           seq,
           seqWritten: seq,
-          journaled: 2,
+          journaled: o.message !== undefined ? 3 : 2,
           qos: o.qos,
           retain: o.retain,
           subscriptionIds: o.subscriptionIds,

@@ -132,3 +132,23 @@ export type PropertyIdValue = (typeof PropertyId)[keyof typeof PropertyId];
 export const MAX_VARIABLE_BYTE_INTEGER = 268_435_455;
 /** Largest packet MQTT can frame: 1 byte header + 4 bytes length + max remaining length. */
 export const MAX_PACKET_SIZE = MAX_VARIABLE_BYTE_INTEGER + 5;
+
+/** Packet type names by type number (0 is reserved), for messages. */
+export const PACKET_NAMES: readonly string[] = [
+  'reserved',
+  'CONNECT',
+  'CONNACK',
+  'PUBLISH',
+  'PUBACK',
+  'PUBREC',
+  'PUBREL',
+  'PUBCOMP',
+  'SUBSCRIBE',
+  'SUBACK',
+  'UNSUBSCRIBE',
+  'UNSUBACK',
+  'PINGREQ',
+  'PINGRESP',
+  'DISCONNECT',
+  'AUTH',
+];

@@ -4,7 +4,7 @@
  * framing lives in decoder.ts; the fixed-header flag rules are checked there as soon as the
  * first byte arrives (`checkFirstByte`), before any of the body is buffered.
  */
-import { PacketType, type ProtocolVersion, type QoS } from './constants.js';
+import { PACKET_NAMES, PacketType, type ProtocolVersion, type QoS } from './constants.js';
 import { ProtocolError, UnsupportedProtocolVersionError } from './errors.js';
 import type {
   AuthPacket,
@@ -31,24 +31,7 @@ export function sid(version: number | undefined, v5: string, v311: string): stri
 }
 
 const ACK_TYPES = ['puback', 'pubrec', 'pubrel', 'pubcomp'] as const;
-const NAMES = [
-  'reserved',
-  'CONNECT',
-  'CONNACK',
-  'PUBLISH',
-  'PUBACK',
-  'PUBREC',
-  'PUBREL',
-  'PUBCOMP',
-  'SUBSCRIBE',
-  'SUBACK',
-  'UNSUBSCRIBE',
-  'UNSUBACK',
-  'PINGREQ',
-  'PINGRESP',
-  'DISCONNECT',
-  'AUTH',
-];
+const NAMES = PACKET_NAMES;
 
 /**
  * Fixed-header checks on the first byte alone (§2.1.2, §2.1.3 / 3.1.1 §2.2): packet type,

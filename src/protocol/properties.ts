@@ -3,7 +3,7 @@
  * `Properties`, its data type, the packets it may appear in (CONNECT's will properties count as
  * the pseudo-packet WILL) and where it may repeat. Decoding and encoding both read this table.
  */
-import { PacketType, PropertyId } from './constants.js';
+import { PACKET_NAMES, PacketType, PropertyId } from './constants.js';
 import { InvalidPacketError, ProtocolError } from './errors.js';
 import type { Properties } from './packets.js';
 import { binaryLength, malformed, utf8Length, vbiLength, writeBinary, writeUtf8, writeVbi, type Reader } from './primitives.js';
@@ -97,25 +97,8 @@ for (const d of PROPERTY_TABLE) {
   BY_NAME.set(d.name, d);
 }
 
-const KIND_NAMES = [
-  '',
-  'CONNECT',
-  'CONNACK',
-  'PUBLISH',
-  'PUBACK',
-  'PUBREC',
-  'PUBREL',
-  'PUBCOMP',
-  'SUBSCRIBE',
-  'SUBACK',
-  'UNSUBSCRIBE',
-  'UNSUBACK',
-  'PINGREQ',
-  'PINGRESP',
-  'DISCONNECT',
-  'AUTH',
-  'Will Properties',
-];
+/** Packet names by kind, plus the will properties (kind 16). */
+const KIND_NAMES = [...PACKET_NAMES, 'Will Properties'];
 const hex = (n: number): string => `0x${n.toString(16).padStart(2, '0')}`;
 
 // ---------------------------------------------------------------------------------------------
