@@ -219,10 +219,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const o = this.options;
     this.#security = await Security.create(o.security ?? {}, { authenticate: o.authenticate, authorize: o.authorize }, this.#log);
     this.#enhancedAuth = { ...this.#security.enhancedAuth, ...o.enhancedAuth };
-    if (o.security?.allowAnonymous === true) {
-      for (const p of this.#policies.values()) {
-        if (!p.loopback)
-          this.#log.warn({ listener: p.name }, 'anonymous clients are allowed on a listener reachable from other machines (security.allowAnonymous: true)');
+    const sec = o.security ?? {};
+    const canAuthenticate =
+      o.authenticate !== undefined || sec.passwordFile !== undefined || sec.jwt !== undefined || sec.certificateAuth === true || o.enhancedAuth !== undefined;
+    for (const p of this.#policies.values()) {
+      if (p.loopback) continue;
+      if (sec.allowAnonymous === true) {
+        this.#log.warn({ listener: p.name }, 'anonymous clients are allowed on a listener reachable from other machines (security.allowAnonymous: true)');
+      } else if (!canAuthenticate) {
+        this.#log.warn(
+          { listener: p.name },
+          'this listener is reachable from other machines and refuses anonymous clients, but no authentication is configured: set security.passwordFile (or jwt, certificateAuth), or security.allowAnonymous',
+        );
       }
     }
     await this.#store.open();
