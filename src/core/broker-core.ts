@@ -155,6 +155,9 @@ export class BrokerCore {
     added: (session, entry) => {
       entry.seq = ++this.#nextSeq;
       entry.journaled = 1;
+      // Written at the next commit point, or at the end of this turn when no packet asks for one
+      // (e.g. a will or a QoS 0 publisher's message queued for an offline session).
+      if (this.#pending.length === 0) process.nextTick(() => this.#flushJournal());
       this.#pending.push({ session, entry });
     },
     updated: (session, entry) => {
