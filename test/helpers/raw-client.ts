@@ -50,7 +50,7 @@ export class RawClient {
   /** Opens a TCP connection (no CONNECT sent yet). */
   static open(port: number, version: ProtocolVersion = 4): Promise<RawClient> {
     return new Promise((resolve, reject) => {
-      const s = netConnect({ host: '127.0.0.1', port }, () => {
+      const s = netConnect({ host: '127.0.0.1', port, noDelay: true }, () => {
         s.off('error', reject);
         resolve(new RawClient(s, version));
       });

@@ -8,36 +8,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Broker, BrokerEvents } from '../../src/index.js';
 import type { QoS } from '../../src/protocol/constants.js';
 import type { ConnectPacket, Properties, Will } from '../../src/protocol/packets.js';
 import mqtt, { type IDisconnectPacket } from 'mqtt';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { RawClient, WAIT_MS } from '../helpers/raw-client.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { brokerEvent } from '../helpers/spec.js';
 
 type Version = 4 | 5;
-
-/** Resolves with the arguments of the first `event` that `match` accepts. */
-function brokerEvent<K extends keyof BrokerEvents>(
-  broker: Broker,
-  event: K,
-  match: (...args: BrokerEvents[K]) => boolean = () => true,
-  timeoutMs = WAIT_MS,
-): Promise<BrokerEvents[K]> {
-  return new Promise((resolve, reject) => {
-    const listener = (...args: BrokerEvents[K]): void => {
-      if (!match(...args)) return;
-      clearTimeout(timer);
-      broker.off(event, listener as never);
-      resolve(args);
-    };
-    const timer = setTimeout(() => {
-      broker.off(event, listener as never);
-      reject(new Error(`no matching ${String(event)} event within ${timeoutMs} ms`));
-    }, timeoutMs);
-    broker.on(event, listener as never);
-  });
-}
 
 /** Every RawClient this file opens, so that a failed test cannot leave one holding a broker open. */
 const opened: RawClient[] = [];

@@ -9,35 +9,13 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { ProtocolVersion, QoS } from '../../src/protocol/constants.js';
-import type { ConnackPacket, ConnectPacket, Packet, Properties, PublishPacket, Subscription } from '../../src/protocol/packets.js';
+import type { Packet, Properties, PublishPacket, Subscription } from '../../src/protocol/packets.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { connect, connectFull, destroyAll, publishesIn, so, withBroker } from '../helpers/spec.js';
 
-const open: RawClient[] = [];
-let seq = 0;
 let pid = 0;
 const nextPid = (): number => (pid = (pid % 0xffff) + 1);
-
-async function connectFull(
-  port: number,
-  version: ProtocolVersion,
-  prefix: string,
-  extra: Partial<ConnectPacket> = {},
-): Promise<{ client: RawClient; connack: ConnackPacket }> {
-  const r = await RawClient.connect(port, { protocolVersion: version, clientId: `${prefix}-${version}-${++seq}`, ...extra });
-  open.push(r.client);
-  r.client.socket.setNoDelay(true);
-  assert.equal(r.connack.reasonCode, 0, `CONNACK for ${prefix}`);
-  return r;
-}
-
-async function connect(port: number, version: ProtocolVersion, prefix: string, extra: Partial<ConnectPacket> = {}): Promise<RawClient> {
-  return (await connectFull(port, version, prefix, extra)).client;
-}
-
-function so(topicFilter: string, qos: QoS, o: Partial<Subscription> = {}): Subscription {
-  return { topicFilter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0, ...o };
-}
 
 async function subscribe(c: RawClient, subs: Subscription | Subscription[], properties?: Properties): Promise<number[]> {
   const packetId = nextPid();
@@ -90,10 +68,6 @@ async function publish(c: RawClient, p: Pub): Promise<Packet | undefined> {
   return rec;
 }
 
-function publishesIn(packets: Packet[]): PublishPacket[] {
-  return packets.filter((p): p is PublishPacket => p.type === 'publish');
-}
-
 /** The connection is closed by the broker: 5.0 first gets a DISCONNECT with `code`. */
 async function expectClosed(c: RawClient, version: ProtocolVersion, code: number): Promise<void> {
   if (version === 5) {
@@ -104,23 +78,9 @@ async function expectClosed(c: RawClient, version: ProtocolVersion, code: number
   assert.deepEqual(c.pending, []);
 }
 
-function destroyAll(): void {
-  for (const c of open.splice(0)) if (!c.isClosed) c.destroy();
-}
-
 afterEach(destroyAll);
 
 /** A broker with other options for one test; clients are gone before it closes (close waits for them). */
-async function withBroker(options: Parameters<typeof startBroker>[0], fn: (tb: TestBroker) => Promise<void>): Promise<void> {
-  const tb = await startBroker(options);
-  try {
-    await fn(tb);
-  } finally {
-    destroyAll();
-    await tb.close();
-  }
-}
-
 for (const version of [4, 5] as const) {
   const v5 = version === 5;
   const V = v5 ? '5.0' : '3.1.1';

@@ -6,36 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
-import type { ProtocolVersion, QoS } from '../../src/protocol/constants.js';
-import type { ConnackPacket, ConnectPacket, Packet, Properties, PublishPacket, Subscription } from '../../src/protocol/packets.js';
+import type { QoS } from '../../src/protocol/constants.js';
+import type { Properties, PublishPacket, Subscription } from '../../src/protocol/packets.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { connect, connectFull, destroyAll, publishesIn, so, withBroker } from '../helpers/spec.js';
 
-const open: RawClient[] = [];
-let seq = 0;
 let pid = 0;
 const nextPid = (): number => (pid = (pid % 0xffff) + 1);
-
-async function connectFull(
-  port: number,
-  version: ProtocolVersion,
-  prefix: string,
-  extra: Partial<ConnectPacket> = {},
-): Promise<{ client: RawClient; connack: ConnackPacket }> {
-  const r = await RawClient.connect(port, { protocolVersion: version, clientId: `${prefix}-${version}-${++seq}`, ...extra });
-  open.push(r.client);
-  r.client.socket.setNoDelay(true);
-  assert.equal(r.connack.reasonCode, 0, `CONNACK for ${prefix}`);
-  return r;
-}
-
-async function connect(port: number, version: ProtocolVersion, prefix: string, extra: Partial<ConnectPacket> = {}): Promise<RawClient> {
-  return (await connectFull(port, version, prefix, extra)).client;
-}
-
-function so(topicFilter: string, qos: QoS, o: Partial<Subscription> = {}): Subscription {
-  return { topicFilter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0, ...o };
-}
 
 async function subscribe(c: RawClient, subs: Subscription | Subscription[], properties?: Properties): Promise<number[]> {
   const packetId = nextPid();
@@ -54,29 +32,11 @@ async function publish(c: RawClient, topic: string, payload = topic, qos: QoS = 
   await c.barrier();
 }
 
-function publishesIn(packets: Packet[]): PublishPacket[] {
-  return packets.filter((p): p is PublishPacket => p.type === 'publish');
-}
-
 async function received(c: RawClient): Promise<string[]> {
   return publishesIn(await c.barrier()).map((p) => p.topic);
 }
 
-function destroyAll(): void {
-  for (const c of open.splice(0)) if (!c.isClosed) c.destroy();
-}
-
 afterEach(destroyAll);
-
-async function withBroker(options: Parameters<typeof startBroker>[0], fn: (tb: TestBroker) => Promise<void>): Promise<void> {
-  const tb = await startBroker(options);
-  try {
-    await fn(tb);
-  } finally {
-    destroyAll();
-    await tb.close();
-  }
-}
 
 for (const version of [4, 5] as const) {
   const v5 = version === 5;

@@ -10,35 +10,14 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Broker, BrokerEvents, SessionLimits } from '../../src/index.js';
+import type { Broker, SessionLimits } from '../../src/index.js';
 import type { QoS } from '../../src/protocol/constants.js';
 import type { ConnectPacket, PublishPacket } from '../../src/protocol/packets.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
-import { RawClient, WAIT_MS } from '../helpers/raw-client.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { brokerEvent } from '../helpers/spec.js';
 
 type Version = 4 | 5;
-
-/** Resolves with the arguments of the first `event` that `match` accepts. */
-function brokerEvent<K extends keyof BrokerEvents>(
-  broker: Broker,
-  event: K,
-  match: (...args: BrokerEvents[K]) => boolean = () => true,
-  timeoutMs = WAIT_MS,
-): Promise<BrokerEvents[K]> {
-  return new Promise((resolve, reject) => {
-    const listener = (...args: BrokerEvents[K]): void => {
-      if (!match(...args)) return;
-      clearTimeout(timer);
-      broker.off(event, listener as never);
-      resolve(args);
-    };
-    const timer = setTimeout(() => {
-      broker.off(event, listener as never);
-      reject(new Error(`no matching ${String(event)} event within ${timeoutMs} ms`));
-    }, timeoutMs);
-    broker.on(event, listener as never);
-  });
-}
 
 async function subscribe(c: RawClient, topicFilter: string, qos: QoS = 0, packetId = 1): Promise<void> {
   c.send({ type: 'subscribe', packetId, subscriptions: [{ topicFilter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 }] });

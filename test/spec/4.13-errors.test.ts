@@ -9,32 +9,14 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { ProtocolVersion } from '../../src/protocol/constants.js';
 import { encode } from '../../src/protocol/encoder.js';
-import type { ConnackPacket, ConnectPacket, PublishPacket } from '../../src/protocol/packets.js';
+import type { PublishPacket } from '../../src/protocol/packets.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { RawClient } from '../helpers/raw-client.js';
+import { connect, connectFull, destroyAll, track } from '../helpers/spec.js';
 
 const MAX_PACKET = 1024;
-const open: RawClient[] = [];
-let seq = 0;
 let pid = 0;
 const nextPid = (): number => (pid = (pid % 0xffff) + 1);
-
-async function connectFull(
-  port: number,
-  version: ProtocolVersion,
-  prefix: string,
-  extra: Partial<ConnectPacket> = {},
-): Promise<{ client: RawClient; connack: ConnackPacket }> {
-  const r = await RawClient.connect(port, { protocolVersion: version, clientId: `${prefix}-${version}-${++seq}`, ...extra });
-  open.push(r.client);
-  r.client.socket.setNoDelay(true);
-  assert.equal(r.connack.reasonCode, 0, `CONNACK for ${prefix}`);
-  return r;
-}
-
-async function connect(port: number, version: ProtocolVersion, prefix: string, extra: Partial<ConnectPacket> = {}): Promise<RawClient> {
-  return (await connectFull(port, version, prefix, extra)).client;
-}
 
 /** The broker closes `c`; a 5.0 client first gets a DISCONNECT with `code`, a 3.1.1 one nothing. */
 async function expectClosed(c: RawClient, version: ProtocolVersion, code: number): Promise<void> {
@@ -47,7 +29,7 @@ async function expectClosed(c: RawClient, version: ProtocolVersion, code: number
 }
 
 afterEach(() => {
-  for (const c of open.splice(0)) if (!c.isClosed) c.destroy();
+  destroyAll();
 });
 
 for (const version of [4, 5] as const) {
@@ -191,7 +173,7 @@ for (const version of [4, 5] as const) {
     void it(`[MQTT-3.1.0-1] ${CLOSE} bytes other than a CONNECT first (HTTP, a PINGREQ, type 0) close the connection without any answer; others carry on`, async () => {
       for (const bytes of [Buffer.from('GET /mqtt HTTP/1.1\r\nHost: x\r\n\r\n'), Buffer.from([0xc0, 0x00]), Buffer.from([0x00, 0x00])]) {
         const c = await RawClient.open(b.port, version);
-        open.push(c);
+        track(c);
         c.sendRaw(bytes);
         await c.closed();
         assert.deepEqual(c.pending, [], 'no CONNACK or anything else');

@@ -6,29 +6,10 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { ProtocolVersion, QoS } from '../../src/protocol/constants.js';
-import type { ConnackPacket, ConnectPacket, Packet, PublishPacket } from '../../src/protocol/packets.js';
+import type { ConnectPacket, Packet, PublishPacket } from '../../src/protocol/packets.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { RawClient } from '../helpers/raw-client.js';
-
-const open: RawClient[] = [];
-let seq = 0;
-
-async function connectFull(
-  port: number,
-  version: ProtocolVersion,
-  prefix: string,
-  extra: Partial<ConnectPacket> = {},
-): Promise<{ client: RawClient; connack: ConnackPacket }> {
-  const r = await RawClient.connect(port, { protocolVersion: version, clientId: `${prefix}-${version}-${++seq}`, ...extra });
-  open.push(r.client);
-  r.client.socket.setNoDelay(true);
-  assert.equal(r.connack.reasonCode, 0, `CONNACK for ${prefix}`);
-  return r;
-}
-
-async function connect(port: number, version: ProtocolVersion, prefix: string, extra: Partial<ConnectPacket> = {}): Promise<RawClient> {
-  return (await connectFull(port, version, prefix, extra)).client;
-}
+import { connect, connectFull, destroyAll, publishesIn, withBroker } from '../helpers/spec.js';
 
 /**
  * CONNECT fields for a session that outlives the connection: 5.0 Clean Start `fresh` with a
@@ -50,10 +31,6 @@ function pkt(topic: string, payload: string, qos: QoS, packetId?: number, dup = 
   return p;
 }
 
-function publishesIn(packets: Packet[]): PublishPacket[] {
-  return packets.filter((p): p is PublishPacket => p.type === 'publish');
-}
-
 /** An acknowledgement as decoded: 5.0 adds the reason code (0 for the short form). */
 function ack(version: ProtocolVersion, type: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp', packetId: number, reasonCode = 0): Packet {
   return version === 5 ? { type, packetId, reasonCode } : { type, packetId };
@@ -68,21 +45,7 @@ async function expectClosed(c: RawClient, version: ProtocolVersion, codes: numbe
   assert.deepEqual(c.pending, []);
 }
 
-function destroyAll(): void {
-  for (const c of open.splice(0)) if (!c.isClosed) c.destroy();
-}
-
 afterEach(destroyAll);
-
-async function withBroker(options: Parameters<typeof startBroker>[0], fn: (tb: TestBroker) => Promise<void>): Promise<void> {
-  const tb = await startBroker(options);
-  try {
-    await fn(tb);
-  } finally {
-    destroyAll();
-    await tb.close();
-  }
-}
 
 for (const version of [4, 5] as const) {
   const v5 = version === 5;
