@@ -5,6 +5,7 @@
 import type { Store } from './store/types.js';
 import type { QoS } from './protocol/constants.js';
 import type { SecurityOptions } from './security/index.js';
+import type { TlsFiles } from './transport/tls-context.js';
 import type { Authenticator, Authorizer, EnhancedAuthenticator } from './security/types.js';
 
 /** A pino-compatible logger subset; the default is a no-op for the library and pino for the CLI. */
@@ -16,22 +17,8 @@ export interface Logger {
   child?(bindings: object): Logger;
 }
 
-/** PEM files and policy of a TLS listener (see src/transport/tls-context.ts). */
-export interface TlsOptions {
-  /** Server certificate (PEM), optionally followed by its chain. */
-  cert: string;
-  /** Its private key (PEM). */
-  key: string;
-  /** CA bundle client certificates are verified against (needed with `requestCert`). */
-  ca?: string;
-  passphrase?: string;
-  /** Ask clients for a certificate (mutual TLS). */
-  requestCert?: boolean;
-  /** Refuse clients whose certificate does not verify (default true with `requestCert`). */
-  rejectUnauthorized?: boolean;
-  /** Lowest TLS version (default TLSv1.2). */
-  minVersion?: 'TLSv1.2' | 'TLSv1.3';
-}
+/** PEM files and policy of a TLS listener (src/transport/tls-context.ts). */
+export type TlsOptions = TlsFiles;
 
 export interface ListenerOptions {
   type: 'tcp' | 'ws' | 'tls' | 'wss';
