@@ -82,7 +82,7 @@ const OPTIONS = {
 export const USAGE = `Usage: courier [options]
        courier passwd FILE USER [--password P] [--delete]
 
-Runs the Courier MQTT broker (MQTT 3.1, 3.1.1 and 5.0 over TCP and WebSocket).
+Runs the Courier MQTT broker (MQTT 3.1, 3.1.1 and 5.0 over TCP, WebSocket, TLS and WSS; TLS via the config file).
 "passwd" adds, changes or deletes a user in a password file (courier passwd --help).
 
 Options:
