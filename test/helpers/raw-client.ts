@@ -25,7 +25,17 @@ export class RawClient {
   #decoder: Decoder;
   decodeError: unknown = undefined;
 
+  /** Every client not yet closed, so a test file can end them all however it opened them. */
+  static readonly #live = new Set<RawClient>();
+
+  /** Destroys every client still open. */
+  static destroyEvery(): void {
+    for (const c of RawClient.#live) c.destroy();
+    RawClient.#live.clear();
+  }
+
   private constructor(socket: Socket, version: ProtocolVersion) {
+    RawClient.#live.add(this);
     this.socket = socket;
     this.version = version;
     this.#decoder = new Decoder((p) => this.#push(p), { protocolVersion: version });
@@ -39,6 +49,7 @@ export class RawClient {
     });
     socket.on('error', () => {});
     socket.on('close', () => {
+      RawClient.#live.delete(this);
       this.#closed = true;
       for (const w of this.#closeWaiters) w();
       this.#closeWaiters = [];

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import type { Broker, BrokerEvents } from '../../src/broker.js';
 import type { ProtocolVersion, QoS } from '../../src/protocol/constants.js';
-import type { ConnackPacket, ConnectPacket, Packet, PublishPacket, Subscription } from '../../src/protocol/packets.js';
+import type { ConnackPacket, ConnectPacket, Packet, Properties, PublishPacket, Subscription, Will } from '../../src/protocol/packets.js';
 import { startBroker, type TestBroker } from './broker.js';
 import { RawClient, WAIT_MS } from './raw-client.js';
 
@@ -81,4 +81,22 @@ export function brokerEvent<K extends keyof BrokerEvents>(
     }, timeoutMs);
     broker.on(event, listener as never);
   });
+}
+
+/** Subscribes to one filter and checks the broker granted the requested QoS. */
+export async function subscribe(c: RawClient, topicFilter: string, qos: QoS = 0, packetId = 1): Promise<void> {
+  c.send({ type: 'subscribe', packetId, subscriptions: [so(topicFilter, qos)] });
+  const ack = await c.next('suback');
+  assert.deepEqual(ack.reasonCodes, [qos]);
+}
+
+/** CONNECT fields asking for a session that outlives the connection. */
+export function persistent(v: ProtocolVersion, expiry = 300): Partial<ConnectPacket> {
+  return v === 5 ? { clean: false, properties: { sessionExpiryInterval: expiry } } : { clean: false };
+}
+
+export function will(topic: string, payload: string, qos: QoS = 0, retain = false, properties?: Properties): Will {
+  const w: Will = { topic, payload: Buffer.from(payload), qos, retain };
+  if (properties !== undefined) w.properties = properties;
+  return w;
 }

@@ -9,51 +9,20 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { ProtocolVersion, QoS } from '../../src/protocol/constants.js';
+import type { ProtocolVersion } from '../../src/protocol/constants.js';
 import { encode } from '../../src/protocol/encoder.js';
-import type { ConnectPacket, Properties, Will } from '../../src/protocol/packets.js';
+import type { ConnectPacket, Will } from '../../src/protocol/packets.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { brokerEvent } from '../helpers/spec.js';
-
-type Version = 4 | 5;
+import { brokerEvent, subscribe, persistent, will } from '../helpers/spec.js';
 
 const disconnected = (b: TestBroker, clientId: string): Promise<unknown> => brokerEvent(b.broker, 'clientDisconnect', (c) => c.clientId === clientId);
-
-/** Every RawClient this file opens, so that a failed test cannot leave one holding a broker open. */
-const opened: RawClient[] = [];
-const openRaw = RawClient.open.bind(RawClient);
-RawClient.open = async (port, version) => {
-  const c = await openRaw(port, version);
-  opened.push(c);
-  return c;
-};
-function destroyAll(): void {
-  for (const c of opened.splice(0)) c.destroy();
-}
-
-async function subscribe(c: RawClient, topicFilter: string, qos: QoS = 0, packetId = 1): Promise<void> {
-  c.send({ type: 'subscribe', packetId, subscriptions: [{ topicFilter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 }] });
-  const ack = await c.next('suback');
-  assert.deepEqual(ack.reasonCodes, [qos]);
-}
 
 /** QoS 1 publish; the PUBACK proves the broker has routed it (routing is synchronous). */
 async function publish1(c: RawClient, topic: string, payload: string, packetId = 1, retain = false): Promise<void> {
   c.send({ type: 'publish', topic, payload: Buffer.from(payload), qos: 1, retain, dup: false, packetId });
   const ack = await c.next('puback');
   assert.equal(ack.packetId, packetId);
-}
-
-/** CONNECT fields asking for a session that outlives the connection. */
-function persistent(v: Version, expiry = 300): Partial<ConnectPacket> {
-  return v === 5 ? { clean: false, properties: { sessionExpiryInterval: expiry } } : { clean: false };
-}
-
-function will(topic: string, payload: string, qos: QoS = 0, retain = false, properties?: Properties): Will {
-  const w: Will = { topic, payload: Buffer.from(payload), qos, retain };
-  if (properties !== undefined) w.properties = properties;
-  return w;
 }
 
 function connectBytes(v: ProtocolVersion, fields: Partial<ConnectPacket> = {}): Buffer {
@@ -74,7 +43,7 @@ for (const version of [4, 5] as const) {
       b = await startBroker();
     });
     after(async () => {
-      destroyAll();
+      RawClient.destroyEvery();
       await b.close();
     });
 
@@ -422,7 +391,7 @@ for (const version of [4, 5] as const) {
           assert.equal(q.sharedSubscriptionAvailable, 0);
           await c.disconnect();
         } finally {
-          destroyAll();
+          RawClient.destroyEvery();
           await custom.close();
         }
       });
@@ -447,7 +416,7 @@ for (const version of [4, 5] as const) {
             await client.closed();
           }
         } finally {
-          destroyAll();
+          RawClient.destroyEvery();
           await capped.close();
         }
       });
@@ -462,7 +431,7 @@ for (const version of [4, 5] as const) {
           assert.equal(ack.properties?.maximumQoS, 1);
           await c.disconnect();
         } finally {
-          destroyAll();
+          RawClient.destroyEvery();
           await q1.close();
         }
       });
@@ -479,7 +448,7 @@ for (const version of [4, 5] as const) {
           assert.equal(connack.sessionPresent, false);
           await client.closed();
         } finally {
-          destroyAll();
+          RawClient.destroyEvery();
           await nr.close();
         }
       });
@@ -558,7 +527,7 @@ for (const version of [4, 5] as const) {
           assert.equal(connack.sessionPresent, false);
           await client.closed();
         } finally {
-          destroyAll();
+          RawClient.destroyEvery();
           await q1.close();
         }
       });
@@ -580,7 +549,7 @@ for (const version of [4, 5] as const) {
             await client.disconnect();
           }
         } finally {
-          destroyAll();
+          RawClient.destroyEvery();
           await k.close();
         }
       });
@@ -596,7 +565,7 @@ for (const version of [4, 5] as const) {
           assert.ok(Date.now() - started >= 1000, 'not before the keep alive ran out');
           await client.closed();
         } finally {
-          destroyAll();
+          RawClient.destroyEvery();
           await k.close();
         }
       });
@@ -614,7 +583,7 @@ for (const version of [4, 5] as const) {
           assert.equal(connack.reasonCode, 0);
           await client.disconnect();
         } finally {
-          destroyAll();
+          RawClient.destroyEvery();
           await k.close();
         }
       });

@@ -8,42 +8,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { QoS } from '../../src/protocol/constants.js';
-import type { ConnectPacket, Properties, Will } from '../../src/protocol/packets.js';
+import type { ConnectPacket, Will } from '../../src/protocol/packets.js';
 import mqtt, { type IDisconnectPacket } from 'mqtt';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { brokerEvent } from '../helpers/spec.js';
-
-type Version = 4 | 5;
-
-/** Every RawClient this file opens, so that a failed test cannot leave one holding a broker open. */
-const opened: RawClient[] = [];
-const openRaw = RawClient.open.bind(RawClient);
-RawClient.open = async (port, version) => {
-  const c = await openRaw(port, version);
-  opened.push(c);
-  return c;
-};
-function destroyAll(): void {
-  for (const c of opened.splice(0)) c.destroy();
-}
-
-async function subscribe(c: RawClient, topicFilter: string, qos: QoS = 0, packetId = 1): Promise<void> {
-  c.send({ type: 'subscribe', packetId, subscriptions: [{ topicFilter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 }] });
-  const ack = await c.next('suback');
-  assert.deepEqual(ack.reasonCodes, [qos]);
-}
-
-function persistent(v: Version, expiry = 300): Partial<ConnectPacket> {
-  return v === 5 ? { clean: false, properties: { sessionExpiryInterval: expiry } } : { clean: false };
-}
-
-function will(topic: string, payload: string, qos: QoS = 0, retain = false, properties?: Properties): Will {
-  const w: Will = { topic, payload: Buffer.from(payload), qos, retain };
-  if (properties !== undefined) w.properties = properties;
-  return w;
-}
+import { brokerEvent, subscribe, persistent, will } from '../helpers/spec.js';
 
 for (const version of [4, 5] as const) {
   const v5 = version === 5;
@@ -56,7 +25,7 @@ for (const version of [4, 5] as const) {
       b = await startBroker();
     });
     after(async () => {
-      destroyAll();
+      RawClient.destroyEvery();
       await b.close();
     });
 
@@ -274,7 +243,7 @@ for (const version of [4, 5] as const) {
       try {
         await fn(own, close);
       } finally {
-        destroyAll();
+        RawClient.destroyEvery();
         await close();
       }
     }

@@ -15,15 +15,7 @@ import type { QoS } from '../../src/protocol/constants.js';
 import type { ConnectPacket, PublishPacket } from '../../src/protocol/packets.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { brokerEvent } from '../helpers/spec.js';
-
-type Version = 4 | 5;
-
-async function subscribe(c: RawClient, topicFilter: string, qos: QoS = 0, packetId = 1): Promise<void> {
-  c.send({ type: 'subscribe', packetId, subscriptions: [{ topicFilter, qos, noLocal: false, retainAsPublished: false, retainHandling: 0 }] });
-  const ack = await c.next('suback');
-  assert.deepEqual(ack.reasonCodes, [qos]);
-}
+import { brokerEvent, subscribe, persistent } from '../helpers/spec.js';
 
 /**
  * Publishes and completes the publisher's side of the exchange: the PUBACK or PUBREC comes after
@@ -65,23 +57,6 @@ async function acknowledge(c: RawClient, msgs: PublishPacket[]): Promise<void> {
   }
 }
 
-/** Every RawClient this file opens, so that a failed test cannot leave one holding a broker open. */
-const opened: RawClient[] = [];
-const openRaw = RawClient.open.bind(RawClient);
-RawClient.open = async (port, version) => {
-  const c = await openRaw(port, version);
-  opened.push(c);
-  return c;
-};
-function destroyAll(): void {
-  for (const c of opened.splice(0)) c.destroy();
-}
-
-/** CONNECT fields asking for a session that outlives the connection. */
-function persistent(v: Version, expiry = 300): Partial<ConnectPacket> {
-  return v === 5 ? { clean: false, properties: { sessionExpiryInterval: expiry } } : { clean: false };
-}
-
 for (const version of [4, 5] as const) {
   const v5 = version === 5;
   const V = v5 ? '5.0' : '3.1.1';
@@ -93,7 +68,7 @@ for (const version of [4, 5] as const) {
       b = await startBroker();
     });
     after(async () => {
-      destroyAll();
+      RawClient.destroyEvery();
       await b.close();
     });
 
@@ -311,7 +286,7 @@ for (const version of [4, 5] as const) {
           await c2.disconnect();
           await pub.disconnect();
         } finally {
-          destroyAll();
+          RawClient.destroyEvery();
           await own.close();
         }
       });
