@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { LmdbStore, StoreError } from '../../../src/store/lmdb.js';
 import { MemoryStore } from '../../../src/store/memory.js';
-import type { Store, StoredMessage, StoredSession } from '../../../src/store/types.js';
+import type { Store, StoredMessage, StoredOutbound, StoredSession } from '../../../src/store/types.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -71,6 +71,30 @@ async function cycle(store: Store, reopen: () => Store): Promise<Store> {
   return next;
 }
 
+/** An outbound entry carrying its message inline, with every field set. */
+const INLINE: StoredOutbound = {
+  messageId: 0,
+  qos: 2,
+  retain: true,
+  subscriptionIds: [3, 70000],
+  packetId: 65535,
+  released: true,
+  message: msg('a/inline/ü', 'inline', {
+    retain: true,
+    expiresAt: 1_700_000_000_123,
+    properties: {
+      contentType: 'text/plain',
+      correlationData: Buffer.from([0, 255]),
+      userProperties: [
+        ['k', 'v'],
+        ['k', 'w'],
+      ],
+      payloadFormatIndicator: 1,
+      responseTopic: 'r/t',
+    },
+  }),
+};
+
 for (const impl of impls) {
   void describe(`Store contract: ${impl.name}`, () => {
     void it('retained messages: put, replace, delete survive a reopen, payload and properties intact', async () => {
@@ -117,28 +141,7 @@ for (const impl of impls) {
       store.putOutbound('c1', 10, { messageId: 1, qos: 1, retain: false });
       store.putOutbound('c1', 3, { messageId: 2, qos: 2, retain: true, subscriptionIds: [7], packetId: 5, released: true });
       store.putOutbound('c2', 4, { messageId: 1, qos: 1, retain: false });
-      store.putOutbound('c2', 6, {
-        messageId: 0,
-        qos: 2,
-        retain: true,
-        subscriptionIds: [3, 70000],
-        packetId: 65535,
-        released: true,
-        message: msg('a/inline/ü', 'inline', {
-          retain: true,
-          expiresAt: 1_700_000_000_123,
-          properties: {
-            contentType: 'text/plain',
-            correlationData: Buffer.from([0, 255]),
-            userProperties: [
-              ['k', 'v'],
-              ['k', 'w'],
-            ],
-            payloadFormatIndicator: 1,
-            responseTopic: 'r/t',
-          },
-        }),
-      });
+      store.putOutbound('c2', 6, INLINE);
       store.putInbound('c1', 42);
       store.putInbound('c1', 43);
       store.deleteInbound('c1', 43);
@@ -160,28 +163,7 @@ for (const impl of impls) {
       const inline = snap.outbound.get('c2')!.find(([seq]) => seq === 6)![1];
       assert.ok(Buffer.isBuffer(inline.message?.payload), 'an inline message comes back with a Buffer payload');
       assert.ok(Buffer.isBuffer(inline.message?.properties?.correlationData), 'correlation data comes back as a Buffer');
-      assert.deepEqual(inline, {
-        messageId: 0,
-        qos: 2,
-        retain: true,
-        subscriptionIds: [3, 70000],
-        packetId: 65535,
-        released: true,
-        message: msg('a/inline/ü', 'inline', {
-          retain: true,
-          expiresAt: 1_700_000_000_123,
-          properties: {
-            contentType: 'text/plain',
-            correlationData: Buffer.from([0, 255]),
-            userProperties: [
-              ['k', 'v'],
-              ['k', 'w'],
-            ],
-            payloadFormatIndicator: 1,
-            responseTopic: 'r/t',
-          },
-        }),
-      });
+      assert.deepEqual(inline, INLINE);
       await s2.close();
     });
 
