@@ -7,7 +7,9 @@ import type { Duplex } from 'node:stream';
 import type { QoS } from './protocol/constants.js';
 import { createMessage, type MessageProperties } from './core/message.js';
 import { BrokerCore, type CoreCounters } from './core/broker-core.js';
-import { Connection, type ClientInfo, type ConnectionObserver, type LimitCounters, type ListenerPolicy } from './core/connection.js';
+import type { DeliveryCounters } from './core/session.js';
+import { Sweeper } from './core/sweeper.js';
+import { Connection, type ClientInfo, type ConnectionContext, type ConnectionObserver, type LimitCounters, type ListenerPolicy } from './core/connection.js';
 import { ConnackReturnCode, ReasonCode } from './protocol/constants.js';
 import { isLoopbackHost, isPromise, Security } from './security/index.js';
 import type { EnhancedAuthenticator } from './security/types.js';
@@ -62,7 +64,7 @@ export interface BrokerEvents {
   error: [err: Error];
 }
 
-export interface BrokerStats extends CoreCounters, LimitCounters {
+export interface BrokerStats extends CoreCounters, DeliveryCounters, LimitCounters {
   /** Bytes of queued QoS 1/2 messages across all sessions (limited by limits.maxQueuedBytesTotal). */
   queuedBytesTotal: number;
   /** QoS 1/2 messages dropped because that budget was reached. */
@@ -85,7 +87,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #core: BrokerCore;
   readonly #listeners: Listener[];
   readonly #connections = new Set<Connection>();
-  readonly #streams = new Set<Duplex>();
+  /** Connections whose stream is still open (a closed connection's socket may still be flushing). */
+  readonly #open = new Set<Connection>();
+  #allReleased: (() => void) | undefined = undefined;
+  /** Connection contexts by listener, shared by that listener's connections. */
+  readonly #contexts = new Map<string, ConnectionContext>();
+  readonly #sweeper: Sweeper;
   readonly #limits: Limits;
   readonly #topicLimits: TopicLimits;
   readonly #counters: LimitCounters = {
@@ -131,6 +138,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#limits = { ...defaultLimits, ...options.limits };
     this.#topicLimits = { maxLength: this.#limits.maxTopicLength, maxLevels: this.#limits.maxTopicLevels };
     this.#core.queueBudget.max = this.#limits.maxQueuedBytesTotal;
+    // CONNECT deadlines and keep alive: fire at most a quarter second late (or a quarter of a short connect timeout).
+    this.#sweeper = new Sweeper(Math.min(250, Math.max(10, this.#limits.connectTimeoutMs / 4)));
     // Hooks only until open() has loaded the password and ACL files.
     this.#security = new Security(options.security ?? {}, options.authenticate ? [options.authenticate] : [], options.authorize ? [options.authorize] : []);
     this.#core.willGate = (m, clientId, owner) => {
@@ -145,6 +154,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
       unsubscribed: (client, filters) => this.emit('unsubscribe', client, filters),
       closed: (c) => {
         if (this.#connections.delete(c)) this.#perListener.set(c.info.listener, (this.#perListener.get(c.info.listener) ?? 1) - 1);
+      },
+      released: (c) => {
+        if (this.#open.delete(c) && this.#open.size === 0) this.#allReleased?.();
       },
     };
     this.#listeners = listenerSpecs(options).map((spec) => {
@@ -267,24 +279,48 @@ export class Broker extends EventEmitter<BrokerEvents> {
       stream.destroy();
       return;
     }
-    this.#streams.add(stream);
-    stream.once('close', () => this.#streams.delete(stream));
-    const listener = this.#policies.get(info.listener) ?? { name: info.listener, loopback: isLoopbackHost(info.remoteAddress ?? ''), maxConnections: 0 };
-    const conn = new Connection(stream, info, {
+    let key = info.listener;
+    let policy = this.#policies.get(key);
+    if (policy === undefined) {
+      // A stream handed in through handle() for a listener the broker does not run.
+      const loopback = isLoopbackHost(info.remoteAddress ?? '');
+      policy = { name: info.listener, loopback, maxConnections: 0 };
+      key = `${info.listener}\0${loopback ? 'loopback' : ''}`;
+    }
+    let ctx = this.#contexts.get(key);
+    if (ctx === undefined) {
+      ctx = this.#context(policy);
+      this.#contexts.set(key, ctx);
+    }
+    const conn = new Connection(stream, info, ctx);
+    this.#open.add(conn);
+    this.#connections.add(conn);
+    this.#perListener.set(info.listener, (this.#perListener.get(info.listener) ?? 0) + 1);
+  }
+
+  #context(listener: ListenerPolicy): ConnectionContext {
+    // The getters below run with the context as `this`; they read the broker's current chain.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const broker = this;
+    return {
       core: this.#core,
       log: this.#log,
       observer: this.#observer,
-      security: this.#security,
+      // Read at use: open() replaces the security chain once the password and ACL files are loaded.
+      get security() {
+        return broker.#security;
+      },
+      get enhancedAuth() {
+        return broker.#enhancedAuth;
+      },
       limits: this.#limits,
       topicLimits: this.#topicLimits,
       listener,
       admit: (c) => this.#admit(c),
       redirect: () => this.#redirect,
-      enhancedAuth: this.#enhancedAuth,
       counters: this.#counters,
-    });
-    this.#connections.add(conn);
-    this.#perListener.set(info.listener, (this.#perListener.get(info.listener) ?? 0) + 1);
+      sweeper: this.#sweeper,
+    };
   }
 
   /**
@@ -321,6 +357,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const core = this.#core;
     return {
       ...core.counters,
+      ...core.delivery,
       ...this.#counters,
       queuedBytesTotal: core.queueBudget.used,
       queueBudgetDrops: core.queueBudget.dropped,
@@ -341,20 +378,19 @@ export class Broker extends EventEmitter<BrokerEvents> {
     // Clients first (a listener's close() waits for its connections, and the WebSocket listener
     // cuts its clients off): every connected client hears why, then the sockets go.
     for (const c of [...this.#connections]) c.shutdown();
-    if (this.#streams.size > 0) {
+    if (this.#open.size > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, SHUTDOWN_GRACE_MS);
         timer.unref();
-        const check = (): void => {
-          if (this.#streams.size === 0) {
-            clearTimeout(timer);
-            resolve();
-          }
+        this.#allReleased = () => {
+          clearTimeout(timer);
+          setImmediate(resolve);
         };
-        for (const s of this.#streams) s.once('close', () => setImmediate(check));
       });
+      this.#allReleased = undefined;
     }
-    for (const s of this.#streams) s.destroy();
+    for (const c of [...this.#open]) c.destroyStream();
+    this.#sweeper.stop();
     await Promise.all(this.#listeners.map((l) => l.close()));
     for (const s of this.#core.sessions.values()) s.clearTimers();
     this.#security.close();

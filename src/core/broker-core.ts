@@ -9,7 +9,7 @@ import type { Store, StoredMessage, StoredOutbound, StoredSession, StoredSubscri
 import { RetainedIndex, TopicTrie } from '../topics/index.js';
 import { isExpired, type Message } from './message.js';
 import { parseSharedFilter } from '../topics/validate.js';
-import { Session, type Journal, type Outbound, type SharedGroup, type Subscription, type Will } from './session.js';
+import { Session, type DeliveryCounters, type Journal, type Outbound, type SharedGroup, type Subscription, type Will } from './session.js';
 
 function isGroup(v: Subscription | SharedGroup): v is SharedGroup {
   return (v as SharedGroup).members !== undefined;
@@ -54,6 +54,8 @@ export class BrokerCore {
   readonly #hits: Array<{ session: Session; qos: QoS; retain: boolean; ids: number[] | undefined }> = [];
   /** Queued bytes across all sessions and their cap (limits.maxQueuedBytesTotal; 0 = none). */
   readonly queueBudget = { used: 0, max: 0, dropped: 0 };
+  /** What became of messages on their way to sessions (dropped and why), all sessions together. */
+  readonly delivery: DeliveryCounters = { droppedQos0: 0, droppedQueueFull: 0, droppedExpired: 0, droppedTooLarge: 0 };
   /** Authorization of a will at the moment it is published (set by the Broker when it authorizes). */
   willGate: ((m: Message, clientId: string, owner: string | undefined) => boolean | Promise<boolean>) | undefined = undefined;
   #nextMessageId = 0;
@@ -94,7 +96,7 @@ export class BrokerCore {
         this.#store.deleteSession(rec.clientId);
         continue;
       }
-      const s = new Session(rec.clientId, this.limits, this.queueBudget);
+      const s = new Session(rec.clientId, this.limits, this.queueBudget, this.delivery);
       s.expiryInterval = rec.expiryInterval;
       s.owner = rec.owner;
       s.stored = true;
@@ -128,7 +130,7 @@ export class BrokerCore {
           released: o.released ?? false,
         });
       }
-      for (const id of snap.inbound.get(rec.clientId) ?? []) s.inboundQos2.add(id);
+      for (const id of snap.inbound.get(rec.clientId) ?? []) s.addInbound(id);
       this.sessions.set(s.clientId, s);
       s.detach(endedAt);
       const will = rec.will === undefined ? undefined : { message: fromStored(rec.will.message), delaySeconds: rec.will.delaySeconds };
@@ -229,13 +231,13 @@ export class BrokerCore {
 
   /** Inbound QoS 2 id received (PUBREC about to go out) [MQTT-4.3.3-8]. */
   inboundReceived(session: Session, packetId: number): void {
-    session.inboundQos2.add(packetId);
+    session.addInbound(packetId);
     if (session.journal !== undefined) this.#store.putInbound(session.clientId, packetId);
   }
 
   /** Inbound QoS 2 id released by PUBREL; false when it was not pending. */
   inboundReleased(session: Session, packetId: number): boolean {
-    if (!session.inboundQos2.delete(packetId)) return false;
+    if (!session.deleteInbound(packetId)) return false;
     if (session.journal !== undefined) this.#store.deleteInbound(session.clientId, packetId);
     return true;
   }
@@ -261,7 +263,7 @@ export class BrokerCore {
       session.pendingWill = undefined;
       return { session, present: true };
     }
-    session = new Session(clientId, this.limits, this.queueBudget);
+    session = new Session(clientId, this.limits, this.queueBudget, this.delivery);
     this.sessions.set(clientId, session);
     return { session, present: false };
   }
@@ -451,7 +453,7 @@ export class BrokerCore {
   /** Adds or replaces a subscription [MQTT-3.8.4-3]; returns whether one with that filter existed. */
   subscribe(session: Session, sub: Subscription): boolean {
     const existed = session.subscriptions.has(sub.filter);
-    session.subscriptions.set(sub.filter, sub);
+    session.setSubscription(sub);
     const sf = parseSharedFilter(sub.filter);
     if (sf === null) {
       this.subscriptions.add(sub.filter, session.clientId, sub);
@@ -470,7 +472,7 @@ export class BrokerCore {
   }
 
   unsubscribe(session: Session, filter: string): boolean {
-    if (!session.subscriptions.delete(filter)) return false;
+    if (!session.deleteSubscription(filter)) return false;
     const sf = parseSharedFilter(filter);
     if (sf === null) {
       this.subscriptions.remove(filter, session.clientId);

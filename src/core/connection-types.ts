@@ -7,6 +7,7 @@ import type { TopicLimits } from '../topics/index.js';
 import type { ConnectionInfo } from '../transport/types.js';
 import type { BrokerCore } from './broker-core.js';
 import type { Connection } from './connection.js';
+import type { Sweeper } from './sweeper.js';
 
 export interface ClientInfo {
   clientId: string;
@@ -24,7 +25,7 @@ export interface ListenerPolicy {
   readonly loopback: boolean;
 }
 
-/** Everything a connection needs from the broker around it. */
+/** Everything a connection needs from the broker around it (one per listener, shared by its connections). */
 export interface ConnectionContext {
   readonly core: BrokerCore;
   readonly log: Logger;
@@ -40,6 +41,8 @@ export interface ConnectionContext {
   /** Enhanced authentication methods (5.0 §4.12) by name. */
   readonly enhancedAuth: Readonly<Record<string, EnhancedAuthenticator>>;
   readonly counters: LimitCounters;
+  /** Checks CONNECT deadlines and keep alive for every connection (one timer for all). */
+  readonly sweeper: Sweeper;
 }
 
 export interface LimitCounters {
@@ -61,5 +64,8 @@ export interface ConnectionObserver {
   disconnected(client: ClientInfo, reason: string): void;
   subscribed(client: ClientInfo, subscriptions: Array<{ filter: string; qos: QoS; reasonCode: number }>): void;
   unsubscribed(client: ClientInfo, filters: string[]): void;
+  /** The connection ended (protocol-wise); its stream may still be closing. */
   closed(connection: Connection): void;
+  /** The connection's stream has closed. */
+  released(connection: Connection): void;
 }

@@ -45,6 +45,12 @@ const enum State {
 
 const ALLOWED: Decision = { allow: true, reasonCode: 0 };
 
+/** The stream's link back to its connection (read by the shared stream listeners). */
+const OWNER = Symbol('courier.connection');
+interface OwnedStream extends Duplex {
+  [OWNER]?: Connection;
+}
+
 interface ConnectPlan {
   readonly p: ConnectPacket;
   readonly clientId: string;
@@ -69,7 +75,7 @@ export class Connection implements Outlet, LiveConnection {
   readonly #core: BrokerCore;
   readonly #log: Logger;
   readonly #observer: ConnectionObserver;
-  readonly #decoder: Decoder;
+  readonly #decoder: Decoder<Connection>;
   /** Packets held while an asynchronous hook (authentication, authorization) decides; undefined = not paused. */
   #held: Packet[] | undefined = undefined;
   /** Authenticated identity (ACLs, session ownership). */
@@ -83,7 +89,10 @@ export class Connection implements Outlet, LiveConnection {
   #clientMaxPacket = MAX_PACKET_SIZE;
   #keepAliveMs = 0;
   #lastSeen = Date.now();
-  #timer: NodeJS.Timeout | undefined = undefined;
+  /** The CONNECT deadline while connecting. */
+  #deadline = 0;
+  /** Position in the broker's Sweeper (-1 = not registered). */
+  sweepIndex = -1;
   #aliases: Map<number, string> | undefined = undefined;
   /** Outbound topic aliases: the client's Topic Alias Maximum, topic → alias, alias → topic, next slot to replace. */
   /** Enhanced authentication in progress (5.0 §4.12); the method of the CONNECT once accepted. */
@@ -104,34 +113,77 @@ export class Connection implements Outlet, LiveConnection {
     this.#core = core;
     this.#log = ctx.log;
     this.#observer = ctx.observer;
-    this.#output = new Output(
-      stream,
-      () => core.commitPoint(),
-      (err) => {
-        this.#log.error({ err, clientId: this.#client?.clientId }, 'store commit failed; closing the connection without acknowledging');
-        stream.destroy();
-      },
-    );
-    this.#decoder = new Decoder((p) => this.#onPacket(p), { maxPacketSize: core.mqtt.maxPacketSize });
-    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
-    stream.on('error', (err: Error) => {
-      this.#closeReason = `network error: ${err.message}`;
-      this.#end();
-    });
-    stream.on('end', () => {
-      this.#end();
-      stream.end();
-    });
-    stream.on('close', () => this.#end());
-    // [MQTT-3.1.4-1] a client that never completes a CONNECT is closed.
-    const connectTimeout = ctx.limits.connectTimeoutMs;
-    this.#timer = setTimeout(() => {
+    // No closures per connection: the stream's listeners and the decoder's callback are shared
+    // functions that find the connection through the stream (an idle connection costs less).
+    this.#output = new Output(stream, this);
+    this.#decoder = new Decoder<Connection>(Connection.#packetIn, { maxPacketSize: core.mqtt.maxPacketSize }, this);
+    (stream as OwnedStream)[OWNER] = this;
+    stream.on('data', Connection.#streamData);
+    stream.on('error', Connection.#streamError);
+    stream.on('end', Connection.#streamEnd);
+    stream.on('close', Connection.#streamClose);
+    // [MQTT-3.1.4-1] a client that never completes a CONNECT is closed (checked by the sweep).
+    this.#deadline = this.#lastSeen + ctx.limits.connectTimeoutMs;
+    ctx.sweeper.add(this);
+  }
+
+  static #packetIn(this: Connection, p: Packet): void {
+    this.#onPacket(p);
+  }
+
+  static #streamData(this: Duplex, chunk: Buffer): void {
+    (this as OwnedStream)[OWNER]!.#onData(chunk);
+  }
+
+  static #streamError(this: Duplex, err: Error): void {
+    const c = (this as OwnedStream)[OWNER]!;
+    c.#closeReason = `network error: ${err.message}`;
+    c.#end();
+  }
+
+  static #streamEnd(this: Duplex): void {
+    (this as OwnedStream)[OWNER]!.#end();
+    this.end();
+  }
+
+  static #streamClose(this: Duplex): void {
+    const c = (this as OwnedStream)[OWNER]!;
+    c.#end();
+    c.#observer.released(c);
+  }
+
+  /** The store's pending commit (Output waits for it before acknowledging). */
+  commitPoint(): Promise<void> | null {
+    return this.#core.commitPoint();
+  }
+
+  /** The store could not commit what this connection was about to acknowledge. */
+  storeFailed(err: unknown): void {
+    this.#log.error({ err, clientId: this.#client?.clientId }, 'store commit failed; closing the connection without acknowledging');
+    this.#stream.destroy();
+  }
+
+  /** Periodic check of the CONNECT deadline and keep alive (see Sweeper). */
+  sweep(now: number): void {
+    if (this.#state === State.Connecting) {
+      if (now < this.#deadline) return;
       this.#closeReason = 'no CONNECT in time';
-      ctx.counters.connectTimeouts++;
-      this.#log.warn({ remote: this.#remote() }, `closing connection: no CONNECT within ${connectTimeout} ms`);
+      this.#ctx.counters.connectTimeouts++;
+      this.#log.warn({ remote: this.#remote() }, `closing connection: no CONNECT within ${this.#ctx.limits.connectTimeoutMs} ms`);
       this.#destroy();
-    }, connectTimeout);
-    this.#timer.unref();
+      return;
+    }
+    // Keep alive: [MQTT-3.1.2-22] (5.0) / [MQTT-3.1.2-24] (3.1.1): 1.5 × keep alive without a packet.
+    if (this.#state !== State.Connected || this.#keepAliveMs === 0) return;
+    if (now - this.#lastSeen >= this.#keepAliveMs * 1.5) {
+      const s = this.#keepAliveMs / 1000;
+      this.#serverDisconnect(ReasonCode.KeepAliveTimeout, `keep alive timeout (${s} s × 1.5 without a packet)`, true);
+    }
+  }
+
+  /** Destroys the socket (broker shutdown, after the grace period). */
+  destroyStream(): void {
+    this.#stream.destroy();
   }
 
   get clientId(): string | undefined {
@@ -461,8 +513,6 @@ export class Connection implements Outlet, LiveConnection {
 
     // Accepted.
     const now = Date.now();
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
     this.#state = State.Connected;
     this.#keepAliveMs = keepAlive * 1000;
     this.sendQuota = Math.min(props?.receiveMaximum ?? 65535, core.limits.maxInflight);
@@ -515,7 +565,8 @@ export class Connection implements Outlet, LiveConnection {
     }
     // [MQTT-3.2.2-2] / [MQTT-3.2.2-3] Session Present.
     this.#connack(0, present, ackProps);
-    this.#armKeepAlive();
+    // Keep alive is checked by the sweep; without one the connection leaves it.
+    if (keepAlive === 0) this.#ctx.sweeper.remove(this);
     this.#log.info(
       { clientId, remote: this.#remote(), transport: this.info.transport, version: p.protocolVersion, clean: p.clean, keepAlive, sessionPresent: present },
       'client connected',
@@ -523,28 +574,6 @@ export class Connection implements Outlet, LiveConnection {
     this.#observer.connected(this.#client, present);
     core.connected(session);
     session.attach(this, now);
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Keep alive: [MQTT-3.1.2-22] (5.0) / [MQTT-3.1.2-24] (3.1.1): 1.5 × keep alive without a packet.
-
-  #armKeepAlive(): void {
-    if (this.#keepAliveMs === 0) return;
-    const limit = this.#keepAliveMs * 1.5;
-    const due = this.#lastSeen + limit - Date.now();
-    this.#timer = setTimeout(() => this.#checkKeepAlive(), Math.max(due, 1));
-    this.#timer.unref();
-  }
-
-  #checkKeepAlive(): void {
-    this.#timer = undefined;
-    if (this.#state !== State.Connected) return;
-    if (Date.now() - this.#lastSeen >= this.#keepAliveMs * 1.5) {
-      const s = this.#keepAliveMs / 1000;
-      this.#serverDisconnect(ReasonCode.KeepAliveTimeout, `keep alive timeout (${s} s × 1.5 without a packet)`, true);
-      return;
-    }
-    this.#armKeepAlive();
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -928,8 +957,7 @@ export class Connection implements Outlet, LiveConnection {
     if (this.#state === State.Closed) return;
     const wasConnected = this.#state === State.Connected;
     this.#state = State.Closed;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#ctx.sweeper.remove(this);
     this.#observer.closed(this);
     if (!wasConnected) return;
     const session = this.#session!;

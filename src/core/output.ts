@@ -17,19 +17,28 @@ function uncork(o: Output): void {
   o.flush();
 }
 
+/** Who an Output writes for (the connection): no closures per connection. */
+export interface OutputOwner {
+  /** The store's pending commit, or null when everything written so far is committed. */
+  commitPoint(): Promise<void> | null;
+  /** The store failed to commit what waiting output acknowledges. */
+  storeFailed(err: unknown): void;
+}
+
+/** Shared by every Output while nothing waits for a commit (the usual, in-memory case). */
+const NO_GATE: readonly GateSegment[] = [];
+
 export class Output {
   readonly #stream: Duplex;
-  readonly #commitPoint: () => Promise<void> | null;
-  readonly #onStoreError: (err: unknown) => void;
+  readonly #owner: OutputOwner;
   #corked = false;
-  /** Output waiting for store commits, in order. */
-  readonly #gate: GateSegment[] = [];
+  /** Output waiting for store commits, in order (created when first needed). */
+  #gate: GateSegment[] | undefined = undefined;
   #onDrained: (() => void) | undefined = undefined;
 
-  constructor(stream: Duplex, commitPoint: () => Promise<void> | null, onStoreError: (err: unknown) => void) {
+  constructor(stream: Duplex, owner: OutputOwner) {
     this.#stream = stream;
-    this.#commitPoint = commitPoint;
-    this.#onStoreError = onStoreError;
+    this.#owner = owner;
   }
 
   /** Bytes buffered in the socket (backpressure). */
@@ -40,8 +49,8 @@ export class Output {
   write(buf: Buffer): void {
     const s = this.#stream;
     if (s.destroyed || s.writableEnded) return;
-    const point = this.#commitPoint();
-    const gate = this.#gate;
+    const point = this.#owner.commitPoint();
+    const gate = this.#gate ?? NO_GATE;
     if (point === null && gate.length === 0) {
       this.#put(buf);
       return;
@@ -52,30 +61,31 @@ export class Output {
       return;
     }
     const segment: GateSegment = { point: point!, bufs: [buf], done: false };
-    gate.push(segment);
+    (this.#gate ??= []).push(segment);
     point!.then(
       () => {
         segment.done = true;
         this.#release();
       },
       (err: unknown) => {
-        this.#gate.length = 0;
-        this.#onStoreError(err);
+        this.#gate = undefined;
+        this.#owner.storeFailed(err);
       },
     );
   }
 
   /** Runs `fn` once everything waiting for a commit has been written (at once when nothing waits). */
   whenDrained(fn: () => void): void {
-    if (this.#gate.length === 0) fn();
+    if (this.#gate === undefined || this.#gate.length === 0) fn();
     else this.#onDrained = fn;
   }
 
   #release(): void {
-    const gate = this.#gate;
+    const gate = this.#gate ?? [];
     while (gate.length > 0 && gate[0]!.done) {
       for (const b of gate.shift()!.bufs) this.#put(b);
     }
+    if (gate.length === 0) this.#gate = undefined;
     if (gate.length === 0 && this.#onDrained !== undefined) {
       const fn = this.#onDrained;
       this.#onDrained = undefined;

@@ -81,29 +81,28 @@ export interface QueueBudget {
   dropped: number;
 }
 
-export interface SessionCounters {
+/** Delivery outcomes across all sessions (shared by every session of a broker; in `broker.stats()`). */
+export interface DeliveryCounters {
   /** QoS 0 messages dropped because the client's socket was backed up. */
   droppedQos0: number;
   /** QoS 1/2 messages dropped because the session queue was full. */
   droppedQueueFull: number;
-  /** QoS 1/2 messages dropped because all queues together reached their memory budget. */
-  droppedBudget: number;
-  /** Messages that expired before delivery. */
-  expired: number;
+  /** Messages that expired before delivery [MQTT-3.3.2-5]. */
+  droppedExpired: number;
   /** Messages discarded because they exceeded the client's Maximum Packet Size [MQTT-3.1.2-25]. */
-  tooLarge: number;
+  droppedTooLarge: number;
 }
+
+/** Shared by every empty session: the maps below are created on first use (an idle session holds none). */
+const NO_SUBSCRIPTIONS: ReadonlyMap<string, Subscription> = new Map();
+const NO_INFLIGHT: ReadonlyMap<number, Outbound> = new Map();
+const NO_IDS: ReadonlySet<number> = new Set();
 
 export class Session {
   readonly clientId: string;
   /** Seconds; 0xFFFFFFFF = never. */
   expiryInterval = 0;
-  readonly subscriptions = new Map<string, Subscription>();
   outlet: Outlet | undefined = undefined;
-  /** Inbound QoS 2 packet ids received, PUBREC sent, PUBREL not yet received. */
-  readonly inboundQos2 = new Set<number>();
-  /** Outbound messages in flight, by packet id, in send order. */
-  readonly inflight = new Map<number, Outbound>();
   /** Will of the connection attached now (published if it ends abnormally). */
   will: Will | undefined = undefined;
   /** Will of the ended connection while its delay runs (MQTT 5.0 §3.1.3.2.2). */
@@ -115,8 +114,12 @@ export class Session {
   expiryTimer: NodeJS.Timeout | undefined = undefined;
   disconnectedAt: number | undefined = undefined;
   owner: string | undefined = undefined;
-  readonly counters: SessionCounters = { droppedQos0: 0, droppedQueueFull: 0, droppedBudget: 0, expired: 0, tooLarge: 0 };
+  /** Created on first use (see NO_SUBSCRIPTIONS). */
+  #subscriptions: Map<string, Subscription> | undefined = undefined;
+  #inboundQos2: Set<number> | undefined = undefined;
+  #inflight: Map<number, Outbound> | undefined = undefined;
 
+  readonly #counters: DeliveryCounters;
   readonly #limits: SessionLimits;
   #queue: Outbound[] = [];
   #head = 0;
@@ -125,10 +128,52 @@ export class Session {
 
   readonly #budget: QueueBudget;
 
-  constructor(clientId: string, limits: SessionLimits, budget: QueueBudget) {
+  constructor(clientId: string, limits: SessionLimits, budget: QueueBudget, counters: DeliveryCounters) {
     this.clientId = clientId;
     this.#limits = limits;
     this.#budget = budget;
+    this.#counters = counters;
+  }
+
+  /** Subscriptions by filter. */
+  get subscriptions(): ReadonlyMap<string, Subscription> {
+    return this.#subscriptions ?? NO_SUBSCRIPTIONS;
+  }
+
+  setSubscription(sub: Subscription): void {
+    (this.#subscriptions ??= new Map()).set(sub.filter, sub);
+  }
+
+  deleteSubscription(filter: string): boolean {
+    const subs = this.#subscriptions;
+    if (subs === undefined || !subs.delete(filter)) return false;
+    if (subs.size === 0) this.#subscriptions = undefined;
+    return true;
+  }
+
+  /** Inbound QoS 2 packet ids received, PUBREC sent, PUBREL not yet received. */
+  get inboundQos2(): ReadonlySet<number> {
+    return this.#inboundQos2 ?? NO_IDS;
+  }
+
+  addInbound(packetId: number): void {
+    (this.#inboundQos2 ??= new Set()).add(packetId);
+  }
+
+  deleteInbound(packetId: number): boolean {
+    const ids = this.#inboundQos2;
+    if (ids === undefined || !ids.delete(packetId)) return false;
+    if (ids.size === 0) this.#inboundQos2 = undefined;
+    return true;
+  }
+
+  /** Outbound messages in flight, by packet id, in send order. */
+  get inflight(): ReadonlyMap<number, Outbound> {
+    return this.#inflight ?? NO_INFLIGHT;
+  }
+
+  #inflightCount(): number {
+    return this.#inflight === undefined ? 0 : this.#inflight.size;
   }
 
   get queued(): number {
@@ -145,14 +190,14 @@ export class Session {
     if (qos === 0) {
       if (outlet === undefined) return;
       if (outlet.congested()) {
-        this.counters.droppedQos0++;
+        this.#counters.droppedQos0++;
         return;
       }
-      if (!outlet.sendPublish(m, 0, retain, 0, false, subscriptionIds)) this.counters.tooLarge++;
+      if (!outlet.sendPublish(m, 0, retain, 0, false, subscriptionIds)) this.#counters.droppedTooLarge++;
       return;
     }
     const entry: Outbound = { message: m, group, seq: 0, qos, retain, subscriptionIds, packetId: 0, released: false };
-    if (outlet !== undefined && this.queued === 0 && this.inflight.size < outlet.sendQuota) {
+    if (outlet !== undefined && this.queued === 0 && this.#inflightCount() < outlet.sendQuota) {
       // Journaled once, with its packet id, by #send.
       this.#send(outlet, entry);
       return;
@@ -163,7 +208,7 @@ export class Session {
   /** Restores an outbound entry loaded from the store (in flight when it has a packet id). */
   restore(entry: Outbound): void {
     if (entry.packetId !== 0) {
-      this.inflight.set(entry.packetId, entry);
+      (this.#inflight ??= new Map()).set(entry.packetId, entry);
       if (entry.packetId >= this.#nextId) this.#nextId = entry.packetId === 0xffff ? 1 : entry.packetId + 1;
     } else {
       this.#queue.push(entry);
@@ -184,7 +229,6 @@ export class Session {
     const size = messageBytes(entry.message);
     const budget = this.#budget;
     if (budget.max > 0 && budget.used + size > budget.max) {
-      this.counters.droppedBudget++;
       budget.dropped++;
       return;
     }
@@ -193,10 +237,10 @@ export class Session {
         const old = this.#queue[this.#head]!;
         this.#queue[this.#head++] = undefined as unknown as Outbound;
         this.#unqueued(old);
-        this.counters.droppedQueueFull++;
+        this.#counters.droppedQueueFull++;
         this.journal?.removed(this, old);
       } else {
-        this.counters.droppedQueueFull++;
+        this.#counters.droppedQueueFull++;
         return;
       }
     }
@@ -209,20 +253,21 @@ export class Session {
   #send(outlet: Outlet, entry: Outbound): void {
     const id = this.#allocateId();
     entry.packetId = id;
-    this.inflight.set(id, entry);
+    (this.#inflight ??= new Map()).set(id, entry);
     // The packet id is journaled before the PUBLISH is written, so the PUBLISH leaves after its commit.
     this.journal?.updated(this, entry);
     if (!outlet.sendPublish(entry.message, entry.qos, entry.retain, id, false, entry.subscriptionIds)) {
       // [MQTT-3.1.2-25] discarded as if delivered.
-      this.inflight.delete(id);
-      this.counters.tooLarge++;
+      this.#inflight!.delete(id);
+      this.#counters.droppedTooLarge++;
       this.journal?.removed(this, entry);
     }
   }
 
   #allocateId(): number {
     let id = this.#nextId;
-    while (this.inflight.has(id)) id = id === 0xffff ? 1 : id + 1;
+    const inflight = this.#inflight;
+    while (inflight !== undefined && inflight.has(id)) id = id === 0xffff ? 1 : id + 1;
     this.#nextId = id === 0xffff ? 1 : id + 1;
     return id;
   }
@@ -231,13 +276,13 @@ export class Session {
   drain(now: number): void {
     const outlet = this.outlet;
     if (outlet === undefined) return;
-    while (this.#head < this.#queue.length && this.inflight.size < outlet.sendQuota) {
+    while (this.#head < this.#queue.length && this.#inflightCount() < outlet.sendQuota) {
       const entry = this.#queue[this.#head]!;
       this.#queue[this.#head++] = undefined as unknown as Outbound;
       this.#unqueued(entry);
       // [MQTT-3.3.2-5] an expired message that has not started onward delivery is discarded.
       if (isExpired(entry.message, now)) {
-        this.counters.expired++;
+        this.#counters.droppedExpired++;
         this.journal?.removed(this, entry);
         continue;
       }
@@ -254,9 +299,9 @@ export class Session {
 
   /** PUBACK (QoS 1) or PUBCOMP (QoS 2): the message is done. Returns false for an unknown id. */
   complete(packetId: number, now: number): boolean {
-    const entry = this.inflight.get(packetId);
+    const entry = this.#inflight?.get(packetId);
     if (entry === undefined) return false;
-    this.inflight.delete(packetId);
+    this.#inflight!.delete(packetId);
     this.journal?.removed(this, entry);
     this.drain(now);
     return true;
@@ -264,10 +309,10 @@ export class Session {
 
   /** PUBREC: the receiver has the message; PUBREL follows. `failed` (v5 reason ≥ 0x80) ends the exchange. */
   received(packetId: number, failed: boolean, now: number): boolean {
-    const entry = this.inflight.get(packetId);
+    const entry = this.#inflight?.get(packetId);
     if (entry === undefined || entry.qos !== 2) return false;
     if (failed) {
-      this.inflight.delete(packetId);
+      this.#inflight!.delete(packetId);
       this.journal?.removed(this, entry);
       this.drain(now);
       return true;
@@ -287,8 +332,8 @@ export class Session {
     for (const [id, entry] of this.inflight) {
       if (entry.released) outlet.sendPubrel(id);
       else if (!outlet.sendPublish(entry.message, entry.qos, entry.retain, id, true, entry.subscriptionIds)) {
-        this.inflight.delete(id);
-        this.counters.tooLarge++;
+        this.#inflight!.delete(id);
+        this.#counters.droppedTooLarge++;
         this.journal?.removed(this, entry);
       }
     }
@@ -315,7 +360,7 @@ export class Session {
     const out: Outbound[] = [];
     for (const [id, e] of this.inflight) {
       if (e.group !== undefined && e.qos === 1) {
-        this.inflight.delete(id);
+        this.#inflight!.delete(id);
         this.journal?.removed(this, e);
         out.push(e);
       }
@@ -343,7 +388,7 @@ export class Session {
     this.#queuedBytes = 0;
     this.#queue = [];
     this.#head = 0;
-    this.inflight.clear();
+    this.#inflight = undefined;
   }
 
   clearTimers(): void {

@@ -36,11 +36,17 @@ const MULTIPLIER = [1, 0x80, 0x4000, 0x200000];
  * Server side, leave `protocolVersion` undefined: the first packet must then be a CONNECT
  * [MQTT-3.1.0-1], and its protocol level becomes the version for the rest of the stream.
  */
-export class Decoder {
+/**
+ * One Reader for every decoder: a body is parsed synchronously and the reader reset before
+ * `onPacket` runs, so no two decodes ever use it at once (and an idle connection holds none).
+ */
+const READER = new Reader();
+
+export class Decoder<T = undefined> {
   protocolVersion: ProtocolVersion | undefined;
   maxPacketSize: number;
-  readonly #onPacket: (packet: Packet) => void;
-  readonly #reader = new Reader();
+  readonly #onPacket: (this: T, packet: Packet) => void;
+  readonly #target: T;
   #failed = false;
   #error: unknown = undefined;
   #state = IDLE;
@@ -50,11 +56,13 @@ export class Decoder {
   #rem = 0;
   #lenBytes = 0;
   /** Body being assembled across chunks: pieces kept as they arrived, and how many bytes they hold. */
-  #parts: Buffer[] = [];
+  #parts: Buffer[] | undefined = undefined;
   #filled = 0;
 
-  constructor(onPacket: (packet: Packet) => void, options: DecoderOptions = {}) {
+  /** `onPacket` is called with `target` as `this` (a shared method instead of a closure per decoder). */
+  constructor(onPacket: (this: T, packet: Packet) => void, options: DecoderOptions = {}, target?: T) {
     this.#onPacket = onPacket;
+    this.#target = target as T;
     this.protocolVersion = options.protocolVersion;
     this.maxPacketSize = options.maxPacketSize ?? MAX_PACKET_SIZE;
   }
@@ -71,8 +79,8 @@ export class Decoder {
     } catch (err) {
       this.#failed = true;
       this.#error = err;
-      this.#parts = [];
-      this.#reader.reset(EMPTY, 0, 0);
+      this.#parts = undefined;
+      READER.reset(EMPTY, 0, 0);
       throw err;
     }
   }
@@ -139,15 +147,16 @@ export class Decoder {
       this.#filled = 0;
       this.#state = BODY;
     }
+    const parts = this.#parts!;
     const rem = this.#rem;
     const n = Math.min(rem - this.#filled, len - pos);
-    if (n > 0) this.#parts.push(n === len ? chunk : chunk.subarray(pos, pos + n));
+    if (n > 0) parts.push(n === len ? chunk : chunk.subarray(pos, pos + n));
     this.#filled += n;
     pos += n;
     if (this.#filled === rem) {
       // Exactly this packet's bytes, gathered once.
-      const body = this.#parts.length === 1 ? this.#parts[0]! : Buffer.concat(this.#parts, rem);
-      this.#parts = [];
+      const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts, rem);
+      this.#parts = undefined;
       this.#state = IDLE;
       this.#decode(body, 0, rem);
     }
@@ -174,13 +183,13 @@ export class Decoder {
   }
 
   #decode(buf: Buffer, start: number, end: number): void {
-    const r = this.#reader;
+    const r = READER;
     r.reset(buf, start, end);
     r.v311 = this.protocolVersion === 3 || this.protocolVersion === 4;
     const packet = parsePacket(r, this.#first, this.protocolVersion);
     r.reset(EMPTY, 0, 0);
     if (this.protocolVersion === undefined && packet.type === 'connect') this.protocolVersion = packet.protocolVersion;
-    this.#onPacket(packet);
+    this.#onPacket.call(this.#target, packet);
   }
 }
 
