@@ -31,6 +31,8 @@ const HELP = `Usage: npm run bench -- [options]
   --payload BYTES       payload size, ≥ 16 (default 64)
   --connections N       idle connections (default 10000)
   --connect-window N    CONNECT handshakes in flight while opening them (default 100)
+  --idle-steady S       idle: seconds without load before each steady RSS reading, before and after
+                        connecting (default 45; long enough for V8 to shrink its young generation)
   --retained N          retained topics (default 10000)
   --rate N              latency scenario publish rate, msg/s (default 5000)
   --fanin N / --fanout N / --pairs N / --window N   scenario sizes (50 / 50 / 25 / 32)
@@ -77,6 +79,7 @@ function parseCli(argv: string[]): Cli {
       payload: { type: 'string', default: '64' },
       connections: { type: 'string', default: '10000' },
       'connect-window': { type: 'string', default: '100' },
+      'idle-steady': { type: 'string', default: '45' },
       retained: { type: 'string', default: '10000' },
       rate: { type: 'string', default: '5000' },
       fanin: { type: 'string', default: '50' },
@@ -129,6 +132,7 @@ function parseCli(argv: string[]): Cli {
       idleConnections: Math.floor(num('connections', values.connections, 1)),
       connectWindow: Math.floor(num('connect-window', values['connect-window'], 1)),
       idleSettleMs: 2000,
+      idleSteadyMs: num('idle-steady', values['idle-steady'], 0) * 1000,
       retainedTopics: Math.floor(num('retained', values.retained, 1)),
       batch: Math.floor(num('batch', values.batch, 1)),
       faninWindow: Math.floor(num('fanin-window', values['fanin-window'], 0)),
@@ -231,7 +235,8 @@ function runGenerator(job: GeneratorJob, cpu: string, nofile: number, timeoutMs:
 
 function timeoutFor(s: ScenarioName, p: ScenarioParams): number {
   const base = p.warmupMs + p.durationMs + 60_000;
-  return s === 'idle' || s === 'retained' ? base + 180_000 : base;
+  if (s === 'idle') return base + 180_000 + 2 * p.idleSteadyMs;
+  return s === 'retained' ? base + 180_000 : base;
 }
 
 async function runOne(cli: Cli, scenario: ScenarioName, broker: BrokerName, nofile: number): Promise<ScenarioResult> {

@@ -20,6 +20,8 @@ export interface ScenarioParams {
   /** Handshakes in flight at once while opening the idle connections (whole generator). */
   connectWindow: number;
   idleSettleMs: number;
+  /** Idle time after the burst before the steady RSS is read. */
+  idleSteadyMs: number;
   retainedTopics: number;
   /** QoS 0 flood: messages per write(). */
   batch: number;

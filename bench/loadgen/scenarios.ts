@@ -218,6 +218,17 @@ async function latency(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
   };
 }
 
+/** RSS after `ms` without load, read every second; the last reading counts (no minimum picked out of noise). */
+async function steadyRss(pid: number, ms: number): Promise<number> {
+  const end = Date.now() + ms;
+  let rss = rssKiB(pid);
+  while (Date.now() < end) {
+    await sleep(Math.min(1000, end - Date.now()));
+    rss = rssKiB(pid);
+  }
+  return rss;
+}
+
 async function idle(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
   const p = job.params;
   const all = Array.from({ length: pool.size }, (_, i) => i);
@@ -227,6 +238,9 @@ async function idle(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
   await pool.all({ op: 'close' });
   await sleep(p.idleSettleMs);
   const rssBefore = rssKiB(job.brokerPid);
+  // The steady baseline waits as long as the steady reading below: a garbage-collected broker
+  // shrinks what start-up and the warm-up grew, and that must not count as freed by connections.
+  const rssBaseSteady = await steadyRss(job.brokerPid, p.idleSteadyMs);
   const specs: ConnSpec[] = Array.from({ length: p.idleConnections }, (_, i) => ({ clientId: `idle-${i}` }));
   const a = snapshot(pool, job.brokerPid);
   await connect(pool, spread(specs, all), p.connectWindow, 120_000);
@@ -234,6 +248,9 @@ async function idle(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
   const w = diff(a, b);
   await sleep(p.idleSettleMs);
   const rssAfter = rssKiB(job.brokerPid);
+  // Steady state: the connections stay idle; a garbage-collected broker gives back what the
+  // connect burst grew (V8 shrinks its young generation once allocation stops, ~30 s here).
+  const rssSteady = await steadyRss(job.brokerPid, p.idleSteadyMs);
   const lost = pool.totals().lostConnections;
   return {
     scenario: job.scenario,
@@ -246,6 +263,9 @@ async function idle(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
       rss_before_mib: round(rssBefore / 1024),
       rss_after_mib: round(rssAfter / 1024),
       rss_per_conn_kib: round((rssAfter - rssBefore) / p.idleConnections, 2),
+      rss_base_steady_mib: round(rssBaseSteady / 1024),
+      rss_steady_mib: round(rssSteady / 1024),
+      rss_steady_per_conn_kib: round((rssSteady - rssBaseSteady) / p.idleConnections, 2),
       gen_cpu_pct: round(pct(w.genCpuUs, w.seconds)),
       lost_connections: lost,
     },
