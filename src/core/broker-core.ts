@@ -49,9 +49,12 @@ export class BrokerCore {
   readonly #store: Store;
   readonly #log: Logger;
   readonly #observer: CoreObserver;
-  /** Per-publish scratch: client id → index into #hits (reused to avoid allocation per message). */
-  readonly #hitIndex = new Map<string, number>();
-  readonly #hits: Array<{ session: Session; qos: QoS; retain: boolean; ids: number[] | undefined }> = [];
+  /** Per-publish scratch, reused (see publish): hits by position, how many, the pass's mark. */
+  readonly #hits: Array<{ session: Session | undefined; qos: QoS; retain: boolean; ids: number[] | undefined }> = [];
+  #hitCount = 0;
+  #routeMark = 0;
+  #routing: Message | undefined = undefined;
+  #groups: SharedGroup[] | undefined = undefined;
   /** Queued bytes across all sessions and their cap (limits.maxQueuedBytesTotal; 0 = none). */
   readonly queueBudget = { used: 0, max: 0, dropped: 0 };
   /** What became of messages on their way to sessions (dropped and why), all sessions together. */
@@ -383,45 +386,75 @@ export class BrokerCore {
   publish(m: Message, clientId: string): number {
     this.counters.messagesIn++;
     if (m.retain) this.setRetained(m);
+    // The event comes before routing: a handler that publishes in turn is routed first, so the
+    // scratch below is never in use twice. Routing itself runs no outside code synchronously
+    // (deliveries are written to corked outputs, flushed on the next tick).
     this.#observer.publish(m, clientId);
-    const hits = this.#hits;
-    const index = this.#hitIndex;
-    const sessions = this.sessions;
-    let groups: SharedGroup[] | undefined;
-    this.subscriptions.match(m.topic, (sub, subscriber) => {
-      if (isGroup(sub)) {
-        (groups ??= []).push(sub);
-        return;
+    // Routing scratch lives on the core and the sessions (no closure, map or hit object per
+    // message): a session seen in this pass carries this pass's mark and the index of its hit.
+    this.#routing = m;
+    this.#routeMark = this.#routeMark === Number.MAX_SAFE_INTEGER ? 1 : this.#routeMark + 1;
+    this.#hitCount = 0;
+    this.#groups = undefined;
+    let n: number;
+    let shared = 0;
+    try {
+      this.subscriptions.match(m.topic, this.#onMatch, this);
+      const groups = this.#groups as SharedGroup[] | undefined;
+      this.#groups = undefined;
+      if (groups !== undefined) for (const g of groups) if (this.#deliverShared(g, m, undefined)) shared++;
+      n = this.#hitCount;
+      const hits = this.#hits;
+      for (let i = 0; i < n; i++) {
+        const h = hits[i]!;
+        const session = h.session!;
+        h.session = undefined;
+        const ids = h.ids;
+        h.ids = undefined;
+        session.deliver(m, h.qos, h.retain, ids);
       }
-      // [MQTT-3.8.3-3] No Local: not back to the publisher's own connection.
-      if (sub.noLocal && subscriber === m.origin) return;
-      const qos = (sub.qos < m.qos ? sub.qos : m.qos) as QoS;
-      // [MQTT-3.3.1-12] / [MQTT-3.3.1-13] Retain As Published, else the retain flag is cleared.
-      const retain = sub.retainAsPublished && m.retain;
-      const at = index.get(subscriber);
-      if (at === undefined) {
-        const session = sessions.get(subscriber);
-        if (session === undefined) return;
-        index.set(subscriber, hits.length);
-        hits.push({ session, qos, retain, ids: sub.subscriptionId === undefined ? undefined : [sub.subscriptionId] });
-        return;
-      }
-      const hit = hits[at]!;
+    } finally {
+      this.#routing = undefined;
+    }
+    this.counters.messagesOut += n + shared;
+    return n + shared;
+  }
+
+  /** One matching subscription of the message being routed (called by the trie, `this` = core). */
+  #onMatch(this: BrokerCore, sub: Subscription | SharedGroup, subscriber: string): void {
+    const m = this.#routing!;
+    if (isGroup(sub)) {
+      (this.#groups ??= []).push(sub);
+      return;
+    }
+    // [MQTT-3.8.3-3] No Local: not back to the publisher's own connection.
+    if (sub.noLocal && subscriber === m.origin) return;
+    const qos = (sub.qos < m.qos ? sub.qos : m.qos) as QoS;
+    // [MQTT-3.3.1-12] / [MQTT-3.3.1-13] Retain As Published, else the retain flag is cleared.
+    const retain = sub.retainAsPublished && m.retain;
+    const session = this.sessions.get(subscriber);
+    if (session === undefined) return;
+    if (session.routeMark === this.#routeMark) {
+      // Several subscriptions of one client: one copy at the highest QoS with every identifier.
+      const hit = this.#hits[session.routeHit]!;
       if (qos > hit.qos) hit.qos = qos;
       if (retain) hit.retain = true;
       if (sub.subscriptionId !== undefined) (hit.ids ??= []).push(sub.subscriptionId);
-    });
-    let shared = 0;
-    if (groups !== undefined) for (const g of groups) if (this.#deliverShared(g, m, undefined)) shared++;
-    const n = hits.length;
-    for (let i = 0; i < n; i++) {
-      const h = hits[i]!;
-      h.session.deliver(m, h.qos, h.retain, h.ids);
+      return;
     }
-    this.counters.messagesOut += n + shared;
-    hits.length = 0;
-    index.clear();
-    return n + shared;
+    session.routeMark = this.#routeMark;
+    const at = this.#hitCount++;
+    session.routeHit = at;
+    const ids = sub.subscriptionId === undefined ? undefined : [sub.subscriptionId];
+    const hit = this.#hits[at];
+    if (hit === undefined) {
+      this.#hits.push({ session, qos, retain, ids });
+      return;
+    }
+    hit.session = session;
+    hit.qos = qos;
+    hit.retain = retain;
+    hit.ids = ids;
   }
 
   /** Stores or (empty payload) deletes the retained message of a topic [MQTT-3.3.1-6], [MQTT-3.3.1-7]. */

@@ -143,7 +143,9 @@ export class Connection implements Outlet, LiveConnection {
 
   static #streamEnd(this: Duplex): void {
     (this as OwnedStream)[OWNER]!.#end();
-    this.end();
+    // A net.Socket (allowHalfOpen false) has ended its side already; end() again would only
+    // build an ERR_STREAM_ALREADY_FINISHED error, which is costly in a disconnect storm.
+    if (!this.writableEnded) this.end();
   }
 
   static #streamClose(this: Duplex): void {

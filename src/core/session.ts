@@ -114,6 +114,9 @@ export class Session {
   expiryTimer: NodeJS.Timeout | undefined = undefined;
   disconnectedAt: number | undefined = undefined;
   owner: string | undefined = undefined;
+  /** Routing scratch of BrokerCore.publish: the pass that last reached this session, and its hit. */
+  routeMark = 0;
+  routeHit = 0;
   /** Created on first use (see NO_SUBSCRIPTIONS). */
   #subscriptions: Map<string, Subscription> | undefined = undefined;
   #inboundQos2: Set<number> | undefined = undefined;

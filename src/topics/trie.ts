@@ -101,25 +101,32 @@ export class TopicTrie<V> {
     return value;
   }
 
-  /** Calls fn for every entry whose filter matches the topic name. */
-  match(topic: string, fn: (value: V, key: string, filter: string) => void): void {
-    const levels = topic.split('/');
+  /**
+   * Calls fn for every entry whose filter matches the topic name. The topic is walked by index
+   * (no split array per call); `ctx` is passed through to fn so callers need no closure.
+   */
+  match<C>(topic: string, fn: (this: C, value: V, key: string, filter: string) => void, ctx?: C): void {
     // [MQTT-4.7.2-1] a filter starting with a wildcard does not match a topic starting with '$'.
     const dollar = topic.charCodeAt(0) === 0x24;
-    this.#walk(this.#root, levels, 0, dollar, fn);
+    this.#walk(this.#root, topic, 0, dollar, fn, ctx as C);
   }
 
-  #walk(node: TrieNode<V>, levels: string[], i: number, noWildcard: boolean, fn: (value: V, key: string, filter: string) => void): void {
+  /** `start` is where the level to match begins; topic.length + 1 once every level is matched. */
+  #walk<C>(node: TrieNode<V>, topic: string, start: number, noWildcard: boolean, fn: (this: C, value: V, key: string, filter: string) => void, ctx: C): void {
     // '#' matches the parent level too ('sport/#' matches 'sport') [MQTT-4.7.1-2].
     if (node.hash !== undefined && !noWildcard) {
-      for (const [key, value] of node.hash) fn(value, key, node.hashFilter);
+      for (const [key, value] of node.hash) fn.call(ctx, value, key, node.hashFilter);
     }
-    if (i === levels.length) {
-      if (node.entries !== undefined) for (const [key, value] of node.entries) fn(value, key, node.filter);
+    if (start > topic.length) {
+      if (node.entries !== undefined) for (const [key, value] of node.entries) fn.call(ctx, value, key, node.filter);
       return;
     }
-    const child = node.children.get(levels[i]!);
-    if (child !== undefined) this.#walk(child, levels, i + 1, false, fn);
-    if (node.plus !== undefined && !noWildcard) this.#walk(node.plus, levels, i + 1, false, fn);
+    let end = topic.indexOf('/', start);
+    if (end === -1) end = topic.length;
+    if (node.children.size > 0) {
+      const child = node.children.get(topic.slice(start, end));
+      if (child !== undefined) this.#walk(child, topic, end + 1, false, fn, ctx);
+    }
+    if (node.plus !== undefined && !noWildcard) this.#walk(node.plus, topic, end + 1, false, fn, ctx);
   }
 }

@@ -491,6 +491,7 @@ for (const version of [4, 5] as const) {
     });
 
     void it('[MQTT-3.1.2-24] [MQTT-3.1.2-25] a message larger than the Maximum Packet Size a client announced is not sent to it (and not retried); other subscribers get it', async () => {
+      const tooLarge = b.broker.stats().droppedTooLarge;
       const small = await connect(b.port, version, 'mps-small', { properties: { maximumPacketSize: 128 } });
       const big = await connect(b.port, version, 'mps-big');
       await subscribe(small, so('mps/t', 1));
@@ -511,6 +512,7 @@ for (const version of [4, 5] as const) {
       );
       small.send({ type: 'puback', packetId: toSmall[0]!.packetId! });
       assert.deepEqual(await small.barrier(), [], 'the discarded one is not retried');
+      assert.equal(b.broker.stats().droppedTooLarge, tooLarge + 1, 'counted in stats()');
     });
   });
 }
