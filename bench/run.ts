@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BROKERS, killAll, pinnedSpawn, startBroker, type BrokerName, type RunningBroker } from './brokers/index.js';
+import { NATIVE_CONNECT_ENV, NATIVE_CONNECT_MISSING_ENV, buildNativeConnect } from './loadgen/native.js';
 import { allowedCpus } from './proc.js';
 import { PAYLOAD_HEADER } from './loadgen/protocol.js';
 import { scenarioTable, targetChecks, targetsTable } from './report.js';
@@ -288,6 +289,16 @@ async function main(): Promise<void> {
     const n = Math.max(100, machine.nofileHard - 500);
     process.stderr.write(`bench: ulimit -Hn is ${machine.nofileHard}; idle connections lowered from ${cli.params.idleConnections} to ${n}\n`);
     cli.params.idleConnections = n;
+  }
+  if (cli.scenarios.includes('idle')) {
+    // The idle scenario opens its connections with a small C program: the Node workers spend
+    // more CPU per connection than the brokers do and would measure themselves.
+    const native = buildNativeConnect(path.join(root, 'node_modules/.cache/courier-bench'));
+    if ('bin' in native) process.env[NATIVE_CONNECT_ENV] = native.bin;
+    else {
+      process.env[NATIVE_CONNECT_MISSING_ENV] = native.error;
+      process.stderr.write(`bench: ${native.error}; the idle scenario falls back to the Node generator\n`);
+    }
   }
   let courierFrom = '';
   if (cli.brokers.includes('courier')) {

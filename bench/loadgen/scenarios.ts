@@ -1,7 +1,8 @@
 /** The benchmark scenarios, run from the generator's main thread against one broker. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cpuMicros, rssKiB } from '../proc.js';
+import { allowedCpus, cpuMicros, rssKiB } from '../proc.js';
 import type { GeneratorJob, ScenarioResult } from '../types.js';
+import { NATIVE_CONNECT_ENV, NATIVE_CONNECT_MISSING_ENV, NativeConnections } from './native.js';
 import type { Pool, Shape, Totals } from './pool.js';
 import type { ConnSpec, FromWorker } from './protocol.js';
 
@@ -229,48 +230,133 @@ async function steadyRss(pid: number, ms: number): Promise<number> {
   return rss;
 }
 
+/** What opening one batch of idle connections cost. */
+interface Opened {
+  seconds: number;
+  genCpuUs: number;
+  brokerCpuUs: number;
+}
+
+/** Opens the idle scenario's connections and later closes them, reporting those the broker dropped. */
+interface Opener {
+  /** How the connections were opened, for the scenario notes. */
+  note: string;
+  open(clientIdPrefix: string, count: number, timeoutMs: number): Promise<Opened>;
+  /** Close what open() opened; returns the connections the broker dropped meanwhile. */
+  close(): Promise<number>;
+  /** Last resort on failure: nothing may outlive the scenario. */
+  kill(): void;
+}
+
+/** The Node worker threads: their CPU use while opening thousands of connections limits the rate. */
+function poolOpener(pool: Pool, job: GeneratorJob, why: string): Opener {
+  const all = Array.from({ length: pool.size }, (_, i) => i);
+  return {
+    note: `native connection generator unavailable (${why}); connections opened by the Node worker threads, whose own CPU may limit CONNECT→CONNACK/s`,
+    async open(prefix, count, timeoutMs) {
+      const specs: ConnSpec[] = Array.from({ length: count }, (_, i) => ({ clientId: `${prefix}${i}` }));
+      const a = snapshot(pool, job.brokerPid);
+      await connect(pool, spread(specs, all), job.params.connectWindow, timeoutMs);
+      const w = diff(a, snapshot(pool, job.brokerPid));
+      return { seconds: w.seconds, genCpuUs: w.genCpuUs, brokerCpuUs: w.brokerCpuUs };
+    },
+    async close() {
+      const lost = pool.totals().lostConnections;
+      await pool.all({ op: 'close' });
+      return lost;
+    },
+    kill() {
+      // main.ts closes the pool's connections and terminates its workers.
+    },
+  };
+}
+
+/** bench/loadgen/connect.c: one epoll thread, a child of this (pinned) process, so on the generator's CPU. */
+function nativeOpener(bin: string, job: GeneratorJob): Opener {
+  let current: NativeConnections | null = null;
+  const opener: Opener = {
+    note: '',
+    async open(prefix, count, timeoutMs) {
+      if (current !== null) throw new Error('native connect: previous connections still open');
+      const before = cpuMicros(job.brokerPid);
+      const { conns, report } = await NativeConnections.open(bin, {
+        host: job.host,
+        port: job.port,
+        count,
+        window: job.params.connectWindow,
+        clientIdPrefix: prefix,
+        version: job.params.version,
+        keepAlive: 600, // as the Node generator's CONNECT
+        sources: job.host === '127.0.0.1' ? 8 : 1, // see worker.ts: ~28k connections per source address
+        timeoutMs,
+      });
+      const brokerCpuUs = cpuMicros(job.brokerPid) - before;
+      current = conns;
+      const mine = allowedCpus(process.pid);
+      const its = allowedCpus(conns.pid);
+      if (its !== mine) throw new Error(`native connect pid ${conns.pid} runs on CPUs ${its}, the generator on ${mine}`);
+      opener.note = `connections opened by bench/loadgen/connect.c (native, one epoll thread; pid ${conns.pid} on CPUs ${its})`;
+      if (report.failed > 0) throw new Error(`${report.failed} connection(s) failed: ${report.error ?? 'timeout'}`);
+      return { seconds: report.seconds, genCpuUs: report.cpu_user_us + report.cpu_sys_us, brokerCpuUs };
+    },
+    async close() {
+      const conns = current;
+      current = null;
+      return conns === null ? 0 : conns.close();
+    },
+    kill() {
+      current?.kill();
+      current = null;
+    },
+  };
+  return opener;
+}
+
 async function idle(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
   const p = job.params;
-  const all = Array.from({ length: pool.size }, (_, i) => i);
-  // Warm the broker's connection path (lazy code, first allocations) before the baseline.
-  const warm: ConnSpec[] = Array.from({ length: 100 }, (_, i) => ({ clientId: `idle-warm-${i}` }));
-  await connect(pool, spread(warm, all), p.connectWindow);
-  await pool.all({ op: 'close' });
-  await sleep(p.idleSettleMs);
-  const rssBefore = rssKiB(job.brokerPid);
-  // The steady baseline waits as long as the steady reading below: a garbage-collected broker
-  // shrinks what start-up and the warm-up grew, and that must not count as freed by connections.
-  const rssBaseSteady = await steadyRss(job.brokerPid, p.idleSteadyMs);
-  const specs: ConnSpec[] = Array.from({ length: p.idleConnections }, (_, i) => ({ clientId: `idle-${i}` }));
-  const a = snapshot(pool, job.brokerPid);
-  await connect(pool, spread(specs, all), p.connectWindow, 120_000);
-  const b = snapshot(pool, job.brokerPid);
-  const w = diff(a, b);
-  await sleep(p.idleSettleMs);
-  const rssAfter = rssKiB(job.brokerPid);
-  // Steady state: the connections stay idle; a garbage-collected broker gives back what the
-  // connect burst grew (V8 shrinks its young generation once allocation stops, ~30 s here).
-  const rssSteady = await steadyRss(job.brokerPid, p.idleSteadyMs);
-  const lost = pool.totals().lostConnections;
-  return {
-    scenario: job.scenario,
-    broker: job.broker,
-    metrics: {
-      connections: p.idleConnections,
-      connect_per_s: Math.round(p.idleConnections / w.seconds),
-      connect_cpu_us: round(w.brokerCpuUs / p.idleConnections, 1),
-      broker_cpu_pct: round(pct(w.brokerCpuUs, w.seconds)),
-      rss_before_mib: round(rssBefore / 1024),
-      rss_after_mib: round(rssAfter / 1024),
-      rss_per_conn_kib: round((rssAfter - rssBefore) / p.idleConnections, 2),
-      rss_base_steady_mib: round(rssBaseSteady / 1024),
-      rss_steady_mib: round(rssSteady / 1024),
-      rss_steady_per_conn_kib: round((rssSteady - rssBaseSteady) / p.idleConnections, 2),
-      gen_cpu_pct: round(pct(w.genCpuUs, w.seconds)),
-      lost_connections: lost,
-    },
-    notes: [],
-  };
+  const bin = process.env[NATIVE_CONNECT_ENV];
+  const opener =
+    bin !== undefined && bin !== ''
+      ? nativeOpener(bin, job)
+      : poolOpener(pool, job, process.env[NATIVE_CONNECT_MISSING_ENV] ?? 'not built: bench/run.ts builds it');
+  try {
+    // Warm the broker's connection path (lazy code, first allocations) before the baseline.
+    await opener.open('idle-warm-', 100, 30_000);
+    await opener.close();
+    await sleep(p.idleSettleMs);
+    const rssBefore = rssKiB(job.brokerPid);
+    // The steady baseline waits as long as the steady reading below: a garbage-collected broker
+    // shrinks what start-up and the warm-up grew, and that must not count as freed by connections.
+    const rssBaseSteady = await steadyRss(job.brokerPid, p.idleSteadyMs);
+    const w = await opener.open('idle-', p.idleConnections, 120_000);
+    await sleep(p.idleSettleMs);
+    const rssAfter = rssKiB(job.brokerPid);
+    // Steady state: the connections stay idle; a garbage-collected broker gives back what the
+    // connect burst grew (V8 shrinks its young generation once allocation stops, ~30 s here).
+    const rssSteady = await steadyRss(job.brokerPid, p.idleSteadyMs);
+    const lost = await opener.close();
+    return {
+      scenario: job.scenario,
+      broker: job.broker,
+      metrics: {
+        connections: p.idleConnections,
+        connect_per_s: Math.round(p.idleConnections / w.seconds),
+        connect_cpu_us: round(w.brokerCpuUs / p.idleConnections, 1),
+        broker_cpu_pct: round(pct(w.brokerCpuUs, w.seconds)),
+        rss_before_mib: round(rssBefore / 1024),
+        rss_after_mib: round(rssAfter / 1024),
+        rss_per_conn_kib: round((rssAfter - rssBefore) / p.idleConnections, 2),
+        rss_base_steady_mib: round(rssBaseSteady / 1024),
+        rss_steady_mib: round(rssSteady / 1024),
+        rss_steady_per_conn_kib: round((rssSteady - rssBaseSteady) / p.idleConnections, 2),
+        gen_cpu_pct: round(pct(w.genCpuUs, w.seconds)),
+        lost_connections: lost,
+      },
+      notes: [opener.note],
+    };
+  } finally {
+    opener.kill();
+  }
 }
 
 async function retained(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
