@@ -27,7 +27,7 @@ import type { Logger } from '../options.js';
 import { isPromise, type Decision } from '../security/index.js';
 import type { AuthenticationRequest, AuthenticationResult, EnhancedAuthConversation } from '../security/types.js';
 import { NEVER_EXPIRES, type BrokerCore, type LiveConnection } from './broker-core.js';
-import { createMessage, encodeDelivery, type Message } from './message.js';
+import { createMessage, encodeDelivery, seedEncoding, type Message } from './message.js';
 import { Output } from './output.js';
 import type { ClientInfo, ConnectionContext, ConnectionObserver } from './connection-types.js';
 
@@ -680,6 +680,11 @@ export class Connection implements Outlet, LiveConnection {
       return;
     }
     const m: Message = createMessage(topic, p.payload, p.qos, p.retain, p.properties, session.clientId, Date.now());
+    if (p.qos === 0 && !p.retain && p.properties === undefined) {
+      // Forwarded as it came to subscribers of the same protocol version: no encoding at all.
+      const raw = this.#decoder.packetBytes();
+      if (raw !== undefined) seedEncoding(m, this.version, raw);
+    }
     const routed = core.publish(m, session.clientId);
     if (p.qos === 0) return;
     const code = routed === 0 ? ReasonCode.NoMatchingSubscribers : 0;

@@ -80,6 +80,20 @@ export function messageBytes(m: Message): number {
 }
 
 /**
+ * Offers the bytes a QoS 0 PUBLISH arrived in as its encoding for subscribers of the same
+ * version (QoS 0, retain 0), when they are exactly what the encoder would write: first byte
+ * 0x30 (no DUP, no RETAIN [MQTT-3.3.1-2]), no properties, and no longer than the minimal
+ * encoding (a Remaining Length or Property Length padded with continuation bytes is not reused).
+ */
+export function seedEncoding(m: Message, version: ProtocolVersion, raw: Buffer): void {
+  if (m.qos !== 0 || m.retain || m.properties !== undefined || m.expiresAt !== 0 || raw[0] !== 0x30) return;
+  const body = 2 + Buffer.byteLength(m.topic) + (version === 5 ? 1 : 0) + m.payload.length;
+  const header = 1 + (body < 0x80 ? 1 : body < 0x4000 ? 2 : body < 0x200000 ? 3 : 4);
+  if (raw.length !== header + body) return;
+  (m.encoded ??= [])[(version - 3) * 6] = raw;
+}
+
+/**
  * The PUBLISH bytes for one subscriber. Without subscription identifiers or an expiry (which
  * vary per subscriber or per moment) the encoding is cached on the message, so a fan-out
  * encodes once per (version, QoS, retain) and only patches the packet id.

@@ -58,6 +58,10 @@ export class Decoder<T = undefined> {
   /** Body being assembled across chunks: pieces kept as they arrived, and how many bytes they hold. */
   #parts: Buffer[] | undefined = undefined;
   #filled = 0;
+  /** Where the packet being delivered lies, while packetBytes() may be asked for it. */
+  #rawBuf: Buffer | undefined = undefined;
+  #rawStart = 0;
+  #rawEnd = 0;
 
   /** `onPacket` is called with `target` as `this` (a shared method instead of a closure per decoder). */
   constructor(onPacket: (this: T, packet: Packet) => void, options: DecoderOptions = {}, target?: T) {
@@ -114,7 +118,8 @@ export class Decoder<T = undefined> {
       this.#checkSize(i - pos + rem);
       const end = i + rem;
       if (end <= len) {
-        this.#decode(chunk, i, end);
+        // The whole packet is in this chunk: its exact bytes can be reused (packetBytes()).
+        this.#decode(chunk, i, end, pos);
         pos = end;
         continue;
       }
@@ -182,14 +187,37 @@ export class Decoder<T = undefined> {
     if (total > this.maxPacketSize) throw new PacketTooLargeError(total, this.maxPacketSize);
   }
 
-  #decode(buf: Buffer, start: number, end: number): void {
+  /**
+   * The bytes of the packet being delivered to `onPacket` (valid only during that call), when
+   * they arrived in one chunk with a minimally encoded Remaining Length; else undefined. A
+   * zero-copy view: the broker forwards such a PUBLISH as it came when nothing in it changes.
+   */
+  packetBytes(): Buffer | undefined {
+    const buf = this.#rawBuf;
+    if (buf === undefined) return undefined;
+    const rem = this.#rem;
+    const minimal = rem < 0x80 ? 1 : rem < 0x4000 ? 2 : rem < 0x200000 ? 3 : 4;
+    if (this.#lenBytes !== minimal) return undefined;
+    return buf.subarray(this.#rawStart, this.#rawEnd);
+  }
+
+  #decode(buf: Buffer, start: number, end: number, packetStart = -1): void {
     const r = READER;
     r.reset(buf, start, end);
     r.v311 = this.protocolVersion === 3 || this.protocolVersion === 4;
     const packet = parsePacket(r, this.#first, this.protocolVersion);
     r.reset(EMPTY, 0, 0);
     if (this.protocolVersion === undefined && packet.type === 'connect') this.protocolVersion = packet.protocolVersion;
-    this.#onPacket.call(this.#target, packet);
+    if (packetStart >= 0) {
+      this.#rawBuf = buf;
+      this.#rawStart = packetStart;
+      this.#rawEnd = end;
+    }
+    try {
+      this.#onPacket.call(this.#target, packet);
+    } finally {
+      this.#rawBuf = undefined;
+    }
   }
 }
 
