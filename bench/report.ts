@@ -81,15 +81,17 @@ export function scenarioTable(s: ScenarioName, p: ScenarioParams, results: Scena
     lines.push(`Skipped: ${skipped[0]!.skipped}`, '');
     return lines.join('\n');
   }
-  const compare = brokers.includes('courier') ? brokers.filter((b) => b !== 'courier') : [];
-  const header = ['metric', ...brokers, ...compare.map((b) => `courier/${b}`)];
+  // A broker skipped in this scenario gets no column, only its note below the table.
+  const shown = brokers.filter((b) => byBroker.get(b)?.skipped === undefined);
+  const compare = shown.includes('courier') ? shown.filter((b) => b !== 'courier') : [];
+  const header = ['metric', ...shown, ...compare.map((b) => `courier/${b}`)];
   lines.push(`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
   const keys: string[] = [];
   for (const r of results) for (const k of Object.keys(r.metrics)) if (!keys.includes(k)) keys.push(k);
   for (const k of keys) {
     const info = METRICS[k] ?? { label: k };
     const label = info.better === undefined ? info.label : `${info.label} (${info.better} better)`;
-    const vals = brokers.map((b) => byBroker.get(b)?.metrics[k]);
+    const vals = shown.map((b) => byBroker.get(b)?.metrics[k]);
     const courier = byBroker.get('courier')?.metrics[k];
     const ratios = info.better === undefined ? compare.map(() => '') : compare.map((b) => ratio(courier, byBroker.get(b)?.metrics[k]));
     lines.push(`| ${[label, ...vals.map(fmt), ...ratios].join(' | ')} |`);
@@ -99,7 +101,8 @@ export function scenarioTable(s: ScenarioName, p: ScenarioParams, results: Scena
     const r = byBroker.get(b);
     if (r === undefined) continue;
     if (r.error !== undefined) lines.push(`- ${b}: ERROR ${r.error}`);
-    if (r.skipped !== undefined) lines.push(`- ${b}: skipped (${r.skipped})`);
+    // The Node floor is skipped wherever it has nothing to show; that needs no note.
+    if (r.skipped !== undefined && b !== 'node-floor') lines.push(`- ${b}: skipped (${r.skipped})`);
     for (const n of r.notes) lines.push(`- ${b}: ${n}`);
   }
   lines.push('');

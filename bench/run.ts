@@ -1,7 +1,8 @@
 /**
- * Broker benchmark: Courier vs Mosquitto vs Aedes on the same machine, in one run.
+ * Broker benchmark: Courier vs Mosquitto vs Aedes on the same machine, in one run, and the
+ * Node floor (bench/brokers/node-floor.ts: the least a Node process does) for idle and latency.
  *
- *   npm run bench -- [--brokers courier,mosquitto,aedes] [--scenarios fanin,fanout,qos1,latency,idle,retained]
+ *   npm run bench -- [--brokers courier,mosquitto,aedes,node-floor] [--scenarios fanin,fanout,qos1,latency,idle,retained]
  *                    [--duration 5] [--warmup 1] [--connections 10000] [--json] ...   (--help for all)
  *
  * Each broker runs pinned to one CPU (taskset -c 0), the load generator (raw MQTT over net
@@ -15,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { BROKERS, killAll, pinnedSpawn, startBroker, type BrokerName, type RunningBroker } from './brokers/index.js';
+import { BROKERS, FLOOR_SCENARIOS, killAll, pinnedSpawn, startBroker, type BrokerName, type RunningBroker } from './brokers/index.js';
 import { NATIVE_CONNECT_ENV, NATIVE_CONNECT_MISSING_ENV, buildNativeConnect } from './loadgen/native.js';
 import { allowedCpus } from './proc.js';
 import { PAYLOAD_HEADER } from './loadgen/protocol.js';
@@ -25,7 +26,8 @@ import { SCENARIOS, type GeneratorJob, type ScenarioName, type ScenarioParams, t
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 const HELP = `Usage: npm run bench -- [options]
-  --brokers LIST        comma list of ${BROKERS.join(',')} (default all)
+  --brokers LIST        comma list of ${BROKERS.join(',')} (default all; node-floor is not a
+                        broker but the least a Node process does, run for idle and latency only)
   --scenarios LIST      comma list of ${SCENARIOS.join(',')} (default all)
   --duration S          measured window per throughput/latency scenario, seconds (default 5)
   --warmup S            warm-up before the window, seconds (default 1)
@@ -244,6 +246,9 @@ async function runOne(cli: Cli, scenario: ScenarioName, broker: BrokerName, nofi
   const durable = scenario === 'durable';
   if (durable && broker === 'aedes') {
     return { scenario, broker, metrics: {}, notes: [], skipped: 'Aedes has no durable persistence in this setup (its default store is in memory)' };
+  }
+  if (broker === 'node-floor' && !FLOOR_SCENARIOS.includes(scenario)) {
+    return { scenario, broker, metrics: {}, notes: [], skipped: 'the Node floor only serves the idle and latency scenarios' };
   }
   const result = await runOnce(cli, scenario, broker, nofile, durable);
   if (durable && broker === 'courier' && result.error === undefined) {

@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const BROKERS = ['courier', 'mosquitto', 'aedes'] as const;
+export const BROKERS = ['courier', 'mosquitto', 'aedes', 'node-floor'] as const;
+/** Not a broker: the least a Node process does for the idle and latency scenarios (node-floor.ts). */
+export const FLOOR_SCENARIOS: readonly string[] = ['idle', 'latency'];
 export type BrokerName = (typeof BROKERS)[number];
 
 export interface RunningBroker {
@@ -148,9 +150,12 @@ async function waitPort(child: ChildProcess, name: string, port: number, ms: num
   throw new Error(`${name} did not open port ${port} in ${ms} ms`);
 }
 
-async function startNode(name: 'courier' | 'aedes', opts: BrokerOptions): Promise<RunningBroker> {
+async function startNode(name: 'courier' | 'aedes' | 'node-floor', opts: BrokerOptions): Promise<RunningBroker> {
   const script = path.join(here, `${name}.ts`);
-  const args = ['--import', 'tsx', script, '0'];
+  // BENCH_NODE_ARGS adds Node flags to the Node brokers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
+  // to profile one under load (the profile is written when the launcher exits after the scenario).
+  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+  const args = [...extra, '--import', 'tsx', script, '0'];
   if (name === 'courier') args.push(opts.durable === true ? 'durable' : 'memory');
   const child = pinnedSpawn(opts.cpu, opts.nofile, process.execPath, args);
   const output = collect(child);
