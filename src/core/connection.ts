@@ -142,7 +142,9 @@ export class Connection implements Outlet, LiveConnection {
   }
 
   static #streamEnd(this: Duplex): void {
-    (this as OwnedStream)[OWNER]!.#end();
+    const c = (this as OwnedStream)[OWNER]!;
+    c.#end();
+    c.flush();
     // A net.Socket (allowHalfOpen false) has ended its side already; end() again would only
     // build an ERR_STREAM_ALREADY_FINISHED error, which is costly in a disconnect storm.
     if (!this.writableEnded) this.end();
@@ -879,6 +881,7 @@ export class Connection implements Outlet, LiveConnection {
     this.#closeReason =
       p.reasonCode === undefined || p.reasonCode === 0 ? 'client disconnected' : `client disconnected with reason 0x${p.reasonCode.toString(16)}`;
     this.#end();
+    this.flush();
     this.#stream.end();
   }
 

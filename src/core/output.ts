@@ -1,5 +1,5 @@
 /**
- * A connection's output: packets leave in order, batched per event-loop turn (cork, then one
+ * A connection's output: packets leave in order, batched per event-loop turn (one write or
  * `writev` on the next tick), and none before the store has committed the state it
  * acknowledges: while the store has uncommitted writes, output waits for that commit point
  * (PUBACK/PUBREC/PUBCOMP/SUBACK after the commit that holds them; a PUBLISH after its packet id
@@ -31,7 +31,17 @@ const NO_GATE: readonly GateSegment[] = [];
 export class Output {
   readonly #stream: Duplex;
   readonly #owner: OutputOwner;
+  /** A flush is scheduled for the end of this turn. */
+  #scheduled = false;
+  /** The stream is corked (this turn wrote more than one separate buffer). */
   #corked = false;
+  /**
+   * The newest bytes of this turn, not yet handed to the stream. Packets that lie next to each
+   * other in memory (the PUBLISH frames of one received chunk forwarded as they came, packets
+   * encoded one after the other from Node's buffer pool) grow it instead of becoming separate
+   * writes: fewer stream writes, and often one plain write instead of a writev.
+   */
+  #tail: Buffer | undefined = undefined;
   /** Output waiting for store commits, in order (created when first needed). */
   #gate: GateSegment[] | undefined = undefined;
   #onDrained: (() => void) | undefined = undefined;
@@ -41,9 +51,9 @@ export class Output {
     this.#owner = owner;
   }
 
-  /** Bytes buffered in the socket (backpressure). */
+  /** Bytes buffered in the socket or waiting for the end of the turn (backpressure). */
   get buffered(): number {
-    return this.#stream.writableLength;
+    return this.#stream.writableLength + (this.#tail?.length ?? 0);
   }
 
   write(buf: Buffer): void {
@@ -96,18 +106,41 @@ export class Output {
   #put(buf: Buffer): void {
     const s = this.#stream;
     if (s.destroyed || s.writableEnded) return;
+    const tail = this.#tail;
+    if (tail === undefined) {
+      this.#tail = buf;
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        process.nextTick(uncork, this);
+      }
+      return;
+    }
+    if (tail.buffer === buf.buffer && tail.byteOffset + tail.length === buf.byteOffset) {
+      this.#tail = Buffer.from(tail.buffer, tail.byteOffset, tail.length + buf.length);
+      return;
+    }
     if (!this.#corked) {
       this.#corked = true;
       s.cork();
-      process.nextTick(uncork, this);
     }
-    s.write(buf);
+    s.write(tail);
+    this.#tail = buf;
   }
 
-  /** Sends everything written in this event-loop turn (one writev). */
+  /**
+   * Sends everything written in this event-loop turn (one write, or one writev). Call it before
+   * ending the stream: bytes still waiting here are not the stream's yet.
+   */
   flush(): void {
-    if (!this.#corked) return;
-    this.#corked = false;
-    this.#stream.uncork();
+    if (!this.#scheduled) return;
+    this.#scheduled = false;
+    const s = this.#stream;
+    const tail = this.#tail;
+    this.#tail = undefined;
+    if (tail !== undefined && !s.destroyed && !s.writableEnded) s.write(tail);
+    if (this.#corked) {
+      this.#corked = false;
+      s.uncork();
+    }
   }
 }

@@ -75,6 +75,22 @@ for (const version of [4, 5] as const) {
       assert.deepEqual(client.pending, []);
     });
 
+    void it(`${v5 ? '[MQTT-4.3.2-4]' : '[MQTT-4.3.2-2]'} §3.14.4 what the client sent before its DISCONNECT in the same write is acknowledged before the server closes`, async () => {
+      const topic = `disconnect/before/${version}`;
+      const { client } = await RawClient.connect(b.port, { protocolVersion: version, clientId: id('before') });
+      const qos1 = Buffer.from([0x32, 2 + topic.length + 2 + (v5 ? 1 : 0) + 2, 0, topic.length, ...Buffer.from(topic), 0, 7, ...(v5 ? [0] : []), 0x68, 0x69]);
+      const sub = Buffer.from([0x82, 2 + 2 + topic.length + 1 + (v5 ? 1 : 0), 0, 8, ...(v5 ? [0] : []), 0, topic.length, ...Buffer.from(topic), 0]);
+      client.sendRaw(Buffer.concat([qos1, sub, Buffer.from('e000', 'hex')]));
+      await client.closed();
+      assert.deepEqual(
+        client.pending.map((p) => [p.type, 'packetId' in p ? p.packetId : undefined]),
+        [
+          ['puback', 7],
+          ['suback', 8],
+        ],
+      );
+    });
+
     void it('§3.14.4 nothing the client sends after its DISCONNECT is processed', async () => {
       const topic = `disconnect/after/${version}`;
       const { client } = await RawClient.connect(b.port, { protocolVersion: version, clientId: id('after') });

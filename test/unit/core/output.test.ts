@@ -1,0 +1,119 @@
+/**
+ * A connection's Output: everything written in one event-loop turn leaves at the end of the
+ * turn, in order; packets that lie next to each other in memory leave as one buffer (no copy),
+ * so a turn of forwarded PUBLISH frames from one received chunk is one plain write.
+ */
+import assert from 'node:assert/strict';
+import { Duplex } from 'node:stream';
+import { describe, it } from 'node:test';
+import { Output, type OutputOwner } from '../../../src/core/output.js';
+
+interface Recorded {
+  stream: Duplex;
+  /** One entry per call the stream's implementation got: the chunks it was handed. */
+  calls: Buffer[][];
+}
+
+function recorder(): Recorded {
+  const calls: Buffer[][] = [];
+  const stream = new Duplex({
+    read() {},
+    write(chunk: Buffer, _enc, cb) {
+      calls.push([chunk]);
+      cb();
+    },
+    writev(chunks, cb) {
+      calls.push(chunks.map((c) => c.chunk as Buffer));
+      cb();
+    },
+  });
+  return { stream, calls };
+}
+
+const owner: OutputOwner = {
+  commitPoint: () => null,
+  storeFailed: () => assert.fail('no store here'),
+};
+
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+void describe('Output', () => {
+  void it('writes nothing before the end of the turn, then neighbours in memory as one buffer of the same memory', async () => {
+    const { stream, calls } = recorder();
+    const out = new Output(stream, owner);
+    const chunk = Buffer.from('aaabbbbcc');
+    out.write(chunk.subarray(0, 3));
+    out.write(chunk.subarray(3, 7));
+    out.write(chunk.subarray(7));
+    assert.equal(calls.length, 0);
+    assert.equal(out.buffered, 9, 'bytes waiting for the turn count as buffered (backpressure)');
+    await turn();
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0]!.length, 1);
+    const sent = calls[0]![0]!;
+    assert.equal(sent.toString(), 'aaabbbbcc');
+    assert.equal(sent.buffer, chunk.buffer, 'not copied');
+    assert.equal(sent.byteOffset, chunk.byteOffset);
+  });
+
+  void it('separate buffers leave in order in one writev; runs of neighbours inside it are joined', async () => {
+    const { stream, calls } = recorder();
+    const out = new Output(stream, owner);
+    const one = Buffer.from('1122');
+    const two = Buffer.from('3344');
+    out.write(one.subarray(0, 2));
+    out.write(one.subarray(2));
+    out.write(two.subarray(0, 2));
+    out.write(Buffer.from('xx'));
+    out.write(two.subarray(2)); // next to "33" in memory, but after "xx" in order: not joined
+    await turn();
+    assert.equal(calls.length, 1);
+    assert.deepEqual(
+      calls[0]!.map((b) => b.toString()),
+      ['1122', '33', 'xx', '44'],
+    );
+  });
+
+  void it('two slices of one buffer that are not adjacent stay apart', async () => {
+    const { stream, calls } = recorder();
+    const out = new Output(stream, owner);
+    const b = Buffer.from('abcdef');
+    out.write(b.subarray(0, 2));
+    out.write(b.subarray(3, 5));
+    await turn();
+    assert.deepEqual(
+      calls.flat().map((x) => x.toString()),
+      ['ab', 'de'],
+    );
+  });
+
+  void it('flush() hands the turn to the stream at once, so ending the stream after it loses nothing', () => {
+    const { stream, calls } = recorder();
+    const out = new Output(stream, owner);
+    out.write(Buffer.from('ack'));
+    out.write(Buffer.from('bye'));
+    out.flush();
+    stream.end();
+    assert.deepEqual(
+      calls.flat().map((x) => x.toString()),
+      ['ack', 'bye'],
+    );
+    out.write(Buffer.from('late'));
+    out.flush();
+    assert.equal(calls.flat().length, 2, 'nothing is written after the end');
+  });
+
+  void it('each turn is written separately', async () => {
+    const { stream, calls } = recorder();
+    const out = new Output(stream, owner);
+    const b = Buffer.from('abcd');
+    out.write(b.subarray(0, 2));
+    await turn();
+    out.write(b.subarray(2));
+    await turn();
+    assert.deepEqual(
+      calls.map((c) => c.map((x) => x.toString())),
+      [['ab'], ['cd']],
+    );
+  });
+});
