@@ -38,6 +38,7 @@ const HELP = `Usage: npm run bench -- [options]
                         connecting (default 45; long enough for V8 to shrink its young generation)
   --retained N          retained topics (default 10000)
   --rate N              latency scenario publish rate, msg/s (default 5000)
+  --latency-rounds N    latency: rounds per broker, brokers taking turns; medians reported (default 3)
   --fanin N / --fanout N / --pairs N / --window N   scenario sizes (50 / 50 / 25 / 32)
   --fanin-window N      fan-in: messages in flight (sent, not yet received) per publisher (default 100)
   --fanout-window N     fan-out: messages in flight to the slowest subscriber (default 256)
@@ -53,6 +54,8 @@ const HELP = `Usage: npm run bench -- [options]
 
 interface Cli {
   brokers: BrokerName[];
+  /** Latency: rounds per broker, brokers alternating, the median reported. */
+  latencyRounds: number;
   scenarios: ScenarioName[];
   params: ScenarioParams;
   brokerCpu: string;
@@ -83,6 +86,7 @@ function parseCli(argv: string[]): Cli {
       connections: { type: 'string', default: '10000' },
       'connect-window': { type: 'string', default: '100' },
       'idle-steady': { type: 'string', default: '45' },
+      'latency-rounds': { type: 'string', default: '3' },
       retained: { type: 'string', default: '10000' },
       rate: { type: 'string', default: '5000' },
       fanin: { type: 'string', default: '50' },
@@ -116,6 +120,7 @@ function parseCli(argv: string[]): Cli {
   if (from !== 'dist' && from !== 'src') throw new Error('--courier-from must be dist or src');
   return {
     brokers: list(values.brokers, BROKERS, 'broker'),
+    latencyRounds: Math.floor(num('latency-rounds', values['latency-rounds'], 1)),
     scenarios: list(values.scenarios, SCENARIOS, 'scenario'),
     brokerCpu: values['broker-cpu'],
     genCpu: values['gen-cpu'],
@@ -285,6 +290,27 @@ async function runOnce(cli: Cli, scenario: ScenarioName, broker: BrokerName, nof
   }
 }
 
+/** One result from several rounds: each metric's median over the rounds that ran. */
+function medianOfRounds(rounds: ScenarioResult[]): ScenarioResult {
+  const ok = rounds.filter((r) => r.error === undefined && r.skipped === undefined);
+  if (rounds.length <= 1 || ok.length === 0) return rounds[0]!;
+  const metrics: Record<string, number | null> = {};
+  for (const k of Object.keys(ok[0]!.metrics)) {
+    const vals = ok
+      .map((r) => r.metrics[k])
+      .filter((v): v is number => typeof v === 'number' && !Number.isNaN(v))
+      .sort((a, b) => a - b);
+    metrics[k] = vals.length === 0 ? null : vals.length % 2 === 1 ? vals[(vals.length - 1) / 2]! : (vals[vals.length / 2 - 1]! + vals[vals.length / 2]!) / 2;
+  }
+  const p50 = ok.map((r) => r.metrics.p50_us).filter((v) => typeof v === 'number');
+  const notes = [
+    `median of ${ok.length} rounds${p50.length > 0 ? `; p50 per round: ${p50.map((v) => Math.round(v! * 10) / 10).join(', ')} µs` : ''}`,
+    ...ok[0]!.notes,
+  ];
+  for (const r of rounds) if (r.error !== undefined) notes.push(`a round failed: ${r.error.split('\n')[0]}`);
+  return { scenario: ok[0]!.scenario, broker: ok[0]!.broker, metrics, notes };
+}
+
 async function main(): Promise<void> {
   const cli = parseCli(process.argv.slice(2));
   const machine = machineInfo();
@@ -313,14 +339,22 @@ async function main(): Promise<void> {
 
   const results: ScenarioResult[] = [];
   for (const scenario of cli.scenarios) {
-    for (const broker of cli.brokers) {
-      process.stderr.write(`bench: ${scenario} × ${broker}…`);
-      const r = await runOne(cli, scenario, broker, nofile);
-      results.push(r);
-      const m = r.metrics;
-      const headline = m.delivered_per_s ?? m.connect_per_s ?? m.retained_ms ?? null;
-      process.stderr.write(r.error !== undefined ? ` ERROR ${r.error.split('\n')[0]}\n` : r.skipped !== undefined ? ' skipped\n' : ` ${headline ?? ''}\n`);
+    // Latency swings from one window to the next on a shared machine: several short rounds with
+    // the brokers taking turns, each broker's median reported, make one run's ratio steadier.
+    const rounds = scenario === 'latency' ? cli.latencyRounds : 1;
+    const byBroker = new Map<BrokerName, ScenarioResult[]>();
+    for (let round = 0; round < rounds; round++) {
+      const order = round % 2 === 0 ? cli.brokers : [...cli.brokers].reverse();
+      for (const broker of order) {
+        process.stderr.write(`bench: ${scenario} × ${broker}${rounds > 1 ? ` (round ${round + 1}/${rounds})` : ''}…`);
+        const r = await runOne(cli, scenario, broker, nofile);
+        byBroker.set(broker, [...(byBroker.get(broker) ?? []), r]);
+        const m = r.metrics;
+        const headline = m.p50_us ?? m.delivered_per_s ?? m.connect_per_s ?? m.retained_ms ?? null;
+        process.stderr.write(r.error !== undefined ? ` ERROR ${r.error.split('\n')[0]}\n` : r.skipped !== undefined ? ' skipped\n' : ` ${headline ?? ''}\n`);
+      }
     }
+    for (const broker of cli.brokers) results.push(medianOfRounds(byBroker.get(broker) ?? []));
   }
 
   const checks = cli.brokers.includes('courier') ? targetChecks(results) : [];
