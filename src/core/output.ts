@@ -25,6 +25,9 @@ export interface OutputOwner {
   storeFailed(err: unknown): void;
 }
 
+/** A turn writes at most this much before it sends what it has (and goes on collecting). */
+const TURN_CHUNK = 64 * 1024;
+
 /** Shared by every Output while nothing waits for a commit (the usual, in-memory case). */
 const NO_GATE: readonly GateSegment[] = [];
 
@@ -42,6 +45,8 @@ export class Output {
    * writes: fewer stream writes, and often one plain write instead of a writev.
    */
   #tail: Buffer | undefined = undefined;
+  /** Bytes handed to the corked stream since it was last uncorked. */
+  #turnBytes = 0;
   /** Output waiting for store commits, in order (created when first needed). */
   #gate: GateSegment[] | undefined = undefined;
   #onDrained: (() => void) | undefined = undefined;
@@ -125,6 +130,15 @@ export class Output {
     }
     s.write(tail);
     this.#tail = buf;
+    // A turn that writes a lot (retained messages for a wildcard SUBSCRIBE, a resumed session's
+    // queue) sends every TURN_CHUNK bytes instead of all at the end: the peer starts reading
+    // while the rest is still being encoded.
+    this.#turnBytes += tail.length;
+    if (this.#turnBytes >= TURN_CHUNK) {
+      this.#turnBytes = 0;
+      s.uncork();
+      s.cork();
+    }
   }
 
   /**
@@ -140,6 +154,7 @@ export class Output {
     if (tail !== undefined && !s.destroyed && !s.writableEnded) s.write(tail);
     if (this.#corked) {
       this.#corked = false;
+      this.#turnBytes = 0;
       s.uncork();
     }
   }

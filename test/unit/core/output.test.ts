@@ -117,3 +117,18 @@ void describe('Output', () => {
     );
   });
 });
+
+void describe('Output, a large turn', () => {
+  void it('sends every 64 KiB while the turn goes on, in order, and the rest at its end', async () => {
+    const { stream, calls } = recorder();
+    const out = new Output(stream, owner);
+    // 2,000 separate 100-byte packets (200 kB), none next to another in memory.
+    const packets = Array.from({ length: 2000 }, (_, i) => Buffer.alloc(100, i % 251));
+    for (const p of packets) out.write(p);
+    const duringTurn = calls.length;
+    assert.ok(duringTurn >= 2, `the peer gets bytes before the turn ends (${duringTurn} writes so far)`);
+    for (const c of calls) assert.ok(c.reduce((n, b) => n + b.length, 0) <= 64 * 1024 + 100, 'no write much above 64 KiB');
+    await turn();
+    assert.deepEqual(Buffer.concat(calls.flat()), Buffer.concat(packets));
+  });
+});
