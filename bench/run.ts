@@ -39,6 +39,7 @@ const HELP = `Usage: npm run bench -- [options]
   --retained N          retained topics (default 10000)
   --rate N              latency scenario publish rate, msg/s (default 5000)
   --latency-rounds N    latency: rounds per broker, brokers taking turns; medians reported (default 3)
+  --retained-rounds N   the same for retained fan-out, one short event per round (default 3)
   --fanin N / --fanout N / --pairs N / --window N   scenario sizes (50 / 50 / 25 / 32)
   --fanin-window N      fan-in: messages in flight (sent, not yet received) per publisher (default 100)
   --fanout-window N     fan-out: messages in flight to the slowest subscriber (default 256)
@@ -56,6 +57,7 @@ interface Cli {
   brokers: BrokerName[];
   /** Latency: rounds per broker, brokers alternating, the median reported. */
   latencyRounds: number;
+  retainedRounds: number;
   scenarios: ScenarioName[];
   params: ScenarioParams;
   brokerCpu: string;
@@ -87,6 +89,7 @@ function parseCli(argv: string[]): Cli {
       'connect-window': { type: 'string', default: '100' },
       'idle-steady': { type: 'string', default: '45' },
       'latency-rounds': { type: 'string', default: '3' },
+      'retained-rounds': { type: 'string', default: '3' },
       retained: { type: 'string', default: '10000' },
       rate: { type: 'string', default: '5000' },
       fanin: { type: 'string', default: '50' },
@@ -121,6 +124,7 @@ function parseCli(argv: string[]): Cli {
   return {
     brokers: list(values.brokers, BROKERS, 'broker'),
     latencyRounds: Math.floor(num('latency-rounds', values['latency-rounds'], 1)),
+    retainedRounds: Math.floor(num('retained-rounds', values['retained-rounds'], 1)),
     scenarios: list(values.scenarios, SCENARIOS, 'scenario'),
     brokerCpu: values['broker-cpu'],
     genCpu: values['gen-cpu'],
@@ -302,11 +306,11 @@ function medianOfRounds(rounds: ScenarioResult[]): ScenarioResult {
       .sort((a, b) => a - b);
     metrics[k] = vals.length === 0 ? null : vals.length % 2 === 1 ? vals[(vals.length - 1) / 2]! : (vals[vals.length / 2 - 1]! + vals[vals.length / 2]!) / 2;
   }
-  const p50 = ok.map((r) => r.metrics.p50_us).filter((v) => typeof v === 'number');
-  const notes = [
-    `median of ${ok.length} rounds${p50.length > 0 ? `; p50 per round: ${p50.map((v) => Math.round(v! * 10) / 10).join(', ')} µs` : ''}`,
-    ...ok[0]!.notes,
-  ];
+  // Each round's headline figure, so the spread behind the median is visible.
+  const key = 'p50_us' in ok[0]!.metrics ? 'p50_us' : 'retained_ms' in ok[0]!.metrics ? 'retained_ms' : undefined;
+  const label = key === 'p50_us' ? 'p50 µs' : 'SUBSCRIBE → last retained ms';
+  const per = key === undefined ? [] : ok.map((r) => r.metrics[key]).map((v) => (typeof v === 'number' ? String(Math.round(v * 10) / 10) : '–'));
+  const notes = [`median of ${ok.length} rounds${per.length > 0 ? `; ${label} per round: ${per.join(', ')}` : ''}`, ...ok[0]!.notes];
   for (const r of rounds) if (r.error !== undefined) notes.push(`a round failed: ${r.error.split('\n')[0]}`);
   return { scenario: ok[0]!.scenario, broker: ok[0]!.broker, metrics, notes };
 }
@@ -341,7 +345,7 @@ async function main(): Promise<void> {
   for (const scenario of cli.scenarios) {
     // Latency swings from one window to the next on a shared machine: several short rounds with
     // the brokers taking turns, each broker's median reported, make one run's ratio steadier.
-    const rounds = scenario === 'latency' ? cli.latencyRounds : 1;
+    const rounds = scenario === 'latency' ? cli.latencyRounds : scenario === 'retained' ? cli.retainedRounds : 1;
     const byBroker = new Map<BrokerName, ScenarioResult[]>();
     for (let round = 0; round < rounds; round++) {
       const order = round % 2 === 0 ? cli.brokers : [...cli.brokers].reverse();
