@@ -34,15 +34,14 @@ const NO_GATE: readonly GateSegment[] = [];
 export class Output {
   readonly #stream: Duplex;
   readonly #owner: OutputOwner;
-  /** A flush is scheduled for the end of this turn. */
-  #scheduled = false;
   /** The stream is corked (this turn wrote more than one separate buffer). */
   #corked = false;
   /**
-   * The newest bytes of this turn, not yet handed to the stream. Packets that lie next to each
-   * other in memory (the PUBLISH frames of one received chunk forwarded as they came, packets
-   * encoded one after the other from Node's buffer pool) grow it instead of becoming separate
-   * writes: fewer stream writes, and often one plain write instead of a writev.
+   * The newest bytes of this turn, not yet handed to the stream; set from the first write of a
+   * turn until its flush (so also: a flush is scheduled). Packets that lie next to each other in
+   * memory (the PUBLISH frames of one received chunk forwarded as they came, packets encoded one
+   * after the other from Node's buffer pool) grow it instead of becoming separate writes: fewer
+   * stream writes, and often one plain write instead of a writev.
    */
   #tail: Buffer | undefined = undefined;
   /** Bytes handed to the corked stream since it was last uncorked. */
@@ -114,10 +113,7 @@ export class Output {
     const tail = this.#tail;
     if (tail === undefined) {
       this.#tail = buf;
-      if (!this.#scheduled) {
-        this.#scheduled = true;
-        process.nextTick(uncork, this);
-      }
+      process.nextTick(uncork, this);
       return;
     }
     if (tail.buffer === buf.buffer && tail.byteOffset + tail.length === buf.byteOffset) {
@@ -146,12 +142,11 @@ export class Output {
    * ending the stream: bytes still waiting here are not the stream's yet.
    */
   flush(): void {
-    if (!this.#scheduled) return;
-    this.#scheduled = false;
-    const s = this.#stream;
     const tail = this.#tail;
+    if (tail === undefined) return;
     this.#tail = undefined;
-    if (tail !== undefined && !s.destroyed && !s.writableEnded) s.write(tail);
+    const s = this.#stream;
+    if (!s.destroyed && !s.writableEnded) s.write(tail);
     if (this.#corked) {
       this.#corked = false;
       this.#turnBytes = 0;
