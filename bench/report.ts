@@ -81,8 +81,8 @@ export function scenarioTable(s: ScenarioName, p: ScenarioParams, results: Scena
     lines.push(`Skipped: ${skipped[0]!.skipped}`, '');
     return lines.join('\n');
   }
-  // A broker skipped in this scenario gets no column, only its note below the table.
-  const shown = brokers.filter((b) => byBroker.get(b)?.skipped === undefined);
+  // A broker skipped in this scenario, or not run in it, gets no column (a skip is noted below).
+  const shown = brokers.filter((b) => byBroker.has(b) && byBroker.get(b)!.skipped === undefined);
   const compare = shown.includes('courier') ? shown.filter((b) => b !== 'courier') : [];
   const header = ['metric', ...shown, ...compare.map((b) => `courier/${b}`)];
   lines.push(`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
@@ -101,8 +101,7 @@ export function scenarioTable(s: ScenarioName, p: ScenarioParams, results: Scena
     const r = byBroker.get(b);
     if (r === undefined) continue;
     if (r.error !== undefined) lines.push(`- ${b}: ERROR ${r.error}`);
-    // The Node floor is skipped wherever it has nothing to show; that needs no note.
-    if (r.skipped !== undefined && b !== 'node-floor') lines.push(`- ${b}: skipped (${r.skipped})`);
+    if (r.skipped !== undefined) lines.push(`- ${b}: skipped (${r.skipped})`);
     for (const n of r.notes) lines.push(`- ${b}: ${n}`);
   }
   lines.push('');

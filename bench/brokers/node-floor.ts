@@ -11,6 +11,7 @@
  * argv: [port]. Prints `READY <port>` once listening. Exits on SIGTERM or when stdin closes.
  */
 import net from 'node:net';
+import { PacketReader } from '../loadgen/mqtt.js';
 
 const port = Number(process.argv[2] ?? 0);
 const CONNACK = Buffer.from([0x20, 2, 0, 0]);
@@ -19,47 +20,42 @@ const subscribers = new Set<net.Socket>();
 
 function serve(socket: net.Socket): void {
   socket.setNoDelay(true);
-  let pending: Buffer | null = null;
-  socket.on('data', (chunk: Buffer) => {
-    const buf = pending === null ? chunk : Buffer.concat([pending, chunk]);
-    pending = null;
-    let pos = 0;
-    let fwdStart = -1;
-    let fwdEnd = -1;
-    while (pos + 2 <= buf.length) {
-      let len = 0;
-      let mul = 1;
-      let i = pos + 1;
-      let done = false;
-      while (i < buf.length && i < pos + 5) {
-        const b = buf[i++]!;
-        len += (b & 0x7f) * mul;
-        mul *= 128;
-        if ((b & 0x80) === 0) {
-          done = true;
-          break;
-        }
-      }
-      if (!done || i + len > buf.length) break;
-      const type = buf[pos]! >> 4;
-      const end = i + len;
-      if (type === 3) {
-        // Consecutive PUBLISH frames are forwarded as one slice.
-        if (fwdEnd !== pos) fwdStart = pos;
-        fwdEnd = end;
-      } else if (type === 1) socket.write(CONNACK);
+  // The run of consecutive PUBLISH frames in the buffer being framed, forwarded as one slice.
+  let buf: Buffer | null = null;
+  let frameStart = 0;
+  let runStart = -1;
+  let runEnd = -1;
+  const forward = (): void => {
+    if (buf === null || runStart < 0) return;
+    const out = buf.subarray(runStart, runEnd);
+    for (const s of subscribers) s.write(out);
+    runStart = -1;
+  };
+  const reader = new PacketReader((type, _flags, b, start, end) => {
+    // The reader frames each buffer from its first byte, packet after packet.
+    if (b !== buf) {
+      forward();
+      buf = b;
+      frameStart = 0;
+    }
+    if (type === 3) {
+      if (runStart < 0) runStart = frameStart;
+      runEnd = end;
+    } else {
+      forward();
+      if (type === 1) socket.write(CONNACK);
       else if (type === 8) {
         subscribers.add(socket);
-        socket.write(Buffer.from([0x90, 3, buf[i]!, buf[i + 1]!, 0]));
+        socket.write(Buffer.from([0x90, 3, b[start]!, b[start + 1]!, 0]));
       } else if (type === 12) socket.write(PINGRESP);
       else if (type === 14) socket.end();
-      pos = end;
     }
-    if (fwdStart >= 0) {
-      const out = buf.subarray(fwdStart, fwdEnd);
-      for (const s of subscribers) s.write(out);
-    }
-    if (pos < buf.length) pending = Buffer.from(buf.subarray(pos));
+    frameStart = end;
+  });
+  socket.on('data', (chunk: Buffer) => {
+    reader.push(chunk);
+    forward();
+    buf = null;
   });
   socket.on('error', () => socket.destroy());
   socket.on('close', () => subscribers.delete(socket));
