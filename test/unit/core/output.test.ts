@@ -10,9 +10,16 @@ import { Output, type OutputOwner } from '../../../src/core/output.js';
 
 interface Recorded {
   stream: Duplex;
+  /** The Output under test, writing to `stream`. */
+  out: Output;
   /** One entry per call the stream's implementation got: the chunks it was handed. */
   calls: Buffer[][];
 }
+
+const owner: OutputOwner = {
+  commitPoint: () => null,
+  storeFailed: () => assert.fail('no store here'),
+};
 
 function recorder(): Recorded {
   const calls: Buffer[][] = [];
@@ -27,20 +34,17 @@ function recorder(): Recorded {
       cb();
     },
   });
-  return { stream, calls };
+  return { stream, out: new Output(stream, owner), calls };
 }
 
-const owner: OutputOwner = {
-  commitPoint: () => null,
-  storeFailed: () => assert.fail('no store here'),
-};
+/** Every chunk the stream got, in order, as text. */
+const sent = (calls: Buffer[][]): string[] => calls.flat().map((b) => b.toString());
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 void describe('Output', () => {
   void it('writes nothing before the end of the turn, then neighbours in memory as one buffer of the same memory', async () => {
-    const { stream, calls } = recorder();
-    const out = new Output(stream, owner);
+    const { out, calls } = recorder();
     const chunk = Buffer.from('aaabbbbcc');
     out.write(chunk.subarray(0, 3));
     out.write(chunk.subarray(3, 7));
@@ -57,8 +61,7 @@ void describe('Output', () => {
   });
 
   void it('separate buffers leave in order in one writev; runs of neighbours inside it are joined', async () => {
-    const { stream, calls } = recorder();
-    const out = new Output(stream, owner);
+    const { out, calls } = recorder();
     const one = Buffer.from('1122');
     const two = Buffer.from('3344');
     out.write(one.subarray(0, 2));
@@ -75,37 +78,28 @@ void describe('Output', () => {
   });
 
   void it('two slices of one buffer that are not adjacent stay apart', async () => {
-    const { stream, calls } = recorder();
-    const out = new Output(stream, owner);
+    const { out, calls } = recorder();
     const b = Buffer.from('abcdef');
     out.write(b.subarray(0, 2));
     out.write(b.subarray(3, 5));
     await turn();
-    assert.deepEqual(
-      calls.flat().map((x) => x.toString()),
-      ['ab', 'de'],
-    );
+    assert.deepEqual(sent(calls), ['ab', 'de']);
   });
 
   void it('flush() hands the turn to the stream at once, so ending the stream after it loses nothing', () => {
-    const { stream, calls } = recorder();
-    const out = new Output(stream, owner);
+    const { stream, out, calls } = recorder();
     out.write(Buffer.from('ack'));
     out.write(Buffer.from('bye'));
     out.flush();
     stream.end();
-    assert.deepEqual(
-      calls.flat().map((x) => x.toString()),
-      ['ack', 'bye'],
-    );
+    assert.deepEqual(sent(calls), ['ack', 'bye']);
     out.write(Buffer.from('late'));
     out.flush();
     assert.equal(calls.flat().length, 2, 'nothing is written after the end');
   });
 
   void it('each turn is written separately', async () => {
-    const { stream, calls } = recorder();
-    const out = new Output(stream, owner);
+    const { out, calls } = recorder();
     const b = Buffer.from('abcd');
     out.write(b.subarray(0, 2));
     await turn();
@@ -120,8 +114,7 @@ void describe('Output', () => {
 
 void describe('Output, a large turn', () => {
   void it('sends every 64 KiB while the turn goes on, in order, and the rest at its end', async () => {
-    const { stream, calls } = recorder();
-    const out = new Output(stream, owner);
+    const { out, calls } = recorder();
     // 2,000 separate 100-byte packets (200 kB), none next to another in memory.
     const packets = Array.from({ length: 2000 }, (_, i) => Buffer.alloc(100, i % 251));
     for (const p of packets) out.write(p);
