@@ -36,6 +36,9 @@ import { createWsListener } from './transport/ws.js';
 import { createTlsListener, type TlsListener } from './transport/tls.js';
 import { createWssListener } from './transport/wss.js';
 import type { TlsCertificateSummary } from './transport/tls-context.js';
+import { ClusterNode } from './cluster/node.js';
+import { defaultClusterOptions, type ClusterStats } from './cluster/options.js';
+import { hostname } from 'node:os';
 
 /** A message as seen by `publish` listeners and accepted by `broker.publish()`. */
 export interface PublishedMessage {
@@ -73,6 +76,8 @@ export interface BrokerStats extends CoreCounters, DeliveryCounters, LimitCounte
   sessions: number;
   subscriptions: number;
   retained: number;
+  /** Present when the broker is a cluster node: this node's cluster counters and the cluster's totals. */
+  cluster?: ClusterStats;
 }
 
 /** Time a closing broker gives clients to read their DISCONNECT before the sockets are destroyed. */
@@ -113,6 +118,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #perListener = new Map<string, number>();
   readonly #connectRate = new Map<string, { window: number; count: number }>();
   readonly #observer: ConnectionObserver;
+  readonly #cluster: ClusterNode | undefined;
   #addresses: BoundAddress[] = [];
   #state: 'new' | 'open' | 'listening' | 'closing' | 'closed' = 'new';
 
@@ -135,6 +141,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
       },
       sessionExpired: (clientId) => this.emit('sessionExpired', clientId),
     });
+    if (options.cluster !== undefined) {
+      const c = { ...defaultClusterOptions, nodeName: hostname(), ...options.cluster };
+      this.#cluster = new ClusterNode(c, this.#core, this.#log, () => this.#nodeStats());
+      this.#core.cluster = this.#cluster;
+    }
     this.#limits = { ...defaultLimits, ...options.limits };
     this.#topicLimits = { maxLength: this.#limits.maxTopicLength, maxLevels: this.#limits.maxTopicLevels };
     this.#core.queueBudget.max = this.#limits.maxQueuedBytesTotal;
@@ -194,6 +205,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Admission at CONNECT: global and per-listener connection limits, connect rate per IP. */
   #admit(conn: Connection): { v5: number; v3: number; reason: string } | null {
     const limits = this.#limits;
+    if (this.#cluster !== undefined && !this.#cluster.available) {
+      return { v5: ReasonCode.ServerUnavailable, v3: ConnackReturnCode.ServerUnavailable, reason: 'the cluster (Redis) is unreachable' };
+    }
     const policy = this.#policies.get(conn.info.listener);
     if (limits.maxConnections > 0 && this.#connections.size > limits.maxConnections) {
       return { v5: ReasonCode.QuotaExceeded, v3: ConnackReturnCode.ServerUnavailable, reason: `more than ${limits.maxConnections} connections` };
@@ -247,6 +261,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     await this.#store.open();
     await this.#core.load(Date.now());
+    if (this.#cluster !== undefined) {
+      try {
+        await this.#cluster.start();
+      } catch (err) {
+        await this.#cluster.stop().catch(() => {});
+        await this.#store.close();
+        throw err;
+      }
+    }
     this.#state = 'open';
   }
 
@@ -353,9 +376,23 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#core.publish(createMessage(message.topic, payload, message.qos ?? 0, message.retain ?? false, message.properties, '', now), '');
   }
 
-  stats(): BrokerStats {
+  /** This node's counters as published to the cluster for its totals. */
+  #nodeStats(): Record<string, number> {
     const core = this.#core;
     return {
+      connections: this.#connections.size,
+      sessions: core.sessions.size,
+      subscriptions: core.subscriptions.size,
+      messagesIn: core.counters.messagesIn,
+      messagesOut: core.counters.messagesOut,
+    };
+  }
+
+  stats(): BrokerStats {
+    const core = this.#core;
+    const cluster = this.#cluster?.stats();
+    return {
+      ...(cluster === undefined ? {} : { cluster }),
       ...core.counters,
       ...core.delivery,
       ...this.#counters,
@@ -395,6 +432,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const s of this.#core.sessions.values()) s.clearTimers();
     this.#security.close();
     await this.#core.flush();
+    // Leaving the cluster after the last writes (wills of this shutdown included) are out.
+    if (this.#cluster !== undefined) await this.#cluster.stop().catch((err: unknown) => this.#log.warn({ err: String(err) }, 'cluster: leaving failed'));
     await this.#store.close();
     this.#state = 'closed';
   }

@@ -7,6 +7,7 @@ import type { QoS } from './protocol/constants.js';
 import type { SecurityOptions } from './security/index.js';
 import type { TlsFiles } from './transport/tls-context.js';
 import type { Authenticator, Authorizer, EnhancedAuthenticator } from './security/types.js';
+import type { ClusterOptions } from './cluster/options.js';
 
 /** A pino-compatible logger subset; the default is a no-op for the library and pino for the CLI. */
 export interface Logger {
@@ -134,6 +135,11 @@ export interface BrokerOptions {
   authorize?: Authorizer;
   /** MQTT 5.0 enhanced authentication (AUTH exchange, re-authentication) by Authentication Method. */
   enhancedAuth?: Record<string, EnhancedAuthenticator>;
+  /**
+   * Run as one node of a cluster on Redis (docs/clustering.md): `redis` is the Redis URL, the
+   * rest have defaults (`nodeName`: the host name).
+   */
+  cluster?: Partial<ClusterOptions> & { redis: string };
   /** A Store instance; overrides `persistence`. */
   store?: Store;
   logger?: Logger;

@@ -10,6 +10,7 @@ import { RetainedIndex, TopicTrie } from '../topics/index.js';
 import { isExpired, type Message } from './message.js';
 import { parseSharedFilter } from '../topics/validate.js';
 import { Session, type DeliveryCounters, type Journal, type Outbound, type SharedGroup, type Subscription, type Will } from './session.js';
+import type { ClusterLink } from './cluster-link.js';
 
 function isGroup(v: Subscription | SharedGroup): v is SharedGroup {
   return (v as SharedGroup).members !== undefined;
@@ -63,6 +64,8 @@ export class BrokerCore {
   willGate: ((m: Message, clientId: string, owner: string | undefined) => boolean | Promise<boolean>) | undefined = undefined;
   #nextMessageId = 0;
   #nextSeq = 0;
+  /** Set when this node is part of a cluster (before `load`): it learns interest, forwards and retained changes. */
+  cluster: ClusterLink | undefined = undefined;
 
   constructor(mqtt: MqttOptions, limits: SessionLimits, store: Store, log: Logger, observer: CoreObserver) {
     this.mqtt = mqtt;
@@ -76,11 +79,13 @@ export class BrokerCore {
   async load(now: number): Promise<void> {
     const store = this.#store;
     const snap = await store.load();
-    for (const [topic, sm] of snap.retained) {
-      const m = fromStored(sm);
-      if (isExpired(m, now)) store.deleteRetained(topic);
-      else this.retained.set(topic, m);
-    }
+    // In a cluster, retained messages live in the cluster (src/cluster/) and are loaded from there.
+    if (this.cluster === undefined)
+      for (const [topic, sm] of snap.retained) {
+        const m = fromStored(sm);
+        if (isExpired(m, now)) store.deleteRetained(topic);
+        else this.retained.set(topic, m);
+      }
     const messages = new Map<number, Message>();
     for (const [id, sm] of snap.messages) {
       const m = fromStored(sm);
@@ -223,7 +228,17 @@ export class BrokerCore {
   /** Resolves when every store write so far is committed; null when nothing is outstanding. */
   commitPoint(): Promise<void> | null {
     this.#flushJournal();
-    return this.#store.commitPoint();
+    const stored = this.#store.commitPoint();
+    const link = this.cluster;
+    if (link === undefined) return stored;
+    const clustered = link.commitPoint();
+    if (clustered === null) return stored;
+    return stored === null ? clustered : Promise.all([stored, clustered]).then(() => undefined);
+  }
+
+  /** Read-your-writes for retained messages across a cluster (see ClusterLink.retainedBarrier). */
+  retainedBarrier(): Promise<void> | null {
+    return this.cluster?.retainedBarrier() ?? null;
   }
 
   /** Writes what is pending and resolves once the store has committed it. */
@@ -390,28 +405,59 @@ export class BrokerCore {
     // scratch below is never in use twice. Routing itself runs no outside code synchronously
     // (deliveries are written to corked outputs, flushed on the next tick).
     this.#observer.publish(m, clientId);
+    return this.#route(m, true, undefined);
+  }
+
+  /**
+   * A message another cluster node forwarded: delivered to this node's plain subscriptions when
+   * `plain`, and to the shared groups named (that node chose this one to serve them). Not
+   * forwarded again, and retained state comes through the cluster's retained log, not from here.
+   */
+  publishForwarded(m: Message, plain: boolean, groups: readonly string[] | undefined): number {
+    return this.#route(m, plain, groups ?? EMPTY);
+  }
+
+  /**
+   * Routing shared by both: `forwarded` undefined for a message published here (shared groups
+   * found by matching, offered to the cluster link), else the group keys to serve.
+   */
+  #route(m: Message, plain: boolean, forwarded: readonly string[] | undefined): number {
     // Routing scratch lives on the core and the sessions (no closure, map or hit object per
     // message): a session seen in this pass carries this pass's mark and the index of its hit.
     this.#routing = m;
     this.#routeMark = this.#routeMark === Number.MAX_SAFE_INTEGER ? 1 : this.#routeMark + 1;
     this.#hitCount = 0;
     this.#groups = undefined;
-    let n: number;
+    let n = 0;
     let shared = 0;
     try {
       this.subscriptions.match(m.topic, this.#onMatch, this);
-      const groups = this.#groups as SharedGroup[] | undefined;
+      let groups = this.#groups as SharedGroup[] | undefined;
       this.#groups = undefined;
+      const link = this.cluster;
+      if (forwarded !== undefined) {
+        groups = undefined;
+        for (const key of forwarded) {
+          const g = this.shared.get(key);
+          if (g !== undefined) (groups ??= []).push(g);
+        }
+      } else if (link !== undefined) {
+        const keep = link.forward(m, groups?.map(groupKey));
+        if (groups !== undefined) groups = keep === undefined ? undefined : groups.filter((g) => keep.includes(groupKey(g)));
+      }
       if (groups !== undefined) for (const g of groups) if (this.#deliverShared(g, m, undefined)) shared++;
-      n = this.#hitCount;
       const hits = this.#hits;
-      for (let i = 0; i < n; i++) {
+      const count = this.#hitCount;
+      for (let i = 0; i < count; i++) {
         const h = hits[i]!;
         const session = h.session!;
         h.session = undefined;
         const ids = h.ids;
         h.ids = undefined;
-        session.deliver(m, h.qos, h.retain, ids);
+        if (plain) {
+          session.deliver(m, h.qos, h.retain, ids);
+          n++;
+        }
       }
     } finally {
       this.#routing = undefined;
@@ -460,12 +506,26 @@ export class BrokerCore {
   /** Stores or (empty payload) deletes the retained message of a topic [MQTT-3.3.1-6], [MQTT-3.3.1-7]. */
   setRetained(m: Message): void {
     if (!this.mqtt.retainAvailable) return;
+    const link = this.cluster;
+    if (link !== undefined) {
+      // The cluster keeps retained messages; this node's index is updated at once (so this
+      // node reads its own write) and again, in cluster order, from the retained log.
+      this.applyRetained(m);
+      link.retain(m);
+      return;
+    }
     if (m.payload.length === 0) {
       if (this.retained.delete(m.topic)) this.#store.deleteRetained(m.topic);
       return;
     }
     this.retained.set(m.topic, m);
     this.#store.putRetained(m.topic, toStored(m));
+  }
+
+  /** Applies a retained change to the in-memory index only (cluster: the store is the cluster's). */
+  applyRetained(m: Message): void {
+    if (m.payload.length === 0) this.retained.delete(m.topic);
+    else this.retained.set(m.topic, m);
   }
 
   /** Retained messages matching a filter, expired ones removed on the way. */
@@ -478,7 +538,7 @@ export class BrokerCore {
     });
     for (const topic of expired) {
       this.retained.delete(topic);
-      this.#store.deleteRetained(topic);
+      if (this.cluster === undefined) this.#store.deleteRetained(topic);
     }
     return out;
   }
@@ -490,6 +550,7 @@ export class BrokerCore {
     const sf = parseSharedFilter(sub.filter);
     if (sf === null) {
       this.subscriptions.add(sub.filter, session.clientId, sub);
+      if (!existed) this.cluster?.interest(sub.filter, true);
       return existed;
     }
     const key = `${sf.group}/${sf.filter}`;
@@ -499,7 +560,10 @@ export class BrokerCore {
       this.shared.set(key, g);
       this.subscriptions.add(sf.filter, `\u0000${sf.group}`, g);
     }
-    if (!g.members.has(session.clientId)) g.order.push(session.clientId);
+    if (!g.members.has(session.clientId)) {
+      g.order.push(session.clientId);
+      this.cluster?.interest(sub.filter, true);
+    }
     g.members.set(session.clientId, sub);
     return existed;
   }
@@ -509,11 +573,13 @@ export class BrokerCore {
     const sf = parseSharedFilter(filter);
     if (sf === null) {
       this.subscriptions.remove(filter, session.clientId);
+      this.cluster?.interest(filter, false);
       return true;
     }
     const key = `${sf.group}/${sf.filter}`;
     const g = this.shared.get(key);
     if (g !== undefined && g.members.delete(session.clientId)) {
+      this.cluster?.interest(filter, false);
       g.order.splice(g.order.indexOf(session.clientId), 1);
       if (g.sticky === session.clientId) g.sticky = undefined;
       if (g.members.size === 0) {
@@ -602,6 +668,12 @@ export class BrokerCore {
     session.stored = true;
     this.#store.putSession(toStoredSession(session));
   }
+}
+
+const EMPTY: readonly string[] = [];
+
+function groupKey(g: SharedGroup): string {
+  return `${g.group}/${g.filter}`;
 }
 
 export function toStored(m: Message): StoredMessage {

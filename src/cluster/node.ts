@@ -1,0 +1,523 @@
+/**
+ * One node of a Courier cluster on Redis: membership (incarnation, lease, heartbeat, dead-node
+ * janitor), the replicated route table, forwarding of messages to other nodes' inboxes (one
+ * stream entry per destination and event-loop turn) and cluster-wide retained messages with
+ * read-your-writes. Implements the core's ClusterLink; the core never waits for Redis except
+ * through `commitPoint()`, which gates acknowledgements as the store does.
+ */
+import { hostname } from 'node:os';
+import { Redis } from 'ioredis';
+import type { ClusterLink } from '../core/cluster-link.js';
+import type { Message } from '../core/message.js';
+import type { Logger } from '../options.js';
+import { BatchWriter } from './wire.js';
+import { RouteTable } from './routes.js';
+import { DEAD, HEARTBEAT, keys, MAX_ROUTE_OPS, RETAIN, RETAINED_LOG_MAXLEN, ROUTE_LOG_MAXLEN, ROUTES, type Keys } from './scripts.js';
+import type { ClusterCounters, ClusterOptions, ClusterStats } from './options.js';
+import { Tail, type ClusterCore } from './tail.js';
+
+type ScriptFn = (...args: Array<string | Buffer | number>) => Promise<unknown>;
+/** The same scripts queued on a pipeline (their replies come with the pipeline's). */
+interface PipelineScripted {
+  courierRoutes(...args: Array<string | Buffer | number>): void;
+  courierRetain(...args: Array<string | Buffer | number>): void;
+}
+interface Scripted {
+  courierHeartbeat: ScriptFn;
+  courierDead: ScriptFn;
+  courierRoutes: ScriptFn;
+  courierRetain: ScriptFn;
+}
+
+/** Thrown by `start()` when the node cannot join (duplicate name, unsafe Redis settings). */
+export class ClusterError extends Error {}
+
+export class ClusterNode implements ClusterLink {
+  readonly options: ClusterOptions;
+  readonly keys: Keys;
+  readonly routes = new RouteTable();
+  readonly counters: ClusterCounters = {
+    forwardedOut: 0,
+    forwardBatches: 0,
+    forwardedIn: 0,
+    forwardsToGoneNodes: 0,
+    routeChanges: 0,
+    retainedChanges: 0,
+    rejoins: 0,
+    redisDisconnects: 0,
+  };
+  /** Current incarnation (0 before joining). */
+  nid = 0;
+  readonly #log: Logger;
+  readonly #localStats: () => Record<string, number>;
+  readonly #redis: Redis;
+  readonly #tail: Tail;
+  /** This node's interest: filter → local references (sessions / group members). */
+  readonly #interest = new Map<string, number>();
+  /** Route changes not yet written: filter → true (+) / false (-). */
+  readonly #routeOps = new Map<string, boolean>();
+  /** Forward batches of this turn by destination node. */
+  readonly #batches = new Map<number, BatchWriter>();
+  readonly #retains: Message[] = [];
+  readonly #groupTurn = new Map<string, number>();
+  readonly #groupScratch = new Map<number, string[]>();
+  #flushScheduled = false;
+  /** The newest write in flight; Redis answers a connection's commands in order. */
+  #inflight: Promise<void> | null = null;
+  #joined = false;
+  #available = false;
+  #connectedAt = 0;
+  #stopping = false;
+  #heartbeat: NodeJS.Timeout | undefined = undefined;
+  #totals: Record<string, number> = {};
+  #liveNodes = 0;
+
+  constructor(options: ClusterOptions, core: ClusterCore, log: Logger, localStats: () => Record<string, number>) {
+    this.options = options;
+    this.keys = keys(options.prefix);
+    this.#log = log;
+    this.#localStats = localStats;
+    this.#redis = new Redis(options.redis, {
+      lazyConnect: true,
+      // Commands wait for a reconnect instead of failing: acknowledgements are withheld meanwhile.
+      maxRetriesPerRequest: null,
+      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+      connectionName: `courier:${options.nodeName}`,
+    });
+    this.#redis.on('error', () => {}); // reported through 'close'/'ready' below, once each way
+    this.#redis.on('close', () => this.#lost());
+    this.#redis.on('ready', () => this.#back());
+    const r = this.#redis as unknown as Redis;
+    r.defineCommand('courierHeartbeat', { numberOfKeys: 4, lua: HEARTBEAT });
+    r.defineCommand('courierDead', { numberOfKeys: 7, lua: DEAD });
+    r.defineCommand('courierRoutes', { numberOfKeys: 3, lua: ROUTES });
+    r.defineCommand('courierRetain', { numberOfKeys: 3, lua: RETAIN });
+    this.#tail = new Tail(this, options, core, log, this.keys);
+  }
+
+  get #scripts(): Scripted {
+    return this.#redis as unknown as Scripted;
+  }
+
+  /** The Redis connection for commands (the tail has its own for blocking reads). */
+  get redis(): Redis {
+    return this.#redis;
+  }
+
+  get available(): boolean {
+    return this.#available;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Joining and leaving
+
+  /** Connects, checks Redis's settings, joins as a new incarnation and loads routes and retained messages. */
+  async start(): Promise<void> {
+    await this.#redis.connect();
+    await this.#checkRedis();
+    await this.#join();
+    this.#connectedAt = Date.now();
+    this.#available = true;
+    await this.#tail.start(this.nid);
+    this.#heartbeat = setInterval(() => void this.#beat(), this.options.heartbeatMs);
+    this.#heartbeat.unref();
+  }
+
+  async #checkRedis(): Promise<void> {
+    const info = String(await this.#redis.info('memory')) + String(await this.#redis.info('persistence'));
+    const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1];
+    // An evicting Redis may drop a lease, a route set or an inbox: silent loss. Refuse it.
+    if (policy !== undefined && policy !== 'noeviction') {
+      throw new ClusterError(
+        `Redis maxmemory-policy is "${policy}": the cluster needs "noeviction" (an evicting Redis drops routes, leases and messages); set maxmemory-policy noeviction`,
+      );
+    }
+    if (/aof_enabled:0/.test(info)) {
+      this.#log.warn({}, 'Redis has appendonly off: a Redis restart loses the cluster state (routes and retained messages); set appendonly yes');
+    }
+  }
+
+  async #join(): Promise<void> {
+    const k = this.keys;
+    const name = this.options.nodeName;
+    const nid = Number(await this.#redis.incr(k.seq));
+    const old = await this.#redis.get(k.name(name));
+    if (old !== null) {
+      const oldNid = Number(old);
+      const info = await this.#redis.get(k.node(oldNid));
+      if (info !== null) {
+        let holder: { host?: string; pid?: number } = {};
+        try {
+          holder = JSON.parse(info) as typeof holder;
+        } catch {
+          // unreadable: treated as another host
+        }
+        const here = holder.host === hostname();
+        if (!here || holder.pid === undefined || isAlive(holder.pid)) {
+          throw new ClusterError(
+            `node name "${name}" is in use by a live node (incarnation ${oldNid}, pid ${holder.pid ?? '?'} on ${holder.host ?? '?'}); choose another --node-name or stop that node`,
+          );
+        }
+      }
+      // The previous incarnation of this node: its routes and inbox go before this one starts.
+      if (await this.#dead(oldNid, true)) this.#log.info({ node: name, previous: oldNid }, 'cluster: removed the previous incarnation of this node');
+    }
+    this.nid = nid;
+    await this.#redis.set(k.name(name), String(nid));
+    const beat = await this.#beatOnce();
+    if (beat < 0) throw new ClusterError(`incarnation ${nid} was declared dead while joining`);
+    // The inbox exists from now on; writers use NOMKSTREAM, so a dead node's inbox stays gone.
+    await this.#redis.xadd(k.inbox(nid), '*', 'init', '1');
+    this.#joined = true;
+    await this.#announceAll();
+    this.#log.info({ node: name, nodeId: nid }, 'cluster: joined');
+  }
+
+  /** Stops forwarding and heartbeats and removes this incarnation's routes and lease (graceful leave). */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    await this.#tail.stop();
+    try {
+      this.#flush();
+      if (this.#inflight !== null) await this.#inflight.catch(() => {});
+      if (this.#joined && this.#available) {
+        await this.#dead(this.nid, true);
+        const k = this.keys;
+        if ((await this.#redis.get(k.name(this.options.nodeName))) === String(this.nid)) await this.#redis.del(k.name(this.options.nodeName));
+      }
+    } finally {
+      this.#redis.disconnect();
+    }
+  }
+
+  async #dead(nid: number, force: boolean): Promise<boolean> {
+    const k = this.keys;
+    const r = await this.#scripts.courierDead(
+      k.node(nid),
+      k.nodes,
+      k.dead(nid),
+      k.routes(nid),
+      k.rlog,
+      k.inbox(nid),
+      k.stats(nid),
+      nid,
+      this.options.leaseMs,
+      force ? '1' : '0',
+      ROUTE_LOG_MAXLEN,
+    );
+    return r === 1;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Heartbeat, janitor, Redis connection
+
+  async #beatOnce(): Promise<number> {
+    const k = this.keys;
+    const info = JSON.stringify({ name: this.options.nodeName, host: hostname(), pid: process.pid });
+    const stats = JSON.stringify(this.#localStats());
+    return Number(
+      await this.#scripts.courierHeartbeat(k.node(this.nid), k.nodes, k.dead(this.nid), k.stats(this.nid), this.nid, this.options.leaseMs, info, stats),
+    );
+  }
+
+  async #beat(): Promise<void> {
+    if (!this.#available || this.#stopping) return;
+    try {
+      const had = await this.#beatOnce();
+      if (had < 0) {
+        await this.#rejoin('this node was declared dead (no heartbeat within the lease)');
+        return;
+      }
+      // The lease had lapsed (a Redis restart, or a long pause nobody acted on): announce again.
+      if (had === 0) await this.#announceAll();
+      await this.#janitor();
+      await this.#readTotals();
+      await this.#tail.checkGaps();
+    } catch (err) {
+      if (!this.#stopping) this.#log.warn({ err: String(err) }, 'cluster: heartbeat failed');
+    }
+  }
+
+  /** Declares dead every node whose lease lapsed (decided by Redis, idempotent, any node may run it). */
+  async #janitor(): Promise<void> {
+    // After a (re)connect, give every node one lease to renew before judging it.
+    if (Date.now() - this.#connectedAt < this.options.leaseMs) return;
+    const now = Number((await this.#redis.time())[0]) * 1000;
+    const stale = await this.#redis.zrangebyscore(this.keys.nodes, '-inf', String(now - this.options.leaseMs));
+    for (const s of stale) {
+      const nid = Number(s);
+      if (nid === this.nid) continue;
+      if (await this.#dead(nid, false)) this.#log.warn({ nodeId: nid }, 'cluster: node declared dead (lease expired); its routes are removed');
+    }
+  }
+
+  async #readTotals(): Promise<void> {
+    const ids = await this.#redis.zrange(this.keys.nodes, '0', '-1');
+    this.#liveNodes = ids.length;
+    if (ids.length === 0) return;
+    const values = await this.#redis.mget(...ids.map((id) => this.keys.stats(Number(id))));
+    const totals: Record<string, number> = {};
+    for (const v of values) {
+      if (v === null) continue;
+      try {
+        for (const [key, n] of Object.entries(JSON.parse(v) as Record<string, unknown>)) if (typeof n === 'number') totals[key] = (totals[key] ?? 0) + n;
+      } catch {
+        // a node of another version: skipped
+      }
+    }
+    this.#totals = totals;
+  }
+
+  async #rejoin(why: string): Promise<void> {
+    this.counters.rejoins++;
+    this.#log.warn({ node: this.options.nodeName, nodeId: this.nid }, `cluster: ${why}; joining again as a new incarnation`);
+    this.#joined = false;
+    await this.#join();
+    await this.#tail.restart(this.nid);
+  }
+
+  #lost(): void {
+    if (!this.#available || this.#stopping) return;
+    this.#available = false;
+    this.counters.redisDisconnects++;
+    this.#log.error(
+      { redis: redact(this.options.redis) },
+      'cluster: Redis connection lost; acknowledgements are held and new connections refused until it is back',
+    );
+  }
+
+  #back(): void {
+    if (this.#available || this.#stopping || !this.#joined) return;
+    this.#connectedAt = Date.now();
+    this.#available = true;
+    this.#log.info({ redis: redact(this.options.redis) }, 'cluster: Redis connection restored; resynchronising routes and retained messages');
+    void (async () => {
+      try {
+        const had = await this.#beatOnce();
+        if (had < 0) await this.#rejoin('this node was declared dead while Redis was unreachable');
+        else {
+          if (had === 0) await this.#announceAll();
+          await this.#tail.restart(this.nid);
+        }
+      } catch (err) {
+        this.#log.warn({ err: String(err) }, 'cluster: resynchronisation failed; retried at the next reconnect or heartbeat');
+      }
+    })();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // ClusterLink
+
+  interest(filter: string, on: boolean): void {
+    const n = (this.#interest.get(filter) ?? 0) + (on ? 1 : -1);
+    if (n > 0) this.#interest.set(filter, n);
+    else this.#interest.delete(filter);
+    // Only the 0↔1 transitions are announced.
+    if ((on && n === 1) || (!on && n === 0)) {
+      if (this.#routeOps.get(filter) === !on) this.#routeOps.delete(filter);
+      else this.#routeOps.set(filter, on);
+      if (this.#joined) this.#schedule();
+    }
+  }
+
+  forward(m: Message, localGroups: readonly string[] | undefined): readonly string[] | undefined {
+    const routes = this.routes;
+    if (routes.size === 0) return localGroups;
+    const match = routes.match(m.topic);
+    const plain = match.plain;
+    if (plain.size === 0 && match.groups.size === 0) return localGroups;
+    let keep: readonly string[] | undefined = localGroups;
+    const assigned = this.#groupScratch;
+    if (match.groups.size > 0) {
+      let mine: string[] | undefined;
+      // One node per matching group, in turn among the nodes with members (this one included).
+      for (const [group, nodes] of match.groups) {
+        const local = localGroups?.includes(group) === true;
+        const turn = this.#groupTurn.get(group) ?? 0;
+        this.#groupTurn.set(group, turn + 1);
+        let pick = turn % (nodes.size + (local ? 1 : 0));
+        if (pick === nodes.size) {
+          (mine ??= []).push(group);
+          continue;
+        }
+        for (const nid of nodes) {
+          if (pick-- !== 0) continue;
+          const list = assigned.get(nid);
+          if (list === undefined) assigned.set(nid, [group]);
+          else list.push(group);
+          break;
+        }
+      }
+      if (localGroups !== undefined) for (const g of localGroups) if (!match.groups.has(g)) (mine ??= []).push(g);
+      keep = mine;
+    }
+    for (const nid of plain) {
+      this.#batch(nid).add(m, true, assigned.get(nid));
+      assigned.delete(nid);
+    }
+    for (const [nid, groups] of assigned) this.#batch(nid).add(m, false, groups);
+    assigned.clear();
+    return keep;
+  }
+
+  #batch(nid: number): BatchWriter {
+    let w = this.#batches.get(nid);
+    if (w === undefined) {
+      w = new BatchWriter();
+      this.#batches.set(nid, w);
+    }
+    this.counters.forwardedOut++;
+    this.#schedule();
+    return w;
+  }
+
+  retain(m: Message): void {
+    this.#retains.push(m);
+    this.#schedule();
+  }
+
+  commitPoint(): Promise<void> | null {
+    this.#flush();
+    return this.#inflight;
+  }
+
+  retainedBarrier(): Promise<void> | null {
+    return this.#tail.retainedBarrier();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Writing a turn's forwards, retained changes and route changes
+
+  #schedule(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    process.nextTick(() => this.#flush());
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (!this.#joined) return;
+    const hasRoutes = this.#routeOps.size > 0;
+    const hasRetains = this.#retains.length > 0;
+    let hasBatches = false;
+    for (const w of this.#batches.values()) if (w.count > 0) hasBatches = true;
+    if (!hasRoutes && !hasRetains && !hasBatches) return;
+    const k = this.keys;
+    const p = this.#redis.pipeline();
+    const forwardCalls: Array<{ index: number; nid: number; count: number }> = [];
+    let index = 0;
+    if (hasRoutes) {
+      // Routes first: a subscriber's interest is announced before anything that depends on it.
+      const ops = [...this.#routeOps];
+      this.#routeOps.clear();
+      this.counters.routeChanges += ops.length;
+      for (let i = 0; i < ops.length; i += MAX_ROUTE_OPS) {
+        const args: Array<string | number> = [k.node(this.nid), k.routes(this.nid), k.rlog, this.nid, ROUTE_LOG_MAXLEN, '0'];
+        for (const [filter, on] of ops.slice(i, i + MAX_ROUTE_OPS)) args.push(on ? '+' : '-', filter);
+        (p as unknown as PipelineScripted).courierRoutes(...args);
+        index++;
+      }
+    }
+    for (const m of this.#retains) {
+      this.counters.retainedChanges++;
+      (p as unknown as PipelineScripted).courierRetain(
+        k.ret,
+        k.retVer,
+        k.retLog,
+        m.topic,
+        m.payload.length === 0 ? '' : encodeRetainedValue(m),
+        RETAINED_LOG_MAXLEN,
+      );
+      index++;
+    }
+    this.#retains.length = 0;
+    for (const [nid, w] of this.#batches) {
+      if (w.count === 0) continue;
+      this.counters.forwardBatches++;
+      p.xadd(k.inbox(nid), 'NOMKSTREAM', '*', 'f', String(this.nid), 'b', w.finish());
+      forwardCalls.push({ index, nid, count: w.count });
+      index++;
+      w.reset();
+    }
+    const done = p.exec().then((results) => {
+      if (results === null) throw new Error('cluster write: no reply');
+      for (const { index: i, count } of forwardCalls) {
+        // NOMKSTREAM: a nil reply means the destination's inbox is gone (it left or died).
+        if (results[i]?.[1] === null) this.counters.forwardsToGoneNodes += count;
+      }
+      for (const [err] of results) {
+        if (err === null) continue;
+        if (/FENCED/.test(err.message)) {
+          void this.#rejoin('Redis refused a route change (lease lost)').catch(() => {});
+          continue;
+        }
+        throw err;
+      }
+    });
+    const settled = done.then(
+      () => {
+        if (this.#inflight === settled) this.#inflight = null;
+      },
+      (err: unknown) => {
+        if (this.#inflight === settled) this.#inflight = null;
+        throw err;
+      },
+    );
+    this.#inflight = settled;
+    settled.catch((err: unknown) => this.#log.error({ err: String(err) }, 'cluster: write to Redis failed'));
+  }
+
+  /** Writes every filter this node has interest in as its whole route set (join, lapsed lease). */
+  async #announceAll(): Promise<void> {
+    const k = this.keys;
+    const filters = [...this.#interest.keys()];
+    this.#routeOps.clear();
+    for (let i = 0; i === 0 || i < filters.length; i += MAX_ROUTE_OPS) {
+      const args: Array<string | number> = [k.node(this.nid), k.routes(this.nid), k.rlog, this.nid, ROUTE_LOG_MAXLEN, i === 0 ? '1' : '0'];
+      for (const f of filters.slice(i, i + MAX_ROUTE_OPS)) args.push('+', f);
+      await this.#scripts.courierRoutes(...args);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  /** Called by the tail for every message received from another node. */
+  received(count: number): void {
+    this.counters.forwardedIn += count;
+  }
+
+  stats(): ClusterStats {
+    return {
+      ...this.counters,
+      node: this.options.nodeName,
+      nodeId: this.nid,
+      available: this.#available,
+      nodes: Math.max(this.#liveNodes, 1),
+      remoteRoutes: this.routes.size,
+      totals: { ...this.#totals },
+    };
+  }
+}
+
+function encodeRetainedValue(m: Message): Buffer {
+  const w = new BatchWriter(64 + m.payload.length + m.topic.length);
+  w.add(m, false, undefined);
+  return w.finish();
+}
+
+function isAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The Redis URL without its password, for logs. */
+export function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+}

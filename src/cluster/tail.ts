@@ -1,0 +1,311 @@
+/**
+ * The reading half of a cluster node: one blocking Redis connection tails three streams in
+ * order — the node's inbox (messages forwarded to it), the route log and the retained log — and
+ * applies them to the core and the route table. Bootstrap (join, reconnect, gap in a trimmed
+ * log) captures the logs' positions first, then reads the full state (route sets, retained
+ * hash), then tails from the captured positions: replayed changes are idempotent.
+ */
+import type { Redis } from 'ioredis';
+import type { Message } from '../core/message.js';
+import type { Logger } from '../options.js';
+import { BatchError, decodeRetained, readBatch } from './wire.js';
+import { nextId, type Keys } from './scripts.js';
+import type { ClusterOptions } from './options.js';
+import type { RouteTable } from './routes.js';
+
+/** What the tail needs of the broker core. */
+export interface ClusterCore {
+  publishForwarded(m: Message, plain: boolean, groups: readonly string[] | undefined): number;
+  applyRetained(m: Message): void;
+  readonly retained: { entries(): IterableIterator<[string, Message]>; delete(topic: string): boolean };
+}
+
+/** What the tail needs of its node. */
+export interface TailOwner {
+  readonly redis: Redis;
+  readonly routes: RouteTable;
+  readonly available: boolean;
+  received(count: number): void;
+}
+
+type Entry = [id: Buffer, fields: Buffer[]];
+type XReadReply = Array<[key: Buffer, entries: Entry[]]> | null;
+
+const READ_COUNT = 256;
+const BLOCK_MS = 1000;
+
+export class Tail {
+  readonly #owner: TailOwner;
+  readonly #core: ClusterCore;
+  readonly #log: Logger;
+  readonly #keys: Keys;
+  readonly #blk: Redis;
+  #nid = 0;
+  #inId = '0-0';
+  #routeId = '0-0';
+  #retId = '0-0';
+  /** Highest retained version applied (ret:ver at bootstrap, then from log entries). */
+  #retApplied = 0;
+  readonly #waiters: Array<{ ver: number; resolve: () => void }> = [];
+  #barrier: Promise<void> | undefined = undefined;
+  #gen = 0;
+  #running = false;
+  #loop: Promise<void> | undefined = undefined;
+
+  constructor(owner: TailOwner, options: ClusterOptions, core: ClusterCore, log: Logger, keys: Keys) {
+    this.#owner = owner;
+    this.#core = core;
+    this.#log = log;
+    this.#keys = keys;
+    this.#blk = owner.redis.duplicate({ connectionName: `courier:${options.nodeName}:tail`, lazyConnect: true });
+    this.#blk.on('error', () => {});
+  }
+
+  async start(nid: number): Promise<void> {
+    await this.#blk.connect();
+    this.#nid = nid;
+    this.#inId = '0-0';
+    await this.#bootstrap();
+    this.#running = true;
+    this.#loop = this.#run();
+  }
+
+  /** Reloads everything (reconnect, new incarnation); a read in flight with the old positions is discarded. */
+  async restart(nid: number): Promise<void> {
+    this.#gen++;
+    if (nid !== this.#nid) {
+      this.#nid = nid;
+      this.#inId = '0-0';
+    }
+    await this.#bootstrap();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#gen++;
+    this.#blk.disconnect();
+    await this.#loop;
+    for (const w of this.#waiters.splice(0)) w.resolve();
+  }
+
+  async #bootstrap(): Promise<void> {
+    const k = this.#keys;
+    const redis = this.#owner.redis;
+    const gen = this.#gen;
+    const snap = await redis
+      .multi()
+      .xrevrange(k.rlog, '+', '-', 'COUNT', 1)
+      .zrange(k.nodes, '0', '-1')
+      .xrevrange(k.retLog, '+', '-', 'COUNT', 1)
+      .get(k.retVer)
+      .exec();
+    if (snap === null) throw new Error('cluster bootstrap: transaction aborted');
+    const lastRoute = snap[0]![1] as Array<[string, string[]]>;
+    const live = (snap[1]![1] as string[]).map(Number).filter((n) => n !== this.#nid);
+    const lastRet = snap[2]![1] as Array<[string, string[]]>;
+    const retVer = Number((snap[3]![1] as string | null) ?? 0);
+    const routes = this.#owner.routes;
+    const sets = await Promise.all(live.map((nid) => redis.smembers(k.routes(nid))));
+    const retained = new Map<string, Message>();
+    let cursor = '0';
+    do {
+      const [next, flat] = await redis.hscanBuffer(k.ret, cursor, 'COUNT', 1000);
+      cursor = String(next);
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        try {
+          retained.set(flat[i]!.toString(), decodeRetained(flat[i + 1]!));
+        } catch (err) {
+          this.#log.warn({ topic: flat[i]!.toString(), err: String(err) }, 'cluster: unreadable retained message skipped');
+        }
+      }
+    } while (cursor !== '0');
+    if (gen !== this.#gen) return; // superseded by a newer bootstrap
+    const liveSet = new Set(live);
+    for (const nid of routes.nodes()) if (!liveSet.has(nid)) routes.dropNode(nid);
+    live.forEach((nid, i) => routes.setNode(nid, sets[i]!));
+    const core = this.#core;
+    for (const [topic] of [...core.retained.entries()]) if (!retained.has(topic)) core.retained.delete(topic);
+    for (const m of retained.values()) core.applyRetained(m);
+    this.#routeId = lastRoute[0]?.[0] ?? '0-0';
+    this.#retId = lastRet[0]?.[0] ?? '0-0';
+    this.#retApplied = retVer;
+    this.#release();
+  }
+
+  /** Heartbeat check: a log trimmed past what this node has read means a full resync. */
+  async checkGaps(): Promise<void> {
+    const redis = this.#owner.redis;
+    for (const [key, id] of [
+      [this.#keys.rlog, this.#routeId],
+      [this.#keys.retLog, this.#retId],
+    ] as const) {
+      let info: unknown;
+      try {
+        info = await redis.call('XINFO', 'STREAM', key);
+      } catch {
+        continue; // no such stream yet
+      }
+      const flat = info as unknown[];
+      const at = flat.indexOf('max-deleted-entry-id');
+      const deleted = at >= 0 ? String(flat[at + 1]) : '0-0';
+      if (compareIds(deleted, id) > 0) {
+        this.#log.warn({ stream: key }, 'cluster: fell behind a trimmed log; resynchronising');
+        await this.restart(this.#nid);
+        return;
+      }
+    }
+  }
+
+  async #run(): Promise<void> {
+    let failures = 0;
+    while (this.#running) {
+      const gen = this.#gen;
+      const k = this.#keys;
+      let reply: XReadReply;
+      try {
+        const args = [
+          'COUNT',
+          String(READ_COUNT),
+          'BLOCK',
+          String(BLOCK_MS),
+          'STREAMS',
+          k.inbox(this.#nid),
+          k.rlog,
+          k.retLog,
+          this.#inId,
+          this.#routeId,
+          this.#retId,
+        ];
+        reply = streamsOf(await this.#blk.callBuffer('XREAD', ...args));
+        failures = 0;
+      } catch (err) {
+        if (!this.#running) break;
+        failures++;
+        if (failures === 1) this.#log.warn({ err: String(err) }, 'cluster: stream read failed; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(100 * failures, 1000)));
+        continue;
+      }
+      if (reply === null || gen !== this.#gen) continue;
+      for (const [keyBuf, entries] of reply) {
+        const key = keyBuf.toString();
+        try {
+          if (key === k.inbox(this.#nid)) this.#inbox(entries);
+          else if (key === k.rlog) await this.#routeLog(entries);
+          else if (key === k.retLog) this.#retainedLog(entries);
+        } catch (err) {
+          this.#log.error({ stream: key, err: String(err) }, 'cluster: could not apply stream entries');
+        }
+      }
+    }
+  }
+
+  #inbox(entries: Entry[]): void {
+    let last = '';
+    let n = 0;
+    for (const [id, fields] of entries) {
+      last = id.toString();
+      const batch = field(fields, 'b');
+      if (batch === undefined) continue;
+      try {
+        n += readBatch(batch, (f) => this.#core.publishForwarded(f.message, f.plain, f.groups));
+      } catch (err) {
+        if (!(err instanceof BatchError)) throw err;
+        this.#log.error({ entry: last, err: err.message }, 'cluster: unreadable forward batch skipped');
+      }
+    }
+    if (last === '') return;
+    this.#inId = last;
+    this.#owner.received(n);
+    // Read and handled: trimmed (the inbox holds only what this node has not handled yet).
+    this.#owner.redis.xtrim(this.#keys.inbox(this.#nid), 'MINID', nextId(last)).catch(() => {});
+  }
+
+  async #routeLog(entries: Entry[]): Promise<void> {
+    const routes = this.#owner.routes;
+    for (const [id, fields] of entries) {
+      this.#routeId = id.toString();
+      const nid = Number(field(fields, 'n')?.toString());
+      if (!Number.isFinite(nid) || nid === this.#nid) continue;
+      for (let i = 2; i + 1 < fields.length; i += 2) {
+        const op = fields[i]!.toString();
+        const filter = fields[i + 1]!.toString();
+        if (op === '+') routes.add(nid, filter);
+        else if (op === '-') routes.remove(nid, filter);
+        else if (op === 'drop') routes.dropNode(nid);
+        else if (op === 'reset') routes.dropNode(nid);
+      }
+    }
+  }
+
+  #retainedLog(entries: Entry[]): void {
+    for (const [id, fields] of entries) {
+      this.#retId = id.toString();
+      const ver = Number(field(fields, 'v')?.toString());
+      const topic = field(fields, 't')?.toString();
+      const value = field(fields, 'm');
+      if (topic !== undefined && value !== undefined) {
+        if (value.length === 0) this.#core.retained.delete(topic);
+        else {
+          try {
+            this.#core.applyRetained(decodeRetained(value));
+          } catch (err) {
+            this.#log.warn({ topic, err: String(err) }, 'cluster: unreadable retained change skipped');
+          }
+        }
+      }
+      if (ver > this.#retApplied) this.#retApplied = ver;
+    }
+    this.#release();
+  }
+
+  #release(): void {
+    const w = this.#waiters;
+    if (w.length === 0) return;
+    let kept = 0;
+    for (const x of w) {
+      if (x.ver <= this.#retApplied) x.resolve();
+      else w[kept++] = x;
+    }
+    w.length = kept;
+  }
+
+  /**
+   * Resolves once every retained change made anywhere before this call is applied here. One
+   * read of `ret:ver` serves every SUBSCRIBE of a turn. Without Redis the local index answers.
+   */
+  retainedBarrier(): Promise<void> | null {
+    if (!this.#owner.available) return null;
+    if (this.#barrier !== undefined) return this.#barrier;
+    const p = this.#owner.redis.get(this.#keys.retVer).then((v) => {
+      const target = Number(v ?? 0);
+      if (target <= this.#retApplied) return;
+      return new Promise<void>((resolve) => this.#waiters.push({ ver: target, resolve }));
+    });
+    this.#barrier = p;
+    process.nextTick(() => {
+      this.#barrier = undefined;
+    });
+    return p;
+  }
+}
+
+/** XREAD's reply as [key, entries] pairs (ioredis may hand the map over flattened: key, entries, key, ...). */
+function streamsOf(reply: unknown): XReadReply {
+  if (!Array.isArray(reply) || reply.length === 0) return null;
+  if (Array.isArray(reply[0])) return reply as Array<[Buffer, Entry[]]>;
+  const out: Array<[Buffer, Entry[]]> = [];
+  for (let i = 0; i + 1 < reply.length; i += 2) out.push([reply[i] as Buffer, reply[i + 1] as Entry[]]);
+  return out;
+}
+
+function field(fields: Buffer[], name: string): Buffer | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === name) return fields[i + 1];
+  return undefined;
+}
+
+/** Compares two stream ids ("ms-seq"). */
+export function compareIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(Number) as [number, number];
+  const [bm, bs] = b.split('-').map(Number) as [number, number];
+  return am !== bm ? am - bm : (as ?? 0) - (bs ?? 0);
+}

@@ -1,0 +1,28 @@
+/**
+ * What the core asks of a cluster (src/cluster/ implements it on Redis): the core stays the
+ * authority for this node's sessions and local delivery, and tells the link what other nodes
+ * need to know. The core calls it synchronously and never waits for it, except through
+ * `commitPoint()`, which gates acknowledgements exactly as the store's commit point does.
+ */
+import type { Message } from './message.js';
+
+export interface ClusterLink {
+  /**
+   * A message published on this node (by a client, a will or the broker): queue it for every
+   * other node with matching interest. `localGroups` are the shared-group keys
+   * (`group/filter`) with members on this node that match; the link decides which node
+   * serves each matching group and returns the keys this node delivers to (undefined = none).
+   */
+  forward(m: Message, localGroups: readonly string[] | undefined): readonly string[] | undefined;
+  /** This node's interest in a filter (as subscribed, `$share/g/f` included) began or ended. */
+  interest(filter: string, on: boolean): void;
+  /** A retained message was set (or, with an empty payload, deleted) on this node. */
+  retain(m: Message): void;
+  /** Pending cluster writes as a commit point (null = nothing outstanding); see Store.commitPoint. */
+  commitPoint(): Promise<void> | null;
+  /**
+   * Resolves once this node has applied every retained change acknowledged anywhere in the
+   * cluster before the call (read-your-writes for SUBSCRIBE); null when nothing to wait for.
+   */
+  retainedBarrier(): Promise<void> | null;
+}
