@@ -74,6 +74,8 @@ const OPTIONS = {
   'data-dir': { type: 'string' },
   config: { type: 'string', short: 'c' },
   'log-level': { type: 'string' },
+  'cluster-redis': { type: 'string' },
+  'node-name': { type: 'string' },
   'check-config': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -93,6 +95,8 @@ Options:
   --data-dir DIR         state directory (default ./data)
   -c, --config FILE      config file, JSON or YAML (default $COURIER_CONFIG, else none)
   --log-level LEVEL      ${LOG_LEVELS.join(', ')} (default info)
+  --cluster-redis URL    run as a cluster node on this Redis (redis://host:port; docs/clustering.md)
+  --node-name NAME       this node's name in the cluster (default: the host name)
   --check-config FILE    validate FILE (with the environment and flags) and exit
   -h, --help             show this help and exit
   -v, --version          print the version and exit
@@ -143,6 +147,8 @@ export async function main(argv: string[], overrides: Partial<CliIO> = {}): Prom
   if (values['ws-path'] !== undefined) flags.wsPath = values['ws-path'];
   if (values['data-dir'] !== undefined) flags.dataDir = values['data-dir'];
   if (values['log-level'] !== undefined) flags.logLevel = values['log-level'];
+  if (values['cluster-redis'] !== undefined) flags.clusterRedis = values['cluster-redis'];
+  if (values['node-name'] !== undefined) flags.nodeName = values['node-name'];
 
   const checkOnly = values['check-config'] !== undefined;
   let config: CourierConfig;

@@ -31,6 +31,8 @@ export interface ConfigFlags {
   wsPath?: string;
   dataDir?: string;
   logLevel?: string;
+  clusterRedis?: string;
+  nodeName?: string;
 }
 
 /** Flag → config key. The CLI's flags and the docs are built from this table. */
@@ -41,6 +43,8 @@ export const FLAG_KEYS: Record<keyof ConfigFlags, { flag: string; path: string[]
   wsPath: { flag: '--ws-path', path: ['wsPath'] },
   dataDir: { flag: '--data-dir', path: ['dataDir'] },
   logLevel: { flag: '--log-level', path: ['log', 'level'] },
+  clusterRedis: { flag: '--cluster-redis', path: ['cluster', 'redis'] },
+  nodeName: { flag: '--node-name', path: ['cluster', 'nodeName'] },
 };
 
 export const ENV_PREFIX = 'COURIER_';
@@ -254,6 +258,10 @@ function toCourierConfig(c: ConfigFile): CourierConfig {
   if (c.persistence !== undefined) options.persistence = { ...c.persistence };
   if (c.security !== undefined) options.security = { ...c.security };
   if (c.limits !== undefined) options.limits = { ...c.limits };
+  if (c.cluster !== undefined) {
+    const { redis, ...rest } = c.cluster;
+    if (redis !== undefined) options.cluster = { redis, ...rest };
+  }
   return { options, logLevel: c.log?.level ?? DEFAULT_LOG_LEVEL, warnings: [] };
 }
 

@@ -4,6 +4,7 @@
  */
 import { defaultLimits, defaultMqttOptions, defaultPersistence, defaultSessionLimits } from '../options.js';
 import { DEFAULT_LOG_LEVEL } from '../log.js';
+import { defaultClusterOptions } from '../cluster/options.js';
 import { configKeys, type ConfigKey } from './keys.js';
 import { FLAG_KEYS, pathToEnvName } from './load.js';
 
@@ -26,6 +27,7 @@ export function defaultOf(path: readonly string[]): unknown {
   if (section === 'sessions' && name) return defaultSessionLimits[name as keyof typeof defaultSessionLimits];
   if (section === 'persistence' && name) return defaultPersistence[name as keyof typeof defaultPersistence];
   if (section === 'limits' && name) return defaultLimits[name as keyof typeof defaultLimits];
+  if (section === 'cluster' && name) return (defaultClusterOptions as Record<string, unknown>)[name];
   return TOP_LEVEL_DEFAULTS[path.join('.')];
 }
 

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { LOG_LEVELS } from '../log.js';
+import { defaultClusterOptions } from '../cluster/options.js';
 
 /** Largest packet MQTT can frame: 268,435,455 bytes of remaining length + 5 header bytes. */
 export const MAX_PACKET_SIZE_LIMIT = 268_435_460;
@@ -66,6 +67,28 @@ export const sessionsSchema = z
     maxOutboundBufferBytes: int(0).describe("Bytes buffered for a slow client's socket before QoS 0 messages to it are dropped."),
   })
   .partial();
+
+export const clusterSchema = z
+  .strictObject({
+    redis: z
+      .string({ error: 'must be a Redis URL such as "redis://127.0.0.1:6379"' })
+      .regex(/^rediss?:\/\/[^\s]+$/, { error: 'must be a Redis URL such as "redis://127.0.0.1:6379" (or "rediss://" for TLS)' })
+      .describe('Redis (or Valkey) URL of the cluster; setting it makes this broker a cluster node (docs/clustering.md).'),
+    nodeName: z
+      .string({ error: 'must be a node name of letters, digits, ".", "_" or "-"' })
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1 to 64 letters, digits, ".", "_" or "-"' })
+      .describe('Name of this node, unique in the cluster (default: the host name).'),
+    prefix: z.string({ error: 'must be a string' }).describe('Prefix of every Redis key of the cluster, so that several clusters can share one Redis.'),
+    leaseMs: int(1000).describe('A node that has not renewed its lease in Redis for this long is declared dead and its routes removed (ms).'),
+    heartbeatMs: int(100).describe('How often a node renews its lease and publishes its counters (ms); at most half of `leaseMs`.'),
+  })
+  .partial()
+  .superRefine((c, ctx) => {
+    const lease = c.leaseMs ?? defaultClusterOptions.leaseMs;
+    const beat = c.heartbeatMs ?? defaultClusterOptions.heartbeatMs;
+    if (beat * 2 > lease) ctx.addIssue({ code: 'custom', path: ['heartbeatMs'], message: `must be at most half of leaseMs (${lease})` });
+    if (c.redis === undefined) ctx.addIssue({ code: 'custom', path: ['redis'], message: 'is required: a cluster node needs the Redis URL' });
+  });
 
 export const persistenceSchema = z
   .strictObject({
@@ -182,6 +205,7 @@ export const configSchema = z
     mqtt: mqttSchema.describe('MQTT protocol limits and features.'),
     sessions: sessionsSchema.describe('Per-session limits.'),
     persistence: persistenceSchema.describe('Where sessions, queued messages and retained messages are kept.'),
+    cluster: clusterSchema.describe('Run as one node of a cluster on Redis (docs/clustering.md).'),
     security: securitySchema.describe('Authentication and authorization.'),
     limits: limitsSchema.describe('Abuse limits; every breach is answered with its reason code and counted.'),
   })

@@ -70,7 +70,27 @@ void describe('config: parseConfig', () => {
       `config error: mqtt.maxPacketSize: must be an integer between 1 and ${MAX_PACKET_SIZE_LIMIT} (got ${MAX_PACKET_SIZE_LIMIT + 1}, from t.yaml)`,
     ],
     ['a misspelt key', { mqtt: { maxPaketSize: 10 } }, 'config error: mqtt.maxPaketSize: unknown key (did you mean "maxPacketSize"?) (from t.yaml)'],
-    ['an unknown top-level key', { cluster: {} }, 'config error: cluster: unknown key (from t.yaml)'],
+    ['an unknown top-level key', { nosuchkey: {} }, 'config error: nosuchkey: unknown key (from t.yaml)'],
+    [
+      'a cluster without a Redis URL',
+      { cluster: { nodeName: 'a' } },
+      'config error: cluster.redis: is required: a cluster node needs the Redis URL (got nothing, from t.yaml)',
+    ],
+    [
+      'a cluster Redis URL that is not one',
+      { cluster: { redis: 'localhost:6379' } },
+      'config error: cluster.redis: must be a Redis URL such as "redis://127.0.0.1:6379" (or "rediss://" for TLS) (got "localhost:6379", from t.yaml)',
+    ],
+    [
+      'a cluster heartbeat longer than half the lease',
+      { cluster: { redis: 'redis://h:1', leaseMs: 3000, heartbeatMs: 2000 } },
+      'config error: cluster.heartbeatMs: must be at most half of leaseMs (3000) (got 2000, from t.yaml)',
+    ],
+    [
+      'a bad node name',
+      { cluster: { redis: 'redis://h:1', nodeName: 'a b' } },
+      'config error: cluster.nodeName: must be 1 to 64 letters, digits, ".", "_" or "-" (got "a b", from t.yaml)',
+    ],
     ['TLS without its files', { tls: { cert: 'c.pem' } }, 'config error: tls.key: is missing; it must be a file path (from t.yaml)'],
     [
       'mutual TLS without a CA',

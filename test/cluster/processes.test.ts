@@ -1,0 +1,159 @@
+/**
+ * Cluster I with real processes: `courier --cluster-redis ... --node-name ...` nodes on a real
+ * redis-server, stopped by PID. A node killed with SIGKILL loses its routes after the lease and
+ * nobody else stops; a restart under the same name cleans its previous incarnation at once; Redis
+ * killed and restarted (AOF, appendfsync always): nodes refuse CONNECT meanwhile, recover by
+ * themselves, and no acknowledged QoS 1 message is lost.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import mqtt, { type MqttClient } from 'mqtt';
+import { ProcessGroup, removeTempDir, tempDir, type TrackedProcess } from '../helpers/processes.js';
+import { redisServerGate, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
+import { pollUntil } from '../helpers/wait.js';
+
+const BIN = fileURLToPath(new URL('../../bin/courier.js', import.meta.url));
+const LEASE_MS = 2000;
+
+interface Node {
+  proc: TrackedProcess;
+  port: number;
+  name: string;
+}
+
+void describe('cluster: node processes', redisServerGate(), () => {
+  let redis: RedisServer;
+  const group = new ProcessGroup();
+  const dirs: string[] = [];
+  const clients: MqttClient[] = [];
+
+  void before(async () => {
+    redis = await startRedisServer({ appendonly: true, appendfsync: 'always' });
+  });
+  void after(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})));
+    await group.killAll();
+    await redis?.close();
+    for (const d of dirs) removeTempDir(d);
+  });
+
+  async function start(name: string, prefix: string): Promise<Node> {
+    const dir = tempDir(`courier-node-${name}`);
+    dirs.push(dir);
+    const proc = group.spawn(
+      process.execPath,
+      [BIN, '--port', '0', '--ws-port', 'off', '--data-dir', dir, '--cluster-redis', redis.url, '--node-name', name, '--log-level', 'info'],
+      { env: { ...process.env, COURIER_CLUSTER__LEASE_MS: String(LEASE_MS), COURIER_CLUSTER__HEARTBEAT_MS: '250', COURIER_CLUSTER__PREFIX: prefix } },
+    );
+    const line = await proc.waitForLine((l) => l.includes('listening on'), 15_000, `${name} listening`);
+    const port = Number(/"port":(\d+)/.exec(line)?.[1]);
+    assert.ok(port > 0, `port in ${line}`);
+    return { proc, port, name };
+  }
+
+  async function connect(port: number, opts: mqtt.IClientOptions = {}): Promise<MqttClient> {
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { protocolVersion: 5, reconnectPeriod: 0, ...opts });
+    clients.push(c);
+    return c;
+  }
+
+  /** A node's view of the cluster, read from Redis: the route sets of the live nodes. */
+  async function liveRouteSets(prefix: string): Promise<Map<string, string[]>> {
+    const r = redis.client();
+    const ids = await r.zrange(`${prefix}nodes`, '0', '-1');
+    const out = new Map<string, string[]>();
+    for (const id of ids) out.set(id, (await r.smembers(`${prefix}r:${id}`)).sort());
+    r.disconnect();
+    return out;
+  }
+
+  void test('kill -9 of a node: its routes go after the lease, the others keep delivering; a restart under its name cleans up at once', async () => {
+    const prefix = 'p1:';
+    const a = await start('a', prefix);
+    const b = await start('b', prefix);
+    const c = await start('c', prefix);
+    const onB = await connect(b.port);
+    await onB.subscribeAsync('k/#', { qos: 1 });
+    const onC = await connect(c.port);
+    const gotC: string[] = [];
+    onC.on('message', (_t, p) => gotC.push(p.toString()));
+    await onC.subscribeAsync('k/#', { qos: 1 });
+    await pollUntil(async () => (await liveRouteSets(prefix)).size === 3, { what: '3 live nodes' });
+    b.proc.signal('SIGKILL');
+    await b.proc.exited();
+    // The janitor (any survivor) declares B dead once its lease lapsed by Redis time.
+    await pollUntil(async () => (await liveRouteSets(prefix)).size === 2, { what: 'B declared dead', timeoutMs: LEASE_MS * 4 + 5000 });
+    await a.proc.waitForLine((l) => l.includes('node declared dead') || l.includes('"nodeId"'), 5000).catch(() => '');
+    const pub = await connect(a.port);
+    await pub.publishAsync('k/1', 'after-kill', { qos: 1 });
+    await pollUntil(() => gotC.includes('after-kill'), { what: 'C still gets messages from A' });
+    // B restarted under the same name: its previous incarnation is cleaned before it joins.
+    const b2 = await start('b', prefix);
+    await b2.proc.waitForLine((l) => l.includes('cluster: joined'), 5000);
+    const sets = await liveRouteSets(prefix);
+    assert.equal(sets.size, 3, 'a, c and the new b');
+    // A duplicate name while the holder lives is refused with a clear message.
+    const dupDir = tempDir('courier-node-dup');
+    dirs.push(dupDir);
+    const dup = group.spawn(
+      process.execPath,
+      [BIN, '--port', '0', '--ws-port', 'off', '--data-dir', dupDir, '--cluster-redis', redis.url, '--node-name', 'a'],
+      {
+        env: { ...process.env, COURIER_CLUSTER__PREFIX: prefix },
+      },
+    );
+    const exit = await dup.exited(15_000);
+    assert.notEqual(exit.code, 0);
+    assert.match(dup.stdout() + dup.stderr(), /node name "a" is in use by a live node/);
+  });
+
+  void test('Redis killed and restarted (appendfsync always): CONNECT refused meanwhile, nodes recover, no acknowledged QoS 1 message lost', async () => {
+    const prefix = 'p2:';
+    const a = await start('ra', prefix);
+    const b = await start('rb', prefix);
+    const sub = await connect(b.port, { reconnectPeriod: 0 });
+    const got = new Set<number>();
+    sub.on('message', (_t, p) => got.add(Number(p.toString())));
+    await sub.subscribeAsync('q/#', { qos: 1 });
+    await pollUntil(async () => (await liveRouteSets(prefix)).get(String(2))?.length === 1 || (await liveRouteSets(prefix)).size === 2, {
+      what: 'routes in Redis',
+    });
+    const pub = await connect(a.port, { reconnectPeriod: 0 });
+    const acked: number[] = [];
+    let running = true;
+    const publishing = (async () => {
+      for (let i = 0; running; i++) {
+        try {
+          await pub.publishAsync('q/1', String(i), { qos: 1 });
+          acked.push(i);
+        } catch {
+          break;
+        }
+      }
+    })();
+    await pollUntil(() => acked.length >= 200, { what: '200 acknowledged before the crash' });
+    await redis.kill9();
+    // While Redis is away a new client is refused: v5 CONNACK 0x88 (server unavailable).
+    await a.proc.waitForLine((l) => l.includes('Redis connection lost'), 10_000);
+    const refused = await mqtt
+      .connectAsync(`mqtt://127.0.0.1:${a.port}`, { protocolVersion: 5, reconnectPeriod: 0, connectTimeout: 5000 })
+      .then((c) => {
+        clients.push(c);
+        return 'connected';
+      })
+      .catch((err: Error) => err.message);
+    assert.notEqual(refused, 'connected');
+    await a.proc.waitForLine((l) => l.includes('"reasonCode":136') && l.includes('cluster (Redis) is unreachable'), 5000, 'CONNACK 0x88 logged');
+    const before = acked.length;
+    await redis.restart();
+    await a.proc.waitForLine((l) => l.includes('Redis connection restored'), 15_000);
+    await pollUntil(() => acked.length >= before + 200, { what: 'publishing resumed', timeoutMs: 20_000 });
+    running = false;
+    await publishing;
+    // Every acknowledged message reached the subscriber on the other node.
+    await pollUntil(() => acked.every((i) => got.has(i)), { what: 'every acknowledged message delivered', timeoutMs: 20_000 }).catch(() => undefined);
+    const lost = acked.filter((i) => !got.has(i));
+    assert.deepEqual(lost.slice(0, 10), [], `${lost.length} of ${acked.length} acknowledged messages lost`);
+  });
+});
