@@ -192,7 +192,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /** Admission at CONNECT: global and per-listener connection limits, connect rate per IP. */
-  #admit(conn: Connection): { v5: number; v3: number; reason: string } | null {
+  #admit(conn: { readonly info: ConnectionInfo }): { v5: number; v3: number; reason: string } | null {
     const limits = this.#limits;
     const policy = this.#policies.get(conn.info.listener);
     if (limits.maxConnections > 0 && this.#connections.size > limits.maxConnections) {
