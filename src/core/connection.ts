@@ -389,7 +389,18 @@ export class Connection implements ConnectionInternals {
     this.#stream.end();
   }
 
+  /**
+   * The broker has decided to close (violation, refusal, takeover, kick): read nothing more
+   * [MQTT-4.13.1-1], send what is owed, end the stream, destroy it after a grace period. A paused
+   * stream stops pulling: a TCP or TLS socket stops reading from the kernel once its readable
+   * buffer (16 KiB) is full, a WebSocket stream pauses its socket once its own is; so what the
+   * peer sends after the decision costs one socket read and a buffer (~50 KiB measured), not the
+   * grace period's bandwidth. The peer's own close goes unread too: the grace timer ends it.
+   */
   closeGracefully(): void {
+    const stream = this.#stream;
+    stream.removeListener('data', Connection.#streamData);
+    stream.pause();
     this.#output.whenDrained(() => {
       this.flush();
       this.#stream.end();
