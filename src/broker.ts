@@ -203,7 +203,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /** Admission at CONNECT: global and per-listener connection limits, connect rate per IP. */
-  #admit(conn: Connection): { v5: number; v3: number; reason: string } | null {
+  #admit(conn: { readonly info: ConnectionInfo }): { v5: number; v3: number; reason: string } | null {
     const limits = this.#limits;
     if (this.#cluster !== undefined && !this.#cluster.available) {
       return { v5: ReasonCode.ServerUnavailable, v3: ConnackReturnCode.ServerUnavailable, reason: 'the cluster (Redis) is unreachable' };

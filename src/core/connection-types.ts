@@ -35,7 +35,7 @@ export interface ConnectionContext {
   readonly topicLimits: TopicLimits;
   readonly listener: ListenerPolicy;
   /** Admission checks at CONNECT time (connection counts, connect rate); null = admitted. */
-  admit(conn: Connection): { v5: number; v3: number; reason: string } | null;
+  admit(conn: { readonly info: ConnectionInfo }): { v5: number; v3: number; reason: string } | null;
   /** Server redirection in force (operator draining this broker), if any. */
   redirect(): { serverReference: string; permanent: boolean } | undefined;
   /** Enhanced authentication methods (5.0 §4.12) by name. */

@@ -6,15 +6,42 @@
  * QoS 1 round trip proves after every case.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
 import type { ProtocolVersion } from '../../src/protocol/constants.js';
 import { encode } from '../../src/protocol/encoder.js';
 import type { PublishPacket } from '../../src/protocol/packets.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { RawClient } from '../helpers/raw-client.js';
-import { connect, connectFull, destroyAll, track } from '../helpers/spec.js';
+import { brokerEvent, connect, connectFull, destroyAll, track } from '../helpers/spec.js';
 
 const MAX_PACKET = 1024;
+/** The broker's close grace (CLOSE_GRACE_MS in src/core/connection.ts). */
+const CLOSE_GRACE_MS = 2_000;
+const KiB = 1024;
+const MiB = 1024 * KiB;
+/** What a closing connection may still read after the decision: Node's readable buffer and one read, with room to spare. */
+const READ_AFTER_BOUND = 256 * KiB;
+/** How much a flooding client writes at most (the old behaviour read all of it within the grace). */
+const FLOOD_LIMIT = 64 * MiB;
+
+/** Writes junk as fast as the socket takes it, up to FLOOD_LIMIT, until it closes. */
+function flood(socket: Socket): void {
+  const chunk = Buffer.alloc(64 * KiB, 0x61);
+  let written = 0;
+  const pump = (): void => {
+    while (!socket.destroyed && !socket.writableEnded && written < FLOOD_LIMIT) {
+      written += chunk.length;
+      if (!socket.write(chunk)) {
+        socket.once('drain', pump);
+        return;
+      }
+    }
+  };
+  pump();
+}
+
 let pid = 0;
 const nextPid = (): number => (pid = (pid % 0xffff) + 1);
 
@@ -40,9 +67,18 @@ for (const version of [4, 5] as const) {
     let b: TestBroker;
     let bystander: RawClient;
     let rounds = 0;
+    /** A TCP front that hands its sockets to the broker (broker.handle), so a test can see the server side of a connection. */
+    let front: Server;
+    const fronted = new Map<number, Socket>();
 
     before(async () => {
       b = await startBroker({ mqtt: { maxPacketSize: MAX_PACKET } });
+      front = createServer((socket) => {
+        fronted.set(socket.remotePort!, socket);
+        b.broker.handle(socket, { transport: 'tcp', listener: 'front', remoteAddress: socket.remoteAddress, remotePort: socket.remotePort });
+      });
+      front.listen(0, '127.0.0.1');
+      await once(front, 'listening');
       const r = await RawClient.connect(b.port, { protocolVersion: version, clientId: `bystander-${version}` });
       bystander = r.client;
       bystander.socket.setNoDelay(true);
@@ -61,6 +97,7 @@ for (const version of [4, 5] as const) {
     });
     after(async () => {
       if (!bystander.isClosed) await bystander.disconnect();
+      front.close();
       await b.close();
     });
 
@@ -152,6 +189,38 @@ for (const version of [4, 5] as const) {
       claim.sendRaw('30 d0 0f'); // Remaining Length 2000, no body: judged on the header alone
       await expectClosed(claim, version, 0x95);
       await roundTrip();
+    });
+
+    void it(`${CLOSE} once the broker has decided to close a connection (an oversize Remaining Length, a malformed packet) it reads no more: of a continuous stream sent after the offending bytes at most ${READ_AFTER_BOUND / KiB} KiB is read after the decision${v5 ? ' (the DISCONNECT)' : ''}, and the connection is closed within the grace; others carry on`, async () => {
+      const frontPort = (front.address() as AddressInfo).port;
+      for (const [what, bytes, code] of [
+        ['oversize', '30 ff ff ff 7f', 0x95], // a PUBLISH claiming 268,435,455 bytes
+        ['malformed', '36', 0x81], // a PUBLISH with QoS 3 [MQTT-3.3.1-4]
+      ] as const) {
+        const c = track(await RawClient.open(frontPort, version));
+        const clientId = `flood-${what}-${version}`;
+        assert.equal((await c.handshake({ clientId })).reasonCode, 0);
+        const server = fronted.get(c.socket.localPort!);
+        assert.ok(server !== undefined, 'the server side of the connection');
+        const serverClosed = once(server, 'close');
+        let readAtDecision = -1;
+        const decided = brokerEvent(b.broker, 'clientDisconnect', (client) => {
+          if (client.clientId !== clientId) return false;
+          readAtDecision = server.bytesRead;
+          return true;
+        });
+        c.sendRaw(bytes);
+        flood(c.socket);
+        await decided;
+        const decidedAt = Date.now();
+        await expectClosed(c, version, code);
+        await serverClosed;
+        const closedAfter = Date.now() - decidedAt;
+        const readAfter = server.bytesRead - readAtDecision;
+        assert.ok(readAfter <= READ_AFTER_BOUND, `${what}: ${(readAfter / KiB).toFixed(0)} KiB read after the decision`);
+        assert.ok(closedAfter <= CLOSE_GRACE_MS + 1_000, `${what}: closed ${closedAfter} ms after the decision`);
+        await roundTrip();
+      }
     });
 
     void it(`[MQTT-3.1.2-8] a connection that ends in the middle of a packet: the partial packet is dropped, the will is published; others carry on`, async () => {

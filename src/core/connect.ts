@@ -1,0 +1,310 @@
+/**
+ * CONNECT, enhanced authentication (AUTH) and DISCONNECT from the client: the start and the
+ * orderly end of a connection's session. Functions of the connection (connection-internals.ts).
+ */
+import { isUtf8 } from 'node:buffer';
+import { ConnackReturnCode, MAX_PACKET_SIZE, ReasonCode, type QoS } from '../protocol/constants.js';
+import { encode } from '../protocol/encoder.js';
+import { ProtocolError } from '../protocol/errors.js';
+import type { AuthPacket, ConnectPacket, DisconnectPacket, Packet, Properties } from '../protocol/packets.js';
+import { checkTopicName } from '../topics/index.js';
+import type { AuthenticationRequest, AuthenticationResult } from '../security/types.js';
+import { NEVER_EXPIRES } from './broker-core.js';
+import { createMessage } from './message.js';
+import { Phase, type ConnectionInternals } from './connection-internals.js';
+import type { Will } from './session.js';
+
+/** A CONNECT that passed its checks, waiting for authentication. */
+export interface ConnectPlan {
+  readonly p: ConnectPacket;
+  readonly clientId: string;
+  readonly assignedId: string | undefined;
+  readonly keepAlive: number;
+  readonly serverKeepAlive: number | undefined;
+  readonly will: Will | undefined;
+}
+
+let assigned = 0;
+function assignClientId(): string {
+  assigned = (assigned + 1) % 0x100000000;
+  return `courier-${process.pid.toString(36)}-${Date.now().toString(36)}-${assigned.toString(36)}`;
+}
+
+function connack(c: ConnectionInternals, code: number, sessionPresent: boolean, properties?: Properties): void {
+  const packet: Packet = { type: 'connack', sessionPresent, reasonCode: code };
+  if (properties !== undefined && c.version === 5) packet.properties = properties;
+  c.write(encode(packet, c.version));
+}
+
+/** Refuses a CONNECT: CONNACK with the v5 reason code or the v3 return code, then close [MQTT-3.2.2-6]. */
+function refuse(c: ConnectionInternals, v5Code: number, v3Code: number, reason: string, extra?: Properties): void {
+  c.log.warn({ remote: c.remote(), reasonCode: v5Code }, `connection refused: ${reason}`);
+  c.closeReason = `refused: ${reason}`;
+  connack(c, c.version === 5 ? v5Code : v3Code, false, { reasonString: reason, ...extra });
+  // [MQTT-3.1.4-5] nothing the client sent after a refused CONNECT is processed.
+  c.end();
+  c.closeGracefully();
+}
+
+export function onConnect(c: ConnectionInternals, p: ConnectPacket): void {
+  const ctx = c.ctx;
+  const mqtt = c.core.mqtt;
+  c.version = p.protocolVersion;
+  const v5 = p.protocolVersion === 5;
+  const props = p.properties;
+  let clientId = p.clientId;
+  let assignedId: string | undefined;
+
+  const redirect = ctx.redirect();
+  if (redirect !== undefined) {
+    // 5.0 §4.11 Server redirection: CONNACK 0x9C / 0x9D with Server Reference; 3.1.1 has only 0x03.
+    return refuse(c, redirect.permanent ? ReasonCode.ServerMoved : ReasonCode.UseAnotherServer, ConnackReturnCode.ServerUnavailable, 'use another server', {
+      serverReference: redirect.serverReference,
+    });
+  }
+  const method = props?.authenticationMethod;
+  if (method !== undefined && ctx.enhancedAuth[method] === undefined) {
+    return refuse(c, ReasonCode.BadAuthenticationMethod, ConnackReturnCode.NotAuthorized, `authentication method ${JSON.stringify(method)} is not supported`);
+  }
+  if (clientId.length === 0) {
+    // [MQTT-3.1.3-8] 3.1.1: a zero-length id needs Clean Session 1; 5.0 always gets one assigned [MQTT-3.1.3-6].
+    if (!mqtt.allowEmptyClientId || (!v5 && !p.clean)) {
+      return refuse(c, ReasonCode.ClientIdentifierNotValid, ConnackReturnCode.IdentifierRejected, 'an empty client identifier needs Clean Session 1');
+    }
+    clientId = assignClientId();
+    if (v5) assignedId = clientId;
+  } else if (clientId.length > mqtt.maxClientIdLength) {
+    return refuse(c, ReasonCode.ClientIdentifierNotValid, ConnackReturnCode.IdentifierRejected, `client identifier longer than ${mqtt.maxClientIdLength}`);
+  }
+
+  let keepAlive = p.keepAlive;
+  let serverKeepAlive: number | undefined;
+  if (mqtt.maxKeepAlive > 0 && (keepAlive === 0 || keepAlive > mqtt.maxKeepAlive)) {
+    // 5.0 tells the client the value to use [MQTT-3.2.2-21]; 3.1.1 has no way to, so it is refused.
+    if (!v5) return refuse(c, 0, ConnackReturnCode.IdentifierRejected, `keep alive ${keepAlive} exceeds the maximum of ${mqtt.maxKeepAlive}`);
+    keepAlive = mqtt.maxKeepAlive;
+    serverKeepAlive = keepAlive;
+  }
+
+  let will: Will | undefined;
+  if (p.will !== undefined) {
+    const w = p.will;
+    const bad = checkTopicName(w.topic);
+    if (bad !== null) return refuse(c, ReasonCode.TopicNameInvalid, ConnackReturnCode.IdentifierRejected, `will topic: ${bad}`);
+    // [MQTT-3.2.2-12] / [MQTT-3.2.2-13]: a will the server cannot honour is refused (5.0); 3.1.1 clips it.
+    if (w.qos > mqtt.maximumQoS && v5) return refuse(c, ReasonCode.QoSNotSupported, 0, `will QoS ${w.qos} exceeds the maximum QoS ${mqtt.maximumQoS}`);
+    if (w.retain && !mqtt.retainAvailable && v5) return refuse(c, ReasonCode.RetainNotSupported, 0, 'retained wills are not supported');
+    const qos = (w.qos > mqtt.maximumQoS ? mqtt.maximumQoS : w.qos) as QoS;
+    if (w.properties?.payloadFormatIndicator === 1 && !isUtf8(w.payload)) {
+      return refuse(c, ReasonCode.PayloadFormatInvalid, 0, 'will payload is not UTF-8 although its format indicator says so');
+    }
+    will = {
+      message: createMessage(w.topic, w.payload, qos, w.retain && mqtt.retainAvailable, w.properties, clientId, Date.now()),
+      delaySeconds: w.properties?.willDelayInterval ?? 0,
+    };
+  }
+
+  const admission = ctx.admit(c);
+  if (admission !== null) {
+    ctx.counters.connectionsRefused++;
+    return refuse(c, admission.v5, admission.v3, admission.reason);
+  }
+  const info = c.info;
+  const req: AuthenticationRequest = {
+    clientId,
+    username: p.username,
+    password: p.password,
+    protocolVersion: p.protocolVersion,
+    transport: info.transport,
+    listener: info.listener,
+    remoteAddress: info.remoteAddress,
+  };
+  if (info.certificate !== undefined) req.certificate = info.certificate;
+  const plan: ConnectPlan = { p, clientId, assignedId, keepAlive, serverKeepAlive, will };
+  if (method !== undefined) {
+    // 5.0 §4.12 enhanced authentication: the exchange decides instead of the authenticators.
+    const conversation = ctx.enhancedAuth[method]!({ ...req, method, reauthenticate: false });
+    c.auth = { method, conversation, plan };
+    authStep(c, props?.authenticationData);
+    return;
+  }
+  c.after(ctx.security.authenticate(req, ctx.listener.loopback), (result) => authenticated(c, plan, result));
+}
+
+/** AUTH from the client: the next step of a running exchange, or 0x19 re-authentication [MQTT-4.12.1-1]. */
+export function onAuth(c: ConnectionInternals, p: AuthPacket): void {
+  const method = p.properties?.authenticationMethod;
+  const code = p.reasonCode ?? 0;
+  const current = c.auth;
+  if (current !== undefined) {
+    // The method stays the same for the whole exchange [MQTT-4.12.0-5]; the client continues with 0x18 [MQTT-4.12.0-3].
+    if (method !== current.method || code !== ReasonCode.ContinueAuthentication) {
+      throw new ProtocolError(
+        `AUTH with method ${JSON.stringify(method)} and reason 0x${code.toString(16)} during a ${JSON.stringify(current.method)} exchange`,
+        method !== current.method ? '[MQTT-4.12.0-5]' : '[MQTT-4.12.0-3]',
+      );
+    }
+    authStep(c, p.properties?.authenticationData);
+    return;
+  }
+  if (c.phase !== Phase.Connected || c.authMethod === undefined) {
+    throw new ProtocolError('AUTH without an Authentication Method in CONNECT', '[MQTT-4.12.0-7]');
+  }
+  if (code !== ReasonCode.ReAuthenticate || method !== c.authMethod) {
+    throw new ProtocolError('re-authentication must use AUTH 0x19 with the method of the CONNECT', '[MQTT-4.12.1-1]');
+  }
+  const info = c.info;
+  const req: AuthenticationRequest = {
+    clientId: c.client!.clientId,
+    username: c.username,
+    password: undefined,
+    protocolVersion: 5,
+    transport: info.transport,
+    listener: info.listener,
+    remoteAddress: info.remoteAddress,
+  };
+  c.auth = { method, conversation: c.ctx.enhancedAuth[method]!({ ...req, method, reauthenticate: true }), plan: undefined };
+  authStep(c, p.properties?.authenticationData);
+}
+
+function authStep(c: ConnectionInternals, data: Buffer | undefined): void {
+  const auth = c.auth!;
+  c.after(auth.conversation.step(data), (step) => {
+    if (step.continue) {
+      const properties: Properties = { authenticationMethod: auth.method };
+      if (step.data !== undefined) properties.authenticationData = step.data;
+      c.write(encode({ type: 'auth', reasonCode: ReasonCode.ContinueAuthentication, properties }, 5));
+      return;
+    }
+    c.auth = undefined;
+    const extra: Properties = { authenticationMethod: auth.method };
+    if (step.data !== undefined) extra.authenticationData = step.data;
+    if (auth.plan !== undefined) {
+      c.authMethod = auth.method;
+      authenticated(c, auth.plan, step.result, extra);
+      return;
+    }
+    // Re-authentication: AUTH 0x00 on success; on failure DISCONNECT [MQTT-4.12.1-2].
+    if (step.result.ok) {
+      c.write(encode({ type: 'auth', reasonCode: 0, properties: extra }, 5));
+      return;
+    }
+    c.ctx.counters.authenticationFailures++;
+    c.serverDisconnect(step.result.reasonCode ?? ReasonCode.NotAuthorized, step.result.reason ?? 're-authentication failed', true);
+  });
+}
+
+function authenticated(c: ConnectionInternals, plan: ConnectPlan, result: AuthenticationResult, authProps?: Properties): void {
+  const { p, clientId, assignedId, keepAlive, serverKeepAlive, will } = plan;
+  const ctx = c.ctx;
+  const core = c.core;
+  const mqtt = core.mqtt;
+  const v5 = p.protocolVersion === 5;
+  const props = p.properties;
+  if (!result.ok) {
+    ctx.counters.authenticationFailures++;
+    // v5 0x86/0x87 (or the hook's code); 3.1.1 0x04 for bad credentials, 0x05 otherwise.
+    const code = result.reasonCode ?? ReasonCode.BadUserNameOrPassword;
+    const v3 =
+      code === ReasonCode.BadUserNameOrPassword
+        ? ConnackReturnCode.BadUserNameOrPassword
+        : code === ReasonCode.UseAnotherServer || code === ReasonCode.ServerMoved
+          ? ConnackReturnCode.ServerUnavailable
+          : ConnackReturnCode.NotAuthorized;
+    const extra: Properties = { ...authProps };
+    if (result.serverReference !== undefined) extra.serverReference = result.serverReference;
+    return refuse(c, code, v3, result.reason ?? (code === ReasonCode.BadUserNameOrPassword ? 'bad user name or password' : 'not authorized'), extra);
+  }
+  // The identity: what the authenticator says, else the CONNECT user name it accepted.
+  const username = 'username' in result ? result.username : p.username;
+  c.username = username;
+  if (ctx.security.options.sessionOwnership === true) {
+    const existing = core.sessions.get(clientId);
+    // Neither resuming nor (Clean Start) discarding another user's session, live or not.
+    if (existing !== undefined && existing.owner !== undefined && existing.owner !== username) {
+      return refuse(c, ReasonCode.NotAuthorized, ConnackReturnCode.NotAuthorized, 'the session belongs to another user');
+    }
+  }
+
+  // Accepted.
+  const now = Date.now();
+  c.phase = Phase.Connected;
+  c.keepAliveMs = keepAlive * 1000;
+  c.sendQuota = Math.min(props?.receiveMaximum ?? 65535, core.limits.maxInflight);
+  if (props?.maximumPacketSize !== undefined) c.clientMaxPacket = props.maximumPacketSize;
+  if (v5 && (props?.topicAliasMaximum ?? 0) > 0 && mqtt.outboundTopicAliases) {
+    c.outAliasMax = props!.topicAliasMaximum!;
+    c.outAliases = new Map();
+    c.outAliasTopics = [];
+  }
+
+  const requestedExpiry = v5 ? (props?.sessionExpiryInterval ?? 0) : p.clean ? 0 : NEVER_EXPIRES;
+  const expiry = Math.min(requestedExpiry, mqtt.maxSessionExpiryInterval);
+  const { session, present } = core.openSession(clientId, p.clean);
+  session.expiryInterval = expiry;
+  session.will = will;
+  session.owner = username;
+  c.session = session;
+  const info = c.info;
+  const client = {
+    clientId,
+    protocolVersion: p.protocolVersion,
+    username: username ?? p.username,
+    transport: info.transport,
+    remoteAddress: info.remoteAddress,
+    remotePort: info.remotePort,
+  };
+  c.client = client;
+  core.live.set(clientId, c);
+
+  let ackProps: Properties | undefined;
+  if (v5) {
+    ackProps = {
+      receiveMaximum: mqtt.receiveMaximum,
+      retainAvailable: mqtt.retainAvailable ? 1 : 0,
+      maximumPacketSize: mqtt.maxPacketSize,
+      topicAliasMaximum: mqtt.topicAliasMaximum,
+      wildcardSubscriptionAvailable: mqtt.wildcardSubscriptionAvailable ? 1 : 0,
+      subscriptionIdentifiersAvailable: mqtt.subscriptionIdentifiersAvailable ? 1 : 0,
+      sharedSubscriptionAvailable: mqtt.sharedSubscriptionAvailable ? 1 : 0,
+    };
+    if (authProps !== undefined) Object.assign(ackProps, authProps);
+    // [MQTT-3.2.2-9] Maximum QoS is sent only when below 2.
+    if (mqtt.maximumQoS < 2) ackProps.maximumQoS = mqtt.maximumQoS;
+    if (assignedId !== undefined) ackProps.assignedClientIdentifier = assignedId;
+    if (serverKeepAlive !== undefined) ackProps.serverKeepAlive = serverKeepAlive;
+    if (expiry !== requestedExpiry) ackProps.sessionExpiryInterval = expiry;
+    // 5.0 §3.1.2.11.7 / §3.2.2.3.15: Response Information only when asked for and configured.
+    if (props?.requestResponseInformation === 1 && mqtt.responseInformation !== '') {
+      ackProps.responseInformation = mqtt.responseInformation.replace(/%c/g, clientId);
+    }
+    if (mqtt.maxPacketSize >= MAX_PACKET_SIZE) delete ackProps.maximumPacketSize;
+  }
+  // [MQTT-3.2.2-2] / [MQTT-3.2.2-3] Session Present.
+  connack(c, 0, present, ackProps);
+  // Keep alive is checked by the sweep; without one the connection leaves it.
+  if (keepAlive === 0) ctx.sweeper.remove(c);
+  c.log.info(
+    { clientId, remote: c.remote(), transport: info.transport, version: p.protocolVersion, clean: p.clean, keepAlive, sessionPresent: present },
+    'client connected',
+  );
+  c.observer.connected(client, present);
+  core.connected(session);
+  session.attach(c, now);
+}
+
+export function onDisconnect(c: ConnectionInternals, p: DisconnectPacket): void {
+  const session = c.session!;
+  const expiry = p.properties?.sessionExpiryInterval;
+  if (expiry !== undefined) {
+    // [MQTT-3.14.2-2] a session that was to end at disconnect cannot be made to last.
+    if (session.expiryInterval === 0 && expiry !== 0) {
+      throw new ProtocolError('DISCONNECT sets a Session Expiry Interval although CONNECT had 0', '[MQTT-3.14.2-2]');
+    }
+    session.expiryInterval = Math.min(expiry, c.core.mqtt.maxSessionExpiryInterval);
+  }
+  // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; 5.0 0x04 asks for it to be sent.
+  if (p.reasonCode !== ReasonCode.DisconnectWithWillMessage) session.will = undefined;
+  c.closeReason = p.reasonCode === undefined || p.reasonCode === 0 ? 'client disconnected' : `client disconnected with reason 0x${p.reasonCode.toString(16)}`;
+  c.endByClient();
+}
