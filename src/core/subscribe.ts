@@ -57,21 +57,22 @@ export function onSubscribe(c: ConnectionInternals, p: SubscribePacket): void {
     codes.push(code);
   }
   const security = ctx.security;
-  if (!security.authorizes || asks.length === 0) {
-    subscribe(
-      c,
-      p,
-      codes,
-      asks.map(() => ALLOWED),
-      subId,
-    );
-    return;
+  let decisions: Array<Decision | Promise<Decision>>;
+  if (!security.authorizes || asks.length === 0) decisions = asks.map(() => ALLOWED);
+  else {
+    decisions = asks.map((i) => {
+      const s = p.subscriptions[i]!;
+      return security.authorize({ action: 'subscribe', clientId: session.clientId, username: c.username, topic: s.topicFilter, qos: s.qos, retain: false });
+    });
   }
-  const decisions = asks.map((i) => {
-    const s = p.subscriptions[i]!;
-    return security.authorize({ action: 'subscribe', clientId: session.clientId, username: c.username, topic: s.topicFilter, qos: s.qos, retain: false });
-  });
-  const all = decisions.some(isPromise) ? Promise.all(decisions) : (decisions as Decision[]);
+  let all: Decision[] | Promise<Decision[]> = decisions.some(isPromise) ? Promise.all(decisions) : (decisions as Decision[]);
+  // In a cluster, retained changes acknowledged on any node before this SUBSCRIBE are applied
+  // here before it is answered (read-your-writes; null when there is nothing to wait for).
+  const barrier = asks.length > 0 && p.subscriptions.some((s) => s.retainHandling !== 2) ? c.core.retainedBarrier() : null;
+  if (barrier !== null) {
+    const decided = all;
+    all = barrier.then(() => decided);
+  }
   c.after(all, (ds) => subscribe(c, p, codes, ds, subId));
 }
 

@@ -152,23 +152,36 @@ void describe('cluster: routing across nodes', redisServerGate(), () => {
 
   void test('retained read-your-writes: SUBSCRIBE on B right after PUBACK on A always gets it (10,000 trials)', async () => {
     const [a, b] = await cluster(2);
-    const pub = await connect(a!.port);
-    const sub = await connect(b!.port);
+    // Ten publisher/subscriber pairs run side by side (1,000 trials each by default). A standing
+    // subscriber keeps B's interest in each pair's filter, so a trial's SUBSCRIBE changes no route
+    // and nothing but the read-your-writes barrier makes B wait for the retained log.
+    const PAIRS = 10;
     const TRIALS = Number(process.env.COURIER_RYW_TRIALS ?? 10_000);
-    let received = new Set<string>();
-    sub.on('message', (topic, _payload, packet) => {
-      if (packet.retain) received.add(topic);
-    });
+    const standing = await connect(b!.port);
+    for (let p = 0; p < PAIRS; p++) await standing.subscribeAsync(`ryw/${p}/#`, { qos: 0 });
+    await routesSettled([a!.broker], () => PAIRS);
     let misses = 0;
-    for (let i = 0; i < TRIALS; i++) {
-      const topic = `ryw/${i}`;
-      await pub.publishAsync(topic, `v${i}`, { qos: 1, retain: true });
-      await sub.subscribeAsync(topic, { qos: 0 });
-      // Retained messages leave before any later answer on the same connection: by UNSUBACK it is here or missed.
-      await sub.unsubscribeAsync(topic);
-      if (!received.has(topic)) misses++;
-      if (received.size > 1000) received = new Set();
-    }
+    await Promise.all(
+      Array.from({ length: PAIRS }, async (_, p) => {
+        const pub = await connect(a!.port);
+        const sub = await connect(b!.port);
+        const filter = `ryw/${p}/#`;
+        let received = new Set<string>();
+        sub.on('message', (topic, payload, packet) => {
+          if (packet.retain && payload.length > 0) received.add(topic);
+        });
+        for (let i = p; i < TRIALS; i += PAIRS) {
+          const topic = `ryw/${p}/${i}`;
+          await pub.publishAsync(topic, `v${i}`, { qos: 1, retain: true });
+          await sub.subscribeAsync(filter, { qos: 0 });
+          // Retained messages leave before any later answer on the same connection: by UNSUBACK it is here or missed.
+          await sub.unsubscribeAsync(filter);
+          if (!received.has(topic)) misses++;
+          if (received.size > 1000) received = new Set();
+          await pub.publishAsync(topic, '', { qos: 1, retain: true });
+        }
+      }),
+    );
     assert.equal(misses, 0, `${misses} of ${TRIALS} immediate subscriptions missed the retained message`);
   });
 
