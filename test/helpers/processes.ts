@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after } from 'node:test';
 
 const running = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
@@ -101,6 +102,13 @@ export interface TrackedProcess {
 /** The processes one test file (or one helper) started; killAll() stops exactly those. */
 export class ProcessGroup {
   private readonly mine = new Set<TrackedProcess>();
+
+  /** A group whose processes are SIGKILLed in an after() hook of the current suite (or file). */
+  static scoped(): ProcessGroup {
+    const group = new ProcessGroup();
+    after(() => group.killAll());
+    return group;
+  }
 
   spawn(command: string, args: readonly string[], options: SpawnOptions = {}): TrackedProcess {
     hookExit();
