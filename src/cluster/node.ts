@@ -62,14 +62,21 @@ export class ClusterNode implements ClusterLink {
   readonly #groupTurn = new Map<string, number>();
   readonly #groupScratch = new Map<number, string[]>();
   #flushScheduled = false;
-  /** The newest write in flight; Redis answers a connection's commands in order. */
-  #inflight: Promise<void> | null = null;
+  /** Writes queued so far (ClusterLink.writes), the last one sent, and the last one Redis accepted. */
+  writes = 0;
+  #sent = 0;
+  #confirmed = 0;
+  /** Pipelines in flight, oldest first, each with the last write number it carries. */
+  readonly #flights: Array<{ upTo: number; done: Promise<void> }> = [];
   #joined = false;
   #available = false;
   #connectedAt = 0;
   #stopping = false;
   #heartbeat: NodeJS.Timeout | undefined = undefined;
   #totals: Record<string, number> = {};
+  /** A heartbeat in flight and when it was sent (an unanswered one means Redis is unreachable). */
+  #beatPending = false;
+  #beatSentAt = 0;
   #liveNodes = 0;
 
   constructor(options: ClusterOptions, core: ClusterCore, log: Logger, localStats: () => Record<string, number>) {
@@ -181,7 +188,7 @@ export class ClusterNode implements ClusterLink {
     await this.#tail.stop();
     try {
       this.#flush();
-      if (this.#inflight !== null) await this.#inflight.catch(() => {});
+      await Promise.all(this.#flights.map((f) => f.done.catch(() => {})));
       if (this.#joined && this.#available) {
         await this.#dead(this.nid, true);
         const k = this.keys;
@@ -223,7 +230,16 @@ export class ClusterNode implements ClusterLink {
   }
 
   async #beat(): Promise<void> {
-    if (!this.#available || this.#stopping) return;
+    if (this.#stopping) return;
+    if (this.#beatPending) {
+      // A connection that stays open but answers nothing (a network partition, a frozen Redis)
+      // never closes by itself: after two heartbeats without a reply it counts as lost.
+      if (this.#available && Date.now() - this.#beatSentAt > this.options.heartbeatMs * 2) this.#unresponsive();
+      return;
+    }
+    if (!this.#available) return;
+    this.#beatPending = true;
+    this.#beatSentAt = Date.now();
     try {
       const had = await this.#beatOnce();
       if (had < 0) {
@@ -237,7 +253,21 @@ export class ClusterNode implements ClusterLink {
       await this.#tail.checkGaps();
     } catch (err) {
       if (!this.#stopping) this.#log.warn({ err: String(err) }, 'cluster: heartbeat failed');
+    } finally {
+      this.#beatPending = false;
     }
+  }
+
+  #unresponsive(): void {
+    this.#available = false;
+    this.counters.redisDisconnects++;
+    this.#log.error(
+      { redis: redact(this.options.redis), waitedMs: Date.now() - this.#beatSentAt },
+      'cluster: Redis is not answering; acknowledgements are held and new connections refused until it is back',
+    );
+    // New connections for both; commands still unanswered are sent again on the new one.
+    this.#redis.disconnect(true);
+    this.#tail.reconnect();
   }
 
   /** Declares dead every node whose lease lapsed (decided by Redis, idempotent, any node may run it). */
@@ -291,6 +321,8 @@ export class ClusterNode implements ClusterLink {
   #back(): void {
     if (this.#available || this.#stopping || !this.#joined) return;
     this.#connectedAt = Date.now();
+    // A heartbeat sent before the outage is answered on the new connection: its clock restarts now.
+    this.#beatSentAt = this.#connectedAt;
     this.#available = true;
     this.#log.info({ redis: redact(this.options.redis) }, 'cluster: Redis connection restored; resynchronising routes and retained messages');
     void (async () => {
@@ -318,6 +350,7 @@ export class ClusterNode implements ClusterLink {
     if ((on && n === 1) || (!on && n === 0)) {
       if (this.#routeOps.get(filter) === !on) this.#routeOps.delete(filter);
       else this.#routeOps.set(filter, on);
+      this.writes++;
       if (this.#joined) this.#schedule();
     }
   }
@@ -369,18 +402,22 @@ export class ClusterNode implements ClusterLink {
       this.#batches.set(nid, w);
     }
     this.counters.forwardedOut++;
+    this.writes++;
     this.#schedule();
     return w;
   }
 
   retain(m: Message): void {
+    this.writes++;
     this.#retains.push(m);
     this.#schedule();
   }
 
-  commitPoint(): Promise<void> | null {
-    this.#flush();
-    return this.#inflight;
+  commitPoint(upTo: number): Promise<void> | null {
+    if (upTo <= this.#confirmed) return null;
+    if (upTo > this.#sent) this.#flush();
+    for (const f of this.#flights) if (f.upTo >= upTo) return f.done;
+    return null;
   }
 
   retainedBarrier(): Promise<void> | null {
@@ -403,7 +440,10 @@ export class ClusterNode implements ClusterLink {
     const hasRetains = this.#retains.length > 0;
     let hasBatches = false;
     for (const w of this.#batches.values()) if (w.count > 0) hasBatches = true;
-    if (!hasRoutes && !hasRetains && !hasBatches) return;
+    if (!hasRoutes && !hasRetains && !hasBatches) {
+      this.#sent = this.writes;
+      return;
+    }
     const k = this.keys;
     const p = this.#redis.pipeline();
     const forwardCalls: Array<{ index: number; nid: number; count: number }> = [];
@@ -441,6 +481,8 @@ export class ClusterNode implements ClusterLink {
       index++;
       w.reset();
     }
+    const upTo = this.writes;
+    this.#sent = upTo;
     const done = p.exec().then((results) => {
       if (results === null) throw new Error('cluster write: no reply');
       for (const { index: i, count } of forwardCalls) {
@@ -456,17 +498,22 @@ export class ClusterNode implements ClusterLink {
         throw err;
       }
     });
-    const settled = done.then(
+    const flight = { upTo, done };
+    this.#flights.push(flight);
+    const settle = (): void => {
+      const i = this.#flights.indexOf(flight);
+      if (i >= 0) this.#flights.splice(i, 1);
+    };
+    done.then(
       () => {
-        if (this.#inflight === settled) this.#inflight = null;
+        if (upTo > this.#confirmed) this.#confirmed = upTo;
+        settle();
       },
       (err: unknown) => {
-        if (this.#inflight === settled) this.#inflight = null;
-        throw err;
+        settle();
+        this.#log.error({ err: String(err) }, 'cluster: write to Redis failed');
       },
     );
-    this.#inflight = settled;
-    settled.catch((err: unknown) => this.#log.error({ err: String(err) }, 'cluster: write to Redis failed'));
   }
 
   /** Writes every filter this node has interest in as its whole route set (join, lapsed lease). */

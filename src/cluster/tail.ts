@@ -80,6 +80,12 @@ export class Tail {
     await this.#bootstrap();
   }
 
+  /** Drops the blocking connection for a new one (it may hang on a dead link); positions are kept. */
+  reconnect(): void {
+    this.#gen++;
+    this.#blk.disconnect(true);
+  }
+
   async stop(): Promise<void> {
     this.#running = false;
     this.#gen++;

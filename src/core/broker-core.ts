@@ -225,13 +225,16 @@ export class BrokerCore {
     pending.length = 0;
   }
 
-  /** Resolves when every store write so far is committed; null when nothing is outstanding. */
-  commitPoint(): Promise<void> | null {
+  /**
+   * Resolves when every store write so far is committed, and (in a cluster) the cluster writes
+   * up to `clusterMark` are accepted; null when nothing is outstanding.
+   */
+  commitPoint(clusterMark = 0): Promise<void> | null {
     this.#flushJournal();
     const stored = this.#store.commitPoint();
     const link = this.cluster;
-    if (link === undefined) return stored;
-    const clustered = link.commitPoint();
+    if (link === undefined || clusterMark === 0) return stored;
+    const clustered = link.commitPoint(clusterMark);
     if (clustered === null) return stored;
     return stored === null ? clustered : Promise.all([stored, clustered]).then(() => undefined);
   }

@@ -18,8 +18,17 @@ export interface ClusterLink {
   interest(filter: string, on: boolean): void;
   /** A retained message was set (or, with an empty payload, deleted) on this node. */
   retain(m: Message): void;
-  /** Pending cluster writes as a commit point (null = nothing outstanding); see Store.commitPoint. */
-  commitPoint(): Promise<void> | null;
+  /**
+   * Cluster writes queued so far (forwards, retained and route changes), a running count. A
+   * connection notes it after the packet whose acknowledgement depends on them.
+   */
+  readonly writes: number;
+  /**
+   * Resolves once the cluster writes up to number `upTo` are accepted by the cluster (null when
+   * they are); see Store.commitPoint. Only acknowledgements that depend on cluster writes wait:
+   * other output (QoS 0 deliveries, PINGRESP) never waits for Redis.
+   */
+  commitPoint(upTo: number): Promise<void> | null;
   /**
    * Resolves once this node has applied every retained change acknowledged anywhere in the
    * cluster before the call (read-your-writes for SUBSCRIBE); null when nothing to wait for.

@@ -49,6 +49,8 @@ export interface ConnectionInternals extends Outlet, LiveConnection, Sweepable {
   username: string | undefined;
   /** The client's Maximum Packet Size [MQTT-3.1.2-24]. */
   clientMaxPacket: number;
+  /** Cluster writes (ClusterLink.writes) this connection's next acknowledgements depend on; 0 = none. */
+  clusterMark: number;
   keepAliveMs: number;
   auth: AuthExchange | undefined;
   /** The Authentication Method of the accepted CONNECT (re-authentication must use it). */

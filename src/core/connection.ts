@@ -66,6 +66,7 @@ export class Connection implements ConnectionInternals {
   outAliases: Map<string, number> | undefined = undefined;
   outAliasTopics: Array<string | undefined> | undefined = undefined;
   outAliasNext = 0;
+  clusterMark = 0;
   rateWindow = 0;
   rateCount = 0;
   rateBytes = 0;
@@ -132,7 +133,7 @@ export class Connection implements ConnectionInternals {
 
   /** The store's pending commit (Output waits for it before acknowledging). */
   commitPoint(): Promise<void> | null {
-    return this.core.commitPoint();
+    return this.core.commitPoint(this.clusterMark);
   }
 
   /** The store could not commit what this connection was about to acknowledge. */

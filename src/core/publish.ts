@@ -122,6 +122,8 @@ function route(c: ConnectionInternals, p: PublishPacket, topic: string, decision
   }
   const routed = core.publish(m, session.clientId);
   if (p.qos === 0) return;
+  // In a cluster the acknowledgement waits until the forwards (and retained change) are accepted.
+  if (core.cluster !== undefined) c.clusterMark = core.cluster.writes;
   const code = routed === 0 ? ReasonCode.NoMatchingSubscribers : 0;
   if (p.qos === 1) ack(c, 'puback', id, code);
   else {

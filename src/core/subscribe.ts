@@ -112,6 +112,8 @@ function subscribe(c: ConnectionInternals, p: SubscribePacket, codes: number[], 
     granted.push({ sub, isNew: !existed });
     codes[i] = qos;
   }
+  // In a cluster the SUBACK waits until the new routes are accepted (then they replicate at once).
+  if (core.cluster !== undefined) c.clusterMark = core.cluster.writes;
   // [MQTT-3.8.4-1] SUBACK with the same packet id, one code per filter [MQTT-3.8.4-6].
   c.write(encode({ type: 'suback', packetId: p.packetId, reasonCodes: codes }, c.version));
   // Retained messages after the SUBACK, with RETAIN 1 [MQTT-3.3.1-9]; Retain Handling [MQTT-3.3.1-10], [MQTT-3.3.1-11].
