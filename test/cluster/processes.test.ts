@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import mqtt, { type MqttClient } from 'mqtt';
 import { ProcessGroup, removeTempDir, tempDir, type TrackedProcess } from '../helpers/processes.js';
+import { missingExecutable } from '../helpers/peers.js';
 import { redisServerGate, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import { pollUntil } from '../helpers/wait.js';
 
@@ -107,6 +108,59 @@ void describe('cluster: node processes', redisServerGate(), () => {
     assert.notEqual(exit.code, 0);
     assert.match(dup.stdout() + dup.stderr(), /node name "a" is in use by a live node/);
   });
+
+  void test(
+    'mosquitto_pub on one node, mosquitto_sub on two others (3.1.1 and 5.0): every message once at QoS 1, retained across nodes',
+    { skip: missingExecutable('/usr/bin/mosquitto_sub') ?? missingExecutable('/usr/bin/mosquitto_pub') ?? false },
+    async () => {
+      const prefix = 'p3:';
+      const a = await start('ma', prefix);
+      const b = await start('mb', prefix);
+      const c = await start('mc', prefix);
+      const subs = [
+        { node: b, v: 'mqttv311' },
+        { node: c, v: 'mqttv5' },
+      ].map(({ node, v }) =>
+        group.spawn('/usr/bin/stdbuf', [
+          '-oL',
+          '/usr/bin/mosquitto_sub',
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(node.port),
+          '-V',
+          v,
+          '-q',
+          '1',
+          '-t',
+          'mq/#',
+          '-v',
+          '-C',
+          '6',
+          '-W',
+          '20',
+        ]),
+      );
+      // Both subscriptions are in Redis (and so replicated to A) once the route sets hold them.
+      await pollUntil(async () => [...(await liveRouteSets(prefix)).values()].filter((f) => f.includes('mq/#')).length === 2, {
+        what: 'routes of both subscribers',
+      });
+      for (let i = 0; i < 5; i++) {
+        const pub = group.spawn('/usr/bin/mosquitto_pub', ['-h', '127.0.0.1', '-p', String(a.port), '-V', 'mqttv5', '-q', '1', '-t', `mq/${i}`, '-m', `m${i}`]);
+        assert.equal((await pub.exited(10_000)).code, 0);
+      }
+      const ret = group.spawn('/usr/bin/mosquitto_pub', ['-h', '127.0.0.1', '-p', String(a.port), '-q', '1', '-r', '-t', 'mq/retained', '-m', 'kept']);
+      assert.equal((await ret.exited(10_000)).code, 0);
+      for (const s of subs) {
+        assert.equal((await s.exited(20_000)).code, 0, s.describe());
+        assert.deepEqual(s.lines('stdout'), ['mq/0 m0', 'mq/1 m1', 'mq/2 m2', 'mq/3 m3', 'mq/4 m4', 'mq/retained kept']);
+      }
+      // A later subscriber on another node gets the retained message published on A.
+      const late = group.spawn('/usr/bin/mosquitto_sub', ['-h', '127.0.0.1', '-p', String(b.port), '-t', 'mq/retained', '-C', '1', '-W', '10']);
+      assert.equal((await late.exited(15_000)).code, 0);
+      assert.deepEqual(late.lines('stdout'), ['kept']);
+    },
+  );
 
   void test('Redis killed and restarted (appendfsync always): CONNECT refused meanwhile, nodes recover, no acknowledged QoS 1 message lost', async () => {
     const prefix = 'p2:';
