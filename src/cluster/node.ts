@@ -68,6 +68,8 @@ export class ClusterNode implements ClusterLink {
   #confirmed = 0;
   /** Pipelines in flight, oldest first, each with the last write number it carries. */
   readonly #flights: Array<{ upTo: number; done: Promise<void> }> = [];
+  /** The promise handed out for writes of this turn, settled by the pipeline that sends them. */
+  #next: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | undefined = undefined;
   #joined = false;
   #available = false;
   #connectedAt = 0;
@@ -78,6 +80,7 @@ export class ClusterNode implements ClusterLink {
   #beatPending = false;
   #beatSentAt = 0;
   #liveNodes = 0;
+  #lastError = '';
 
   constructor(options: ClusterOptions, core: ClusterCore, log: Logger, localStats: () => Record<string, number>) {
     this.options = options;
@@ -91,7 +94,10 @@ export class ClusterNode implements ClusterLink {
       retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
       connectionName: `courier:${options.nodeName}`,
     });
-    this.#redis.on('error', () => {}); // reported through 'close'/'ready' below, once each way
+    // Reported through 'close'/'ready' below, once each way; the last one explains a failed start.
+    this.#redis.on('error', (err: Error) => {
+      this.#lastError = err.message;
+    });
     this.#redis.on('close', () => this.#lost());
     this.#redis.on('ready', () => this.#back());
     const r = this.#redis as unknown as Redis;
@@ -120,7 +126,12 @@ export class ClusterNode implements ClusterLink {
 
   /** Connects, checks Redis's settings, joins as a new incarnation and loads routes and retained messages. */
   async start(): Promise<void> {
-    await this.#redis.connect();
+    try {
+      await this.#redis.connect();
+    } catch (err) {
+      const why = this.#lastError || (err instanceof Error ? err.message : String(err));
+      throw new ClusterError(`cannot reach Redis at ${redact(this.options.redis)}: ${why}`);
+    }
     await this.#checkRedis();
     await this.#join();
     this.#connectedAt = Date.now();
@@ -415,7 +426,21 @@ export class ClusterNode implements ClusterLink {
 
   commitPoint(upTo: number): Promise<void> | null {
     if (upTo <= this.#confirmed) return null;
-    if (upTo > this.#sent) this.#flush();
+    if (upTo > this.#sent) {
+      // Not sent yet: it leaves with the rest of this turn (one pipeline per turn, however many
+      // acknowledgements wait for it), and the promise is that pipeline's.
+      this.#schedule();
+      if (this.#next === undefined) {
+        let resolve!: () => void;
+        let reject!: (err: unknown) => void;
+        const promise = new Promise<void>((res, rej) => {
+          resolve = res;
+          reject = rej;
+        });
+        this.#next = { promise, resolve, reject };
+      }
+      return this.#next.promise;
+    }
     for (const f of this.#flights) if (f.upTo >= upTo) return f.done;
     return null;
   }
@@ -435,13 +460,19 @@ export class ClusterNode implements ClusterLink {
 
   #flush(): void {
     this.#flushScheduled = false;
-    if (!this.#joined) return;
+    const next = this.#next;
+    this.#next = undefined;
+    if (!this.#joined) {
+      next?.resolve();
+      return;
+    }
     const hasRoutes = this.#routeOps.size > 0;
     const hasRetains = this.#retains.length > 0;
     let hasBatches = false;
     for (const w of this.#batches.values()) if (w.count > 0) hasBatches = true;
     if (!hasRoutes && !hasRetains && !hasBatches) {
       this.#sent = this.writes;
+      next?.resolve();
       return;
     }
     const k = this.keys;
@@ -508,9 +539,11 @@ export class ClusterNode implements ClusterLink {
       () => {
         if (upTo > this.#confirmed) this.#confirmed = upTo;
         settle();
+        next?.resolve();
       },
       (err: unknown) => {
         settle();
+        next?.reject(err);
         this.#log.error({ err: String(err) }, 'cluster: write to Redis failed');
       },
     );
