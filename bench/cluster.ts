@@ -8,7 +8,9 @@
  * Starts its own redis-server (AOF, fsync every second, no RDB, its own temp dir) and its own
  * Courier nodes (`bin/courier.js`, dist/ rebuilt first when stale, in-memory store, `--port 0`:
  * the port is read from the node's "listening on" log line), all on 127.0.0.1. Every process it
- * starts is stopped by PID at the end, on error and on SIGINT/SIGTERM.
+ * starts is stopped by PID at the end, on error and on SIGINT/SIGTERM. The nodes inherit the
+ * environment, so COURIER_* variables (e.g. COURIER_CLUSTER__HEARTBEAT_MS) reach them; the store
+ * is always the in-memory one. Exit code 1 when a scenario failed (its row says why).
  *
  * Scenarios (a fresh set of nodes for each, one Redis for the run with a key prefix per cluster):
  *   local  QoS 0 fan-in, publishers and subscriber on one node: a single node (no cluster) vs a
@@ -640,6 +642,27 @@ function localCheck(results: Result[]): string[] {
   ];
 }
 
+/** What the per-message costs say about N nodes on N cores (nothing here can show it). */
+function estimate(results: Result[]): string[] {
+  const local = results.find((r) => r.case.group === 'local' && r.case.clusterNodes === 0 && r.error === undefined);
+  const lines: string[] = [];
+  for (const qos of [0, 1] as const) {
+    const cross = results.find((r) => r.case.group === 'cross' && r.case.clusterNodes === 2 && r.case.qos === qos && r.error === undefined);
+    if (cross === undefined || cross.redisUsPerMsg === null) continue;
+    const node = (cross.nodeUsPerMsg[0] ?? NaN) + (cross.nodeUsPerMsg[1] ?? NaN);
+    const perCore = 1e6 / node;
+    const redisMax = 1e6 / cross.redisUsPerMsg;
+    lines.push(
+      `Estimate, QoS ${qos}, from the 2-node row: a message that crosses nodes costs ${fmt(node, 2)} µs of node CPU (publishing node + ` +
+        `delivering node)${qos === 0 && local !== undefined ? ` against ${fmt(local.nodeUsPerMsg[0]!, 2)} µs on a single node` : ''}, so N nodes ` +
+        `on N cores with all traffic crossing nodes deliver about N × ${thousands(perCore)} msg/s, until Redis (single-threaded, ` +
+        `${fmt(cross.redisUsPerMsg, 2)} µs per forwarded message) saturates its core at about ${thousands(redisMax)} forwarded msg/s` +
+        `${qos === 0 && local !== undefined ? `; one node alone would do about ${thousands(1e6 / local.nodeUsPerMsg[0]!)} msg/s on one core` : ''}.`,
+    );
+  }
+  return lines;
+}
+
 // -------------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
@@ -680,6 +703,7 @@ async function main(): Promise<void> {
     tempDir = null;
   }
   mach.loadEnd = loadAvg();
+  if (results.some((r) => r.error !== undefined)) process.exitCode = 1;
 
   if (cli.json) {
     process.stdout.write(`${JSON.stringify({ machine: mach, options: cli, results }, null, 2)}\n`);
@@ -697,10 +721,11 @@ async function main(): Promise<void> {
     table(results),
     '',
     ...localCheck(results),
+    ...estimate(results),
     '',
     `CPU µs/msg is CPU time over the window divided by messages delivered to subscribers; in the cross-node rows every delivered ` +
       `message was forwarded through Redis exactly once (one subscriber per remote node), so Redis µs/msg is Redis CPU per ` +
-      `forwarded message. Latency: the send time of the first message of every write, sampled at the subscriber (under full load, ` +
+      `forwarded message; with 3 nodes each published message is delivered (and forwarded) twice, so node 1's figure there is per delivered, half its cost per published message. Latency: the send time of the first message of every write, sampled at the subscriber (under full load, ` +
       `so mostly queueing in the windows).`,
     `With ${mach.nproc} cores, all servers share CPU ${cli.serverCpu}: msg/s here is one core divided by "all servers µs/msg", ` +
       `so scaling with nodes cannot show on this machine; the per-message costs are what carries over.`,
