@@ -712,6 +712,7 @@ async function main(): Promise<void> {
   const out = [
     `Machine: ${mach.nproc} CPUs (${mach.cpuModel}), Linux ${mach.kernel}, Node ${mach.node}, Redis ${mach.redis}; ` +
       `load average ${mach.loadStart.join(' ')} at start, ${mach.loadEnd.join(' ')} at end; ${mach.date}`,
+    '',
     `redis-server and every node pinned to CPU ${cli.serverCpu}, the load generator (this process, ${cli.workers} worker threads, ` +
       `MQTT 3.1.1) to CPU ${allowedCpus(process.pid)}; ${cli.durationMs / 1000} s measured after ${cli.warmupMs / 1000} s of load; ` +
       `${cli.publishers} publishers on node 1, ${cli.payload} B payload, QoS 0 ≤ ${cli.window} in flight per publisher, ` +
@@ -720,15 +721,15 @@ async function main(): Promise<void> {
     '',
     table(results),
     '',
-    ...localCheck(results),
-    ...estimate(results),
-    '',
+    ...[...localCheck(results), ...estimate(results)].flatMap((l) => [l, '']),
     `CPU µs/msg is CPU time over the window divided by messages delivered to subscribers; in the cross-node rows every delivered ` +
       `message was forwarded through Redis exactly once (one subscriber per remote node), so Redis µs/msg is Redis CPU per ` +
       `forwarded message; with 3 nodes each published message is delivered (and forwarded) twice, so node 1's figure there is per delivered, half its cost per published message. Latency: the send time of the first message of every write, sampled at the subscriber (under full load, ` +
       `so mostly queueing in the windows).`,
-    `With ${mach.nproc} cores, all servers share CPU ${cli.serverCpu}: msg/s here is one core divided by "all servers µs/msg", ` +
-      `so scaling with nodes cannot show on this machine; the per-message costs are what carries over.`,
+    '',
+    `All servers share CPU ${cli.serverCpu} (${mach.nproc} CPUs here): msg/s is at most one core divided by "all servers µs/msg" ` +
+      `(less when other processes take part of that core: see the CPU % column), so scaling with nodes cannot show here; ` +
+      `the per-message costs are what carries over to N nodes on N cores.`,
     '',
   ];
   process.stdout.write(out.join('\n'));
