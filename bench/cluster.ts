@@ -615,7 +615,7 @@ function table(results: Result[]): string {
       r.case.label,
       String(r.case.qos),
       thousands(r.deliveredPerS),
-      fmt(r.lossPct, 2) + (r.stalls > 0 ? ` (${r.stalls} stalls)` : ''),
+      fmt(r.lossPct, 2) + (r.stalls > 0 ? ` (${r.stalls} stalls)` : '') + (r.lostConnections > 0 ? ` (${r.lostConnections} connections dropped)` : ''),
       `${fmt(r.p50Ms, 2)} / ${fmt(r.p99Ms, 2)}`,
       r.nodeUsPerMsg.map((x) => fmt(x, 2)).join(' / '),
       fmt(r.redisUsPerMsg, 2),
