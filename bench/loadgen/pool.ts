@@ -43,6 +43,7 @@ export class Pool {
   private readonly pending: ((msg: FromWorker) => void)[][] = [];
   private readonly counters: BigInt64Array;
   private readonly flags: Int32Array;
+  private readonly progress: Int32Array;
   private doneListeners: ((ev: DoneEvent) => void)[] = [];
 
   constructor(size: number, host: string, port: number, version: Version, shape: Shape) {
@@ -51,6 +52,7 @@ export class Pool {
     const progress = new SharedArrayBuffer(Math.max(1, shape.streams * shape.columns) * 4);
     this.counters = new BigInt64Array(countersBuf);
     this.flags = new Int32Array(flagsBuf);
+    this.progress = new Int32Array(progress);
     for (let index = 0; index < size; index++) {
       const workerData: WorkerConfig = {
         index,
@@ -106,6 +108,14 @@ export class Pool {
 
   setMeasuring(on: boolean): void {
     Atomics.store(this.flags, FLAG_MEASURING, on ? 1 : 0);
+  }
+
+  /**
+   * Forget every subscriber's progress, so the pool can run another set of connections (whose
+   * sequence numbers start again at 1). Only while no connection is open.
+   */
+  resetProgress(): void {
+    for (let i = 0; i < this.progress.length; i++) Atomics.store(this.progress, i, 0);
   }
 
   totals(): Totals {

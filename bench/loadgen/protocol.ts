@@ -58,15 +58,22 @@ export interface PublisherSpec {
   rate?: number;
   /** seed mode: how many distinct topics. */
   count?: number;
+  /**
+   * flood mode: stamp the send time (hrtime ns) into the first message of every write and zero
+   * it in the others, so subscribers with `latency` sample one message per write.
+   */
+  stamp?: boolean;
 }
 
 export interface ConnSpec {
   clientId: string;
+  /** Connect to this port instead of the worker's (several brokers, e.g. cluster nodes, in one run). */
+  port?: number;
   subscribe?: { topic: string; qos: 0 | 1 }[];
   publish?: PublisherSpec;
   /** This subscriber's column in the progress table; without it payloads are not inspected. */
   column?: number;
-  /** Read a send timestamp from every payload received (latency scenario). */
+  /** Read a send timestamp from every payload received (latency scenario); a zero stamp is skipped. */
   latency?: boolean;
   /** Post 'done' once this many PUBLISH packets have arrived on this connection. */
   expect?: number;

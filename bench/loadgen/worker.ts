@@ -130,7 +130,7 @@ class Conn {
     // Spread loopback clients over 127.0.0.1–8 so more than the ~28k ephemeral ports of one
     // source address can connect (the 100k idle connections run).
     const localAddress = cfg.host === '127.0.0.1' ? `127.0.0.${1 + (nextLocal++ % 8)}` : undefined;
-    this.socket = net.connect({ host: cfg.host, port: cfg.port, noDelay: true, ...(localAddress === undefined ? {} : { localAddress }) });
+    this.socket = net.connect({ host: cfg.host, port: spec.port ?? cfg.port, noDelay: true, ...(localAddress === undefined ? {} : { localAddress }) });
     this.socket.on('connect', () => {
       this.socket.write(encodeConnect(spec.clientId, cfg.version, 600, spec.clean ?? true));
     });
@@ -146,6 +146,7 @@ class Conn {
     if (pub !== undefined && pub.mode !== 'seed') {
       this.tpl = publishTemplate(pub.topic, pub.payloadSize, pub.qos, cfg.version, pub.retain === true);
       this.tpl.buf.writeUInt32BE(pub.stream, this.tpl.payloadOffset);
+      if (pub.stamp === true) this.tpl.buf.fill(0, this.tpl.payloadOffset + 8, this.tpl.payloadOffset + 16);
       if (pub.qos === 0 && pub.mode === 'flood') this.batchBuf = publishBatch(this.tpl, pub.batch ?? 64);
     }
   }
@@ -191,7 +192,8 @@ class Conn {
         if (this.dirty.indexOf(stream) < 0) this.dirty.push(stream);
         last[stream] = seq;
       }
-      if (this.spec.latency === true && flags[FLAG_MEASURING] === 1) {
+      // A zero high word: no stamp in this message (flood publishers stamp one per write).
+      if (this.spec.latency === true && flags[FLAG_MEASURING] === 1 && buf.readUInt32BE(at + 8) !== 0) {
         recordLatency(Number(process.hrtime.bigint() - buf.readBigUInt64BE(at + 8)) / 1000);
       }
       return;
@@ -281,6 +283,7 @@ class Conn {
       out[at + tpl.idOffset + 1] = id & 0xff;
       out.writeUInt32BE(++this.seq, at + tpl.payloadOffset + 4);
     }
+    if (this.spec.publish?.stamp === true) out.writeBigUInt64BE(process.hrtime.bigint(), tpl.payloadOffset + 8);
     this.inflight += n;
     count(SLOT_SENT, n);
     this.socket.write(out);
@@ -336,6 +339,7 @@ class Conn {
       const out = Buffer.allocUnsafe(template.length);
       template.copy(out);
       for (let k = 0, at = tpl.payloadOffset + 4; k < per; k++, at += tpl.length) out.writeUInt32BE(++this.seq, at);
+      if (pub.stamp === true) out.writeBigUInt64BE(process.hrtime.bigint(), tpl.payloadOffset + 8);
       count(SLOT_SENT, per);
       if (!this.socket.write(out)) {
         this.socket.once('drain', this.pump);
