@@ -16,6 +16,8 @@ import type { RouteTable } from './routes.js';
 /** What the tail needs of the broker core. */
 export interface ClusterCore {
   publishForwarded(m: Message, plain: boolean, groups: readonly string[] | undefined): number;
+  /** True while a connected receiver's queue is more than half full (inbox reading slows down). */
+  forwardPressure(): boolean;
   applyRetained(m: Message): void;
   readonly retained: { entries(): IterableIterator<[string, Message]>; delete(topic: string): boolean };
 }
@@ -31,7 +33,9 @@ export interface TailOwner {
 type Entry = [id: Buffer, fields: Buffer[]];
 type XReadReply = Array<[key: Buffer, entries: Entry[]]> | null;
 
-const READ_COUNT = 256;
+const READ_COUNT = 16;
+/** Longest pause between inbox entries while receivers' queues are full (then delivery goes on and the queue policy applies). */
+const PRESSURE_WAIT_MS = 2000;
 const BLOCK_MS = 1000;
 
 export class Tail {
@@ -195,7 +199,7 @@ export class Tail {
       for (const [keyBuf, entries] of reply) {
         const key = keyBuf.toString();
         try {
-          if (key === k.inbox(this.#nid)) this.#inbox(entries);
+          if (key === k.inbox(this.#nid)) await this.#inbox(entries);
           else if (key === k.rlog) await this.#routeLog(entries);
           else if (key === k.retLog) this.#retainedLog(entries);
         } catch (err) {
@@ -205,10 +209,14 @@ export class Tail {
     }
   }
 
-  #inbox(entries: Entry[]): void {
+  async #inbox(entries: Entry[]): Promise<void> {
     let last = '';
     let n = 0;
     for (const [id, fields] of entries) {
+      // Back-pressure: what is not read yet waits in Redis, not in a full session queue.
+      for (let waited = 0; waited < PRESSURE_WAIT_MS && this.#running && this.#core.forwardPressure(); waited += 5) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
       last = id.toString();
       const batch = field(fields, 'b');
       if (batch === undefined) continue;

@@ -420,6 +420,23 @@ export class BrokerCore {
     return this.#route(m, plain, groups ?? EMPTY);
   }
 
+  /** Connected sessions that received forwarded messages lately (see forwardPressure). */
+  readonly #forwardTargets = new Set<Session>();
+
+  /**
+   * Whether a connected session that receives messages from other nodes has its queue more than
+   * half full: the cluster then reads its inbox more slowly (the messages wait, durable, in
+   * Redis) instead of overflowing the queue. Offline sessions never hold it back.
+   */
+  forwardPressure(): boolean {
+    const limits = this.limits;
+    for (const s of this.#forwardTargets) {
+      if (s.outlet !== undefined && (s.queued * 2 > limits.maxQueuedMessages || s.queuedBytes * 2 > limits.maxQueuedBytes)) return true;
+      this.#forwardTargets.delete(s);
+    }
+    return false;
+  }
+
   /**
    * Routing shared by both: `forwarded` undefined for a message published here (shared groups
    * found by matching, offered to the cluster link), else the group keys to serve.
@@ -459,6 +476,7 @@ export class BrokerCore {
         h.ids = undefined;
         if (plain) {
           session.deliver(m, h.qos, h.retain, ids);
+          if (forwarded !== undefined && h.qos > 0) this.#forwardTargets.add(session);
           n++;
         }
       }
