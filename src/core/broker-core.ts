@@ -9,6 +9,7 @@ import type { Store, StoredMessage, StoredOutbound, StoredSession, StoredSubscri
 import { RetainedIndex, TopicTrie } from '../topics/index.js';
 import { isExpired, type Message } from './message.js';
 import { parseSharedFilter } from '../topics/validate.js';
+import { Deadlines, systemClock, type Clock } from './deadlines.js';
 import { Session, type DeliveryCounters, type Journal, type Outbound, type SharedGroup, type Subscription, type Will } from './session.js';
 
 function isGroup(v: Subscription | SharedGroup): v is SharedGroup {
@@ -63,13 +64,21 @@ export class BrokerCore {
   willGate: ((m: Message, clientId: string, owner: string | undefined) => boolean | Promise<boolean>) | undefined = undefined;
   #nextMessageId = 0;
   #nextSeq = 0;
+  /** Will delay and session expiry of every offline session, on one timer (see deadlines.ts). */
+  readonly deadlines: Deadlines<Session>;
 
-  constructor(mqtt: MqttOptions, limits: SessionLimits, store: Store, log: Logger, observer: CoreObserver) {
+  constructor(mqtt: MqttOptions, limits: SessionLimits, store: Store, log: Logger, observer: CoreObserver, clock: Clock = systemClock) {
     this.mqtt = mqtt;
     this.limits = limits;
     this.#store = store;
     this.#log = log;
     this.#observer = observer;
+    this.deadlines = new Deadlines<Session>((s, now) => this.#sessionDue(s, now), clock);
+  }
+
+  /** Stops the deadline timer (broker shutdown). */
+  stop(): void {
+    this.deadlines.stop();
   }
 
   /** Loads retained messages and sessions from the store; drops what expired while down. */
@@ -262,7 +271,7 @@ export class BrokerCore {
       session = undefined;
     }
     if (session !== undefined) {
-      session.clearTimers();
+      this.deadlines.cancel(session);
       session.pendingWill = undefined;
       return { session, present: true };
     }
@@ -273,7 +282,7 @@ export class BrokerCore {
 
   /** Ends a session for good: its pending will goes out, its subscriptions and state are removed. */
   endSession(session: Session): void {
-    session.clearTimers();
+    this.deadlines.cancel(session);
     // Shared-subscription QoS 1 messages it held go to another member (MQTT 5.0 §4.8.2).
     if (this.shared.size > 0) this.#redistribute(session, false);
     const will = session.pendingWill;
@@ -326,36 +335,54 @@ export class BrokerCore {
       return;
     }
     if (will !== undefined) {
-      const due = endedAt + will.delaySeconds * 1000;
-      if (due <= now) this.publishWill(will, session.clientId);
-      else {
-        // Sent at the earlier of the will delay and the end of the session [MQTT-3.1.3-9].
-        session.pendingWill = will;
-        session.willTimer = setTimeout(() => {
-          session.willTimer = undefined;
-          const w = session.pendingWill;
-          session.pendingWill = undefined;
-          if (w !== undefined) this.publishWill(w, session.clientId);
-          this.persist(session);
-        }, due - now);
-        session.willTimer.unref();
+      // Sent at the earlier of the will delay and the end of the session [MQTT-3.1.3-9].
+      if (endedAt + will.delaySeconds * 1000 <= now) this.publishWill(will, session.clientId);
+      else session.pendingWill = will;
+    }
+    this.#schedule(session);
+    this.persist(session);
+  }
+
+  /**
+   * Puts an offline session on the deadline heap at the earlier of its will delay and its
+   * expiry, both counted from the absolute time its connection ended (`disconnectedAt`, which
+   * the store keeps, so a restart resumes the same deadlines) [MQTT-3.1.2-23], [MQTT-3.1.3-9].
+   * A Session Expiry Interval of 0xFFFFFFFF never ends the session (5.0 §3.1.2.11.2, no statement id).
+   */
+  #schedule(session: Session): void {
+    const ended = session.disconnectedAt;
+    let at = Infinity;
+    if (ended !== undefined && session.outlet === undefined) {
+      const will = session.pendingWill;
+      if (will !== undefined) at = ended + will.delaySeconds * 1000;
+      if (session.expiryInterval !== NEVER_EXPIRES) {
+        const expires = ended + session.expiryInterval * 1000;
+        if (expires < at) at = expires;
       }
     }
-    if (expiry !== NEVER_EXPIRES) {
-      const due = endedAt + expiry * 1000;
-      session.expiryTimer = setTimeout(
-        () => {
-          session.expiryTimer = undefined;
-          this.counters.sessionsExpired++;
-          this.#log.debug({ clientId: session.clientId }, 'session expired');
-          this.endSession(session);
-          this.#observer.sessionExpired(session.clientId);
-        },
-        Math.max(0, due - now),
-      );
-      session.expiryTimer.unref();
+    if (at === Infinity) this.deadlines.cancel(session);
+    else this.deadlines.schedule(session, at);
+  }
+
+  /** A session's deadline came: its will goes out, its session ends, or both. */
+  #sessionDue(session: Session, now: number): void {
+    const ended = session.disconnectedAt;
+    if (ended === undefined || session.outlet !== undefined || this.sessions.get(session.clientId) !== session) return;
+    const will = session.pendingWill;
+    if (will !== undefined && ended + will.delaySeconds * 1000 <= now) {
+      session.pendingWill = undefined;
+      this.publishWill(will, session.clientId);
+      this.persist(session);
     }
-    this.persist(session);
+    if (session.expiryInterval !== NEVER_EXPIRES && ended + session.expiryInterval * 1000 <= now) {
+      this.counters.sessionsExpired++;
+      this.#log.debug({ clientId: session.clientId }, 'session expired');
+      // A will still pending goes out with the session's end (endSession) [MQTT-3.1.3-9].
+      this.endSession(session);
+      this.#observer.sessionExpired(session.clientId);
+      return;
+    }
+    this.#schedule(session);
   }
 
   publishWill(will: Will, clientId: string): void {

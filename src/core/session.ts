@@ -110,8 +110,10 @@ export class Session {
   journal: Journal | undefined = undefined;
   /** A record of this session is in the store. */
   stored = false;
-  willTimer: NodeJS.Timeout | undefined = undefined;
-  expiryTimer: NodeJS.Timeout | undefined = undefined;
+  /** Place and time on the core's deadline heap while offline (will delay, expiry; see deadlines.ts). */
+  deadlineIndex = -1;
+  deadlineAt = 0;
+  /** Epoch ms at which the last connection ended; undefined while one is attached. */
   disconnectedAt: number | undefined = undefined;
   owner: string | undefined = undefined;
   /** Routing scratch of BrokerCore.publish: the pass that last reached this session, and its hit. */
@@ -392,12 +394,5 @@ export class Session {
     this.#queue = [];
     this.#head = 0;
     this.#inflight = undefined;
-  }
-
-  clearTimers(): void {
-    if (this.willTimer !== undefined) clearTimeout(this.willTimer);
-    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
-    this.willTimer = undefined;
-    this.expiryTimer = undefined;
   }
 }
