@@ -10,7 +10,7 @@ import { RetainedIndex, TopicTrie } from '../topics/index.js';
 import { isExpired, type Message } from './message.js';
 import { parseSharedFilter } from '../topics/validate.js';
 import { Deadlines, systemClock, type Clock } from './deadlines.js';
-import { Session, type DeliveryCounters, type Journal, type Outbound, type SharedGroup, type Subscription, type Will } from './session.js';
+import { Session, type DeliveryCounters, type Journal, type Outbound, type SessionHost, type SharedGroup, type Subscription, type Will } from './session.js';
 
 function isGroup(v: Subscription | SharedGroup): v is SharedGroup {
   return (v as SharedGroup).members !== undefined;
@@ -64,8 +64,9 @@ export class BrokerCore {
   willGate: ((m: Message, clientId: string, owner: string | undefined) => boolean | Promise<boolean>) | undefined = undefined;
   #nextMessageId = 0;
   #nextSeq = 0;
-  /** Will delay and session expiry of every offline session, on one timer (see deadlines.ts). */
+  /** Will delay, session expiry and queued-message expiry of every session, on one timer (see deadlines.ts). */
   readonly deadlines: Deadlines<Session>;
+  readonly #host: SessionHost = { reschedule: (s) => this.#schedule(s) };
 
   constructor(mqtt: MqttOptions, limits: SessionLimits, store: Store, log: Logger, observer: CoreObserver, clock: Clock = systemClock) {
     this.mqtt = mqtt;
@@ -108,7 +109,7 @@ export class BrokerCore {
         this.#store.deleteSession(rec.clientId);
         continue;
       }
-      const s = new Session(rec.clientId, this.limits, this.queueBudget, this.delivery);
+      const s = new Session(rec.clientId, this.limits, this.queueBudget, this.delivery, this.#host);
       s.expiryInterval = rec.expiryInterval;
       s.owner = rec.owner;
       s.stored = true;
@@ -275,7 +276,7 @@ export class BrokerCore {
       session.pendingWill = undefined;
       return { session, present: true };
     }
-    session = new Session(clientId, this.limits, this.queueBudget, this.delivery);
+    session = new Session(clientId, this.limits, this.queueBudget, this.delivery, this.#host);
     this.sessions.set(clientId, session);
     return { session, present: false };
   }
@@ -344,17 +345,18 @@ export class BrokerCore {
   }
 
   /**
-   * Puts an offline session on the deadline heap at the earlier of its will delay and its
-   * expiry, both counted from the absolute time its connection ended (`disconnectedAt`, which
-   * the store keeps, so a restart resumes the same deadlines) [MQTT-3.1.2-23], [MQTT-3.1.3-9].
-   * A Session Expiry Interval of 0xFFFFFFFF never ends the session (5.0 §3.1.2.11.2, no statement id).
+   * Puts a session on the deadline heap at the earliest of: the expiry of a queued message
+   * [MQTT-3.3.2-5] and, while offline, its will delay and its session expiry, both counted from
+   * the absolute time its connection ended (`disconnectedAt`, which the store keeps, so a
+   * restart resumes the same deadlines) [MQTT-3.1.2-23], [MQTT-3.1.3-9]. A Session Expiry
+   * Interval of 0xFFFFFFFF never ends the session (5.0 §3.1.2.11.2, no statement id).
    */
   #schedule(session: Session): void {
     const ended = session.disconnectedAt;
-    let at = Infinity;
+    let at = session.queueExpiresAt === 0 ? Infinity : session.queueExpiresAt;
     if (ended !== undefined && session.outlet === undefined) {
       const will = session.pendingWill;
-      if (will !== undefined) at = ended + will.delaySeconds * 1000;
+      if (will !== undefined && ended + will.delaySeconds * 1000 < at) at = ended + will.delaySeconds * 1000;
       if (session.expiryInterval !== NEVER_EXPIRES) {
         const expires = ended + session.expiryInterval * 1000;
         if (expires < at) at = expires;
@@ -364,10 +366,15 @@ export class BrokerCore {
     else this.deadlines.schedule(session, at);
   }
 
-  /** A session's deadline came: its will goes out, its session ends, or both. */
+  /** A session's deadline came: expired messages leave its queue, its will goes out, its session ends. */
   #sessionDue(session: Session, now: number): void {
+    if (this.sessions.get(session.clientId) !== session) return;
+    if (session.queueExpiresAt !== 0 && session.queueExpiresAt <= now) session.dropExpired(now);
     const ended = session.disconnectedAt;
-    if (ended === undefined || session.outlet !== undefined || this.sessions.get(session.clientId) !== session) return;
+    if (ended === undefined || session.outlet !== undefined) {
+      this.#schedule(session);
+      return;
+    }
     const will = session.pendingWill;
     if (will !== undefined && ended + will.delaySeconds * 1000 <= now) {
       session.pendingWill = undefined;

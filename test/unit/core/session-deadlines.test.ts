@@ -12,9 +12,9 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { BrokerCore, NEVER_EXPIRES, type CoreObserver } from '../../../src/core/broker-core.js';
 import type { Clock } from '../../../src/core/deadlines.js';
-import { createMessage } from '../../../src/core/message.js';
-import type { Will } from '../../../src/core/session.js';
-import { defaultMqttOptions, defaultSessionLimits, noopLogger } from '../../../src/options.js';
+import { createMessage, type Message } from '../../../src/core/message.js';
+import type { Outlet, Will } from '../../../src/core/session.js';
+import { defaultMqttOptions, defaultSessionLimits, noopLogger, type SessionLimits } from '../../../src/options.js';
 import { LmdbStore } from '../../../src/store/lmdb.js';
 import { MemoryStore } from '../../../src/store/memory.js';
 import type { Store } from '../../../src/store/types.js';
@@ -41,9 +41,23 @@ class Seen implements CoreObserver {
   }
 }
 
-function core(store: Store, clock: Clock, seen: CoreObserver): BrokerCore {
-  return new BrokerCore(defaultMqttOptions, defaultSessionLimits, store, noopLogger, seen, clock);
+function core(store: Store, clock: Clock, seen: CoreObserver, limits: Partial<SessionLimits> = {}): BrokerCore {
+  return new BrokerCore(defaultMqttOptions, { ...defaultSessionLimits, ...limits }, store, noopLogger, seen, clock);
 }
+
+/** A QoS 1 message to t/x with a Message Expiry Interval (seconds; undefined = none). */
+function message(payload: string, now: number, expiry?: number): Message {
+  return createMessage('t/x', Buffer.from(payload), 1, false, expiry === undefined ? undefined : { messageExpiryInterval: expiry }, 'pub', now);
+}
+
+/** A connection that takes one QoS 1 message at a time and never acknowledges it. */
+const stalled: Outlet = {
+  version: 5,
+  sendQuota: 1,
+  congested: () => false,
+  sendPublish: () => true,
+  sendPubrel: () => {},
+};
 
 /** A session that connects (with a will, maybe), subscribes to `t/#` at QoS 1 and goes offline at `now`. */
 function offline(c: BrokerCore, clientId: string, expiry: number, now: number, willDelay?: number): void {
@@ -148,6 +162,69 @@ void describe('session deadlines', () => {
       ]);
     });
   }
+
+  void it('[MQTT-3.3.2-5] queued messages leave the queue at their expiry (60 s, 30 days, 40 days, also after a restart), making room for live ones; one in flight stays', async () => {
+    const clock = new FakeClock(BASE);
+    const seen = new Seen(clock);
+    const store = new MemoryStore();
+    let c = core(store, clock, seen, { maxQueuedMessages: 3, queueFullPolicy: 'drop-new' });
+    await c.load(clock.now());
+    offline(c, 'sleeper', NEVER_EXPIRES, BASE);
+    for (const [payload, expiry] of [
+      ['60 s', 60],
+      ['30 days', 2_592_000],
+      ['40 days', 3_456_000],
+      ['live 1', undefined],
+    ] as const) {
+      c.publish(message(payload, BASE, expiry), 'pub');
+    }
+    const sleeper = () => c.sessions.get('sleeper')!;
+    assert.equal(sleeper().queued, 3);
+    assert.equal(c.delivery.droppedQueueFull, 1, 'the queue is full: the live message is refused');
+
+    clock.advanceTo(BASE + 60_000 - 1);
+    assert.equal(sleeper().queued, 3);
+    clock.advanceTo(BASE + 60_000);
+    assert.equal(sleeper().queued, 2, 'the 60 s message left the queue at its expiry');
+    assert.equal(c.delivery.droppedExpired, 1);
+    c.publish(message('live 2', clock.now()), 'pub');
+    assert.equal(sleeper().queued, 3, 'and its room takes a live message');
+
+    clock.advanceTo(BASE + 2_592_000_000);
+    assert.equal(sleeper().queued, 2, 'the 30-day message left at 30 days');
+    await c.flush();
+    c.stop();
+
+    // Restart at day 35: the 40-day message is restored with its deadline.
+    clock.jumpTo(BASE + 35 * DAY);
+    c = core(store, clock, seen, { maxQueuedMessages: 3 });
+    await c.load(clock.now());
+    assert.equal(sleeper().queued, 2);
+    clock.advanceTo(BASE + 3_456_000_000 - 1);
+    assert.equal(sleeper().queued, 2);
+    clock.advanceTo(BASE + 3_456_000_000);
+    assert.equal(sleeper().queued, 1, 'the 40-day message left at 40 days');
+    await c.flush();
+    const snap = await store.load();
+    assert.deepEqual(
+      (snap.outbound.get('sleeper') ?? []).map(([, o]) => (o.message ?? snap.messages.get(o.messageId))?.payload.toString()),
+      ['live 2'],
+      'expired entries are gone from the store too',
+    );
+
+    // Online with a full window: the queued copy expires, the one in flight stays.
+    const { session } = c.openSession('busy', false);
+    session.expiryInterval = 3600;
+    c.connected(session);
+    c.subscribe(session, { filter: 't/#', qos: 1, noLocal: false, retainAsPublished: false, retainHandling: 0, subscriptionId: undefined });
+    session.attach(stalled, clock.now());
+    c.publish(message('in flight', clock.now(), 60), 'pub');
+    c.publish(message('queued', clock.now(), 60), 'pub');
+    assert.deepEqual([session.inflight.size, session.queued], [1, 1]);
+    clock.advanceTo(clock.now() + 60_000);
+    assert.deepEqual([session.inflight.size, session.queued], [1, 0]);
+    c.stop();
+  });
 
   void it('100,000 offline sessions (expiry and will delay) hold one timer between them, not one each', async () => {
     // Timeouts created and not yet destroyed: counts unref'd timers too, which
