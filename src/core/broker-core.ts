@@ -9,7 +9,7 @@ import type { Store, StoredMessage, StoredOutbound, StoredSession, StoredSubscri
 import { RetainedIndex, TopicTrie } from '../topics/index.js';
 import { isExpired, type Message } from './message.js';
 import { parseSharedFilter } from '../topics/validate.js';
-import { Deadlines, systemClock, type Clock } from './deadlines.js';
+import { Deadlines, systemClock, type Clock, type Scheduled } from './deadlines.js';
 import { Session, type DeliveryCounters, type Journal, type Outbound, type SessionHost, type SharedGroup, type Subscription, type Will } from './session.js';
 
 function isGroup(v: Subscription | SharedGroup): v is SharedGroup {
@@ -17,6 +17,12 @@ function isGroup(v: Subscription | SharedGroup): v is SharedGroup {
 }
 
 export const NEVER_EXPIRES = 0xffffffff;
+
+/** A retained message with a Message Expiry, on the deadline heap (only these get an entry). */
+export interface RetainedExpiry extends Scheduled {
+  readonly topic: string;
+  readonly message: Message;
+}
 
 /** What the core tells the outside world (the Broker turns these into events). */
 export interface CoreObserver {
@@ -64,8 +70,9 @@ export class BrokerCore {
   willGate: ((m: Message, clientId: string, owner: string | undefined) => boolean | Promise<boolean>) | undefined = undefined;
   #nextMessageId = 0;
   #nextSeq = 0;
-  /** Will delay, session expiry and queued-message expiry of every session, on one timer (see deadlines.ts). */
-  readonly deadlines: Deadlines<Session>;
+  /** Will delay, session expiry and queued-message expiry of every session, and the expiry of retained messages, on one timer (see deadlines.ts). */
+  readonly deadlines: Deadlines<Session | RetainedExpiry>;
+  readonly #retainedExpiry = new Map<string, RetainedExpiry>();
   readonly #host: SessionHost = { reschedule: (s) => this.#schedule(s) };
 
   constructor(mqtt: MqttOptions, limits: SessionLimits, store: Store, log: Logger, observer: CoreObserver, clock: Clock = systemClock) {
@@ -74,7 +81,10 @@ export class BrokerCore {
     this.#store = store;
     this.#log = log;
     this.#observer = observer;
-    this.deadlines = new Deadlines<Session>((s, now) => this.#sessionDue(s, now), clock);
+    this.deadlines = new Deadlines<Session | RetainedExpiry>((item, now) => {
+      if (item instanceof Session) this.#sessionDue(item, now);
+      else this.#retainedDue(item);
+    }, clock);
   }
 
   /** Stops the deadline timer (broker shutdown). */
@@ -89,7 +99,7 @@ export class BrokerCore {
     for (const [topic, sm] of snap.retained) {
       const m = fromStored(sm);
       if (isExpired(m, now)) store.deleteRetained(topic);
-      else this.retained.set(topic, m);
+      else this.#retain(topic, m);
     }
     const messages = new Map<number, Message>();
     for (const [id, sm] of snap.messages) {
@@ -495,11 +505,37 @@ export class BrokerCore {
   setRetained(m: Message): void {
     if (!this.mqtt.retainAvailable) return;
     if (m.payload.length === 0) {
-      if (this.retained.delete(m.topic)) this.#store.deleteRetained(m.topic);
+      if (this.#unretain(m.topic)) this.#store.deleteRetained(m.topic);
       return;
     }
-    this.retained.set(m.topic, m);
+    this.#retain(m.topic, m);
     this.#store.putRetained(m.topic, toStored(m));
+  }
+
+  /** Sets a topic's retained message; one with a Message Expiry goes on the deadline heap. */
+  #retain(topic: string, m: Message): void {
+    this.#unretain(topic);
+    this.retained.set(topic, m);
+    if (m.expiresAt === 0) return;
+    const r: RetainedExpiry = { deadlineIndex: -1, deadlineAt: 0, topic, message: m };
+    this.#retainedExpiry.set(topic, r);
+    this.deadlines.schedule(r, m.expiresAt);
+  }
+
+  #unretain(topic: string): boolean {
+    const r = this.#retainedExpiry.get(topic);
+    if (r !== undefined) {
+      this.deadlines.cancel(r);
+      this.#retainedExpiry.delete(topic);
+    }
+    return this.retained.delete(topic);
+  }
+
+  /** A retained message's expiry came: it is no longer kept, in memory or in the store [MQTT-3.3.2-5]. */
+  #retainedDue(r: RetainedExpiry): void {
+    if (this.#retainedExpiry.get(r.topic) !== r) return;
+    this.#unretain(r.topic);
+    this.#store.deleteRetained(r.topic);
   }
 
   /** Retained messages matching a filter, expired ones removed on the way. */
@@ -511,7 +547,7 @@ export class BrokerCore {
       else out.push(m);
     });
     for (const topic of expired) {
-      this.retained.delete(topic);
+      this.#unretain(topic);
       this.#store.deleteRetained(topic);
     }
     return out;

@@ -226,6 +226,43 @@ void describe('session deadlines', () => {
     c.stop();
   });
 
+  void it('[MQTT-3.3.2-5] a retained message leaves at its Message Expiry (60 s, 30 days, across a restart); replacing one cancels its deadline', async () => {
+    const clock = new FakeClock(BASE);
+    const store = new MemoryStore();
+    let c = core(store, clock, new Seen(clock));
+    await c.load(clock.now());
+    const retain = (topic: string, expiry?: number) =>
+      c.publish(
+        createMessage(topic, Buffer.from(topic), 0, true, expiry === undefined ? undefined : { messageExpiryInterval: expiry }, 'pub', clock.now()),
+        'pub',
+      );
+    retain('r/60s', 60);
+    retain('r/30days', 2_592_000);
+    retain('r/replaced', 60);
+    retain('r/replaced');
+    const stored = async () => (await store.load()).retained.map(([topic]) => topic).sort();
+
+    clock.advanceTo(BASE + 60_000 - 1);
+    assert.equal(c.retained.size, 3);
+    clock.advanceTo(BASE + 60_000);
+    assert.equal(c.retained.size, 2, 'the 60 s message is gone at 60 s, the replacement of the other stays');
+    assert.deepEqual(await stored(), ['r/30days', 'r/replaced']);
+    await c.flush();
+    c.stop();
+
+    clock.jumpTo(BASE + 20 * DAY);
+    c = core(store, clock, new Seen(clock));
+    await c.load(clock.now());
+    assert.equal(c.retained.size, 2);
+    clock.advanceTo(BASE + 2_592_000_000 - 1);
+    assert.equal(c.retained.size, 2);
+    clock.advanceTo(BASE + 2_592_000_000);
+    assert.equal(c.retained.size, 1);
+    assert.deepEqual(await stored(), ['r/replaced']);
+    assert.equal(c.deadlines.size, 0);
+    c.stop();
+  });
+
   void it('100,000 offline sessions (expiry and will delay) hold one timer between them, not one each', async () => {
     // Timeouts created and not yet destroyed: counts unref'd timers too, which
     // process.getActiveResourcesInfo() leaves out (the core's timers are unref'd).
