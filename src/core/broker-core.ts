@@ -514,7 +514,7 @@ export class BrokerCore {
 
   /** Sets a topic's retained message; one with a Message Expiry goes on the deadline heap. */
   #retain(topic: string, m: Message): void {
-    this.#unretain(topic);
+    this.#cancelRetainedExpiry(topic);
     this.retained.set(topic, m);
     if (m.expiresAt === 0) return;
     const r: RetainedExpiry = { deadlineIndex: -1, deadlineAt: 0, topic, message: m };
@@ -523,12 +523,16 @@ export class BrokerCore {
   }
 
   #unretain(topic: string): boolean {
-    const r = this.#retainedExpiry.get(topic);
-    if (r !== undefined) {
-      this.deadlines.cancel(r);
-      this.#retainedExpiry.delete(topic);
-    }
+    this.#cancelRetainedExpiry(topic);
     return this.retained.delete(topic);
+  }
+
+  #cancelRetainedExpiry(topic: string): void {
+    if (this.#retainedExpiry.size === 0) return;
+    const r = this.#retainedExpiry.get(topic);
+    if (r === undefined) return;
+    this.deadlines.cancel(r);
+    this.#retainedExpiry.delete(topic);
   }
 
   /** A retained message's expiry came: it is no longer kept, in memory or in the store [MQTT-3.3.2-5]. */

@@ -115,7 +115,7 @@ export class Session {
   journal: Journal | undefined = undefined;
   /** A record of this session is in the store. */
   stored = false;
-  /** Place and time on the core's deadline heap while offline (will delay, expiry; see deadlines.ts). */
+  /** Place and time on the core's deadline heap: the earliest of will delay and expiry (offline) and queued-message expiry (see deadlines.ts). */
   deadlineIndex = -1;
   deadlineAt = 0;
   /**
