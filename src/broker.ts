@@ -429,7 +429,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const c of [...this.#open]) c.destroyStream();
     this.#sweeper.stop();
     await Promise.all(this.#listeners.map((l) => l.close()));
-    for (const s of this.#core.sessions.values()) s.clearTimers();
+    this.#core.stop();
     this.#security.close();
     await this.#core.flush();
     // Leaving the cluster after the last writes (wills of this shutdown included) are out.

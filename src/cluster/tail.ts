@@ -19,7 +19,8 @@ export interface ClusterCore {
   /** True while a connected receiver's queue is more than half full (inbox reading slows down). */
   forwardPressure(): boolean;
   applyRetained(m: Message): void;
-  readonly retained: { entries(): IterableIterator<[string, Message]>; delete(topic: string): boolean };
+  dropRetained(topic: string): void;
+  readonly retained: { entries(): IterableIterator<[string, Message]> };
 }
 
 /** What the tail needs of its node. */
@@ -134,7 +135,7 @@ export class Tail {
     for (const nid of routes.nodes()) if (!liveSet.has(nid)) routes.dropNode(nid);
     live.forEach((nid, i) => routes.setNode(nid, sets[i]!));
     const core = this.#core;
-    for (const [topic] of [...core.retained.entries()]) if (!retained.has(topic)) core.retained.delete(topic);
+    for (const [topic] of [...core.retained.entries()]) if (!retained.has(topic)) core.dropRetained(topic);
     for (const m of retained.values()) core.applyRetained(m);
     this.#routeId = lastRoute[0]?.[0] ?? '0-0';
     this.#retId = lastRet[0]?.[0] ?? '0-0';
@@ -258,7 +259,7 @@ export class Tail {
       const topic = field(fields, 't')?.toString();
       const value = field(fields, 'm');
       if (topic !== undefined && value !== undefined) {
-        if (value.length === 0) this.#core.retained.delete(topic);
+        if (value.length === 0) this.#core.dropRetained(topic);
         else {
           try {
             this.#core.applyRetained(decodeRetained(value));

@@ -49,7 +49,9 @@ export const mqttSchema = z
       .describe(
         'Which member of a shared subscription group gets each message: in turn, at random, the same one while it stays connected, or by a hash of the topic.',
       ),
-    maxSessionExpiryInterval: int(0, UINT32_MAX).describe('Cap on the session expiry interval, in seconds; 4294967295 = sessions never expire.'),
+    maxSessionExpiryInterval: int(0, UINT32_MAX).describe(
+      'Cap on the session expiry interval, in seconds (MQTT 3.1.1 Clean Session 0 sessions get the cap); any value is kept to the second, also across restarts; 4294967295 = sessions never expire.',
+    ),
     // [MQTT-3.1.3-5]: the server MUST allow client ids of 1 to 23 characters.
     maxClientIdLength: int(23, 65535).describe('Longest client identifier accepted (at least 23, as the spec requires).'),
     allowEmptyClientId: bool().describe('Accept a zero-length client id (clean session / v5) and assign one.'),

@@ -9,7 +9,8 @@ import type { Store, StoredMessage, StoredOutbound, StoredSession, StoredSubscri
 import { RetainedIndex, TopicTrie } from '../topics/index.js';
 import { isExpired, type Message } from './message.js';
 import { parseSharedFilter } from '../topics/validate.js';
-import { Session, type DeliveryCounters, type Journal, type Outbound, type SharedGroup, type Subscription, type Will } from './session.js';
+import { Deadlines, systemClock, type Clock, type Scheduled } from './deadlines.js';
+import { Session, type DeliveryCounters, type Journal, type Outbound, type SessionHost, type SharedGroup, type Subscription, type Will } from './session.js';
 import type { ClusterLink } from './cluster-link.js';
 
 function isGroup(v: Subscription | SharedGroup): v is SharedGroup {
@@ -17,6 +18,12 @@ function isGroup(v: Subscription | SharedGroup): v is SharedGroup {
 }
 
 export const NEVER_EXPIRES = 0xffffffff;
+
+/** A retained message with a Message Expiry, on the deadline heap (only these get an entry). */
+export interface RetainedExpiry extends Scheduled {
+  readonly topic: string;
+  readonly message: Message;
+}
 
 /** What the core tells the outside world (the Broker turns these into events). */
 export interface CoreObserver {
@@ -66,13 +73,26 @@ export class BrokerCore {
   #nextSeq = 0;
   /** Set when this node is part of a cluster (before `load`): it learns interest, forwards and retained changes. */
   cluster: ClusterLink | undefined = undefined;
+  /** Will delay, session expiry and queued-message expiry of every session, and the expiry of retained messages, on one timer (see deadlines.ts). */
+  readonly deadlines: Deadlines<Session | RetainedExpiry>;
+  readonly #retainedExpiry = new Map<string, RetainedExpiry>();
+  readonly #host: SessionHost = { reschedule: (s) => this.#schedule(s) };
 
-  constructor(mqtt: MqttOptions, limits: SessionLimits, store: Store, log: Logger, observer: CoreObserver) {
+  constructor(mqtt: MqttOptions, limits: SessionLimits, store: Store, log: Logger, observer: CoreObserver, clock: Clock = systemClock) {
     this.mqtt = mqtt;
     this.limits = limits;
     this.#store = store;
     this.#log = log;
     this.#observer = observer;
+    this.deadlines = new Deadlines<Session | RetainedExpiry>((item, now) => {
+      if (item instanceof Session) this.#sessionDue(item, now);
+      else this.#retainedDue(item);
+    }, clock);
+  }
+
+  /** Stops the deadline timer (broker shutdown). */
+  stop(): void {
+    this.deadlines.stop();
   }
 
   /** Loads retained messages and sessions from the store; drops what expired while down. */
@@ -84,7 +104,7 @@ export class BrokerCore {
       for (const [topic, sm] of snap.retained) {
         const m = fromStored(sm);
         if (isExpired(m, now)) store.deleteRetained(topic);
-        else this.retained.set(topic, m);
+        else this.#retain(topic, m);
       }
     const messages = new Map<number, Message>();
     for (const [id, sm] of snap.messages) {
@@ -104,7 +124,7 @@ export class BrokerCore {
         this.#store.deleteSession(rec.clientId);
         continue;
       }
-      const s = new Session(rec.clientId, this.limits, this.queueBudget, this.delivery);
+      const s = new Session(rec.clientId, this.limits, this.queueBudget, this.delivery, this.#host);
       s.expiryInterval = rec.expiryInterval;
       s.owner = rec.owner;
       s.stored = true;
@@ -280,18 +300,18 @@ export class BrokerCore {
       session = undefined;
     }
     if (session !== undefined) {
-      session.clearTimers();
+      this.deadlines.cancel(session);
       session.pendingWill = undefined;
       return { session, present: true };
     }
-    session = new Session(clientId, this.limits, this.queueBudget, this.delivery);
+    session = new Session(clientId, this.limits, this.queueBudget, this.delivery, this.#host);
     this.sessions.set(clientId, session);
     return { session, present: false };
   }
 
   /** Ends a session for good: its pending will goes out, its subscriptions and state are removed. */
   endSession(session: Session): void {
-    session.clearTimers();
+    this.deadlines.cancel(session);
     // Shared-subscription QoS 1 messages it held go to another member (MQTT 5.0 §4.8.2).
     if (this.shared.size > 0) this.#redistribute(session, false);
     const will = session.pendingWill;
@@ -344,36 +364,60 @@ export class BrokerCore {
       return;
     }
     if (will !== undefined) {
-      const due = endedAt + will.delaySeconds * 1000;
-      if (due <= now) this.publishWill(will, session.clientId);
-      else {
-        // Sent at the earlier of the will delay and the end of the session [MQTT-3.1.3-9].
-        session.pendingWill = will;
-        session.willTimer = setTimeout(() => {
-          session.willTimer = undefined;
-          const w = session.pendingWill;
-          session.pendingWill = undefined;
-          if (w !== undefined) this.publishWill(w, session.clientId);
-          this.persist(session);
-        }, due - now);
-        session.willTimer.unref();
+      // Sent at the earlier of the will delay and the end of the session [MQTT-3.1.3-9].
+      if (endedAt + will.delaySeconds * 1000 <= now) this.publishWill(will, session.clientId);
+      else session.pendingWill = will;
+    }
+    this.#schedule(session);
+    this.persist(session);
+  }
+
+  /**
+   * Puts a session on the deadline heap at the earliest of: the expiry of a queued message
+   * [MQTT-3.3.2-5] and, while offline, its will delay and its session expiry, both counted from
+   * the absolute time its connection ended (`disconnectedAt`, which the store keeps, so a
+   * restart resumes the same deadlines) [MQTT-3.1.2-23], [MQTT-3.1.3-9]. A Session Expiry
+   * Interval of 0xFFFFFFFF never ends the session (5.0 §3.1.2.11.2, no statement id).
+   */
+  #schedule(session: Session): void {
+    const ended = session.disconnectedAt;
+    let at = session.queueExpiresAt === 0 ? Infinity : session.queueExpiresAt;
+    if (ended !== undefined && session.outlet === undefined) {
+      const will = session.pendingWill;
+      if (will !== undefined && ended + will.delaySeconds * 1000 < at) at = ended + will.delaySeconds * 1000;
+      if (session.expiryInterval !== NEVER_EXPIRES) {
+        const expires = ended + session.expiryInterval * 1000;
+        if (expires < at) at = expires;
       }
     }
-    if (expiry !== NEVER_EXPIRES) {
-      const due = endedAt + expiry * 1000;
-      session.expiryTimer = setTimeout(
-        () => {
-          session.expiryTimer = undefined;
-          this.counters.sessionsExpired++;
-          this.#log.debug({ clientId: session.clientId }, 'session expired');
-          this.endSession(session);
-          this.#observer.sessionExpired(session.clientId);
-        },
-        Math.max(0, due - now),
-      );
-      session.expiryTimer.unref();
+    if (at === Infinity) this.deadlines.cancel(session);
+    else this.deadlines.schedule(session, at);
+  }
+
+  /** A session's deadline came: expired messages leave its queue, its will goes out, its session ends. */
+  #sessionDue(session: Session, now: number): void {
+    if (this.sessions.get(session.clientId) !== session) return;
+    if (session.queueExpiresAt !== 0 && session.queueExpiresAt <= now) session.dropExpired(now);
+    const ended = session.disconnectedAt;
+    if (ended === undefined || session.outlet !== undefined) {
+      this.#schedule(session);
+      return;
     }
-    this.persist(session);
+    const will = session.pendingWill;
+    if (will !== undefined && ended + will.delaySeconds * 1000 <= now) {
+      session.pendingWill = undefined;
+      this.publishWill(will, session.clientId);
+      this.persist(session);
+    }
+    if (session.expiryInterval !== NEVER_EXPIRES && ended + session.expiryInterval * 1000 <= now) {
+      this.counters.sessionsExpired++;
+      this.#log.debug({ clientId: session.clientId }, 'session expired');
+      // A will still pending goes out with the session's end (endSession) [MQTT-3.1.3-9].
+      this.endSession(session);
+      this.#observer.sessionExpired(session.clientId);
+      return;
+    }
+    this.#schedule(session);
   }
 
   publishWill(will: Will, clientId: string): void {
@@ -536,17 +580,52 @@ export class BrokerCore {
       return;
     }
     if (m.payload.length === 0) {
-      if (this.retained.delete(m.topic)) this.#store.deleteRetained(m.topic);
+      if (this.#unretain(m.topic)) this.#store.deleteRetained(m.topic);
       return;
     }
-    this.retained.set(m.topic, m);
+    this.#retain(m.topic, m);
     this.#store.putRetained(m.topic, toStored(m));
+  }
+
+  /** Removes a topic's retained message from the in-memory index only (cluster). */
+  dropRetained(topic: string): void {
+    this.#unretain(topic);
   }
 
   /** Applies a retained change to the in-memory index only (cluster: the store is the cluster's). */
   applyRetained(m: Message): void {
-    if (m.payload.length === 0) this.retained.delete(m.topic);
-    else this.retained.set(m.topic, m);
+    if (m.payload.length === 0) this.#unretain(m.topic);
+    else this.#retain(m.topic, m);
+  }
+
+  /** Sets a topic's retained message; one with a Message Expiry goes on the deadline heap. */
+  #retain(topic: string, m: Message): void {
+    this.#cancelRetainedExpiry(topic);
+    this.retained.set(topic, m);
+    if (m.expiresAt === 0) return;
+    const r: RetainedExpiry = { deadlineIndex: -1, deadlineAt: 0, topic, message: m };
+    this.#retainedExpiry.set(topic, r);
+    this.deadlines.schedule(r, m.expiresAt);
+  }
+
+  #unretain(topic: string): boolean {
+    this.#cancelRetainedExpiry(topic);
+    return this.retained.delete(topic);
+  }
+
+  #cancelRetainedExpiry(topic: string): void {
+    if (this.#retainedExpiry.size === 0) return;
+    const r = this.#retainedExpiry.get(topic);
+    if (r === undefined) return;
+    this.deadlines.cancel(r);
+    this.#retainedExpiry.delete(topic);
+  }
+
+  /** A retained message's expiry came: it is no longer kept, in memory or in the store [MQTT-3.3.2-5]. */
+  #retainedDue(r: RetainedExpiry): void {
+    if (this.#retainedExpiry.get(r.topic) !== r) return;
+    this.#unretain(r.topic);
+    if (this.cluster === undefined) this.#store.deleteRetained(r.topic);
   }
 
   /** Retained messages matching a filter, expired ones removed on the way. */
@@ -558,7 +637,7 @@ export class BrokerCore {
       else out.push(m);
     });
     for (const topic of expired) {
-      this.retained.delete(topic);
+      this.#unretain(topic);
       if (this.cluster === undefined) this.#store.deleteRetained(topic);
     }
     return out;

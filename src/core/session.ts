@@ -73,6 +73,11 @@ export interface Journal {
   removed(session: Session, entry: Outbound): void;
 }
 
+/** The session's owner (one object for all sessions): told when the session's next deadline may have moved earlier. */
+export interface SessionHost {
+  reschedule(session: Session): void;
+}
+
 /** Queued bytes across all sessions, shared; `max` 0 = unlimited. */
 export interface QueueBudget {
   used: number;
@@ -110,8 +115,15 @@ export class Session {
   journal: Journal | undefined = undefined;
   /** A record of this session is in the store. */
   stored = false;
-  willTimer: NodeJS.Timeout | undefined = undefined;
-  expiryTimer: NodeJS.Timeout | undefined = undefined;
+  /** Place and time on the core's deadline heap: the earliest of will delay and expiry (offline) and queued-message expiry (see deadlines.ts). */
+  deadlineIndex = -1;
+  deadlineAt = 0;
+  /**
+   * Earliest Message Expiry (epoch ms) among queued entries, 0 = none. It may be early (the
+   * entry left the queue since): the purge at that deadline recomputes it.
+   */
+  queueExpiresAt = 0;
+  /** Epoch ms at which the last connection ended; undefined while one is attached. */
   disconnectedAt: number | undefined = undefined;
   owner: string | undefined = undefined;
   /** Routing scratch of BrokerCore.publish: the pass that last reached this session, and its hit. */
@@ -130,12 +142,14 @@ export class Session {
   #nextId = 1;
 
   readonly #budget: QueueBudget;
+  readonly #host: SessionHost;
 
-  constructor(clientId: string, limits: SessionLimits, budget: QueueBudget, counters: DeliveryCounters) {
+  constructor(clientId: string, limits: SessionLimits, budget: QueueBudget, counters: DeliveryCounters, host: SessionHost) {
     this.clientId = clientId;
     this.#limits = limits;
     this.#budget = budget;
     this.#counters = counters;
+    this.#host = host;
   }
 
   /** Subscriptions by filter. */
@@ -218,7 +232,15 @@ export class Session {
       const size = messageBytes(entry.message);
       this.#queuedBytes += size;
       this.#budget.used += size;
+      this.#queuedExpiry(entry.message.expiresAt);
     }
+  }
+
+  /** A message with this expiry joined the queue; true when it is now the earliest. */
+  #queuedExpiry(expiresAt: number): boolean {
+    if (expiresAt === 0 || (this.queueExpiresAt !== 0 && this.queueExpiresAt <= expiresAt)) return false;
+    this.queueExpiresAt = expiresAt;
+    return true;
   }
 
   #unqueued(entry: Outbound): void {
@@ -251,6 +273,9 @@ export class Session {
     this.#queuedBytes += size;
     budget.used += size;
     this.journal?.added(this, entry);
+    // Expired messages leave the queue at their deadline, not at the next drain: they must not
+    // hold the queue's room (or the store's) from live ones while the client is away.
+    if (this.#queuedExpiry(entry.message.expiresAt)) this.#host.reschedule(this);
   }
 
   #send(outlet: Outlet, entry: Outbound): void {
@@ -294,6 +319,7 @@ export class Session {
     if (this.#head === this.#queue.length) {
       this.#queue = [];
       this.#head = 0;
+      this.queueExpiresAt = 0;
     } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
       this.#queue = this.#queue.slice(this.#head);
       this.#head = 0;
@@ -341,11 +367,40 @@ export class Session {
       }
     }
     this.drain(now);
+    if (this.queueExpiresAt !== 0) this.#host.reschedule(this);
   }
 
   detach(now: number): void {
     this.outlet = undefined;
     this.disconnectedAt = now;
+  }
+
+  /**
+   * Drops queued messages whose Message Expiry has passed [MQTT-3.3.2-5]; one in flight stays
+   * (its delivery has begun). Recomputes `queueExpiresAt`.
+   */
+  dropExpired(now: number): void {
+    const queue = this.#queue;
+    let next = 0;
+    let kept: Outbound[] | undefined;
+    for (let i = this.#head; i < queue.length; i++) {
+      const e = queue[i]!;
+      const at = e.message.expiresAt;
+      if (at !== 0 && at <= now) {
+        this.#unqueued(e);
+        this.#counters.droppedExpired++;
+        this.journal?.removed(this, e);
+        kept ??= queue.slice(this.#head, i);
+        continue;
+      }
+      if (at !== 0 && (next === 0 || at < next)) next = at;
+      if (kept !== undefined) kept.push(e);
+    }
+    if (kept !== undefined) {
+      this.#queue = kept;
+      this.#head = 0;
+    }
+    this.queueExpiresAt = next;
   }
 
   /** Every outbound entry (in flight, then queued), e.g. to release them when the session ends. */
@@ -392,12 +447,6 @@ export class Session {
     this.#queue = [];
     this.#head = 0;
     this.#inflight = undefined;
-  }
-
-  clearTimers(): void {
-    if (this.willTimer !== undefined) clearTimeout(this.willTimer);
-    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
-    this.willTimer = undefined;
-    this.expiryTimer = undefined;
+    this.queueExpiresAt = 0;
   }
 }

@@ -167,6 +167,24 @@ for (const impl of impls) {
       await s2.close();
     });
 
+    void it('session timing comes back exact: the largest intervals and an epoch-ms disconnect time (deadlines resume from them)', async () => {
+      const { store, reopen } = impl.create();
+      await store.open();
+      const at = Date.UTC(2026, 11, 5, 8, 0, 0, 123);
+      store.putSession(
+        session('max', { expiryInterval: 0xfffffffe, disconnectedAt: at, will: { message: msg('w', 'late'), delaySeconds: 0xffffffff }, willPending: true }),
+      );
+      store.putSession(session('never', { expiryInterval: 0xffffffff, disconnectedAt: at + 1 }));
+      const s2 = await cycle(store, reopen);
+      const snap = await s2.load();
+      const timing = snap.sessions.map((s) => [s.clientId, s.expiryInterval, s.disconnectedAt, s.will?.delaySeconds]).sort();
+      assert.deepEqual(timing, [
+        ['max', 0xfffffffe, at, 0xffffffff],
+        ['never', 0xffffffff, at + 1, undefined],
+      ]);
+      await s2.close();
+    });
+
     void it('deleteSession removes the record with its outbound and inbound entries; messages stay until deleted', async () => {
       const { store, reopen } = impl.create();
       await store.open();
