@@ -30,6 +30,8 @@ export function onPublish(c: ConnectionInternals, p: PublishPacket): void {
   const ctx = c.ctx;
   let topic = p.topic;
   const props = p.properties;
+  // [MQTT-3.3.4-6] a Subscription Identifier is for the server to send, never the client.
+  if (props?.subscriptionIdentifiers !== undefined) throw new ProtocolError('a PUBLISH from a client carries a Subscription Identifier', '[MQTT-3.3.4-6]');
   if (props?.topicAlias !== undefined) {
     const alias = props.topicAlias;
     // [MQTT-3.3.2-8] / [MQTT-3.3.2-9]: 0 or above our Topic Alias Maximum is an error.
