@@ -5,7 +5,7 @@
 import { isUtf8 } from 'node:buffer';
 import { ConnackReturnCode, MAX_PACKET_SIZE, ReasonCode, type QoS } from '../protocol/constants.js';
 import { encode } from '../protocol/encoder.js';
-import { ProtocolError } from '../protocol/errors.js';
+import { MalformedPacketError, ProtocolError } from '../protocol/errors.js';
 import type { AuthPacket, ConnectPacket, DisconnectPacket, Packet, Properties } from '../protocol/packets.js';
 import { checkTopicName } from '../topics/index.js';
 import type { AuthenticationRequest, AuthenticationResult } from '../security/types.js';
@@ -66,6 +66,10 @@ export function onConnect(c: ConnectionInternals, p: ConnectPacket): void {
   if (method !== undefined && ctx.enhancedAuth[method] === undefined) {
     return refuse(c, ReasonCode.BadAuthenticationMethod, ConnackReturnCode.NotAuthorized, `authentication method ${JSON.stringify(method)} is not supported`);
   }
+  if (p.protocolVersion === 3 && (clientId.length === 0 || clientId.length > 23)) {
+    // MQTT 3.1 §3.1 (Client Identifier): 1 to 23 characters, else return code 0x02 (3.1.1 lifted both limits).
+    return refuse(c, 0, ConnackReturnCode.IdentifierRejected, 'an MQTT 3.1 client identifier has 1 to 23 characters');
+  }
   if (clientId.length === 0) {
     // [MQTT-3.1.3-8] 3.1.1: a zero-length id needs Clean Session 1; 5.0 always gets one assigned [MQTT-3.1.3-6].
     if (!mqtt.allowEmptyClientId || (!v5 && !p.clean)) {
@@ -90,7 +94,12 @@ export function onConnect(c: ConnectionInternals, p: ConnectPacket): void {
   if (p.will !== undefined) {
     const w = p.will;
     const bad = checkTopicName(w.topic);
-    if (bad !== null) return refuse(c, ReasonCode.TopicNameInvalid, ConnackReturnCode.IdentifierRejected, `will topic: ${bad}`);
+    if (bad !== null) {
+      // 3.1/3.1.1 have no return code for it: a CONNECT that does not conform (an empty topic is
+      // malformed [MQTT-4.7.3-1]) is closed without a CONNACK [MQTT-3.1.4-1]. 5.0 may say 0x90 first.
+      if (!v5) throw new MalformedPacketError(`will topic: ${bad}`, w.topic.length === 0 ? '[MQTT-4.7.3-1]' : '[MQTT-3.1.4-1]');
+      return refuse(c, ReasonCode.TopicNameInvalid, 0, `will topic: ${bad}`);
+    }
     // [MQTT-3.2.2-12] / [MQTT-3.2.2-13]: a will the server cannot honour is refused (5.0); 3.1.1 clips it.
     if (w.qos > mqtt.maximumQoS && v5) return refuse(c, ReasonCode.QoSNotSupported, 0, `will QoS ${w.qos} exceeds the maximum QoS ${mqtt.maximumQoS}`);
     if (w.retain && !mqtt.retainAvailable && v5) return refuse(c, ReasonCode.RetainNotSupported, 0, 'retained wills are not supported');

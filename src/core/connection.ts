@@ -299,10 +299,16 @@ export class Connection implements ConnectionInternals {
     );
     this.closeReason = `protocol violation: ${err.message}`;
     if (!connected) {
-      // [MQTT-3.1.2-2] an unsupported protocol level is answered with CONNACK 0x01 (3.1.1) / 0x84 (5.0).
+      // [MQTT-3.1.2-2] an unsupported protocol level is answered with a CONNACK the client can
+      // read: "MQIsdp" at any level but 3 with the 3.1 return code 0x01; "MQTT" above 5 (a later
+      // version, which reads the 5.0 CONNACK) with 5.0's 0x84, below 4 with 3.1.1's 0x01.
       if (err instanceof UnsupportedProtocolVersionError && (err.protocolName === 'MQTT' || err.protocolName === 'MQIsdp')) {
-        if (err.protocolLevel >= 5) this.#writeRaw(encode({ type: 'connack', sessionPresent: false, reasonCode: ReasonCode.UnsupportedProtocolVersion }, 5));
-        else this.#writeRaw(encode({ type: 'connack', sessionPresent: false, reasonCode: ConnackReturnCode.UnacceptableProtocolVersion }, 4));
+        if (err.protocolName === 'MQTT' && err.protocolLevel > 5) {
+          this.#writeRaw(encode({ type: 'connack', sessionPresent: false, reasonCode: ReasonCode.UnsupportedProtocolVersion }, 5));
+        } else {
+          const v3 = err.protocolName === 'MQIsdp' ? 3 : 4;
+          this.#writeRaw(encode({ type: 'connack', sessionPresent: false, reasonCode: ConnackReturnCode.UnacceptableProtocolVersion }, v3));
+        }
         // end() (not just the state) so the broker stops counting this connection.
         this.end();
         this.closeGracefully();
