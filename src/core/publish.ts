@@ -158,9 +158,12 @@ function checkRate(c: ConnectionInternals, bytes: number): void {
 }
 
 export function onPubrec(c: ConnectionInternals, packetId: number, reasonCode: number): void {
-  const ok = c.session!.received(packetId, reasonCode >= 0x80, Date.now());
+  // A failure code (5.0) ends the QoS 2 flow: the message is done, and no PUBREL follows, since
+  // one is sent only for a code below 0x80 [MQTT-4.3.3-4]; that holds for an unknown id too.
+  const failed = reasonCode >= 0x80;
+  const ok = c.session!.received(packetId, failed, Date.now());
   // 5.0 §3.6.2.1: a PUBREC for an unknown id is answered with PUBREL 0x92 (Packet Identifier not found).
-  if (!ok && c.version === 5) ack(c, 'pubrel', packetId, ReasonCode.PacketIdentifierNotFound);
+  if (!ok && !failed && c.version === 5) ack(c, 'pubrel', packetId, ReasonCode.PacketIdentifierNotFound);
 }
 
 export function onPubrel(c: ConnectionInternals, packetId: number): void {
