@@ -30,17 +30,68 @@ function assignClientId(): string {
   return `courier-${process.pid.toString(36)}-${Date.now().toString(36)}-${assigned.toString(36)}`;
 }
 
-function connack(c: ConnectionInternals, code: number, sessionPresent: boolean, properties?: Properties): void {
+function connack(c: ConnectionInternals, code: number, sessionPresent: boolean, properties: Properties | undefined): void {
   const packet: Packet = { type: 'connack', sessionPresent, reasonCode: code };
   if (properties !== undefined && c.version === 5) packet.properties = properties;
   c.write(encode(packet, c.version));
+}
+
+/** CONNACK capability properties whose absence means the same value (5.0 §3.2.2.3). */
+const CAPABILITY_DEFAULTS = [
+  ['receiveMaximum', 65535],
+  ['retainAvailable', 1],
+  ['topicAliasMaximum', 0],
+  ['maximumQoS', 2],
+  ['wildcardSubscriptionAvailable', 1],
+  ['subscriptionIdentifiersAvailable', 1],
+  ['sharedSubscriptionAvailable', 1],
+] as const;
+
+/**
+ * The CONNACK properties that keep the CONNACK within the client's Maximum Packet Size
+ * [MQTT-3.1.2-24]. While it is too large, optional properties are left out: Reason String and
+ * User Property ([MQTT-3.2.2-19], [MQTT-3.2.2-20]), then the capability properties at their
+ * default values, then Response Information and Server Reference (the client may do without
+ * them). null when even then it does not fit: the client cannot be answered. Measures only when
+ * the client announced a limit (an encode of a few dozen bytes).
+ */
+function fitConnack(c: ConnectionInternals, code: number, properties: Properties | undefined): Properties | undefined | null {
+  const max = c.clientMaxPacket;
+  if (c.version !== 5 || max >= MAX_PACKET_SIZE || connackFits(code, properties, max)) return properties;
+  if (properties === undefined) return null;
+  const fewer: Properties = { ...properties };
+  delete fewer.reasonString;
+  delete fewer.userProperties;
+  if (connackFits(code, fewer, max)) return fewer;
+  for (const [key, value] of CAPABILITY_DEFAULTS) if (fewer[key] === value) delete fewer[key];
+  if (connackFits(code, fewer, max)) return fewer;
+  delete fewer.responseInformation;
+  delete fewer.serverReference;
+  return connackFits(code, fewer, max) ? fewer : null;
+}
+
+function connackFits(code: number, properties: Properties | undefined, max: number): boolean {
+  const packet: Packet = { type: 'connack', sessionPresent: false, reasonCode: code };
+  if (properties !== undefined) packet.properties = properties;
+  return encode(packet, 5).length <= max;
+}
+
+/** Not even the smallest CONNACK fits the client's Maximum Packet Size: closed without one, nothing accepted [MQTT-3.1.2-24]. */
+function unanswerable(c: ConnectionInternals): void {
+  const reason = `not even the smallest CONNACK fits the client's Maximum Packet Size of ${c.clientMaxPacket}`;
+  c.log.warn({ remote: c.remote() }, `connection closed: ${reason}`);
+  c.closeReason = reason;
+  c.end();
+  c.closeGracefully();
 }
 
 /** Refuses a CONNECT: CONNACK with the v5 reason code or the v3 return code, then close [MQTT-3.2.2-6]. */
 function refuse(c: ConnectionInternals, v5Code: number, v3Code: number, reason: string, extra?: Properties): void {
   c.log.warn({ remote: c.remote(), reasonCode: v5Code }, `connection refused: ${reason}`);
   c.closeReason = `refused: ${reason}`;
-  connack(c, c.version === 5 ? v5Code : v3Code, false, { reasonString: reason, ...extra });
+  const code = c.version === 5 ? v5Code : v3Code;
+  const properties = fitConnack(c, code, { reasonString: reason, ...extra });
+  if (properties !== null) connack(c, code, false, properties);
   // [MQTT-3.1.4-5] nothing the client sent after a refused CONNECT is processed.
   c.end();
   c.closeGracefully();
@@ -52,6 +103,8 @@ export function onConnect(c: ConnectionInternals, p: ConnectPacket): void {
   c.version = p.protocolVersion;
   const v5 = p.protocolVersion === 5;
   const props = p.properties;
+  // [MQTT-3.1.2-24] nothing larger than the client's Maximum Packet Size, from the CONNACK on.
+  if (props?.maximumPacketSize !== undefined) c.clientMaxPacket = props.maximumPacketSize;
   let clientId = p.clientId;
   let assignedId: string | undefined;
 
@@ -235,37 +288,8 @@ function authenticated(c: ConnectionInternals, plan: ConnectPlan, result: Authen
     }
   }
 
-  // Accepted.
-  const now = Date.now();
-  c.phase = Phase.Connected;
-  c.keepAliveMs = keepAlive * 1000;
-  c.sendQuota = Math.min(props?.receiveMaximum ?? 65535, core.limits.maxInflight);
-  if (props?.maximumPacketSize !== undefined) c.clientMaxPacket = props.maximumPacketSize;
-  if (v5 && (props?.topicAliasMaximum ?? 0) > 0 && mqtt.outboundTopicAliases) {
-    c.outAliasMax = props!.topicAliasMaximum!;
-    c.outAliases = new Map();
-    c.outAliasTopics = [];
-  }
-
   const requestedExpiry = v5 ? (props?.sessionExpiryInterval ?? 0) : p.clean ? 0 : NEVER_EXPIRES;
   const expiry = Math.min(requestedExpiry, mqtt.maxSessionExpiryInterval);
-  const { session, present } = core.openSession(clientId, p.clean);
-  session.expiryInterval = expiry;
-  session.will = will;
-  session.owner = username;
-  c.session = session;
-  const info = c.info;
-  const client = {
-    clientId,
-    protocolVersion: p.protocolVersion,
-    username: username ?? p.username,
-    transport: info.transport,
-    remoteAddress: info.remoteAddress,
-    remotePort: info.remotePort,
-  };
-  c.client = client;
-  core.live.set(clientId, c);
-
   let ackProps: Properties | undefined;
   if (v5) {
     ackProps = {
@@ -289,8 +313,39 @@ function authenticated(c: ConnectionInternals, plan: ConnectPlan, result: Authen
     }
     if (mqtt.maxPacketSize >= MAX_PACKET_SIZE) delete ackProps.maximumPacketSize;
   }
+  const fitted = fitConnack(c, 0, ackProps);
+  if (fitted === null) return unanswerable(c);
+
+  // Accepted.
+  const now = Date.now();
+  c.phase = Phase.Connected;
+  c.keepAliveMs = keepAlive * 1000;
+  c.sendQuota = Math.min(props?.receiveMaximum ?? 65535, core.limits.maxInflight);
+  if (v5 && (props?.topicAliasMaximum ?? 0) > 0 && mqtt.outboundTopicAliases) {
+    c.outAliasMax = props!.topicAliasMaximum!;
+    c.outAliases = new Map();
+    c.outAliasTopics = [];
+  }
+
+  const { session, present } = core.openSession(clientId, p.clean);
+  session.expiryInterval = expiry;
+  session.will = will;
+  session.owner = username;
+  c.session = session;
+  const info = c.info;
+  const client = {
+    clientId,
+    protocolVersion: p.protocolVersion,
+    username: username ?? p.username,
+    transport: info.transport,
+    remoteAddress: info.remoteAddress,
+    remotePort: info.remotePort,
+  };
+  c.client = client;
+  core.live.set(clientId, c);
+
   // [MQTT-3.2.2-2] / [MQTT-3.2.2-3] Session Present.
-  connack(c, 0, present, ackProps);
+  connack(c, 0, present, fitted);
   // Keep alive is checked by the sweep; without one the connection leaves it.
   if (keepAlive === 0) ctx.sweeper.remove(c);
   c.log.info(

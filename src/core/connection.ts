@@ -10,7 +10,7 @@
  * internal interface (connection-internals.ts).
  */
 import type { Duplex } from 'node:stream';
-import { ConnackReturnCode, MAX_PACKET_SIZE, ReasonCode, type ProtocolVersion, type QoS } from '../protocol/constants.js';
+import { ConnackReturnCode, MAX_PACKET_SIZE, PACKET_NAMES, ReasonCode, type ProtocolVersion, type QoS } from '../protocol/constants.js';
 import { Decoder } from '../protocol/decoder.js';
 import { encode } from '../protocol/encoder.js';
 import { MqttError, ProtocolError, UnsupportedProtocolVersionError } from '../protocol/errors.js';
@@ -330,11 +330,8 @@ export class Connection implements ConnectionInternals {
   /** Server-initiated close of a connected client (5.0: DISCONNECT with a reason code first [MQTT-4.13.1-1]). */
   serverDisconnect(code: number, reason: string, abnormal: boolean): void {
     if (this.phase !== Phase.Connected) return;
-    if (this.version === 5) {
-      let buf = encode({ type: 'disconnect', reasonCode: code, properties: { reasonString: reason } }, 5);
-      if (buf.length > this.clientMaxPacket) buf = encode({ type: 'disconnect', reasonCode: code }, 5);
-      this.#writeRaw(buf);
-    }
+    // [MQTT-3.14.2-3] the Reason String only when it fits the client's Maximum Packet Size.
+    if (this.version === 5) this.#writeFitting(encode({ type: 'disconnect', reasonCode: code, properties: { reasonString: reason } }, 5), code);
     this.closeReason = reason;
     if (!abnormal && this.session !== undefined) this.session.will = undefined;
     this.end();
@@ -356,9 +353,8 @@ export class Connection implements ConnectionInternals {
   redirectTo(serverReference: string, permanent: boolean): void {
     if (this.phase !== Phase.Connected) return;
     if (this.version === 5) {
-      this.#writeRaw(
-        encode({ type: 'disconnect', reasonCode: permanent ? ReasonCode.ServerMoved : ReasonCode.UseAnotherServer, properties: { serverReference } }, 5),
-      );
+      const code = permanent ? ReasonCode.ServerMoved : ReasonCode.UseAnotherServer;
+      this.#writeFitting(encode({ type: 'disconnect', reasonCode: code, properties: { serverReference } }, 5), code);
     }
     this.closeReason = `redirected to ${serverReference}`;
     this.end();
@@ -436,7 +432,33 @@ export class Connection implements ConnectionInternals {
 
   write(buf: Buffer): void {
     if (this.phase === Phase.Closed) return;
+    // [MQTT-3.1.2-24] nothing larger than the client's Maximum Packet Size. What has optional
+    // parts is shortened before it gets here, and a PUBLISH that does not fit is discarded
+    // [MQTT-3.1.2-25]; any other packet that does not fit cannot be sent, and the session cannot
+    // go on without it.
+    if (buf.length > this.clientMaxPacket) {
+      this.#cannotSend(buf);
+      return;
+    }
     this.#writeRaw(buf);
+  }
+
+  #cannotSend(buf: Buffer): void {
+    const reason = `${PACKET_NAMES[buf[0]! >> 4]} of ${buf.length} bytes exceeds the client's Maximum Packet Size of ${this.clientMaxPacket}`;
+    this.log.warn({ clientId: this.client?.clientId, remote: this.remote() }, `closing connection: ${reason}`);
+    if (this.phase === Phase.Connected) {
+      this.serverDisconnect(ReasonCode.PacketTooLarge, reason, true);
+      return;
+    }
+    this.closeReason = reason;
+    this.end();
+    this.closeGracefully();
+  }
+
+  /** A 5.0 DISCONNECT, without its properties if they would not fit the client's Maximum Packet Size, or nothing if even that would not. */
+  #writeFitting(buf: Buffer, code: number): void {
+    if (buf.length > this.clientMaxPacket) buf = encode({ type: 'disconnect', reasonCode: code }, 5);
+    if (buf.length <= this.clientMaxPacket) this.#writeRaw(buf);
   }
 
   #writeRaw(buf: Buffer): void {

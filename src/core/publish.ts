@@ -22,7 +22,13 @@ export function ack(c: ConnectionInternals, type: 'puback' | 'pubrec' | 'pubrel'
     p.reasonCode = reasonCode;
     if (reason !== undefined) p.properties = { reasonString: reason };
   }
-  c.write(encode(p, c.version));
+  let buf = encode(p, c.version);
+  if (buf.length > c.clientMaxPacket && p.properties !== undefined) {
+    // [MQTT-3.4.2-2] [MQTT-3.5.2-2] [MQTT-3.6.2-2] [MQTT-3.7.2-2] no Reason String that would not fit.
+    delete p.properties;
+    buf = encode(p, c.version);
+  }
+  c.write(buf);
 }
 
 export function onPublish(c: ConnectionInternals, p: PublishPacket): void {
