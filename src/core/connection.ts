@@ -4,28 +4,27 @@
  * alive deadline, topic aliases, the will, and the write batching (all writes of one event-loop
  * turn leave in one corked flush).
  *
- * This file holds the class, the input loop, errors and ending, and the output; the packet
- * handlers live by family in connect.ts (CONNECT, AUTH, DISCONNECT), publish.ts (PUBLISH and its
- * acknowledgements) and subscribe.ts (SUBSCRIBE, UNSUBSCRIBE), as functions of the connection's
- * internal interface (connection-internals.ts).
+ * This file holds the class, the input loop, errors and ending, and the output; dispatch.ts
+ * hands each packet to its handler, and the handlers live by family in connect.ts (CONNECT,
+ * AUTH, DISCONNECT), publish.ts (PUBLISH and its acknowledgements) and subscribe.ts (SUBSCRIBE,
+ * UNSUBSCRIBE), as functions of the connection's internal interface (connection-internals.ts).
  */
 import type { Duplex } from 'node:stream';
 import { ConnackReturnCode, MAX_PACKET_SIZE, PACKET_NAMES, ReasonCode, type ProtocolVersion, type QoS } from '../protocol/constants.js';
 import { Decoder } from '../protocol/decoder.js';
 import { encode } from '../protocol/encoder.js';
-import { MqttError, ProtocolError, UnsupportedProtocolVersionError } from '../protocol/errors.js';
+import { MqttError, UnsupportedProtocolVersionError } from '../protocol/errors.js';
 import type { Packet } from '../protocol/packets.js';
 import type { ConnectionInfo } from '../transport/types.js';
 import type { Logger } from '../options.js';
 import { isPromise } from '../security/index.js';
 import type { BrokerCore } from './broker-core.js';
-import { onAuth, onConnect, onDisconnect } from './connect.js';
+import { dispatch } from './dispatch.js';
 import { Phase, type AuthExchange, type ConnectionInternals } from './connection-internals.js';
 import type { Message } from './message.js';
 import { Output } from './output.js';
-import { ack, onPublish, onPubrec, onPubrel, writePublish } from './publish.js';
+import { ack, writePublish } from './publish.js';
 import type { Session } from './session.js';
-import { onSubscribe, onUnsubscribe } from './subscribe.js';
 import type { ClientInfo, ConnectionContext, ConnectionObserver } from './connection-types.js';
 
 export type { ClientInfo, ConnectionContext, ConnectionObserver, LimitCounters, ListenerPolicy } from './connection-types.js';
@@ -192,50 +191,7 @@ export class Connection implements ConnectionInternals {
       this.#held.push(p);
       return;
     }
-    if (this.phase === Phase.Connecting) {
-      // The decoder only lets a CONNECT through first [MQTT-3.1.0-1].
-      if (p.type === 'connect' && this.auth === undefined) onConnect(this, p);
-      else if (p.type === 'auth' && this.auth !== undefined) onAuth(this, p);
-      // 5.0 §4.12: during an authentication exchange only AUTH may come from the client.
-      else throw new ProtocolError(`${p.type.toUpperCase()} while authentication is in progress`, '[MQTT-3.1.0-2]');
-      return;
-    }
-    switch (p.type) {
-      case 'publish':
-        onPublish(this, p);
-        break;
-      case 'puback':
-        this.session!.complete(p.packetId, Date.now());
-        break;
-      case 'pubrec':
-        onPubrec(this, p.packetId, p.reasonCode ?? 0);
-        break;
-      case 'pubrel':
-        onPubrel(this, p.packetId);
-        break;
-      case 'pubcomp':
-        this.session!.complete(p.packetId, Date.now());
-        break;
-      case 'subscribe':
-        onSubscribe(this, p);
-        break;
-      case 'unsubscribe':
-        onUnsubscribe(this, p);
-        break;
-      case 'pingreq':
-        this.write(Buffer.from([0xd0, 0]));
-        break;
-      case 'disconnect':
-        onDisconnect(this, p);
-        break;
-      case 'connect':
-        throw new ProtocolError('a second CONNECT on the same connection', '[MQTT-3.1.0-2]');
-      case 'auth':
-        onAuth(this, p);
-        break;
-      default:
-        throw new ProtocolError(`a client must not send ${p.type.toUpperCase()}`);
-    }
+    dispatch(this, p);
   }
 
   /**
