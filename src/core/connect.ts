@@ -5,7 +5,7 @@
 import { isUtf8 } from 'node:buffer';
 import { ConnackReturnCode, MAX_PACKET_SIZE, ReasonCode, type QoS } from '../protocol/constants.js';
 import { encode } from '../protocol/encoder.js';
-import { ProtocolError } from '../protocol/errors.js';
+import { MalformedPacketError, ProtocolError } from '../protocol/errors.js';
 import type { AuthPacket, ConnectPacket, DisconnectPacket, Packet, Properties } from '../protocol/packets.js';
 import { checkTopicName } from '../topics/index.js';
 import type { AuthenticationRequest, AuthenticationResult } from '../security/types.js';
@@ -30,17 +30,68 @@ function assignClientId(): string {
   return `courier-${process.pid.toString(36)}-${Date.now().toString(36)}-${assigned.toString(36)}`;
 }
 
-function connack(c: ConnectionInternals, code: number, sessionPresent: boolean, properties?: Properties): void {
+function connack(c: ConnectionInternals, code: number, sessionPresent: boolean, properties: Properties | undefined): void {
   const packet: Packet = { type: 'connack', sessionPresent, reasonCode: code };
   if (properties !== undefined && c.version === 5) packet.properties = properties;
   c.write(encode(packet, c.version));
+}
+
+/** CONNACK capability properties whose absence means the same value (5.0 §3.2.2.3). */
+const CAPABILITY_DEFAULTS = [
+  ['receiveMaximum', 65535],
+  ['retainAvailable', 1],
+  ['topicAliasMaximum', 0],
+  ['maximumQoS', 2],
+  ['wildcardSubscriptionAvailable', 1],
+  ['subscriptionIdentifiersAvailable', 1],
+  ['sharedSubscriptionAvailable', 1],
+] as const;
+
+/**
+ * The CONNACK properties that keep the CONNACK within the client's Maximum Packet Size
+ * [MQTT-3.1.2-24]. While it is too large, optional properties are left out: Reason String and
+ * User Property ([MQTT-3.2.2-19], [MQTT-3.2.2-20]), then the capability properties at their
+ * default values, then Response Information and Server Reference (the client may do without
+ * them). null when even then it does not fit: the client cannot be answered. Measures only when
+ * the client announced a limit (an encode of a few dozen bytes).
+ */
+function fitConnack(c: ConnectionInternals, code: number, properties: Properties | undefined): Properties | undefined | null {
+  const max = c.clientMaxPacket;
+  if (c.version !== 5 || max >= MAX_PACKET_SIZE || connackFits(code, properties, max)) return properties;
+  if (properties === undefined) return null;
+  const fewer: Properties = { ...properties };
+  delete fewer.reasonString;
+  delete fewer.userProperties;
+  if (connackFits(code, fewer, max)) return fewer;
+  for (const [key, value] of CAPABILITY_DEFAULTS) if (fewer[key] === value) delete fewer[key];
+  if (connackFits(code, fewer, max)) return fewer;
+  delete fewer.responseInformation;
+  delete fewer.serverReference;
+  return connackFits(code, fewer, max) ? fewer : null;
+}
+
+function connackFits(code: number, properties: Properties | undefined, max: number): boolean {
+  const packet: Packet = { type: 'connack', sessionPresent: false, reasonCode: code };
+  if (properties !== undefined) packet.properties = properties;
+  return encode(packet, 5).length <= max;
+}
+
+/** Not even the smallest CONNACK fits the client's Maximum Packet Size: closed without one, nothing accepted [MQTT-3.1.2-24]. */
+function unanswerable(c: ConnectionInternals): void {
+  const reason = `not even the smallest CONNACK fits the client's Maximum Packet Size of ${c.clientMaxPacket}`;
+  c.log.warn({ remote: c.remote() }, `connection closed: ${reason}`);
+  c.closeReason = reason;
+  c.end();
+  c.closeGracefully();
 }
 
 /** Refuses a CONNECT: CONNACK with the v5 reason code or the v3 return code, then close [MQTT-3.2.2-6]. */
 function refuse(c: ConnectionInternals, v5Code: number, v3Code: number, reason: string, extra?: Properties): void {
   c.log.warn({ remote: c.remote(), reasonCode: v5Code }, `connection refused: ${reason}`);
   c.closeReason = `refused: ${reason}`;
-  connack(c, c.version === 5 ? v5Code : v3Code, false, { reasonString: reason, ...extra });
+  const code = c.version === 5 ? v5Code : v3Code;
+  const properties = fitConnack(c, code, { reasonString: reason, ...extra });
+  if (properties !== null) connack(c, code, false, properties);
   // [MQTT-3.1.4-5] nothing the client sent after a refused CONNECT is processed.
   c.end();
   c.closeGracefully();
@@ -52,6 +103,8 @@ export function onConnect(c: ConnectionInternals, p: ConnectPacket): void {
   c.version = p.protocolVersion;
   const v5 = p.protocolVersion === 5;
   const props = p.properties;
+  // [MQTT-3.1.2-24] nothing larger than the client's Maximum Packet Size, from the CONNACK on.
+  if (props?.maximumPacketSize !== undefined) c.clientMaxPacket = props.maximumPacketSize;
   let clientId = p.clientId;
   let assignedId: string | undefined;
 
@@ -65,6 +118,10 @@ export function onConnect(c: ConnectionInternals, p: ConnectPacket): void {
   const method = props?.authenticationMethod;
   if (method !== undefined && ctx.enhancedAuth[method] === undefined) {
     return refuse(c, ReasonCode.BadAuthenticationMethod, ConnackReturnCode.NotAuthorized, `authentication method ${JSON.stringify(method)} is not supported`);
+  }
+  if (p.protocolVersion === 3 && (clientId.length === 0 || clientId.length > 23)) {
+    // MQTT 3.1 §3.1 (Client Identifier): 1 to 23 characters, else return code 0x02 (3.1.1 lifted both limits).
+    return refuse(c, 0, ConnackReturnCode.IdentifierRejected, 'an MQTT 3.1 client identifier has 1 to 23 characters');
   }
   if (clientId.length === 0) {
     // [MQTT-3.1.3-8] 3.1.1: a zero-length id needs Clean Session 1; 5.0 always gets one assigned [MQTT-3.1.3-6].
@@ -90,7 +147,12 @@ export function onConnect(c: ConnectionInternals, p: ConnectPacket): void {
   if (p.will !== undefined) {
     const w = p.will;
     const bad = checkTopicName(w.topic);
-    if (bad !== null) return refuse(c, ReasonCode.TopicNameInvalid, ConnackReturnCode.IdentifierRejected, `will topic: ${bad}`);
+    if (bad !== null) {
+      // 3.1/3.1.1 have no return code for it: a CONNECT that does not conform (an empty topic is
+      // malformed [MQTT-4.7.3-1]) is closed without a CONNACK [MQTT-3.1.4-1]. 5.0 may say 0x90 first.
+      if (!v5) throw new MalformedPacketError(`will topic: ${bad}`, w.topic.length === 0 ? '[MQTT-4.7.3-1]' : '[MQTT-3.1.4-1]');
+      return refuse(c, ReasonCode.TopicNameInvalid, 0, `will topic: ${bad}`);
+    }
     // [MQTT-3.2.2-12] / [MQTT-3.2.2-13]: a will the server cannot honour is refused (5.0); 3.1.1 clips it.
     if (w.qos > mqtt.maximumQoS && v5) return refuse(c, ReasonCode.QoSNotSupported, 0, `will QoS ${w.qos} exceeds the maximum QoS ${mqtt.maximumQoS}`);
     if (w.retain && !mqtt.retainAvailable && v5) return refuse(c, ReasonCode.RetainNotSupported, 0, 'retained wills are not supported');
@@ -226,37 +288,8 @@ function authenticated(c: ConnectionInternals, plan: ConnectPlan, result: Authen
     }
   }
 
-  // Accepted.
-  const now = Date.now();
-  c.phase = Phase.Connected;
-  c.keepAliveMs = keepAlive * 1000;
-  c.sendQuota = Math.min(props?.receiveMaximum ?? 65535, core.limits.maxInflight);
-  if (props?.maximumPacketSize !== undefined) c.clientMaxPacket = props.maximumPacketSize;
-  if (v5 && (props?.topicAliasMaximum ?? 0) > 0 && mqtt.outboundTopicAliases) {
-    c.outAliasMax = props!.topicAliasMaximum!;
-    c.outAliases = new Map();
-    c.outAliasTopics = [];
-  }
-
   const requestedExpiry = v5 ? (props?.sessionExpiryInterval ?? 0) : p.clean ? 0 : NEVER_EXPIRES;
   const expiry = Math.min(requestedExpiry, mqtt.maxSessionExpiryInterval);
-  const { session, present } = core.openSession(clientId, p.clean);
-  session.expiryInterval = expiry;
-  session.will = will;
-  session.owner = username;
-  c.session = session;
-  const info = c.info;
-  const client = {
-    clientId,
-    protocolVersion: p.protocolVersion,
-    username: username ?? p.username,
-    transport: info.transport,
-    remoteAddress: info.remoteAddress,
-    remotePort: info.remotePort,
-  };
-  c.client = client;
-  core.live.set(clientId, c);
-
   let ackProps: Properties | undefined;
   if (v5) {
     ackProps = {
@@ -280,8 +313,39 @@ function authenticated(c: ConnectionInternals, plan: ConnectPlan, result: Authen
     }
     if (mqtt.maxPacketSize >= MAX_PACKET_SIZE) delete ackProps.maximumPacketSize;
   }
+  const fitted = fitConnack(c, 0, ackProps);
+  if (fitted === null) return unanswerable(c);
+
+  // Accepted.
+  const now = Date.now();
+  c.phase = Phase.Connected;
+  c.keepAliveMs = keepAlive * 1000;
+  c.sendQuota = Math.min(props?.receiveMaximum ?? 65535, core.limits.maxInflight);
+  if (v5 && (props?.topicAliasMaximum ?? 0) > 0 && mqtt.outboundTopicAliases) {
+    c.outAliasMax = props!.topicAliasMaximum!;
+    c.outAliases = new Map();
+    c.outAliasTopics = [];
+  }
+
+  const { session, present } = core.openSession(clientId, p.clean);
+  session.expiryInterval = expiry;
+  session.will = will;
+  session.owner = username;
+  c.session = session;
+  const info = c.info;
+  const client = {
+    clientId,
+    protocolVersion: p.protocolVersion,
+    username: username ?? p.username,
+    transport: info.transport,
+    remoteAddress: info.remoteAddress,
+    remotePort: info.remotePort,
+  };
+  c.client = client;
+  core.live.set(clientId, c);
+
   // [MQTT-3.2.2-2] / [MQTT-3.2.2-3] Session Present.
-  connack(c, 0, present, ackProps);
+  connack(c, 0, present, fitted);
   // Keep alive is checked by the sweep; without one the connection leaves it.
   if (keepAlive === 0) ctx.sweeper.remove(c);
   c.log.info(

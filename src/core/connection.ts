@@ -4,28 +4,27 @@
  * alive deadline, topic aliases, the will, and the write batching (all writes of one event-loop
  * turn leave in one corked flush).
  *
- * This file holds the class, the input loop, errors and ending, and the output; the packet
- * handlers live by family in connect.ts (CONNECT, AUTH, DISCONNECT), publish.ts (PUBLISH and its
- * acknowledgements) and subscribe.ts (SUBSCRIBE, UNSUBSCRIBE), as functions of the connection's
- * internal interface (connection-internals.ts).
+ * This file holds the class, the input loop, errors and ending, and the output; dispatch.ts
+ * hands each packet to its handler, and the handlers live by family in connect.ts (CONNECT,
+ * AUTH, DISCONNECT), publish.ts (PUBLISH and its acknowledgements) and subscribe.ts (SUBSCRIBE,
+ * UNSUBSCRIBE), as functions of the connection's internal interface (connection-internals.ts).
  */
 import type { Duplex } from 'node:stream';
-import { ConnackReturnCode, MAX_PACKET_SIZE, ReasonCode, type ProtocolVersion, type QoS } from '../protocol/constants.js';
+import { ConnackReturnCode, MAX_PACKET_SIZE, PACKET_NAMES, ReasonCode, type ProtocolVersion, type QoS } from '../protocol/constants.js';
 import { Decoder } from '../protocol/decoder.js';
 import { encode } from '../protocol/encoder.js';
-import { MqttError, ProtocolError, UnsupportedProtocolVersionError } from '../protocol/errors.js';
+import { MqttError, UnsupportedProtocolVersionError } from '../protocol/errors.js';
 import type { Packet } from '../protocol/packets.js';
 import type { ConnectionInfo } from '../transport/types.js';
 import type { Logger } from '../options.js';
 import { isPromise } from '../security/index.js';
 import type { BrokerCore } from './broker-core.js';
-import { onAuth, onConnect, onDisconnect } from './connect.js';
+import { dispatch } from './dispatch.js';
 import { Phase, type AuthExchange, type ConnectionInternals } from './connection-internals.js';
 import type { Message } from './message.js';
 import { Output } from './output.js';
-import { ack, onPublish, onPubrec, onPubrel, writePublish } from './publish.js';
+import { ack, writePublish } from './publish.js';
 import type { Session } from './session.js';
-import { onSubscribe, onUnsubscribe } from './subscribe.js';
 import type { ClientInfo, ConnectionContext, ConnectionObserver } from './connection-types.js';
 
 export type { ClientInfo, ConnectionContext, ConnectionObserver, LimitCounters, ListenerPolicy } from './connection-types.js';
@@ -193,50 +192,7 @@ export class Connection implements ConnectionInternals {
       this.#held.push(p);
       return;
     }
-    if (this.phase === Phase.Connecting) {
-      // The decoder only lets a CONNECT through first [MQTT-3.1.0-1].
-      if (p.type === 'connect' && this.auth === undefined) onConnect(this, p);
-      else if (p.type === 'auth' && this.auth !== undefined) onAuth(this, p);
-      // 5.0 §4.12: during an authentication exchange only AUTH may come from the client.
-      else throw new ProtocolError(`${p.type.toUpperCase()} while authentication is in progress`, '[MQTT-3.1.0-2]');
-      return;
-    }
-    switch (p.type) {
-      case 'publish':
-        onPublish(this, p);
-        break;
-      case 'puback':
-        this.session!.complete(p.packetId, Date.now());
-        break;
-      case 'pubrec':
-        onPubrec(this, p.packetId, p.reasonCode ?? 0);
-        break;
-      case 'pubrel':
-        onPubrel(this, p.packetId);
-        break;
-      case 'pubcomp':
-        this.session!.complete(p.packetId, Date.now());
-        break;
-      case 'subscribe':
-        onSubscribe(this, p);
-        break;
-      case 'unsubscribe':
-        onUnsubscribe(this, p);
-        break;
-      case 'pingreq':
-        this.write(Buffer.from([0xd0, 0]));
-        break;
-      case 'disconnect':
-        onDisconnect(this, p);
-        break;
-      case 'connect':
-        throw new ProtocolError('a second CONNECT on the same connection', '[MQTT-3.1.0-2]');
-      case 'auth':
-        onAuth(this, p);
-        break;
-      default:
-        throw new ProtocolError(`a client must not send ${p.type.toUpperCase()}`);
-    }
+    dispatch(this, p);
   }
 
   /**
@@ -300,10 +256,16 @@ export class Connection implements ConnectionInternals {
     );
     this.closeReason = `protocol violation: ${err.message}`;
     if (!connected) {
-      // [MQTT-3.1.2-2] an unsupported protocol level is answered with CONNACK 0x01 (3.1.1) / 0x84 (5.0).
+      // [MQTT-3.1.2-2] an unsupported protocol level is answered with a CONNACK the client can
+      // read: "MQIsdp" at any level but 3 with the 3.1 return code 0x01; "MQTT" above 5 (a later
+      // version, which reads the 5.0 CONNACK) with 5.0's 0x84, below 4 with 3.1.1's 0x01.
       if (err instanceof UnsupportedProtocolVersionError && (err.protocolName === 'MQTT' || err.protocolName === 'MQIsdp')) {
-        if (err.protocolLevel >= 5) this.#writeRaw(encode({ type: 'connack', sessionPresent: false, reasonCode: ReasonCode.UnsupportedProtocolVersion }, 5));
-        else this.#writeRaw(encode({ type: 'connack', sessionPresent: false, reasonCode: ConnackReturnCode.UnacceptableProtocolVersion }, 4));
+        if (err.protocolName === 'MQTT' && err.protocolLevel > 5) {
+          this.#writeRaw(encode({ type: 'connack', sessionPresent: false, reasonCode: ReasonCode.UnsupportedProtocolVersion }, 5));
+        } else {
+          const v3 = err.protocolName === 'MQIsdp' ? 3 : 4;
+          this.#writeRaw(encode({ type: 'connack', sessionPresent: false, reasonCode: ConnackReturnCode.UnacceptableProtocolVersion }, v3));
+        }
         // end() (not just the state) so the broker stops counting this connection.
         this.end();
         this.closeGracefully();
@@ -325,11 +287,8 @@ export class Connection implements ConnectionInternals {
   /** Server-initiated close of a connected client (5.0: DISCONNECT with a reason code first [MQTT-4.13.1-1]). */
   serverDisconnect(code: number, reason: string, abnormal: boolean): void {
     if (this.phase !== Phase.Connected) return;
-    if (this.version === 5) {
-      let buf = encode({ type: 'disconnect', reasonCode: code, properties: { reasonString: reason } }, 5);
-      if (buf.length > this.clientMaxPacket) buf = encode({ type: 'disconnect', reasonCode: code }, 5);
-      this.#writeRaw(buf);
-    }
+    // [MQTT-3.14.2-3] the Reason String only when it fits the client's Maximum Packet Size.
+    if (this.version === 5) this.#writeFitting(encode({ type: 'disconnect', reasonCode: code, properties: { reasonString: reason } }, 5), code);
     this.closeReason = reason;
     if (!abnormal && this.session !== undefined) this.session.will = undefined;
     this.end();
@@ -351,9 +310,8 @@ export class Connection implements ConnectionInternals {
   redirectTo(serverReference: string, permanent: boolean): void {
     if (this.phase !== Phase.Connected) return;
     if (this.version === 5) {
-      this.#writeRaw(
-        encode({ type: 'disconnect', reasonCode: permanent ? ReasonCode.ServerMoved : ReasonCode.UseAnotherServer, properties: { serverReference } }, 5),
-      );
+      const code = permanent ? ReasonCode.ServerMoved : ReasonCode.UseAnotherServer;
+      this.#writeFitting(encode({ type: 'disconnect', reasonCode: code, properties: { serverReference } }, 5), code);
     }
     this.closeReason = `redirected to ${serverReference}`;
     this.end();
@@ -431,7 +389,33 @@ export class Connection implements ConnectionInternals {
 
   write(buf: Buffer): void {
     if (this.phase === Phase.Closed) return;
+    // [MQTT-3.1.2-24] nothing larger than the client's Maximum Packet Size. What has optional
+    // parts is shortened before it gets here, and a PUBLISH that does not fit is discarded
+    // [MQTT-3.1.2-25]; any other packet that does not fit cannot be sent, and the session cannot
+    // go on without it.
+    if (buf.length > this.clientMaxPacket) {
+      this.#cannotSend(buf);
+      return;
+    }
     this.#writeRaw(buf);
+  }
+
+  #cannotSend(buf: Buffer): void {
+    const reason = `${PACKET_NAMES[buf[0]! >> 4]} of ${buf.length} bytes exceeds the client's Maximum Packet Size of ${this.clientMaxPacket}`;
+    this.log.warn({ clientId: this.client?.clientId, remote: this.remote() }, `closing connection: ${reason}`);
+    if (this.phase === Phase.Connected) {
+      this.serverDisconnect(ReasonCode.PacketTooLarge, reason, true);
+      return;
+    }
+    this.closeReason = reason;
+    this.end();
+    this.closeGracefully();
+  }
+
+  /** A 5.0 DISCONNECT, without its properties if they would not fit the client's Maximum Packet Size, or nothing if even that would not. */
+  #writeFitting(buf: Buffer, code: number): void {
+    if (buf.length > this.clientMaxPacket) buf = encode({ type: 'disconnect', reasonCode: code }, 5);
+    if (buf.length <= this.clientMaxPacket) this.#writeRaw(buf);
   }
 
   #writeRaw(buf: Buffer): void {

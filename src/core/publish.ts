@@ -22,7 +22,13 @@ export function ack(c: ConnectionInternals, type: 'puback' | 'pubrec' | 'pubrel'
     p.reasonCode = reasonCode;
     if (reason !== undefined) p.properties = { reasonString: reason };
   }
-  c.write(encode(p, c.version));
+  let buf = encode(p, c.version);
+  if (buf.length > c.clientMaxPacket && p.properties !== undefined) {
+    // [MQTT-3.4.2-2] [MQTT-3.5.2-2] [MQTT-3.6.2-2] [MQTT-3.7.2-2] no Reason String that would not fit.
+    delete p.properties;
+    buf = encode(p, c.version);
+  }
+  c.write(buf);
 }
 
 export function onPublish(c: ConnectionInternals, p: PublishPacket): void {
@@ -30,6 +36,8 @@ export function onPublish(c: ConnectionInternals, p: PublishPacket): void {
   const ctx = c.ctx;
   let topic = p.topic;
   const props = p.properties;
+  // [MQTT-3.3.4-6] a Subscription Identifier is for the server to send, never the client.
+  if (props?.subscriptionIdentifiers !== undefined) throw new ProtocolError('a PUBLISH from a client carries a Subscription Identifier', '[MQTT-3.3.4-6]');
   if (props?.topicAlias !== undefined) {
     const alias = props.topicAlias;
     // [MQTT-3.3.2-8] / [MQTT-3.3.2-9]: 0 or above our Topic Alias Maximum is an error.
@@ -158,9 +166,12 @@ function checkRate(c: ConnectionInternals, bytes: number): void {
 }
 
 export function onPubrec(c: ConnectionInternals, packetId: number, reasonCode: number): void {
-  const ok = c.session!.received(packetId, reasonCode >= 0x80, Date.now());
+  // A failure code (5.0) ends the QoS 2 flow: the message is done, and no PUBREL follows, since
+  // one is sent only for a code below 0x80 [MQTT-4.3.3-4]; that holds for an unknown id too.
+  const failed = reasonCode >= 0x80;
+  const ok = c.session!.received(packetId, failed, Date.now());
   // 5.0 §3.6.2.1: a PUBREC for an unknown id is answered with PUBREL 0x92 (Packet Identifier not found).
-  if (!ok && c.version === 5) ack(c, 'pubrel', packetId, ReasonCode.PacketIdentifierNotFound);
+  if (!ok && !failed && c.version === 5) ack(c, 'pubrel', packetId, ReasonCode.PacketIdentifierNotFound);
 }
 
 export function onPubrel(c: ConnectionInternals, packetId: number): void {

@@ -179,7 +179,8 @@ function encodeConnack(p: ConnackPacket, version: ProtocolVersion): Buffer {
   const rem = version === 5 ? 2 + vbiLength(propLen) + propLen : 2;
   const buf = allocPacket(0x20, rem);
   let pos = headerEnd(rem);
-  buf[pos++] = p.sessionPresent ? 1 : 0;
+  // Session Present exists from 3.1.1 on [MQTT-3.2.2-1..3]; in 3.1 this byte is reserved and 0.
+  buf[pos++] = p.sessionPresent && version !== 3 ? 1 : 0;
   buf[pos++] = code;
   if (version === 5) writeProperties(buf, pos, p.properties, propLen);
   return buf;

@@ -232,6 +232,19 @@ function parseAck(r: Reader, type: number, version: number): AckPacket<'puback' 
   return packet;
 }
 
+/**
+ * [MQTT-4.7.3-1] a Topic Filter is at least one character long, and so is the filter part of a
+ * shared subscription `$share/{ShareName}/{filter}` ([MQTT-4.8.2-2]: the "/" after the ShareName
+ * is followed by a Topic Filter). A SUBSCRIBE or UNSUBSCRIBE carrying an empty one is malformed,
+ * so the connection is closed (3.1.1 [MQTT-4.8.0-1]; 5.0 §4.13, DISCONNECT 0x81).
+ */
+function checkFilterNotEmpty(filter: string, type: number): void {
+  if (filter.length === 0) malformed(`${NAMES[type]} with an empty Topic Filter`, '[MQTT-4.7.3-1]');
+  if (filter.charCodeAt(filter.length - 1) === 0x2f && filter.startsWith('$share/') && filter.indexOf('/', 7) === filter.length - 1) {
+    malformed(`${NAMES[type]} with an empty Topic Filter in the shared subscription ${JSON.stringify(filter)}`, '[MQTT-4.7.3-1]');
+  }
+}
+
 function parseSubscribe(r: Reader, version: number): SubscribePacket {
   const id = packetId(r, PacketType.SUBSCRIBE, version);
   const properties = version === 5 ? readProperties(r, PacketType.SUBSCRIBE) : undefined;
@@ -239,6 +252,7 @@ function parseSubscribe(r: Reader, version: number): SubscribePacket {
   const subscriptions: Subscription[] = [];
   while (r.remaining() > 0) {
     const topicFilter = r.utf8();
+    checkFilterNotEmpty(topicFilter, PacketType.SUBSCRIBE);
     const o = r.u8();
     const qos = o & 3;
     if (version === 5) {
@@ -280,7 +294,11 @@ function parseUnsubscribe(r: Reader, version: number): UnsubscribePacket {
   const properties = version === 5 ? readProperties(r, PacketType.UNSUBSCRIBE) : undefined;
   if (r.remaining() === 0) throw new ProtocolError('UNSUBSCRIBE without any Topic Filter', '[MQTT-3.10.3-2]');
   const topicFilters: string[] = [];
-  while (r.remaining() > 0) topicFilters.push(r.utf8());
+  while (r.remaining() > 0) {
+    const topicFilter = r.utf8();
+    checkFilterNotEmpty(topicFilter, PacketType.UNSUBSCRIBE);
+    topicFilters.push(topicFilter);
+  }
   const packet: UnsubscribePacket = { type: 'unsubscribe', packetId: id, topicFilters };
   if (properties !== undefined) packet.properties = properties;
   return packet;

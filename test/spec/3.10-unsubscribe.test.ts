@@ -155,5 +155,15 @@ for (const version of [4, 5] as const) {
       await c.closed();
       assert.deepEqual(c.pending, []);
     });
+
+    void it(`[MQTT-4.7.3-1] ${v5 ? '[MQTT-4.13.1-1]' : '[MQTT-4.8.0-1]'} an UNSUBSCRIBE with a zero-length topic filter, or '$share/group/' with an empty filter part, is malformed: no UNSUBACK, the connection is closed${v5 ? ' (DISCONNECT 0x81)' : ''}`, async () => {
+      for (const filter of ['', '$share/group/']) {
+        const c = await connect(b.port, version, 'empty-filter');
+        c.send({ type: 'unsubscribe', packetId: 7, topicFilters: ['ok/a', filter] });
+        if (v5) assert.equal((await c.next('disconnect')).reasonCode, 0x81, JSON.stringify(filter));
+        await c.closed();
+        assert.deepEqual(c.pending, [], `nothing else for ${JSON.stringify(filter)}`);
+      }
+    });
   });
 }

@@ -368,6 +368,17 @@ for (const version of [4, 5] as const) {
       await expectClosed(pub, version, 0x82);
     });
 
+    void it('[MQTT-3.3.4-6] [MQTT-4.13.1-1] a PUBLISH from a client carrying a Subscription Identifier (once or twice) is a Protocol Error → DISCONNECT 0x82; nothing is forwarded', async () => {
+      const watcher = await connect(b.port, version, 'sid-watch');
+      await subscribe(watcher, so('sid/#', 0));
+      for (const ids of [[7], [7, 8]]) {
+        const pub = await connect(b.port, version, 'sid-pub');
+        pub.send(publishPacket({ topic: 'sid/t', payload: String(ids), qos: 1, properties: { subscriptionIdentifiers: ids } }));
+        await expectClosed(pub, version, 0x82);
+      }
+      assert.deepEqual(await watcher.barrier(), []);
+    });
+
     // -------------------------------------------------------------------------------------------
     // 5.0 only: properties, expiry, No Local, reason codes, Maximum Packet Size
 

@@ -56,10 +56,10 @@ for (const version of [4, 5] as const) {
       assert.deepEqual(await c.next(), { type: 'suback', packetId: 0xfffe, reasonCodes: [0] });
     });
 
-    void it(`${v5 ? '[MQTT-4.7.1-1] [MQTT-4.7.1-2] [MQTT-4.7.3-1] [MQTT-3.9.3-2] [MQTT-3.8.4-5]' : '[MQTT-4.7.1-2] [MQTT-4.7.1-3] [MQTT-4.7.3-1] [MQTT-3.9.3-2] [MQTT-3.8.4-4]'} invalid filters ('#' not last or not a whole level, '+' not a whole level, empty) get 0x${FAIL.toString(16)}; the valid filters of the same SUBSCRIBE are granted and work`, async () => {
+    void it(`${v5 ? '[MQTT-4.7.1-1] [MQTT-4.7.1-2] [MQTT-3.9.3-2] [MQTT-3.8.4-5]' : '[MQTT-4.7.1-2] [MQTT-4.7.1-3] [MQTT-3.9.3-2] [MQTT-3.8.4-4]'} invalid filters ('#' not last or not a whole level, '+' not a whole level) get 0x${FAIL.toString(16)}; the valid filters of the same SUBSCRIBE are granted and work`, async () => {
       const c = await connect(b.port, version, 'invalid');
-      const codes = await subscribe(c, [so('inv/a', 1), so('inv/#/b', 1), so('inv/a#', 0), so('inv+', 0), so('inv/+x/c', 2), so('', 1), so('inv/+/c', 2)]);
-      assert.deepEqual(codes, [1, FAIL, FAIL, FAIL, FAIL, FAIL, 2]);
+      const codes = await subscribe(c, [so('inv/a', 1), so('inv/#/b', 1), so('inv/a#', 0), so('inv+', 0), so('inv/+x/c', 2), so('inv/+/c', 2)]);
+      assert.deepEqual(codes, [1, FAIL, FAIL, FAIL, FAIL, 2]);
       const pub = await connect(b.port, version, 'invalid-pub');
       for (const t of ['inv/a', 'inv/x/b', 'inv/a/b', 'inv/z/c']) await publish(pub, t);
       assert.deepEqual(await received(c), ['inv/a', 'inv/z/c']);
@@ -124,6 +124,16 @@ for (const version of [4, 5] as const) {
       if (v5) assert.equal((await c.next('disconnect')).reasonCode, 0x82);
       await c.closed();
       assert.deepEqual(c.pending, []);
+    });
+
+    void it(`[MQTT-4.7.3-1] ${v5 ? '[MQTT-4.13.1-1]' : '[MQTT-4.8.0-1]'} a SUBSCRIBE with a zero-length topic filter, or '$share/group/' with an empty filter part, is malformed: no SUBACK, the connection is closed${v5 ? ' (DISCONNECT 0x81)' : ''}, valid filters beside it notwithstanding`, async () => {
+      for (const filter of ['', '$share/group/']) {
+        const c = await connect(b.port, version, 'empty-filter');
+        c.send({ type: 'subscribe', packetId: nextPid(), subscriptions: [so('ok/a', 1), so(filter, 1)] });
+        if (v5) assert.equal((await c.next('disconnect')).reasonCode, 0x81, JSON.stringify(filter));
+        await c.closed();
+        assert.deepEqual(c.pending, [], `nothing else for ${JSON.stringify(filter)}`);
+      }
     });
 
     void describe('topic matching (own broker: nothing retained, nothing else published)', () => {

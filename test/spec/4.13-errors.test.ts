@@ -7,11 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, afterEach, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
 import type { ProtocolVersion } from '../../src/protocol/constants.js';
 import { encode } from '../../src/protocol/encoder.js';
 import type { PublishPacket } from '../../src/protocol/packets.js';
+import { attachMqttWebSocket, closeWebSocketServer } from '../../src/transport/ws.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { brokerEvent, connect, connectFull, destroyAll, track } from '../helpers/spec.js';
@@ -221,6 +224,59 @@ for (const version of [4, 5] as const) {
         assert.ok(closedAfter <= CLOSE_GRACE_MS + 1_000, `${what}: closed ${closedAfter} ms after the decision`);
         await roundTrip();
       }
+    });
+
+    void it(`${CLOSE} over WebSocket too: after an oversize Remaining Length the broker reads at most ${READ_AFTER_BOUND / KiB} KiB more of a continuous stream of WebSocket messages, and closes within the grace; others carry on`, async () => {
+      // The broker's own WebSocket plumbing on a server of the test's, so the test sees the socket under it.
+      const http = createHttpServer();
+      let server: Socket | undefined;
+      const wss = attachMqttWebSocket(http, { path: '/mqtt', maxPayload: MAX_PACKET + 8 }, (stream, req) => {
+        server = req.socket as Socket;
+        b.broker.handle(stream, { transport: 'ws', listener: 'ws-front', remoteAddress: req.socket.remoteAddress, remotePort: req.socket.remotePort });
+      });
+      http.listen(0, '127.0.0.1');
+      await once(http, 'listening');
+      const ws = new WebSocket(`ws://127.0.0.1:${(http.address() as AddressInfo).port}/mqtt`, 'mqtt');
+      try {
+        await once(ws, 'open');
+        const clientId = `ws-flood-${version}`;
+        ws.send(encode({ type: 'connect', protocolName: 'MQTT', protocolVersion: version, clean: true, keepAlive: 0, clientId }, version));
+        const [connack] = (await once(ws, 'message')) as [Buffer];
+        assert.equal(connack[0], 0x20);
+        const received: Buffer[] = [];
+        ws.on('message', (m: Buffer) => received.push(m));
+        const socket = server!;
+        let readAtDecision = -1;
+        const decided = brokerEvent(b.broker, 'clientDisconnect', (client) => {
+          if (client.clientId !== clientId) return false;
+          readAtDecision = socket.bytesRead;
+          return true;
+        });
+        const serverClosed = once(socket, 'close');
+        ws.send(Buffer.from('30ffffff7f', 'hex')); // a PUBLISH claiming 268,435,455 bytes
+        const chunk = Buffer.alloc(KiB, 0x61);
+        let sent = 0;
+        const pump = (): void => {
+          if (ws.readyState !== WebSocket.OPEN || sent >= FLOOD_LIMIT) return;
+          sent += chunk.length;
+          ws.send(chunk, (err) => {
+            if (err === undefined || err === null) pump();
+          });
+        };
+        for (let i = 0; i < 64; i++) pump();
+        await decided;
+        const decidedAt = Date.now();
+        await serverClosed;
+        const closedAfter = Date.now() - decidedAt;
+        const readAfter = socket.bytesRead - readAtDecision;
+        if (v5) assert.deepEqual([...(received[0] ?? [])].slice(0, 3), [0xe0, received[0]![1], 0x95], 'DISCONNECT 0x95');
+        assert.ok(readAfter <= READ_AFTER_BOUND, `${(readAfter / KiB).toFixed(0)} KiB read after the decision`);
+        assert.ok(closedAfter <= CLOSE_GRACE_MS + 1_000, `closed ${closedAfter} ms after the decision`);
+      } finally {
+        ws.terminate();
+        await closeWebSocketServer(wss, http);
+      }
+      await roundTrip();
     });
 
     void it(`[MQTT-3.1.2-8] a connection that ends in the middle of a packet: the partial packet is dropped, the will is published; others carry on`, async () => {

@@ -261,6 +261,37 @@ for (const version of [4, 5] as const) {
 
     if (!v5) return;
 
+    void it('[MQTT-4.3.3-4] §3.5.2.1, §4.3.3: a PUBREC with a failure reason code ends the QoS 2 flow: no PUBREL (for an unknown id not even 0x92), the message is done: its in-flight slot frees at once and it is not re-sent on resume', async () => {
+      const clientId = 'q2fail';
+      const fields = { clientId, clean: true, properties: { sessionExpiryInterval: 60, receiveMaximum: 1 } };
+      const sub = await connect(b.port, version, 'x', fields);
+      await subscribe(sub, 'q2fail/t', 2);
+      sub.send({ type: 'pubrec', packetId: 999, reasonCode: 0x80 });
+      assert.deepEqual(await sub.barrier(), [], 'an unsolicited failed PUBREC gets no PUBREL');
+
+      const pub = await connect(b.port, version, 'q2fail-pub');
+      pub.send(pkt('q2fail/t', 'one', 2, 1));
+      pub.send(pkt('q2fail/t', 'two', 2, 2));
+      await pub.next('pubrec');
+      await pub.next('pubrec');
+      const one = await sub.next('publish');
+      assert.equal(one.payload.toString(), 'one');
+      assert.deepEqual(await sub.barrier(), [], 'Receive Maximum 1: the second waits');
+      sub.send({ type: 'pubrec', packetId: one.packetId!, reasonCode: 0x80 });
+      const two = await sub.next();
+      assert.deepEqual([two.type, two.type === 'publish' && two.payload.toString()], ['publish', 'two'], 'no PUBREL; the slot is free for the next message');
+
+      sub.destroy();
+      await sub.closed();
+      const back = await connect(b.port, version, 'x', { ...fields, clean: false });
+      const again = await back.next('publish');
+      assert.deepEqual([again.payload.toString(), again.dup], ['two', true], 'only the unacknowledged message is re-sent');
+      back.send({ type: 'pubrec', packetId: again.packetId! });
+      assert.deepEqual(await back.next(), ack(version, 'pubrel', again.packetId!));
+      back.send({ type: 'pubcomp', packetId: again.packetId! });
+      assert.deepEqual(await back.barrier(), []);
+    });
+
     void it("[MQTT-3.3.4-7] [MQTT-4.13.1-1] the broker's Receive Maximum 2: a third unreleased QoS 2 PUBLISH → DISCONNECT 0x93; releasing one makes room", async () => {
       await withBroker({ mqtt: { receiveMaximum: 2 } }, async (tb) => {
         const { client: c, connack } = await connectFull(tb.port, version, 'rmin');
