@@ -342,10 +342,13 @@ export class Connection implements ConnectionInternals {
     this.observer.disconnected(client, this.closeReason);
   }
 
+  /**
+   * The client sent DISCONNECT: what it sent after it is not processed [MQTT-3.14.4-1] (it must
+   * close) and not read either, so a client cannot keep streaming into a finished connection.
+   */
   endByClient(): void {
     this.end();
-    this.flush();
-    this.#stream.end();
+    this.closeGracefully();
   }
 
   /**

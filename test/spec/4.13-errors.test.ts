@@ -226,6 +226,31 @@ for (const version of [4, 5] as const) {
       }
     });
 
+    void it(`[MQTT-3.14.4-1] after the client's DISCONNECT the broker reads at most ${READ_AFTER_BOUND / KiB} KiB of a continuous stream the client keeps sending, and closes within the grace; others carry on`, async () => {
+      const frontPort = (front.address() as AddressInfo).port;
+      const c = track(await RawClient.open(frontPort, version));
+      const clientId = `flood-after-disconnect-${version}`;
+      assert.equal((await c.handshake({ clientId })).reasonCode, 0);
+      const server = fronted.get(c.socket.localPort!);
+      assert.ok(server !== undefined, 'the server side of the connection');
+      const serverClosed = once(server, 'close');
+      let readAtDecision = -1;
+      const ended = brokerEvent(b.broker, 'clientDisconnect', (client) => {
+        if (client.clientId !== clientId) return false;
+        readAtDecision = server.bytesRead;
+        return true;
+      });
+      c.sendRaw('e0 00'); // DISCONNECT
+      flood(c.socket);
+      await ended;
+      const endedAt = Date.now();
+      await serverClosed;
+      const readAfter = server.bytesRead - readAtDecision;
+      assert.ok(readAfter <= READ_AFTER_BOUND, `${(readAfter / KiB).toFixed(0)} KiB read after DISCONNECT`);
+      assert.ok(Date.now() - endedAt <= CLOSE_GRACE_MS + 1_000, 'closed within the grace');
+      await roundTrip();
+    });
+
     void it(`${CLOSE} over WebSocket too: after an oversize Remaining Length the broker reads at most ${READ_AFTER_BOUND / KiB} KiB more of a continuous stream of WebSocket messages, and closes within the grace; others carry on`, async () => {
       // The broker's own WebSocket plumbing on a server of the test's, so the test sees the socket under it.
       const http = createHttpServer();
