@@ -6,6 +6,7 @@
  * QoS 1 round trip proves after every case.
  */
 import assert from 'node:assert/strict';
+import { withTimeout } from '../helpers/peers.js';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -30,8 +31,7 @@ const READ_AFTER_BOUND = 256 * KiB;
 const FLOOD_LIMIT = 64 * MiB;
 
 /** Writes junk as fast as the socket takes it, up to FLOOD_LIMIT, until it closes. */
-function flood(socket: Socket): void {
-  const chunk = Buffer.alloc(64 * KiB, 0x61);
+function flood(socket: Socket, chunk = Buffer.alloc(64 * KiB, 0x61)): void {
   let written = 0;
   const pump = (): void => {
     while (!socket.destroyed && !socket.writableEnded && written < FLOOD_LIMIT) {
@@ -240,11 +240,14 @@ for (const version of [4, 5] as const) {
         readAtDecision = server.bytesRead;
         return true;
       });
+      // A hostile client ignores the broker's FIN and keeps writing.
+      c.socket.allowHalfOpen = true;
       c.sendRaw('e0 00'); // DISCONNECT
-      flood(c.socket);
+      // Well-formed packets (PINGREQ), so nothing but the decision can stop the reading.
+      flood(c.socket, Buffer.from('c000'.repeat(32 * KiB), 'hex'));
       await ended;
       const endedAt = Date.now();
-      await serverClosed;
+      await withTimeout(serverClosed, CLOSE_GRACE_MS + 3_000, 'the broker closing the connection after DISCONNECT');
       const readAfter = server.bytesRead - readAtDecision;
       assert.ok(readAfter <= READ_AFTER_BOUND, `${(readAfter / KiB).toFixed(0)} KiB read after DISCONNECT`);
       assert.ok(Date.now() - endedAt <= CLOSE_GRACE_MS + 1_000, 'closed within the grace');
