@@ -89,4 +89,38 @@ void describe('cluster: Redis unreachable', redisServerGate(), () => {
     assert.ok(late.connected, 'CONNECT accepted again');
     assert.ok(a.broker.stats().cluster!.redisDisconnects >= 1);
   });
+
+  void test('a Redis that may evict keys is refused at start with a clear reason; one without appendonly is used with a warning', async () => {
+    const evicting = await startRedisServer({ extraArgs: ['--maxmemory', '100mb', '--maxmemory-policy', 'allkeys-lru'] });
+    try {
+      await assert.rejects(
+        startBroker({ cluster: { redis: evicting.url, nodeName: 'e', prefix: 'ev:' } }),
+        /maxmemory-policy is "allkeys-lru": the cluster needs "noeviction"/,
+      );
+    } finally {
+      await evicting.close();
+    }
+    const volatile = await startRedisServer({ appendonly: false });
+    const warnings: string[] = [];
+    const logger = {
+      info() {},
+      debug() {},
+      error() {},
+      warn(_o: object, msg?: string) {
+        if (msg !== undefined) warnings.push(msg);
+      },
+    };
+    try {
+      const n = await startBroker({ cluster: { redis: volatile.url, nodeName: 'v', prefix: 'vo:' }, logger });
+      brokers.push(n);
+      assert.ok(
+        warnings.some((w) => w.includes('appendonly off')),
+        warnings.join('; '),
+      );
+      assert.equal(n.broker.stats().cluster!.available, true);
+      await n.close();
+    } finally {
+      await volatile.close();
+    }
+  });
 });
