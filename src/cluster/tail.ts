@@ -34,7 +34,8 @@ export interface TailOwner {
 type Entry = [id: Buffer, fields: Buffer[]];
 type XReadReply = Array<[key: Buffer, entries: Entry[]]> | null;
 
-const READ_COUNT = 16;
+const INBOX_COUNT = 16;
+const LOG_COUNT = 256;
 /** Longest pause between inbox entries while receivers' queues are full (then delivery goes on and the queue policy applies). */
 const PRESSURE_WAIT_MS = 2000;
 const BLOCK_MS = 1000;
@@ -44,7 +45,9 @@ export class Tail {
   readonly #core: ClusterCore;
   readonly #log: Logger;
   readonly #keys: Keys;
+  /** Blocking connections: one for the inbox, one for the route and retained logs. */
   readonly #blk: Redis;
+  readonly #logs: Redis;
   #nid = 0;
   #inId = '0-0';
   #routeId = '0-0';
@@ -64,15 +67,17 @@ export class Tail {
     this.#keys = keys;
     this.#blk = owner.redis.duplicate({ connectionName: `courier:${options.nodeName}:tail`, lazyConnect: true });
     this.#blk.on('error', () => {});
+    this.#logs = owner.redis.duplicate({ connectionName: `courier:${options.nodeName}:logs`, lazyConnect: true });
+    this.#logs.on('error', () => {});
   }
 
   async start(nid: number): Promise<void> {
-    await this.#blk.connect();
+    await Promise.all([this.#blk.connect(), this.#logs.connect()]);
     this.#nid = nid;
     this.#inId = '0-0';
     await this.#bootstrap();
     this.#running = true;
-    this.#loop = this.#run();
+    this.#loop = Promise.all([this.#run(this.#blk, true), this.#run(this.#logs, false)]).then(() => undefined);
   }
 
   /** Reloads everything (reconnect, new incarnation); a read in flight with the old positions is discarded. */
@@ -89,12 +94,14 @@ export class Tail {
   reconnect(): void {
     this.#gen++;
     this.#blk.disconnect(true);
+    this.#logs.disconnect(true);
   }
 
   async stop(): Promise<void> {
     this.#running = false;
     this.#gen++;
     this.#blk.disconnect();
+    this.#logs.disconnect();
     await this.#loop;
     for (const w of this.#waiters.splice(0)) w.resolve();
   }
@@ -167,27 +174,19 @@ export class Tail {
     }
   }
 
-  async #run(): Promise<void> {
+  /**
+   * One reading loop on its own blocking connection: the inbox has one, the two logs share
+   * another, so an inbox held back by slow receivers never delays route or retained changes.
+   */
+  async #run(conn: Redis, inbox: boolean): Promise<void> {
     let failures = 0;
     while (this.#running) {
       const gen = this.#gen;
       const k = this.#keys;
       let reply: XReadReply;
       try {
-        const args = [
-          'COUNT',
-          String(READ_COUNT),
-          'BLOCK',
-          String(BLOCK_MS),
-          'STREAMS',
-          k.inbox(this.#nid),
-          k.rlog,
-          k.retLog,
-          this.#inId,
-          this.#routeId,
-          this.#retId,
-        ];
-        reply = streamsOf(await this.#blk.callBuffer('XREAD', ...args));
+        const streams = inbox ? [k.inbox(this.#nid), this.#inId] : [k.rlog, k.retLog, this.#routeId, this.#retId];
+        reply = streamsOf(await conn.callBuffer('XREAD', 'COUNT', String(inbox ? INBOX_COUNT : LOG_COUNT), 'BLOCK', String(BLOCK_MS), 'STREAMS', ...streams));
         failures = 0;
       } catch (err) {
         if (!this.#running) break;
@@ -201,7 +200,7 @@ export class Tail {
         const key = keyBuf.toString();
         try {
           if (key === k.inbox(this.#nid)) await this.#inbox(entries);
-          else if (key === k.rlog) await this.#routeLog(entries);
+          else if (key === k.rlog) this.#routeLog(entries);
           else if (key === k.retLog) this.#retainedLog(entries);
         } catch (err) {
           this.#log.error({ stream: key, err: String(err) }, 'cluster: could not apply stream entries');
@@ -213,7 +212,9 @@ export class Tail {
   async #inbox(entries: Entry[]): Promise<void> {
     let last = '';
     let n = 0;
+    const nid = this.#nid;
     for (const [id, fields] of entries) {
+      if (this.#nid !== nid) break; // joined again meanwhile: that inbox is gone
       // Back-pressure: what is not read yet waits in Redis, not in a full session queue.
       for (let waited = 0; waited < PRESSURE_WAIT_MS && this.#running && this.#core.forwardPressure(); waited += 5) {
         await new Promise((r) => setTimeout(r, 5));
@@ -228,14 +229,14 @@ export class Tail {
         this.#log.error({ entry: last, err: err.message }, 'cluster: unreadable forward batch skipped');
       }
     }
-    if (last === '') return;
+    if (last === '' || this.#nid !== nid) return;
     this.#inId = last;
     this.#owner.received(n);
     // Read and handled: trimmed (the inbox holds only what this node has not handled yet).
     this.#owner.redis.xtrim(this.#keys.inbox(this.#nid), 'MINID', nextId(last)).catch(() => {});
   }
 
-  async #routeLog(entries: Entry[]): Promise<void> {
+  #routeLog(entries: Entry[]): void {
     const routes = this.#owner.routes;
     for (const [id, fields] of entries) {
       this.#routeId = id.toString();
