@@ -1,8 +1,10 @@
 /**
- * Cluster benchmark: what Courier's Redis cluster mode costs per message.
+ * Cluster benchmark: what Courier's Redis cluster mode costs per message, and Aedes on the same
+ * Redis (mqemitter-redis + aedes-persistence-redis) under the same load.
  *
  *   npm run bench:cluster -- [--duration 5] [--warmup 1] [--rounds 1] [--local-rounds 2]
  *                            [--publishers 20] [--window 100] [--qos1-window 32] [--payload 64]
+ *                            [--brokers courier,aedes] [--time-limit 300]
  *                            [--server-cpu 0] [--gen-cpu 1] [--workers 2] [--json]   (--help)
  *
  * Starts its own redis-server (AOF, fsync every second, no RDB, its own temp dir) and its own
@@ -10,13 +12,17 @@
  * the port is read from the node's "listening on" log line), all on 127.0.0.1. Every process it
  * starts is stopped by PID at the end, on error and on SIGINT/SIGTERM. The nodes inherit the
  * environment, so COURIER_* variables (e.g. COURIER_CLUSTER__HEARTBEAT_MS) reach them; the store
- * is always the in-memory one. Exit code 1 when a scenario failed (its row says why).
+ * is always the in-memory one. Aedes instances are bench/brokers/aedes-cluster.ts (through tsx),
+ * in Redis database 1, flushed before each set. Exit code 1 when a scenario failed (its row says
+ * why). No scenario starts after --time-limit; the run is stopped a minute after it.
  *
  * Scenarios (a fresh set of nodes for each, one Redis for the run with a key prefix per cluster):
  *   local  QoS 0 fan-in, publishers and subscriber on one node: a single node (no cluster) vs a
  *          1-node cluster; rounds alternate, medians reported.
  *   cross  QoS 0 fan-in and QoS 1 (window per publisher), publishers on node 1, one subscriber
  *          on each other node (2 and 3 nodes): every delivered message crossed Redis once.
+ *   Aedes  the same, instances for nodes: local-only without Redis (in-memory emitter) vs one
+ *          instance on Redis, cross-node with 2 and 3 instances on Redis.
  *
  * The load generator is the one of `npm run bench` (bench/loadgen/: raw MQTT over net sockets in
  * worker threads) running in this process, pinned with all its threads to --gen-cpu; redis-server
@@ -50,6 +56,9 @@ const HELP = `Usage: npm run bench:cluster -- [options]
   --batch N           QoS 0: messages per write(), at most half the window (default 64)
   --payload BYTES     payload size, ≥ ${PAYLOAD_HEADER} (default 64)
   --workers N         generator worker threads (default 2: subscribers | publishers)
+  --brokers LIST      courier,aedes (default both): Aedes runs the same scenarios with
+                      mqemitter-redis and aedes-persistence-redis on the same redis-server
+  --time-limit S      skip the scenarios that would start after S seconds (default 300)
   --server-cpu C      CPU list for redis-server and the nodes (default 0)
   --gen-cpu C         CPU list for this process, the load generator (default 1)
   --json              print the results as JSON instead of Markdown
@@ -66,6 +75,8 @@ interface Cli {
   batch: number;
   payload: number;
   workers: number;
+  brokers: Broker[];
+  timeLimitMs: number;
   serverCpu: string;
   genCpu: string;
   json: boolean;
@@ -85,6 +96,8 @@ function parseCli(argv: string[]): Cli {
       batch: { type: 'string', default: '64' },
       payload: { type: 'string', default: '64' },
       workers: { type: 'string', default: '2' },
+      brokers: { type: 'string', default: 'courier,aedes' },
+      'time-limit': { type: 'string', default: '300' },
       'server-cpu': { type: 'string', default: '0' },
       'gen-cpu': { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
@@ -101,6 +114,16 @@ function parseCli(argv: string[]): Cli {
     return n;
   };
   const int = (name: string, v: string, min: number): number => Math.floor(num(name, v, min));
+  const brokers = [
+    ...new Set(
+      values.brokers
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x !== ''),
+    ),
+  ];
+  for (const x of brokers) if (!(BROKERS as readonly string[]).includes(x)) throw new Error(`--brokers: unknown broker ${x} (${BROKERS.join(', ')})`);
+  if (brokers.length === 0) throw new Error('--brokers: none given');
   return {
     durationMs: num('duration', values.duration, 0.1) * 1000,
     warmupMs: num('warmup', values.warmup, 0) * 1000,
@@ -112,6 +135,8 @@ function parseCli(argv: string[]): Cli {
     batch: int('batch', values.batch, 1),
     payload: int('payload', values.payload, PAYLOAD_HEADER),
     workers: int('workers', values.workers, 1),
+    brokers: BROKERS.filter((x) => brokers.includes(x)),
+    timeLimitMs: num('time-limit', values['time-limit'], 1) * 1000,
     serverCpu: values['server-cpu'],
     genCpu: values['gen-cpu'],
     json: values.json,
@@ -128,7 +153,8 @@ interface Proc {
   output(): string;
 }
 
-function spawnPinned(name: string, cpu: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): Proc {
+/** `keepStdin`: leave the child's stdin open (an Aedes node exits when it closes, e.g. when this process dies). */
+function spawnPinned(name: string, cpu: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv, keepStdin = false): Proc {
   const child = pinnedSpawn(cpu, 0, cmd, args, env);
   if (child.pid === undefined) throw new Error(`${name}: spawn failed`);
   let out = '';
@@ -137,7 +163,7 @@ function spawnPinned(name: string, cpu: string, cmd: string, args: string[], env
   };
   child.stdout?.on('data', add);
   child.stderr?.on('data', add);
-  child.stdin?.end();
+  if (!keepStdin) child.stdin?.end();
   return { name, pid: child.pid, child, output: () => out };
 }
 
@@ -211,15 +237,27 @@ async function startRedis(dir: string, cpu: string): Promise<RedisProc> {
 interface RedisSample {
   cpuUs: number;
   xadds: number;
+  /** Every command Redis executed, less the INFO of these samples. */
+  commands: number;
+  /** Calls by command name (INFO commandstats). */
+  calls: Map<string, number>;
 }
 
 async function redisSample(r: RedisProc): Promise<RedisSample> {
   const info = await r.client.info('cpu');
   const stats = await r.client.info('commandstats');
   const field = (name: string): number => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN);
+  let commands = 0;
+  const calls = new Map<string, number>();
+  for (const m of stats.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+    calls.set(m[1]!, Number(m[2]));
+    if (m[1] !== 'info') commands += Number(m[2]);
+  }
   return {
     cpuUs: (field('used_cpu_sys') + field('used_cpu_user')) * 1e6,
     xadds: Number(/^cmdstat_xadd:calls=(\d+)/m.exec(stats)?.[1] ?? 0),
+    commands,
+    calls,
   };
 }
 
@@ -228,9 +266,12 @@ interface NodeProc extends Proc {
 }
 
 const courierBin = path.join(root, 'bin/courier.js');
+const aedesNode = path.join(root, 'bench/brokers/aedes-cluster.ts');
+/** The Redis database of the Aedes instances (flushed before each set of them); Courier's keys are in 0. */
+const AEDES_DB = 1;
 
 /** A Courier node on a free port (`--port 0`, read back from its "listening on" line). */
-async function startNode(name: string, cpu: string, dir: string, cluster: { url: string; prefix: string } | null): Promise<NodeProc> {
+async function startCourierNode(name: string, cpu: string, dir: string, cluster: { url: string; prefix: string } | null): Promise<NodeProc> {
   const args = [courierBin, '--port', '0', '--host', '127.0.0.1', '--ws-port', 'off', '--data-dir', path.join(dir, name), '--log-level', 'info'];
   const env: NodeJS.ProcessEnv = { ...process.env, COURIER_PERSISTENCE__ENGINE: 'memory' };
   if (cluster !== null) {
@@ -246,6 +287,26 @@ async function startNode(name: string, cpu: string, dir: string, cluster: { url:
         if (m !== null) return Number(m[1]);
       }
       return undefined;
+    });
+    return { ...p, port };
+  } catch (err) {
+    await stopProc(p, 2000);
+    throw err;
+  }
+}
+
+/**
+ * An Aedes instance (bench/brokers/aedes-cluster.ts) on a free port, read back from its
+ * `READY <port>` line: mqemitter-redis and aedes-persistence-redis on `redisUrl`, or with
+ * `redisUrl` null plain Aedes (in-memory emitter and persistence).
+ */
+async function startAedesNode(name: string, cpu: string, redisUrl: string | null): Promise<NodeProc> {
+  const args = ['--import', 'tsx', aedesNode, '0', redisUrl ?? 'none', name];
+  const p = spawnPinned(name, cpu, process.execPath, args, process.env, true);
+  try {
+    const port = await waitOutput(p, 30_000, (out) => {
+      const m = /^READY (\d+)/m.exec(out);
+      return m === null ? undefined : Number(m[1]);
     });
     return { ...p, port };
   } catch (err) {
@@ -312,10 +373,15 @@ const loadAvg = (): number[] => os.loadavg().map((l) => Math.round(l * 100) / 10
 // -------------------------------------------------------------------------------------------------
 // Scenarios
 
+const BROKERS = ['courier', 'aedes'] as const;
+type Broker = (typeof BROKERS)[number];
+const brokerName = (b: Broker): string => (b === 'courier' ? 'Courier' : 'Aedes');
+
 interface Case {
+  broker: Broker;
   group: 'local' | 'cross';
   label: string;
-  /** 0 = a single node without a cluster. */
+  /** 0 = a single node without a cluster (Aedes: without Redis). */
   clusterNodes: number;
   qos: 0 | 1;
 }
@@ -342,6 +408,10 @@ interface Result {
   genCpuPct: number;
   /** Forwarded messages per XADD (one inbox entry per destination node and event-loop turn). */
   msgsPerXadd: number | null;
+  /** Redis commands (all kinds, from INFO commandstats) per delivered message. */
+  redisCmdsPerMsg: number | null;
+  /** The same by command, those above 0.005 per message, most first. */
+  redisCmdsByName: Record<string, number>;
   error?: string;
 }
 
@@ -381,20 +451,41 @@ interface Bench {
   pool: Pool;
   redis: RedisProc;
   dir: string;
+  /** When the run started (Date.now()), for --time-limit. */
+  started: number;
 }
 
 /**
  * Starts a set of nodes (a single node, or a cluster of `clusterNodes`), runs `qos` on it one
  * after the other, stops the nodes. Nodes start on every CPU (start-up is not measured and is
  * slow on one shared core) and are pinned to --server-cpu, every thread, once listening.
+ * Aedes: `clusterNodes` instances on Redis (its database flushed first), 0 = one without Redis.
  */
-async function runTopology(b: Bench, group: Case['group'], clusterNodes: number, qos: readonly (0 | 1)[], round: number): Promise<Result[]> {
+async function runTopology(b: Bench, broker: Broker, group: Case['group'], clusterNodes: number, qos: readonly (0 | 1)[], round: number): Promise<Result[]> {
   const cluster = clusterNodes > 0 ? { url: b.redis.url, prefix: `bench${++clusterSeq}:` } : null;
-  const cases: Case[] = qos.map((q) => ({ group, clusterNodes, qos: q, label: label(group, clusterNodes) }));
+  const cases: Case[] = qos.map((q) => ({ broker, group, clusterNodes, qos: q, label: label(broker, group, clusterNodes) }));
+  if (Date.now() - b.started > b.cli.timeLimitMs) {
+    const err = new Error(`skipped: the run passed --time-limit ${b.cli.timeLimitMs / 1000} s`);
+    for (const c of cases) process.stderr.write(`bench: ${brokerName(broker)} ${c.label}, QoS ${c.qos}: ${err.message}\n`);
+    return cases.map((c) => failed(c, round, err));
+  }
   const nodes: NodeProc[] = [];
   const everyCpu = `0-${os.cpus().length - 1}`;
   try {
-    for (let i = 0; i < Math.max(1, clusterNodes); i++) nodes.push(await startNode(`n${i + 1}-${clusterSeq}-${round}`, everyCpu, b.dir, cluster));
+    if (broker === 'aedes' && cluster !== null) {
+      // No key prefix in aedes-persistence-redis: a database of its own, emptied of the previous set.
+      await b.redis.client.select(AEDES_DB);
+      await b.redis.client.flushdb();
+      await b.redis.client.select(0);
+    }
+    for (let i = 0; i < Math.max(1, clusterNodes); i++) {
+      const name = `${broker === 'courier' ? 'n' : 'a'}${i + 1}-${clusterSeq}-${round}`;
+      nodes.push(
+        broker === 'courier'
+          ? await startCourierNode(name, everyCpu, b.dir, cluster)
+          : await startAedesNode(name, everyCpu, cluster === null ? null : `${b.redis.url}/${AEDES_DB}`),
+      );
+    }
     for (const n of nodes) pin(n.pid, b.cli.serverCpu);
   } catch (err) {
     await Promise.all(nodes.map((n) => stopProc(n)));
@@ -403,7 +494,7 @@ async function runTopology(b: Bench, group: Case['group'], clusterNodes: number,
   const results: Result[] = [];
   try {
     for (const c of cases) {
-      process.stderr.write(`bench: ${c.label}, QoS ${c.qos}…`);
+      process.stderr.write(`bench: ${brokerName(broker)} ${c.label}, QoS ${c.qos}…`);
       let r: Result;
       try {
         r = await measure(b, c, round, nodes, cluster === null ? null : b.redis);
@@ -422,8 +513,11 @@ async function runTopology(b: Bench, group: Case['group'], clusterNodes: number,
   return results;
 }
 
-function label(group: Case['group'], clusterNodes: number): string {
-  if (group === 'local') return clusterNodes === 0 ? 'local-only, single node (no cluster)' : 'local-only, 1-node cluster';
+function label(broker: Broker, group: Case['group'], clusterNodes: number): string {
+  if (group === 'local') {
+    if (broker === 'aedes') return clusterNodes === 0 ? 'local-only, single instance (no Redis)' : 'local-only, 1 instance on Redis';
+    return clusterNodes === 0 ? 'local-only, single node (no cluster)' : 'local-only, 1-node cluster';
+  }
   return `cross-node, ${clusterNodes} nodes (pub on n1, sub on ${Array.from({ length: clusterNodes - 1 }, (_, i) => `n${i + 2}`).join(' + ')})`;
 }
 
@@ -498,6 +592,7 @@ async function measure(b: Bench, c: Case, round: number, nodes: NodeProc[], redi
     const nodeUs = nodes.map((_, i) => z.nodeUs[i]! - a.nodeUs[i]!);
     const redisUs = a.redis !== null && z.redis !== null ? z.redis.cpuUs - a.redis.cpuUs : null;
     const xadds = a.redis !== null && z.redis !== null ? z.redis.xadds - a.redis.xadds : 0;
+    const commands = a.redis !== null && z.redis !== null ? z.redis.commands - a.redis.commands : null;
     const g = process.cpuUsage(a.gen);
     const genUs = g.user + g.system;
     return {
@@ -519,11 +614,23 @@ async function measure(b: Bench, c: Case, round: number, nodes: NodeProc[], redi
       serverUsPerMsg: per(nodeUs.reduce((sum, x) => sum + x, 0) + (redisUs ?? 0)),
       genUsPerMsg: per(genUs),
       genCpuPct: pct(genUs),
-      msgsPerXadd: c.group === 'cross' && xadds > 0 ? received / xadds : null,
+      msgsPerXadd: c.broker === 'courier' && c.group === 'cross' && xadds > 0 ? received / xadds : null,
+      redisCmdsPerMsg: commands === null ? null : per(commands),
+      redisCmdsByName: byName(a.redis, z.redis, received),
     };
   } finally {
     await Promise.race([pool.all({ op: 'close' }), sleep(5000)]);
   }
+}
+
+function byName(a: RedisSample | null, z: RedisSample | null, received: number): Record<string, number> {
+  if (a === null || z === null || received === 0) return {};
+  const out: [string, number][] = [];
+  for (const [name, n] of z.calls) {
+    const per = (n - (a.calls.get(name) ?? 0)) / received;
+    if (name !== 'info' && per >= 0.005) out.push([name, per]);
+  }
+  return Object.fromEntries(out.sort((x, y) => y[1] - x[1]));
 }
 
 function failed(c: Case, round: number, err: unknown): Result {
@@ -547,6 +654,8 @@ function failed(c: Case, round: number, err: unknown): Result {
     genUsPerMsg: NaN,
     genCpuPct: NaN,
     msgsPerXadd: null,
+    redisCmdsPerMsg: null,
+    redisCmdsByName: {},
     error: (err as Error).message.slice(0, 600),
   };
 }
@@ -588,6 +697,12 @@ function combine(rs: Result[]): Result {
     genUsPerMsg: m((r) => r.genUsPerMsg),
     genCpuPct: m((r) => r.genCpuPct),
     msgsPerXadd: nullable((r) => r.msgsPerXadd),
+    redisCmdsPerMsg: nullable((r) => r.redisCmdsPerMsg),
+    redisCmdsByName: Object.fromEntries(
+      [...new Set(ok.flatMap((r) => Object.keys(r.redisCmdsByName)))]
+        .map((name): [string, number] => [name, median(ok.map((r) => r.redisCmdsByName[name] ?? 0))])
+        .sort((x, y) => y[1] - x[1]),
+    ),
   };
 }
 
@@ -596,8 +711,10 @@ const thousands = (n: number): string => (Number.isFinite(n) ? Math.round(n).toL
 
 function table(results: Result[]): string {
   const head = [
+    'broker',
     'scenario',
     'QoS',
+    'published msg/s',
     'delivered msg/s',
     'lost %',
     'latency p50 / p99 ms',
@@ -606,14 +723,23 @@ function table(results: Result[]): string {
     'all servers µs/msg',
     'generator µs/msg',
     'msgs per XADD',
+    'Redis cmds/msg',
     'CPU % (n1 / n2 / n3 / Redis / generator)',
   ];
   const rows = results.map((r) => {
     if (r.error !== undefined)
-      return [r.case.label, String(r.case.qos), `ERROR: ${r.error.replace(/\|/g, '/').replace(/\n/g, ' ')}`, ...head.slice(3).map(() => '')];
+      return [
+        brokerName(r.case.broker),
+        r.case.label,
+        String(r.case.qos),
+        `ERROR: ${r.error.replace(/\|/g, '/').replace(/\n/g, ' ')}`,
+        ...head.slice(5).map(() => ''),
+      ];
     return [
+      brokerName(r.case.broker),
       r.case.label,
       String(r.case.qos),
+      thousands(r.sentPerS),
       thousands(r.deliveredPerS),
       fmt(r.lossPct, 2) + (r.stalls > 0 ? ` (${r.stalls} stalls)` : '') + (r.lostConnections > 0 ? ` (${r.lostConnections} connections dropped)` : ''),
       `${fmt(r.p50Ms, 2)} / ${fmt(r.p99Ms, 2)}`,
@@ -622,14 +748,83 @@ function table(results: Result[]): string {
       fmt(r.serverUsPerMsg, 2),
       fmt(r.genUsPerMsg, 2),
       fmt(r.msgsPerXadd, 1),
+      fmt(r.redisCmdsPerMsg, 2),
       [...r.nodeCpuPct, r.redisCpuPct, r.genCpuPct].map((x) => fmt(x, 0)).join(' / '),
     ];
   });
   const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
-  return [line(head), line(head.map((_, i) => (i < 2 ? '---' : '---:'))), ...rows.map(line)].join('\n');
+  return [line(head), line(head.map((_, i) => (i < 3 ? '---' : '---:'))), ...rows.map(line)].join('\n');
 }
 
-function localCheck(results: Result[]): string[] {
+/** Which Redis commands each scenario used, per delivered message. */
+function commandLines(results: Result[]): string[] {
+  const rows = results.filter((r) => r.error === undefined && Object.keys(r.redisCmdsByName).length > 0);
+  if (rows.length === 0) return [];
+  return [
+    'Redis commands per delivered message, by command (those ≥ 0.005):',
+    '',
+    ...rows.map(
+      (r) =>
+        `- ${brokerName(r.case.broker)}, ${r.case.label}, QoS ${r.case.qos}: ` +
+        Object.entries(r.redisCmdsByName)
+          .map(([name, n]) => `${name} ${fmt(n, 3)}`)
+          .join(', '),
+    ),
+    '',
+  ];
+}
+
+/** Courier against Aedes, scenario by scenario, from the same run. */
+function versus(results: Result[]): string[] {
+  const ok = (broker: Broker, c: Case): Result | undefined =>
+    results.find(
+      (r) => r.case.broker === broker && r.case.group === c.group && r.case.clusterNodes === c.clusterNodes && r.case.qos === c.qos && r.error === undefined,
+    );
+  const rows: string[][] = [];
+  for (const r of results) {
+    if (r.case.broker !== 'courier') continue;
+    const c = ok('courier', r.case);
+    const a = ok('aedes', r.case);
+    if (c === undefined || a === undefined) continue;
+    // Courier's local rows send (almost) nothing to Redis: no ratio there.
+    const ratio = (x: number | null, y: number | null, floor = 0): string => (x === null || y === null || y <= floor ? '—' : `${fmt(x / y, 2)}×`);
+    rows.push([
+      r.case.group === 'local'
+        ? r.case.clusterNodes === 0
+          ? 'local-only, no Redis'
+          : 'local-only, 1 node on Redis'
+        : `cross-node, ${r.case.clusterNodes} nodes`,
+      String(r.case.qos),
+      ratio(c.deliveredPerS, a.deliveredPerS),
+      ratio(a.serverUsPerMsg, c.serverUsPerMsg),
+      ratio(
+        a.nodeUsPerMsg.reduce((x, y) => x + y, 0),
+        c.nodeUsPerMsg.reduce((x, y) => x + y, 0),
+      ),
+      ratio(a.redisUsPerMsg, c.redisUsPerMsg, 0.1),
+      ratio(a.redisCmdsPerMsg, c.redisCmdsPerMsg, 0.005),
+    ]);
+  }
+  if (rows.length === 0) return [];
+  const head = [
+    'scenario',
+    'QoS',
+    'delivered msg/s, Courier / Aedes',
+    'all servers µs/msg, Aedes / Courier',
+    'nodes µs/msg, Aedes / Courier',
+    'Redis µs/msg, Aedes / Courier',
+    'Redis cmds/msg, Aedes / Courier',
+  ];
+  const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
+  return [
+    'Courier against Aedes in this run (above 1× = Courier delivers more, or costs less; — where Courier uses next to no Redis):',
+    [line(head), line(head.map((_, i) => (i < 2 ? '---' : '---:'))), ...rows.map(line)].join('\n'),
+  ];
+}
+
+function localCheck(all: Result[]): string[] {
+  const results = all.filter((r) => r.case.broker === 'courier');
+  if (results.length === 0) return [];
   const single = results.find((r) => r.case.group === 'local' && r.case.clusterNodes === 0 && r.error === undefined);
   const one = results.find((r) => r.case.group === 'local' && r.case.clusterNodes === 1 && r.error === undefined);
   if (single === undefined || one === undefined) return ['Local-only target: not measured (a run failed).'];
@@ -643,7 +838,8 @@ function localCheck(results: Result[]): string[] {
 }
 
 /** What the per-message costs say about N nodes on N cores (nothing here can show it). */
-function estimate(results: Result[]): string[] {
+function estimate(all: Result[]): string[] {
+  const results = all.filter((r) => r.case.broker === 'courier');
   const local = results.find((r) => r.case.group === 'local' && r.case.clusterNodes === 0 && r.error === undefined);
   const lines: string[] = [];
   for (const qos of [0, 1] as const) {
@@ -660,6 +856,31 @@ function estimate(results: Result[]): string[] {
         `${qos === 0 && local !== undefined ? `; one node alone would do about ${thousands(1e6 / local.nodeUsPerMsg[0]!)} msg/s on one core` : ''}.`,
     );
   }
+  return [...lines, ...estimateAedes(all)];
+}
+
+/** Aedes sends every message through Redis Pub/Sub, local ones too: Redis's core is the ceiling. */
+function estimateAedes(all: Result[]): string[] {
+  const find = (group: Case['group'], n: number, qos: 0 | 1): Result | undefined =>
+    all.find((r) => r.case.broker === 'aedes' && r.case.group === group && r.case.clusterNodes === n && r.case.qos === qos && r.error === undefined);
+  const local = find('local', 1, 0);
+  const lines: string[] = [];
+  if (local !== undefined && local.redisUsPerMsg !== null)
+    lines.push(
+      `Estimate, Aedes: a local-only message on an instance with mqemitter-redis costs ${fmt(local.nodeUsPerMsg[0]!, 2)} µs of node CPU and ` +
+        `${fmt(local.redisUsPerMsg, 2)} µs of Redis CPU (${fmt(local.redisCmdsPerMsg, 2)} commands): every message, local or not, goes ` +
+        `through the one Redis, which caps the whole cluster at about ${thousands(1e6 / local.redisUsPerMsg)} local msg/s on one core.`,
+    );
+  for (const qos of [0, 1] as const) {
+    const cross = find('cross', 2, qos);
+    if (cross === undefined || cross.redisUsPerMsg === null) continue;
+    const node = (cross.nodeUsPerMsg[0] ?? NaN) + (cross.nodeUsPerMsg[1] ?? NaN);
+    lines.push(
+      `Estimate, Aedes, QoS ${qos}, from the 2-node row: ${fmt(node, 2)} µs of node CPU per message that crosses instances, so N instances ` +
+        `on N cores deliver about N × ${thousands(1e6 / node)} msg/s until Redis (${fmt(cross.redisUsPerMsg, 2)} µs per message) saturates ` +
+        `its core at about ${thousands(1e6 / cross.redisUsPerMsg)} msg/s.`,
+    );
+  }
   return lines;
 }
 
@@ -671,6 +892,12 @@ async function main(): Promise<void> {
   if (!existsSync(REDIS_SERVER)) throw new Error(`${REDIS_SERVER} not found (set COURIER_REDIS_SERVER)`);
   prepareDist();
   const mach = machine();
+  const started = Date.now();
+  // Past --time-limit no scenario starts; a minute later whatever still runs is stopped (exit handler).
+  setTimeout(() => {
+    process.stderr.write(`bench: still running ${cli.timeLimitMs / 1000 + 60} s after the start, stopping\n`);
+    process.exit(1);
+  }, cli.timeLimitMs + 60_000).unref();
   // This process is the load generator: pin it, every thread (the workers start later, and inherit it).
   execFileSync('taskset', ['-a', '-p', '-c', cli.genCpu, String(process.pid)], { stdio: 'ignore' });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'courier-bench-cluster-'));
@@ -682,16 +909,18 @@ async function main(): Promise<void> {
     redis = await startRedis(dir, cli.serverCpu);
     // One pool for the run (its worker threads take a while to start on a loaded machine).
     pool = new Pool(cli.workers, '127.0.0.1', redis.port, 4, { streams: cli.publishers, columns: 2 });
-    const b: Bench = { cli, pool, redis, dir };
+    const b: Bench = { cli, pool, redis, dir, started };
     const all: Result[] = [];
+    const local = cli.brokers.flatMap((broker) => [0, 1].map((n) => ({ broker, n })));
     for (let r = 0; r < cli.localRounds; r++) {
       // Alternate which goes first, so a drift in the machine's load does not favour one.
-      for (const n of r % 2 === 0 ? [0, 1] : [1, 0]) all.push(...(await runTopology(b, 'local', n, [0], r)));
+      for (const { broker, n } of r % 2 === 0 ? local : [...local].reverse()) all.push(...(await runTopology(b, broker, 'local', n, [0], r)));
     }
     for (let r = 0; r < cli.rounds; r++) {
-      for (const n of [2, 3]) all.push(...(await runTopology(b, 'cross', n, [0, 1], r)));
+      const brokers = r % 2 === 0 ? cli.brokers : [...cli.brokers].reverse();
+      for (const n of [2, 3]) for (const broker of brokers) all.push(...(await runTopology(b, broker, 'cross', n, [0, 1], r)));
     }
-    const key = (c: Case): string => `${c.label}|${c.qos}`;
+    const key = (c: Case): string => `${c.broker}|${c.label}|${c.qos}`;
     for (const k of new Set(all.map((r) => key(r.case)))) results.push(combine(all.filter((r) => key(r.case) === k)));
   } finally {
     if (pool !== null) await pool.terminate();
@@ -717,12 +946,20 @@ async function main(): Promise<void> {
       `MQTT 3.1.1) to CPU ${allowedCpus(process.pid)}; ${cli.durationMs / 1000} s measured after ${cli.warmupMs / 1000} s of load; ` +
       `${cli.publishers} publishers on node 1, ${cli.payload} B payload, QoS 0 ≤ ${cli.window} in flight per publisher, ` +
       `QoS 1 window ${cli.qos1Window} per publisher; one subscriber per subscribing node on bench/#; in-memory store; ` +
-      `Redis with appendonly yes, appendfsync everysec. Medians of ${cli.localRounds} local and ${cli.rounds} cross-node round(s).`,
+      `Redis with appendonly yes, appendfsync everysec` +
+      (cli.brokers.includes('aedes')
+        ? `; Aedes ${pkgVersion('aedes')} with mqemitter-redis ${pkgVersion('mqemitter-redis')} and aedes-persistence-redis ${pkgVersion('aedes-persistence-redis')} (Redis database ${AEDES_DB})`
+        : '') +
+      `. Medians of ${cli.localRounds} local and ${cli.rounds} cross-node round(s).`,
     '',
     table(results),
     '',
+    ...commandLines(results),
     ...[...localCheck(results), ...estimate(results)].flatMap((l) => [l, '']),
-    `CPU µs/msg is CPU time over the window divided by messages delivered to subscribers; in the cross-node rows every delivered ` +
+    ...versus(results).flatMap((l) => [l, '']),
+    `Published msg/s counts the PUBLISH packets the publishers wrote; with 3 nodes every published message is ` +
+      `delivered twice. CPU µs/msg is CPU time over the window divided by messages delivered to subscribers; Redis cmds/msg is the commands Redis ` +
+      `executed in the window (INFO commandstats, less this benchmark's INFO) per delivered message. In the cross-node rows every delivered ` +
       `message was forwarded through Redis exactly once (one subscriber per remote node), so Redis µs/msg is Redis CPU per ` +
       `forwarded message; with 3 nodes each published message is delivered (and forwarded) twice, so node 1's figure there is per delivered, half its cost per published message. Latency: the send time of the first message of every write, sampled at the subscriber (under full load, ` +
       `so mostly queueing in the windows).`,
@@ -733,6 +970,14 @@ async function main(): Promise<void> {
     '',
   ];
   process.stdout.write(out.join('\n'));
+}
+
+function pkgVersion(name: string): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '?';
+  }
 }
 
 /** The run's temporary directory (Redis AOF, node data dirs), removed on any exit. */
