@@ -10,18 +10,13 @@ import { Redis } from 'ioredis';
 import type { ClusterLink } from '../core/cluster-link.js';
 import type { Message } from '../core/message.js';
 import type { Logger } from '../options.js';
-import { BatchWriter } from './wire.js';
+import { Outbox } from './outbox.js';
 import { RouteTable } from './routes.js';
-import { DEAD, HEARTBEAT, keys, MAX_ROUTE_OPS, RETAIN, RETAINED_LOG_MAXLEN, ROUTE_LOG_MAXLEN, ROUTES, type Keys } from './scripts.js';
+import { DEAD, HEARTBEAT, keys, MAX_ROUTE_OPS, RETAIN, ROUTE_LOG_MAXLEN, ROUTES, type Keys } from './scripts.js';
 import type { ClusterCounters, ClusterOptions, ClusterStats } from './options.js';
 import { Tail, type ClusterCore } from './tail.js';
 
 type ScriptFn = (...args: Array<string | Buffer | number>) => Promise<unknown>;
-/** The same scripts queued on a pipeline (their replies come with the pipeline's). */
-interface PipelineScripted {
-  courierRoutes(...args: Array<string | Buffer | number>): void;
-  courierRetain(...args: Array<string | Buffer | number>): void;
-}
 interface Scripted {
   courierHeartbeat: ScriptFn;
   courierDead: ScriptFn;
@@ -54,22 +49,7 @@ export class ClusterNode implements ClusterLink {
   readonly #tail: Tail;
   /** This node's interest: filter → local references (sessions / group members). */
   readonly #interest = new Map<string, number>();
-  /** Route changes not yet written: filter → true (+) / false (-). */
-  readonly #routeOps = new Map<string, boolean>();
-  /** Forward batches of this turn by destination node. */
-  readonly #batches = new Map<number, BatchWriter>();
-  readonly #retains: Message[] = [];
-  readonly #groupTurn = new Map<string, number>();
-  readonly #groupScratch = new Map<number, string[]>();
-  #flushScheduled = false;
-  /** Writes queued so far (ClusterLink.writes), the last one sent, and the last one Redis accepted. */
-  writes = 0;
-  #sent = 0;
-  #confirmed = 0;
-  /** Pipelines in flight, oldest first, each with the last write number it carries. */
-  readonly #flights: Array<{ upTo: number; done: Promise<void> }> = [];
-  /** The promise handed out for writes of this turn, settled by the pipeline that sends them. */
-  #next: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | undefined = undefined;
+  readonly #outbox: Outbox;
   #joined = false;
   #available = false;
   #connectedAt = 0;
@@ -106,6 +86,7 @@ export class ClusterNode implements ClusterLink {
     r.defineCommand('courierRoutes', { numberOfKeys: 3, lua: ROUTES });
     r.defineCommand('courierRetain', { numberOfKeys: 3, lua: RETAIN });
     this.#tail = new Tail(this, options, core, log, this.keys);
+    this.#outbox = new Outbox(this, this.#redis, this.keys, log);
   }
 
   get #scripts(): Scripted {
@@ -198,8 +179,7 @@ export class ClusterNode implements ClusterLink {
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
     await this.#tail.stop();
     try {
-      this.#flush();
-      await Promise.all(this.#flights.map((f) => f.done.catch(() => {})));
+      await this.#outbox.drain();
       if (this.#joined && this.#available) {
         await this.#dead(this.nid, true);
         const k = this.keys;
@@ -311,6 +291,15 @@ export class ClusterNode implements ClusterLink {
     this.#totals = totals;
   }
 
+  get joined(): boolean {
+    return this.#joined;
+  }
+
+  /** Redis refused a write as coming from a node without a lease. */
+  fenced(why: string): void {
+    void this.#rejoin(why).catch(() => {});
+  }
+
   async #rejoin(why: string): Promise<void> {
     this.counters.rejoins++;
     this.#log.warn({ node: this.options.nodeName, nodeId: this.nid }, `cluster: ${why}; joining again as a new incarnation`);
@@ -359,201 +348,35 @@ export class ClusterNode implements ClusterLink {
     else this.#interest.delete(filter);
     // Only the 0↔1 transitions are announced.
     if ((on && n === 1) || (!on && n === 0)) {
-      if (this.#routeOps.get(filter) === !on) this.#routeOps.delete(filter);
-      else this.#routeOps.set(filter, on);
-      this.writes++;
-      if (this.#joined) this.#schedule();
+      this.#outbox.route(filter, on);
     }
   }
 
   forward(m: Message, localGroups: readonly string[] | undefined): readonly string[] | undefined {
-    const routes = this.routes;
-    if (routes.size === 0) return localGroups;
-    const match = routes.match(m.topic);
-    const plain = match.plain;
-    if (plain.size === 0 && match.groups.size === 0) return localGroups;
-    let keep: readonly string[] | undefined = localGroups;
-    const assigned = this.#groupScratch;
-    if (match.groups.size > 0) {
-      let mine: string[] | undefined;
-      // One node per matching group, in turn among the nodes with members (this one included).
-      for (const [group, nodes] of match.groups) {
-        const local = localGroups?.includes(group) === true;
-        const turn = this.#groupTurn.get(group) ?? 0;
-        this.#groupTurn.set(group, turn + 1);
-        let pick = turn % (nodes.size + (local ? 1 : 0));
-        if (pick === nodes.size) {
-          (mine ??= []).push(group);
-          continue;
-        }
-        for (const nid of nodes) {
-          if (pick-- !== 0) continue;
-          const list = assigned.get(nid);
-          if (list === undefined) assigned.set(nid, [group]);
-          else list.push(group);
-          break;
-        }
-      }
-      if (localGroups !== undefined) for (const g of localGroups) if (!match.groups.has(g)) (mine ??= []).push(g);
-      keep = mine;
-    }
-    for (const nid of plain) {
-      this.#batch(nid).add(m, true, assigned.get(nid));
-      assigned.delete(nid);
-    }
-    for (const [nid, groups] of assigned) this.#batch(nid).add(m, false, groups);
-    assigned.clear();
-    return keep;
-  }
-
-  #batch(nid: number): BatchWriter {
-    let w = this.#batches.get(nid);
-    if (w === undefined) {
-      w = new BatchWriter();
-      this.#batches.set(nid, w);
-    }
-    this.counters.forwardedOut++;
-    this.writes++;
-    this.#schedule();
-    return w;
+    return this.#outbox.forward(m, localGroups);
   }
 
   retain(m: Message): void {
-    this.writes++;
-    this.#retains.push(m);
-    this.#schedule();
+    this.#outbox.retain(m);
+  }
+
+  get writes(): number {
+    return this.#outbox.writes;
   }
 
   commitPoint(upTo: number): Promise<void> | null {
-    if (upTo <= this.#confirmed) return null;
-    if (upTo > this.#sent) {
-      // Not sent yet: it leaves with the rest of this turn (one pipeline per turn, however many
-      // acknowledgements wait for it), and the promise is that pipeline's.
-      this.#schedule();
-      if (this.#next === undefined) {
-        let resolve!: () => void;
-        let reject!: (err: unknown) => void;
-        const promise = new Promise<void>((res, rej) => {
-          resolve = res;
-          reject = rej;
-        });
-        this.#next = { promise, resolve, reject };
-      }
-      return this.#next.promise;
-    }
-    for (const f of this.#flights) if (f.upTo >= upTo) return f.done;
-    return null;
+    return this.#outbox.commitPoint(upTo);
   }
 
   retainedBarrier(): Promise<void> | null {
     return this.#tail.retainedBarrier();
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // Writing a turn's forwards, retained changes and route changes
-
-  #schedule(): void {
-    if (this.#flushScheduled) return;
-    this.#flushScheduled = true;
-    process.nextTick(() => this.#flush());
-  }
-
-  #flush(): void {
-    this.#flushScheduled = false;
-    const next = this.#next;
-    this.#next = undefined;
-    if (!this.#joined) {
-      next?.resolve();
-      return;
-    }
-    const hasRoutes = this.#routeOps.size > 0;
-    const hasRetains = this.#retains.length > 0;
-    let hasBatches = false;
-    for (const w of this.#batches.values()) if (w.count > 0) hasBatches = true;
-    if (!hasRoutes && !hasRetains && !hasBatches) {
-      this.#sent = this.writes;
-      next?.resolve();
-      return;
-    }
-    const k = this.keys;
-    const p = this.#redis.pipeline();
-    const forwardCalls: Array<{ index: number; nid: number; count: number }> = [];
-    let index = 0;
-    if (hasRoutes) {
-      // Routes first: a subscriber's interest is announced before anything that depends on it.
-      const ops = [...this.#routeOps];
-      this.#routeOps.clear();
-      this.counters.routeChanges += ops.length;
-      for (let i = 0; i < ops.length; i += MAX_ROUTE_OPS) {
-        const args: Array<string | number> = [k.node(this.nid), k.routes(this.nid), k.rlog, this.nid, ROUTE_LOG_MAXLEN, '0'];
-        for (const [filter, on] of ops.slice(i, i + MAX_ROUTE_OPS)) args.push(on ? '+' : '-', filter);
-        (p as unknown as PipelineScripted).courierRoutes(...args);
-        index++;
-      }
-    }
-    for (const m of this.#retains) {
-      this.counters.retainedChanges++;
-      (p as unknown as PipelineScripted).courierRetain(
-        k.ret,
-        k.retVer,
-        k.retLog,
-        m.topic,
-        m.payload.length === 0 ? '' : encodeRetainedValue(m),
-        RETAINED_LOG_MAXLEN,
-      );
-      index++;
-    }
-    this.#retains.length = 0;
-    for (const [nid, w] of this.#batches) {
-      if (w.count === 0) continue;
-      this.counters.forwardBatches++;
-      p.xadd(k.inbox(nid), 'NOMKSTREAM', '*', 'f', String(this.nid), 'b', w.finish());
-      forwardCalls.push({ index, nid, count: w.count });
-      index++;
-      w.reset();
-    }
-    const upTo = this.writes;
-    this.#sent = upTo;
-    const done = p.exec().then((results) => {
-      if (results === null) throw new Error('cluster write: no reply');
-      for (const { index: i, count } of forwardCalls) {
-        // NOMKSTREAM: a nil reply means the destination's inbox is gone (it left or died).
-        if (results[i]?.[1] === null) this.counters.forwardsToGoneNodes += count;
-      }
-      for (const [err] of results) {
-        if (err === null) continue;
-        if (/FENCED/.test(err.message)) {
-          void this.#rejoin('Redis refused a route change (lease lost)').catch(() => {});
-          continue;
-        }
-        throw err;
-      }
-    });
-    const flight = { upTo, done };
-    this.#flights.push(flight);
-    const settle = (): void => {
-      const i = this.#flights.indexOf(flight);
-      if (i >= 0) this.#flights.splice(i, 1);
-    };
-    done.then(
-      () => {
-        if (upTo > this.#confirmed) this.#confirmed = upTo;
-        settle();
-        next?.resolve();
-      },
-      (err: unknown) => {
-        settle();
-        next?.reject(err);
-        this.#log.error({ err: String(err) }, 'cluster: write to Redis failed');
-      },
-    );
-  }
-
   /** Writes every filter this node has interest in as its whole route set (join, lapsed lease). */
   async #announceAll(): Promise<void> {
     const k = this.keys;
     const filters = [...this.#interest.keys()];
-    this.#routeOps.clear();
+    this.#outbox.clearRoutes();
     for (let i = 0; i === 0 || i < filters.length; i += MAX_ROUTE_OPS) {
       const args: Array<string | number> = [k.node(this.nid), k.routes(this.nid), k.rlog, this.nid, ROUTE_LOG_MAXLEN, i === 0 ? '1' : '0'];
       for (const f of filters.slice(i, i + MAX_ROUTE_OPS)) args.push('+', f);
@@ -579,12 +402,6 @@ export class ClusterNode implements ClusterLink {
       totals: { ...this.#totals },
     };
   }
-}
-
-function encodeRetainedValue(m: Message): Buffer {
-  const w = new BatchWriter(64 + m.payload.length + m.topic.length);
-  w.add(m, false, undefined);
-  return w.finish();
 }
 
 function isAlive(pid: number): boolean {

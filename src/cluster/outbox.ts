@@ -1,0 +1,260 @@
+/**
+ * What a cluster node writes to Redis in one event-loop turn: forward batches (one inbox entry
+ * per destination node), retained changes and route changes, sent as one pipeline at the end of
+ * the turn. Every queued write gets a number (`writes`); an acknowledgement that depends on
+ * write n waits for `commitPoint(n)`, the promise of the pipeline that carries it.
+ */
+import type { Redis } from 'ioredis';
+import type { Message } from '../core/message.js';
+import type { Logger } from '../options.js';
+import type { ClusterCounters } from './options.js';
+import type { RouteTable } from './routes.js';
+import { MAX_ROUTE_OPS, RETAINED_LOG_MAXLEN, ROUTE_LOG_MAXLEN, type Keys } from './scripts.js';
+import { BatchWriter } from './wire.js';
+
+/** The node an outbox writes for. */
+export interface OutboxOwner {
+  readonly nid: number;
+  readonly joined: boolean;
+  readonly routes: RouteTable;
+  readonly counters: ClusterCounters;
+  /** Redis refused a write as coming from a node without a lease. */
+  fenced(why: string): void;
+}
+
+/** The cluster's scripts queued on a pipeline (their replies come with the pipeline's). */
+interface PipelineScripted {
+  courierRoutes(...args: Array<string | Buffer | number>): void;
+  courierRetain(...args: Array<string | Buffer | number>): void;
+}
+
+export class Outbox {
+  readonly #node: OutboxOwner;
+  readonly #redis: Redis;
+  readonly #keys: Keys;
+  readonly #log: Logger;
+  /** Route changes not yet written: filter → true (+) / false (-). */
+  readonly #routeOps = new Map<string, boolean>();
+  /** Forward batches of this turn by destination node. */
+  readonly #batches = new Map<number, BatchWriter>();
+  readonly #retains: Message[] = [];
+  readonly #groupTurn = new Map<string, number>();
+  readonly #groupScratch = new Map<number, string[]>();
+  #flushScheduled = false;
+  /** Writes queued so far (ClusterLink.writes), the last one sent, and the last one Redis accepted. */
+  writes = 0;
+  #sent = 0;
+  #confirmed = 0;
+  /** Pipelines in flight, oldest first, each with the last write number it carries. */
+  readonly #flights: Array<{ upTo: number; done: Promise<void> }> = [];
+  /** The promise handed out for writes of this turn, settled by the pipeline that sends them. */
+  #next: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | undefined = undefined;
+
+  constructor(node: OutboxOwner, redis: Redis, keys: Keys, log: Logger) {
+    this.#node = node;
+    this.#redis = redis;
+    this.#keys = keys;
+    this.#log = log;
+  }
+
+  /** A 0↔1 change of this node's interest in a filter. */
+  route(filter: string, on: boolean): void {
+    if (this.#routeOps.get(filter) === !on) this.#routeOps.delete(filter);
+    else this.#routeOps.set(filter, on);
+    this.writes++;
+    if (this.#node.joined) this.#schedule();
+  }
+
+  /** Route changes not written yet are dropped (the whole set is being announced). */
+  clearRoutes(): void {
+    this.#routeOps.clear();
+  }
+
+  /** Sends what is queued and resolves once every pipeline in flight has been answered. */
+  async drain(): Promise<void> {
+    this.#flush();
+    await Promise.all(this.#flights.map((f) => f.done.catch(() => {})));
+  }
+
+  forward(m: Message, localGroups: readonly string[] | undefined): readonly string[] | undefined {
+    const routes = this.#node.routes;
+    if (routes.size === 0) return localGroups;
+    const match = routes.match(m.topic);
+    const plain = match.plain;
+    if (plain.size === 0 && match.groups.size === 0) return localGroups;
+    let keep: readonly string[] | undefined = localGroups;
+    const assigned = this.#groupScratch;
+    if (match.groups.size > 0) {
+      let mine: string[] | undefined;
+      // One node per matching group, in turn among the nodes with members (this one included).
+      for (const [group, nodes] of match.groups) {
+        const local = localGroups?.includes(group) === true;
+        const turn = this.#groupTurn.get(group) ?? 0;
+        this.#groupTurn.set(group, turn + 1);
+        let pick = turn % (nodes.size + (local ? 1 : 0));
+        if (pick === nodes.size) {
+          (mine ??= []).push(group);
+          continue;
+        }
+        for (const nid of nodes) {
+          if (pick-- !== 0) continue;
+          const list = assigned.get(nid);
+          if (list === undefined) assigned.set(nid, [group]);
+          else list.push(group);
+          break;
+        }
+      }
+      if (localGroups !== undefined) for (const g of localGroups) if (!match.groups.has(g)) (mine ??= []).push(g);
+      keep = mine;
+    }
+    for (const nid of plain) {
+      this.#batch(nid).add(m, true, assigned.get(nid));
+      assigned.delete(nid);
+    }
+    for (const [nid, groups] of assigned) this.#batch(nid).add(m, false, groups);
+    assigned.clear();
+    return keep;
+  }
+
+  #batch(nid: number): BatchWriter {
+    let w = this.#batches.get(nid);
+    if (w === undefined) {
+      w = new BatchWriter();
+      this.#batches.set(nid, w);
+    }
+    this.#node.counters.forwardedOut++;
+    this.writes++;
+    this.#schedule();
+    return w;
+  }
+
+  retain(m: Message): void {
+    this.writes++;
+    this.#retains.push(m);
+    this.#schedule();
+  }
+
+  commitPoint(upTo: number): Promise<void> | null {
+    if (upTo <= this.#confirmed) return null;
+    if (upTo > this.#sent) {
+      // Not sent yet: it leaves with the rest of this turn (one pipeline per turn, however many
+      // acknowledgements wait for it), and the promise is that pipeline's.
+      this.#schedule();
+      if (this.#next === undefined) {
+        let resolve!: () => void;
+        let reject!: (err: unknown) => void;
+        const promise = new Promise<void>((res, rej) => {
+          resolve = res;
+          reject = rej;
+        });
+        this.#next = { promise, resolve, reject };
+      }
+      return this.#next.promise;
+    }
+    for (const f of this.#flights) if (f.upTo >= upTo) return f.done;
+    return null;
+  }
+
+  #schedule(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    process.nextTick(() => this.#flush());
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    const next = this.#next;
+    this.#next = undefined;
+    if (!this.#node.joined) {
+      next?.resolve();
+      return;
+    }
+    const hasRoutes = this.#routeOps.size > 0;
+    const hasRetains = this.#retains.length > 0;
+    let hasBatches = false;
+    for (const w of this.#batches.values()) if (w.count > 0) hasBatches = true;
+    if (!hasRoutes && !hasRetains && !hasBatches) {
+      this.#sent = this.writes;
+      next?.resolve();
+      return;
+    }
+    const k = this.#keys;
+    const p = this.#redis.pipeline();
+    const forwardCalls: Array<{ index: number; nid: number; count: number }> = [];
+    let index = 0;
+    if (hasRoutes) {
+      // Routes first: a subscriber's interest is announced before anything that depends on it.
+      const ops = [...this.#routeOps];
+      this.#routeOps.clear();
+      this.#node.counters.routeChanges += ops.length;
+      for (let i = 0; i < ops.length; i += MAX_ROUTE_OPS) {
+        const args: Array<string | number> = [k.node(this.#node.nid), k.routes(this.#node.nid), k.rlog, this.#node.nid, ROUTE_LOG_MAXLEN, '0'];
+        for (const [filter, on] of ops.slice(i, i + MAX_ROUTE_OPS)) args.push(on ? '+' : '-', filter);
+        (p as unknown as PipelineScripted).courierRoutes(...args);
+        index++;
+      }
+    }
+    for (const m of this.#retains) {
+      this.#node.counters.retainedChanges++;
+      (p as unknown as PipelineScripted).courierRetain(
+        k.ret,
+        k.retVer,
+        k.retLog,
+        m.topic,
+        m.payload.length === 0 ? '' : encodeRetainedValue(m),
+        RETAINED_LOG_MAXLEN,
+      );
+      index++;
+    }
+    this.#retains.length = 0;
+    for (const [nid, w] of this.#batches) {
+      if (w.count === 0) continue;
+      this.#node.counters.forwardBatches++;
+      p.xadd(k.inbox(nid), 'NOMKSTREAM', '*', 'f', String(this.#node.nid), 'b', w.finish());
+      forwardCalls.push({ index, nid, count: w.count });
+      index++;
+      w.reset();
+    }
+    const upTo = this.writes;
+    this.#sent = upTo;
+    const done = p.exec().then((results) => {
+      if (results === null) throw new Error('cluster write: no reply');
+      for (const { index: i, count } of forwardCalls) {
+        // NOMKSTREAM: a nil reply means the destination's inbox is gone (it left or died).
+        if (results[i]?.[1] === null) this.#node.counters.forwardsToGoneNodes += count;
+      }
+      for (const [err] of results) {
+        if (err === null) continue;
+        if (/FENCED/.test(err.message)) {
+          this.#node.fenced('Redis refused a route change (lease lost)');
+          continue;
+        }
+        throw err;
+      }
+    });
+    const flight = { upTo, done };
+    this.#flights.push(flight);
+    const settle = (): void => {
+      const i = this.#flights.indexOf(flight);
+      if (i >= 0) this.#flights.splice(i, 1);
+    };
+    done.then(
+      () => {
+        if (upTo > this.#confirmed) this.#confirmed = upTo;
+        settle();
+        next?.resolve();
+      },
+      (err: unknown) => {
+        settle();
+        next?.reject(err);
+        this.#log.error({ err: String(err) }, 'cluster: write to Redis failed');
+      },
+    );
+  }
+}
+
+function encodeRetainedValue(m: Message): Buffer {
+  const w = new BatchWriter(64 + m.payload.length + m.topic.length);
+  w.add(m, false, undefined);
+  return w.finish();
+}
