@@ -36,6 +36,7 @@ export class ClusterNode implements ClusterLink {
     forwardBatches: 0,
     forwardedIn: 0,
     forwardsToGoneNodes: 0,
+    forwardsDroppedLagging: 0,
     routeChanges: 0,
     retainedChanges: 0,
     rejoins: 0,
@@ -50,6 +51,8 @@ export class ClusterNode implements ClusterLink {
   /** This node's interest: filter → local references (sessions / group members). */
   readonly #interest = new Map<string, number>();
   readonly #outbox: Outbox;
+  /** Nodes whose inbox holds more than `inboxSoftLimit` unread entries (as of the last heartbeat). */
+  lagging = new Set<number>();
   #joined = false;
   #available = false;
   #connectedAt = 0;
@@ -289,6 +292,20 @@ export class ClusterNode implements ClusterLink {
       }
     }
     this.#totals = totals;
+    // Whether the others keep up, measured here (a paused or overloaded node cannot report it):
+    // the length of each inbox, entries written and not yet read.
+    const others = ids.map(Number).filter((nid) => nid !== this.nid);
+    const p = this.#redis.pipeline();
+    for (const nid of others) p.xlen(this.keys.inbox(nid));
+    const lengths = (await p.exec()) ?? [];
+    const lagging = new Set<number>();
+    others.forEach((nid, i) => {
+      const len = lengths[i]?.[1];
+      if (typeof len === 'number' && len > this.options.inboxSoftLimit) lagging.add(nid);
+    });
+    for (const nid of lagging)
+      if (!this.lagging.has(nid)) this.#log.warn({ nodeId: nid }, 'cluster: node is behind on its inbox; QoS 0 forwards to it are dropped until it catches up');
+    this.lagging = lagging;
   }
 
   get joined(): boolean {

@@ -11,12 +11,15 @@ export interface ClusterOptions {
   leaseMs: number;
   /** How often a node renews its lease and publishes its counters (ms). */
   heartbeatMs: number;
+  /** Unread inbox entries (one per sending node and turn) beyond which a node counts as lagging: others stop sending it QoS 0 messages. */
+  inboxSoftLimit: number;
 }
 
 export const defaultClusterOptions: Omit<ClusterOptions, 'redis' | 'nodeName'> = {
   prefix: 'courier:',
   leaseMs: 15_000,
   heartbeatMs: 3_000,
+  inboxSoftLimit: 10_000,
 };
 
 /** What each node counts (summed over live nodes for the cluster totals). */
@@ -29,6 +32,8 @@ export interface ClusterCounters {
   forwardedIn: number;
   /** Messages for a node that had left or died meanwhile (its inbox was gone). */
   forwardsToGoneNodes: number;
+  /** QoS 0 messages not sent to a node that was behind on its inbox (see inboxSoftLimit). */
+  forwardsDroppedLagging: number;
   /** Route changes this node announced. */
   routeChanges: number;
   /** Retained changes this node wrote. */

@@ -18,6 +18,8 @@ export interface OutboxOwner {
   readonly joined: boolean;
   readonly routes: RouteTable;
   readonly counters: ClusterCounters;
+  /** Nodes behind on their inbox: QoS 0 forwards to them are dropped (counted). */
+  readonly lagging: ReadonlySet<number>;
   /** Redis refused a write as coming from a node without a lease. */
   fenced(why: string): void;
 }
@@ -107,11 +109,24 @@ export class Outbox {
       if (localGroups !== undefined) for (const g of localGroups) if (!match.groups.has(g)) (mine ??= []).push(g);
       keep = mine;
     }
+    const lagging = this.#node.lagging;
     for (const nid of plain) {
-      this.#batch(nid).add(m, true, assigned.get(nid));
+      const groups = assigned.get(nid);
       assigned.delete(nid);
+      // A node far behind on its inbox gets no QoS 0 (best effort); Redis memory stays bounded.
+      if (m.qos === 0 && lagging.size > 0 && lagging.has(nid)) {
+        this.#node.counters.forwardsDroppedLagging++;
+        continue;
+      }
+      this.#batch(nid).add(m, true, groups);
     }
-    for (const [nid, groups] of assigned) this.#batch(nid).add(m, false, groups);
+    for (const [nid, groups] of assigned) {
+      if (m.qos === 0 && lagging.size > 0 && lagging.has(nid)) {
+        this.#node.counters.forwardsDroppedLagging++;
+        continue;
+      }
+      this.#batch(nid).add(m, false, groups);
+    }
     assigned.clear();
     return keep;
   }

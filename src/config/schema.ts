@@ -82,6 +82,9 @@ export const clusterSchema = z
       .describe('Name of this node, unique in the cluster (default: the host name).'),
     prefix: z.string({ error: 'must be a string' }).describe('Prefix of every Redis key of the cluster, so that several clusters can share one Redis.'),
     leaseMs: int(1000).describe('A node that has not renewed its lease in Redis for this long is declared dead and its routes removed (ms).'),
+    inboxSoftLimit: int(1).describe(
+      'Unread inbox entries (one per sending node and event-loop turn) beyond which a node counts as lagging: the others stop forwarding QoS 0 messages to it until it catches up (QoS 1/2 still go).',
+    ),
     heartbeatMs: int(100).describe('How often a node renews its lease and publishes its counters (ms); at most half of `leaseMs`.'),
   })
   .partial()

@@ -39,13 +39,21 @@ void describe('cluster: node processes', redisServerGate(), () => {
     for (const d of dirs) removeTempDir(d);
   });
 
-  async function start(name: string, prefix: string): Promise<Node> {
+  async function start(name: string, prefix: string, extraEnv: Record<string, string> = {}): Promise<Node> {
     const dir = tempDir(`courier-node-${name}`);
     dirs.push(dir);
     const proc = group.spawn(
       process.execPath,
       [BIN, '--port', '0', '--ws-port', 'off', '--data-dir', dir, '--cluster-redis', redis.url, '--node-name', name, '--log-level', 'info'],
-      { env: { ...process.env, COURIER_CLUSTER__LEASE_MS: String(LEASE_MS), COURIER_CLUSTER__HEARTBEAT_MS: '250', COURIER_CLUSTER__PREFIX: prefix } },
+      {
+        env: {
+          ...process.env,
+          COURIER_CLUSTER__LEASE_MS: String(LEASE_MS),
+          COURIER_CLUSTER__HEARTBEAT_MS: '250',
+          COURIER_CLUSTER__PREFIX: prefix,
+          ...extraEnv,
+        },
+      },
     );
     const line = await proc.waitForLine((l) => l.includes('listening on'), 15_000, `${name} listening`);
     const port = Number(/"port":(\d+)/.exec(line)?.[1]);
@@ -161,6 +169,40 @@ void describe('cluster: node processes', redisServerGate(), () => {
       assert.deepEqual(late.lines('stdout'), ['kept']);
     },
   );
+
+  void test('a node paused (SIGSTOP) falls behind on its inbox: past the soft limit the others stop sending it QoS 0 (counted) but keep QoS 1; resumed, it gets every QoS 1 message', async () => {
+    const prefix = 'p4:';
+    // A lease long enough that the paused node is not declared dead meanwhile.
+    const env = { COURIER_CLUSTER__INBOX_SOFT_LIMIT: '5', COURIER_CLUSTER__LEASE_MS: '20000' };
+    const a = await start('la', prefix, env);
+    const b = await start('lb', prefix, env);
+    const sub = await connect(b.port);
+    const got: string[] = [];
+    sub.on('message', (_t, p) => got.push(p.toString()));
+    await sub.subscribeAsync('lag/#', { qos: 1 });
+    await pollUntil(async () => [...(await liveRouteSets(prefix)).values()].some((f) => f.includes('lag/#')), { what: "B's route" });
+    const pub = await connect(a.port);
+    await pub.publishAsync('lag/warm', 'w', { qos: 1 });
+    await pollUntil(() => got.includes('w'), { what: 'B delivers before the pause' });
+    b.proc.signal('SIGSTOP');
+    try {
+      // One QoS 1 message per turn: each is one inbox entry that B does not read.
+      for (let i = 0; i < 20; i++) await pub.publishAsync('lag/q1', `q1-${i}`, { qos: 1 });
+      // A notices at its next heartbeat that B's inbox is past the limit.
+      await a.proc.waitForLine((l) => l.includes('node is behind on its inbox'), 10_000, 'A marks B as lagging');
+      for (let i = 0; i < 5; i++) await pub.publishAsync('lag/q0', `q0-${i}`, { qos: 0 });
+      await pub.publishAsync('lag/q1', 'q1-last', { qos: 1 });
+    } finally {
+      b.proc.signal('SIGCONT');
+    }
+    await pollUntil(() => got.includes('q1-last'), { what: 'B catches up', timeoutMs: 15_000 });
+    for (let i = 0; i < 20; i++) assert.ok(got.includes(`q1-${i}`), `q1-${i} delivered`);
+    assert.deepEqual(
+      got.filter((x) => x.startsWith('q0-')),
+      [],
+      'QoS 0 to a lagging node is dropped',
+    );
+  });
 
   void test('Redis killed and restarted (appendfsync always): CONNECT refused meanwhile, nodes recover, no acknowledged QoS 1 message lost', async () => {
     const prefix = 'p2:';
