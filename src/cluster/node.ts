@@ -227,8 +227,14 @@ export class ClusterNode implements ClusterLink {
     if (this.#stopping) return;
     if (this.#beatPending) {
       // A connection that stays open but answers nothing (a network partition, a frozen Redis)
-      // never closes by itself: after two heartbeats without a reply it counts as lost.
-      if (this.#available && Date.now() - this.#beatSentAt > this.options.heartbeatMs * 2) this.#unresponsive();
+      // never closes by itself: after three heartbeats without a reply it counts as lost. The
+      // check runs again after pending I/O (setImmediate), so a reply that only waited for this
+      // process's own busy event loop is not mistaken for silence.
+      if (this.#available && Date.now() - this.#beatSentAt > this.options.heartbeatMs * 3) {
+        setImmediate(() => {
+          if (this.#beatPending && this.#available && !this.#stopping && Date.now() - this.#beatSentAt > this.options.heartbeatMs * 3) this.#unresponsive();
+        });
+      }
       return;
     }
     if (!this.#available) return;

@@ -1,6 +1,6 @@
 /**
  * Cluster I, a node cut off from Redis by a fault proxy (blackhole: an open connection that
- * answers nothing, which no socket error reveals). The node notices within two heartbeats,
+ * answers nothing, which no socket error reveals). The node notices within three heartbeats,
  * refuses new CONNECTs (v5 0x88), holds the acknowledgements it cannot make durable, and once the
  * link heals it recovers by itself with nothing acknowledged lost. Local QoS 0 keeps flowing.
  */
