@@ -1,0 +1,468 @@
+/**
+ * RedisStore: the Store interface (src/store/types.ts) on Redis, so that persistent sessions
+ * can be taken over by any node of a cluster (Cluster II), or kept in Redis by a single node.
+ *
+ * Group commit: every write issued in one event-loop turn goes to Redis in one atomic Lua call
+ * (store-scripts.ts COMMIT), split into several calls in order when a turn holds more than
+ * `maxOpsPerCall` writes or `maxBytesPerCall` bytes. `commitPoint()` is the promise of the call
+ * holding the writes so far; it resolves only after Redis has applied that call and every call
+ * before it that was still unanswered when it was sent, and rejects when any of them failed (so
+ * nothing is acknowledged before it is in Redis; with `appendfsync always` that means on disk).
+ *
+ * Fencing: `claim(clientId, nid)` takes a session over atomically and gives this store the new
+ * token; every write of that client id then carries it, and the commit applies the client's
+ * writes only while the session's stored fence is that token. Writes of a client whose session
+ * was claimed by someone else are dropped, and reported through `onFenced` (called before the
+ * commit point resolves, so the holder can close the client's connection before any
+ * acknowledgement leaves). Client ids without a token (single node) are written unconditionally.
+ *
+ * Key layout: see store-scripts.ts.
+ */
+import { Redis } from 'ioredis';
+import type { Store, StoredMessage, StoredOutbound, StoredSession, StoreSnapshot } from '../store/types.js';
+import { decodeOutbound, encodeOutbound } from '../store/outbound-codec.js';
+import { decodeMessage, decodeSession, encodeMessage, encodeSession } from './store-codec.js';
+import { CLAIM, COMMIT, LOAD_SESSION, OP, parseKey, RELEASE, storeKeys, type StoreKeys } from './store-scripts.js';
+
+export interface RedisStoreOptions {
+  /** An ioredis client (used as is, not closed by close()), or a Redis URL (a client of our own). */
+  redis: Redis | string;
+  /** Key prefix (default `courier:`), as the cluster's. */
+  prefix?: string;
+  /** Most writes in one commit call (default 256). */
+  maxOpsPerCall?: number;
+  /** Most value bytes in one commit call (default 512 KiB). */
+  maxBytesPerCall?: number;
+  /** With a URL: how long a command may go unanswered before it fails (default 5000 ms). */
+  commandTimeoutMs?: number;
+  /** Client ids whose writes a commit dropped because their session was claimed elsewhere. */
+  onFenced?: (clientIds: string[]) => void;
+}
+
+export interface ClaimResult {
+  /** The new fencing token; this store now writes the session with it. */
+  token: string;
+  /** nid of the previous claimant, null when none. */
+  previousOwner: string | null;
+  /** A session record was there. */
+  present: boolean;
+}
+
+export interface LoadedSession {
+  /** The record; undefined when there is none (its outbound and inbound sets are then empty too, unless written without one). */
+  session: StoredSession | undefined;
+  /** Outbound entries in seq order. */
+  outbound: Array<[number, StoredOutbound]>;
+  inbound: number[];
+  /** The messages the outbound entries reference (by message id), read in the same atomic call. */
+  messages: Map<number, StoredMessage>;
+  fence: string | undefined;
+  owner: string | undefined;
+}
+
+export interface RedisStoreStats {
+  /** Commit calls sent, and writes they carried. */
+  calls: number;
+  writes: number;
+  /** Commit calls that failed (their commit points rejected). */
+  failedCalls: number;
+  /** Writes dropped by fencing, and the fencing reports made. */
+  fencedWrites: number;
+  fencedReports: number;
+}
+
+type Arg = string | Buffer | number;
+
+interface Scripted {
+  courierStoreCommit(numKeys: number, ...args: Arg[]): Promise<number[]>;
+  courierStoreClaim(...args: Arg[]): Promise<[string, string, number]>;
+  courierStoreRelease(...args: Arg[]): Promise<number>;
+  courierStoreLoadSessionBuffer(...args: Arg[]): Promise<[Buffer[], Buffer[], Buffer[], Buffer[]]>;
+}
+
+/** The writes of one commit call, collected until it is sent. */
+class Batch {
+  readonly clients = new Map<string, number>();
+  readonly tokens: string[] = [];
+  readonly clientKeys: string[] = [];
+  readonly messageKeys: string[] = [];
+  readonly ops: Arg[] = [];
+  /** Writes per client index (for the fenced count). */
+  readonly clientOps: number[] = [];
+  writes = 0;
+  bytes = 0;
+  readonly done: Promise<void>;
+  resolve!: () => void;
+  reject!: (err: unknown) => void;
+  settled = false;
+
+  constructor() {
+    this.done = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    this.done.catch(() => {}); // observed by whoever asked for the commit point
+  }
+}
+
+export class RedisStore implements Store {
+  readonly keys: StoreKeys;
+  onFenced: ((clientIds: string[]) => void) | undefined;
+  readonly #redis: Redis;
+  readonly #owned: boolean;
+  readonly #maxOps: number;
+  readonly #maxBytes: number;
+  readonly #fences = new Map<string, string>();
+  /** The batch collecting this turn's writes. */
+  #open: Batch | undefined;
+  /** The last batch sent and not yet settled. */
+  #inflight: Batch | undefined;
+  #flushScheduled = false;
+  /** A commit failed since the last flush(). */
+  #failure: unknown = undefined;
+  readonly #stats: RedisStoreStats = { calls: 0, writes: 0, failedCalls: 0, fencedWrites: 0, fencedReports: 0 };
+
+  constructor(options: RedisStoreOptions) {
+    this.keys = storeKeys(options.prefix ?? 'courier:');
+    this.#maxOps = options.maxOpsPerCall ?? 256;
+    this.#maxBytes = options.maxBytesPerCall ?? 512 * 1024;
+    this.onFenced = options.onFenced;
+    if (typeof options.redis === 'string') {
+      this.#owned = true;
+      this.#redis = new Redis(options.redis, {
+        lazyConnect: true,
+        // A commit must fail, not wait or be replayed later: its acknowledgements stay withheld.
+        enableOfflineQueue: false,
+        autoResendUnfulfilledCommands: false,
+        maxRetriesPerRequest: 0,
+        commandTimeout: options.commandTimeoutMs ?? 5000,
+        retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+        connectionName: 'courier:store',
+      });
+      this.#redis.on('error', () => {});
+    } else {
+      this.#owned = false;
+      this.#redis = options.redis;
+    }
+    const r = this.#redis;
+    r.defineCommand('courierStoreCommit', { lua: COMMIT });
+    r.defineCommand('courierStoreClaim', { numberOfKeys: 2, lua: CLAIM });
+    r.defineCommand('courierStoreRelease', { numberOfKeys: 1, lua: RELEASE });
+    r.defineCommand('courierStoreLoadSession', { numberOfKeys: 3, lua: LOAD_SESSION });
+  }
+
+  get #scripts(): Scripted {
+    return this.#redis as unknown as Scripted;
+  }
+
+  /** The client this store uses. */
+  get redis(): Redis {
+    return this.#redis;
+  }
+
+  stats(): RedisStoreStats {
+    return { ...this.#stats };
+  }
+
+  async open(): Promise<void> {
+    const r = this.#redis;
+    if (r.status === 'wait') await r.connect();
+    else if (r.status !== 'ready')
+      await new Promise<void>((resolve, reject) => {
+        const ready = (): void => {
+          r.off('end', end);
+          resolve();
+        };
+        const end = (): void => {
+          r.off('ready', ready);
+          reject(new Error('RedisStore: the Redis connection ended before it was ready'));
+        };
+        r.once('ready', ready);
+        r.once('end', end);
+      });
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.flush();
+    } finally {
+      if (this.#owned && this.#redis.status !== 'end') await this.#redis.quit().catch(() => this.#redis.disconnect());
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Fencing
+
+  /** Writes of `clientId` carry `token` from now on (undefined: unfenced). Writes already issued keep theirs. */
+  setFence(clientId: string, token: string | undefined): void {
+    if (this.#open?.clients.has(clientId) === true) this.#seal();
+    if (token === undefined) this.#fences.delete(clientId);
+    else this.#fences.set(clientId, token);
+  }
+
+  fence(clientId: string): string | undefined {
+    return this.#fences.get(clientId);
+  }
+
+  /** Takes the session of `clientId` over for node `nid`: a new fence (older tokens are refused from now on), owner = nid. */
+  async claim(clientId: string, nid: string | number): Promise<ClaimResult> {
+    const [token, prev, present] = await this.#scripts.courierStoreClaim(this.keys.meta(clientId), this.keys.fenceSeq, String(nid));
+    this.setFence(clientId, token);
+    return { token, previousOwner: prev === '' ? null : prev, present: present === 1 };
+  }
+
+  /** Removes the ownership record of a session that has no record left, if this store's token still holds; forgets the token. */
+  async release(clientId: string): Promise<boolean> {
+    const token = this.#fences.get(clientId) ?? '';
+    await this.flush();
+    this.setFence(clientId, undefined);
+    return (await this.#scripts.courierStoreRelease(this.keys.meta(clientId), token)) === 1;
+  }
+
+  /** One session, read atomically (what a node taking it over needs, instead of a load of everything). */
+  async loadSession(clientId: string): Promise<LoadedSession> {
+    const k = this.keys;
+    const [meta, out, inb, msgs] = await this.#scripts.courierStoreLoadSessionBuffer(
+      k.meta(clientId),
+      k.out(clientId),
+      k.in(clientId),
+      k.message(0).slice(0, -1),
+    );
+    const fields = new Map<string, Buffer>();
+    for (let i = 0; i + 1 < meta.length; i += 2) fields.set(meta[i]!.toString(), meta[i + 1]!);
+    const rec = fields.get('rec');
+    const outbound: Array<[number, StoredOutbound]> = [];
+    for (let i = 0; i + 1 < out.length; i += 2) outbound.push([Number(out[i]!.toString()), decodeOutbound(out[i + 1]!)]);
+    outbound.sort((a, b) => a[0] - b[0]);
+    const messages = new Map<number, StoredMessage>();
+    for (let i = 0; i + 1 < msgs.length; i += 2) messages.set(Number(msgs[i]!.toString()), decodeMessage(msgs[i + 1]!));
+    return {
+      session: rec === undefined ? undefined : decodeSession(rec.toString()),
+      outbound,
+      inbound: inb.map((b) => Number(b.toString())).sort((a, b) => a - b),
+      messages,
+      fence: fields.get('fence')?.toString(),
+      owner: fields.get('owner')?.toString(),
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Store: reading
+
+  /** Everything under the prefix (SCAN), for a single node that keeps its store in Redis. Not atomic across keys. */
+  async load(): Promise<StoreSnapshot> {
+    const r = this.#redis;
+    const prefix = this.keys.prefix;
+    const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+    const snap: StoreSnapshot = { retained: [], sessions: [], messages: new Map(), outbound: new Map(), inbound: new Map() };
+    let cursor = '0';
+    do {
+      const [next, found] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      const parsed = found.map((key) => ({ key, p: parseKey(prefix, key) }));
+      const pipe = r.pipeline();
+      const readers: Array<(reply: unknown) => void> = [];
+      for (const { key, p } of parsed) {
+        switch (p.kind) {
+          case 'meta':
+            pipe.hgetBuffer(key, 'rec');
+            readers.push((v) => {
+              if (v !== null) snap.sessions.push(decodeSession((v as Buffer).toString()));
+            });
+            break;
+          case 'out':
+            pipe.hgetallBuffer(key);
+            readers.push((v) => {
+              const list: Array<[number, StoredOutbound]> = Object.entries(v as Record<string, Buffer>).map(([seq, b]) => [Number(seq), decodeOutbound(b)]);
+              if (list.length > 0)
+                snap.outbound.set(
+                  p.clientId,
+                  list.sort((a, b) => a[0] - b[0]),
+                );
+            });
+            break;
+          case 'in':
+            pipe.smembers(key);
+            readers.push((v) => {
+              const ids = (v as string[]).map(Number).sort((a, b) => a - b);
+              if (ids.length > 0) snap.inbound.set(p.clientId, ids);
+            });
+            break;
+          case 'message':
+            pipe.getBuffer(key);
+            readers.push((v) => {
+              if (v !== null) snap.messages.set(p.id, decodeMessage(v as Buffer));
+            });
+            break;
+          case 'retained':
+            pipe.hgetallBuffer(key);
+            readers.push((v) => {
+              for (const [topic, b] of Object.entries(v as Record<string, Buffer>)) snap.retained.push([topic, decodeMessage(b)]);
+            });
+            break;
+          default:
+            break;
+        }
+      }
+      if (readers.length === 0) continue;
+      const replies = (await pipe.exec()) ?? [];
+      replies.forEach(([err, v], i) => {
+        if (err !== null) throw err;
+        readers[i]!(v);
+      });
+    } while (cursor !== '0');
+    return snap;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Store: writing (collected per turn)
+
+  #batch(bytes: number): Batch {
+    let b = this.#open;
+    if (b !== undefined && (b.writes >= this.#maxOps || (b.bytes + bytes > this.#maxBytes && b.writes > 0))) {
+      this.#seal();
+      b = undefined;
+    }
+    if (b === undefined) {
+      b = this.#open = new Batch();
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => {
+          this.#flushScheduled = false;
+          if (this.#open !== undefined) this.#seal();
+        });
+      }
+    }
+    b.writes++;
+    b.bytes += bytes;
+    return b;
+  }
+
+  /** The index of `clientId` in batch `b` (its keys and token added on first use). */
+  #client(b: Batch, clientId: string): number {
+    let c = b.clients.get(clientId);
+    if (c === undefined) {
+      c = b.clients.size + 1;
+      b.clients.set(clientId, c);
+      b.tokens.push(this.#fences.get(clientId) ?? '');
+      b.clientKeys.push(this.keys.meta(clientId), this.keys.out(clientId), this.keys.in(clientId));
+      b.clientOps.push(0);
+    }
+    b.clientOps[c - 1]!++;
+    return c;
+  }
+
+  #sessionOp(op: string, clientId: string, bytes: number, ...args: Arg[]): void {
+    const b = this.#batch(bytes);
+    b.ops.push(op, this.#client(b, clientId), ...args);
+  }
+
+  putRetained(topic: string, message: StoredMessage): void {
+    const v = encodeMessage(message);
+    this.#batch(v.length + topic.length).ops.push(OP.putRetained, topic, v);
+  }
+
+  deleteRetained(topic: string): void {
+    this.#batch(topic.length).ops.push(OP.deleteRetained, topic);
+  }
+
+  putSession(session: StoredSession): void {
+    const v = encodeSession(session);
+    this.#sessionOp(OP.putSession, session.clientId, v.length, v);
+  }
+
+  deleteSession(clientId: string): void {
+    this.#sessionOp(OP.deleteSession, clientId, 0);
+  }
+
+  putMessage(id: number, message: StoredMessage): void {
+    const v = encodeMessage(message);
+    const b = this.#batch(v.length);
+    b.messageKeys.push(this.keys.message(id));
+    b.ops.push(OP.putMessage, b.messageKeys.length, v);
+  }
+
+  deleteMessage(id: number): void {
+    const b = this.#batch(0);
+    b.messageKeys.push(this.keys.message(id));
+    b.ops.push(OP.deleteMessage, b.messageKeys.length);
+  }
+
+  putOutbound(clientId: string, seq: number, entry: StoredOutbound): void {
+    const v = encodeOutbound(entry);
+    this.#sessionOp(OP.putOutbound, clientId, v.length, seq, v);
+  }
+
+  deleteOutbound(clientId: string, seq: number): void {
+    this.#sessionOp(OP.deleteOutbound, clientId, 0, seq);
+  }
+
+  putInbound(clientId: string, packetId: number): void {
+    this.#sessionOp(OP.putInbound, clientId, 0, packetId);
+  }
+
+  deleteInbound(clientId: string, packetId: number): void {
+    this.#sessionOp(OP.deleteInbound, clientId, 0, packetId);
+  }
+
+  commitPoint(): Promise<void> | null {
+    return (this.#open ?? this.#inflight)?.done ?? null;
+  }
+
+  async flush(): Promise<void> {
+    if (this.#open !== undefined) this.#seal();
+    const last = this.#inflight;
+    if (last !== undefined) await last.done.catch(() => {});
+    const failure = this.#failure;
+    this.#failure = undefined;
+    if (failure !== undefined) throw failure instanceof Error ? failure : new Error(String(failure));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Sending
+
+  /** Sends the open batch: one atomic call, chained to the unsettled one before it. */
+  #seal(): void {
+    const b = this.#open;
+    if (b === undefined) return;
+    this.#open = undefined;
+    // Chained to the call before it while that one is unanswered (a call that failed before this
+    // one was sent does not hold it back: its own commit points rejected).
+    const prev = this.#inflight !== undefined && !this.#inflight.settled ? this.#inflight.done : undefined;
+    this.#inflight = b;
+    this.#stats.calls++;
+    this.#stats.writes += b.writes;
+    const keys = [this.keys.retained, ...b.clientKeys, ...b.messageKeys];
+    const reply = this.#scripts.courierStoreCommit(keys.length, ...keys, b.clients.size, ...b.tokens, ...b.ops);
+    const settle = (err: unknown): void => {
+      b.settled = true;
+      if (this.#inflight === b) this.#inflight = undefined;
+      if (err === undefined) b.resolve();
+      else {
+        this.#stats.failedCalls++;
+        this.#failure ??= err;
+        b.reject(err);
+      }
+    };
+    reply.then(
+      (fenced) => {
+        if (fenced.length > 0) this.#fenced(b, fenced);
+        // Applied; it counts once every call before it that was still unanswered is applied too.
+        if (prev === undefined) settle(undefined);
+        else prev.then(() => settle(undefined), settle);
+      },
+      (err: unknown) => settle(err),
+    );
+  }
+
+  #fenced(b: Batch, indexes: number[]): void {
+    const ids: string[] = [];
+    const byIndex = [...b.clients.keys()];
+    for (const c of indexes) {
+      ids.push(byIndex[c - 1]!);
+      this.#stats.fencedWrites += b.clientOps[c - 1]!;
+    }
+    this.#stats.fencedReports++;
+    this.onFenced?.(ids);
+  }
+}
