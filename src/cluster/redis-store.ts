@@ -22,7 +22,8 @@ import { Redis } from 'ioredis';
 import type { Store, StoredMessage, StoredOutbound, StoredSession, StoreSnapshot } from '../store/types.js';
 import { decodeOutbound, encodeOutbound } from '../store/outbound-codec.js';
 import { decodeMessage, decodeSession, encodeMessage, encodeSession } from './store-codec.js';
-import { CLAIM, COMMIT, LOAD_SESSION, OP, parseKey, RELEASE, storeKeys, type StoreKeys } from './store-scripts.js';
+import { Batch, type Arg } from './store-batch.js';
+import { CLAIM, COMMIT, LOAD_SESSION, parseKey, RELEASE, storeKeys, type StoreKeys } from './store-scripts.js';
 
 export interface RedisStoreOptions {
   /** An ioredis client (used as is, not closed by close()), or a Redis URL (a client of our own). */
@@ -71,38 +72,11 @@ export interface RedisStoreStats {
   fencedReports: number;
 }
 
-type Arg = string | Buffer | number;
-
 interface Scripted {
   courierStoreCommit(numKeys: number, ...args: Arg[]): Promise<number[]>;
   courierStoreClaim(...args: Arg[]): Promise<[string, string, number]>;
   courierStoreRelease(...args: Arg[]): Promise<number>;
   courierStoreLoadSessionBuffer(...args: Arg[]): Promise<[Buffer[], Buffer[], Buffer[], Buffer[]]>;
-}
-
-/** The writes of one commit call, collected until it is sent. */
-class Batch {
-  readonly clients = new Map<string, number>();
-  readonly tokens: string[] = [];
-  readonly clientKeys: string[] = [];
-  readonly messageKeys: string[] = [];
-  readonly ops: Arg[] = [];
-  /** Writes per client index (for the fenced count). */
-  readonly clientOps: number[] = [];
-  writes = 0;
-  bytes = 0;
-  readonly done: Promise<void>;
-  resolve!: () => void;
-  reject!: (err: unknown) => void;
-  settled = false;
-
-  constructor() {
-    this.done = new Promise<void>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-    this.done.catch(() => {}); // observed by whoever asked for the commit point
-  }
 }
 
 export class RedisStore implements Store {
@@ -124,7 +98,8 @@ export class RedisStore implements Store {
 
   constructor(options: RedisStoreOptions) {
     this.keys = storeKeys(options.prefix ?? 'courier:');
-    this.#maxOps = options.maxOpsPerCall ?? 256;
+    // Lua's unpack() takes at most ~8000 values: a call's HSET of entries stays below.
+    this.#maxOps = Math.min(Math.max(1, options.maxOpsPerCall ?? 256), 3000);
     this.#maxBytes = options.maxBytesPerCall ?? 512 * 1024;
     this.onFenced = options.onFenced;
     if (typeof options.redis === 'string') {
@@ -338,71 +313,59 @@ export class RedisStore implements Store {
     return b;
   }
 
-  /** The index of `clientId` in batch `b` (its keys and token added on first use). */
-  #client(b: Batch, clientId: string): number {
-    let c = b.clients.get(clientId);
-    if (c === undefined) {
-      c = b.clients.size + 1;
-      b.clients.set(clientId, c);
-      b.tokens.push(this.#fences.get(clientId) ?? '');
-      b.clientKeys.push(this.keys.meta(clientId), this.keys.out(clientId), this.keys.in(clientId));
-      b.clientOps.push(0);
-    }
-    b.clientOps[c - 1]!++;
-    return c;
-  }
-
-  #sessionOp(op: string, clientId: string, bytes: number, ...args: Arg[]): void {
+  #client(clientId: string, bytes: number): { b: Batch; c: ReturnType<Batch['client']> } {
     const b = this.#batch(bytes);
-    b.ops.push(op, this.#client(b, clientId), ...args);
+    return { b, c: b.client(clientId, this.#fences.get(clientId) ?? '') };
   }
 
   putRetained(topic: string, message: StoredMessage): void {
     const v = encodeMessage(message);
-    this.#batch(v.length + topic.length).ops.push(OP.putRetained, topic, v);
+    this.#batch(v.length + topic.length).retained.set(topic, v);
   }
 
   deleteRetained(topic: string): void {
-    this.#batch(topic.length).ops.push(OP.deleteRetained, topic);
+    this.#batch(topic.length).retained.set(topic, null);
   }
 
   putSession(session: StoredSession): void {
     const v = encodeSession(session);
-    this.#sessionOp(OP.putSession, session.clientId, v.length, v);
+    const { b, c } = this.#client(session.clientId, v.length);
+    b.putSession(c, v);
   }
 
   deleteSession(clientId: string): void {
-    this.#sessionOp(OP.deleteSession, clientId, 0);
+    const { b, c } = this.#client(clientId, 0);
+    b.deleteSession(c);
   }
 
   putMessage(id: number, message: StoredMessage): void {
     const v = encodeMessage(message);
-    const b = this.#batch(v.length);
-    b.messageKeys.push(this.keys.message(id));
-    b.ops.push(OP.putMessage, b.messageKeys.length, v);
+    this.#batch(v.length).messages.set(id, v);
   }
 
   deleteMessage(id: number): void {
-    const b = this.#batch(0);
-    b.messageKeys.push(this.keys.message(id));
-    b.ops.push(OP.deleteMessage, b.messageKeys.length);
+    this.#batch(0).messages.set(id, null);
   }
 
   putOutbound(clientId: string, seq: number, entry: StoredOutbound): void {
     const v = encodeOutbound(entry);
-    this.#sessionOp(OP.putOutbound, clientId, v.length, seq, v);
+    const { b, c } = this.#client(clientId, v.length);
+    b.putOutbound(c, seq, v);
   }
 
   deleteOutbound(clientId: string, seq: number): void {
-    this.#sessionOp(OP.deleteOutbound, clientId, 0, seq);
+    const { b, c } = this.#client(clientId, 0);
+    b.deleteOutbound(c, seq);
   }
 
   putInbound(clientId: string, packetId: number): void {
-    this.#sessionOp(OP.putInbound, clientId, 0, packetId);
+    const { b, c } = this.#client(clientId, 0);
+    b.putInbound(c, packetId);
   }
 
   deleteInbound(clientId: string, packetId: number): void {
-    this.#sessionOp(OP.deleteInbound, clientId, 0, packetId);
+    const { b, c } = this.#client(clientId, 0);
+    b.deleteInbound(c, packetId);
   }
 
   commitPoint(): Promise<void> | null {
@@ -432,8 +395,8 @@ export class RedisStore implements Store {
     this.#inflight = b;
     this.#stats.calls++;
     this.#stats.writes += b.writes;
-    const keys = [this.keys.retained, ...b.clientKeys, ...b.messageKeys];
-    const reply = this.#scripts.courierStoreCommit(keys.length, ...keys, b.clients.size, ...b.tokens, ...b.ops);
+    const { keys, argv } = b.args(this.keys);
+    const reply = this.#scripts.courierStoreCommit(keys.length, ...keys, ...argv);
     const settle = (err: unknown): void => {
       b.settled = true;
       if (this.#inflight === b) this.#inflight = undefined;
@@ -456,12 +419,9 @@ export class RedisStore implements Store {
   }
 
   #fenced(b: Batch, indexes: number[]): void {
-    const ids: string[] = [];
-    const byIndex = [...b.clients.keys()];
-    for (const c of indexes) {
-      ids.push(byIndex[c - 1]!);
-      this.#stats.fencedWrites += b.clientOps[c - 1]!;
-    }
+    const byIndex = b.clientIds();
+    const ids = indexes.map((c) => byIndex[c - 1]!);
+    for (const id of ids) this.#stats.fencedWrites += b.writesOf(id);
     this.#stats.fencedReports++;
     this.onFenced?.(ids);
   }

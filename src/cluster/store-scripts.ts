@@ -58,88 +58,55 @@ export function parseKey(prefix: string, key: string): ParsedKey {
   return { kind: 'other' };
 }
 
-/** Ops of a commit call (one character each, followed by their arguments). */
-export const OP = {
-  putSession: 'S',
-  deleteSession: 'D',
-  putOutbound: 'O',
-  deleteOutbound: 'o',
-  putInbound: 'I',
-  deleteInbound: 'i',
-  putMessage: 'M',
-  deleteMessage: 'm',
-  putRetained: 'R',
-  deleteRetained: 'r',
-} as const;
-
 /**
- * The commit of one batch of writes, atomically.
- * KEYS: [1] the retained hash; then per client c (1-based) meta, out, in at 3c-1, 3c, 3c+1;
- *       then the message keys (op arguments index them from 1 after the client keys).
- * ARGV: [1] n = number of clients; [2..n+1] the fencing token each client's writes carry ('' =
- *       unfenced: applied unconditionally); then the ops:
- *         S c rec | D c | O c seq entry | o c seq | I c pid | i c pid
- *         M k value | m k | R topic value | r topic
- * A client whose token differs from its meta's `fence` has all its writes in this call dropped.
- * Returns the indexes of the fenced clients.
+ * The commit of one batch of writes, atomically, netted per key (store-batch.ts builds the
+ * arguments and says their layout). A client whose token is not '' (unfenced) and differs from
+ * its meta's `fence` has all its writes in this call dropped. Deleting a fenced session keeps
+ * its fence and owner (the holder may write it again); an unfenced one goes whole.
+ * Returns the (1-based) indexes of the fenced clients.
  */
 export const COMMIT = `
 local n = tonumber(ARGV[1])
-local ok = {}
+local i = 2
 local fenced = {}
 for c = 1, n do
-  local t = ARGV[1 + c]
-  if t == '' or redis.call('HGET', KEYS[3 * c - 1], 'fence') == t then ok[c] = true else fenced[#fenced + 1] = c end
-end
-local mk = 1 + 3 * n
-local i = n + 2
-local last = #ARGV
-while i <= last do
-  local op = ARGV[i]
-  if op == 'O' then
-    local c = tonumber(ARGV[i + 1])
-    if ok[c] then redis.call('HSET', KEYS[3 * c], ARGV[i + 2], ARGV[i + 3]) end
-    i = i + 4
-  elseif op == 'o' then
-    local c = tonumber(ARGV[i + 1])
-    if ok[c] then redis.call('HDEL', KEYS[3 * c], ARGV[i + 2]) end
-    i = i + 3
-  elseif op == 'M' then
-    redis.call('SET', KEYS[mk + tonumber(ARGV[i + 1])], ARGV[i + 2])
-    i = i + 3
-  elseif op == 'm' then
-    redis.call('DEL', KEYS[mk + tonumber(ARGV[i + 1])])
-    i = i + 2
-  elseif op == 'I' then
-    local c = tonumber(ARGV[i + 1])
-    if ok[c] then redis.call('SADD', KEYS[3 * c + 1], ARGV[i + 2]) end
-    i = i + 3
-  elseif op == 'i' then
-    local c = tonumber(ARGV[i + 1])
-    if ok[c] then redis.call('SREM', KEYS[3 * c + 1], ARGV[i + 2]) end
-    i = i + 3
-  elseif op == 'S' then
-    local c = tonumber(ARGV[i + 1])
-    if ok[c] then redis.call('HSET', KEYS[3 * c - 1], 'rec', ARGV[i + 2]) end
-    i = i + 3
-  elseif op == 'D' then
-    local c = tonumber(ARGV[i + 1])
-    if ok[c] then
-      -- A fenced session keeps its fence and owner (its holder may write it again); an unfenced one goes whole.
-      if ARGV[1 + c] == '' then redis.call('DEL', KEYS[3 * c - 1]) else redis.call('HDEL', KEYS[3 * c - 1], 'rec') end
-      redis.call('DEL', KEYS[3 * c], KEYS[3 * c + 1])
+  local t, d, rec = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local np, nd, na, nr = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
+  i = i + 7
+  local meta, out, inb = KEYS[3 * c - 1], KEYS[3 * c], KEYS[3 * c + 1]
+  if t == '' or redis.call('HGET', meta, 'fence') == t then
+    if d == 'D' then
+      if t == '' then redis.call('DEL', meta) else redis.call('HDEL', meta, 'rec') end
+      redis.call('DEL', out, inb)
     end
-    i = i + 2
-  elseif op == 'R' then
-    redis.call('HSET', KEYS[1], ARGV[i + 1], ARGV[i + 2])
-    i = i + 3
-  elseif op == 'r' then
-    redis.call('HDEL', KEYS[1], ARGV[i + 1])
-    i = i + 2
+    if rec ~= '' then redis.call('HSET', meta, 'rec', rec) end
+    if np > 0 then redis.call('HSET', out, unpack(ARGV, i, i + 2 * np - 1)) end
+    i = i + 2 * np
+    if nd > 0 then redis.call('HDEL', out, unpack(ARGV, i, i + nd - 1)) end
+    i = i + nd
+    if na > 0 then redis.call('SADD', inb, unpack(ARGV, i, i + na - 1)) end
+    i = i + na
+    if nr > 0 then redis.call('SREM', inb, unpack(ARGV, i, i + nr - 1)) end
+    i = i + nr
   else
-    return redis.error_reply('ERR courier commit: unknown op ' .. tostring(op))
+    fenced[#fenced + 1] = c
+    i = i + 2 * np + nd + na + nr
   end
 end
+local ms, md = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+i = i + 2
+local k = 3 * n + 2
+for j = 1, ms do
+  redis.call('SET', KEYS[k], ARGV[i])
+  k = k + 1
+  i = i + 1
+end
+if md > 0 then redis.call('DEL', unpack(KEYS, k, k + md - 1)) end
+local rs, rd = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
+i = i + 2
+if rs > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, i, i + 2 * rs - 1)) end
+i = i + 2 * rs
+if rd > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, i, i + rd - 1)) end
 return fenced`;
 
 /**

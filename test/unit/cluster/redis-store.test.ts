@@ -176,6 +176,53 @@ void describe('RedisStore', redisServerGate(), () => {
     assert.equal(s.commitPoint(), null, 'nothing outstanding');
   });
 
+  void it('one commit nets the writes per key in call order: the last write of a field wins, a deleted session drops what came before', async () => {
+    const s = await open(prefix());
+    s.putSession(session('c'));
+    s.putOutbound('c', 1, { messageId: 0, qos: 1, retain: false, message: msg('t', 'old') });
+    s.putInbound('c', 5);
+    await s.flush();
+    // One turn: put+delete, delete+put, a deleted session written again, inbound add/remove.
+    s.putOutbound('c', 2, { messageId: 0, qos: 1, retain: false, message: msg('t', 'gone') });
+    s.deleteOutbound('c', 2);
+    s.deleteOutbound('c', 1);
+    s.putOutbound('c', 1, { messageId: 0, qos: 1, retain: false, message: msg('t', 'new') });
+    s.putInbound('c', 6);
+    s.deleteInbound('c', 5);
+    s.putSession(session('d'));
+    s.putOutbound('d', 9, { messageId: 0, qos: 1, retain: false, message: msg('t', 'd9') });
+    s.putInbound('d', 1);
+    s.deleteSession('d');
+    s.putSession(session('d', { owner: 'again' }));
+    s.putOutbound('d', 10, { messageId: 0, qos: 1, retain: false, message: msg('t', 'd10') });
+    s.putMessage(3, msg('t', 'm3'));
+    s.deleteMessage(3);
+    s.putMessage(4, msg('t', 'm4'));
+    s.putRetained('r', msg('r', 'x'));
+    s.deleteRetained('r');
+    s.putRetained('q', msg('q', 'y'));
+    await s.flush();
+    const c = await s.loadSession('c');
+    assert.deepEqual(
+      c.outbound.map(([seq, e]) => [seq, e.message?.payload.toString()]),
+      [[1, 'new']],
+    );
+    assert.deepEqual(c.inbound, [6]);
+    const d = await s.loadSession('d');
+    assert.equal(d.session?.owner, 'again');
+    assert.deepEqual(
+      d.outbound.map(([seq]) => seq),
+      [10],
+    );
+    assert.deepEqual(d.inbound, []);
+    const snap = await s.load();
+    assert.deepEqual([...snap.messages.keys()], [4]);
+    assert.deepEqual(
+      snap.retained.map(([t]) => t),
+      ['q'],
+    );
+  });
+
   void it('commit points reject while Redis cannot be reached (cut, blackhole, refused) and resolve again after it heals', async () => {
     const proxy = new FaultProxy({ port: redis.port });
     const port = await proxy.listen();
