@@ -22,8 +22,9 @@ import { Redis } from 'ioredis';
 import type { Store, StoredMessage, StoredOutbound, StoredSession, StoreSnapshot } from '../store/types.js';
 import { decodeOutbound, encodeOutbound } from '../store/outbound-codec.js';
 import { decodeMessage, decodeSession, encodeMessage, encodeSession } from './store-codec.js';
+import { scanSnapshot } from './store-load.js';
 import { Batch, type Arg } from './store-batch.js';
-import { CLAIM, COMMIT, LOAD_SESSION, parseKey, RELEASE, storeKeys, type StoreKeys } from './store-scripts.js';
+import { CLAIM, COMMIT, LOAD_SESSION, RELEASE, storeKeys, type StoreKeys } from './store-scripts.js';
 
 export interface RedisStoreOptions {
   /** An ioredis client (used as is, not closed by close()), or a Redis URL (a client of our own). */
@@ -226,67 +227,7 @@ export class RedisStore implements Store {
 
   /** Everything under the prefix (SCAN), for a single node that keeps its store in Redis. Not atomic across keys. */
   async load(): Promise<StoreSnapshot> {
-    const r = this.#redis;
-    const prefix = this.keys.prefix;
-    const pattern = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
-    const snap: StoreSnapshot = { retained: [], sessions: [], messages: new Map(), outbound: new Map(), inbound: new Map() };
-    let cursor = '0';
-    do {
-      const [next, found] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      const parsed = found.map((key) => ({ key, p: parseKey(prefix, key) }));
-      const pipe = r.pipeline();
-      const readers: Array<(reply: unknown) => void> = [];
-      for (const { key, p } of parsed) {
-        switch (p.kind) {
-          case 'meta':
-            pipe.hgetBuffer(key, 'rec');
-            readers.push((v) => {
-              if (v !== null) snap.sessions.push(decodeSession((v as Buffer).toString()));
-            });
-            break;
-          case 'out':
-            pipe.hgetallBuffer(key);
-            readers.push((v) => {
-              const list: Array<[number, StoredOutbound]> = Object.entries(v as Record<string, Buffer>).map(([seq, b]) => [Number(seq), decodeOutbound(b)]);
-              if (list.length > 0)
-                snap.outbound.set(
-                  p.clientId,
-                  list.sort((a, b) => a[0] - b[0]),
-                );
-            });
-            break;
-          case 'in':
-            pipe.smembers(key);
-            readers.push((v) => {
-              const ids = (v as string[]).map(Number).sort((a, b) => a - b);
-              if (ids.length > 0) snap.inbound.set(p.clientId, ids);
-            });
-            break;
-          case 'message':
-            pipe.getBuffer(key);
-            readers.push((v) => {
-              if (v !== null) snap.messages.set(p.id, decodeMessage(v as Buffer));
-            });
-            break;
-          case 'retained':
-            pipe.hgetallBuffer(key);
-            readers.push((v) => {
-              for (const [topic, b] of Object.entries(v as Record<string, Buffer>)) snap.retained.push([topic, decodeMessage(b)]);
-            });
-            break;
-          default:
-            break;
-        }
-      }
-      if (readers.length === 0) continue;
-      const replies = (await pipe.exec()) ?? [];
-      replies.forEach(([err, v], i) => {
-        if (err !== null) throw err;
-        readers[i]!(v);
-      });
-    } while (cursor !== '0');
-    return snap;
+    return scanSnapshot(this.#redis, this.keys.prefix);
   }
 
   // ---------------------------------------------------------------------------------------------
