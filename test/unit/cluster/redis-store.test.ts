@@ -6,8 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import mqtt from 'mqtt';
 import { RedisStore } from '../../../src/cluster/redis-store.js';
 import type { StoredMessage, StoredSession } from '../../../src/store/types.js';
+import { startBroker } from '../../helpers/broker.js';
 import { FaultProxy } from '../../helpers/fault-proxy.js';
 import { pollUntil } from '../../helpers/wait.js';
 import { redisServerGate, startRedisServer, type RedisServer } from '../../helpers/redis-server.js';
@@ -316,3 +318,52 @@ void describe('RedisStore', redisServerGate(), () => {
 async function waitReady(s: RedisStore): Promise<void> {
   await pollUntil(() => s.redis.ping().then((r) => r === 'PONG'), { what: 'the store connection to answer PING', timeoutMs: 10_000 });
 }
+
+void describe('persistence engine "redis" (single node)', redisServerGate(), () => {
+  let redis: RedisServer;
+  before(async () => {
+    redis = await startRedisServer({ appendonly: true, appendfsync: 'always' });
+  });
+  after(async () => {
+    await redis?.close();
+  });
+
+  void it('a persistent session, its subscription and its queued QoS 1 messages survive a broker restart on the same Redis', async () => {
+    const persistence = { engine: 'redis' as const, redis: redis.url };
+    const first = await startBroker({ persistence });
+    const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${first.port}`, {
+      clientId: 'keep',
+      clean: false,
+      protocolVersion: 5,
+      properties: { sessionExpiryInterval: 600 },
+      reconnectPeriod: 0,
+    });
+    await sub.subscribeAsync('q/#', { qos: 1 });
+    await sub.endAsync();
+    const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${first.port}`, { protocolVersion: 5, reconnectPeriod: 0 });
+    for (let i = 0; i < 5; i++) await pub.publishAsync('q/x', String(i), { qos: 1 }); // PUBACK after Redis has the entries
+    await pub.endAsync();
+    await first.close();
+    assert.ok((await redis.client().keys('courier:s:{keep}:*')).length >= 2, 'the session is in Redis');
+
+    const second = await startBroker({ persistence });
+    try {
+      const got: string[] = [];
+      const back = mqtt.connect(`mqtt://127.0.0.1:${second.port}`, {
+        clientId: 'keep',
+        clean: false,
+        protocolVersion: 5,
+        properties: { sessionExpiryInterval: 600 },
+        reconnectPeriod: 0,
+      });
+      back.on('message', (_t, p) => got.push(p.toString()));
+      const connack = await new Promise<{ sessionPresent: boolean }>((resolve) => back.once('connect', resolve));
+      assert.equal(connack.sessionPresent, true);
+      await pollUntil(() => got.length === 5, { what: 'the five queued messages' });
+      assert.deepEqual(got, ['0', '1', '2', '3', '4']);
+      await back.endAsync();
+    } finally {
+      await second.close();
+    }
+  });
+});
