@@ -85,6 +85,8 @@ export class RedisStore implements Store {
   onFenced: ((clientIds: string[]) => void) | undefined;
   readonly #redis: Redis;
   readonly #owned: boolean;
+  /** The Redis URL for messages, password hidden. */
+  readonly #where: string;
   readonly #maxOps: number;
   readonly #maxBytes: number;
   readonly #fences = new Map<string, string>();
@@ -105,6 +107,7 @@ export class RedisStore implements Store {
     this.onFenced = options.onFenced;
     if (typeof options.redis === 'string') {
       this.#owned = true;
+      this.#where = options.redis.replace(/\/\/[^@/]*@/, '//***@');
       this.#redis = new Redis(options.redis, {
         lazyConnect: true,
         // A commit must fail, not wait or be replayed later: its acknowledgements stay withheld.
@@ -119,6 +122,7 @@ export class RedisStore implements Store {
     } else {
       this.#owned = false;
       this.#redis = options.redis;
+      this.#where = `${options.redis.options.host ?? '?'}:${options.redis.options.port ?? '?'}`;
     }
     const r = this.#redis;
     r.defineCommand('courierStoreCommit', { lua: COMMIT });
@@ -142,8 +146,15 @@ export class RedisStore implements Store {
 
   async open(): Promise<void> {
     const r = this.#redis;
-    if (r.status === 'wait') await r.connect();
-    else if (r.status !== 'ready')
+    if (r.status === 'wait') {
+      try {
+        await r.connect();
+      } catch (err) {
+        // A client of our own must not go on reconnecting in the background after a failed open.
+        if (this.#owned) r.disconnect();
+        throw new Error(`RedisStore: Redis at ${this.#where} cannot be reached (${(err as Error).message})`, { cause: err });
+      }
+    } else if (r.status !== 'ready')
       await new Promise<void>((resolve, reject) => {
         const ready = (): void => {
           r.off('end', end);

@@ -271,6 +271,18 @@ void describe('RedisStore', redisServerGate(), () => {
     }
   });
 
+  void it('open() fails with a clear error when Redis cannot be reached (and its client stops reconnecting)', async () => {
+    const s = new RedisStore({ redis: 'redis://:secret@127.0.0.1:1' });
+    await assert.rejects(
+      s.open(),
+      (err: Error) => /RedisStore: Redis at redis:\/\/\*\*\*@127\.0\.0\.1:1 cannot be reached/.test(err.message) && !err.message.includes('secret'),
+    );
+    let retries = 0;
+    s.redis.on('reconnecting', () => retries++);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // its backoff starts at 50 ms
+    assert.equal(retries, 0, 'no reconnect attempts after the failed open');
+  });
+
   void it('kill -9 of Redis with appendfsync always: every write whose commit point resolved is there after the restart', async () => {
     const own = await startRedisServer({ appendonly: true, appendfsync: 'always' });
     try {
