@@ -340,6 +340,31 @@ void describe('persistence engine "redis" (single node)', redisServerGate(), () 
     await redis?.close();
   });
 
+  void it('clean sessions without a will write nothing to Redis', async () => {
+    const b = await startBroker({ persistence: { engine: 'redis', redis: redis.url } });
+    try {
+      const probe = redis.client();
+      const scripts = async (): Promise<number> => {
+        let n = 0;
+        for (const m of (await probe.info('commandstats')).matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)) n += Number(m[1]);
+        return n;
+      };
+      const before0 = await scripts();
+      const sub = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { clientId: 'clean-sub', clean: true, protocolVersion: 5, reconnectPeriod: 0 });
+      const got: string[] = [];
+      sub.on('message', (_t, p) => got.push(p.toString()));
+      await sub.subscribeAsync('c/#', { qos: 2 });
+      const pub = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.port}`, { clientId: 'clean-pub', clean: true, protocolVersion: 4, reconnectPeriod: 0 });
+      for (let i = 0; i < 10; i++) await pub.publishAsync('c/x', String(i), { qos: (i % 3) as 0 | 1 | 2 });
+      await pollUntil(() => got.length === 10, { what: 'ten deliveries' });
+      await Promise.all([sub.endAsync(), pub.endAsync()]);
+      assert.equal(await scripts(), before0, 'no commit call');
+      assert.deepEqual(await probe.keys('courier:s:*'), []);
+    } finally {
+      await b.close();
+    }
+  });
+
   void it('a persistent session, its subscription and its queued QoS 1 messages survive a broker restart on the same Redis', async () => {
     const persistence = { engine: 'redis' as const, redis: redis.url };
     const first = await startBroker({ persistence });
