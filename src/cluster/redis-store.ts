@@ -95,8 +95,6 @@ export class RedisStore implements Store {
   /** The last batch sent and not yet settled. */
   #inflight: Batch | undefined;
   #flushScheduled = false;
-  /** A commit failed since the last flush(). */
-  #failure: unknown = undefined;
   readonly #stats: RedisStoreStats = { calls: 0, writes: 0, failedCalls: 0, fencedWrites: 0, fencedReports: 0 };
 
   constructor(options: RedisStoreOptions) {
@@ -324,13 +322,11 @@ export class RedisStore implements Store {
     return (this.#open ?? this.#inflight)?.done ?? null;
   }
 
+  /** Resolves once every write issued so far is applied; rejects when a call still unanswered now fails (failures already reported to their commit points are not reported again). */
   async flush(): Promise<void> {
     if (this.#open !== undefined) this.#seal();
     const last = this.#inflight;
-    if (last !== undefined) await last.done.catch(() => {});
-    const failure = this.#failure;
-    this.#failure = undefined;
-    if (failure !== undefined) throw failure instanceof Error ? failure : new Error(String(failure));
+    if (last !== undefined) await last.done;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -355,7 +351,6 @@ export class RedisStore implements Store {
       if (err === undefined) b.resolve();
       else {
         this.#stats.failedCalls++;
-        this.#failure ??= err;
         b.reject(err);
       }
     };
