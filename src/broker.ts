@@ -25,8 +25,10 @@ import {
   type ListenerOptions,
   type Logger,
   type MqttOptions,
+  type PersistenceOptions,
   type SessionLimits,
 } from './options.js';
+import { RedisStore } from './cluster/redis-store.js';
 import { LmdbStore } from './store/lmdb.js';
 import { MemoryStore } from './store/memory.js';
 import type { Store } from './store/types.js';
@@ -129,9 +131,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.limits = { ...defaultSessionLimits, ...options.sessions };
     this.#log = options.logger ?? noopLogger;
     const persistence = { ...defaultPersistence, ...options.persistence };
-    this.#store =
-      options.store ??
-      (persistence.engine === 'memory' ? new MemoryStore() : new LmdbStore({ dataDir: options.dataDir ?? './data', durability: persistence.durability }));
+    this.#store = options.store ?? createStore(persistence, options);
     this.#core = new BrokerCore(this.mqtt, this.limits, this.#store, this.#log, {
       publish: (m, clientId) => {
         if (this.listenerCount('publish') === 0) return;
@@ -461,4 +461,17 @@ export async function createBroker(options: BrokerOptions = {}): Promise<Broker>
   const broker = new Broker(options);
   await broker.open();
   return broker;
+}
+
+function createStore(persistence: PersistenceOptions, options: BrokerOptions): Store {
+  switch (persistence.engine) {
+    case 'memory':
+      return new MemoryStore();
+    case 'redis':
+      if (persistence.redis === undefined) throw new Error('persistence.redis (a Redis URL) is required with engine "redis"');
+      if (options.cluster !== undefined) throw new Error('persistence engine "redis" cannot be used in a cluster yet');
+      return new RedisStore({ redis: persistence.redis });
+    default:
+      return new LmdbStore({ dataDir: options.dataDir ?? './data', durability: persistence.durability });
+  }
 }

@@ -16,5 +16,6 @@ export {
 export type { Store, StoredMessage, StoredSession, StoredSubscription, StoredWill } from './store/types.js';
 export { MemoryStore } from './store/memory.js';
 export { LmdbStore, StoreError, type Durability, type LmdbStoreOptions } from './store/lmdb.js';
+export { RedisStore, type RedisStoreOptions, type ClaimResult, type LoadedSession, type RedisStoreStats } from './cluster/redis-store.js';
 export type { BoundAddress, ConnectionInfo } from './transport/types.js';
 export * as protocol from './protocol/index.js';

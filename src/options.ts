@@ -99,10 +99,12 @@ export interface SessionLimits {
 }
 
 export interface PersistenceOptions {
-  /** 'lmdb' (default): durable, in `dataDir`. 'memory': nothing survives the process. */
-  engine: 'lmdb' | 'memory';
+  /** 'lmdb' (default): durable, in `dataDir`. 'memory': nothing survives the process. 'redis': in the Redis at `redis` (single node). */
+  engine: 'lmdb' | 'memory' | 'redis';
   /** When acknowledgements leave: at once ('none'), after the commit ('commit', default), after commit + fsync ('fsync'). */
   durability: 'none' | 'commit' | 'fsync';
+  /** Redis URL for engine 'redis' (acknowledgements wait for Redis's reply; `durability` does not apply). */
+  redis?: string;
 }
 
 export interface BrokerOptions {

@@ -98,15 +98,24 @@ export const clusterSchema = z
 export const persistenceSchema = z
   .strictObject({
     engine: z
-      .enum(['lmdb', 'memory'], { error: 'must be "lmdb" or "memory"' })
-      .describe('Storage engine: `lmdb` (durable, in `dataDir`) or `memory` (nothing survives a restart).'),
+      .enum(['lmdb', 'memory', 'redis'], { error: 'must be "lmdb", "memory" or "redis"' })
+      .describe(
+        'Storage engine: `lmdb` (durable, in `dataDir`), `memory` (nothing survives a restart) or `redis` (in the Redis at `persistence.redis`; single node only).',
+      ),
     durability: z
       .enum(['none', 'commit', 'fsync'], { error: 'must be "none", "commit" or "fsync"' })
       .describe(
         'When acknowledgements leave: `none` at once (a crash may lose the last writes), `commit` after the store commit (survives a process crash), `fsync` after commit and fsync (survives power loss).',
       ),
+    redis: z
+      .string({ error: 'must be a Redis URL such as "redis://127.0.0.1:6379"' })
+      .regex(/^rediss?:\/\/[^\s]+$/, { error: 'must be a Redis URL such as "redis://127.0.0.1:6379" (or "rediss://" for TLS)' })
+      .describe('Redis URL for `engine: redis` (acknowledgements wait for Redis; Redis `appendfsync always` makes them survive a Redis crash).'),
   })
-  .partial();
+  .partial()
+  .superRefine((p, ctx) => {
+    if (p.engine === 'redis' && p.redis === undefined) ctx.addIssue({ code: 'custom', path: ['redis'], message: 'is required with engine "redis"' });
+  });
 
 export const securitySchema = z
   .strictObject({
@@ -216,6 +225,9 @@ export const configSchema = z
   })
   .partial()
   .superRefine((c, ctx) => {
+    if (c.persistence?.engine === 'redis' && c.cluster !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['persistence', 'engine'], message: 'cannot be "redis" in a cluster yet (sessions in Redis come with Cluster II)' });
+    }
     if (c.listeners !== undefined) {
       for (const key of ['host', 'port', 'wsPort', 'wsPath', 'tlsPort', 'wssPort'] as const) {
         if (c[key] !== undefined) {

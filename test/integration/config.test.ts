@@ -168,6 +168,16 @@ void describe('config: parseConfig', () => {
       },
       'config error: listeners[1].port: same host and port as listeners[0] (got 1883, from t.yaml)',
     ],
+    [
+      'engine "redis" without its URL',
+      { persistence: { engine: 'redis' } },
+      'config error: persistence.redis: is required with engine "redis" (got nothing, from t.yaml)',
+    ],
+    [
+      'engine "redis" in a cluster',
+      { persistence: { engine: 'redis', redis: 'redis://h:1' }, cluster: { redis: 'redis://h:1' } },
+      'config error: persistence.engine: cannot be "redis" in a cluster yet (sessions in Redis come with Cluster II) (got "redis", from t.yaml)',
+    ],
     ['an empty listener list', { listeners: [] }, 'config error: listeners: must list at least one listener (got [], from t.yaml)'],
     [
       'listeners next to port',

@@ -7,10 +7,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
+import { RedisStore } from '../../../src/cluster/redis-store.js';
 import { LmdbStore, StoreError } from '../../../src/store/lmdb.js';
 import { MemoryStore } from '../../../src/store/memory.js';
 import type { Store, StoredMessage, StoredOutbound, StoredSession } from '../../../src/store/types.js';
+import { redisServerGate, startRedisServer, type RedisServer } from '../../helpers/redis-server.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -26,7 +28,15 @@ interface Impl {
   name: string;
   /** A store over the same backing data as `reopen` of the previous one. */
   create(): { store: Store; reopen(): Store };
+  /** describe() options (a gate on an outside server) and the suite's own setup. */
+  options?: () => { skip: string | false };
+  before?: () => Promise<void>;
+  after?: () => Promise<void>;
 }
+
+/** RedisStore runs against a real redis-server; each store gets a prefix of its own. */
+let redis: RedisServer | undefined;
+let redisPrefixes = 0;
 
 const impls: Impl[] = [
   {
@@ -41,6 +51,21 @@ const impls: Impl[] = [
     create() {
       const dir = tempDir();
       return { store: new LmdbStore({ dataDir: dir }), reopen: () => new LmdbStore({ dataDir: dir }) };
+    },
+  },
+  {
+    name: 'RedisStore',
+    create() {
+      const url = redis!.url;
+      const prefix = `conf${++redisPrefixes}:`;
+      return { store: new RedisStore({ redis: url, prefix }), reopen: () => new RedisStore({ redis: url, prefix }) };
+    },
+    options: redisServerGate,
+    before: async () => {
+      redis = await startRedisServer();
+    },
+    after: async () => {
+      await redis?.close();
     },
   },
 ];
@@ -96,7 +121,9 @@ const INLINE: StoredOutbound = {
 };
 
 for (const impl of impls) {
-  void describe(`Store contract: ${impl.name}`, () => {
+  void describe(`Store contract: ${impl.name}`, impl.options?.() ?? {}, () => {
+    if (impl.before !== undefined) before(impl.before);
+    if (impl.after !== undefined) after(impl.after);
     void it('retained messages: put, replace, delete survive a reopen, payload and properties intact', async () => {
       const { store, reopen } = impl.create();
       await store.open();

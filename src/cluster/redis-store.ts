@@ -1,0 +1,375 @@
+/**
+ * RedisStore: the Store interface (src/store/types.ts) on Redis, so that persistent sessions
+ * can be taken over by any node of a cluster (Cluster II), or kept in Redis by a single node.
+ *
+ * Group commit: every write issued in one event-loop turn goes to Redis in one atomic Lua call
+ * (store-scripts.ts COMMIT), split into several calls in order when a turn holds more than
+ * `maxOpsPerCall` writes or `maxBytesPerCall` bytes. `commitPoint()` is the promise of the call
+ * holding the writes so far; it resolves only after Redis has applied that call and every call
+ * before it that was still unanswered when it was sent, and rejects when any of them failed (so
+ * nothing is acknowledged before it is in Redis; with `appendfsync always` that means on disk).
+ *
+ * Fencing: `claim(clientId, nid)` takes a session over atomically and gives this store the new
+ * token; every write of that client id then carries it, and the commit applies the client's
+ * writes only while the session's stored fence is that token. Writes of a client whose session
+ * was claimed by someone else are dropped, and reported through `onFenced` (called before the
+ * commit point resolves, so the holder can close the client's connection before any
+ * acknowledgement leaves). Client ids without a token (single node) are written unconditionally.
+ *
+ * Key layout: see store-scripts.ts.
+ */
+import { Redis } from 'ioredis';
+import type { Store, StoredMessage, StoredOutbound, StoredSession, StoreSnapshot } from '../store/types.js';
+import { decodeOutbound, encodeOutbound } from '../store/outbound-codec.js';
+import { decodeMessage, decodeSession, encodeMessage, encodeSession } from './store-codec.js';
+import { scanSnapshot } from './store-load.js';
+import { Batch, type Arg } from './store-batch.js';
+import { CLAIM, COMMIT, LOAD_SESSION, RELEASE, storeKeys, type StoreKeys } from './store-scripts.js';
+
+export interface RedisStoreOptions {
+  /** An ioredis client (used as is, not closed by close()), or a Redis URL (a client of our own). */
+  redis: Redis | string;
+  /** Key prefix (default `courier:`), as the cluster's. */
+  prefix?: string;
+  /** Most writes in one commit call (default 256). */
+  maxOpsPerCall?: number;
+  /** Most value bytes in one commit call (default 512 KiB). */
+  maxBytesPerCall?: number;
+  /** With a URL: how long a command may go unanswered before it fails (default 5000 ms). */
+  commandTimeoutMs?: number;
+  /** Client ids whose writes a commit dropped because their session was claimed elsewhere. */
+  onFenced?: (clientIds: string[]) => void;
+}
+
+export interface ClaimResult {
+  /** The new fencing token; this store now writes the session with it. */
+  token: string;
+  /** nid of the previous claimant, null when none. */
+  previousOwner: string | null;
+  /** A session record was there. */
+  present: boolean;
+}
+
+export interface LoadedSession {
+  /** The record; undefined when there is none (its outbound and inbound sets are then empty too, unless written without one). */
+  session: StoredSession | undefined;
+  /** Outbound entries in seq order. */
+  outbound: Array<[number, StoredOutbound]>;
+  inbound: number[];
+  /** The messages the outbound entries reference (by message id), read in the same atomic call. */
+  messages: Map<number, StoredMessage>;
+  fence: string | undefined;
+  owner: string | undefined;
+}
+
+export interface RedisStoreStats {
+  /** Commit calls sent, and writes they carried. */
+  calls: number;
+  writes: number;
+  /** Commit calls that failed (their commit points rejected). */
+  failedCalls: number;
+  /** Writes dropped by fencing, and the fencing reports made. */
+  fencedWrites: number;
+  fencedReports: number;
+}
+
+interface Scripted {
+  courierStoreCommit(numKeys: number, ...args: Arg[]): Promise<number[]>;
+  courierStoreClaim(...args: Arg[]): Promise<[string, string, number]>;
+  courierStoreRelease(...args: Arg[]): Promise<number>;
+  courierStoreLoadSessionBuffer(...args: Arg[]): Promise<[Buffer[], Buffer[], Buffer[], Buffer[]]>;
+}
+
+export class RedisStore implements Store {
+  readonly keys: StoreKeys;
+  onFenced: ((clientIds: string[]) => void) | undefined;
+  readonly #redis: Redis;
+  readonly #owned: boolean;
+  /** The Redis URL for messages, password hidden. */
+  readonly #where: string;
+  readonly #maxOps: number;
+  readonly #maxBytes: number;
+  readonly #fences = new Map<string, string>();
+  /** The batch collecting this turn's writes. */
+  #open: Batch | undefined;
+  /** The last batch sent and not yet settled. */
+  #inflight: Batch | undefined;
+  #flushScheduled = false;
+  readonly #stats: RedisStoreStats = { calls: 0, writes: 0, failedCalls: 0, fencedWrites: 0, fencedReports: 0 };
+
+  constructor(options: RedisStoreOptions) {
+    this.keys = storeKeys(options.prefix ?? 'courier:');
+    // Lua's unpack() takes at most ~8000 values: a call's HSET of entries stays below.
+    this.#maxOps = Math.min(Math.max(1, options.maxOpsPerCall ?? 256), 3000);
+    this.#maxBytes = options.maxBytesPerCall ?? 512 * 1024;
+    this.onFenced = options.onFenced;
+    if (typeof options.redis === 'string') {
+      this.#owned = true;
+      this.#where = options.redis.replace(/\/\/[^@/]*@/, '//***@');
+      this.#redis = new Redis(options.redis, {
+        lazyConnect: true,
+        // A commit must fail, not wait or be replayed later: its acknowledgements stay withheld.
+        enableOfflineQueue: false,
+        autoResendUnfulfilledCommands: false,
+        maxRetriesPerRequest: 0,
+        commandTimeout: options.commandTimeoutMs ?? 5000,
+        retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+        connectionName: 'courier:store',
+      });
+      this.#redis.on('error', () => {});
+    } else {
+      this.#owned = false;
+      this.#redis = options.redis;
+      this.#where = `${options.redis.options.host ?? '?'}:${options.redis.options.port ?? '?'}`;
+    }
+    const r = this.#redis;
+    r.defineCommand('courierStoreCommit', { lua: COMMIT });
+    r.defineCommand('courierStoreClaim', { numberOfKeys: 2, lua: CLAIM });
+    r.defineCommand('courierStoreRelease', { numberOfKeys: 1, lua: RELEASE });
+    r.defineCommand('courierStoreLoadSession', { numberOfKeys: 3, lua: LOAD_SESSION });
+  }
+
+  get #scripts(): Scripted {
+    return this.#redis as unknown as Scripted;
+  }
+
+  /** The client this store uses. */
+  get redis(): Redis {
+    return this.#redis;
+  }
+
+  stats(): RedisStoreStats {
+    return { ...this.#stats };
+  }
+
+  async open(): Promise<void> {
+    const r = this.#redis;
+    if (r.status === 'wait') {
+      try {
+        await r.connect();
+      } catch (err) {
+        // A client of our own must not go on reconnecting in the background after a failed open.
+        if (this.#owned) r.disconnect();
+        throw new Error(`RedisStore: Redis at ${this.#where} cannot be reached (${(err as Error).message})`, { cause: err });
+      }
+    } else if (r.status !== 'ready')
+      await new Promise<void>((resolve, reject) => {
+        const ready = (): void => {
+          r.off('end', end);
+          resolve();
+        };
+        const end = (): void => {
+          r.off('ready', ready);
+          reject(new Error('RedisStore: the Redis connection ended before it was ready'));
+        };
+        r.once('ready', ready);
+        r.once('end', end);
+      });
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.flush();
+    } finally {
+      if (this.#owned && this.#redis.status !== 'end') await this.#redis.quit().catch(() => this.#redis.disconnect());
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Fencing
+
+  /** Writes of `clientId` carry `token` from now on (undefined: unfenced). Writes already issued keep theirs. */
+  setFence(clientId: string, token: string | undefined): void {
+    if (this.#open?.clients.has(clientId) === true) this.#seal();
+    if (token === undefined) this.#fences.delete(clientId);
+    else this.#fences.set(clientId, token);
+  }
+
+  fence(clientId: string): string | undefined {
+    return this.#fences.get(clientId);
+  }
+
+  /** Takes the session of `clientId` over for node `nid`: a new fence (older tokens are refused from now on), owner = nid. */
+  async claim(clientId: string, nid: string | number): Promise<ClaimResult> {
+    const [token, prev, present] = await this.#scripts.courierStoreClaim(this.keys.meta(clientId), this.keys.fenceSeq, String(nid));
+    this.setFence(clientId, token);
+    return { token, previousOwner: prev === '' ? null : prev, present: present === 1 };
+  }
+
+  /** Removes the ownership record of a session that has no record left, if this store's token still holds; forgets the token. */
+  async release(clientId: string): Promise<boolean> {
+    const token = this.#fences.get(clientId) ?? '';
+    await this.flush();
+    this.setFence(clientId, undefined);
+    return (await this.#scripts.courierStoreRelease(this.keys.meta(clientId), token)) === 1;
+  }
+
+  /** One session, read atomically (what a node taking it over needs, instead of a load of everything). */
+  async loadSession(clientId: string): Promise<LoadedSession> {
+    const k = this.keys;
+    const [meta, out, inb, msgs] = await this.#scripts.courierStoreLoadSessionBuffer(
+      k.meta(clientId),
+      k.out(clientId),
+      k.in(clientId),
+      k.message(0).slice(0, -1),
+    );
+    const fields = new Map<string, Buffer>();
+    for (let i = 0; i + 1 < meta.length; i += 2) fields.set(meta[i]!.toString(), meta[i + 1]!);
+    const rec = fields.get('rec');
+    const outbound: Array<[number, StoredOutbound]> = [];
+    for (let i = 0; i + 1 < out.length; i += 2) outbound.push([Number(out[i]!.toString()), decodeOutbound(out[i + 1]!)]);
+    outbound.sort((a, b) => a[0] - b[0]);
+    const messages = new Map<number, StoredMessage>();
+    for (let i = 0; i + 1 < msgs.length; i += 2) messages.set(Number(msgs[i]!.toString()), decodeMessage(msgs[i + 1]!));
+    return {
+      session: rec === undefined ? undefined : decodeSession(rec.toString()),
+      outbound,
+      inbound: inb.map((b) => Number(b.toString())).sort((a, b) => a - b),
+      messages,
+      fence: fields.get('fence')?.toString(),
+      owner: fields.get('owner')?.toString(),
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Store: reading
+
+  /** Everything under the prefix (SCAN), for a single node that keeps its store in Redis. Not atomic across keys. */
+  async load(): Promise<StoreSnapshot> {
+    return scanSnapshot(this.#redis, this.keys.prefix);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Store: writing (collected per turn)
+
+  #batch(bytes: number): Batch {
+    let b = this.#open;
+    if (b !== undefined && (b.writes >= this.#maxOps || (b.bytes + bytes > this.#maxBytes && b.writes > 0))) {
+      this.#seal();
+      b = undefined;
+    }
+    if (b === undefined) {
+      b = this.#open = new Batch();
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => {
+          this.#flushScheduled = false;
+          if (this.#open !== undefined) this.#seal();
+        });
+      }
+    }
+    b.writes++;
+    b.bytes += bytes;
+    return b;
+  }
+
+  #client(clientId: string, bytes: number): { b: Batch; c: ReturnType<Batch['client']> } {
+    const b = this.#batch(bytes);
+    return { b, c: b.client(clientId, this.#fences.get(clientId) ?? '') };
+  }
+
+  putRetained(topic: string, message: StoredMessage): void {
+    const v = encodeMessage(message);
+    this.#batch(v.length + topic.length).retained.set(topic, v);
+  }
+
+  deleteRetained(topic: string): void {
+    this.#batch(topic.length).retained.set(topic, null);
+  }
+
+  putSession(session: StoredSession): void {
+    const v = encodeSession(session);
+    const { b, c } = this.#client(session.clientId, v.length);
+    b.putSession(c, v);
+  }
+
+  deleteSession(clientId: string): void {
+    const { b, c } = this.#client(clientId, 0);
+    b.deleteSession(c);
+  }
+
+  putMessage(id: number, message: StoredMessage): void {
+    const v = encodeMessage(message);
+    this.#batch(v.length).messages.set(id, v);
+  }
+
+  deleteMessage(id: number): void {
+    this.#batch(0).messages.set(id, null);
+  }
+
+  putOutbound(clientId: string, seq: number, entry: StoredOutbound): void {
+    const v = encodeOutbound(entry);
+    const { b, c } = this.#client(clientId, v.length);
+    b.putOutbound(c, seq, v);
+  }
+
+  deleteOutbound(clientId: string, seq: number): void {
+    const { b, c } = this.#client(clientId, 0);
+    b.deleteOutbound(c, seq);
+  }
+
+  putInbound(clientId: string, packetId: number): void {
+    const { b, c } = this.#client(clientId, 0);
+    b.putInbound(c, packetId);
+  }
+
+  deleteInbound(clientId: string, packetId: number): void {
+    const { b, c } = this.#client(clientId, 0);
+    b.deleteInbound(c, packetId);
+  }
+
+  commitPoint(): Promise<void> | null {
+    return (this.#open ?? this.#inflight)?.done ?? null;
+  }
+
+  /** Resolves once every write issued so far is applied; rejects when a call still unanswered now fails (failures already reported to their commit points are not reported again). */
+  async flush(): Promise<void> {
+    if (this.#open !== undefined) this.#seal();
+    const last = this.#inflight;
+    if (last !== undefined) await last.done;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Sending
+
+  /** Sends the open batch: one atomic call, chained to the unsettled one before it. */
+  #seal(): void {
+    const b = this.#open;
+    if (b === undefined) return;
+    this.#open = undefined;
+    // Chained to the call before it while that one is unanswered (a call that failed before this
+    // one was sent does not hold it back: its own commit points rejected).
+    const prev = this.#inflight !== undefined && !this.#inflight.settled ? this.#inflight.done : undefined;
+    this.#inflight = b;
+    this.#stats.calls++;
+    this.#stats.writes += b.writes;
+    const { keys, argv } = b.args(this.keys);
+    const reply = this.#scripts.courierStoreCommit(keys.length, ...keys, ...argv);
+    const settle = (err: unknown): void => {
+      b.settled = true;
+      if (this.#inflight === b) this.#inflight = undefined;
+      if (err === undefined) b.resolve();
+      else {
+        this.#stats.failedCalls++;
+        b.reject(err);
+      }
+    };
+    reply.then(
+      (fenced) => {
+        if (fenced.length > 0) this.#fenced(b, fenced);
+        // Applied; it counts once every call before it that was still unanswered is applied too.
+        if (prev === undefined) settle(undefined);
+        else prev.then(() => settle(undefined), settle);
+      },
+      (err: unknown) => settle(err),
+    );
+  }
+
+  #fenced(b: Batch, indexes: number[]): void {
+    const byIndex = b.clientIds();
+    const ids = indexes.map((c) => byIndex[c - 1]!);
+    for (const id of ids) this.#stats.fencedWrites += b.writesOf(id);
+    this.#stats.fencedReports++;
+    this.onFenced?.(ids);
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The writes of one RedisStore commit call, collected during a turn and netted per key: the
+ * call is atomic, so only the order of writes to the same key (field) matters, and the last
+ * write of a field wins (a put then a delete of one outbound entry is a delete; a delete of a
+ * session drops its earlier writes in the batch). What is left becomes one HSET / HDEL / SADD /
+ * SREM per key, instead of one command per write: several times less Redis CPU per write.
+ *
+ * Arguments of the COMMIT script (store-scripts.ts):
+ *   KEYS: retained hash, then meta/out/in of each client, then the message keys (sets, then deletes)
+ *   ARGV: n, then per client: token, 'D' or '', record or '', #puts, #dels, #in-adds, #in-dels,
+ *         seq/entry pairs, seqs, ids, ids; then #message sets, #message deletes, the set values;
+ *         then #retained puts, #retained deletes, topic/value pairs, topics.
+ */
+import type { StoreKeys } from './store-scripts.js';
+
+export type Arg = string | Buffer | number;
+
+class ClientWrites {
+  deleted = false;
+  record: string | undefined = undefined;
+  readonly puts = new Map<number, Buffer>();
+  readonly dels = new Set<number>();
+  readonly inAdd = new Set<number>();
+  readonly inDel = new Set<number>();
+  /** Writes issued (before netting), for the count of fenced writes. */
+  writes = 0;
+  constructor(readonly token: string) {}
+}
+
+export class Batch {
+  readonly clients = new Map<string, ClientWrites>();
+  /** Message id → value, or null for a delete. */
+  readonly messages = new Map<number, Buffer | null>();
+  /** Topic → value, or null for a delete. */
+  readonly retained = new Map<string, Buffer | null>();
+  /** Writes issued and their value bytes (for the caps). */
+  writes = 0;
+  bytes = 0;
+  readonly done: Promise<void>;
+  resolve!: () => void;
+  reject!: (err: unknown) => void;
+  settled = false;
+
+  constructor() {
+    this.done = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    this.done.catch(() => {}); // observed by whoever asked for the commit point
+  }
+
+  client(clientId: string, token: string): ClientWrites {
+    let c = this.clients.get(clientId);
+    if (c === undefined) this.clients.set(clientId, (c = new ClientWrites(token)));
+    c.writes++;
+    return c;
+  }
+
+  putSession(c: ClientWrites, record: string): void {
+    c.record = record;
+  }
+
+  deleteSession(c: ClientWrites): void {
+    c.deleted = true;
+    c.record = undefined;
+    c.puts.clear();
+    c.dels.clear();
+    c.inAdd.clear();
+    c.inDel.clear();
+  }
+
+  putOutbound(c: ClientWrites, seq: number, value: Buffer): void {
+    c.dels.delete(seq);
+    c.puts.set(seq, value);
+  }
+
+  deleteOutbound(c: ClientWrites, seq: number): void {
+    c.puts.delete(seq);
+    // After a deleteSession in this batch the entry can only come from this batch: nothing to delete.
+    if (!c.deleted) c.dels.add(seq);
+  }
+
+  putInbound(c: ClientWrites, id: number): void {
+    c.inDel.delete(id);
+    c.inAdd.add(id);
+  }
+
+  deleteInbound(c: ClientWrites, id: number): void {
+    c.inAdd.delete(id);
+    if (!c.deleted) c.inDel.add(id);
+  }
+
+  /** The client ids in argument order (their 1-based index is what the script reports as fenced). */
+  clientIds(): string[] {
+    return [...this.clients.keys()];
+  }
+
+  writesOf(clientId: string): number {
+    return this.clients.get(clientId)?.writes ?? 0;
+  }
+
+  /** KEYS and ARGV of the COMMIT script. */
+  args(keys: StoreKeys): { keys: string[]; argv: Arg[] } {
+    const k: string[] = [keys.retained];
+    const a: Arg[] = [this.clients.size];
+    for (const [clientId, c] of this.clients) {
+      k.push(keys.meta(clientId), keys.out(clientId), keys.in(clientId));
+      a.push(c.token, c.deleted ? 'D' : '', c.record ?? '', c.puts.size, c.dels.size, c.inAdd.size, c.inDel.size);
+      for (const [seq, v] of c.puts) a.push(seq, v);
+      for (const seq of c.dels) a.push(seq);
+      for (const id of c.inAdd) a.push(id);
+      for (const id of c.inDel) a.push(id);
+    }
+    const sets: Buffer[] = [];
+    const dels: string[] = [];
+    for (const [id, v] of this.messages) {
+      if (v === null) dels.push(keys.message(id));
+      else {
+        k.push(keys.message(id));
+        sets.push(v);
+      }
+    }
+    k.push(...dels);
+    a.push(sets.length, dels.length, ...sets);
+    let puts = 0;
+    const topics: string[] = [];
+    const pairs: Arg[] = [];
+    for (const [topic, v] of this.retained) {
+      if (v === null) topics.push(topic);
+      else {
+        puts++;
+        pairs.push(topic, v);
+      }
+    }
+    a.push(puts, topics.length, ...pairs, ...topics);
+    return { keys: k, argv: a };
+  }
+}
