@@ -34,6 +34,12 @@ export interface CoreCounters {
   messagesOut: number;
   willsPublished: number;
   sessionsExpired: number;
+  /** Messages published here that matched no subscriber (on this node). */
+  messagesUnrouted: number;
+  sessionsCreated: number;
+  sessionsResumed: number;
+  /** Live connections ended because another connection took their client id over. */
+  sessionsTakenOver: number;
 }
 
 export class BrokerCore {
@@ -44,7 +50,16 @@ export class BrokerCore {
   /** Shared subscription groups by `group/filter` [MQTT-4.8.2]. */
   readonly shared = new Map<string, SharedGroup>();
   readonly retained = new RetainedIndex<Message>();
-  readonly counters: CoreCounters = { messagesIn: 0, messagesOut: 0, willsPublished: 0, sessionsExpired: 0 };
+  readonly counters: CoreCounters = {
+    messagesIn: 0,
+    messagesOut: 0,
+    willsPublished: 0,
+    sessionsExpired: 0,
+    messagesUnrouted: 0,
+    sessionsCreated: 0,
+    sessionsResumed: 0,
+    sessionsTakenOver: 0,
+  };
   readonly mqtt: MqttOptions;
   readonly limits: SessionLimits;
   readonly #store: Store;
@@ -269,6 +284,7 @@ export class BrokerCore {
     const previous = this.live.get(clientId);
     if (previous !== undefined) {
       this.live.delete(clientId);
+      this.counters.sessionsTakenOver++;
       previous.takeover();
     }
     let session = this.sessions.get(clientId);
@@ -279,10 +295,12 @@ export class BrokerCore {
     if (session !== undefined) {
       session.clearTimers();
       session.pendingWill = undefined;
+      this.counters.sessionsResumed++;
       return { session, present: true };
     }
     session = new Session(clientId, this.limits, this.queueBudget, this.delivery);
     this.sessions.set(clientId, session);
+    this.counters.sessionsCreated++;
     return { session, present: false };
   }
 
@@ -405,7 +423,19 @@ export class BrokerCore {
     // scratch below is never in use twice. Routing itself runs no outside code synchronously
     // (deliveries are written to corked outputs, flushed on the next tick).
     this.#observer.publish(m, clientId);
-    return this.#route(m, true, undefined);
+    const routed = this.#route(m, true, undefined);
+    if (routed === 0) this.counters.messagesUnrouted++;
+    return routed;
+  }
+
+  /**
+   * A message of this node only (the broker's `$SYS` tree): retained in memory when `retain` (never
+   * written to the store, never sent to a cluster, where each node has its own tree), delivered
+   * to this node's subscribers, not counted as received.
+   */
+  publishLocal(m: Message): number {
+    if (m.retain) this.applyRetained(m);
+    return this.#route(m, true, EMPTY);
   }
 
   /**
