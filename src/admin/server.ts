@@ -18,7 +18,9 @@ import { AdminAuth, type Principal } from './auth.js';
 import { handleApi, HttpError, type ApiContext } from './api.js';
 import type { AdminBackend, AdminOptions } from './types.js';
 
-export const DEFAULT_ADMIN_PORT = 18083;
+import { DEFAULT_ADMIN_PORT } from './defaults.js';
+
+export { DEFAULT_ADMIN_PORT };
 const COOKIE = 'courier_admin';
 
 const CSP = "default-src 'self'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";

@@ -33,6 +33,7 @@ export interface ConfigFlags {
   logLevel?: string;
   clusterRedis?: string;
   nodeName?: string;
+  adminPort?: string;
 }
 
 /** Flag → config key. The CLI's flags and the docs are built from this table. */
@@ -45,6 +46,7 @@ export const FLAG_KEYS: Record<keyof ConfigFlags, { flag: string; path: string[]
   logLevel: { flag: '--log-level', path: ['log', 'level'] },
   clusterRedis: { flag: '--cluster-redis', path: ['cluster', 'redis'] },
   nodeName: { flag: '--node-name', path: ['cluster', 'nodeName'] },
+  adminPort: { flag: '--admin-port', path: ['admin', 'port'] },
 };
 
 export const ENV_PREFIX = 'COURIER_';
@@ -258,6 +260,17 @@ function toCourierConfig(c: ConfigFile): CourierConfig {
   if (c.persistence !== undefined) options.persistence = { ...c.persistence };
   if (c.security !== undefined) options.security = { ...c.security };
   if (c.limits !== undefined) options.limits = { ...c.limits };
+  if (c.sys !== undefined) options.sys = { ...c.sys };
+  if (c.admin !== undefined) {
+    const { port, ...rest } = c.admin;
+    if (port === null) options.admin = null;
+    else {
+      options.admin = { ...rest };
+      if (port !== undefined) options.admin.port = port;
+      if (rest.tls !== undefined) options.admin.tls = { ...rest.tls };
+      if (rest.allowedHosts !== undefined) options.admin.allowedHosts = [...rest.allowedHosts];
+    }
+  }
   if (c.cluster !== undefined) {
     const { redis, ...rest } = c.cluster;
     if (redis !== undefined) options.cluster = { redis, ...rest };

@@ -43,7 +43,23 @@ void describe('cluster: node processes', redisServerGate(), () => {
     dirs.push(dir);
     const proc = group.spawn(
       process.execPath,
-      [BIN, '--port', '0', '--ws-port', 'off', '--data-dir', dir, '--cluster-redis', redis.url, '--node-name', name, '--log-level', 'info'],
+      [
+        BIN,
+        '--port',
+        '0',
+        '--ws-port',
+        'off',
+        '--admin-port',
+        'off',
+        '--data-dir',
+        dir,
+        '--cluster-redis',
+        redis.url,
+        '--node-name',
+        name,
+        '--log-level',
+        'info',
+      ],
       { env: { ...process.env, COURIER_CLUSTER__LEASE_MS: String(LEASE_MS), COURIER_CLUSTER__HEARTBEAT_MS: '250', COURIER_CLUSTER__PREFIX: prefix } },
     );
     const line = await proc.waitForLine((l) => l.includes('listening on'), 15_000, `${name} listening`);
@@ -98,7 +114,7 @@ void describe('cluster: node processes', redisServerGate(), () => {
     dirs.push(dupDir);
     const dup = group.spawn(
       process.execPath,
-      [BIN, '--port', '0', '--ws-port', 'off', '--data-dir', dupDir, '--cluster-redis', redis.url, '--node-name', 'a'],
+      [BIN, '--port', '0', '--ws-port', 'off', '--admin-port', 'off', '--data-dir', dupDir, '--cluster-redis', redis.url, '--node-name', 'a'],
       {
         env: { ...process.env, COURIER_CLUSTER__PREFIX: prefix },
       },
