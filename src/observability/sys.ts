@@ -90,7 +90,6 @@ export function sysValues(s: Snapshot): Map<string, string> {
   set('retained messages/count', s.retained);
   set('store/messages/count', s.queuedMessages);
   set('store/messages/bytes', s.queuedBytes);
-  set('packet/out/count', s.outboundBufferBytes > 0 ? 1 : 0);
   set('packet/out/bytes', s.outboundBufferBytes);
   set('heap/current', s.memory.heapUsed);
   set('refused/connections', s.refused.limit);
