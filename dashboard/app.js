@@ -220,7 +220,7 @@ async function overview(root) {
     cards.uptime.value.textContent = up >= 86400 ? `${Math.floor(up / 86400)} d ${Math.floor((up % 86400) / 3600)} h` : up >= 3600 ? `${Math.floor(up / 3600)} h ${Math.floor((up % 3600) / 60)} m` : `${Math.floor(up / 60)} m ${up % 60} s`;
     for (const [c, pick] of charts) c.chart.add(s.t, pick(v));
   };
-  for (const s of history.samples.slice(-300)) show(s);
+  for (const s of history.samples.slice(-120)) show(s);
   onSample(show);
   state.cleanup.push(() => charts.forEach(([c]) => c.chart.destroy()));
 }
@@ -255,12 +255,18 @@ function pager(page, load) {
   return el;
 }
 
+const PROTOCOLS = { 3: '3.1', 4: '3.1.1', 5: '5.0' };
+
 async function clients(root, [selected]) {
-  const search = h('input', { name: 'search', placeholder: 'client id contains…', testid: 'client-search' });
+  // The search survives opening a client (the hash changes, the page is drawn again).
+  const search = h('input', { name: 'search', placeholder: 'client id contains…', testid: 'client-search', value: state.clientSearch || '' });
   const stateSel = h('select', { name: 'state' }, h('option', { value: '', text: 'any state' }), h('option', { value: 'online', text: 'online' }), h('option', { value: 'offline', text: 'offline' }));
+  stateSel.value = state.clientState || '';
   const list = h('div', { class: 'card', testid: 'client-list' });
   const detail = h('div', { class: 'card', testid: 'client-detail' }, h('p', { class: 'muted', text: 'Select a client.' }));
   const load = async (cursor) => {
+    state.clientSearch = search.value;
+    state.clientState = stateSel.value;
     const q = new URLSearchParams({ search: search.value, state: stateSel.value, limit: '50' });
     if (cursor) q.set('cursor', cursor);
     const page = await api(`/clients?${q}`);
@@ -271,7 +277,7 @@ async function clients(root, [selected]) {
           { label: 'State', key: (r) => r.state, render: (r) => h('span', { class: `pill ${r.state}`, text: r.state }) },
           { label: 'User', key: (r) => r.username },
           { label: 'Address', key: (r) => (r.ip ? `${r.ip}:${r.port}` : null), mono: true },
-          { label: 'MQTT', key: (r) => (r.protocolVersion ? { 3: '3.1', 4: '3.1.1', 5: '5.0' }[r.protocolVersion] : null) },
+          { label: 'MQTT', key: (r) => (r.protocolVersion ? PROTOCOLS[r.protocolVersion] : null) },
           { label: 'Subs', key: (r) => r.subscriptions },
           { label: 'Queued', key: (r) => r.queued },
           { label: 'In flight', key: (r) => r.inflight },
@@ -327,7 +333,7 @@ async function clientDetail(el, id, reload) {
       row('User', c.username),
       row('Address', c.ip ? `${c.ip}:${c.port}` : null),
       row('Listener', c.listener),
-      row('Protocol', c.protocolVersion),
+      row('Protocol', c.protocolVersion ? `MQTT ${PROTOCOLS[c.protocolVersion]}` : null),
       row('Keep alive', c.keepAlive === null ? null : `${c.keepAlive} s`),
       row('Connected at', c.connectedAt),
       row('Disconnected at', c.disconnectedAt),
@@ -502,5 +508,5 @@ async function alarms(root) {
 // Start: logged in already (session cookie)?
 
 api('/whoami')
-  .then(afterLogin)
+  .then((who) => (who ? afterLogin(who) : showLogin()))
   .catch(() => showLogin());

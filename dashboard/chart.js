@@ -23,7 +23,7 @@ export function formatNumber(v, unit) {
 }
 
 export class LineChart {
-  constructor(canvas, series, { unit = '', windowSeconds = 300, stacked = false } = {}) {
+  constructor(canvas, series, { unit = '', windowSeconds = 120, stacked = false } = {}) {
     this.canvas = canvas;
     this.series = series; // [{ key, label }]
     this.unit = unit;
@@ -63,7 +63,7 @@ export class LineChart {
     const style = getComputedStyle(c);
     const muted = style.getPropertyValue('--muted') || '#888';
     const line = style.getPropertyValue('--line') || '#ddd';
-    const left = 58, right = 8, top = 8, bottom = 20;
+    const left = 58, right = 18, top = 8, bottom = 20;
     const pw = w - left - right, ph = h - top - bottom;
     const now = this.points.length > 0 ? this.points[this.points.length - 1].t : Date.now();
     const t0 = now - this.windowMs;
@@ -90,9 +90,10 @@ export class LineChart {
     g.textAlign = 'center';
     g.textBaseline = 'top';
     const minutes = this.windowMs / 60000;
-    for (let i = 0; i <= minutes; i += Math.max(1, Math.round(minutes / 5))) {
+    const step = minutes <= 2 ? 0.5 : Math.max(1, Math.round(minutes / 5));
+    for (let i = 0; i <= minutes + 1e-9; i += step) {
       const x = left + pw - (pw * i) / minutes;
-      g.fillText(i === 0 ? 'now' : `-${i}m`, x, top + ph + 4);
+      g.fillText(i === 0 ? 'now' : Number.isInteger(i) ? `-${i}m` : `-${i * 60}s`, x, top + ph + 4);
     }
     const x = (t) => left + ((t - t0) / this.windowMs) * pw;
     const y = (v) => top + ph - (v / max) * ph;

@@ -102,7 +102,8 @@ const ROUTES: Route[] = [
       return ok({ ok: true });
     },
   },
-  { method: 'GET', pattern: /^\/api\/v1\/whoami$/, need: 'viewer', handler: (ctx) => ok(ctx.principal) },
+  // Open, so that the dashboard can ask whether it is logged in without a failed request (null = no).
+  { method: 'GET', pattern: /^\/api\/v1\/whoami$/, need: 'none', handler: (ctx) => ok(ctx.principal ?? null) },
   { method: 'GET', pattern: /^\/api\/v1\/broker$/, need: 'viewer', handler: (ctx) => ok(ctx.backend.info()) },
   { method: 'GET', pattern: /^\/api\/v1\/stats$/, need: 'viewer', handler: (ctx) => ok(ctx.backend.snapshot()) },
   { method: 'GET', pattern: /^\/api\/v1\/sys$/, need: 'viewer', handler: (ctx) => ok(Object.fromEntries(ctx.backend.sys())) },

@@ -92,7 +92,6 @@ void describe('admin API', () => {
 
   const enc = encodeURIComponent;
   const cases: Case[] = [
-    { method: 'GET', path: '/api/v1/whoami', route: '^\\/api\\/v1\\/whoami$', need: 'viewer' },
     { method: 'GET', path: '/api/v1/broker', route: '^\\/api\\/v1\\/broker$', need: 'viewer' },
     { method: 'GET', path: '/api/v1/stats', route: '^\\/api\\/v1\\/stats$', need: 'viewer' },
     { method: 'GET', path: '/api/v1/sys', route: '^\\/api\\/v1\\/sys$', need: 'viewer' },
@@ -379,6 +378,7 @@ void describe('admin listener: token and safe defaults', () => {
     try {
       assert.ok(b.token !== undefined && b.token.length >= 32);
       const cookie = await loginWithToken(b);
+      assert.equal((await http(b.adminPort, 'GET', '/api/v1/whoami')).json(), null, 'anonymous: null');
       assert.deepEqual((await http(b.adminPort, 'GET', '/api/v1/whoami', { headers: cookie })).json(), { user: 'token', role: 'admin' });
       const again = await http(b.adminPort, 'POST', '/api/v1/login', { headers: jsonFrom(b.origin), body: JSON.stringify({ token: b.token }) });
       assert.equal(again.status, 401);
