@@ -7,6 +7,13 @@ import { InputError } from '../observability/inspector.js';
 import { SERIES } from '../observability/sampler.js';
 import type { AdminAuth, Principal } from './auth.js';
 import type { AdminBackend } from './types.js';
+import { channels } from '../observability/channels.js';
+
+/** Logs an operator's change (and tells `courier:admin:action` subscribers). */
+function audit(ctx: ApiContext, action: string, target: Record<string, unknown>, msg: string): void {
+  ctx.backend.log.info({ event: 'admin.action', user: ctx.principal?.user, action, ...target }, msg);
+  if (channels.adminAction.hasSubscribers) channels.adminAction.publish({ user: ctx.principal?.user, action, target });
+}
 
 export class HttpError extends Error {
   readonly status: number;
@@ -171,7 +178,7 @@ const ROUTES: Route[] = [
       if (session !== undefined && session !== 'discard' && session !== 'keep') throw new HttpError(400, 'bad_request', 'session must be discard or keep');
       const r = ctx.backend.inspector.kick(clientId, session === 'discard');
       if (r === undefined) throw new HttpError(404, 'not_found', 'no such client');
-      ctx.backend.log.info({ event: 'admin.action', user: ctx.principal?.user, action: 'kick', clientId, ...r }, 'admin: client kicked');
+      audit(ctx, 'kick', { clientId, ...r }, 'admin: client kicked');
       return ok(r);
     },
   },
@@ -218,7 +225,7 @@ const ROUTES: Route[] = [
     handler: (ctx, [t]) => {
       const topic = decodeSegment(t!);
       if (!ctx.backend.inspector.deleteRetained(topic)) throw new HttpError(404, 'not_found', 'no retained message on this topic');
-      ctx.backend.log.info({ event: 'admin.action', user: ctx.principal?.user, action: 'retained.delete', topic }, 'admin: retained message deleted');
+      audit(ctx, 'retained.delete', { topic }, 'admin: retained message deleted');
       return ok({ deleted: topic });
     },
   },
@@ -239,7 +246,7 @@ const ROUTES: Route[] = [
       if (b.retain !== undefined && typeof b.retain !== 'boolean') throw new HttpError(400, 'bad_request', 'retain must be true or false');
       const payload = Buffer.from((b.payload as string | undefined) ?? '', encoding);
       ctx.backend.publish({ topic, payload, qos, retain: b.retain === true });
-      ctx.backend.log.info({ event: 'admin.action', user: ctx.principal?.user, action: 'publish', topic, bytes: payload.length }, 'admin: message published');
+      audit(ctx, 'publish', { topic, bytes: payload.length }, 'admin: message published');
       return ok({ published: topic, bytes: payload.length });
     },
   },
@@ -255,6 +262,7 @@ const ROUTES: Route[] = [
     need: 'admin',
     handler: (ctx) => {
       ctx.backend.sampler.clearHistory();
+      audit(ctx, 'alarms.clear', {}, 'admin: alarm history cleared');
       return ok({ cleared: true });
     },
   },

@@ -105,7 +105,8 @@ Options:
 
 Precedence: flags > environment (COURIER_*) > config file > defaults.
 Every key, variable and flag: docs/configuration.md.
-Logs are JSON lines on stdout. Exit codes: 0 stopped cleanly, 1 runtime error, 2 bad flags or config.
+Logs go to stdout: readable lines on a terminal, JSON lines otherwise (COURIER_LOG_FORMAT=json forces JSON).
+Exit codes: 0 stopped cleanly, 1 runtime error, 2 bad flags or config.
 `;
 
 export function version(): string {

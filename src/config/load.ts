@@ -53,7 +53,7 @@ export const ENV_PREFIX = 'COURIER_';
 /** The config file can be named in the environment too (a `--config` flag wins). */
 export const ENV_CONFIG_FILE = 'COURIER_CONFIG';
 /** Variables with the prefix that are not config keys and must not warn. */
-const ENV_RESERVED = new Set([ENV_CONFIG_FILE, 'COURIER_REQUIRE_PEERS']);
+const ENV_RESERVED = new Set([ENV_CONFIG_FILE, 'COURIER_REQUIRE_PEERS', 'COURIER_LOG_FORMAT']);
 /** Short names kept for convenience where the generic mapping would need a double underscore. */
 const ENV_ALIASES: Record<string, string[]> = { COURIER_LOG_LEVEL: ['log', 'level'] };
 

@@ -56,11 +56,10 @@ void describe('dashboard in Chromium', peerGate('chromium', missingExecutable(CH
       // The event stream is cut when the page navigates away or closes; anything else is a problem.
       if (!r.url().endsWith('/api/v1/stream')) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`);
     });
-    await page.addInitScript(() => {
-      document.addEventListener('securitypolicyviolation', (e) => {
-        console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`);
-      });
-    });
+    // Runs in the page (a string: this file is compiled without DOM types).
+    await page.addInitScript(
+      "document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));",
+    );
   });
 
   after(async () => {
