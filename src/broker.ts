@@ -450,8 +450,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   async #startObservability(): Promise<void> {
     const interval = this.options.sys?.interval ?? 10;
-    const needLoop = interval > 0 || this.options.admin != null;
-    if (needLoop) this.#loopDelay ??= new LoopDelay();
+    // The event-loop delay histogram (a libuv timer) runs only for the admin listener's charts and metrics.
+    if (this.options.admin != null) this.#loopDelay ??= new LoopDelay();
     if (interval > 0) {
       this.#sys = new SysTree(
         interval,

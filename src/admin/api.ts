@@ -35,6 +35,8 @@ export interface ApiContext {
   query: URLSearchParams;
   body: unknown;
   secure: boolean;
+  /** The client's address (failed logins are counted per address). */
+  ip: string;
   setCookie(value: string, maxAge?: number): void;
   stream(fn: (send: (event: string, data: unknown) => void) => () => void): void;
 }
@@ -85,6 +87,7 @@ const ROUTES: Route[] = [
     need: 'none',
     handler: async (ctx) => {
       const b = obj(ctx.body);
+      if (ctx.auth.limited(ctx.ip)) throw new HttpError(429, 'too_many_attempts', 'too many failed logins from this address; wait a minute');
       let principal: Principal | undefined;
       if (typeof b.token === 'string') {
         if (ctx.auth.useToken(b.token)) principal = { user: 'token', role: 'admin' };
@@ -93,7 +96,10 @@ const ROUTES: Route[] = [
       } else {
         throw new HttpError(400, 'bad_request', 'send {"user", "password"} or {"token"}');
       }
-      if (principal === undefined) throw new HttpError(401, 'unauthorized', 'wrong credentials (or the one-time token was used already)');
+      if (principal === undefined) {
+        ctx.auth.failed(ctx.ip);
+        throw new HttpError(401, 'unauthorized', 'wrong credentials (or the one-time token was used already)');
+      }
       ctx.setCookie(ctx.auth.createSession(principal));
       ctx.backend.log.info({ event: 'admin.login', user: principal.user, role: principal.role }, 'admin: login');
       return ok(principal);

@@ -28,6 +28,8 @@ export class AdminAuth {
   /** Verified Basic credentials (hash of user:password → principal), so a scrape costs no scrypt. */
   readonly #basic = new Map<string, Principal & { expires: number }>();
   #token: Buffer | undefined = undefined;
+  /** Failed logins per client address in the current minute (brute-force brake). */
+  readonly #failures = new Map<string, { window: number; count: number }>();
   /** The one-time token in clear, until it is used (only for the start-up log line). */
   token: string | undefined = undefined;
 
@@ -106,6 +108,23 @@ export class AdminAuth {
     if (this.#basic.size > 1000) this.#basic.clear();
     this.#basic.set(key, { ...p, expires: now + BASIC_CACHE_MS });
     return p;
+  }
+
+  /** True when `ip` failed to log in too often in the last minute (10 failures). */
+  limited(ip: string): boolean {
+    const f = this.#failures.get(ip);
+    return f !== undefined && Date.now() - f.window < 60_000 && f.count >= 10;
+  }
+
+  failed(ip: string): void {
+    const now = Date.now();
+    let f = this.#failures.get(ip);
+    if (f === undefined || now - f.window >= 60_000) {
+      if (this.#failures.size > 10_000) this.#failures.clear();
+      f = { window: now, count: 0 };
+      this.#failures.set(ip, f);
+    }
+    f.count++;
   }
 
   #prune(): void {

@@ -83,6 +83,10 @@ export class AdminServer {
     this.#files = loadDashboard();
     const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.#handle(req, res).catch((err: unknown) => {
+        if (err instanceof HttpError && !res.headersSent) {
+          this.#json(res, err.status, { code: err.code, message: err.message });
+          return;
+        }
         backend.log.error({ err }, 'admin: request failed');
         if (!res.headersSent) this.#json(res, 500, { code: 'internal', message: 'internal error' });
         else res.destroy();
@@ -154,7 +158,13 @@ export class AdminServer {
     const fromCookie = this.auth.session(sessionId);
     if (fromCookie !== undefined) return { principal: fromCookie, viaCookie: true, sessionId };
     const h = req.headers.authorization;
-    if (h !== undefined) return { principal: await this.auth.basic(h), viaCookie: false, sessionId: undefined };
+    if (h !== undefined) {
+      const ip = req.socket.remoteAddress ?? '';
+      if (this.auth.limited(ip)) throw new HttpError(429, 'too_many_attempts', 'too many failed logins from this address; wait a minute');
+      const principal = await this.auth.basic(h);
+      if (principal === undefined) this.auth.failed(ip);
+      return { principal, viaCookie: false, sessionId: undefined };
+    }
     return { principal: undefined, viaCookie: false, sessionId: undefined };
   }
 
@@ -250,6 +260,7 @@ export class AdminServer {
       query: url.searchParams,
       body,
       secure: this.#secure,
+      ip: req.socket.remoteAddress ?? '',
       setCookie: (value, maxAge) => {
         res.setHeader(
           'set-cookie',

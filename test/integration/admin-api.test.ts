@@ -399,6 +399,19 @@ void describe('admin listener: token and safe defaults', () => {
     }
   });
 
+  void it('brute force: after 10 failed logins from one address in a minute, logins answer 429', async () => {
+    const b = await startAdminBroker({ users: [['ada', 'admin', 'pw']] });
+    try {
+      const login = (password: string): Promise<number> =>
+        http(b.adminPort, 'POST', '/api/v1/login', { headers: jsonFrom(b.origin), body: JSON.stringify({ user: 'ada', password }) }).then((r) => r.status);
+      for (let i = 0; i < 10; i++) assert.equal(await login(`wrong-${i}`), 401);
+      assert.equal(await login('pw'), 429, 'even the right password waits');
+      assert.equal((await http(b.adminPort, 'GET', '/api/v1/broker', { headers: basic('ada', 'pw') })).status, 429, 'Basic too');
+    } finally {
+      await b.close();
+    }
+  });
+
   void it('publicMetrics false: /metrics, /healthz, /readyz need a viewer credential', async () => {
     const b = await startAdminBroker({ users: [['vera', 'viewer', 'pw']], admin: { publicMetrics: false } });
     try {
