@@ -617,6 +617,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       },
       disconnects: { ...this.#disconnects },
       eventLoopDelay: this.#loopDelay?.read(now) ?? { p50: 0, p99: 0, max: 0 },
+      deliveryLatency: { counts: [...core.latency.counts], sum: core.latency.sum, count: core.latency.count },
       memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external },
       ...(cluster === undefined ? {} : { cluster }),
     };

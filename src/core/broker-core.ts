@@ -11,6 +11,7 @@ import { isExpired, type Message } from './message.js';
 import { parseSharedFilter } from '../topics/validate.js';
 import { Session, type DeliveryCounters, type Journal, type Outbound, type SharedGroup, type Subscription, type Will } from './session.js';
 import type { ClusterLink } from './cluster-link.js';
+import { LatencySampler } from './latency.js';
 
 function isGroup(v: Subscription | SharedGroup): v is SharedGroup {
   return (v as SharedGroup).members !== undefined;
@@ -79,6 +80,8 @@ export class BrokerCore {
   willGate: ((m: Message, clientId: string, owner: string | undefined) => boolean | Promise<boolean>) | undefined = undefined;
   #nextMessageId = 0;
   #nextSeq = 0;
+  /** Sampled delivery latency (1 message in 64; see latency.ts). */
+  readonly latency = new LatencySampler();
   /** Set when this node is part of a cluster (before `load`): it learns interest, forwards and retained changes. */
   cluster: ClusterLink | undefined = undefined;
 
@@ -418,6 +421,7 @@ export class BrokerCore {
    */
   publish(m: Message, clientId: string): number {
     this.counters.messagesIn++;
+    this.latency.routed(m);
     if (m.retain) this.setRetained(m);
     // The event comes before routing: a handler that publishes in turn is routed first, so the
     // scratch below is never in use twice. Routing itself runs no outside code synchronously

@@ -185,6 +185,8 @@ export function writePublish(
 ): boolean {
   const v5 = c.version === 5;
   const now = m.expiresAt === 0 ? 0 : Date.now();
+  // Sampled delivery latency: one pointer comparison for every other message.
+  if (m === c.core.latency.message) c.core.latency.delivered();
   if (c.outAliasMax === 0) {
     const buf = encodeDelivery(m, c.version, qos, retain, packetId, dup, v5 ? subscriptionIds : undefined, undefined, now);
     // [MQTT-3.1.2-24] never more than the client's Maximum Packet Size.

@@ -82,6 +82,8 @@ export interface Snapshot {
   refused: Record<RefusalReason, number>;
   disconnects: Record<DisconnectReason, number>;
   eventLoopDelay: { p50: number; p99: number; max: number };
+  /** Sampled delivery latency (1 routed message in 64): counts per bucket of LATENCY_BUCKETS (+Inf last), sum in seconds, count. */
+  deliveryLatency: { counts: number[]; sum: number; count: number };
   memory: { rss: number; heapUsed: number; heapTotal: number; external: number };
   cluster?: ClusterStats;
 }

@@ -16,6 +16,7 @@ import { routeTable } from '../../../src/admin/api.js';
 import { readableLine } from '../../../src/log.js';
 import { deleteAdminUser, loadAdminUsers, setAdminUser } from '../../../src/admin/users.js';
 import { AdminAuth } from '../../../src/admin/auth.js';
+import { LATENCY_BUCKETS, LatencySampler } from '../../../src/core/latency.js';
 import { removeTempDir, tempDir } from '../../helpers/processes.js';
 
 function snapshot(over: Partial<Snapshot> = {}): Snapshot {
@@ -59,6 +60,7 @@ function snapshot(over: Partial<Snapshot> = {}): Snapshot {
     },
     disconnects: Object.fromEntries(DISCONNECT_REASONS.map((r) => [r, 0])) as Snapshot['disconnects'],
     eventLoopDelay: { p50: 0, p99: 0, max: 0 },
+    deliveryLatency: { counts: [], sum: 0, count: 0 },
     memory: { rss: 0, heapUsed: 100, heapTotal: 200, external: 0 },
     ...over,
   };
@@ -127,6 +129,25 @@ void describe('$SYS values', () => {
     // Unchanged values are not published again; uptime and time are.
     assert.equal(published.filter(([k]) => k === '$SYS/broker/version').length, 1);
     assert.equal(published.filter(([k]) => k === '$SYS/broker/uptime').length, 2);
+  });
+});
+
+void describe('sampled delivery latency', () => {
+  void it('times one routed message in `every`, at its first delivery, into fixed buckets', () => {
+    const l = new LatencySampler(3);
+    const ms = [{}, {}, {}, {}, {}, {}];
+    for (const m of ms) l.routed(m);
+    // The 3rd and 6th were sampled; only the latest is in flight.
+    assert.equal(l.message, ms[5]);
+    l.delivered();
+    assert.equal(l.message, undefined);
+    assert.equal(l.count, 1);
+    assert.equal(l.counts.length, LATENCY_BUCKETS.length + 1);
+    assert.equal(
+      [...l.counts].reduce((a, b) => a + b, 0),
+      1,
+    );
+    assert.ok(l.sum >= 0 && l.sum < 1);
   });
 });
 
