@@ -12,7 +12,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -55,7 +55,9 @@ if (tcp === undefined) {
 let scraper: ChildProcess | undefined;
 if (broker.admin !== undefined) {
   const a = broker.admin;
-  scraper = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'bench/brokers/admin-scraper.ts'), String(a.port), a.token ?? ''], {
+  // Like Prometheus, the scraper is not the broker: it may run on any CPU (the launcher's affinity is widened).
+  const cpus = `0-${Math.max(0, availableParallelism() - 1)}`;
+  scraper = spawn('taskset', ['-c', cpus, process.execPath, '--import', 'tsx', path.join(root, 'bench/brokers/admin-scraper.ts'), String(a.port), a.token ?? ''], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((resolve, reject) => {
