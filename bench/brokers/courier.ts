@@ -57,9 +57,13 @@ if (broker.admin !== undefined) {
   const a = broker.admin;
   // Like Prometheus, the scraper is not the broker: it may run on any CPU (the launcher's affinity is widened).
   const cpus = `0-${Math.max(0, availableParallelism() - 1)}`;
-  scraper = spawn('taskset', ['-c', cpus, process.execPath, '--import', 'tsx', path.join(root, 'bench/brokers/admin-scraper.ts'), String(a.port), a.token ?? ''], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  scraper = spawn(
+    'taskset',
+    ['-c', cpus, process.execPath, '--import', 'tsx', path.join(root, 'bench/brokers/admin-scraper.ts'), String(a.port), a.token ?? ''],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     scraper!.stdout!.once('data', () => resolve());
     scraper!.once('exit', (code) => reject(new Error(`admin scraper exited (${code})`)));
