@@ -90,6 +90,45 @@ export default tseslint.config(
     },
   },
   {
+    // The admin listener sees the broker only through AdminBackend (src/admin/types.ts) and the
+    // observability classes; it never reaches into the core, the store or the transports.
+    files: ['src/admin/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../core/*', '../store/*', '../transport/*', '../cluster/*', '../broker.js', '../cli/*', '../config/*'],
+              message: 'src/admin uses the broker only through AdminBackend (src/admin/types.ts).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Exporters read counters; they never take part in routing or I/O of the broker.
+    files: ['src/observability/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../admin/*', '../broker.js', '../cli/*', '../config/*', '../store/lmdb.js', '../store/memory.js', '../transport/*'],
+              message: 'src/observability reads the core; it does not depend on the layers above it.',
+            },
+            {
+              group: ['node:net', 'node:tls', 'node:http', 'node:https', 'net', 'tls', 'http', 'ws', 'lmdb', 'ioredis'],
+              message: 'src/observability does no network I/O (src/admin serves it).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts'],
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',

@@ -272,7 +272,21 @@ const AEDES_DB = 1;
 
 /** A Courier node on a free port (`--port 0`, read back from its "listening on" line). */
 async function startCourierNode(name: string, cpu: string, dir: string, cluster: { url: string; prefix: string } | null): Promise<NodeProc> {
-  const args = [courierBin, '--port', '0', '--host', '127.0.0.1', '--ws-port', 'off', '--data-dir', path.join(dir, name), '--log-level', 'info'];
+  const args = [
+    courierBin,
+    '--port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--ws-port',
+    'off',
+    '--admin-port',
+    'off',
+    '--data-dir',
+    path.join(dir, name),
+    '--log-level',
+    'info',
+  ];
   const env: NodeJS.ProcessEnv = { ...process.env, COURIER_PERSISTENCE__ENGINE: 'memory' };
   if (cluster !== null) {
     args.push('--cluster-redis', cluster.url, '--node-name', name);

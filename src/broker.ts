@@ -41,6 +41,16 @@ import type { TlsCertificateSummary } from './transport/tls-context.js';
 import { ClusterNode } from './cluster/node.js';
 import { defaultClusterOptions, type ClusterStats } from './cluster/options.js';
 import { hostname } from 'node:os';
+import { createTrafficCounters, addTraffic, type TrafficCounters } from './core/traffic.js';
+import { classifyDisconnect, DISCONNECT_REASONS, type DisconnectReason, type Snapshot } from './observability/snapshot.js';
+import { Inspector } from './observability/inspector.js';
+import { SysTree } from './observability/sys.js';
+import { LoopDelay, Sampler } from './observability/sampler.js';
+import { Metrics } from './observability/metrics.js';
+import { channels } from './observability/channels.js';
+import { courierVersion } from './observability/version.js';
+import { AdminServer } from './admin/server.js';
+import type { AdminBackend } from './admin/types.js';
 
 /** A message as seen by `publish` listeners and accepted by `broker.publish()`. */
 export interface PublishedMessage {
@@ -121,6 +131,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #connectRate = new Map<string, { window: number; count: number }>();
   readonly #observer: ConnectionObserver;
   readonly #cluster: ClusterNode | undefined;
+  // Observability (src/observability/, src/admin/): counters read by $SYS, /metrics and the dashboard.
+  readonly #traffic = new Map<string, TrafficCounters>();
+  #connectionsMax = 0;
+  readonly #disconnects = Object.fromEntries(DISCONNECT_REASONS.map((r) => [r, 0])) as Record<DisconnectReason, number>;
+  readonly #connectedAt = new Map<string, number>();
+  readonly #startedAt = Date.now();
+  #loopDelay: LoopDelay | undefined = undefined;
+  #sys: SysTree | undefined = undefined;
+  #sampler: Sampler | undefined = undefined;
+  #metrics: Metrics | undefined = undefined;
+  #inspector: Inspector | undefined = undefined;
+  #admin: AdminServer | undefined = undefined;
   #addresses: BoundAddress[] = [];
   #state: 'new' | 'open' | 'listening' | 'closing' | 'closed' = 'new';
 
@@ -134,6 +156,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#store = options.store ?? createStore(persistence, options);
     this.#core = new BrokerCore(this.mqtt, this.limits, this.#store, this.#log, {
       publish: (m, clientId) => {
+        if (channels.publish.hasSubscribers) channels.publish.publish({ topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain, clientId });
         if (this.listenerCount('publish') === 0) return;
         const pm: PublishedMessage = { topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain };
         if (m.properties !== undefined) pm.properties = m.properties;
@@ -159,10 +182,27 @@ export class Broker extends EventEmitter<BrokerEvents> {
       return isPromise(d) ? d.then((x) => x.allow) : d.allow;
     };
     this.#observer = {
-      connected: (client, present) => this.emit('clientConnect', client, present),
-      disconnected: (client, reason) => this.emit('clientDisconnect', client, reason),
-      subscribed: (client, subs) => this.emit('subscribe', client, subs),
-      unsubscribed: (client, filters) => this.emit('unsubscribe', client, filters),
+      connected: (client, present) => {
+        this.#connectedAt.set(client.clientId, Date.now());
+        if (channels.connect.hasSubscribers) channels.connect.publish({ client, sessionPresent: present });
+        if (this.#sysEvents) this.#sysEvent('connected', client, undefined);
+        this.emit('clientConnect', client, present);
+      },
+      disconnected: (client, reason) => {
+        this.#disconnects[classifyDisconnect(reason)]++;
+        this.#connectedAt.delete(client.clientId);
+        if (channels.disconnect.hasSubscribers) channels.disconnect.publish({ client, reason });
+        if (this.#sysEvents) this.#sysEvent('disconnected', client, reason);
+        this.emit('clientDisconnect', client, reason);
+      },
+      subscribed: (client, subs) => {
+        if (channels.subscribe.hasSubscribers) channels.subscribe.publish({ client, subscriptions: subs });
+        this.emit('subscribe', client, subs);
+      },
+      unsubscribed: (client, filters) => {
+        if (channels.unsubscribe.hasSubscribers) channels.unsubscribe.publish({ client, filters });
+        this.emit('unsubscribe', client, filters);
+      },
       closed: (c) => {
         if (this.#connections.delete(c)) this.#perListener.set(c.info.listener, (this.#perListener.get(c.info.listener) ?? 1) - 1);
       },
@@ -280,8 +320,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#state = 'listening';
     try {
       this.#addresses = await Promise.all(this.#listeners.map((l) => l.listen()));
+      await this.#startObservability();
     } catch (err) {
       await Promise.all(this.#listeners.map((l) => l.close()));
+      await this.#stopObservability();
       this.#state = 'open';
       throw err;
     }
@@ -316,8 +358,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.#contexts.set(key, ctx);
     }
     const conn = new Connection(stream, info, ctx);
+    ctx.traffic.socketsAccepted++;
     this.#open.add(conn);
     this.#connections.add(conn);
+    if (this.#connections.size > this.#connectionsMax) this.#connectionsMax = this.#connections.size;
     this.#perListener.set(info.listener, (this.#perListener.get(info.listener) ?? 0) + 1);
   }
 
@@ -342,6 +386,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       admit: (c) => this.#admit(c),
       redirect: () => this.#redirect,
       counters: this.#counters,
+      traffic: this.#trafficOf(listener.name),
       sweeper: this.#sweeper,
     };
   }
@@ -374,6 +419,208 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const payload = typeof message.payload === 'string' ? Buffer.from(message.payload) : message.payload;
     const now = Date.now();
     this.#core.publish(createMessage(message.topic, payload, message.qos ?? 0, message.retain ?? false, message.properties, '', now), '');
+  }
+
+  #trafficOf(listener: string): TrafficCounters {
+    let t = this.#traffic.get(listener);
+    if (t === undefined) {
+      t = createTrafficCounters();
+      this.#traffic.set(listener, t);
+    }
+    return t;
+  }
+
+  get #sysEvents(): boolean {
+    return this.#sys !== undefined && this.options.sys?.events === true;
+  }
+
+  /** `$SYS/broker/events/client/{connected,disconnected}` (sys.events): fixed topics, JSON, not retained. */
+  #sysEvent(what: 'connected' | 'disconnected', client: ClientInfo, reason: string | undefined): void {
+    const body: Record<string, unknown> = {
+      clientId: client.clientId,
+      username: client.username ?? null,
+      ip: client.remoteAddress ?? null,
+      transport: client.transport,
+      protocolVersion: client.protocolVersion,
+      ts: new Date().toISOString(),
+    };
+    if (reason !== undefined) body.reason = reason;
+    this.#core.publishLocal(createMessage(`$SYS/broker/events/client/${what}`, Buffer.from(JSON.stringify(body)), 0, false, undefined, '', Date.now()));
+  }
+
+  async #startObservability(): Promise<void> {
+    const interval = this.options.sys?.interval ?? 10;
+    // The event-loop delay histogram (a libuv timer) runs only for the admin listener's charts and metrics.
+    if (this.options.admin != null) this.#loopDelay ??= new LoopDelay();
+    if (interval > 0) {
+      this.#sys = new SysTree(
+        interval,
+        () => this.snapshot(),
+        (topic, payload, retain) => this.#core.publishLocal(createMessage(topic, Buffer.from(payload), 0, retain, undefined, '', Date.now())),
+      );
+      this.#sys.start();
+    }
+    const admin = this.options.admin;
+    if (admin == null) return;
+    const backend: AdminBackend = {
+      log: this.#log,
+      info: () => this.#info(),
+      snapshot: () => this.snapshot(),
+      inspector: this.inspector,
+      metrics: this.metrics,
+      sampler: this.#samplerOf(),
+      sys: () => this.#sys?.values() ?? new Map(),
+      publish: (m) => this.publish(m),
+      ready: () => this.#state === 'listening',
+    };
+    this.#sampler!.start();
+    this.#admin = new AdminServer(backend, admin);
+    const a = await this.#admin.listen();
+    const token = this.#admin.auth.token;
+    this.#log.info(
+      { admin: { host: a.address, port: a.port, url: this.#admin.url } },
+      token === undefined
+        ? `dashboard: ${this.#admin.url}`
+        : `dashboard: ${this.#admin.url}  one-time token: ${token}  (no admin users yet: create one with "courier passwd --admin FILE USER" and set admin.usersFile)`,
+    );
+  }
+
+  async #stopObservability(): Promise<void> {
+    this.#sys?.stop();
+    this.#sys = undefined;
+    this.#sampler?.stop();
+    const admin = this.#admin;
+    this.#admin = undefined;
+    if (admin !== undefined) await admin.close();
+    this.#loopDelay?.stop();
+    this.#loopDelay = undefined;
+  }
+
+  #samplerOf(): Sampler {
+    return (this.#sampler ??= new Sampler(() => this.snapshot(), this.#limits.maxConnections));
+  }
+
+  #info(): ReturnType<AdminBackend['info']> {
+    return {
+      version: courierVersion(),
+      node: this.#cluster?.stats().node ?? null,
+      startedAt: new Date(this.#startedAt).toISOString(),
+      cluster: this.#cluster !== undefined,
+      listeners: this.#listeners.map((l, i) => ({
+        name: l.name,
+        transport: l.transport,
+        host: this.#addresses[i]?.host ?? '',
+        port: this.#addresses[i]?.port ?? 0,
+        connections: this.#perListener.get(l.name) ?? 0,
+      })),
+    };
+  }
+
+  /** The admin listener's address and the one-time token while unused (undefined when the listener is off). */
+  get admin(): { url: string; port: number; token: string | undefined } | undefined {
+    const a = this.#admin;
+    if (a === undefined) return undefined;
+    return { url: a.url, port: a.address?.port ?? 0, token: a.auth.token };
+  }
+
+  /** Operator queries over clients, sessions, subscriptions and retained messages (the admin API uses it). */
+  get inspector(): Inspector {
+    return (this.#inspector ??= new Inspector({
+      core: this.#core,
+      connection: (id) => this.#core.live.get(id) as Connection | undefined,
+      connectedAt: (id) => this.#connectedAt.get(id),
+    }));
+  }
+
+  /** The Prometheus registry of this broker (created on first use). */
+  get metrics(): Metrics {
+    return (this.#metrics ??= new Metrics(() => this.snapshot(), { cluster: this.#cluster !== undefined }));
+  }
+
+  /**
+   * One reading of every counter and gauge (src/observability/snapshot.ts). Gauges are computed
+   * here, walking sessions and connections: meant for exporters (once a second or less), not
+   * for the message path.
+   */
+  snapshot(): Snapshot {
+    const core = this.#core;
+    const now = Date.now();
+    let online = 0;
+    let offline = 0;
+    let queued = 0;
+    let inflight = 0;
+    for (const s of core.sessions.values()) {
+      if (s.outlet !== undefined) online++;
+      else offline++;
+      queued += s.queued;
+      inflight += s.inflight.size;
+    }
+    let outbound = 0;
+    for (const c of this.#connections) outbound += c.outputBytes();
+    const total = createTrafficCounters();
+    for (const t of this.#traffic.values()) addTraffic(total, t);
+    const listeners = this.#listeners.map((l, i) => ({
+      name: l.name,
+      transport: l.transport,
+      host: this.#addresses[i]?.host ?? '',
+      port: this.#addresses[i]?.port ?? 0,
+      connections: this.#perListener.get(l.name) ?? 0,
+      traffic: this.#trafficOf(l.name),
+    }));
+    const mem = process.memoryUsage();
+    const d = core.delivery;
+    const k = this.#counters;
+    const cluster = this.#cluster?.stats();
+    return {
+      time: now,
+      version: courierVersion(),
+      startedAt: this.#startedAt,
+      uptimeSeconds: Math.floor((now - this.#startedAt) / 1000),
+      connections: this.#connections.size,
+      connectionsMax: this.#connectionsMax,
+      sessionsOnline: online,
+      sessionsOffline: offline,
+      subscriptions: core.subscriptions.size,
+      sharedSubscriptions: core.shared.size,
+      retained: core.retained.size,
+      queuedMessages: queued,
+      queuedBytes: core.queueBudget.used,
+      queuedBytesLimit: core.queueBudget.max,
+      inflight,
+      outboundBufferBytes: outbound,
+      listeners,
+      traffic: total,
+      messagesIn: core.counters.messagesIn,
+      messagesOut: core.counters.messagesOut,
+      messagesUnrouted: core.counters.messagesUnrouted,
+      willsPublished: core.counters.willsPublished,
+      sessionsCreated: core.counters.sessionsCreated,
+      sessionsResumed: core.counters.sessionsResumed,
+      sessionsTakenOver: core.counters.sessionsTakenOver,
+      sessionsExpired: core.counters.sessionsExpired,
+      dropped: {
+        qos0_backpressure: d.droppedQos0,
+        queue_full: d.droppedQueueFull,
+        expired: d.droppedExpired,
+        too_large: d.droppedTooLarge,
+        queue_budget: core.queueBudget.dropped,
+      },
+      refused: {
+        limit: k.connectionsRefused,
+        authentication: k.authenticationFailures,
+        connect_timeout: k.connectTimeouts,
+        rate_limited: k.rateLimited,
+        publish_denied: k.publishesDenied,
+        subscribe_denied: k.subscriptionsDenied,
+        subscription_quota: k.subscriptionQuotaExceeded,
+        topic_limit: k.topicLimitExceeded,
+      },
+      disconnects: { ...this.#disconnects },
+      eventLoopDelay: this.#loopDelay?.read(now) ?? { p50: 0, p99: 0, max: 0 },
+      deliveryLatency: { counts: [...core.latency.counts], sum: core.latency.sum, count: core.latency.count },
+      memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external },
+      ...(cluster === undefined ? {} : { cluster }),
+    };
   }
 
   /** This node's counters as published to the cluster for its totals. */
@@ -428,6 +675,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     for (const c of [...this.#open]) c.destroyStream();
     this.#sweeper.stop();
+    await this.#stopObservability();
     await Promise.all(this.#listeners.map((l) => l.close()));
     this.#core.stop();
     this.#security.close();

@@ -8,6 +8,17 @@ import type { SecurityOptions } from './security/index.js';
 import type { TlsFiles } from './transport/tls-context.js';
 import type { Authenticator, Authorizer, EnhancedAuthenticator } from './security/types.js';
 import type { ClusterOptions } from './cluster/options.js';
+import type { AdminOptions } from './admin/types.js';
+
+export type { AdminOptions };
+
+/** The `$SYS/broker/...` tree (docs/observability.md). */
+export interface SysOptions {
+  /** Seconds between updates (only changed values are published); 0 = no $SYS tree. Default 10. */
+  interval?: number;
+  /** Publish `$SYS/broker/events/client/{connected,disconnected}` (JSON; reveals client ids). Default false. */
+  events?: boolean;
+}
 
 /** A pino-compatible logger subset; the default is a no-op for the library and pino for the CLI. */
 export interface Logger {
@@ -142,6 +153,14 @@ export interface BrokerOptions {
    * rest have defaults (`nodeName`: the host name).
    */
   cluster?: Partial<ClusterOptions> & { redis: string };
+  /** `$SYS` tree: `interval` seconds (default 10; 0 = off), `events` (default false). */
+  sys?: SysOptions;
+  /**
+   * The admin HTTP listener (Prometheus `/metrics`, JSON API, dashboard; docs/dashboard.md).
+   * Off in the library unless given (an embedding application gets no port it did not ask for);
+   * the `courier` command turns it on at 127.0.0.1:18083 unless `admin.port` is null.
+   */
+  admin?: AdminOptions | null;
   /** A Store instance; overrides `persistence`. */
   store?: Store;
   logger?: Logger;

@@ -5,15 +5,21 @@
  *
  * argv: [port] [store]   store: "memory" (default) or "durable" (LMDB in a temporary data
  * directory, durability "commit").
+ *
+ * BENCH_COURIER_ADMIN=1 turns the admin listener on (a free port) and starts admin-scraper.ts
+ * beside the broker: GET /metrics every second and one open dashboard stream, to measure what
+ * observability costs under load.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 interface CourierBroker {
   listen(): Promise<{ transport: string; host: string; port: number }[]>;
   close(): Promise<void>;
+  readonly admin?: { port: number; token: string | undefined };
 }
 interface CourierModule {
   createBroker(options: Record<string, unknown>): Promise<CourierBroker>;
@@ -38,6 +44,7 @@ const broker = await mod.createBroker({
   wsPort: null,
   dataDir,
   persistence: { engine: store === 'durable' ? 'lmdb' : 'memory' },
+  ...(process.env.BENCH_COURIER_ADMIN === '1' ? { admin: { port: 0 } } : {}),
 });
 const addrs = await broker.listen();
 const tcp = addrs.find((a) => a.transport === 'tcp') ?? addrs[0];
@@ -45,12 +52,30 @@ if (tcp === undefined) {
   process.stderr.write('courier launcher: listen() returned no address\n');
   process.exit(2);
 }
-process.stdout.write(`READY ${tcp.port} ${fromSrc ? 'src' : 'dist'}\n`);
+let scraper: ChildProcess | undefined;
+if (broker.admin !== undefined) {
+  const a = broker.admin;
+  // Like Prometheus, the scraper is not the broker: it may run on any CPU (the launcher's affinity is widened).
+  const cpus = `0-${Math.max(0, availableParallelism() - 1)}`;
+  scraper = spawn(
+    'taskset',
+    ['-c', cpus, process.execPath, '--import', 'tsx', path.join(root, 'bench/brokers/admin-scraper.ts'), String(a.port), a.token ?? ''],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  await new Promise<void>((resolve, reject) => {
+    scraper!.stdout!.once('data', () => resolve());
+    scraper!.once('exit', (code) => reject(new Error(`admin scraper exited (${code})`)));
+  });
+}
+process.stdout.write(`READY ${tcp.port} ${fromSrc ? 'src' : 'dist'}${broker.admin !== undefined ? '+admin' : ''}\n`);
 
 let stopping = false;
 function stop(): void {
   if (stopping) return;
   stopping = true;
+  scraper?.kill('SIGTERM');
   setTimeout(() => process.exit(0), 2000).unref();
   const exit = (code: number) => (): void => {
     rmSync(dataDir, { recursive: true, force: true });

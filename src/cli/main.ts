@@ -76,6 +76,7 @@ const OPTIONS = {
   'log-level': { type: 'string' },
   'cluster-redis': { type: 'string' },
   'node-name': { type: 'string' },
+  'admin-port': { type: 'string' },
   'check-config': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -97,13 +98,15 @@ Options:
   --log-level LEVEL      ${LOG_LEVELS.join(', ')} (default info)
   --cluster-redis URL    run as a cluster node on this Redis (redis://host:port; docs/clustering.md)
   --node-name NAME       this node's name in the cluster (default: the host name)
+  --admin-port N         admin listener: API, /metrics, dashboard (default 18083 on 127.0.0.1; "off" disables)
   --check-config FILE    validate FILE (with the environment and flags) and exit
   -h, --help             show this help and exit
   -v, --version          print the version and exit
 
 Precedence: flags > environment (COURIER_*) > config file > defaults.
 Every key, variable and flag: docs/configuration.md.
-Logs are JSON lines on stdout. Exit codes: 0 stopped cleanly, 1 runtime error, 2 bad flags or config.
+Logs go to stdout: readable lines on a terminal, JSON lines otherwise (COURIER_LOG_FORMAT=json forces JSON).
+Exit codes: 0 stopped cleanly, 1 runtime error, 2 bad flags or config.
 `;
 
 export function version(): string {
@@ -149,6 +152,7 @@ export async function main(argv: string[], overrides: Partial<CliIO> = {}): Prom
   if (values['log-level'] !== undefined) flags.logLevel = values['log-level'];
   if (values['cluster-redis'] !== undefined) flags.clusterRedis = values['cluster-redis'];
   if (values['node-name'] !== undefined) flags.nodeName = values['node-name'];
+  if (values['admin-port'] !== undefined) flags.adminPort = values['admin-port'];
 
   const checkOnly = values['check-config'] !== undefined;
   let config: CourierConfig;
@@ -193,7 +197,9 @@ async function run(config: CourierConfig, logger: CourierLogger, io: CliIO): Pro
   try {
     let broker: CliBroker;
     try {
-      broker = await io.createBroker({ ...config.options, logger });
+      // The command serves the admin listener unless it is switched off (admin.port: null); the
+      // library starts none unless asked.
+      broker = await io.createBroker({ ...config.options, admin: config.options.admin === undefined ? {} : config.options.admin, logger });
     } catch (err) {
       logger.fatal({ err }, 'broker failed to start');
       return failStart(io, `cannot start: ${errorMessage(err)}`);

@@ -12,20 +12,27 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { StringDecoder } from 'node:string_decoder';
 import { checkUserName, deletePassword, setPassword } from '../security/passwords.js';
+import { deleteAdminUser, ROLES, setAdminUser, type Role } from '../admin/users.js';
 
 const EXIT_OK = 0;
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 
 export const PASSWD_USAGE = `Usage: courier passwd FILE USER [--password P] [--delete]
+       courier passwd --admin FILE USER [--role admin|viewer] [--password P] [--delete]
 
 Adds USER to the password file FILE (created, mode 0600, when missing) or changes USER's
 password; with --delete, removes USER. Without --password the password is read from stdin:
 asked for twice without echo on a terminal, else the first line of stdin.
 
+With --admin, FILE is the admin users file of the dashboard and API (config admin.usersFile):
+lines user:role:hash; the role is admin (everything) or viewer (read only).
+
 Options:
   --password P   the password (visible to other local users in the process list; prefer stdin)
   --delete       delete USER instead of setting a password
+  --admin        edit the admin users file (dashboard, API) instead of the MQTT password file
+  --role ROLE    with --admin: admin (default) or viewer
   -h, --help     show this help and exit
 
 Exit codes: 0 done, 1 failure, 2 usage error.
@@ -51,6 +58,8 @@ export interface PasswdIO {
 const OPTIONS = {
   password: { type: 'string' },
   delete: { type: 'boolean' },
+  admin: { type: 'boolean' },
+  role: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -194,6 +203,25 @@ export async function passwdMain(argv: string[], overrides: Partial<PasswdIO> = 
   const file = resolve(io.cwd, fileArg);
   const badUser = checkUserName(user);
   if (badUser) return fail(badUser, EXIT_USAGE);
+  if (values.role !== undefined && !values.admin) return fail('--role goes with --admin', EXIT_USAGE);
+  const role = (values.role ?? 'admin') as Role;
+  if (!ROLES.includes(role)) return fail(`--role must be ${ROLES.join(' or ')}`, EXIT_USAGE);
+  if (values.admin) {
+    try {
+      if (values.delete) {
+        if (!(await deleteAdminUser(file, user))) return fail(`${fileArg}: no user "${user}"`, EXIT_FAILURE);
+        io.stdout.write(`deleted admin user "${user}" from ${fileArg}\n`);
+        return EXIT_OK;
+      }
+      const password = values.password ?? (await readPassword(io));
+      if (password === '') return fail('empty password', EXIT_FAILURE);
+      const what = await setAdminUser(file, user, role, password);
+      io.stdout.write(what === 'added' ? `added ${role} "${user}" to ${fileArg}\n` : `changed ${role} "${user}" in ${fileArg}\n`);
+      return EXIT_OK;
+    } catch (err) {
+      return fail(err instanceof Error ? err.message : String(err), EXIT_FAILURE);
+    }
+  }
 
   try {
     if (values.delete) {

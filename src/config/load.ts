@@ -33,6 +33,7 @@ export interface ConfigFlags {
   logLevel?: string;
   clusterRedis?: string;
   nodeName?: string;
+  adminPort?: string;
 }
 
 /** Flag → config key. The CLI's flags and the docs are built from this table. */
@@ -45,13 +46,14 @@ export const FLAG_KEYS: Record<keyof ConfigFlags, { flag: string; path: string[]
   logLevel: { flag: '--log-level', path: ['log', 'level'] },
   clusterRedis: { flag: '--cluster-redis', path: ['cluster', 'redis'] },
   nodeName: { flag: '--node-name', path: ['cluster', 'nodeName'] },
+  adminPort: { flag: '--admin-port', path: ['admin', 'port'] },
 };
 
 export const ENV_PREFIX = 'COURIER_';
 /** The config file can be named in the environment too (a `--config` flag wins). */
 export const ENV_CONFIG_FILE = 'COURIER_CONFIG';
 /** Variables with the prefix that are not config keys and must not warn. */
-const ENV_RESERVED = new Set([ENV_CONFIG_FILE, 'COURIER_REQUIRE_PEERS']);
+const ENV_RESERVED = new Set([ENV_CONFIG_FILE, 'COURIER_REQUIRE_PEERS', 'COURIER_LOG_FORMAT']);
 /** Short names kept for convenience where the generic mapping would need a double underscore. */
 const ENV_ALIASES: Record<string, string[]> = { COURIER_LOG_LEVEL: ['log', 'level'] };
 
@@ -258,6 +260,17 @@ function toCourierConfig(c: ConfigFile): CourierConfig {
   if (c.persistence !== undefined) options.persistence = { ...c.persistence };
   if (c.security !== undefined) options.security = { ...c.security };
   if (c.limits !== undefined) options.limits = { ...c.limits };
+  if (c.sys !== undefined) options.sys = { ...c.sys };
+  if (c.admin !== undefined) {
+    const { port, ...rest } = c.admin;
+    if (port === null) options.admin = null;
+    else {
+      options.admin = { ...rest };
+      if (port !== undefined) options.admin.port = port;
+      if (rest.tls !== undefined) options.admin.tls = { ...rest.tls };
+      if (rest.allowedHosts !== undefined) options.admin.allowedHosts = [...rest.allowedHosts];
+    }
+  }
   if (c.cluster !== undefined) {
     const { redis, ...rest } = c.cluster;
     if (redis !== undefined) options.cluster = { redis, ...rest };

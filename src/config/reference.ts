@@ -7,6 +7,7 @@ import { DEFAULT_LOG_LEVEL } from '../log.js';
 import { defaultClusterOptions } from '../cluster/options.js';
 import { configKeys, type ConfigKey } from './keys.js';
 import { FLAG_KEYS, pathToEnvName } from './load.js';
+import { DEFAULT_ADMIN_PORT } from '../admin/defaults.js';
 
 /** Defaults of the top-level keys (documented in BrokerOptions; applied by the broker). */
 const TOP_LEVEL_DEFAULTS: Record<string, unknown> = {
@@ -19,6 +20,12 @@ const TOP_LEVEL_DEFAULTS: Record<string, unknown> = {
   dataDir: './data',
   listeners: undefined,
   'log.level': DEFAULT_LOG_LEVEL,
+  // The `courier` command's admin listener (the library starts none unless `admin` is given).
+  'admin.host': '127.0.0.1',
+  'admin.port': DEFAULT_ADMIN_PORT,
+  'admin.allowInsecure': false,
+  'sys.interval': 10,
+  'sys.events': false,
 };
 
 export function defaultOf(path: readonly string[]): unknown {

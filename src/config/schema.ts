@@ -195,6 +195,36 @@ export const listenerSchema = z
     }
   });
 
+export const adminSchema = z
+  .strictObject({
+    host: host().describe(
+      'Interface the admin listener (API, `/metrics`, dashboard) binds to; anything but loopback needs `admin.tls` or `admin.allowInsecure`.',
+    ),
+    port: port().nullable().describe('Admin listener port; `null` switches the admin listener off.'),
+    usersFile: nonEmptyString('a file path').describe(
+      'Admin users file (`courier passwd --admin FILE USER [--role viewer]`); without users, a one-time token is logged at start.',
+    ),
+    tls: z
+      .strictObject({
+        cert: nonEmptyString('a file path').describe('Certificate (PEM) of the admin listener.'),
+        key: nonEmptyString('a file path').describe('Private key (PEM) of the admin listener.'),
+      })
+      .describe('Serve the admin listener over HTTPS.'),
+    allowInsecure: bool().describe('Allow plain HTTP on a non-loopback admin address (e.g. behind a TLS proxy); refused otherwise.'),
+    allowedHosts: z
+      .array(nonEmptyString('a host name'), { error: 'must be a list of host names' })
+      .describe('Host header values the admin listener answers (DNS rebinding protection); default: the bind address, localhost, 127.0.0.1, [::1].'),
+    publicMetrics: bool().describe('`/metrics`, `/healthz` and `/readyz` without credentials; default true on a loopback bind, false otherwise.'),
+  })
+  .partial();
+
+export const sysSchema = z
+  .strictObject({
+    interval: int(0, 65535).describe('Seconds between `$SYS/broker/...` updates (only changed values are published); 0 = no $SYS tree.'),
+    events: bool().describe('Publish client connect/disconnect events as JSON on `$SYS/broker/events/client/{connected,disconnected}` (reveals client ids).'),
+  })
+  .partial();
+
 export const logSchema = z
   .strictObject({
     level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.map((l) => `"${l}"`).join(', ')}` }).describe('Log level.'),
@@ -222,6 +252,8 @@ export const configSchema = z
     cluster: clusterSchema.describe('Run as one node of a cluster on Redis (docs/clustering.md).'),
     security: securitySchema.describe('Authentication and authorization.'),
     limits: limitsSchema.describe('Abuse limits; every breach is answered with its reason code and counted.'),
+    admin: adminSchema.describe('The admin HTTP listener: Prometheus `/metrics`, the JSON API and the dashboard (docs/dashboard.md).'),
+    sys: sysSchema.describe('The `$SYS/broker/...` topic tree (docs/observability.md).'),
   })
   .partial()
   .superRefine((c, ctx) => {

@@ -12,6 +12,7 @@ import { parseSharedFilter } from '../topics/validate.js';
 import { Deadlines, systemClock, type Clock, type Scheduled } from './deadlines.js';
 import { Session, type DeliveryCounters, type Journal, type Outbound, type SessionHost, type SharedGroup, type Subscription, type Will } from './session.js';
 import type { ClusterLink } from './cluster-link.js';
+import { LatencySampler } from './latency.js';
 
 function isGroup(v: Subscription | SharedGroup): v is SharedGroup {
   return (v as SharedGroup).members !== undefined;
@@ -41,6 +42,12 @@ export interface CoreCounters {
   messagesOut: number;
   willsPublished: number;
   sessionsExpired: number;
+  /** Messages published here that matched no subscriber (on this node). */
+  messagesUnrouted: number;
+  sessionsCreated: number;
+  sessionsResumed: number;
+  /** Live connections ended because another connection took their client id over. */
+  sessionsTakenOver: number;
 }
 
 export class BrokerCore {
@@ -51,7 +58,16 @@ export class BrokerCore {
   /** Shared subscription groups by `group/filter` [MQTT-4.8.2]. */
   readonly shared = new Map<string, SharedGroup>();
   readonly retained = new RetainedIndex<Message>();
-  readonly counters: CoreCounters = { messagesIn: 0, messagesOut: 0, willsPublished: 0, sessionsExpired: 0 };
+  readonly counters: CoreCounters = {
+    messagesIn: 0,
+    messagesOut: 0,
+    willsPublished: 0,
+    sessionsExpired: 0,
+    messagesUnrouted: 0,
+    sessionsCreated: 0,
+    sessionsResumed: 0,
+    sessionsTakenOver: 0,
+  };
   readonly mqtt: MqttOptions;
   readonly limits: SessionLimits;
   readonly #store: Store;
@@ -71,6 +87,8 @@ export class BrokerCore {
   willGate: ((m: Message, clientId: string, owner: string | undefined) => boolean | Promise<boolean>) | undefined = undefined;
   #nextMessageId = 0;
   #nextSeq = 0;
+  /** Sampled delivery latency (1 message in 64; see latency.ts). */
+  readonly latency = new LatencySampler();
   /** Set when this node is part of a cluster (before `load`): it learns interest, forwards and retained changes. */
   cluster: ClusterLink | undefined = undefined;
   /** Will delay, session expiry and queued-message expiry of every session, and the expiry of retained messages, on one timer (see deadlines.ts). */
@@ -292,6 +310,7 @@ export class BrokerCore {
     const previous = this.live.get(clientId);
     if (previous !== undefined) {
       this.live.delete(clientId);
+      this.counters.sessionsTakenOver++;
       previous.takeover();
     }
     let session = this.sessions.get(clientId);
@@ -302,10 +321,12 @@ export class BrokerCore {
     if (session !== undefined) {
       this.deadlines.cancel(session);
       session.pendingWill = undefined;
+      this.counters.sessionsResumed++;
       return { session, present: true };
     }
     session = new Session(clientId, this.limits, this.queueBudget, this.delivery, this.#host);
     this.sessions.set(clientId, session);
+    this.counters.sessionsCreated++;
     return { session, present: false };
   }
 
@@ -447,12 +468,25 @@ export class BrokerCore {
    */
   publish(m: Message, clientId: string): number {
     this.counters.messagesIn++;
+    this.latency.routed(m);
     if (m.retain) this.setRetained(m);
     // The event comes before routing: a handler that publishes in turn is routed first, so the
     // scratch below is never in use twice. Routing itself runs no outside code synchronously
     // (deliveries are written to corked outputs, flushed on the next tick).
     this.#observer.publish(m, clientId);
-    return this.#route(m, true, undefined);
+    const routed = this.#route(m, true, undefined);
+    if (routed === 0) this.counters.messagesUnrouted++;
+    return routed;
+  }
+
+  /**
+   * A message of this node only (the broker's `$SYS` tree): retained in memory when `retain` (never
+   * written to the store, never sent to a cluster, where each node has its own tree), delivered
+   * to this node's subscribers, not counted as received.
+   */
+  publishLocal(m: Message): number {
+    if (m.retain) this.applyRetained(m);
+    return this.#route(m, true, EMPTY);
   }
 
   /**

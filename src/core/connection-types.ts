@@ -8,6 +8,7 @@ import type { ConnectionInfo } from '../transport/types.js';
 import type { BrokerCore } from './broker-core.js';
 import type { Connection } from './connection.js';
 import type { Sweeper } from './sweeper.js';
+import type { TrafficCounters } from './traffic.js';
 
 export interface ClientInfo {
   clientId: string;
@@ -41,6 +42,8 @@ export interface ConnectionContext {
   /** Enhanced authentication methods (5.0 §4.12) by name. */
   readonly enhancedAuth: Readonly<Record<string, EnhancedAuthenticator>>;
   readonly counters: LimitCounters;
+  /** This listener's packet and byte counters. */
+  readonly traffic: TrafficCounters;
   /** Checks CONNECT deadlines and keep alive for every connection (one timer for all). */
   readonly sweeper: Sweeper;
 }

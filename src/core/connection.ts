@@ -26,6 +26,7 @@ import { Output } from './output.js';
 import { ack, writePublish } from './publish.js';
 import type { Session } from './session.js';
 import type { ClientInfo, ConnectionContext, ConnectionObserver } from './connection-types.js';
+import { PACKET_CODE } from './traffic.js';
 
 export type { ClientInfo, ConnectionContext, ConnectionObserver, LimitCounters, ListenerPolicy } from './connection-types.js';
 
@@ -89,7 +90,7 @@ export class Connection implements ConnectionInternals {
     this.observer = ctx.observer;
     // No closures per connection: the stream's listeners and the decoder's callback are shared
     // functions that find the connection through the stream (an idle connection costs less).
-    this.#output = new Output(stream, this);
+    this.#output = new Output(stream, this, ctx.traffic);
     this.decoder = new Decoder<Connection>(Connection.#packetIn, { maxPacketSize: core.mqtt.maxPacketSize }, this);
     (stream as OwnedStream)[OWNER] = this;
     stream.on('data', Connection.#streamData);
@@ -102,6 +103,13 @@ export class Connection implements ConnectionInternals {
   }
 
   static #packetIn(this: Connection, p: Packet): void {
+    // Counted once, as decoded (held packets come back through #onPacket, not here).
+    const traffic = this.ctx.traffic;
+    traffic.packetsIn[PACKET_CODE[p.type]]!++;
+    if (p.type === 'publish') {
+      traffic.publishIn[p.qos]!++;
+      traffic.publishBytesIn += p.payload.length;
+    }
     this.#onPacket(p);
   }
 
@@ -177,6 +185,7 @@ export class Connection implements ConnectionInternals {
 
   #onData(chunk: Buffer): void {
     if (this.phase === Phase.Closed) return;
+    this.ctx.traffic.bytesIn += chunk.length;
     this.#lastSeen = Date.now();
     try {
       this.decoder.push(chunk);
@@ -377,6 +386,11 @@ export class Connection implements ConnectionInternals {
 
   // ---------------------------------------------------------------------------------------------
   // Output (Outlet)
+
+  /** Bytes waiting to be written to this connection's socket (admin API). */
+  outputBytes(): number {
+    return this.#output.buffered;
+  }
 
   congested(): boolean {
     return this.#output.buffered > this.core.limits.maxOutboundBufferBytes;

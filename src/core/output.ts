@@ -6,6 +6,7 @@
  * is journaled).
  */
 import type { Duplex } from 'node:stream';
+import { createTrafficCounters, type TrafficCounters } from './traffic.js';
 
 interface GateSegment {
   readonly point: Promise<void>;
@@ -28,12 +29,17 @@ export interface OutputOwner {
 /** A turn writes at most this much before it sends what it has (and goes on collecting). */
 const TURN_CHUNK = 64 * 1024;
 
+/** Counters of outputs created without any (unit tests). */
+const UNCOUNTED = createTrafficCounters();
+
 /** Shared by every Output while nothing waits for a commit (the usual, in-memory case). */
 const NO_GATE: readonly GateSegment[] = [];
 
 export class Output {
   readonly #stream: Duplex;
   readonly #owner: OutputOwner;
+  /** The listener's traffic counters (packets and bytes out). */
+  readonly #traffic: TrafficCounters;
   /** The stream is corked (this turn wrote more than one separate buffer). */
   #corked = false;
   /**
@@ -50,9 +56,10 @@ export class Output {
   #gate: GateSegment[] | undefined = undefined;
   #onDrained: (() => void) | undefined = undefined;
 
-  constructor(stream: Duplex, owner: OutputOwner) {
+  constructor(stream: Duplex, owner: OutputOwner, traffic: TrafficCounters = UNCOUNTED) {
     this.#stream = stream;
     this.#owner = owner;
+    this.#traffic = traffic;
   }
 
   /** Bytes buffered in the socket or waiting for the end of the turn (backpressure). */
@@ -60,9 +67,19 @@ export class Output {
     return this.#stream.writableLength + (this.#tail?.length ?? 0);
   }
 
+  /** Writes one packet (every caller hands over exactly one encoded packet). */
   write(buf: Buffer): void {
     const s = this.#stream;
     if (s.destroyed || s.writableEnded) return;
+    // Counted here, once per packet: plain increments, the type from the first byte.
+    const t = this.#traffic;
+    const first = buf[0]!;
+    t.packetsOut[first >> 4]!++;
+    t.bytesOut += buf.length;
+    if (first >> 4 === 3) {
+      t.publishOut[(first >> 1) & 3]!++;
+      t.publishBytesOut += buf.length;
+    }
     const point = this.#owner.commitPoint();
     const gate = this.#gate ?? NO_GATE;
     if (point === null && gate.length === 0) {

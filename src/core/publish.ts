@@ -15,6 +15,8 @@ import { createMessage, encodeDelivery, seedEncoding, type Message } from './mes
 import type { ConnectionInternals } from './connection-internals.js';
 
 export const ALLOWED: Decision = { allow: true, reasonCode: 0 };
+/** `$SYS/...` is the broker's own tree: clients may read it (as the ACL allows), never publish to it. */
+const SYS_DENIED: Decision = { allow: false, reasonCode: ReasonCode.NotAuthorized };
 
 export function ack(c: ConnectionInternals, type: 'puback' | 'pubrec' | 'pubrel' | 'pubcomp', packetId: number, reasonCode: number, reason?: string): void {
   const p: AckPacket<typeof type> = { type, packetId };
@@ -98,6 +100,10 @@ export function onPublish(c: ConnectionInternals, p: PublishPacket): void {
   // [MQTT-3.3.2-4] (optional validation): a UTF-8 payload format must hold UTF-8.
   if (props?.payloadFormatIndicator === 1 && !isUtf8(p.payload)) {
     if (p.qos > 0) ack(c, p.qos === 1 ? 'puback' : 'pubrec', id, ReasonCode.PayloadFormatInvalid, 'payload is not valid UTF-8');
+    return;
+  }
+  if (topic.startsWith('$SYS') && (topic.length === 4 || topic.charCodeAt(4) === 47)) {
+    route(c, p, topic, SYS_DENIED);
     return;
   }
   const security = ctx.security;
@@ -192,6 +198,8 @@ export function writePublish(
 ): boolean {
   const v5 = c.version === 5;
   const now = m.expiresAt === 0 ? 0 : Date.now();
+  // Sampled delivery latency: one pointer comparison for every other message.
+  if (m === c.core.latency.message) c.core.latency.delivered();
   if (c.outAliasMax === 0) {
     const buf = encodeDelivery(m, c.version, qos, retain, packetId, dup, v5 ? subscriptionIds : undefined, undefined, now);
     // [MQTT-3.1.2-24] never more than the client's Maximum Packet Size.

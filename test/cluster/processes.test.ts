@@ -44,7 +44,23 @@ void describe('cluster: node processes', redisServerGate(), () => {
     dirs.push(dir);
     const proc = group.spawn(
       process.execPath,
-      [BIN, '--port', '0', '--ws-port', 'off', '--data-dir', dir, '--cluster-redis', redis.url, '--node-name', name, '--log-level', 'info'],
+      [
+        BIN,
+        '--port',
+        '0',
+        '--ws-port',
+        'off',
+        '--admin-port',
+        'off',
+        '--data-dir',
+        dir,
+        '--cluster-redis',
+        redis.url,
+        '--node-name',
+        name,
+        '--log-level',
+        'info',
+      ],
       {
         env: {
           ...process.env,
@@ -107,7 +123,7 @@ void describe('cluster: node processes', redisServerGate(), () => {
     dirs.push(dupDir);
     const dup = group.spawn(
       process.execPath,
-      [BIN, '--port', '0', '--ws-port', 'off', '--data-dir', dupDir, '--cluster-redis', redis.url, '--node-name', 'a'],
+      [BIN, '--port', '0', '--ws-port', 'off', '--admin-port', 'off', '--data-dir', dupDir, '--cluster-redis', redis.url, '--node-name', 'a'],
       {
         env: { ...process.env, COURIER_CLUSTER__PREFIX: prefix },
       },

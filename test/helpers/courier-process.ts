@@ -124,6 +124,8 @@ export async function startCourier(group: ProcessGroup, options: CourierProcessO
     String(options.port ?? 0),
     '--ws-port',
     String(wsPort),
+    // No admin listener unless a test asks for one (its default port would clash between processes).
+    ...((options.args ?? []).some((a) => a.startsWith('--admin-port')) ? [] : ['--admin-port', 'off']),
     '--data-dir',
     dataDir,
     '--log-level',

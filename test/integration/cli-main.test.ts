@@ -162,7 +162,8 @@ void describe('courier CLI (in process)', () => {
     assert.equal(h2.created.length, 1);
     const { logger, ...opts } = h2.created[0]!;
     assert.ok(logger, 'the broker gets the CLI logger');
-    assert.deepEqual(opts, { port: 0, wsPort: 0, wsPath: '/m', dataDir: '/tmp/x', mqtt: { maxPacketSize: 4096 } });
+    // The command turns the admin listener on (its defaults: 127.0.0.1:18083) unless admin.port is null.
+    assert.deepEqual(opts, { port: 0, wsPort: 0, wsPath: '/m', dataDir: '/tmp/x', mqtt: { maxPacketSize: 4096 }, admin: {} });
 
     h2.signal('SIGTERM');
     assert.equal(await running, 0);

@@ -44,7 +44,21 @@ function until(cond: () => boolean, ms: number, what: string): Promise<void> {
 }
 
 async function startBroker(port: number): Promise<Peer> {
-  const p = peers.spawn(process.execPath, ['--import', 'tsx', CLI, '--port', String(port), '--ws-port', '0', '--data-dir', dir, '--log-level', 'warn']);
+  const p = peers.spawn(process.execPath, [
+    '--import',
+    'tsx',
+    CLI,
+    '--port',
+    String(port),
+    '--ws-port',
+    '0',
+    '--admin-port',
+    'off',
+    '--data-dir',
+    dir,
+    '--log-level',
+    'warn',
+  ]);
   // Ready once the port accepts MQTT: a throwaway client connects.
   for (;;) {
     const c = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 2000, clientId: `probe-${Date.now()}` });

@@ -184,3 +184,30 @@ void describe('courier passwd', () => {
     assert.ok(USAGE.includes('courier passwd FILE USER [--password P] [--delete]'));
   });
 });
+
+void describe('courier passwd --admin', () => {
+  void it('adds admins and viewers to the admin users file, changes and deletes them', async () => {
+    const file = 'admin-users';
+    let r = await run(['--admin', file, 'alice'], pipe('s3cret\n'));
+    assert.deepEqual([r.code, r.out, r.err], [0, `added admin "alice" to ${file}\n`, '']);
+    r = await run(['--admin', file, 'grafana', '--role', 'viewer', '--password', 'scrape']);
+    assert.deepEqual([r.code, r.out], [0, `added viewer "grafana" to ${file}\n`]);
+    const text = await readFile(join(dir, file), 'utf8');
+    assert.match(text, /^alice:admin:\$scrypt\$/m);
+    assert.match(text, /^grafana:viewer:\$scrypt\$/m);
+    assert.equal((await stat(join(dir, file))).mode & 0o777, 0o600);
+    r = await run(['--admin', file, 'grafana', '--delete']);
+    assert.deepEqual([r.code, r.out], [0, `deleted admin user "grafana" from ${file}\n`]);
+    r = await run(['--admin', file, 'grafana', '--delete']);
+    assert.equal(r.code, 1);
+  });
+
+  void it('refuses a bad role, and --role without --admin', async () => {
+    let r = await run(['--admin', 'admin-users', 'x', '--role', 'root', '--password', 'p']);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /--role must be admin or viewer/);
+    r = await run(['pw-file', 'x', '--role', 'viewer', '--password', 'p']);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /--role goes with --admin/);
+  });
+});
