@@ -190,6 +190,7 @@ function clusterSpecs(): MetricSpec[] {
     c('courier_cluster_forward_batches_total', 'Inbox entries written (one per destination node and turn).', (s) => cs(s).forwardBatches),
     c('courier_cluster_forwarded_received_total', 'Messages received from other nodes.', (s) => cs(s).forwardedIn),
     c('courier_cluster_forwards_to_gone_nodes_total', 'Messages for a node that had left or died meanwhile.', (s) => cs(s).forwardsToGoneNodes),
+    c('courier_cluster_forwards_dropped_lagging_total', 'QoS 0 messages not sent to a node that was behind on its inbox.', (s) => cs(s).forwardsDroppedLagging),
     c('courier_cluster_route_changes_total', 'Route changes this node announced.', (s) => cs(s).routeChanges),
     c('courier_cluster_retained_changes_total', 'Retained changes this node wrote.', (s) => cs(s).retainedChanges),
     c('courier_cluster_rejoins_total', 'Times this node rejoined as a new incarnation.', (s) => cs(s).rejoins),

@@ -113,6 +113,7 @@ export function sysValues(s: Snapshot): Map<string, string> {
     set('cluster/forwarded/received', c.forwardedIn);
     set('cluster/forwarded/batches', c.forwardBatches);
     set('cluster/forwarded/gone', c.forwardsToGoneNodes);
+    set('cluster/forwarded/dropped_lagging', c.forwardsDroppedLagging);
     set('cluster/routes/changes', c.routeChanges);
     set('cluster/routes/remote', c.remoteRoutes);
     set('cluster/retained/changes', c.retainedChanges);

@@ -95,6 +95,7 @@ void describe('$SYS values', () => {
           forwardBatches: 1,
           forwardedIn: 2,
           forwardsToGoneNodes: 0,
+          forwardsDroppedLagging: 0,
           routeChanges: 5,
           retainedChanges: 0,
           rejoins: 0,
