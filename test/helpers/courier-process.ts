@@ -50,7 +50,7 @@ export interface CourierProcessOptions {
   entry?: CourierEntry;
   /** Wait for the "listening on" line before resolving (default true). */
   waitReady?: boolean;
-  /** Deadline for that line (default 20 s). */
+  /** Deadline for that line (default 30 s: a loaded CI machine can take seconds to start node). */
   readyTimeoutMs?: number;
 }
 
@@ -166,7 +166,7 @@ export async function startCourier(group: ProcessGroup, options: CourierProcessO
       .then(() => logs[seen]!);
   };
   let readyPromise: Promise<void> | undefined;
-  const ready = (timeoutMs = options.readyTimeoutMs ?? 20_000): Promise<void> =>
+  const ready = (timeoutMs = options.readyTimeoutMs ?? 30_000): Promise<void> =>
     (readyPromise ??= waitForLog((l) => l.msg.startsWith('listening on'), timeoutMs, 'the "listening on" line').then((line) => {
       const listeners = Array.isArray(line.listeners) ? (line.listeners as Array<{ transport?: unknown; port?: unknown }>) : [];
       const port = (t: string): number | undefined => {

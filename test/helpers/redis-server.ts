@@ -30,7 +30,7 @@ export interface RedisServerOptions {
   appendfsync?: 'always' | 'everysec' | 'no';
   /** More config, passed as is after the others, e.g. ['--maxmemory', '10mb']. */
   extraArgs?: readonly string[];
-  /** Time allowed for each start (default 10 s). */
+  /** Time allowed for each start (default 30 s). */
   startTimeoutMs?: number;
 }
 
@@ -68,7 +68,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const group = new ProcessGroup();
   const dir = tempDir('courier-redis');
   const clients = new Set<Redis>();
-  const timeout = options.startTimeoutMs ?? 10_000;
+  const timeout = options.startTimeoutMs ?? 30_000;
   const args = (port: number): string[] => [
     '--port',
     String(port),

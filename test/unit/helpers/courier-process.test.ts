@@ -3,12 +3,13 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { parseLogLine, resolveEntry, startCourier } from '../../helpers/courier-process.js';
+import { withTimeout } from '../../helpers/peers.js';
 import { ProcessGroup } from '../../helpers/processes.js';
 
 const group = ProcessGroup.scoped();
 
 /** Connects and disconnects an MQTT client; resolves with whether CONNACK came within `timeoutMs`. */
-async function connects(url: string, timeoutMs = 3000): Promise<boolean> {
+async function connects(url: string, timeoutMs = 20_000): Promise<boolean> {
   const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: timeoutMs });
   const ok = await new Promise<boolean>((resolve) => {
     c.once('connect', () => resolve(true));
@@ -20,7 +21,7 @@ async function connects(url: string, timeoutMs = 3000): Promise<boolean> {
 }
 
 void describe(`courier process helper (entry: ${resolveEntry()})`, () => {
-  void it('starts on free ports, logs JSON lines, and stops gracefully on SIGTERM', { timeout: 30_000 }, async () => {
+  void it('starts on free ports, logs JSON lines, and stops gracefully on SIGTERM', { timeout: 90_000 }, async () => {
     const node = await startCourier(group);
     assert.ok(node.port > 0);
     assert.ok(node.wsPort !== undefined && node.wsPort > 0 && node.wsPort !== node.port);
@@ -40,7 +41,7 @@ void describe(`courier process helper (entry: ${resolveEntry()})`, () => {
     );
   });
 
-  void it('sigstop() freezes it (no CONNACK), sigcont() thaws it; sigterm() works on a stopped process', { timeout: 30_000 }, async () => {
+  void it('sigstop() freezes it (no CONNACK), sigcont() thaws it; sigterm() works on a stopped process', { timeout: 90_000 }, async () => {
     const node = await startCourier(group, { wsPort: 'off' });
     assert.equal(node.wsPort, undefined);
     node.sigstop();
@@ -51,9 +52,9 @@ void describe(`courier process helper (entry: ${resolveEntry()})`, () => {
     assert.equal((await node.sigterm()).code, 0);
   });
 
-  void it('sigkill() and restart() keep the port and the data dir (a retained message survives)', { timeout: 30_000 }, async () => {
+  void it('sigkill() and restart() keep the port and the data dir (a retained message survives)', { timeout: 90_000 }, async () => {
     const node = await startCourier(group);
-    const pub = await mqtt.connectAsync(node.url, { reconnectPeriod: 0 });
+    const pub = await mqtt.connectAsync(node.url, { reconnectPeriod: 0, connectTimeout: 20_000 });
     await pub.publishAsync('helper/retained', 'kept', { qos: 1, retain: true });
     pub.end(true);
     const exit = await node.sigkill();
@@ -64,21 +65,21 @@ void describe(`courier process helper (entry: ${resolveEntry()})`, () => {
     assert.equal(again.port, node.port);
     assert.equal(again.wsPort, node.wsPort);
     assert.equal(again.dataDir, node.dataDir);
-    const sub = await mqtt.connectAsync(again.url, { reconnectPeriod: 0 });
+    const sub = await mqtt.connectAsync(again.url, { reconnectPeriod: 0, connectTimeout: 20_000 });
     const got = new Promise<string>((resolve) => sub.on('message', (_t, p) => resolve(p.toString())));
     await sub.subscribeAsync('helper/retained', { qos: 1 });
-    assert.equal(await got, 'kept');
+    assert.equal(await withTimeout(got, 20_000, 'the retained message'), 'kept');
     sub.end(true);
   });
 
-  void it('bad flags: readiness fails with the exit code and the message', { timeout: 30_000 }, async () => {
+  void it('bad flags: readiness fails with the exit code and the message', { timeout: 90_000 }, async () => {
     await assert.rejects(startCourier(group, { args: ['--no-such-flag'] }), /exited with 2 first[\s\S]*unknown option --no-such-flag/);
     const node = await startCourier(group, { args: ['--no-such-flag'], waitReady: false });
     assert.equal((await node.exited()).code, 2);
     assert.ok(node.otherOutput().some((l) => l.includes('unknown option --no-such-flag')));
   });
 
-  void it('passes env, never the parent COURIER_* variables', { timeout: 30_000 }, async () => {
+  void it('passes env, never the parent COURIER_* variables', { timeout: 90_000 }, async () => {
     process.env.COURIER_SOMETHING_UNKNOWN = '1';
     try {
       const node = await startCourier(group, { env: { COURIER_WS_PATH: '/elsewhere' } });

@@ -19,20 +19,24 @@ void describe('FaultProxy (ioredis → redis-server)', redisServerGate(), () => 
     await redis?.close();
   });
 
+  /** The next 'ready' (events.once would reject on the 'error' a reset emits first). */
+  const nextReady = (client: Redis): Promise<void> => new Promise((resolve) => client.once('ready', () => resolve()));
+
   async function through(): Promise<{ proxy: FaultProxy; client: Redis; ready: () => number }> {
     const proxy = new FaultProxy({ port: redis!.port });
     proxies.push(proxy);
     const port = await proxy.listen();
-    const client = new Redis({ host: '127.0.0.1', port, commandTimeout: 500, connectTimeout: 1000, maxRetriesPerRequest: 3, retryStrategy: () => 20 });
+    const client = new Redis({ host: '127.0.0.1', port, commandTimeout: 1500, connectTimeout: 5000, maxRetriesPerRequest: 3, retryStrategy: () => 20 });
     client.on('error', () => {});
     clients.push(client);
     let readies = 0;
     client.on('ready', () => readies++);
+    await nextReady(client);
     assert.equal(await client.ping(), 'PONG');
     return { proxy, client, ready: () => readies };
   }
 
-  void it('cut(): ioredis reconnects on its own and commands work again', { timeout: 15_000 }, async () => {
+  void it('cut(): ioredis reconnects on its own and commands work again', { timeout: 30_000 }, async () => {
     const { proxy, client, ready } = await through();
     await client.set('cut', '1');
     const reconnecting = new Promise<void>((resolve) => client.once('reconnecting', () => resolve()));
@@ -43,18 +47,19 @@ void describe('FaultProxy (ioredis → redis-server)', redisServerGate(), () => 
     assert.equal(proxy.stats().acceptedConnections, 2);
   });
 
-  void it('blackhole(): commands time out; heal(): ioredis reconnects and commands work again', { timeout: 15_000 }, async () => {
+  void it('blackhole(): commands time out; heal(): ioredis reconnects and commands work again', { timeout: 30_000 }, async () => {
     const { proxy, client } = await through();
     proxy.blackhole();
     await assert.rejects(client.ping(), /timed out/i);
-    await assert.rejects(client.get('anything'), /timed out/i);
     assert.ok(proxy.stats().bytesDropped > 0);
+    const reconnected = nextReady(client);
     await proxy.heal();
+    await reconnected;
     assert.equal(await client.set('healed', 'yes'), 'OK');
     assert.equal(await redis!.client().get('healed'), 'yes');
   });
 
-  void it('refuse(): a new client cannot connect; heal(): it connects', { timeout: 15_000 }, async () => {
+  void it('refuse(): a new client cannot connect; heal(): it connects', { timeout: 30_000 }, async () => {
     const { proxy, client } = await through();
     proxy.refuse();
     const late = new Redis({ host: '127.0.0.1', port: proxy.port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
@@ -70,7 +75,7 @@ void describe('FaultProxy (ioredis → redis-server)', redisServerGate(), () => 
     assert.equal(await again.ping(), 'PONG');
   });
 
-  void it('latency(ms) slows every round trip by at least 2 × ms', { timeout: 15_000 }, async () => {
+  void it('latency(ms) slows every round trip by at least 2 × ms', { timeout: 30_000 }, async () => {
     const { proxy, client } = await through();
     proxy.latency(40);
     const started = Date.now();

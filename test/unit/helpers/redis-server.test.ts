@@ -16,7 +16,7 @@ async function start(...args: Parameters<typeof startRedisServer>): Promise<Redi
 }
 
 void describe('redis-server helper', redisServerGate(), () => {
-  void it('starts on a free loopback port with its own dir and answers commands', { timeout: 20_000 }, async () => {
+  void it('starts on a free loopback port with its own dir and answers commands', { timeout: 60_000 }, async () => {
     const s = await start();
     assert.ok(s.port > 0);
     assert.equal(s.url, `redis://127.0.0.1:${s.port}`);
@@ -30,7 +30,7 @@ void describe('redis-server helper', redisServerGate(), () => {
     assert.equal(s.running(), true);
   });
 
-  void it('restart() after kill9() reloads the AOF (appendfsync always) on the same port and dir', { timeout: 20_000 }, async () => {
+  void it('restart() after kill9() reloads the AOF (appendfsync always) on the same port and dir', { timeout: 60_000 }, async () => {
     const s = await start({ appendonly: true, appendfsync: 'always' });
     const c = s.client();
     await c.set('durable', '1');
@@ -48,7 +48,7 @@ void describe('redis-server helper', redisServerGate(), () => {
     assert.deepEqual(await c.lrange('list', 0, -1), ['a', 'b', 'c']);
   });
 
-  void it('without AOF a restart starts empty', { timeout: 20_000 }, async () => {
+  void it('without AOF a restart starts empty', { timeout: 60_000 }, async () => {
     const s = await start({ appendonly: false });
     const c = s.client();
     await c.set('volatile', '1');
@@ -57,14 +57,14 @@ void describe('redis-server helper', redisServerGate(), () => {
     assert.equal(await c.get('volatile'), null);
   });
 
-  void it('passes extra config args through', { timeout: 20_000 }, async () => {
+  void it('passes extra config args through', { timeout: 60_000 }, async () => {
     const s = await start({ extraArgs: ['--maxmemory', '12mb', '--maxmemory-policy', 'noeviction'] });
     const c = s.client();
     assert.deepEqual(await c.config('GET', 'maxmemory'), ['maxmemory', String(12 * 1024 * 1024)]);
     assert.deepEqual(await c.config('GET', 'appendonly'), ['appendonly', 'no']);
   });
 
-  void it('freeze() makes commands time out; thaw() brings answers back', { timeout: 20_000 }, async () => {
+  void it('freeze() makes commands time out; thaw() brings answers back', { timeout: 60_000 }, async () => {
     const s = await start();
     const c = s.client({ commandTimeout: 300 });
     assert.equal(await c.ping(), 'PONG');
@@ -76,7 +76,7 @@ void describe('redis-server helper', redisServerGate(), () => {
     assert.equal(await d.ping(), 'PONG');
   });
 
-  void it('stop() exits cleanly; close() removes the dir and is idempotent', { timeout: 20_000 }, async () => {
+  void it('stop() exits cleanly; close() removes the dir and is idempotent', { timeout: 60_000 }, async () => {
     const s = await start({ appendonly: true });
     const exit = await s.stop();
     assert.equal(exit.code, 0);
