@@ -4,10 +4,8 @@
  * lines starting with `#` are comments. `courier passwd --admin FILE USER [--role viewer]` edits
  * it (atomically, mode 0600).
  */
-import { randomBytes } from 'node:crypto';
-import { chmod, open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { checkUserName, hashPassword } from '../security/passwords.js';
+import { readFile } from 'node:fs/promises';
+import { checkUserName, hashPassword, writeAtomically } from '../security/passwords.js';
 
 export type Role = 'admin' | 'viewer';
 export const ROLES: readonly Role[] = ['admin', 'viewer'];
@@ -60,24 +58,6 @@ async function readLines(path: string): Promise<Line[]> {
     return scan(await readFile(path, 'utf8'), path).lines;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-}
-
-async function writeAtomically(path: string, text: string): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    try {
-      await fh.writeFile(text, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await chmod(tmp, 0o600);
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => {});
     throw err;
   }
 }

@@ -10,7 +10,7 @@ import type { Logger } from '../options.js';
 import type { ClusterCounters } from './options.js';
 import type { RouteTable } from './routes.js';
 import { MAX_ROUTE_OPS, RETAINED_LOG_MAXLEN, ROUTE_LOG_MAXLEN, type Keys } from './scripts.js';
-import { BatchWriter } from './wire.js';
+import { BatchWriter, encodeRetained } from './wire.js';
 
 /** The node an outbox writes for. */
 export interface OutboxOwner {
@@ -216,7 +216,7 @@ export class Outbox {
         k.retVer,
         k.retLog,
         m.topic,
-        m.payload.length === 0 ? '' : encodeRetainedValue(m),
+        m.payload.length === 0 ? '' : encodeRetained(m),
         RETAINED_LOG_MAXLEN,
       );
       index++;
@@ -266,10 +266,4 @@ export class Outbox {
       },
     );
   }
-}
-
-function encodeRetainedValue(m: Message): Buffer {
-  const w = new BatchWriter(64 + m.payload.length + m.topic.length);
-  w.add(m, false, undefined);
-  return w.finish();
 }

@@ -309,7 +309,7 @@ async function readLines(path: string): Promise<Line[]> {
 }
 
 /** Replaces `path` with `text`: write a temporary file (mode 0600) in the same directory, then rename. */
-async function writeAtomically(path: string, text: string): Promise<void> {
+export async function writeAtomically(path: string, text: string): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', 0o600);
   try {
