@@ -153,7 +153,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.limits = { ...defaultSessionLimits, ...options.sessions };
     this.#log = options.logger ?? noopLogger;
     const persistence = { ...defaultPersistence, ...options.persistence };
-    this.#store = options.store ?? createStore(persistence, options);
+    // In a cluster, persistent sessions live in Redis, where any node can take them over.
+    const c = options.cluster === undefined ? undefined : { ...defaultClusterOptions, nodeName: hostname(), ...options.cluster };
+    const sessionStore =
+      c === undefined || options.store !== undefined ? undefined : new RedisStore({ redis: c.redis, prefix: c.prefix, cluster: true, waitForReconnect: true });
+    this.#store = options.store ?? sessionStore ?? createStore(persistence, options);
     this.#core = new BrokerCore(this.mqtt, this.limits, this.#store, this.#log, {
       publish: (m, clientId) => {
         if (channels.publish.hasSubscribers) channels.publish.publish({ topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain, clientId });
@@ -164,10 +168,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
       },
       sessionExpired: (clientId) => this.emit('sessionExpired', clientId),
     });
-    if (options.cluster !== undefined) {
-      const c = { ...defaultClusterOptions, nodeName: hostname(), ...options.cluster };
-      this.#cluster = new ClusterNode(c, this.#core, this.#log, () => this.#nodeStats());
+    if (c !== undefined) {
+      this.#cluster = new ClusterNode(c, this.#core, this.#log, () => this.#nodeStats(), sessionStore);
       this.#core.cluster = this.#cluster;
+      this.#core.inlineMessages = true;
     }
     this.#limits = { ...defaultLimits, ...options.limits };
     this.#topicLimits = { maxLength: this.#limits.maxTopicLength, maxLevels: this.#limits.maxTopicLevels };
@@ -300,7 +304,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       }
     }
     await this.#store.open();
-    await this.#core.load(Date.now());
+    // A cluster node loads no sessions: it claims each at CONNECT, or adopts those of dead nodes.
+    if (this.#cluster === undefined || this.#cluster.sessions === undefined) await this.#core.load(Date.now());
     if (this.#cluster !== undefined) {
       try {
         await this.#cluster.start();
@@ -717,7 +722,6 @@ function createStore(persistence: PersistenceOptions, options: BrokerOptions): S
       return new MemoryStore();
     case 'redis':
       if (persistence.redis === undefined) throw new Error('persistence.redis (a Redis URL) is required with engine "redis"');
-      if (options.cluster !== undefined) throw new Error('persistence engine "redis" cannot be used in a cluster yet');
       return new RedisStore({ redis: persistence.redis });
     default:
       return new LmdbStore({ dataDir: options.dataDir ?? './data', durability: persistence.durability });

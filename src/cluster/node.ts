@@ -12,9 +12,20 @@ import type { Message } from '../core/message.js';
 import type { Logger } from '../options.js';
 import { Outbox } from './outbox.js';
 import { RouteTable } from './routes.js';
-import { DEAD, HEARTBEAT, keys, MAX_ROUTE_OPS, RETAIN, ROUTE_LOG_MAXLEN, ROUTES, type Keys } from './scripts.js';
+import { DEAD, FORWARD, HEARTBEAT, keys, MAX_ROUTE_OPS, RETAIN, ROUTE_LOG_MAXLEN, ROUTES, type Keys } from './scripts.js';
 import type { ClusterCounters, ClusterOptions, ClusterStats } from './options.js';
 import { Tail, type ClusterCore } from './tail.js';
+import type { LiveConnection } from '../core/broker-core.js';
+import type { SessionClaim } from '../core/cluster-link.js';
+import { ClusterSessions, type SessionCore } from './sessions.js';
+import type { RedisStore } from './redis-store.js';
+
+/** What a node needs of the broker core. */
+export type NodeCore = ClusterCore &
+  SessionCore & {
+    /** Every session dropped, connections closed (the node fenced itself). */
+    dropAll(close: (c: LiveConnection) => void): void;
+  };
 
 type ScriptFn = (...args: Array<string | Buffer | number>) => Promise<unknown>;
 interface Scripted {
@@ -41,7 +52,10 @@ export class ClusterNode implements ClusterLink {
     retainedChanges: 0,
     rejoins: 0,
     redisDisconnects: 0,
+    selfFences: 0,
   };
+  /** Persistent sessions in Redis, taken over across nodes (present when the node has a RedisStore). */
+  readonly sessions: ClusterSessions | undefined;
   /** Current incarnation (0 before joining). */
   nid = 0;
   readonly #log: Logger;
@@ -64,12 +78,26 @@ export class ClusterNode implements ClusterLink {
   #beatSentAt = 0;
   #liveNodes = 0;
   #lastError = '';
+  readonly #core: NodeCore;
+  readonly #store: RedisStore | undefined;
+  /** The Redis data epoch this node joined (see scripts.ts `epoch`). */
+  #epoch = '';
+  /** Last heartbeat Redis answered (for self-fencing when it stops answering). */
+  #beatOkAt = 0;
+  /** The node dropped its clients and sessions and waits to join again. */
+  #fencedSelf = false;
+  #rejoining = false;
+  /** Interest collected instead of announced (the route switch of a recovery, see sessions.ts). */
+  #collecting = false;
+  readonly #collected = new Set<string>();
 
-  constructor(options: ClusterOptions, core: ClusterCore, log: Logger, localStats: () => Record<string, number>) {
+  constructor(options: ClusterOptions, core: NodeCore, log: Logger, localStats: () => Record<string, number>, store?: RedisStore) {
     this.options = options;
     this.keys = keys(options.prefix);
     this.#log = log;
     this.#localStats = localStats;
+    this.#core = core;
+    this.#store = store;
     this.#redis = new Redis(options.redis, {
       lazyConnect: true,
       // Commands wait for a reconnect instead of failing: acknowledgements are withheld meanwhile.
@@ -84,12 +112,17 @@ export class ClusterNode implements ClusterLink {
     this.#redis.on('close', () => this.#lost());
     this.#redis.on('ready', () => this.#back());
     const r = this.#redis as unknown as Redis;
-    r.defineCommand('courierHeartbeat', { numberOfKeys: 4, lua: HEARTBEAT });
-    r.defineCommand('courierDead', { numberOfKeys: 7, lua: DEAD });
+    r.defineCommand('courierHeartbeat', { numberOfKeys: 5, lua: HEARTBEAT });
+    r.defineCommand('courierDead', { numberOfKeys: 9, lua: DEAD });
     r.defineCommand('courierRoutes', { numberOfKeys: 3, lua: ROUTES });
-    r.defineCommand('courierRetain', { numberOfKeys: 3, lua: RETAIN });
+    r.defineCommand('courierRetain', { numberOfKeys: 4, lua: RETAIN });
+    r.defineCommand('courierForward', { numberOfKeys: 1, lua: FORWARD });
     this.#tail = new Tail(this, options, core, log, this.keys);
     this.#outbox = new Outbox(this, this.#redis, this.keys, log);
+    if (store !== undefined) {
+      this.sessions = new ClusterSessions(this, store, this.keys, log, options.leaseMs);
+      this.sessions.attach(core);
+    }
   }
 
   get #scripts(): Scripted {
@@ -101,8 +134,9 @@ export class ClusterNode implements ClusterLink {
     return this.#redis;
   }
 
+  /** Redis reachable and this node a member in good standing (CONNECTs are accepted). */
   get available(): boolean {
-    return this.#available;
+    return this.#available && this.#joined && !this.#fencedSelf;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -119,6 +153,7 @@ export class ClusterNode implements ClusterLink {
     await this.#checkRedis();
     await this.#join();
     this.#connectedAt = Date.now();
+    this.#beatOkAt = this.#connectedAt;
     this.#available = true;
     await this.#tail.start(this.nid);
     this.#heartbeat = setInterval(() => void this.#beat(), this.options.heartbeatMs);
@@ -142,11 +177,15 @@ export class ClusterNode implements ClusterLink {
   async #join(): Promise<void> {
     const k = this.keys;
     const name = this.options.nodeName;
+    // The first node on an empty Redis sets the epoch; a node that later finds it gone or
+    // changed knows Redis lost its data.
+    await this.#redis.set(k.epoch, `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`, 'NX');
+    this.#epoch = (await this.#redis.get(k.epoch)) ?? '';
     const nid = Number(await this.#redis.incr(k.seq));
     const old = await this.#redis.get(k.name(name));
     if (old !== null) {
       const oldNid = Number(old);
-      const info = await this.#redis.get(k.node(oldNid));
+      const info = oldNid === this.nid ? null : await this.#redis.get(k.node(oldNid));
       if (info !== null) {
         let holder: { host?: string; pid?: number } = {};
         try {
@@ -203,6 +242,8 @@ export class ClusterNode implements ClusterLink {
       k.rlog,
       k.inbox(nid),
       k.stats(nid),
+      k.orphans,
+      k.own(nid),
       nid,
       this.options.leaseMs,
       force ? '1' : '0',
@@ -219,12 +260,29 @@ export class ClusterNode implements ClusterLink {
     const info = JSON.stringify({ name: this.options.nodeName, host: hostname(), pid: process.pid });
     const stats = JSON.stringify(this.#localStats());
     return Number(
-      await this.#scripts.courierHeartbeat(k.node(this.nid), k.nodes, k.dead(this.nid), k.stats(this.nid), this.nid, this.options.leaseMs, info, stats),
+      await this.#scripts.courierHeartbeat(
+        k.node(this.nid),
+        k.nodes,
+        k.dead(this.nid),
+        k.stats(this.nid),
+        k.epoch,
+        this.nid,
+        this.options.leaseMs,
+        info,
+        stats,
+        this.#epoch,
+      ),
     );
   }
 
   async #beat(): Promise<void> {
     if (this.#stopping) return;
+    // No heartbeat answered for nearly a lease (Redis unreachable or not answering): the others
+    // will declare this node dead and take its sessions over, so it lets its clients go first
+    // (they reconnect elsewhere).
+    if (this.#joined && !this.#fencedSelf && !this.#rejoining && Date.now() - this.#beatOkAt > this.options.leaseMs - this.options.heartbeatMs) {
+      this.#selfFence('no heartbeat reached Redis for nearly a lease');
+    }
     if (this.#beatPending) {
       // A connection that stays open but answers nothing (a network partition, a frozen Redis)
       // never closes by itself: after three heartbeats without a reply it counts as lost. The
@@ -238,14 +296,25 @@ export class ClusterNode implements ClusterLink {
       return;
     }
     if (!this.#available) return;
+    if (this.#fencedSelf) {
+      void this.#rejoin('joining again after fencing itself').catch(() => {});
+      return;
+    }
     this.#beatPending = true;
     this.#beatSentAt = Date.now();
     try {
       const had = await this.#beatOnce();
-      if (had < 0) {
-        await this.#rejoin('this node was declared dead (no heartbeat within the lease)');
+      if (had === -2) {
+        this.#selfFence('Redis lost its data (restarted empty)');
+        await this.#rejoin('Redis lost its data');
         return;
       }
+      if (had < 0) {
+        this.#selfFence('this node was declared dead (no heartbeat within the lease)');
+        await this.#rejoin('this node was declared dead');
+        return;
+      }
+      this.#beatOkAt = Date.now();
       // The lease had lapsed (a Redis restart, or a long pause nobody acted on): announce again.
       if (had === 0) await this.#announceAll();
       await this.#janitor();
@@ -279,7 +348,15 @@ export class ClusterNode implements ClusterLink {
     for (const s of stale) {
       const nid = Number(s);
       if (nid === this.nid) continue;
-      if (await this.#dead(nid, false)) this.#log.warn({ nodeId: nid }, 'cluster: node declared dead (lease expired); its routes are removed');
+      if (await this.#dead(nid, false)) this.#log.warn({ nodeId: nid }, 'cluster: node declared dead (lease expired)');
+    }
+    // Dead nodes whose sessions and inbox wait for a survivor (one recovers each, by lock).
+    const sessions = this.sessions;
+    if (sessions === undefined) return;
+    for (const s of await this.#redis.smembers(this.keys.orphans)) {
+      const nid = Number(s);
+      if (nid === this.nid) continue;
+      sessions.recover(nid).catch((err: unknown) => this.#log.error({ nodeId: nid, err: String(err) }, 'cluster: recovery of a dead node failed; retried'));
     }
   }
 
@@ -318,17 +395,46 @@ export class ClusterNode implements ClusterLink {
     return this.#joined;
   }
 
-  /** Redis refused a write as coming from a node without a lease. */
+  /** Redis refused a write as coming from a node without a lease, or declared dead. */
   fenced(why: string): void {
+    if (this.#fencedSelf || this.#rejoining) return;
+    this.#selfFence(why);
     void this.#rejoin(why).catch(() => {});
   }
 
+  /**
+   * This node may no longer speak for its sessions (declared dead, cut off from Redis, Redis lost
+   * its data): every client is disconnected (5.0: DISCONNECT 0x8B) so it reconnects elsewhere,
+   * every session dropped without a will or a write (the survivors adopt them and decide the
+   * wills), until it joins again as a new incarnation.
+   */
+  #selfFence(why: string): void {
+    if (this.#fencedSelf) return;
+    this.#fencedSelf = true;
+    this.counters.selfFences++;
+    this.#log.error(
+      { node: this.options.nodeName, nodeId: this.nid, clients: this.#core.sessions.size },
+      `cluster: ${why}; this node fences itself: its clients are disconnected to resume elsewhere and its sessions left to the other nodes`,
+    );
+    this.#core.dropAll((c) => c.fence());
+    this.sessions?.reset();
+    this.#outbox.clearRoutes();
+  }
+
   async #rejoin(why: string): Promise<void> {
-    this.counters.rejoins++;
-    this.#log.warn({ node: this.options.nodeName, nodeId: this.nid }, `cluster: ${why}; joining again as a new incarnation`);
-    this.#joined = false;
-    await this.#join();
-    await this.#tail.restart(this.nid);
+    if (this.#rejoining) return;
+    this.#rejoining = true;
+    try {
+      this.counters.rejoins++;
+      this.#log.warn({ node: this.options.nodeName, nodeId: this.nid }, `cluster: ${why}; joining again as a new incarnation`);
+      this.#joined = false;
+      await this.#join();
+      this.#beatOkAt = Date.now();
+      this.#fencedSelf = false;
+      await this.#tail.restart(this.nid);
+    } finally {
+      this.#rejoining = false;
+    }
   }
 
   #lost(): void {
@@ -350,9 +456,19 @@ export class ClusterNode implements ClusterLink {
     this.#log.info({ redis: redact(this.options.redis) }, 'cluster: Redis connection restored; resynchronising routes and retained messages');
     void (async () => {
       try {
+        if (this.#fencedSelf) {
+          await this.#rejoin('Redis is back');
+          return;
+        }
         const had = await this.#beatOnce();
-        if (had < 0) await this.#rejoin('this node was declared dead while Redis was unreachable');
-        else {
+        if (had === -2) {
+          this.#selfFence('Redis lost its data (restarted empty)');
+          await this.#rejoin('Redis lost its data');
+        } else if (had < 0) {
+          this.#selfFence('this node was declared dead while Redis was unreachable');
+          await this.#rejoin('this node was declared dead while Redis was unreachable');
+        } else {
+          this.#beatOkAt = Date.now();
           if (had === 0) await this.#announceAll();
           await this.#tail.restart(this.nid);
         }
@@ -371,12 +487,81 @@ export class ClusterNode implements ClusterLink {
     else this.#interest.delete(filter);
     // Only the 0↔1 transitions are announced.
     if ((on && n === 1) || (!on && n === 0)) {
-      this.#outbox.route(filter, on);
+      if (this.#collecting && on) this.#collected.add(filter);
+      else if (!on && this.#collected.delete(filter)) return;
+      else this.#outbox.route(filter, on);
     }
   }
 
+  collectInterest(on: boolean): void {
+    this.#collecting = on;
+  }
+
+  takeCollected(): string[] {
+    const out = [...this.#collected];
+    this.#collected.clear();
+    return out;
+  }
+
+  // Cluster II (sessions.ts)
+
+  claim(clientId: string, clean: boolean): Promise<SessionClaim> {
+    if (this.sessions === undefined) return Promise.reject(new Error('cluster sessions need a RedisStore'));
+    return this.sessions.claim(clientId, clean);
+  }
+
+  sessionEnded(clientId: string, claimToken: string | undefined): void {
+    this.sessions?.ended(clientId, claimToken);
+  }
+
+  handled(inbox: string, minid: string): void {
+    const store = this.#store;
+    if (store === undefined) {
+      this.#redis.xtrim(inbox, 'MINID', minid).catch(() => {});
+      return;
+    }
+    // The journal writes of what was handled go first, the trim with them.
+    void this.#core.commitPoint()?.catch(() => {});
+    store.trimInbox(inbox, minid);
+  }
+
+  kicked(clientId: string, token: string, clean: boolean): void {
+    this.sessions?.kicked(clientId, token, clean);
+  }
+
+  redirected(clientId: string, entries: Buffer[]): void {
+    this.sessions?.redirected(clientId, entries);
+  }
+
+  excluded(destinations: string, topic: string): ReadonlySet<string> | undefined {
+    return this.sessions?.excluded(destinations, topic);
+  }
+
+  adoptedFrom(nid: number): ReadonlySet<string> | undefined {
+    return this.sessions?.adoptedFrom(nid);
+  }
+
   forward(m: Message, localGroups: readonly string[] | undefined): readonly string[] | undefined {
-    return this.#outbox.forward(m, localGroups);
+    const sessions = this.sessions;
+    if (sessions === undefined || !sessions.handingOver) return this.#outbox.forward(m, localGroups);
+    const dests: number[] = [];
+    const keep = this.#outbox.forward(m, localGroups, dests);
+    sessions.handOver(m, dests);
+    return keep;
+  }
+
+  handOver(nid: number, clientId: string, m: Message): void {
+    this.#outbox.handOver(nid, clientId, m);
+  }
+
+  /** A message forwarded here was handled: sessions that moved away get theirs (see ClusterSessions.handOver). */
+  forwardedHere(m: Message): void {
+    const sessions = this.sessions;
+    if (sessions !== undefined && sessions.handingOver) sessions.handOver(m, undefined);
+  }
+
+  quiet(): Promise<void> | undefined {
+    return this.sessions?.quiet();
   }
 
   retain(m: Message): void {
@@ -422,6 +607,7 @@ export class ClusterNode implements ClusterLink {
       available: this.#available,
       nodes: Math.max(this.#liveNodes, 1),
       remoteRoutes: this.routes.size,
+      ...(this.sessions === undefined ? {} : { sessions: { ...this.sessions.counters } }),
       totals: { ...this.#totals },
     };
   }

@@ -42,6 +42,8 @@ export interface ClusterCounters {
   rejoins: number;
   /** Times the connection to Redis was lost. */
   redisDisconnects: number;
+  /** Times this node dropped its clients and sessions because it could no longer speak for them (declared dead, cut off from Redis, Redis lost its data). */
+  selfFences: number;
 }
 
 export interface ClusterStats extends ClusterCounters {
@@ -54,6 +56,8 @@ export interface ClusterStats extends ClusterCounters {
   nodes: number;
   /** Route entries (node, filter) of other nodes held in memory. */
   remoteRoutes: number;
+  /** Cluster II session counters (takeovers, kicks, adoptions, recoveries), with a RedisStore. */
+  sessions?: import('./sessions.js').SessionCounters;
   /** Sums over the live nodes of their broker counters (connections, messagesIn, ...), as of the last heartbeat. */
   totals: Record<string, number>;
 }

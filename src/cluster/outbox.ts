@@ -28,6 +28,7 @@ export interface OutboxOwner {
 interface PipelineScripted {
   courierRoutes(...args: Array<string | Buffer | number>): void;
   courierRetain(...args: Array<string | Buffer | number>): void;
+  courierForward(...args: Array<string | Buffer | number>): void;
 }
 
 export class Outbox {
@@ -40,6 +41,8 @@ export class Outbox {
   /** Forward batches of this turn by destination node. */
   readonly #batches = new Map<number, BatchWriter>();
   readonly #retains: Message[] = [];
+  /** Messages handed over to sessions that moved to another node, by node and client id. */
+  readonly #handovers = new Map<string, { nid: number; clientId: string; w: BatchWriter }>();
   readonly #groupTurn = new Map<string, number>();
   readonly #groupScratch = new Map<number, string[]>();
   #flushScheduled = false;
@@ -78,7 +81,18 @@ export class Outbox {
     await Promise.all(this.#flights.map((f) => f.done.catch(() => {})));
   }
 
-  forward(m: Message, localGroups: readonly string[] | undefined): readonly string[] | undefined {
+  /** Queues `m` for the session `clientId` on node `nid` only (an `o` inbox entry: a session that moved there). */
+  handOver(nid: number, clientId: string, m: Message): void {
+    const key = `${nid}\0${clientId}`;
+    let h = this.#handovers.get(key);
+    if (h === undefined) this.#handovers.set(key, (h = { nid, clientId, w: new BatchWriter(256) }));
+    h.w.add(m, true, undefined);
+    this.writes++;
+    this.#schedule();
+  }
+
+  /** `destinations` (when given) receives the nodes this message is sent to. */
+  forward(m: Message, localGroups: readonly string[] | undefined, destinations?: number[]): readonly string[] | undefined {
     const routes = this.#node.routes;
     if (routes.size === 0) return localGroups;
     const match = routes.match(m.topic);
@@ -119,6 +133,7 @@ export class Outbox {
         continue;
       }
       this.#batch(nid).add(m, true, groups);
+      destinations?.push(nid);
     }
     for (const [nid, groups] of assigned) {
       if (m.qos === 0 && lagging.size > 0 && lagging.has(nid)) {
@@ -126,6 +141,7 @@ export class Outbox {
         continue;
       }
       this.#batch(nid).add(m, false, groups);
+      destinations?.push(nid);
     }
     assigned.clear();
     return keep;
@@ -188,7 +204,8 @@ export class Outbox {
     const hasRetains = this.#retains.length > 0;
     let hasBatches = false;
     for (const w of this.#batches.values()) if (w.count > 0) hasBatches = true;
-    if (!hasRoutes && !hasRetains && !hasBatches) {
+    const hasHandovers = this.#handovers.size > 0;
+    if (!hasRoutes && !hasRetains && !hasBatches && !hasHandovers) {
       this.#sent = this.writes;
       next?.resolve();
       return;
@@ -215,6 +232,7 @@ export class Outbox {
         k.ret,
         k.retVer,
         k.retLog,
+        k.dead(this.#node.nid),
         m.topic,
         m.payload.length === 0 ? '' : encodeRetained(m),
         RETAINED_LOG_MAXLEN,
@@ -222,27 +240,43 @@ export class Outbox {
       index++;
     }
     this.#retains.length = 0;
+    // One atomic call for every destination: a node that received a message of this turn from
+    // here can tell (from the destination list) which other nodes got it in the same step.
+    const forward: Array<string | Buffer | number> = [k.dead(this.#node.nid), String(this.#node.nid), '', k.inboxPrefix, k.movedPrefix];
+    const dests: number[] = [];
     for (const [nid, w] of this.#batches) {
       if (w.count === 0) continue;
       this.#node.counters.forwardBatches++;
-      p.xadd(k.inbox(nid), 'NOMKSTREAM', '*', 'f', String(this.#node.nid), 'b', w.finish());
+      forward.push(nid, w.finish());
       forwardCalls.push({ index, nid, count: w.count });
-      index++;
+      dests.push(nid);
       w.reset();
     }
+    if (dests.length > 0) {
+      forward[2] = dests.join(',');
+      (p as unknown as PipelineScripted).courierForward(...forward);
+    }
+    for (const { nid, clientId, w } of this.#handovers.values()) {
+      p.xadd(k.inbox(nid), 'NOMKSTREAM', '*', 'o', clientId, 'f', String(this.#node.nid), 'b', w.finish());
+    }
+    this.#handovers.clear();
     const upTo = this.writes;
     this.#sent = upTo;
     const done = p.exec().then((results) => {
       if (results === null) throw new Error('cluster write: no reply');
-      for (const { index: i, count } of forwardCalls) {
-        // NOMKSTREAM: a nil reply means the destination's inbox is gone (it left or died).
-        if (results[i]?.[1] === null) this.#node.counters.forwardsToGoneNodes += count;
+      if (forwardCalls.length > 0) {
+        const reply = results[forwardCalls[0]!.index]?.[1];
+        // Per destination: 0 = its inbox is gone (it left or died, and nobody adopted its sessions).
+        if (Array.isArray(reply))
+          forwardCalls.forEach(({ count }, j) => {
+            if (reply[j] === 0) this.#node.counters.forwardsToGoneNodes += count;
+          });
       }
       for (const [err] of results) {
         if (err === null) continue;
         if (/FENCED/.test(err.message)) {
-          this.#node.fenced('Redis refused a route change (lease lost)');
-          continue;
+          // Nothing that depended on this turn's writes is acknowledged.
+          this.#node.fenced(`Redis refused a write of this node (${err.message})`);
         }
         throw err;
       }

@@ -24,7 +24,7 @@ import { decodeOutbound, encodeOutbound } from '../store/outbound-codec.js';
 import { decodeMessage, decodeSession, encodeMessage, encodeSession } from './store-codec.js';
 import { scanSnapshot } from './store-load.js';
 import { Batch, type Arg } from './store-batch.js';
-import { CLAIM, COMMIT, LOAD_SESSION, RELEASE, storeKeys, type StoreKeys } from './store-scripts.js';
+import { ADOPT, CLAIM, COMMIT, LOAD_SESSION, RELEASE, storeKeys, type StoreKeys } from './store-scripts.js';
 
 export interface RedisStoreOptions {
   /** An ioredis client (used as is, not closed by close()), or a Redis URL (a client of our own). */
@@ -37,8 +37,19 @@ export interface RedisStoreOptions {
   maxBytesPerCall?: number;
   /** With a URL: how long a command may go unanswered before it fails (default 5000 ms). */
   commandTimeoutMs?: number;
-  /** Client ids whose writes a commit dropped because their session was claimed elsewhere. */
-  onFenced?: (clientIds: string[]) => void;
+  /** Client ids whose writes a commit dropped because their session was claimed elsewhere (and the tokens those writes carried). */
+  onFenced?: (clientIds: string[], tokens: string[]) => void;
+  /**
+   * Part of a cluster (Cluster II): claims keep the own sets and kick the previous owner, and a
+   * fenced client's new outbound entries are handed to the session's new owner (store-scripts.ts).
+   */
+  cluster?: boolean;
+  /**
+   * With a URL: commands wait for a reconnect (and are sent again) instead of failing at once,
+   * as the cluster's own writes do; acknowledgements stay withheld meanwhile. Commits are
+   * idempotent, so one applied before a connection broke may safely be applied again.
+   */
+  waitForReconnect?: boolean;
 }
 
 export interface ClaimResult {
@@ -48,6 +59,10 @@ export interface ClaimResult {
   previousOwner: string | null;
   /** A session record was there. */
   present: boolean;
+  /** In a cluster: the previous owner (another node) held a lease and was sent a kick. */
+  previousAlive: boolean;
+  /** When the previous owner was someone else: the session as it was before the claim (before a Clean Start discarded it). */
+  loaded: LoadedSession | undefined;
 }
 
 export interface LoadedSession {
@@ -73,16 +88,20 @@ export interface RedisStoreStats {
   fencedReports: number;
 }
 
+type Flat = Buffer[];
+
 interface Scripted {
   courierStoreCommit(numKeys: number, ...args: Arg[]): Promise<number[]>;
-  courierStoreClaim(...args: Arg[]): Promise<[string, string, number]>;
+  courierStoreClaimBuffer(...args: Arg[]): Promise<[Buffer, Buffer, number, number, Flat, Flat, Flat]>;
+  courierStoreAdoptBuffer(...args: Arg[]): Promise<[] | [Buffer, Flat, Flat, Flat]>;
   courierStoreRelease(...args: Arg[]): Promise<number>;
   courierStoreLoadSessionBuffer(...args: Arg[]): Promise<[Buffer[], Buffer[], Buffer[], Buffer[]]>;
 }
 
 export class RedisStore implements Store {
   readonly keys: StoreKeys;
-  onFenced: ((clientIds: string[]) => void) | undefined;
+  onFenced: ((clientIds: string[], tokens: string[]) => void) | undefined;
+  readonly #cluster: boolean;
   readonly #redis: Redis;
   readonly #owned: boolean;
   /** The Redis URL for messages, password hidden. */
@@ -103,19 +122,30 @@ export class RedisStore implements Store {
     this.#maxOps = Math.min(Math.max(1, options.maxOpsPerCall ?? 256), 3000);
     this.#maxBytes = options.maxBytesPerCall ?? 512 * 1024;
     this.onFenced = options.onFenced;
+    this.#cluster = options.cluster === true;
     if (typeof options.redis === 'string') {
       this.#owned = true;
       this.#where = options.redis.replace(/\/\/[^@/]*@/, '//***@');
-      this.#redis = new Redis(options.redis, {
-        lazyConnect: true,
-        // A commit must fail, not wait or be replayed later: its acknowledgements stay withheld.
-        enableOfflineQueue: false,
-        autoResendUnfulfilledCommands: false,
-        maxRetriesPerRequest: 0,
-        commandTimeout: options.commandTimeoutMs ?? 5000,
-        retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
-        connectionName: 'courier:store',
-      });
+      this.#redis = new Redis(
+        options.redis,
+        options.waitForReconnect === true
+          ? {
+              lazyConnect: true,
+              maxRetriesPerRequest: null,
+              retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+              connectionName: 'courier:store',
+            }
+          : {
+              lazyConnect: true,
+              // A commit must fail, not wait or be replayed later: its acknowledgements stay withheld.
+              enableOfflineQueue: false,
+              autoResendUnfulfilledCommands: false,
+              maxRetriesPerRequest: 0,
+              commandTimeout: options.commandTimeoutMs ?? 5000,
+              retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+              connectionName: 'courier:store',
+            },
+      );
       this.#redis.on('error', () => {});
     } else {
       this.#owned = false;
@@ -124,7 +154,8 @@ export class RedisStore implements Store {
     }
     const r = this.#redis;
     r.defineCommand('courierStoreCommit', { lua: COMMIT });
-    r.defineCommand('courierStoreClaim', { numberOfKeys: 2, lua: CLAIM });
+    r.defineCommand('courierStoreClaim', { numberOfKeys: 4, lua: CLAIM });
+    r.defineCommand('courierStoreAdopt', { numberOfKeys: 4, lua: ADOPT });
     r.defineCommand('courierStoreRelease', { numberOfKeys: 1, lua: RELEASE });
     r.defineCommand('courierStoreLoadSession', { numberOfKeys: 3, lua: LOAD_SESSION });
   }
@@ -189,19 +220,89 @@ export class RedisStore implements Store {
     return this.#fences.get(clientId);
   }
 
-  /** Takes the session of `clientId` over for node `nid`: a new fence (older tokens are refused from now on), owner = nid. */
-  async claim(clientId: string, nid: string | number): Promise<ClaimResult> {
-    const [token, prev, present] = await this.#scripts.courierStoreClaim(this.keys.meta(clientId), this.keys.fenceSeq, String(nid));
-    this.setFence(clientId, token);
-    return { token, previousOwner: prev === '' ? null : prev, present: present === 1 };
+  /**
+   * Takes the session of `clientId` over for node `nid`: a new fence (older tokens are refused
+   * from now on), owner = nid; with `clean` the stored session is discarded. In a cluster the
+   * previous owner is kicked (store-scripts.ts CLAIM).
+   */
+  async claim(clientId: string, nid: string | number, options: { clean?: boolean } = {}): Promise<ClaimResult> {
+    const k = this.keys;
+    const c = this.#cluster;
+    const [token, prev, present, alive, meta, out, inb] = await this.#scripts.courierStoreClaimBuffer(
+      k.meta(clientId),
+      k.out(clientId),
+      k.in(clientId),
+      k.fenceSeq,
+      String(nid),
+      options.clean === true ? '1' : '0',
+      clientId,
+      c ? k.ownPrefix : '',
+      c ? k.leasePrefix : '',
+      c ? k.inboxPrefix : '',
+    );
+    const t = token.toString();
+    this.setFence(clientId, t);
+    const previous = prev.toString();
+    return {
+      token: t,
+      previousOwner: previous === '' ? null : previous,
+      present: present === 1,
+      previousAlive: alive === 1,
+      loaded: previous === String(nid) ? undefined : parseSession(meta, out, inb, new Map()),
+    };
+  }
+
+  /**
+   * Takes over a session that node `dead` owned (it died), for node `nid`; null when the dead
+   * node no longer owns it (its client reconnected elsewhere). The store writes it with the new token.
+   */
+  async adopt(clientId: string, dead: string | number, nid: string | number): Promise<(LoadedSession & { token: string }) | null> {
+    const k = this.keys;
+    const r = await this.#scripts.courierStoreAdoptBuffer(
+      k.meta(clientId),
+      k.out(clientId),
+      k.in(clientId),
+      k.fenceSeq,
+      String(dead),
+      String(nid),
+      clientId,
+      k.ownPrefix,
+    );
+    if (r.length === 0) return null;
+    const [token, meta, out, inb] = r;
+    const t = token.toString();
+    this.setFence(clientId, t);
+    return { ...parseSession(meta, out, inb, new Map()), token: t };
   }
 
   /** Removes the ownership record of a session that has no record left, if this store's token still holds; forgets the token. */
-  async release(clientId: string): Promise<boolean> {
+  async release(clientId: string, claimToken?: string): Promise<boolean> {
     const token = this.#fences.get(clientId) ?? '';
+    if (claimToken !== undefined && claimToken !== token) return false;
     await this.flush();
+    // A claim made meanwhile (a new connection) keeps its token.
+    if (this.#fences.get(clientId) !== token) return false;
     this.setFence(clientId, undefined);
-    return (await this.#scripts.courierStoreRelease(this.keys.meta(clientId), token)) === 1;
+    return (await this.#scripts.courierStoreRelease(this.keys.meta(clientId), token, clientId, this.#cluster ? this.keys.ownPrefix : '')) === 1;
+  }
+
+  /** Forgets the token of a client id (its session was taken over): its writes go unfenced no more, they are dropped by Redis. */
+  forget(clientId: string): void {
+    if (this.#open?.clients.has(clientId) === true) this.#seal();
+    this.#fences.delete(clientId);
+  }
+
+  /** Forgets every token (the node dropped all its sessions). */
+  forgetAll(): void {
+    if (this.#open !== undefined) this.#seal();
+    this.#fences.clear();
+  }
+
+  /** Trims a node's inbox up to (not including) `minid` in the same atomic call as the writes issued so far. */
+  trimInbox(key: string, minid: string): void {
+    const b = this.#batch(0);
+    b.writes--;
+    b.trim = [key, minid];
   }
 
   /** One session, read atomically (what a node taking it over needs, instead of a load of everything). */
@@ -213,22 +314,9 @@ export class RedisStore implements Store {
       k.in(clientId),
       k.message(0).slice(0, -1),
     );
-    const fields = new Map<string, Buffer>();
-    for (let i = 0; i + 1 < meta.length; i += 2) fields.set(meta[i]!.toString(), meta[i + 1]!);
-    const rec = fields.get('rec');
-    const outbound: Array<[number, StoredOutbound]> = [];
-    for (let i = 0; i + 1 < out.length; i += 2) outbound.push([Number(out[i]!.toString()), decodeOutbound(out[i + 1]!)]);
-    outbound.sort((a, b) => a[0] - b[0]);
     const messages = new Map<number, StoredMessage>();
     for (let i = 0; i + 1 < msgs.length; i += 2) messages.set(Number(msgs[i]!.toString()), decodeMessage(msgs[i + 1]!));
-    return {
-      session: rec === undefined ? undefined : decodeSession(rec.toString()),
-      outbound,
-      inbound: inb.map((b) => Number(b.toString())).sort((a, b) => a - b),
-      messages,
-      fence: fields.get('fence')?.toString(),
-      owner: fields.get('owner')?.toString(),
-    };
+    return parseSession(meta, out, inb, messages);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -343,7 +431,7 @@ export class RedisStore implements Store {
     this.#inflight = b;
     this.#stats.calls++;
     this.#stats.writes += b.writes;
-    const { keys, argv } = b.args(this.keys);
+    const { keys, argv } = b.args(this.keys, this.#cluster ? this.keys.inboxPrefix : '');
     const reply = this.#scripts.courierStoreCommit(keys.length, ...keys, ...argv);
     const settle = (err: unknown): void => {
       b.settled = true;
@@ -370,6 +458,27 @@ export class RedisStore implements Store {
     const ids = indexes.map((c) => byIndex[c - 1]!);
     for (const id of ids) this.#stats.fencedWrites += b.writesOf(id);
     this.#stats.fencedReports++;
-    this.onFenced?.(ids);
+    this.onFenced?.(
+      ids,
+      ids.map((id) => b.tokenOf(id)),
+    );
   }
+}
+
+/** A session as read by a script: meta fields, outbound fields and inbound ids (flat). */
+function parseSession(meta: Flat, out: Flat, inb: Flat, messages: Map<number, StoredMessage>): LoadedSession {
+  const fields = new Map<string, Buffer>();
+  for (let i = 0; i + 1 < meta.length; i += 2) fields.set(meta[i]!.toString(), meta[i + 1]!);
+  const rec = fields.get('rec');
+  const outbound: Array<[number, StoredOutbound]> = [];
+  for (let i = 0; i + 1 < out.length; i += 2) outbound.push([Number(out[i]!.toString()), decodeOutbound(out[i + 1]!)]);
+  outbound.sort((a, b) => a[0] - b[0]);
+  return {
+    session: rec === undefined ? undefined : decodeSession(rec.toString()),
+    outbound,
+    inbound: inb.map((b) => Number(b.toString())).sort((a, b) => a - b),
+    messages,
+    fence: fields.get('fence')?.toString(),
+    owner: fields.get('owner')?.toString(),
+  };
 }

@@ -7,9 +7,10 @@
  *
  * Arguments of the COMMIT script (store-scripts.ts):
  *   KEYS: retained hash, then meta/out/in of each client, then the message keys (sets, then deletes)
- *   ARGV: n, then per client: token, 'D' or '', record or '', #puts, #dels, #in-adds, #in-dels,
- *         seq/entry pairs, seqs, ids, ids; then #message sets, #message deletes, the set values;
- *         then #retained puts, #retained deletes, topic/value pairs, topics.
+ *   ARGV: inbox prefix ('' outside a cluster), n, then per client: token, client id, 'D' or '',
+ *         record or '', #puts, #dels, #in-adds, #in-dels, seq/entry pairs, seqs, ids, ids; then
+ *         #message sets, #message deletes, the set values; then #retained puts, #retained
+ *         deletes, topic/value pairs, topics; then the inbox to trim and its MINID (or nothing).
  */
 import type { StoreKeys } from './store-scripts.js';
 
@@ -33,6 +34,8 @@ export class Batch {
   readonly messages = new Map<number, Buffer | null>();
   /** Topic → value, or null for a delete. */
   readonly retained = new Map<string, Buffer | null>();
+  /** An inbox trimmed with this batch's writes: [key, minid]. */
+  trim: [string, string] | undefined = undefined;
   /** Writes issued and their value bytes (for the caps). */
   writes = 0;
   bytes = 0;
@@ -99,13 +102,17 @@ export class Batch {
     return this.clients.get(clientId)?.writes ?? 0;
   }
 
-  /** KEYS and ARGV of the COMMIT script. */
-  args(keys: StoreKeys): { keys: string[]; argv: Arg[] } {
+  tokenOf(clientId: string): string {
+    return this.clients.get(clientId)?.token ?? '';
+  }
+
+  /** KEYS and ARGV of the COMMIT script (`inboxes`: the inbox key prefix in a cluster, else ''). */
+  args(keys: StoreKeys, inboxes = ''): { keys: string[]; argv: Arg[] } {
     const k: string[] = [keys.retained];
-    const a: Arg[] = [this.clients.size];
+    const a: Arg[] = [inboxes, this.clients.size];
     for (const [clientId, c] of this.clients) {
       k.push(keys.meta(clientId), keys.out(clientId), keys.in(clientId));
-      a.push(c.token, c.deleted ? 'D' : '', c.record ?? '', c.puts.size, c.dels.size, c.inAdd.size, c.inDel.size);
+      a.push(c.token, clientId, c.deleted ? 'D' : '', c.record ?? '', c.puts.size, c.dels.size, c.inAdd.size, c.inDel.size);
       for (const [seq, v] of c.puts) a.push(seq, v);
       for (const seq of c.dels) a.push(seq);
       for (const id of c.inAdd) a.push(id);
@@ -133,6 +140,7 @@ export class Batch {
       }
     }
     a.push(puts, topics.length, ...pairs, ...topics);
+    if (this.trim !== undefined) a.push(this.trim[0], this.trim[1]);
     return { keys: k, argv: a };
   }
 }

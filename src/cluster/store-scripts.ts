@@ -14,6 +14,15 @@
  *   retained        HASH  topic → retained message (single-node use only: in a cluster the
  *                         retained messages live in `ret`/`ret:log`, see scripts.ts)
  *   fence:seq       INCR → fencing token sequence (never reused)
+ *   own:<nid>       SET   client ids whose session node <nid> claimed (in a cluster: what the
+ *                         survivors adopt when <nid> dies)
+ *
+ * In a cluster the fence hash also holds `top`: the highest outbound seq present when the
+ * session was claimed. A commit of a fenced client hands its new outbound entries (seq above
+ * `top`: written after the claim, so the claimant never saw them) to the new owner's inbox
+ * (`in:<owner>`, an `r` entry) instead of dropping them: nothing in flight during a takeover is
+ * lost. The scripts that name keys of other nodes (inboxes, leases, own sets) build them from a
+ * prefix given in ARGV: Courier's cluster runs on one Redis primary (or Sentinel), not Redis Cluster.
  */
 
 export interface StoreKeys {
@@ -24,6 +33,11 @@ export interface StoreKeys {
   out(clientId: string): string;
   in(clientId: string): string;
   message(id: number): string;
+  own(nid: string | number): string;
+  /** Prefixes of other nodes' keys, for the scripts (see above). */
+  readonly ownPrefix: string;
+  readonly inboxPrefix: string;
+  readonly leasePrefix: string;
 }
 
 export function storeKeys(prefix: string): StoreKeys {
@@ -35,6 +49,10 @@ export function storeKeys(prefix: string): StoreKeys {
     out: (cid) => `${prefix}s:{${cid}}:out`,
     in: (cid) => `${prefix}s:{${cid}}:in`,
     message: (id) => `${prefix}m:${id}`,
+    own: (nid) => `${prefix}own:${nid}`,
+    ownPrefix: `${prefix}own:`,
+    inboxPrefix: `${prefix}in:`,
+    leasePrefix: `${prefix}node:`,
   };
 }
 
@@ -66,13 +84,13 @@ export function parseKey(prefix: string, key: string): ParsedKey {
  * Returns the (1-based) indexes of the fenced clients.
  */
 export const COMMIT = `
-local n = tonumber(ARGV[1])
-local i = 2
+local n = tonumber(ARGV[2])
+local i = 3
 local fenced = {}
 for c = 1, n do
-  local t, d, rec = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local np, nd, na, nr = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6])
-  i = i + 7
+  local t, cid, d, rec = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local np, nd, na, nr = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
+  i = i + 8
   local meta, out, inb = KEYS[3 * c - 1], KEYS[3 * c], KEYS[3 * c + 1]
   if t == '' or redis.call('HGET', meta, 'fence') == t then
     if d == 'D' then
@@ -90,6 +108,21 @@ for c = 1, n do
     i = i + nr
   else
     fenced[#fenced + 1] = c
+    -- Entries written after the claim (seq above top) go to the new owner's inbox (see above).
+    local top = tonumber(redis.call('HGET', meta, 'top') or '-1')
+    local owner = redis.call('HGET', meta, 'owner')
+    if np > 0 and top >= 0 and owner and ARGV[1] ~= '' then
+      local entry = {'NOMKSTREAM', '*', 'r', cid}
+      local any = false
+      for j = i, i + 2 * np - 1, 2 do
+        if tonumber(ARGV[j]) > top then
+          entry[#entry + 1] = 'e'
+          entry[#entry + 1] = ARGV[j + 1]
+          any = true
+        end
+      end
+      if any then redis.call('XADD', ARGV[1] .. owner, unpack(entry)) end
+    end
     i = i + 2 * np + nd + na + nr
   end
 end
@@ -107,29 +140,90 @@ i = i + 2
 if rs > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, i, i + 2 * rs - 1)) end
 i = i + 2 * rs
 if rd > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, i, i + rd - 1)) end
+i = i + rd
+-- What a node's inbox reader has handled, trimmed with the writes it caused (a node that dies
+-- leaves exactly the entries whose effects are not committed).
+if ARGV[i] and ARGV[i] ~= '' then redis.call('XTRIM', ARGV[i], 'MINID', ARGV[i + 1]) end
 return fenced`;
 
 /**
- * Takes a session over. KEYS: s:{cid}:meta, fence:seq. ARGV: nid. A new token "<INCR
- * fence:seq>:<nid>" replaces the fence, so every later write carrying an older token is dropped.
- * Returns {token, previous owner or '', 1 when a session record is present else 0}.
+ * Takes a session over. KEYS: s:{cid}:meta, s:{cid}:out, s:{cid}:in, fence:seq. ARGV: nid,
+ * clean ('1' = Clean Start: the stored session is discarded), cid, own prefix, lease prefix,
+ * inbox prefix ('' = no cluster: no own sets, no kick). A new token "<INCR fence:seq>:<nid>"
+ * replaces the fence, so every later write carrying an older token is dropped. In a cluster the
+ * previous owner (another node) loses the client id from its own set and, while it holds a
+ * lease, gets a kick in its inbox (`k` cid, `t` token, `c` clean) to close the client's
+ * connection and drop its copy. Returns {token, previous owner or '', 1 when a session record
+ * was present, 1 when the previous owner held a lease, then (when the previous owner is another
+ * node) the meta fields, outbound fields and inbound ids read before a Clean Start discards them}.
  */
 export const CLAIM = `
-local prev = redis.call('HGET', KEYS[1], 'owner')
+local prev = redis.call('HGET', KEYS[1], 'owner') or ''
 local present = redis.call('HEXISTS', KEYS[1], 'rec')
-local token = redis.call('INCR', KEYS[2]) .. ':' .. ARGV[1]
-redis.call('HSET', KEYS[1], 'fence', token, 'owner', ARGV[1])
-return {token, prev or '', present}`;
+local token = redis.call('INCR', KEYS[4]) .. ':' .. ARGV[1]
+local cid = ARGV[3]
+local alive = 0
+local meta, out, inb = {}, {}, {}
+if prev ~= ARGV[1] then
+  meta = redis.call('HGETALL', KEYS[1])
+  out = redis.call('HGETALL', KEYS[2])
+  inb = redis.call('SMEMBERS', KEYS[3])
+end
+local top = 0
+for _, s in ipairs(redis.call('HKEYS', KEYS[2])) do
+  local v = tonumber(s)
+  if v > top then top = v end
+end
+redis.call('HSET', KEYS[1], 'fence', token, 'owner', ARGV[1], 'top', top)
+if ARGV[6] ~= '' then
+  if prev ~= '' and prev ~= ARGV[1] then
+    redis.call('SREM', ARGV[4] .. prev, cid)
+    if redis.call('EXISTS', ARGV[5] .. prev) == 1 then
+      alive = 1
+      redis.call('XADD', ARGV[6] .. prev, 'NOMKSTREAM', '*', 'k', cid, 't', token, 'c', ARGV[2])
+    end
+  end
+  redis.call('SADD', ARGV[4] .. ARGV[1], cid)
+end
+if ARGV[2] == '1' then
+  redis.call('HDEL', KEYS[1], 'rec')
+  redis.call('DEL', KEYS[2], KEYS[3])
+  -- Nothing of the discarded session is handed over.
+  redis.call('HSET', KEYS[1], 'top', -1)
+end
+return {token, prev, present, alive, meta, out, inb}`;
 
 /**
- * Forgets a session's ownership once it has no record left. KEYS: s:{cid}:meta. ARGV: token.
- * Deletes the meta hash when its fence is `token` (or `token` is '') and it holds no record.
+ * Adopts a session of a dead node. KEYS: s:{cid}:meta, s:{cid}:out, s:{cid}:in, fence:seq.
+ * ARGV: dead nid, nid, cid, own prefix. Only while the dead node still owns it (a client that
+ * reconnected elsewhere has moved it): claims it for nid and moves the client id between the
+ * own sets. Returns {} when not adopted, else {token, meta fields, outbound fields, inbound ids}.
+ */
+export const ADOPT = `
+redis.call('SREM', ARGV[4] .. ARGV[1], ARGV[3])
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return {} end
+local token = redis.call('INCR', KEYS[4]) .. ':' .. ARGV[2]
+local top = 0
+for _, s in ipairs(redis.call('HKEYS', KEYS[2])) do
+  local v = tonumber(s)
+  if v > top then top = v end
+end
+redis.call('HSET', KEYS[1], 'fence', token, 'owner', ARGV[2], 'top', top)
+redis.call('SADD', ARGV[4] .. ARGV[2], ARGV[3])
+return {token, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('SMEMBERS', KEYS[3])}`;
+
+/**
+ * Forgets a session's ownership once it has no record left. KEYS: s:{cid}:meta. ARGV: token,
+ * cid, own prefix ('' = none). Deletes the meta hash when its fence is `token` (or `token` is
+ * '') and it holds no record, and takes the client id out of its owner's own set.
  * Returns 1 when deleted.
  */
 export const RELEASE = `
 local f = redis.call('HGET', KEYS[1], 'fence')
 if ARGV[1] ~= '' and f ~= ARGV[1] then return 0 end
 if redis.call('HEXISTS', KEYS[1], 'rec') == 1 then return 0 end
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and ARGV[3] ~= '' then redis.call('SREM', ARGV[3] .. owner, ARGV[2]) end
 return redis.call('DEL', KEYS[1])`;
 
 /**

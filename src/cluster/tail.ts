@@ -15,12 +15,18 @@ import type { RouteTable } from './routes.js';
 
 /** What the tail needs of the broker core. */
 export interface ClusterCore {
-  publishForwarded(m: Message, plain: boolean, groups: readonly string[] | undefined): number;
+  publishForwarded(m: Message, plain: boolean, groups: readonly string[] | undefined, sessions?: SessionFilter): number;
   /** True while a connected receiver's queue is more than half full (inbox reading slows down). */
   forwardPressure(): boolean;
   applyRetained(m: Message): void;
   dropRetained(topic: string): void;
   readonly retained: { entries(): IterableIterator<[string, Message]> };
+}
+
+/** Which of this node's sessions a forwarded message may reach (recovery of a dead node, see node.ts). */
+export interface SessionFilter {
+  readonly only?: ReadonlySet<string>;
+  readonly exclude?: ReadonlySet<string>;
 }
 
 /** What the tail needs of its node. */
@@ -29,6 +35,20 @@ export interface TailOwner {
   readonly routes: RouteTable;
   readonly available: boolean;
   received(count: number): void;
+  /** Inbox entries before `minid` are handled: trimmed together with the writes they caused. */
+  handled(inbox: string, minid: string): void;
+  /** Another node claimed the session of `clientId` with `token` (with Clean Start when `clean`). */
+  kicked(clientId: string, token: string, clean: boolean): void;
+  /** Outbound entries of a session this node took over, written by its previous owner after the claim. */
+  redirected(clientId: string, entries: Buffer[]): void;
+  /** The sessions a forward must not reach here: those adopted from a dead node that was also a destination of that turn (its copy is replayed). */
+  excluded(destinations: string, topic: string): ReadonlySet<string> | undefined;
+  /** The sessions adopted from the dead node `nid` (a forward meant for it reaches only them). */
+  adoptedFrom(nid: number): ReadonlySet<string> | undefined;
+  /** A forward to this node was handled (sessions that moved away may need it handed over). */
+  forwardedHere(m: Message): void;
+  /** A promise while the inbox must wait (a session claim in flight), else undefined. */
+  quiet(): Promise<void> | undefined;
 }
 
 type Entry = [id: Buffer, fields: Buffer[]];
@@ -213,6 +233,8 @@ export class Tail {
     let last = '';
     let n = 0;
     const nid = this.#nid;
+    // A session claim in flight: its session is installed before anything more is handled here.
+    for (let q = this.#owner.quiet(); q !== undefined; q = this.#owner.quiet()) await q;
     for (const [id, fields] of entries) {
       if (this.#nid !== nid) break; // joined again meanwhile: that inbox is gone
       // Back-pressure: what is not read yet waits in Redis, not in a full session queue.
@@ -220,10 +242,8 @@ export class Tail {
         await new Promise((r) => setTimeout(r, 5));
       }
       last = id.toString();
-      const batch = field(fields, 'b');
-      if (batch === undefined) continue;
       try {
-        n += readBatch(batch, (f) => this.#core.publishForwarded(f.message, f.plain, f.groups));
+        n += this.entry(fields);
       } catch (err) {
         if (!(err instanceof BatchError)) throw err;
         this.#log.error({ entry: last, err: err.message }, 'cluster: unreadable forward batch skipped');
@@ -232,8 +252,52 @@ export class Tail {
     if (last === '' || this.#nid !== nid) return;
     this.#inId = last;
     this.#owner.received(n);
-    // Read and handled: trimmed (the inbox holds only what this node has not handled yet).
-    this.#owner.redis.xtrim(this.#keys.inbox(this.#nid), 'MINID', nextId(last)).catch(() => {});
+    // Handled: trimmed with the writes it caused (the inbox holds only what this node has not
+    // handled, so a survivor replays exactly that when this node dies).
+    this.#owner.handled(this.#keys.inbox(this.#nid), nextId(last));
+  }
+
+  /** One inbox entry (scripts.ts lists the kinds); returns the messages it carried. */
+  entry(fields: Buffer[]): number {
+    const kind = fields[0]?.toString();
+    const owner = this.#owner;
+    const core = this.#core;
+    if (kind === 'o') {
+      // Handed over by the node a session moved from: for that session only.
+      const batch = field(fields, 'b');
+      if (batch === undefined) return 0;
+      const only: SessionFilter = { only: new Set([fields[1]!.toString()]) };
+      return readBatch(batch, (f) => core.publishForwarded(f.message, true, undefined, only));
+    }
+    if (kind === 'f' || kind === 'x') {
+      const batch = field(fields, 'b');
+      if (batch === undefined) return 0;
+      let filter: SessionFilter | undefined;
+      if (kind === 'x') {
+        const only = owner.adoptedFrom(Number(fields[1]!.toString()));
+        if (only === undefined || only.size === 0) return 0;
+        filter = { only };
+      }
+      const d = kind === 'f' ? field(fields, 'd')?.toString() : undefined;
+      if (kind === 'x') return readBatch(batch, (f) => core.publishForwarded(f.message, f.plain, f.groups, filter));
+      return readBatch(batch, (f) => {
+        const exclude = d === undefined ? undefined : owner.excluded(d, f.message.topic);
+        core.publishForwarded(f.message, f.plain, f.groups, exclude === undefined || exclude.size === 0 ? undefined : { exclude });
+        if (f.plain) owner.forwardedHere(f.message);
+      });
+    }
+    if (kind === 'k') {
+      owner.kicked(fields[1]!.toString(), field(fields, 't')?.toString() ?? '', field(fields, 'c')?.toString() === '1');
+      return 0;
+    }
+    if (kind === 'r') {
+      const cid = fields[1]!.toString();
+      const entries: Buffer[] = [];
+      for (let i = 2; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === 'e') entries.push(fields[i + 1]!);
+      owner.redirected(cid, entries);
+      return entries.length;
+    }
+    return 0;
   }
 
   #routeLog(entries: Entry[]): void {
@@ -247,7 +311,7 @@ export class Tail {
         const filter = fields[i + 1]!.toString();
         if (op === '+') routes.add(nid, filter);
         else if (op === '-') routes.remove(nid, filter);
-        else if (op === 'drop') routes.dropNode(nid);
+        else if (op === 'drop') routes.dropNode(filter === '' ? nid : Number(filter));
         else if (op === 'reset') routes.dropNode(nid);
       }
     }

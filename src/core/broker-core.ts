@@ -35,6 +35,8 @@ export interface CoreObserver {
 /** A live connection as the core sees it: something it can end when another takes its session over. */
 export interface LiveConnection {
   takeover(): void;
+  /** Closed because this node can no longer serve the session (5.0: DISCONNECT 0x8B), dropping output not yet committed: the client goes elsewhere. */
+  fence(): void;
 }
 
 export interface CoreCounters {
@@ -87,6 +89,12 @@ export class BrokerCore {
   willGate: ((m: Message, clientId: string, owner: string | undefined) => boolean | Promise<boolean>) | undefined = undefined;
   #nextMessageId = 0;
   #nextSeq = 0;
+  /**
+   * Every journaled entry carries its message inline (no shared message records): set in a
+   * cluster, where a session moves between nodes and a shared record would need cluster-wide
+   * reference counts.
+   */
+  inlineMessages = false;
   /** Sampled delivery latency (1 message in 64; see latency.ts). */
   readonly latency = new LatencySampler();
   /** Set when this node is part of a cluster (before `load`): it learns interest, forwards and retained changes. */
@@ -133,54 +141,7 @@ export class BrokerCore {
     }
     for (const rec of snap.sessions) {
       const entries = snap.outbound.get(rec.clientId) ?? [];
-      for (const [seq] of entries) if (seq > this.#nextSeq) this.#nextSeq = seq;
-      // A session without an end time was connected when the broker stopped: it ends now, abnormally.
-      const endedAt = rec.disconnectedAt ?? now;
-      if (rec.expiryInterval !== NEVER_EXPIRES && endedAt + rec.expiryInterval * 1000 <= now && rec.disconnectedAt !== undefined) {
-        // Expired while the broker was down; a will still pending goes out with the session's end.
-        if (rec.will !== undefined) this.#gatedWill(fromStored(rec.will.message), rec.clientId, rec.owner);
-        this.#store.deleteSession(rec.clientId);
-        continue;
-      }
-      const s = new Session(rec.clientId, this.limits, this.queueBudget, this.delivery, this.#host);
-      s.expiryInterval = rec.expiryInterval;
-      s.owner = rec.owner;
-      s.stored = true;
-      if (rec.expiryInterval > 0) s.journal = this.#journal;
-      for (const sub of rec.subscriptions) {
-        const v: Subscription = { ...sub, subscriptionId: sub.subscriptionId };
-        this.subscribe(s, v);
-      }
-      for (const [seq, o] of entries) {
-        // Inline (journaled 3) or a reference to a stored message (journaled 2, counted).
-        let m: Message | undefined;
-        if (o.message !== undefined) m = fromStored(o.message);
-        else {
-          m = messages.get(o.messageId);
-          if (m === undefined) {
-            this.#log.warn({ clientId: rec.clientId, seq, messageId: o.messageId }, 'store: outbound entry without its message; dropped');
-            store.deleteOutbound(rec.clientId, seq);
-            continue;
-          }
-          m.refs++;
-        }
-        s.restore({
-          message: m,
-          seq,
-          seqWritten: seq,
-          journaled: o.message !== undefined ? 3 : 2,
-          qos: o.qos,
-          retain: o.retain,
-          subscriptionIds: o.subscriptionIds,
-          packetId: o.packetId ?? 0,
-          released: o.released ?? false,
-        });
-      }
-      for (const id of snap.inbound.get(rec.clientId) ?? []) s.addInbound(id);
-      this.sessions.set(s.clientId, s);
-      s.detach(endedAt);
-      const will = rec.will === undefined ? undefined : { message: fromStored(rec.will.message), delaySeconds: rec.will.delaySeconds };
-      this.#afterConnectionEnd(s, will, endedAt, now);
+      this.restoreSession(rec, entries, snap.inbound.get(rec.clientId) ?? [], messages, now, true);
     }
     for (const [id, m] of messages) {
       if (m.refs === 0) {
@@ -189,6 +150,145 @@ export class BrokerCore {
       }
     }
     await store.flush();
+  }
+
+  /**
+   * Puts a stored session back in memory, offline (a restart, or in a cluster a session taken
+   * over from another node). A session without an end time was connected when its node stopped:
+   * it ends now, abnormally. With `wills`, its will and expiry run as stored (a restart, an
+   * adoption); without, the will is left to the caller (a takeover by a new connection).
+   * Returns the session, or undefined when it had expired (it is then deleted).
+   */
+  restoreSession(
+    rec: StoredSession,
+    entries: ReadonlyArray<[number, StoredOutbound]>,
+    inbound: readonly number[],
+    messages: ReadonlyMap<number, Message>,
+    now: number,
+    wills: boolean,
+    claimToken?: string,
+  ): Session | undefined {
+    const store = this.#store;
+    for (const [seq] of entries) if (seq > this.#nextSeq) this.#nextSeq = seq;
+    const endedAt = rec.disconnectedAt ?? now;
+    if (rec.expiryInterval !== NEVER_EXPIRES && endedAt + rec.expiryInterval * 1000 <= now && rec.disconnectedAt !== undefined) {
+      // Expired while nobody held it; a will still pending goes out with the session's end.
+      if (wills && rec.will !== undefined) this.#gatedWill(fromStored(rec.will.message), rec.clientId, rec.owner);
+      store.deleteSession(rec.clientId);
+      this.cluster?.sessionEnded?.(rec.clientId, claimToken);
+      return undefined;
+    }
+    const s = new Session(rec.clientId, this.limits, this.queueBudget, this.delivery, this.#host);
+    s.expiryInterval = rec.expiryInterval;
+    s.owner = rec.owner;
+    s.stored = true;
+    s.claimToken = claimToken;
+    if (rec.expiryInterval > 0) s.journal = this.#journal;
+    for (const sub of rec.subscriptions) {
+      const v: Subscription = { ...sub, subscriptionId: sub.subscriptionId };
+      this.subscribe(s, v);
+    }
+    for (const [seq, o] of entries) {
+      // Inline (journaled 3) or a reference to a stored message (journaled 2, counted).
+      let m: Message | undefined;
+      if (o.message !== undefined) m = fromStored(o.message);
+      else {
+        m = messages.get(o.messageId);
+        if (m === undefined) {
+          this.#log.warn({ clientId: rec.clientId, seq, messageId: o.messageId }, 'store: outbound entry without its message; dropped');
+          store.deleteOutbound(rec.clientId, seq);
+          continue;
+        }
+        m.refs++;
+      }
+      s.restore({
+        message: m,
+        seq,
+        seqWritten: seq,
+        journaled: o.message !== undefined ? 3 : 2,
+        qos: o.qos,
+        retain: o.retain,
+        subscriptionIds: o.subscriptionIds,
+        packetId: o.packetId ?? 0,
+        released: o.released ?? false,
+      });
+    }
+    for (const id of inbound) s.addInbound(id);
+    this.sessions.set(s.clientId, s);
+    s.detach(endedAt);
+    const will = !wills || rec.will === undefined ? undefined : { message: fromStored(rec.will.message), delaySeconds: rec.will.delaySeconds };
+    this.#afterConnectionEnd(s, will, endedAt, now);
+    return this.sessions.get(s.clientId) === s ? s : undefined;
+  }
+
+  /**
+   * Another node took this session over (cluster): its connection here is closed (5.0: DISCONNECT
+   * 0x8E) and its copy dropped without a store write or a will — the node that took it decides
+   * the will from the stored session, so it goes out once.
+   */
+  evict(clientId: string): void {
+    const s = this.sessions.get(clientId);
+    if (s !== undefined) this.#silence(s);
+    const live = this.live.get(clientId);
+    if (live !== undefined) {
+      this.live.delete(clientId);
+      this.counters.sessionsTakenOver++;
+      live.takeover();
+    }
+    const left = this.sessions.get(clientId);
+    if (left !== undefined) {
+      this.#silence(left);
+      this.endSession(left, false);
+    }
+  }
+
+  /** Every session dropped, connections closed with `close`, no wills, no store writes (a node that fenced itself). */
+  dropAll(close: (c: LiveConnection) => void): void {
+    for (const s of this.sessions.values()) this.#silence(s);
+    for (const [id, c] of [...this.live]) {
+      this.live.delete(id);
+      close(c);
+    }
+    for (const s of [...this.sessions.values()]) {
+      this.#silence(s);
+      this.endSession(s, false);
+    }
+  }
+
+  #silence(s: Session): void {
+    s.will = undefined;
+    s.pendingWill = undefined;
+    s.journal = undefined;
+    s.stored = false;
+    this.deadlines.cancel(s);
+  }
+
+  /** Entries handed over by a session's previous owner (cluster): queued in the session here; false when it is not here. */
+  deliverStored(clientId: string, entries: readonly StoredOutbound[]): boolean {
+    const s = this.sessions.get(clientId);
+    if (s === undefined) return false;
+    for (const e of entries) {
+      if (e.message === undefined) continue;
+      const m = fromStored(e.message);
+      if (isExpired(m, Date.now())) continue;
+      s.deliver(m, e.qos, e.retain, e.subscriptionIds);
+    }
+    return true;
+  }
+
+  /** Deletes a client id's stored session (a claimed session that does not go on). */
+  discardStored(clientId: string): void {
+    this.#store.deleteSession(clientId);
+  }
+
+  /** Publishes a will read from the store (a session taken over from another node), authorized as any will. */
+  publishStoredWill(message: StoredMessage, clientId: string, owner: string | undefined): void {
+    this.#gatedWill(fromStored(message), clientId, owner);
+  }
+
+  /** A highest outbound seq seen elsewhere (a session taken over): new entries are numbered above it. */
+  seenSeq(seq: number): void {
+    if (seq > this.#nextSeq) this.#nextSeq = seq;
   }
 
   /** Journal of outbound entries for sessions that are persisted: one stored message, many references. */
@@ -248,7 +348,7 @@ export class BrokerCore {
       if (entry.journaled !== 1) continue;
       const m = entry.message;
       entry.seqWritten = entry.seq;
-      if (m.storeId === 0 && count.get(m) === 1) {
+      if (this.inlineMessages || (m.storeId === 0 && count.get(m) === 1)) {
         entry.journaled = 3;
       } else {
         if (m.storeId === 0) {
@@ -330,8 +430,8 @@ export class BrokerCore {
     return { session, present: false };
   }
 
-  /** Ends a session for good: its pending will goes out, its subscriptions and state are removed. */
-  endSession(session: Session): void {
+  /** Ends a session for good: its pending will goes out, its subscriptions and state are removed (and, in a cluster, its ownership released unless `release` is false). */
+  endSession(session: Session, release = true): void {
     this.deadlines.cancel(session);
     // Shared-subscription QoS 1 messages it held go to another member (MQTT 5.0 §4.8.2).
     if (this.shared.size > 0) this.#redistribute(session, false);
@@ -351,6 +451,7 @@ export class BrokerCore {
       this.#store.deleteSession(session.clientId);
     }
     session.discard();
+    if (release && session.claimToken !== undefined) this.cluster?.sessionEnded?.(session.clientId, session.claimToken);
   }
 
   /**
@@ -494,8 +595,8 @@ export class BrokerCore {
    * `plain`, and to the shared groups named (that node chose this one to serve them). Not
    * forwarded again, and retained state comes through the cluster's retained log, not from here.
    */
-  publishForwarded(m: Message, plain: boolean, groups: readonly string[] | undefined): number {
-    return this.#route(m, plain, groups ?? EMPTY);
+  publishForwarded(m: Message, plain: boolean, groups: readonly string[] | undefined, sessions?: SessionFilter): number {
+    return this.#route(m, plain, groups ?? EMPTY, sessions);
   }
 
   /** Connected sessions that received forwarded messages lately (see forwardPressure). */
@@ -519,7 +620,7 @@ export class BrokerCore {
    * Routing shared by both: `forwarded` undefined for a message published here (shared groups
    * found by matching, offered to the cluster link), else the group keys to serve.
    */
-  #route(m: Message, plain: boolean, forwarded: readonly string[] | undefined): number {
+  #route(m: Message, plain: boolean, forwarded: readonly string[] | undefined, sessions?: SessionFilter): number {
     // Routing scratch lives on the core and the sessions (no closure, map or hit object per
     // message): a session seen in this pass carries this pass's mark and the index of its hit.
     this.#routing = m;
@@ -552,6 +653,7 @@ export class BrokerCore {
         h.session = undefined;
         const ids = h.ids;
         h.ids = undefined;
+        if (sessions !== undefined && !admits(sessions, session.clientId)) continue;
         if (plain) {
           session.deliver(m, h.qos, h.retain, ids);
           if (forwarded !== undefined && h.qos > 0) this.#forwardTargets.add(session);
@@ -805,6 +907,17 @@ export class BrokerCore {
 }
 
 const EMPTY: readonly string[] = [];
+
+/** Which sessions a forwarded message may reach (cluster recovery of a dead node; see src/cluster/node.ts). */
+export interface SessionFilter {
+  readonly only?: ReadonlySet<string>;
+  readonly exclude?: ReadonlySet<string>;
+}
+
+function admits(f: SessionFilter, clientId: string): boolean {
+  if (f.only !== undefined && !f.only.has(clientId)) return false;
+  return f.exclude === undefined || !f.exclude.has(clientId);
+}
 
 function groupKey(g: SharedGroup): string {
   return `${g.group}/${g.filter}`;

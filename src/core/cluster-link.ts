@@ -5,6 +5,24 @@
  * `commitPoint()`, which gates acknowledgements exactly as the store's commit point does.
  */
 import type { Message } from './message.js';
+import type { StoredOutbound, StoredSession } from '../store/types.js';
+
+/** The outcome of claiming a session at CONNECT in a cluster (Cluster II). */
+export interface SessionClaim {
+  /** The fencing token this node now holds the session by. */
+  token: string;
+  /** This node's id, as owners are named. */
+  self: string;
+  /** The node that held it before (null: nobody); when it is another node, the fields below are its stored state. */
+  previousOwner: string | null;
+  /** The previous owner (another node) held a lease and was told to let go. */
+  previousAlive: boolean;
+  session: StoredSession | undefined;
+  outbound: Array<[number, StoredOutbound]>;
+  inbound: number[];
+  /** A newer claim (another connection elsewhere) took it while this one was in flight. */
+  superseded: boolean;
+}
 
 export interface ClusterLink {
   /**
@@ -34,4 +52,12 @@ export interface ClusterLink {
    * cluster before the call (read-your-writes for SUBSCRIBE); null when nothing to wait for.
    */
   retainedBarrier(): Promise<void> | null;
+  /**
+   * Cluster II: a session of this node ended for good (expired, Clean Start, a clean session's
+   * connection closed): its ownership record in the cluster is released, unless a claim newer
+   * than `claimToken` (the one this node held it by) took it meanwhile.
+   */
+  sessionEnded?(clientId: string, claimToken: string | undefined): void;
+  /** Cluster II: claims the session of `clientId` for a new connection here (see SessionClaim). */
+  claim?(clientId: string, clean: boolean): Promise<SessionClaim>;
 }

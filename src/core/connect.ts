@@ -13,6 +13,7 @@ import { NEVER_EXPIRES } from './broker-core.js';
 import { createMessage } from './message.js';
 import { Phase, type ConnectionInternals } from './connection-internals.js';
 import type { Will } from './session.js';
+import { applyClaim } from './takeover.js';
 
 /** A CONNECT that passed its checks, waiting for authentication. */
 export interface ConnectPlan {
@@ -257,7 +258,7 @@ function authStep(c: ConnectionInternals, data: Buffer | undefined): void {
 }
 
 function authenticated(c: ConnectionInternals, plan: ConnectPlan, result: AuthenticationResult, authProps?: Properties): void {
-  const { p, clientId, assignedId, keepAlive, serverKeepAlive, will } = plan;
+  const { p, clientId, assignedId, serverKeepAlive } = plan;
   const ctx = c.ctx;
   const core = c.core;
   const mqtt = core.mqtt;
@@ -316,12 +317,53 @@ function authenticated(c: ConnectionInternals, plan: ConnectPlan, result: Authen
   const fitted = fitConnack(c, 0, ackProps);
   if (fitted === null) return unanswerable(c);
 
+  // In a cluster the session is claimed in Redis first (Cluster II: fenced takeover from
+  // whichever node held it); the connection reads nothing more until that is settled.
+  const claiming = core.cluster?.claim?.(clientId, p.clean);
+  if (claiming === undefined) return accept(c, plan, username, expiry, fitted, undefined);
+  const settled = claiming.then(
+    (claim) => {
+      applyClaim(core, clientId, p.clean, claim, Date.now());
+      return claim;
+    },
+    (err: unknown) => {
+      c.log.warn({ clientId, err: String(err) }, 'cluster: session claim failed; CONNECT refused');
+      return null;
+    },
+  );
+  // A connection that closed while its claim was in flight: a claim that holds no session here is released.
+  void settled.then((claim) => {
+    if (claim !== null && c.phase === Phase.Closed && !core.sessions.has(clientId)) core.cluster?.sessionEnded?.(clientId, claim.token);
+  });
+  c.after(settled, (claim) => {
+    if (claim === null) return refuse(c, ReasonCode.ServerUnavailable, ConnackReturnCode.ServerUnavailable, 'the cluster (Redis) is unreachable');
+    if (claim.superseded) {
+      if (!core.sessions.has(clientId)) core.cluster?.sessionEnded?.(clientId, claim.token);
+      return refuse(c, ReasonCode.ServerUnavailable, ConnackReturnCode.ServerUnavailable, 'the session was taken over by a newer connection');
+    }
+    accept(c, plan, username, expiry, fitted, claim.token);
+  });
+}
+
+function accept(
+  c: ConnectionInternals,
+  plan: ConnectPlan,
+  username: string | undefined,
+  expiry: number,
+  fitted: Properties | undefined,
+  claimToken: string | undefined,
+): void {
+  const { p, clientId, keepAlive, will } = plan;
+  const ctx = c.ctx;
+  const core = c.core;
+  const props = p.properties;
+  const v5 = p.protocolVersion === 5;
   // Accepted.
   const now = Date.now();
   c.phase = Phase.Connected;
   c.keepAliveMs = keepAlive * 1000;
   c.sendQuota = Math.min(props?.receiveMaximum ?? 65535, core.limits.maxInflight);
-  if (v5 && (props?.topicAliasMaximum ?? 0) > 0 && mqtt.outboundTopicAliases) {
+  if (v5 && (props?.topicAliasMaximum ?? 0) > 0 && core.mqtt.outboundTopicAliases) {
     c.outAliasMax = props!.topicAliasMaximum!;
     c.outAliases = new Map();
     c.outAliasTopics = [];
@@ -331,6 +373,7 @@ function authenticated(c: ConnectionInternals, plan: ConnectPlan, result: Authen
   session.expiryInterval = expiry;
   session.will = will;
   session.owner = username;
+  if (claimToken !== undefined) session.claimToken = claimToken;
   c.session = session;
   const info = c.info;
   const client = {

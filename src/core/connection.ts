@@ -309,6 +309,16 @@ export class Connection implements ConnectionInternals {
     this.serverDisconnect(ReasonCode.SessionTakenOver, 'session taken over by another connection', true);
   }
 
+  /**
+   * This node can no longer speak for the session (a cluster node that fenced itself): output
+   * still waiting for a commit is dropped (it may never be durable), 5.0 clients get DISCONNECT
+   * 0x8B at once, and go elsewhere.
+   */
+  fence(): void {
+    this.#output.abandon();
+    this.shutdown();
+  }
+
   /** Broker shutdown: 5.0 clients get DISCONNECT 0x8B. */
   shutdown(): void {
     if (this.phase === Phase.Connected) this.serverDisconnect(ReasonCode.ServerShuttingDown, 'server shutting down', true);

@@ -55,6 +55,8 @@ export class Output {
   /** Output waiting for store commits, in order (created when first needed). */
   #gate: GateSegment[] | undefined = undefined;
   #onDrained: (() => void) | undefined = undefined;
+  /** Output waiting for commits was dropped: nothing waits any more (see abandon). */
+  #abandoned = false;
 
   constructor(stream: Duplex, owner: OutputOwner, traffic: TrafficCounters = UNCOUNTED) {
     this.#stream = stream;
@@ -80,7 +82,7 @@ export class Output {
       t.publishOut[(first >> 1) & 3]!++;
       t.publishBytesOut += buf.length;
     }
-    const point = this.#owner.commitPoint();
+    const point = this.#abandoned ? null : this.#owner.commitPoint();
     const gate = this.#gate ?? NO_GATE;
     if (point === null && gate.length === 0) {
       this.#put(buf);
@@ -103,6 +105,16 @@ export class Output {
         this.#owner.storeFailed(err);
       },
     );
+  }
+
+  /**
+   * Drops every packet still waiting for a commit, and lets later ones through at once: the
+   * broker can no longer make that state durable (a cluster node that fenced itself), so what
+   * would acknowledge it must never leave; what follows (the DISCONNECT) must not wait.
+   */
+  abandon(): void {
+    this.#abandoned = true;
+    this.#gate = undefined;
   }
 
   /** Runs `fn` once everything waiting for a commit has been written (at once when nothing waits). */

@@ -115,6 +115,8 @@ export class Session {
   journal: Journal | undefined = undefined;
   /** A record of this session is in the store. */
   stored = false;
+  /** In a cluster: the fencing token of the claim this node holds the session by (Cluster II). */
+  claimToken: string | undefined = undefined;
   /** Place and time on the core's deadline heap: the earliest of will delay and expiry (offline) and queued-message expiry (see deadlines.ts). */
   deadlineIndex = -1;
   deadlineAt = 0;

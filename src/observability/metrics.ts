@@ -195,6 +195,17 @@ function clusterSpecs(): MetricSpec[] {
     c('courier_cluster_retained_changes_total', 'Retained changes this node wrote.', (s) => cs(s).retainedChanges),
     c('courier_cluster_rejoins_total', 'Times this node rejoined as a new incarnation.', (s) => cs(s).rejoins),
     c('courier_cluster_redis_disconnects_total', 'Times the connection to Redis was lost.', (s) => cs(s).redisDisconnects),
+    c(
+      'courier_cluster_self_fences_total',
+      'Times this node dropped its clients and sessions (declared dead, cut off from Redis, Redis lost its data).',
+      (s) => cs(s).selfFences,
+    ),
+    c('courier_cluster_takeovers_total', 'Sessions claimed at CONNECT from another node.', (s) => cs(s).sessions?.takeovers ?? 0),
+    c('courier_cluster_kicks_total', 'Sessions this node let go because another node claimed them.', (s) => cs(s).sessions?.kicks ?? 0),
+    c('courier_cluster_fenced_commits_total', 'Session writes of this node refused by a newer claim.', (s) => cs(s).sessions?.fencedCommits ?? 0),
+    c('courier_cluster_sessions_adopted_total', 'Sessions adopted from dead nodes.', (s) => cs(s).sessions?.adopted ?? 0),
+    c('courier_cluster_recoveries_total', 'Dead nodes this node recovered.', (s) => cs(s).sessions?.recoveries ?? 0),
+    c('courier_cluster_replayed_total', "Messages replayed from dead nodes' inboxes.", (s) => cs(s).sessions?.replayed ?? 0),
     g(
       'courier_cluster_totals',
       'Sums over the live nodes of their broker counters, as of the last heartbeat.',

@@ -119,6 +119,15 @@ export function sysValues(s: Snapshot): Map<string, string> {
     set('cluster/retained/changes', c.retainedChanges);
     set('cluster/rejoins', c.rejoins);
     set('cluster/redis/disconnects', c.redisDisconnects);
+    set('cluster/self_fences', c.selfFences);
+    if (c.sessions !== undefined) {
+      set('cluster/sessions/takeovers', c.sessions.takeovers);
+      set('cluster/sessions/kicks', c.sessions.kicks);
+      set('cluster/sessions/fenced_commits', c.sessions.fencedCommits);
+      set('cluster/sessions/adopted', c.sessions.adopted);
+      set('cluster/sessions/recoveries', c.sessions.recoveries);
+      set('cluster/sessions/replayed', c.sessions.replayed);
+    }
     for (const [k, x] of Object.entries(c.totals)) set(`cluster/totals/${k}`, x);
   }
   return v;

@@ -222,8 +222,10 @@ void describe('cluster: node processes', redisServerGate(), () => {
 
   void test('Redis killed and restarted (appendfsync always): CONNECT refused meanwhile, nodes recover, no acknowledged QoS 1 message lost', async () => {
     const prefix = 'p2:';
-    const a = await start('ra', prefix);
-    const b = await start('rb', prefix);
+    // Redis is back well within the lease: nobody is disconnected (past it, nodes fence themselves).
+    const longer = { COURIER_CLUSTER__LEASE_MS: '15000' };
+    const a = await start('ra', prefix, longer);
+    const b = await start('rb', prefix, longer);
     const sub = await connect(b.port, { reconnectPeriod: 0 });
     const got = new Set<number>();
     sub.on('message', (_t, p) => got.add(Number(p.toString())));

@@ -100,6 +100,7 @@ void describe('$SYS values', () => {
           retainedChanges: 0,
           rejoins: 0,
           redisDisconnects: 0,
+          selfFences: 0,
         },
       }),
     );

@@ -1,0 +1,479 @@
+/**
+ * Cluster II: persistent sessions that survive any node. Session state lives in Redis
+ * (RedisStore); this node holds in memory only the sessions it claimed. This module does the
+ * cluster side of it:
+ *
+ * - claim at CONNECT (fenced takeover: the previous owner is kicked through its inbox and every
+ *   write it makes for that session from then on is refused by Redis),
+ * - kicks and fenced commits (the session moved elsewhere: its copy here is dropped silently,
+ *   the node that took it decides the will),
+ * - entries handed over by a previous owner after a claim (`r` inbox entries),
+ * - recovery of a dead node: adopt its sessions (wills as stored, exactly once: an adoption is
+ *   an atomic claim that only succeeds while the dead node still owns the session), switch its
+ *   routes to this node in one route-log entry, and replay what was forwarded to it and not
+ *   handled (its inbox, trimmed only together with the writes it caused).
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from '../options.js';
+import type { Session } from '../core/session.js';
+import type { SessionClaim } from '../core/cluster-link.js';
+import type { SessionFilter } from '../core/broker-core.js';
+import type { Message } from '../core/message.js';
+import type { StoredOutbound, StoredSession } from '../store/types.js';
+import { decodeOutbound } from '../store/outbound-codec.js';
+import type { RedisStore } from './redis-store.js';
+import { BatchError, readBatch } from './wire.js';
+import { filterMatches } from '../topics/index.js';
+import { ROUTE_LOG_MAXLEN, SWITCH as SWITCH_LUA, type Keys } from './scripts.js';
+import type { RouteTable } from './routes.js';
+
+/** What this module needs of the broker core. */
+export interface SessionCore {
+  readonly sessions: ReadonlyMap<string, Session>;
+  evict(clientId: string): void;
+  restoreSession(
+    rec: StoredSession,
+    entries: ReadonlyArray<[number, StoredOutbound]>,
+    inbound: readonly number[],
+    messages: ReadonlyMap<number, Message>,
+    now: number,
+    wills: boolean,
+    claimToken?: string,
+  ): Session | undefined;
+  seenSeq(seq: number): void;
+  deliverStored(clientId: string, entries: readonly StoredOutbound[]): boolean;
+  publishForwarded(m: Message, plain: boolean, groups: readonly string[] | undefined, sessions?: SessionFilter): number;
+  commitPoint(): Promise<void> | null;
+}
+
+/** What this module needs of its node. */
+export interface SessionsOwner {
+  readonly nid: number;
+  readonly redis: Redis;
+  readonly routes: RouteTable;
+  /** While on, this node's new interest is collected (for the route switch) instead of announced. */
+  collectInterest(on: boolean): void;
+  /** The filters collected so far (and forgets them). */
+  takeCollected(): string[];
+  /** Queues `m` for the session `clientId` on node `nid` only (an `o` inbox entry), with this turn's writes. */
+  handOver(nid: number, clientId: string, m: Message): void;
+}
+
+/** A session that moved from this node to another: what it subscribed to, for messages still arriving here. */
+interface Tombstone {
+  readonly to: number;
+  readonly filters: ReadonlyArray<{ filter: string; noLocal: boolean }>;
+  readonly until: number;
+}
+
+export interface SessionCounters {
+  /** Sessions claimed at CONNECT from another node, kicks obeyed, commits refused by a fence. */
+  takeovers: number;
+  kicks: number;
+  fencedCommits: number;
+  /** Sessions adopted from dead nodes, dead nodes recovered, messages replayed from their inboxes. */
+  adopted: number;
+  recoveries: number;
+  replayed: number;
+  /** Entries handed over by a previous owner, and those that found no session here. */
+  handedOver: number;
+  handedOverLost: number;
+}
+
+/**
+ * How long a session that moved between nodes is remembered on both sides: the new node leaves
+ * messages that the old node also got to the old node (which hands them over), so each arrives
+ * once; the old node hands over what still arrives for it. Publishers learn of route changes in
+ * milliseconds; this bounds the bookkeeping, not the common case.
+ */
+const HANDOVER_MS = 10 * 60_000;
+
+export class ClusterSessions {
+  readonly counters: SessionCounters = {
+    takeovers: 0,
+    kicks: 0,
+    fencedCommits: 0,
+    adopted: 0,
+    recoveries: 0,
+    replayed: 0,
+    handedOver: 0,
+    handedOverLost: 0,
+  };
+  readonly #owner: SessionsOwner;
+  readonly #store: RedisStore;
+  readonly #keys: Keys;
+  readonly #log: Logger;
+  readonly #leaseMs: number;
+  #core: SessionCore | undefined = undefined;
+  /** Sessions taken from each node (claimed from it, or adopted after it died): client id → until when, and the filters it came with (see excluded / adoptedFrom). */
+  readonly #from = new Map<number, Map<string, { until: number; filters: readonly string[] }>>();
+  /** Sessions that moved from here to another node: client id → what still arriving here is handed over. */
+  readonly #tombstones = new Map<string, Tombstone>();
+  /** Claims in flight: the inbox waits (see quiet). */
+  #claiming = 0;
+  #quiet: Array<() => void> = [];
+  /** Kicks read while a claim of ours may still be in flight: client id → the kick's token seq. */
+  readonly #superseded = new Map<string, number>();
+  readonly #recovering = new Set<number>();
+
+  constructor(owner: SessionsOwner, store: RedisStore, keys: Keys, log: Logger, leaseMs: number) {
+    this.#owner = owner;
+    this.#store = store;
+    this.#keys = keys;
+    this.#log = log;
+    this.#leaseMs = leaseMs;
+    store.onFenced = (ids, tokens) => this.#fenced(ids, tokens);
+  }
+
+  attach(core: SessionCore): void {
+    this.#core = core;
+  }
+
+  get #c(): SessionCore {
+    if (this.#core === undefined) throw new Error('cluster sessions used before the core was attached');
+    return this.#core;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Claims, kicks, fences
+
+  /**
+   * While a claim is in flight (until the session is installed, after the claim's continuations),
+   * this node's inbox is not read: a message handled here meanwhile could have been meant for the
+   * session being installed and be missed. Undefined when nothing waits.
+   */
+  quiet(): Promise<void> | undefined {
+    if (this.#claiming === 0) return undefined;
+    return new Promise((resolve) => this.#quiet.push(resolve));
+  }
+
+  async claim(clientId: string, clean: boolean): Promise<SessionClaim> {
+    this.#superseded.delete(clientId);
+    this.#claiming++;
+    let r: Awaited<ReturnType<RedisStore['claim']>>;
+    try {
+      r = await this.#store.claim(clientId, this.#owner.nid, { clean });
+    } finally {
+      // Released after the continuations of this claim (the session's install) have run.
+      setImmediate(() => {
+        if (--this.#claiming === 0) for (const w of this.#quiet.splice(0)) w();
+      });
+    }
+    const kickedBy = this.#superseded.get(clientId);
+    this.#superseded.delete(clientId);
+    const self = String(this.#owner.nid);
+    this.#tombstones.delete(clientId);
+    if (r.previousOwner !== null && r.previousOwner !== self) {
+      this.counters.takeovers++;
+      const subs = r.loaded?.session?.subscriptions;
+      if (!clean && subs !== undefined)
+        this.#remember(
+          Number(r.previousOwner),
+          clientId,
+          subs.map((x) => x.filter),
+        );
+    }
+    return {
+      token: r.token,
+      self,
+      previousOwner: r.previousOwner,
+      previousAlive: r.previousAlive,
+      session: r.loaded?.session,
+      outbound: r.loaded?.outbound ?? [],
+      inbound: r.loaded?.inbound ?? [],
+      superseded: kickedBy !== undefined && kickedBy > seqOf(r.token),
+    };
+  }
+
+  /** A session of this node ended for good: its ownership record goes (unless someone claimed it since). */
+  ended(clientId: string, token: string | undefined): void {
+    for (const m of this.#from.values()) m.delete(clientId);
+    if (token === undefined) return;
+    this.#store.release(clientId, token).catch((err: unknown) => this.#log.warn({ clientId, err: String(err) }, 'cluster: session ownership not released'));
+  }
+
+  kicked(clientId: string, token: string, clean: boolean): void {
+    const mine = this.#store.fence(clientId);
+    const seq = seqOf(token);
+    if (mine !== undefined && seqOf(mine) >= seq) return; // a newer claim of ours
+    if (this.#superseded.size > 10_000) this.#superseded.clear();
+    this.#superseded.set(clientId, seq);
+    this.counters.kicks++;
+    // What still arrives here for it goes to its new node (which leaves those messages to us).
+    const s = this.#c.sessions.get(clientId);
+    const to = Number(token.slice(token.indexOf(':') + 1));
+    if (s !== undefined && !clean && s.expiryInterval > 0 && Number.isFinite(to)) {
+      const filters = [...s.subscriptions.values()].filter((x) => !x.filter.startsWith('$share/')).map((x) => ({ filter: x.filter, noLocal: x.noLocal }));
+      if (filters.length > 0) this.#tombstones.set(clientId, { to, filters, until: Date.now() + HANDOVER_MS });
+    }
+    this.#drop(clientId);
+  }
+
+  /**
+   * A message handled here (forwarded in from another node, or published here with
+   * `destinations` the nodes it was forwarded to): the sessions that moved away and match it get
+   * it through their new node, unless that node got it in the same step.
+   */
+  handOver(m: Message, destinations: readonly number[] | undefined): void {
+    const now = Date.now();
+    for (const [cid, t] of this.#tombstones) {
+      if (t.until < now) {
+        this.#tombstones.delete(cid);
+        continue;
+      }
+      if (destinations !== undefined && destinations.includes(t.to)) continue;
+      if (t.filters.some((f) => filterMatches(f.filter, m.topic) && !(f.noLocal && m.origin === cid))) this.#owner.handOver(t.to, cid, m);
+    }
+  }
+
+  get handingOver(): boolean {
+    return this.#tombstones.size > 0;
+  }
+
+  #remember(from: number, clientId: string, filters: readonly string[]): void {
+    let m = this.#from.get(from);
+    if (m === undefined) this.#from.set(from, (m = new Map()));
+    m.set(clientId, { until: Date.now() + HANDOVER_MS, filters: filters.filter((f) => !f.startsWith('$share/')) });
+  }
+
+  /** The sessions taken from `from` (still remembered); with `topic`, only those whose filters then matched it. */
+  #members(from: number, topic?: string): Set<string> | undefined {
+    const m = this.#from.get(from);
+    if (m === undefined) return undefined;
+    const now = Date.now();
+    const out = new Set<string>();
+    for (const [cid, x] of m) {
+      if (x.until < now) m.delete(cid);
+      else if (topic === undefined || x.filters.some((f) => filterMatches(f, topic))) out.add(cid);
+    }
+    if (m.size === 0) this.#from.delete(from);
+    return out;
+  }
+
+  #fenced(ids: string[], tokens: string[]): void {
+    ids.forEach((id, i) => {
+      this.counters.fencedCommits++;
+      // Still held here by the token Redis refused: it moved without a kick read yet.
+      if (this.#store.fence(id) === tokens[i]) this.#drop(id);
+    });
+  }
+
+  #drop(clientId: string): void {
+    for (const m of this.#from.values()) m.delete(clientId);
+    // Evicted first (its last writes still carry the old token and are refused), then forgotten.
+    this.#c.evict(clientId);
+    this.#store.forget(clientId);
+  }
+
+  redirected(clientId: string, entries: Buffer[]): void {
+    const decoded: StoredOutbound[] = [];
+    for (const e of entries) {
+      try {
+        decoded.push(decodeOutbound(e));
+      } catch (err) {
+        this.#log.error({ clientId, err: String(err) }, 'cluster: unreadable handed-over entry skipped');
+      }
+    }
+    this.counters.handedOver += decoded.length;
+    if (!this.#c.deliverStored(clientId, decoded)) {
+      this.counters.handedOverLost += decoded.length;
+      this.#log.warn({ clientId, entries: decoded.length }, 'cluster: entries handed over for a session no longer here; dropped');
+    }
+  }
+
+  /**
+   * The sessions here that a message forwarded to `destinations` must not reach directly: those
+   * taken from one of those nodes with a filter matching it, since that node got it too and its
+   * copy comes here handed over (or replayed), once.
+   */
+  excluded(destinations: string, topic: string): ReadonlySet<string> | undefined {
+    if (this.#from.size === 0) return undefined;
+    let out: Set<string> | undefined;
+    for (const d of destinations.split(',')) {
+      const set = this.#members(Number(d), topic);
+      if (set === undefined || set.size === 0) continue;
+      if (out === undefined) out = set;
+      else for (const id of set) out.add(id);
+    }
+    return out;
+  }
+
+  adoptedFrom(nid: number): ReadonlySet<string> | undefined {
+    return this.#members(nid);
+  }
+
+  /** Every session dropped here (this node fenced itself): tokens forgotten. */
+  reset(): void {
+    this.#from.clear();
+    this.#tombstones.clear();
+    this.#superseded.clear();
+    this.#store.forgetAll();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Recovery of a dead node
+
+  /** Recovers the dead incarnation `dead` unless another node holds its recovery lock. */
+  async recover(dead: number): Promise<void> {
+    if (this.#recovering.has(dead)) return;
+    this.#recovering.add(dead);
+    try {
+      await this.#recover(dead);
+    } finally {
+      this.#recovering.delete(dead);
+    }
+  }
+
+  async #recover(dead: number): Promise<void> {
+    const k = this.#keys;
+    const owner = this.#owner;
+    const redis = owner.redis;
+    const me = owner.nid;
+    const lock = await redis.set(k.recover(dead), String(me), 'PX', this.#leaseMs, 'NX');
+    if (lock === null) return;
+    const started = Date.now();
+    const core = this.#c;
+    const adopted = new Set<string>();
+    const cids = await redis.smembers(k.own(dead));
+    let wills = 0;
+    for (let i = 0; i < cids.length; i += 64) {
+      const chunk = cids.slice(i, i + 64);
+      const results = await Promise.all(chunk.map((cid) => this.#store.adopt(cid, dead, me)));
+      const now = Date.now();
+      results.forEach((r, j) => {
+        const cid = chunk[j]!;
+        if (r === null) return;
+        if (r.session === undefined) {
+          // A clean session without a will: nothing to take over.
+          this.#store.release(cid, r.token).catch(() => {});
+          return;
+        }
+        if (core.sessions.has(cid)) core.evict(cid);
+        for (const [seq] of r.outbound) core.seenSeq(seq);
+        if (r.session.will !== undefined) wills++;
+        owner.collectInterest(true);
+        try {
+          const s = core.restoreSession(r.session, r.outbound, r.inbound, new Map(), now, true, r.token);
+          if (s !== undefined) {
+            adopted.add(cid);
+            this.#remember(
+              dead,
+              cid,
+              r.session.subscriptions.map((x) => x.filter),
+            );
+          }
+        } finally {
+          owner.collectInterest(false);
+        }
+        this.counters.adopted++;
+      });
+    }
+    // The adopted sessions' interest replaces the dead node's in one route-log entry: a publisher
+    // sends each message either to the dead inbox (replayed below) or here, never both or neither.
+    const filters = owner.takeCollected();
+    await redis.eval(
+      SWITCH_LUA,
+      7,
+      k.node(me),
+      k.routes(me),
+      k.rlog,
+      k.routes(dead),
+      k.inbox(dead),
+      k.recovered(dead),
+      k.moved(dead),
+      me,
+      ROUTE_LOG_MAXLEN,
+      dead,
+      ...filters,
+    );
+    owner.routes.dropNode(dead);
+    const replayed = await this.#replay(dead, adopted);
+    // What the replay caused is committed before the dead inbox goes.
+    await core.commitPoint();
+    await redis.multi().del(k.recovered(dead), k.own(dead), k.recover(dead)).srem(k.orphans, String(dead)).exec();
+    this.counters.recoveries++;
+    this.#log.warn(
+      { nodeId: dead, sessions: adopted.size, wills, replayed, ms: Date.now() - started },
+      'cluster: recovered a dead node (sessions adopted, wills as stored, its unhandled inbox replayed)',
+    );
+  }
+
+  /**
+   * Replays the dead node's unhandled inbox: to the sessions adopted here, and (handed over) to
+   * those its clients took elsewhere meanwhile (a kick in the inbox names each and its new
+   * node; that node leaves messages the dead node also got to this replay).
+   */
+  async #replay(dead: number, adopted: ReadonlySet<string>): Promise<number> {
+    const key = this.#keys.recovered(dead);
+    const redis = this.#owner.redis;
+    const core = this.#c;
+    const only: SessionFilter = { only: adopted };
+    const entries = await readAll(redis, key);
+    const moved = new Map<string, number>();
+    for (const [, fields] of entries) {
+      if (fields[0]?.toString() !== 'k') continue;
+      const token = field(fields, 't')?.toString() ?? '';
+      const to = Number(token.slice(token.indexOf(':') + 1));
+      if (Number.isFinite(to) && to !== dead) moved.set(fields[1]!.toString(), to);
+    }
+    const handOver = new Map<string, { to: number; filters: string[] }>();
+    if (moved.size > 0) {
+      // The subscriptions of the moved sessions, as their new nodes stored them.
+      const cids = [...moved.keys()];
+      const recs = await Promise.all(cids.map((cid) => this.#store.loadSession(cid).then((l) => l.session)));
+      cids.forEach((cid, i) => {
+        const rec = recs[i];
+        if (rec !== undefined) handOver.set(cid, { to: moved.get(cid)!, filters: rec.subscriptions.map((x) => x.filter) });
+      });
+    }
+    let n = 0;
+    for (const [, fields] of entries) {
+      const kind = fields[0]?.toString();
+      try {
+        if (kind === 'f' || kind === 'x') {
+          const b = field(fields, 'b');
+          if (b === undefined) continue;
+          n += readBatch(b, (f) => {
+            core.publishForwarded(f.message, f.plain, f.groups, only);
+            for (const [cid, h] of handOver) if (h.filters.some((flt) => filterMatches(flt, f.message.topic))) this.#owner.handOver(h.to, cid, f.message);
+          });
+        } else if (kind === 'r') {
+          const cid = fields[1]!.toString();
+          if (adopted.has(cid)) {
+            const list: Buffer[] = [];
+            for (let i = 2; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === 'e') list.push(fields[i + 1]!);
+            this.redirected(cid, list);
+            n += list.length;
+          }
+        }
+      } catch (err) {
+        if (!(err instanceof BatchError)) throw err;
+        this.#log.error({ nodeId: dead, err: err.message }, 'cluster: unreadable entry of a dead inbox skipped');
+      }
+    }
+    this.counters.replayed += n;
+    return n;
+  }
+}
+
+async function readAll(redis: Redis, key: string): Promise<Array<[Buffer, Buffer[]]>> {
+  const out: Array<[Buffer, Buffer[]]> = [];
+  let from = '-';
+  for (;;) {
+    const batch = (await redis.xrangeBuffer(key, from, '+', 'COUNT', 512)) as Array<[Buffer, Buffer[]]>;
+    if (batch.length === 0) return out;
+    out.push(...batch);
+    from = `(${batch[batch.length - 1]![0].toString()}`;
+  }
+}
+
+/** The sequence part of a fencing token "<seq>:<nid>". */
+export function seqOf(token: string): number {
+  const i = token.indexOf(':');
+  return Number(i < 0 ? token : token.slice(0, i));
+}
+
+function field(fields: Buffer[], name: string): Buffer | undefined {
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === name) return fields[i + 1];
+  return undefined;
+}
