@@ -18,7 +18,8 @@
  *
  * Key layout: see store-scripts.ts.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { newRedis } from './ioredis.js';
 import type { Store, StoredMessage, StoredOutbound, StoredSession, StoreSnapshot } from '../store/types.js';
 import { decodeOutbound, encodeOutbound } from '../store/outbound-codec.js';
 import { decodeMessage, decodeSession, encodeMessage, encodeSession } from './store-codec.js';
@@ -106,7 +107,7 @@ export class RedisStore implements Store {
     if (typeof options.redis === 'string') {
       this.#owned = true;
       this.#where = options.redis.replace(/\/\/[^@/]*@/, '//***@');
-      this.#redis = new Redis(options.redis, {
+      this.#redis = newRedis(options.redis, {
         lazyConnect: true,
         // A commit must fail, not wait or be replayed later: its acknowledgements stay withheld.
         enableOfflineQueue: false,
