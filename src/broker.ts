@@ -371,20 +371,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   #context(listener: ListenerPolicy): ConnectionContext {
-    // The getters below run with the context as `this`; they read the broker's current chain.
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const broker = this;
-    return {
+    const data: Omit<ConnectionContext, 'security' | 'enhancedAuth'> = {
       core: this.#core,
       log: this.#log,
       observer: this.#observer,
-      // Read at use: open() replaces the security chain once the password and ACL files are loaded.
-      get security() {
-        return broker.#security;
-      },
-      get enhancedAuth() {
-        return broker.#enhancedAuth;
-      },
       limits: this.#limits,
       topicLimits: this.#topicLimits,
       listener,
@@ -394,6 +384,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
       traffic: this.#trafficOf(listener.name),
       sweeper: this.#sweeper,
     };
+    // Read at use: open() replaces the security chain once the password and ACL files are loaded.
+    // Added with defineProperties, not as getters in the literal: V8 keeps an object literal with
+    // getters in dictionary mode, and connections read this context for every PUBLISH.
+    return Object.defineProperties(data, {
+      security: { get: () => this.#security, enumerable: true },
+      enhancedAuth: { get: () => this.#enhancedAuth, enumerable: true },
+    }) as ConnectionContext;
   }
 
   /**

@@ -6,7 +6,8 @@
  * through `commitPoint()`, which gates acknowledgements as the store does.
  */
 import { hostname } from 'node:os';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { newRedis } from './ioredis.js';
 import type { ClusterLink } from '../core/cluster-link.js';
 import type { Message } from '../core/message.js';
 import type { Logger } from '../options.js';
@@ -98,7 +99,7 @@ export class ClusterNode implements ClusterLink {
     this.#localStats = localStats;
     this.#core = core;
     this.#store = store;
-    this.#redis = new Redis(options.redis, {
+    this.#redis = newRedis(options.redis, {
       lazyConnect: true,
       // Commands wait for a reconnect instead of failing: acknowledgements are withheld meanwhile.
       maxRetriesPerRequest: null,

@@ -18,7 +18,8 @@
  *
  * Key layout: see store-scripts.ts.
  */
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { newRedis } from './ioredis.js';
 import type { Store, StoredMessage, StoredOutbound, StoredSession, StoreSnapshot } from '../store/types.js';
 import { decodeOutbound, encodeOutbound } from '../store/outbound-codec.js';
 import { decodeMessage, decodeSession, encodeMessage, encodeSession } from './store-codec.js';
@@ -126,7 +127,7 @@ export class RedisStore implements Store {
     if (typeof options.redis === 'string') {
       this.#owned = true;
       this.#where = options.redis.replace(/\/\/[^@/]*@/, '//***@');
-      this.#redis = new Redis(
+      this.#redis = newRedis(
         options.redis,
         options.waitForReconnect === true
           ? {

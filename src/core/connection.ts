@@ -26,7 +26,7 @@ import { Output } from './output.js';
 import { ack, writePublish } from './publish.js';
 import type { Session } from './session.js';
 import type { ClientInfo, ConnectionContext, ConnectionObserver } from './connection-types.js';
-import { PACKET_CODE } from './traffic.js';
+import { packetCode, type TrafficCounters } from './traffic.js';
 
 export type { ClientInfo, ConnectionContext, ConnectionObserver, LimitCounters, ListenerPolicy } from './connection-types.js';
 
@@ -74,6 +74,8 @@ export class Connection implements ConnectionInternals {
 
   readonly #stream: Duplex;
   readonly #output: Output;
+  /** ctx.traffic, held here: the context object is in dictionary mode (it has getters), so each read of it is a slow lookup. */
+  readonly #traffic: TrafficCounters;
   /** Packets held while an asynchronous hook (authentication, authorization) decides; undefined = not paused. */
   #held: Packet[] | undefined = undefined;
   #lastSeen = Date.now();
@@ -90,6 +92,7 @@ export class Connection implements ConnectionInternals {
     this.observer = ctx.observer;
     // No closures per connection: the stream's listeners and the decoder's callback are shared
     // functions that find the connection through the stream (an idle connection costs less).
+    this.#traffic = ctx.traffic;
     this.#output = new Output(stream, this, ctx.traffic);
     this.decoder = new Decoder<Connection>(Connection.#packetIn, { maxPacketSize: core.mqtt.maxPacketSize }, this);
     (stream as OwnedStream)[OWNER] = this;
@@ -104,8 +107,8 @@ export class Connection implements ConnectionInternals {
 
   static #packetIn(this: Connection, p: Packet): void {
     // Counted once, as decoded (held packets come back through #onPacket, not here).
-    const traffic = this.ctx.traffic;
-    traffic.packetsIn[PACKET_CODE[p.type]]!++;
+    const traffic = this.#traffic;
+    traffic.packetsIn[packetCode(p.type)]!++;
     if (p.type === 'publish') {
       traffic.publishIn[p.qos]!++;
       traffic.publishBytesIn += p.payload.length;
@@ -185,7 +188,7 @@ export class Connection implements ConnectionInternals {
 
   #onData(chunk: Buffer): void {
     if (this.phase === Phase.Closed) return;
-    this.ctx.traffic.bytesIn += chunk.length;
+    this.#traffic.bytesIn += chunk.length;
     this.#lastSeen = Date.now();
     try {
       this.decoder.push(chunk);
