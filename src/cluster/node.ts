@@ -19,6 +19,7 @@ import { Tail, type ClusterCore } from './tail.js';
 import type { LiveConnection } from '../core/broker-core.js';
 import type { SessionClaim } from '../core/cluster-link.js';
 import { ClusterSessions, type SessionCore } from './sessions.js';
+import { within } from './within.js';
 import type { RedisStore } from './redis-store.js';
 
 /** What a node needs of the broker core. */
@@ -222,12 +223,15 @@ export class ClusterNode implements ClusterLink {
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
     await this.#tail.stop();
     try {
-      await this.#outbox.drain();
-      if (this.#joined && this.#available) {
-        await this.#dead(this.nid, true);
-        const k = this.keys;
-        if ((await this.#redis.get(k.name(this.options.nodeName))) === String(this.nid)) await this.#redis.del(k.name(this.options.nodeName));
-      }
+      // Bounded: a node that cannot reach Redis still stops (the others declare it dead after the lease).
+      await within(this.options.leaseMs, async () => {
+        await this.#outbox.drain();
+        if (this.#joined && this.#available && !this.#fencedSelf) {
+          await this.#dead(this.nid, true);
+          const k = this.keys;
+          if ((await this.#redis.get(k.name(this.options.nodeName))) === String(this.nid)) await this.#redis.del(k.name(this.options.nodeName));
+        }
+      });
     } finally {
       this.#redis.disconnect();
     }
@@ -542,12 +546,17 @@ export class ClusterNode implements ClusterLink {
     return this.sessions?.adoptedFrom(nid);
   }
 
+  excludedLocally: ReadonlySet<string> | undefined = undefined;
+
   forward(m: Message, localGroups: readonly string[] | undefined): readonly string[] | undefined {
     const sessions = this.sessions;
-    if (sessions === undefined || !sessions.handingOver) return this.#outbox.forward(m, localGroups);
+    this.excludedLocally = undefined;
+    if (sessions === undefined || !sessions.tracking) return this.#outbox.forward(m, localGroups);
     const dests: number[] = [];
     const keep = this.#outbox.forward(m, localGroups, dests);
-    sessions.handOver(m, dests);
+    if (sessions.handingOver) sessions.handOver(m, dests);
+    // A session that moved here from a node this message also went to gets it from there.
+    if (dests.length > 0) this.excludedLocally = sessions.excludedFor(dests, m.topic);
     return keep;
   }
 

@@ -25,6 +25,7 @@ import { decodeOutbound, encodeOutbound } from '../store/outbound-codec.js';
 import { decodeMessage, decodeSession, encodeMessage, encodeSession } from './store-codec.js';
 import { scanSnapshot } from './store-load.js';
 import { Batch, type Arg } from './store-batch.js';
+import { within } from './within.js';
 import { ADOPT, CLAIM, COMMIT, LOAD_SESSION, RELEASE, storeKeys, type StoreKeys } from './store-scripts.js';
 
 export interface RedisStoreOptions {
@@ -103,6 +104,8 @@ export class RedisStore implements Store {
   readonly keys: StoreKeys;
   onFenced: ((clientIds: string[], tokens: string[]) => void) | undefined;
   readonly #cluster: boolean;
+  readonly #waits: boolean;
+  readonly #commandTimeout: number;
   readonly #redis: Redis;
   readonly #owned: boolean;
   /** The Redis URL for messages, password hidden. */
@@ -124,6 +127,8 @@ export class RedisStore implements Store {
     this.#maxBytes = options.maxBytesPerCall ?? 512 * 1024;
     this.onFenced = options.onFenced;
     this.#cluster = options.cluster === true;
+    this.#waits = options.waitForReconnect === true && typeof options.redis === 'string';
+    this.#commandTimeout = options.commandTimeoutMs ?? 5000;
     if (typeof options.redis === 'string') {
       this.#owned = true;
       this.#where = options.redis.replace(/\/\/[^@/]*@/, '//***@');
@@ -201,7 +206,9 @@ export class RedisStore implements Store {
 
   async close(): Promise<void> {
     try {
-      await this.flush();
+      // Bounded when commands wait for a reconnect: a store that cannot reach Redis still closes.
+      if (this.#waits) await within(this.#commandTimeout, () => this.flush());
+      else await this.flush();
     } finally {
       if (this.#owned && this.#redis.status !== 'end') await this.#redis.quit().catch(() => this.#redis.disconnect());
     }

@@ -230,6 +230,16 @@ export class ClusterSessions {
     return this.#tombstones.size > 0;
   }
 
+  /** Whether forwards must be looked at message by message (sessions moved here or away lately). */
+  get tracking(): boolean {
+    return this.#tombstones.size > 0 || this.#from.size > 0;
+  }
+
+  /** `excluded` for a message published here and forwarded to `destinations`. */
+  excludedFor(destinations: readonly number[], topic: string): ReadonlySet<string> | undefined {
+    return this.#from.size === 0 ? undefined : this.excluded(destinations.join(','), topic);
+  }
+
   #remember(from: number, clientId: string, filters: readonly string[]): void {
     let m = this.#from.get(from);
     if (m === undefined) this.#from.set(from, (m = new Map()));

@@ -643,6 +643,8 @@ export class BrokerCore {
       } else if (link !== undefined) {
         const keep = link.forward(m, groups?.map(groupKey));
         if (groups !== undefined) groups = keep === undefined ? undefined : groups.filter((g) => keep.includes(groupKey(g)));
+        const excluded = link.excludedLocally;
+        if (excluded !== undefined && excluded.size > 0) sessions = { exclude: excluded };
       }
       if (groups !== undefined) for (const g of groups) if (this.#deliverShared(g, m, undefined)) shared++;
       const hits = this.#hits;

@@ -32,6 +32,11 @@ export interface ClusterLink {
    * serves each matching group and returns the keys this node delivers to (undefined = none).
    */
   forward(m: Message, localGroups: readonly string[] | undefined): readonly string[] | undefined;
+  /**
+   * Set by `forward` for the message it was just given: sessions here that must not get it
+   * directly (they moved here from a node it was also forwarded to, which hands it over).
+   */
+  readonly excludedLocally?: ReadonlySet<string> | undefined;
   /** This node's interest in a filter (as subscribed, `$share/g/f` included) began or ended. */
   interest(filter: string, on: boolean): void;
   /** A retained message was set (or, with an empty payload, deleted) on this node. */

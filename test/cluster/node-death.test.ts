@@ -162,6 +162,27 @@ void describe('cluster: a node killed under load', redisServerGate(), () => {
             dup2 += q2.length - new Set(q2).size;
           }
         }
+        if (process.env.COURIER_TEST_DIAG === '1') {
+          nodes.forEach((n, k) => {
+            for (const l of n.logs()) if (/recovered|declared dead|fences|joined/.test(l.msg)) console.log(`DIAG node${k} ${JSON.stringify(l)}`);
+          });
+          for (const s of subs) {
+            const have = new Set(s.got);
+            const miss = expected(s).filter((p) => !have.has(p));
+            if (miss.length > 0)
+              console.log(
+                `DIAG LOST ${s.cid} home=${s.home} victim=${victim} qos=${s.qos} missing ${JSON.stringify(miss)} got ${s.got.length}: ${JSON.stringify(s.got)}`,
+              );
+            const q2 = s.got.filter((p) => p.startsWith('p1:'));
+            const d = q2.length - new Set(q2).size;
+            if (d > 0) {
+              const seen = new Map<string, number[]>();
+              q2.forEach((p, i) => seen.set(p, [...(seen.get(p) ?? []), i]));
+              const dups = [...seen].filter(([, v]) => v.length > 1).slice(0, 3);
+              console.log(`DIAG ${s.cid} home=${s.home} victim=${victim} qos=${s.qos} dups=${d} of ${q2.length} e.g. ${JSON.stringify(dups)}`);
+            }
+          }
+        }
         assert.equal(lost, 0, `round ${round}: ${lost} acknowledged deliveries lost`);
         assert.equal(dup2, 0, `round ${round}: ${dup2} QoS 2 duplicates`);
         for (const s of subs) assert.equal(wills.get(`will/${s.cid}`) ?? 0, s.home === victim ? 1 : 0, `round ${round}: will of ${s.cid}`);

@@ -228,6 +228,8 @@ void describe('cluster: sessions across nodes', redisServerGate(), () => {
       await proxy.heal();
       await pollUntil(() => a!.broker.stats().cluster!.available && a!.broker.stats().cluster!.rejoins >= 1, { what: 'A rejoined', timeoutMs: 15_000 });
     } finally {
+      // The nodes behind the proxy stop before it does.
+      await Promise.all(nodes.splice(-2).map((n) => n.close().catch(() => {})));
       await proxy.close();
     }
   });
