@@ -564,6 +564,10 @@ export class ClusterNode implements ClusterLink {
     this.#outbox.handOver(nid, clientId, m);
   }
 
+  forwardedForDead(nid: number, m: Message): void {
+    this.sessions?.forwardedForDead(nid, m);
+  }
+
   /** A message forwarded here was handled: sessions that moved away get theirs (see ClusterSessions.handOver). */
   forwardedHere(m: Message): void {
     const sessions = this.sessions;

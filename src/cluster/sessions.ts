@@ -109,6 +109,8 @@ export class ClusterSessions {
   readonly #from = new Map<number, Map<string, { until: number; filters: readonly string[] }>>();
   /** Sessions that moved from here to another node: client id → what still arriving here is handed over. */
   readonly #tombstones = new Map<string, Tombstone>();
+  /** Sessions of recovered dead nodes that had moved elsewhere: dead nid → client id → its node and filters (for forwards that still name the dead node). */
+  readonly #movedFrom = new Map<number, Map<string, { to: number; filters: string[] }>>();
   /** Claims in flight: the inbox waits (see quiet). */
   #claiming = 0;
   #quiet: Array<() => void> = [];
@@ -226,6 +228,13 @@ export class ClusterSessions {
     }
   }
 
+  /** A forward meant for the dead node `dead` arrived here (its adopter): the sessions that had moved elsewhere get it handed over. */
+  forwardedForDead(dead: number, m: Message): void {
+    const moved = this.#movedFrom.get(dead);
+    if (moved === undefined) return;
+    for (const [cid, h] of moved) if (h.filters.some((f) => filterMatches(f, m.topic))) this.#owner.handOver(h.to, cid, m);
+  }
+
   get handingOver(): boolean {
     return this.#tombstones.size > 0;
   }
@@ -315,6 +324,7 @@ export class ClusterSessions {
   /** Every session dropped here (this node fenced itself): tokens forgotten. */
   reset(): void {
     this.#from.clear();
+    this.#movedFrom.clear();
     this.#tombstones.clear();
     this.#superseded.clear();
     this.#store.forgetAll();
@@ -381,6 +391,24 @@ export class ClusterSessions {
     // The adopted sessions' interest replaces the dead node's in one route-log entry: a publisher
     // sends each message either to the dead inbox (replayed below) or here, never both or neither.
     const filters = owner.takeCollected();
+    // From the switch until the replay is prepared, this node's inbox waits: forwards that still
+    // name the dead node arrive here (x entries) and need to know where its moved sessions went.
+    this.#claiming++;
+    try {
+      await this.#switchAndReplay(dead, adopted, filters, started, wills);
+    } finally {
+      setImmediate(() => {
+        if (--this.#claiming === 0) for (const w of this.#quiet.splice(0)) w();
+      });
+    }
+  }
+
+  async #switchAndReplay(dead: number, adopted: Set<string>, filters: string[], started: number, wills: number): Promise<void> {
+    const k = this.#keys;
+    const owner = this.#owner;
+    const redis = owner.redis;
+    const me = owner.nid;
+    const core = this.#c;
     await redis.eval(
       SWITCH_LUA,
       7,
@@ -435,6 +463,12 @@ export class ClusterSessions {
         const rec = recs[i];
         if (rec !== undefined) handOver.set(cid, { to: moved.get(cid)!, filters: rec.subscriptions.map((x) => x.filter) });
       });
+    }
+    // Forwards that still name the dead node reach this node (x entries) for a while: they go to
+    // those sessions too.
+    if (handOver.size > 0) {
+      this.#movedFrom.set(dead, handOver);
+      setTimeout(() => this.#movedFrom.delete(dead), HANDOVER_MS).unref();
     }
     let n = 0;
     for (const [, fields] of entries) {

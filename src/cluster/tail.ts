@@ -45,6 +45,8 @@ export interface TailOwner {
   excluded(destinations: string, topic: string): ReadonlySet<string> | undefined;
   /** The sessions adopted from the dead node `nid` (a forward meant for it reaches only them). */
   adoptedFrom(nid: number): ReadonlySet<string> | undefined;
+  /** A forward meant for the dead node `nid` (whose sessions this node adopted) was handled. */
+  forwardedForDead(nid: number, m: Message): void;
   /** A forward to this node was handled (sessions that moved away may need it handed over). */
   forwardedHere(m: Message): void;
   /** A promise while the inbox must wait (a session claim in flight), else undefined. */
@@ -272,14 +274,15 @@ export class Tail {
     if (kind === 'f' || kind === 'x') {
       const batch = field(fields, 'b');
       if (batch === undefined) return 0;
-      let filter: SessionFilter | undefined;
       if (kind === 'x') {
-        const only = owner.adoptedFrom(Number(fields[1]!.toString()));
-        if (only === undefined || only.size === 0) return 0;
-        filter = { only };
+        const dead = Number(fields[1]!.toString());
+        const only = owner.adoptedFrom(dead) ?? new Set<string>();
+        return readBatch(batch, (f) => {
+          if (only.size > 0) core.publishForwarded(f.message, f.plain, f.groups, { only });
+          if (f.plain) owner.forwardedForDead(dead, f.message);
+        });
       }
-      const d = kind === 'f' ? field(fields, 'd')?.toString() : undefined;
-      if (kind === 'x') return readBatch(batch, (f) => core.publishForwarded(f.message, f.plain, f.groups, filter));
+      const d = field(fields, 'd')?.toString();
       return readBatch(batch, (f) => {
         const exclude = d === undefined ? undefined : owner.excluded(d, f.message.topic);
         core.publishForwarded(f.message, f.plain, f.groups, exclude === undefined || exclude.size === 0 ? undefined : { exclude });
