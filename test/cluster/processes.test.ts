@@ -302,7 +302,7 @@ void describe('cluster: node processes', redisServerGate(), () => {
           }
         })();
         // Below the session's queue limit (1,000 by default): every loss is Redis's.
-      await pollUntil(() => acked.length >= 800, { what: '800 acknowledged', timeoutMs: 60_000 });
+        await pollUntil(() => acked.length >= 800, { what: '800 acknowledged', timeoutMs: 60_000 });
         const killedAt = Date.now();
         await r2.kill9();
         running = false;
