@@ -1,0 +1,676 @@
+/**
+ * The client: one object per logical session, across any number of connections. It owns the
+ * connection lifecycle (connect, keep alive, reconnect with backoff, resume), the outgoing QoS
+ * state (outgoing.ts), the local subscriptions (subscription.ts, routed with the broker's topic
+ * trie) and every pending promise, each of which settles: acknowledged, refused with a reason
+ * code, aborted by its signal, or rejected at close.
+ */
+import { Decoder } from '../../../src/protocol/decoder.js';
+import { encode } from '../../../src/protocol/encoder.js';
+import type { ConnackPacket, Packet, Properties, PublishPacket } from '../../../src/protocol/packets.js';
+import { checkTopicFilter, checkTopicName } from '../../../src/topics/validate.js';
+import { TopicTrie } from '../../../src/topics/trie.js';
+import { Backoff } from './backoff.js';
+import { ClientError, ClosedError, ConnectionError, LimitError, PERMANENT_REFUSALS, RefusedError, abortReason, connackReason } from './errors.js';
+import { Emitter } from './emitter.js';
+import { buildConnect, encodePayload, limitsOf, toMessage, toProperties, DEFAULT_LIMITS } from './packets.js';
+import { Outgoing, type PendingPublish } from './outgoing.js';
+import { compileFilter } from './params.js';
+import { SubscriptionImpl, type Subscription, type SubscriptionOwner } from './subscription.js';
+import type { OpenTransport, Transport } from './transport.js';
+import type { ClientEvents, ClientOptions, ClientState, Payload, PublishOptions, PublishResult, ServerLimits, SubscribeOptions } from './types.js';
+import { Requester, type RequestOptions } from './request.js';
+import type { Message } from './types.js';
+
+interface AckWaiter {
+  packet: Packet;
+  resolve(codes: number[]): void;
+  reject(e: Error): void;
+}
+
+interface Connection {
+  transport: Transport;
+  decoder: Decoder<Client>;
+  connack: { resolve(p: ConnackPacket): void; reject(e: Error): void } | undefined;
+  /** Called when the transport has closed. */
+  onClosed: (() => void) | undefined;
+}
+
+export class Client implements SubscriptionOwner, AsyncDisposable {
+  readonly url: URL;
+  readonly options: Readonly<ClientOptions>;
+  readonly version: 3 | 4 | 5;
+  clientId: string;
+  state: ClientState = 'connecting';
+  server: ServerLimits = DEFAULT_LIMITS;
+  readonly #open: OpenTransport;
+  readonly #events = new Emitter<ClientEvents>();
+  readonly #out = new Outgoing();
+  readonly #acks = new Map<number, AckWaiter>();
+  readonly #inboundQos2 = new Set<number>();
+  readonly #subs = new Set<SubscriptionImpl>();
+  readonly #trie = new TopicTrie<SubscriptionImpl>();
+  /** 5.0: one Subscription Identifier per distinct filter, so a message reaches only the subscriptions it was sent for. */
+  readonly #filterIds = new Map<string, number>();
+  readonly #idFilters = new Map<number, string>();
+  readonly #backoff: Backoff | undefined;
+  readonly #waiters = new Set<{ resolve(): void; reject(e: Error): void }>();
+  #conn: Connection | undefined;
+  #quota = 0;
+  #pending: Uint8Array[] = [];
+  #flushQueued = false;
+  #subSeq = 0;
+  #connectedAt = 0;
+  #keepAlive: ReturnType<typeof setInterval> | undefined;
+  #pingOutstanding = false;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #attemptAbort: AbortController | undefined;
+  #closed: Promise<void> | undefined;
+  #requester: Requester | undefined;
+  #everConnected = false;
+
+  constructor(url: URL, options: ClientOptions, open: OpenTransport) {
+    this.url = url;
+    this.options = options;
+    this.version = options.protocolVersion ?? 5;
+    this.clientId = options.clientId ?? '';
+    this.#open = open;
+    this.#backoff = options.reconnect === false ? undefined : new Backoff(options.reconnect);
+    this.#out = new Outgoing(options.offline?.maxMessages, options.offline?.maxBytes);
+  }
+
+  on<E extends keyof ClientEvents>(event: E, fn: ClientEvents[E]): () => void {
+    return this.#events.on(event, fn);
+  }
+
+  /** Publishes waiting to be sent plus those in flight: what a clean close would lose. */
+  get pendingPublishes(): number {
+    return this.#out.inflight.size + this.#out.queue.length;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Connecting
+
+  /** Makes one connection attempt; resolves at CONNACK 0, rejects on anything else. */
+  async connectOnce(): Promise<void> {
+    const ac = new AbortController();
+    this.#attemptAbort = ac;
+    const timeout = setTimeout(() => ac.abort(new ConnectionError('connect timeout')), this.options.connectTimeout ?? 30_000);
+    const onOuterAbort = () => ac.abort(abortReason(this.options.signal!));
+    this.options.signal?.addEventListener('abort', onOuterAbort, { once: true });
+    try {
+      if (this.options.signal?.aborted) throw abortReason(this.options.signal);
+      const conn: Connection = {
+        transport: undefined as unknown as Transport,
+        decoder: new Decoder<Client>(onPacket, { protocolVersion: this.version, maxPacketSize: this.options.maximumPacketSize }, this as Client),
+        connack: undefined,
+        onClosed: undefined,
+      };
+      const connack = new Promise<ConnackPacket>((resolve, reject) => (conn.connack = { resolve, reject }));
+      connack.catch(() => undefined);
+      conn.transport = await this.#open(this.url, this.options, { data: (c) => this.#data(conn, c), close: (e) => this.#lost(conn, e) }, ac.signal);
+      this.#conn = conn;
+      this.#writeNow(buildConnect(this, this.#everConnected));
+      const onAbort = () => conn.connack?.reject(abortReason(ac.signal));
+      ac.signal.addEventListener('abort', onAbort, { once: true });
+      const ack = await connack.finally(() => ac.signal.removeEventListener('abort', onAbort));
+      const code = connackReason(ack.reasonCode, this.version);
+      if (code !== 0) throw new RefusedError('CONNECT', code, ack.properties?.reasonString);
+      this.#connected(ack);
+    } catch (e) {
+      const c = this.#conn;
+      if (c !== undefined) {
+        this.#conn = undefined;
+        c.transport.destroy();
+      }
+      throw e instanceof Error ? e : new Error(String(e));
+    } finally {
+      clearTimeout(timeout);
+      this.options.signal?.removeEventListener('abort', onOuterAbort);
+      this.#attemptAbort = undefined;
+    }
+  }
+
+  #connected(ack: ConnackPacket): void {
+    const reconnect = this.#everConnected;
+    this.#everConnected = true;
+    this.server = limitsOf(ack.properties, this.version);
+    if (this.server.assignedClientId !== undefined) this.clientId = this.server.assignedClientId;
+    this.state = 'connected';
+    this.#connectedAt = Date.now();
+    this.#startKeepAlive();
+    const out = this.#out;
+    this.#quota = this.server.receiveMaximum - out.inflight.size;
+    if (ack.sessionPresent) {
+      // Resume: unacknowledged PUBLISH again with DUP, PUBREL again, in the original order [MQTT-4.4.0-1] [MQTT-4.6.0-1].
+      for (const p of out.inflight.values()) {
+        if (p.state === 'publish') this.#write({ ...p.packet, dup: true });
+        else this.#write({ type: 'pubrel', packetId: p.packet.packetId! });
+      }
+    } else {
+      // The server kept nothing: publishes not yet acknowledged go again as new messages; a QoS 2 message that
+      // reached PUBREC was received by the old session, so it is complete; subscriptions are made again.
+      this.#inboundQos2.clear();
+      for (const [id, p] of [...out.inflight]) {
+        if (p.state === 'pubrel') {
+          out.inflight.delete(id);
+          out.release(id);
+          this.#quota++;
+          this.#settle(p, undefined, { reasonCode: 0 });
+        } else this.#write({ ...p.packet, dup: false });
+      }
+      if (reconnect) this.#resubscribe();
+    }
+    for (const w of this.#acks.values()) this.#write(w.packet);
+    this.#drain();
+    for (const w of [...this.#waiters]) w.resolve();
+    this.#events.emit('connect', { sessionPresent: ack.sessionPresent, reconnect });
+  }
+
+  #resubscribe(): void {
+    const seen = new Set<string>();
+    for (const s of this.#subs) {
+      if (seen.has(s.compiled.filter)) continue;
+      seen.add(s.compiled.filter);
+      this.#sendSubscribe(s).then(
+        (code) => {
+          if (code >= 0x80) this.#events.emit('error', new RefusedError(`resubscribe to ${s.compiled.filter}`, code));
+        },
+        () => undefined,
+      );
+    }
+  }
+
+  #startKeepAlive(): void {
+    const k = this.server.serverKeepAlive ?? this.options.keepAlive ?? 60;
+    this.#pingOutstanding = false;
+    if (k <= 0) return;
+    this.#keepAlive = setInterval(() => {
+      const c = this.#conn;
+      if (c === undefined) return;
+      if (this.#pingOutstanding) {
+        c.transport.destroy(); // no PINGRESP for a whole interval: the connection is dead
+        return;
+      }
+      this.#pingOutstanding = true;
+      this.#write({ type: 'pingreq' });
+    }, k * 1000);
+    (this.#keepAlive as { unref?: () => void }).unref?.();
+  }
+
+  #lost(conn: Connection, error: Error | undefined): void {
+    conn.onClosed?.();
+    if (this.#conn !== conn) {
+      conn.connack?.reject(error ?? new ConnectionError('connection closed before CONNACK'));
+      return;
+    }
+    this.#conn = undefined;
+    this.#pending = [];
+    clearInterval(this.#keepAlive);
+    conn.connack?.reject(error ?? new ConnectionError('connection closed before CONNACK'));
+    if (this.state !== 'connected') return; // an attempt in progress reports its own failure
+    this.#events.emit('disconnect', { error, reasonCode: undefined });
+    this.#backoff?.connectionEnded(Date.now() - this.#connectedAt);
+    this.#scheduleReconnect(error ?? new ConnectionError('connection lost'));
+  }
+
+  #scheduleReconnect(cause: Error): void {
+    const b = this.#backoff;
+    if (b === undefined || b.exhausted) {
+      this.#shutdown(new ConnectionError(`connection lost: ${cause.message}`, cause));
+      return;
+    }
+    this.state = 'reconnecting';
+    const delay = b.next();
+    this.#events.emit('reconnecting', { attempt: b.attempt, delay });
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      this.connectOnce().then(
+        () => undefined,
+        (e: Error) => {
+          if (this.state === 'closed') return;
+          if (e instanceof RefusedError && PERMANENT_REFUSALS.has(e.reasonCode ?? 0)) this.#shutdown(e);
+          else this.#scheduleReconnect(e);
+        },
+      );
+    }, delay);
+  }
+
+  /** The client stops for good: everything pending is rejected. */
+  #shutdown(cause: Error | undefined): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.#retry);
+    clearInterval(this.#keepAlive);
+    this.#attemptAbort?.abort(new ClosedError(cause));
+    const err = new ClosedError(cause);
+    for (const p of this.#out.drainAll()) this.#settle(p, err);
+    for (const w of this.#acks.values()) w.reject(err);
+    this.#acks.clear();
+    for (const w of this.#waiters) w.reject(err);
+    this.#waiters.clear();
+    for (const s of this.#subs) s.end();
+    this.#subs.clear();
+    this.#requester?.close(err);
+    this.#events.emit('close', { error: cause });
+  }
+
+  /** Ends the session's connection (DISCONNECT with `reasonCode`) and rejects everything still pending. */
+  close(options: { reasonCode?: number; properties?: Properties } = {}): Promise<void> {
+    if (this.#closed !== undefined) return this.#closed;
+    const conn = this.#conn;
+    this.#shutdown(undefined);
+    this.#closed = new Promise<void>((resolve) => {
+      if (conn === undefined) return resolve();
+      this.#conn = undefined;
+      const done = () => {
+        clearTimeout(guard);
+        resolve();
+      };
+      const guard = setTimeout(() => {
+        conn.transport.destroy();
+        resolve();
+      }, 2000);
+      conn.decoder = new Decoder(() => undefined, { protocolVersion: this.version });
+      conn.connack = { resolve: () => undefined, reject: () => undefined };
+      const packet =
+        this.version === 5
+          ? { type: 'disconnect' as const, reasonCode: options.reasonCode ?? 0, properties: options.properties }
+          : { type: 'disconnect' as const };
+      this.#pending.push(encode(packet, this.version));
+      this.#flush(conn);
+      conn.onClosed = done;
+      conn.transport.end();
+    });
+    return this.#closed;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Resolves at the next CONNACK 0 (at once when connected). */
+  #whenConnected(signal: AbortSignal | undefined): Promise<void> {
+    if (this.state === 'connected') return Promise.resolve();
+    if (this.state === 'closed') return Promise.reject(new ClosedError());
+    return new Promise<void>((resolve, reject) => {
+      const w = {
+        resolve: () => {
+          this.#waiters.delete(w);
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        reject: (e: Error) => {
+          this.#waiters.delete(w);
+          signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      };
+      const onAbort = () => w.reject(abortReason(signal!));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.add(w);
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Bytes in and out
+
+  #data(conn: Connection, chunk: Uint8Array): void {
+    if (this.#conn !== conn && conn.connack === undefined) return;
+    try {
+      conn.decoder.push(chunk as Buffer);
+    } catch (e) {
+      this.#events.emit('error', e instanceof Error ? e : new Error(String(e)));
+      conn.transport.destroy();
+    }
+  }
+
+  /** Encodes `packet` for the current connection, sent at the end of this turn. */
+  #write(packet: Packet): void {
+    this.#pending.push(encode(packet, this.version));
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(() => {
+        this.#flushQueued = false;
+        if (this.#conn !== undefined) this.#flush(this.#conn);
+      });
+    }
+  }
+
+  #writeNow(packet: Packet): void {
+    this.#pending.push(encode(packet, this.version));
+    this.#flush(this.#conn!);
+  }
+
+  #flush(conn: Connection): void {
+    const chunks = this.#pending;
+    if (chunks.length === 0) return;
+    this.#pending = [];
+    conn.transport.write(chunks);
+  }
+
+  /** One decoded packet from the server (the decoder's callback; `this` is the client). */
+  handle(p: Packet): void {
+    const conn = this.#conn;
+    switch (p.type) {
+      case 'connack':
+        if (conn?.connack !== undefined) {
+          const c = conn.connack;
+          conn.connack = undefined;
+          c.resolve(p);
+        }
+        return;
+      case 'publish':
+        return this.#inbound(p);
+      case 'pubrel':
+        this.#inboundQos2.delete(p.packetId);
+        return this.#write({ type: 'pubcomp', packetId: p.packetId });
+      case 'puback':
+      case 'pubcomp':
+        return this.#acked(p.packetId, p.type, p.reasonCode ?? 0, p.properties?.reasonString);
+      case 'pubrec':
+        return this.#pubrec(p.packetId, p.reasonCode ?? 0, p.properties?.reasonString);
+      case 'suback':
+      case 'unsuback': {
+        const w = this.#acks.get(p.packetId);
+        if (w === undefined) return;
+        this.#acks.delete(p.packetId);
+        this.#out.release(p.packetId);
+        return w.resolve(p.reasonCodes);
+      }
+      case 'pingresp':
+        this.#pingOutstanding = false;
+        return;
+      case 'disconnect': {
+        const code = p.reasonCode ?? 0;
+        const err = new RefusedError('the connection (DISCONNECT from the server)', code, p.properties?.reasonString);
+        this.#events.emit('disconnect', { error: err, reasonCode: code });
+        // Session taken over (0x8E) and other refusals that a retry cannot fix end the client.
+        if (PERMANENT_REFUSALS.has(code)) this.#shutdown(err);
+        conn?.transport.destroy();
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  #inbound(p: PublishPacket): void {
+    const id = p.packetId;
+    if (p.qos === 2) {
+      this.#write({ type: 'pubrec', packetId: id! });
+      if (this.#inboundQos2.has(id!)) return; // a resend: delivered once already [MQTT-4.3.3-10]
+      this.#inboundQos2.add(id!);
+    } else if (p.qos === 1) this.#write({ type: 'puback', packetId: id! });
+    this.#route(p);
+  }
+
+  #route(p: PublishPacket): void {
+    const hits: SubscriptionImpl[] = [];
+    const ids = p.properties?.subscriptionIdentifiers;
+    if (ids !== undefined && ids.length > 0) {
+      for (const id of ids) {
+        const filter = this.#idFilters.get(id);
+        if (filter !== undefined) for (const s of this.#subs) if (s.compiled.filter === filter) hits.push(s);
+      }
+    } else this.#trie.match(p.topic, (sub) => hits.push(sub));
+    for (const sub of hits) sub.deliver(toMessage(p, sub.compiled));
+  }
+
+  #acked(id: number, type: 'puback' | 'pubcomp', code: number, reasonString: string | undefined): void {
+    const p = this.#out.inflight.get(id);
+    if (p === undefined || (type === 'puback') !== (p.packet.qos === 1)) return;
+    this.#out.inflight.delete(id);
+    this.#out.release(id);
+    this.#quota++;
+    if (code >= 0x80) this.#settle(p, new RefusedError('PUBLISH', code, reasonString));
+    else this.#settle(p, undefined, reasonString === undefined ? { reasonCode: code } : { reasonCode: code, reasonString });
+    this.#drain();
+  }
+
+  #pubrec(id: number, code: number, reasonString: string | undefined): void {
+    const p = this.#out.inflight.get(id);
+    if (p === undefined || p.packet.qos !== 2) {
+      this.#write(this.version === 5 ? { type: 'pubrel', packetId: id, reasonCode: 0x92 } : { type: 'pubrel', packetId: id });
+      return;
+    }
+    if (code >= 0x80) {
+      this.#out.inflight.delete(id);
+      this.#out.release(id);
+      this.#quota++;
+      this.#settle(p, new RefusedError('PUBLISH', code, reasonString));
+      this.#drain();
+      return;
+    }
+    p.state = 'pubrel';
+    this.#write({ type: 'pubrel', packetId: id });
+  }
+
+  #settle(p: PendingPublish, err: Error | undefined, result?: PublishResult): void {
+    if (p.settled) return;
+    p.settled = true;
+    p.unlink?.();
+    if (err !== undefined) p.reject(err);
+    else p.resolve(result ?? { reasonCode: 0 });
+  }
+
+  reportError(err: Error): void {
+    this.#events.emit('error', err);
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Publishing
+
+  publish(topic: string, payload: Payload, options: PublishOptions = {}): Promise<PublishResult> {
+    if (this.state === 'closed') return Promise.reject(new ClosedError());
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    const bad = checkTopicName(topic);
+    if (bad !== null) return Promise.reject(new ClientError('INVALID', bad));
+    const qos = options.qos ?? 0;
+    if (qos > this.server.maximumQoS) return Promise.reject(new LimitError(`QoS ${qos} is above the server's Maximum QoS ${this.server.maximumQoS}`));
+    if (options.retain === true && !this.server.retainAvailable) return Promise.reject(new LimitError('the server does not support retained messages'));
+    const bytes = encodePayload(payload);
+    const packet: PublishPacket = { type: 'publish', topic, payload: bytes, qos, retain: options.retain ?? false, dup: false };
+    if (options.properties !== undefined && this.version === 5) packet.properties = toProperties(options.properties);
+    if (qos === 0) {
+      if (this.state !== 'connected') return Promise.reject(new ClientError('OFFLINE', 'not connected: QoS 0 messages are not queued'));
+      try {
+        this.#checkSize(packet);
+        this.#write(packet);
+      } catch (e) {
+        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+      }
+      return Promise.resolve({ reasonCode: 0 });
+    }
+    return new Promise<PublishResult>((resolve, reject) => {
+      const p: PendingPublish = { packet, size: bytes.length + topic.length, state: 'queued', settled: false, resolve, reject, unlink: undefined };
+      try {
+        this.#checkSize(packet);
+        if (this.state === 'connected' && this.#quota > 0 && this.#out.queue.length === 0) this.#send(p);
+        else this.#out.enqueue(p);
+      } catch (e) {
+        reject(e instanceof Error ? e : new Error(String(e)));
+        return;
+      }
+      if (signal !== undefined && !p.settled) {
+        // Aborting drops a message not yet sent; one in flight still completes on the wire, only the promise is released.
+        const onAbort = () => {
+          if (p.state === 'queued') this.#out.remove(p);
+          this.#settle(p, abortReason(signal));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        p.unlink = () => signal.removeEventListener('abort', onAbort);
+      }
+    });
+  }
+
+  #checkSize(packet: PublishPacket): void {
+    const max = this.server.maximumPacketSize;
+    if (max >= 268_435_460) return;
+    const size = encode({ ...packet, packetId: 1 }, this.version).length;
+    if (size > max) throw new LimitError(`the PUBLISH is ${size} bytes; the server's Maximum Packet Size is ${max}`);
+  }
+
+  #send(p: PendingPublish): boolean {
+    const id = this.#out.allocate();
+    if (id === undefined) return false;
+    p.packet.packetId = id;
+    p.state = 'publish';
+    this.#out.inflight.set(id, p);
+    this.#quota--;
+    this.#write(p.packet);
+    return true;
+  }
+
+  #drain(): void {
+    while (this.state === 'connected' && this.#quota > 0) {
+      const p = this.#out.dequeue();
+      if (p === undefined) return;
+      if (!this.#send(p)) {
+        this.#out.requeue(p);
+        return;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Subscriptions
+
+  /** Subscribes; resolves once the server granted it (rejects on a refusal, with its reason code). Offline, it waits for the connection. */
+  async subscribe<F extends string>(filter: F, options: SubscribeOptions<F> = {}): Promise<Subscription<F>> {
+    if (this.state === 'closed') throw new ClosedError();
+    const compiled = compileFilter(filter);
+    const bad = checkTopicFilter(compiled.filter);
+    if (bad !== null) throw new ClientError('INVALID', bad);
+    const sub = new SubscriptionImpl<F>(this, filter, compiled, options, String(++this.#subSeq));
+    // Registered before SUBSCRIBE leaves: retained messages follow the SUBACK at once.
+    this.#subs.add(sub as SubscriptionImpl);
+    this.#trie.add(compiled.match, sub.key, sub as SubscriptionImpl);
+    try {
+      await this.#whenConnected(options.signal);
+      const code = await this.#sendSubscribe(sub as SubscriptionImpl, options.signal);
+      if (code >= 0x80) throw new RefusedError(`SUBSCRIBE to ${compiled.filter}`, code);
+      sub.grantedQoS = code as 0 | 1 | 2;
+    } catch (e) {
+      this.#forget(sub as SubscriptionImpl);
+      sub.end();
+      throw e;
+    }
+    const signal = options.signal;
+    if (signal !== undefined) signal.addEventListener('abort', () => void sub.unsubscribe().catch(() => undefined), { once: true });
+    return sub;
+  }
+
+  #sendSubscribe(sub: SubscriptionImpl, signal?: AbortSignal): Promise<number> {
+    const o = sub.options;
+    const filter = sub.compiled.filter;
+    let properties: Properties | undefined;
+    if (this.version === 5 && this.server.subscriptionIdentifiersAvailable) {
+      let id = this.#filterIds.get(filter);
+      if (id === undefined) {
+        id = this.#filterIds.size + 1;
+        while (this.#idFilters.has(id)) id++;
+        this.#filterIds.set(filter, id);
+        this.#idFilters.set(id, filter);
+      }
+      properties = { subscriptionIdentifiers: [id] };
+    }
+    return this.#request(
+      (packetId) => ({
+        type: 'subscribe',
+        packetId,
+        subscriptions: [
+          {
+            topicFilter: filter,
+            qos: o.qos ?? 0,
+            noLocal: o.noLocal ?? false,
+            retainAsPublished: o.retainAsPublished ?? false,
+            retainHandling: o.retainHandling ?? 0,
+          },
+        ],
+        ...(properties === undefined ? {} : { properties }),
+      }),
+      signal,
+    ).then((codes) => codes[0] ?? 0x80);
+  }
+
+  #forget(sub: SubscriptionImpl): void {
+    this.#subs.delete(sub);
+    this.#trie.remove(sub.compiled.match, sub.key);
+  }
+
+  /** Called by a subscription's unsubscribe(). */
+  async unsubscribeLocal(sub: SubscriptionImpl): Promise<void> {
+    this.#forget(sub);
+    for (const s of this.#subs) if (s.compiled.filter === sub.compiled.filter) return; // still wanted here
+    const id = this.#filterIds.get(sub.compiled.filter);
+    if (id !== undefined) {
+      this.#filterIds.delete(sub.compiled.filter);
+      this.#idFilters.delete(id);
+    }
+    if (this.state !== 'connected') return;
+    const codes = await this.#request((packetId) => ({ type: 'unsubscribe', packetId, topicFilters: [sub.compiled.filter] }));
+    const code = codes[0] ?? 0;
+    if (this.version === 5 && code >= 0x80 && code !== 0x11) throw new RefusedError(`UNSUBSCRIBE from ${sub.compiled.filter}`, code);
+  }
+
+  /** Sends a SUBSCRIBE/UNSUBSCRIBE and resolves with its acknowledgement's reason codes (resent after a reconnect). */
+  #request(build: (packetId: number) => Packet, signal?: AbortSignal): Promise<number[]> {
+    if (this.state === 'closed') return Promise.reject(new ClosedError());
+    const id = this.#out.allocate();
+    if (id === undefined) return Promise.reject(new LimitError('all packet identifiers are in use'));
+    return new Promise<number[]>((resolve, reject) => {
+      const onAbort = () => {
+        this.#acks.delete(id);
+        reject(abortReason(signal!));
+      };
+      const packet = build(id);
+      this.#acks.set(id, {
+        packet,
+        resolve: (codes) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(codes);
+        },
+        reject: (e) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (this.state === 'connected') this.#write(packet);
+    });
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Request / response (MQTT 5.0 Response Topic + Correlation Data)
+
+  /** Publishes a request and resolves with the first response to it. */
+  request(topic: string, payload: Payload, options: RequestOptions = {}): Promise<Message> {
+    if (this.version !== 5) return Promise.reject(new ClientError('UNSUPPORTED', 'request/response needs MQTT 5.0'));
+    this.#requester ??= new Requester(this);
+    return this.#requester.request(topic, payload, options);
+  }
+
+  /** Answers requests on `filter` with what `handler` returns (published to their Response Topic with their Correlation Data). */
+  respond<F extends string>(
+    filter: F,
+    handler: (request: Message<F>) => Payload | Promise<Payload>,
+    options: SubscribeOptions<F> = {},
+  ): Promise<Subscription<F>> {
+    return this.subscribe(filter, {
+      ...options,
+      handler: async (m) => {
+        const to = m.properties.responseTopic;
+        if (to === undefined) return;
+        const reply = await handler(m);
+        const cd = m.properties.correlationData;
+        await this.publish(to, reply, { qos: m.qos, properties: cd === undefined ? {} : { correlationData: cd } });
+      },
+    });
+  }
+}
+
+function onPacket(this: Client, packet: Packet): void {
+  this.handle(packet);
+}
