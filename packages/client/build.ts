@@ -28,6 +28,11 @@ const webBytes: Plugin = {
 
 const common = { bundle: true, format: 'esm', target: 'es2022', sourcemap: true, legalComments: 'none', logLevel: 'warning' } as const;
 
+/** The browser bundle alone (one ES module, minified), into `outfile`. */
+export async function buildWeb(outfile: string): Promise<void> {
+  await build({ ...common, sourcemap: false, platform: 'browser', entryPoints: [join(here, 'src/web.ts')], outfile, minify: true, plugins: [webBytes] });
+}
+
 export async function buildClient(outdir = join(here, 'dist')): Promise<void> {
   await Promise.all([
     build({ ...common, platform: 'node', entryPoints: { index: join(here, 'src/index.ts'), cli: join(here, 'src/cli/main.ts') }, outdir, external: ['ws'] }),
