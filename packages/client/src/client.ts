@@ -140,7 +140,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     this.#connectedAt = Date.now();
     this.#startKeepAlive();
     const out = this.#out;
-    this.#quota = this.server.receiveMaximum - out.inflight.size;
+    this.#quota = this.#sendWindow() - out.inflight.size;
     if (ack.sessionPresent) {
       // Resume: unacknowledged PUBLISH again with DUP, PUBREL again, in the original order [MQTT-4.4.0-1] [MQTT-4.6.0-1].
       for (const p of out.inflight.values()) {
@@ -165,6 +165,15 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     this.#drain();
     for (const w of [...this.#waiters]) w.resolve();
     this.#events.emit('connect', { sessionPresent: ack.sessionPresent, reconnect });
+  }
+
+  /**
+   * QoS 1/2 publishes in flight at most: the server's Receive Maximum (5.0), capped by
+   * `maxInflight`. 3.1.1 has no Receive Maximum; its default of 20 is Mosquitto's
+   * max_inflight_messages, past which Mosquitto drops incoming QoS 2 messages of 3.1.1 clients.
+   */
+  #sendWindow(): number {
+    return Math.min(this.server.receiveMaximum, this.options.maxInflight ?? (this.version === 5 ? 65535 : 20));
   }
 
   #resubscribe(): void {

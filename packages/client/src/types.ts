@@ -69,6 +69,8 @@ export interface ClientOptions {
   receiveMaximum?: number;
   /** Our Maximum Packet Size (5.0). */
   maximumPacketSize?: number;
+  /** QoS 1/2 publishes in flight at most (default: the server's Receive Maximum in 5.0, 20 in 3.1.1, which has none). */
+  maxInflight?: number;
   will?: Will;
   /** Extra 5.0 CONNECT user properties. */
   userProperties?: Array<[string, string]>;
