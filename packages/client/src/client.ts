@@ -20,6 +20,8 @@ import { SubscriptionImpl, type Subscription, type SubscriptionOwner } from './s
 import type { OpenTransport, Transport } from './transport.js';
 import type { ClientEvents, ClientOptions, ClientState, Payload, PublishOptions, PublishResult, ServerLimits, SubscribeOptions } from './types.js';
 import { Requester, type RequestOptions } from './request.js';
+import type { SessionStore, StoredSession } from './store.js';
+import { restoredPacket, toStored } from './stored.js';
 import type { Message } from './types.js';
 
 interface AckWaiter {
@@ -68,6 +70,8 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
   #closed: Promise<void> | undefined;
   #requester: Requester | undefined;
   #everConnected = false;
+  readonly #store: SessionStore | undefined;
+  #nextKey = 1;
 
   constructor(url: URL, options: ClientOptions, open: OpenTransport) {
     this.url = url;
@@ -77,6 +81,30 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     this.#open = open;
     this.#backoff = options.reconnect === false ? undefined : new Backoff(options.reconnect);
     this.#out = new Outgoing(options.offline?.maxMessages, options.offline?.maxBytes);
+    this.#store = options.store;
+  }
+
+  /** Takes over what a store kept from an earlier process: its publishes complete on the first connection. */
+  restore(session: StoredSession): void {
+    for (const sp of session.publishes) {
+      const p: PendingPublish = {
+        key: sp.key,
+        packet: restoredPacket(sp),
+        size: sp.payload.length + sp.topic.length,
+        state: sp.state,
+        settled: true,
+        resolve: () => undefined,
+        reject: () => undefined,
+        unlink: undefined,
+      };
+      if (sp.packetId !== undefined && sp.state !== 'queued') {
+        p.packet.packetId = sp.packetId;
+        this.#out.reserve(sp.packetId);
+        this.#out.inflight.set(sp.packetId, p);
+      } else this.#out.queue.push(p);
+      this.#nextKey = Math.max(this.#nextKey, sp.key + 1);
+    }
+    for (const id of session.inboundQos2) this.#inboundQos2.add(id);
   }
 
   on<E extends keyof ClientEvents>(event: E, fn: ClientEvents[E]): () => void {
@@ -151,11 +179,13 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
       // The server kept nothing: publishes not yet acknowledged go again as new messages; a QoS 2 message that
       // reached PUBREC was received by the old session, so it is complete; subscriptions are made again.
       this.#inboundQos2.clear();
+      this.#store?.clearInbound();
       for (const [id, p] of [...out.inflight]) {
         if (p.state === 'pubrel') {
           out.inflight.delete(id);
           out.release(id);
           this.#quota++;
+          this.#store?.removed(p.key);
           this.#settle(p, undefined, { reasonCode: 0 });
         } else this.#write({ ...p.packet, dup: false });
       }
@@ -269,6 +299,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     if (this.#closed !== undefined) return this.#closed;
     const conn = this.#conn;
     this.#shutdown(undefined);
+    const store = this.#store;
     this.#closed = new Promise<void>((resolve) => {
       if (conn === undefined) return resolve();
       this.#conn = undefined;
@@ -290,7 +321,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
       this.#flush(conn);
       conn.onClosed = done;
       conn.transport.end();
-    });
+    }).then(() => store?.close());
     return this.#closed;
   }
 
@@ -372,7 +403,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
       case 'publish':
         return this.#inbound(p);
       case 'pubrel':
-        this.#inboundQos2.delete(p.packetId);
+        if (this.#inboundQos2.delete(p.packetId)) this.#store?.inbound(p.packetId, false);
         return this.#write({ type: 'pubcomp', packetId: p.packetId });
       case 'puback':
       case 'pubcomp':
@@ -410,6 +441,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
       this.#write({ type: 'pubrec', packetId: id! });
       if (this.#inboundQos2.has(id!)) return; // a resend: delivered once already [MQTT-4.3.3-10]
       this.#inboundQos2.add(id!);
+      this.#store?.inbound(id!, true);
     } else if (p.qos === 1) this.#write({ type: 'puback', packetId: id! });
     this.#route(p);
   }
@@ -432,6 +464,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     this.#out.inflight.delete(id);
     this.#out.release(id);
     this.#quota++;
+    this.#store?.removed(p.key);
     if (code >= 0x80) this.#settle(p, new RefusedError('PUBLISH', code, reasonString));
     else this.#settle(p, undefined, reasonString === undefined ? { reasonCode: code } : { reasonCode: code, reasonString });
     this.#drain();
@@ -447,11 +480,13 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
       this.#out.inflight.delete(id);
       this.#out.release(id);
       this.#quota++;
+      this.#store?.removed(p.key);
       this.#settle(p, new RefusedError('PUBLISH', code, reasonString));
       this.#drain();
       return;
     }
     p.state = 'pubrel';
+    this.#store?.released(p.key);
     this.#write({ type: 'pubrel', packetId: id });
   }
 
@@ -493,11 +528,25 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
       return Promise.resolve({ reasonCode: 0 });
     }
     return new Promise<PublishResult>((resolve, reject) => {
-      const p: PendingPublish = { packet, size: bytes.length + topic.length, state: 'queued', settled: false, resolve, reject, unlink: undefined };
+      const p: PendingPublish = {
+        key: this.#nextKey++,
+        packet,
+        size: bytes.length + topic.length,
+        state: 'queued',
+        settled: false,
+        resolve,
+        reject,
+        unlink: undefined,
+      };
       try {
         this.#checkSize(packet);
-        if (this.state === 'connected' && this.#quota > 0 && this.#out.queue.length === 0) this.#send(p);
-        else this.#out.enqueue(p);
+        if (this.state === 'connected' && this.#quota > 0 && this.#out.queue.length === 0) {
+          this.#store?.added(toStored(p));
+          this.#send(p);
+        } else {
+          this.#out.enqueue(p);
+          this.#store?.added(toStored(p));
+        }
       } catch (e) {
         reject(e instanceof Error ? e : new Error(String(e)));
         return;
@@ -505,7 +554,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
       if (signal !== undefined && !p.settled) {
         // Aborting drops a message not yet sent; one in flight still completes on the wire, only the promise is released.
         const onAbort = () => {
-          if (p.state === 'queued') this.#out.remove(p);
+          if (p.state === 'queued' && this.#out.remove(p)) this.#store?.removed(p.key);
           this.#settle(p, abortReason(signal));
         };
         signal.addEventListener('abort', onAbort, { once: true });
@@ -526,6 +575,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     if (id === undefined) return false;
     p.packet.packetId = id;
     p.state = 'publish';
+    this.#store?.sent(p.key, id);
     this.#out.inflight.set(id, p);
     this.#quota--;
     this.#write(p.packet);

@@ -15,11 +15,14 @@ export function connectWith(open: OpenTransport, url: string | URL, options: Cli
   if (opts.username === undefined && u.username !== '') opts.username = decodeURIComponent(u.username);
   if (opts.password === undefined && u.password !== '') opts.password = decodeURIComponent(u.password);
   const client = new Client(u, opts, open);
-  return client.connectOnce().then(
-    () => client,
-    async (e: unknown) => {
-      await client.close();
-      throw e;
-    },
-  );
+  const restored = opts.store === undefined ? Promise.resolve() : opts.store.load().then((s) => client.restore(s));
+  return restored
+    .then(() => client.connectOnce())
+    .then(
+      () => client,
+      async (e: unknown) => {
+        await client.close();
+        throw e;
+      },
+    );
 }

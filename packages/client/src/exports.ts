@@ -4,3 +4,4 @@ export { ClientError, ClosedError, ConnectionError, LimitError, QueueFullError, 
 export type { Subscription } from './subscription.js';
 export type { RequestOptions } from './request.js';
 export type * from './types.js';
+export type { SessionStore, StoredPublish, StoredSession } from './store.js';

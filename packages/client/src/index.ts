@@ -12,3 +12,4 @@ export function connect(url: string | URL, options: ClientOptions = {}): Promise
 }
 
 export * from './exports.js';
+export { fileStore } from './file-store.js';

@@ -12,6 +12,8 @@ import { QueueFullError } from './errors.js';
 import type { PublishResult } from './types.js';
 
 export interface PendingPublish {
+  /** Its key in the session store (send order). */
+  key: number;
   packet: PublishPacket;
   /** Topic + payload bytes, counted against the queue's byte bound. */
   size: number;

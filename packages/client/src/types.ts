@@ -1,3 +1,5 @@
+import type { SessionStore } from './store.js';
+
 /** The client's public types. Payloads are `Uint8Array` (a Node Buffer is one). */
 
 export type QoS = 0 | 1 | 2;
@@ -79,6 +81,8 @@ export interface ClientOptions {
   /** false: no automatic reconnect. */
   reconnect?: false | ReconnectOptions;
   offline?: OfflineQueueOptions;
+  /** Keeps unfinished QoS 1/2 state across processes (fileStore(path) in Node); use with a client id and clean: false. */
+  store?: SessionStore;
   /** Give up a connection attempt after this many ms (default 30000). */
   connectTimeout?: number;
   tls?: TlsOptions;
