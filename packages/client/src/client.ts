@@ -8,20 +8,20 @@
 import { Decoder } from '../../../src/protocol/decoder.js';
 import { encode } from '../../../src/protocol/encoder.js';
 import type { ConnackPacket, Packet, Properties, PublishPacket } from '../../../src/protocol/packets.js';
-import { checkTopicFilter, checkTopicName } from '../../../src/topics/validate.js';
+import { checkTopicFilter } from '../../../src/topics/validate.js';
 import { TopicTrie } from '../../../src/topics/trie.js';
 import { Backoff } from './backoff.js';
 import { ClientError, ClosedError, ConnectionError, LimitError, PERMANENT_REFUSALS, RefusedError, abortReason, connackReason } from './errors.js';
 import { Emitter } from './emitter.js';
-import { buildConnect, encodePayload, limitsOf, toMessage, toProperties, DEFAULT_LIMITS } from './packets.js';
-import { Outgoing, type PendingPublish } from './outgoing.js';
+import { buildConnect, limitsOf, toMessage, DEFAULT_LIMITS } from './packets.js';
+import { Outgoing } from './outgoing.js';
+import { Publisher } from './publisher.js';
 import { compileFilter } from './params.js';
 import { SubscriptionImpl, type Subscription, type SubscriptionOwner } from './subscription.js';
 import type { OpenTransport, Transport } from './transport.js';
 import type { ClientEvents, ClientOptions, ClientState, Payload, PublishOptions, PublishResult, ServerLimits, SubscribeOptions } from './types.js';
 import { Requester, type RequestOptions } from './request.js';
 import type { SessionStore, StoredSession } from './store.js';
-import { restoredPacket, toStored } from './stored.js';
 import type { Message } from './types.js';
 
 interface AckWaiter {
@@ -58,7 +58,6 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
   readonly #backoff: Backoff | undefined;
   readonly #waiters = new Set<{ resolve(): void; reject(e: Error): void }>();
   #conn: Connection | undefined;
-  #quota = 0;
   #pending: Uint8Array[] = [];
   #flushQueued = false;
   #subSeq = 0;
@@ -71,7 +70,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
   #requester: Requester | undefined;
   #everConnected = false;
   readonly #store: SessionStore | undefined;
-  #nextKey = 1;
+  readonly #pub: Publisher;
 
   constructor(url: URL, options: ClientOptions, open: OpenTransport) {
     this.url = url;
@@ -82,28 +81,17 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     this.#backoff = options.reconnect === false ? undefined : new Backoff(options.reconnect);
     this.#out = new Outgoing(options.offline?.maxMessages, options.offline?.maxBytes);
     this.#store = options.store;
+    this.#pub = new Publisher(this.#out, this.#store, {
+      write: (packet) => this.#write(packet),
+      connected: () => this.state === 'connected',
+      server: () => this.server,
+      version: this.version,
+    });
   }
 
   /** Takes over what a store kept from an earlier process: its publishes complete on the first connection. */
   restore(session: StoredSession): void {
-    for (const sp of session.publishes) {
-      const p: PendingPublish = {
-        key: sp.key,
-        packet: restoredPacket(sp),
-        size: sp.payload.length + sp.topic.length,
-        state: sp.state,
-        settled: true,
-        resolve: () => undefined,
-        reject: () => undefined,
-        unlink: undefined,
-      };
-      if (sp.packetId !== undefined && sp.state !== 'queued') {
-        p.packet.packetId = sp.packetId;
-        this.#out.reserve(sp.packetId);
-        this.#out.inflight.set(sp.packetId, p);
-      } else this.#out.queue.push(p);
-      this.#nextKey = Math.max(this.#nextKey, sp.key + 1);
-    }
+    this.#pub.restore(session.publishes);
     for (const id of session.inboundQos2) this.#inboundQos2.add(id);
   }
 
@@ -167,32 +155,15 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     this.state = 'connected';
     this.#connectedAt = Date.now();
     this.#startKeepAlive();
-    const out = this.#out;
-    this.#quota = this.#sendWindow() - out.inflight.size;
-    if (ack.sessionPresent) {
-      // Resume: unacknowledged PUBLISH again with DUP, PUBREL again, in the original order [MQTT-4.4.0-1] [MQTT-4.6.0-1].
-      for (const p of out.inflight.values()) {
-        if (p.state === 'publish') this.#write({ ...p.packet, dup: true });
-        else this.#write({ type: 'pubrel', packetId: p.packet.packetId! });
-      }
-    } else {
-      // The server kept nothing: publishes not yet acknowledged go again as new messages; a QoS 2 message that
-      // reached PUBREC was received by the old session, so it is complete; subscriptions are made again.
+    // Resume: unacknowledged PUBLISH again with DUP, PUBREL again, in the original order [MQTT-4.4.0-1] [MQTT-4.6.0-1];
+    // with no session kept, they go again as new messages and the subscriptions are made again.
+    this.#pub.resume(ack.sessionPresent, this.#sendWindow());
+    if (!ack.sessionPresent) {
       this.#inboundQos2.clear();
       this.#store?.clearInbound();
-      for (const [id, p] of [...out.inflight]) {
-        if (p.state === 'pubrel') {
-          out.inflight.delete(id);
-          out.release(id);
-          this.#quota++;
-          this.#store?.removed(p.key);
-          this.#settle(p, undefined, { reasonCode: 0 });
-        } else this.#write({ ...p.packet, dup: false });
-      }
       if (reconnect) this.#resubscribe();
     }
     for (const w of this.#acks.values()) this.#write(w.packet);
-    this.#drain();
     for (const w of [...this.#waiters]) w.resolve();
     this.#events.emit('connect', { sessionPresent: ack.sessionPresent, reconnect });
   }
@@ -283,7 +254,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     clearInterval(this.#keepAlive);
     this.#attemptAbort?.abort(new ClosedError(cause));
     const err = new ClosedError(cause);
-    for (const p of this.#out.drainAll()) this.#settle(p, err);
+    this.#pub.closeAll(err);
     for (const w of this.#acks.values()) w.reject(err);
     this.#acks.clear();
     for (const w of this.#waiters) w.reject(err);
@@ -407,9 +378,9 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
         return this.#write({ type: 'pubcomp', packetId: p.packetId });
       case 'puback':
       case 'pubcomp':
-        return this.#acked(p.packetId, p.type, p.reasonCode ?? 0, p.properties?.reasonString);
+        return this.#pub.acked(p.packetId, p.type, p.reasonCode ?? 0, p.properties?.reasonString);
       case 'pubrec':
-        return this.#pubrec(p.packetId, p.reasonCode ?? 0, p.properties?.reasonString);
+        return this.#pub.pubrec(p.packetId, p.reasonCode ?? 0, p.properties?.reasonString);
       case 'suback':
       case 'unsuback': {
         const w = this.#acks.get(p.packetId);
@@ -458,46 +429,6 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     for (const sub of hits) sub.deliver(toMessage(p, sub.compiled));
   }
 
-  #acked(id: number, type: 'puback' | 'pubcomp', code: number, reasonString: string | undefined): void {
-    const p = this.#out.inflight.get(id);
-    if (p === undefined || (type === 'puback') !== (p.packet.qos === 1)) return;
-    this.#out.inflight.delete(id);
-    this.#out.release(id);
-    this.#quota++;
-    this.#store?.removed(p.key);
-    if (code >= 0x80) this.#settle(p, new RefusedError('PUBLISH', code, reasonString));
-    else this.#settle(p, undefined, reasonString === undefined ? { reasonCode: code } : { reasonCode: code, reasonString });
-    this.#drain();
-  }
-
-  #pubrec(id: number, code: number, reasonString: string | undefined): void {
-    const p = this.#out.inflight.get(id);
-    if (p === undefined || p.packet.qos !== 2) {
-      this.#write(this.version === 5 ? { type: 'pubrel', packetId: id, reasonCode: 0x92 } : { type: 'pubrel', packetId: id });
-      return;
-    }
-    if (code >= 0x80) {
-      this.#out.inflight.delete(id);
-      this.#out.release(id);
-      this.#quota++;
-      this.#store?.removed(p.key);
-      this.#settle(p, new RefusedError('PUBLISH', code, reasonString));
-      this.#drain();
-      return;
-    }
-    p.state = 'pubrel';
-    this.#store?.released(p.key);
-    this.#write({ type: 'pubrel', packetId: id });
-  }
-
-  #settle(p: PendingPublish, err: Error | undefined, result?: PublishResult): void {
-    if (p.settled) return;
-    p.settled = true;
-    p.unlink?.();
-    if (err !== undefined) p.reject(err);
-    else p.resolve(result ?? { reasonCode: 0 });
-  }
-
   reportError(err: Error): void {
     this.#events.emit('error', err);
   }
@@ -505,92 +436,13 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
   // ------------------------------------------------------------------------------------------
   // Publishing
 
+  // ------------------------------------------------------------------------------------------
+  // Publishing (publisher.ts)
+
+  /** Resolves when acknowledged (QoS 0: written) with the reason code; rejects on a refusal, a limit, its signal or close. */
   publish(topic: string, payload: Payload, options: PublishOptions = {}): Promise<PublishResult> {
     if (this.state === 'closed') return Promise.reject(new ClosedError());
-    const signal = options.signal;
-    if (signal?.aborted) return Promise.reject(abortReason(signal));
-    const bad = checkTopicName(topic);
-    if (bad !== null) return Promise.reject(new ClientError('INVALID', bad));
-    const qos = options.qos ?? 0;
-    if (qos > this.server.maximumQoS) return Promise.reject(new LimitError(`QoS ${qos} is above the server's Maximum QoS ${this.server.maximumQoS}`));
-    if (options.retain === true && !this.server.retainAvailable) return Promise.reject(new LimitError('the server does not support retained messages'));
-    const bytes = encodePayload(payload);
-    const packet: PublishPacket = { type: 'publish', topic, payload: bytes, qos, retain: options.retain ?? false, dup: false };
-    if (options.properties !== undefined && this.version === 5) packet.properties = toProperties(options.properties);
-    if (qos === 0) {
-      if (this.state !== 'connected') return Promise.reject(new ClientError('OFFLINE', 'not connected: QoS 0 messages are not queued'));
-      try {
-        this.#checkSize(packet);
-        this.#write(packet);
-      } catch (e) {
-        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
-      }
-      return Promise.resolve({ reasonCode: 0 });
-    }
-    return new Promise<PublishResult>((resolve, reject) => {
-      const p: PendingPublish = {
-        key: this.#nextKey++,
-        packet,
-        size: bytes.length + topic.length,
-        state: 'queued',
-        settled: false,
-        resolve,
-        reject,
-        unlink: undefined,
-      };
-      try {
-        this.#checkSize(packet);
-        if (this.state === 'connected' && this.#quota > 0 && this.#out.queue.length === 0) {
-          this.#store?.added(toStored(p));
-          this.#send(p);
-        } else {
-          this.#out.enqueue(p);
-          this.#store?.added(toStored(p));
-        }
-      } catch (e) {
-        reject(e instanceof Error ? e : new Error(String(e)));
-        return;
-      }
-      if (signal !== undefined && !p.settled) {
-        // Aborting drops a message not yet sent; one in flight still completes on the wire, only the promise is released.
-        const onAbort = () => {
-          if (p.state === 'queued' && this.#out.remove(p)) this.#store?.removed(p.key);
-          this.#settle(p, abortReason(signal));
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
-        p.unlink = () => signal.removeEventListener('abort', onAbort);
-      }
-    });
-  }
-
-  #checkSize(packet: PublishPacket): void {
-    const max = this.server.maximumPacketSize;
-    if (max >= 268_435_460) return;
-    const size = encode({ ...packet, packetId: 1 }, this.version).length;
-    if (size > max) throw new LimitError(`the PUBLISH is ${size} bytes; the server's Maximum Packet Size is ${max}`);
-  }
-
-  #send(p: PendingPublish): boolean {
-    const id = this.#out.allocate();
-    if (id === undefined) return false;
-    p.packet.packetId = id;
-    p.state = 'publish';
-    this.#store?.sent(p.key, id);
-    this.#out.inflight.set(id, p);
-    this.#quota--;
-    this.#write(p.packet);
-    return true;
-  }
-
-  #drain(): void {
-    while (this.state === 'connected' && this.#quota > 0) {
-      const p = this.#out.dequeue();
-      if (p === undefined) return;
-      if (!this.#send(p)) {
-        this.#out.requeue(p);
-        return;
-      }
-    }
+    return this.#pub.publish(topic, payload, options);
   }
 
   // ------------------------------------------------------------------------------------------
