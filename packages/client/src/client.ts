@@ -9,11 +9,11 @@ import { Decoder } from '../../../src/protocol/decoder.js';
 import { encode } from '../../../src/protocol/encoder.js';
 import type { ConnackPacket, Packet, Properties, PublishPacket } from '../../../src/protocol/packets.js';
 import { checkTopicFilter } from '../../../src/topics/validate.js';
-import { TopicTrie } from '../../../src/topics/trie.js';
 import { Backoff } from './backoff.js';
 import { ClientError, ClosedError, ConnectionError, LimitError, PERMANENT_REFUSALS, RefusedError, abortReason, connackReason } from './errors.js';
 import { Emitter } from './emitter.js';
-import { buildConnect, limitsOf, toMessage, DEFAULT_LIMITS } from './packets.js';
+import { buildConnect, limitsOf, DEFAULT_LIMITS } from './packets.js';
+import { Router } from './router.js';
 import { Outgoing } from './outgoing.js';
 import { Publisher } from './publisher.js';
 import { compileFilter } from './params.js';
@@ -50,17 +50,12 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
   readonly #out = new Outgoing();
   readonly #acks = new Map<number, AckWaiter>();
   readonly #inboundQos2 = new Set<number>();
-  readonly #subs = new Set<SubscriptionImpl>();
-  readonly #trie = new TopicTrie<SubscriptionImpl>();
-  /** 5.0: one Subscription Identifier per distinct filter, so a message reaches only the subscriptions it was sent for. */
-  readonly #filterIds = new Map<string, number>();
-  readonly #idFilters = new Map<number, string>();
+  readonly #router = new Router();
   readonly #backoff: Backoff | undefined;
   readonly #waiters = new Set<{ resolve(): void; reject(e: Error): void }>();
   #conn: Connection | undefined;
   #pending: Uint8Array[] = [];
   #flushQueued = false;
-  #subSeq = 0;
   #connectedAt = 0;
   #keepAlive: ReturnType<typeof setInterval> | undefined;
   #pingOutstanding = false;
@@ -178,10 +173,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
   }
 
   #resubscribe(): void {
-    const seen = new Set<string>();
-    for (const s of this.#subs) {
-      if (seen.has(s.compiled.filter)) continue;
-      seen.add(s.compiled.filter);
+    for (const s of this.#router.distinct()) {
       this.#sendSubscribe(s).then(
         (code) => {
           if (code >= 0x80) this.#events.emit('error', new RefusedError(`resubscribe to ${s.compiled.filter}`, code));
@@ -259,8 +251,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     this.#acks.clear();
     for (const w of this.#waiters) w.reject(err);
     this.#waiters.clear();
-    for (const s of this.#subs) s.end();
-    this.#subs.clear();
+    this.#router.endAll();
     this.#requester?.close(err);
     this.#events.emit('close', { error: cause });
   }
@@ -414,19 +405,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
       this.#inboundQos2.add(id!);
       this.#store?.inbound(id!, true);
     } else if (p.qos === 1) this.#write({ type: 'puback', packetId: id! });
-    this.#route(p);
-  }
-
-  #route(p: PublishPacket): void {
-    const hits: SubscriptionImpl[] = [];
-    const ids = p.properties?.subscriptionIdentifiers;
-    if (ids !== undefined && ids.length > 0) {
-      for (const id of ids) {
-        const filter = this.#idFilters.get(id);
-        if (filter !== undefined) for (const s of this.#subs) if (s.compiled.filter === filter) hits.push(s);
-      }
-    } else this.#trie.match(p.topic, (sub) => hits.push(sub));
-    for (const sub of hits) sub.deliver(toMessage(p, sub.compiled));
+    this.#router.route(p);
   }
 
   reportError(err: Error): void {
@@ -454,17 +433,16 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     const compiled = compileFilter(filter);
     const bad = checkTopicFilter(compiled.filter);
     if (bad !== null) throw new ClientError('INVALID', bad);
-    const sub = new SubscriptionImpl<F>(this, filter, compiled, options, String(++this.#subSeq));
+    const sub = new SubscriptionImpl<F>(this, filter, compiled, options, this.#router.nextKey());
     // Registered before SUBSCRIBE leaves: retained messages follow the SUBACK at once.
-    this.#subs.add(sub as SubscriptionImpl);
-    this.#trie.add(compiled.match, sub.key, sub as SubscriptionImpl);
+    this.#router.add(sub as SubscriptionImpl);
     try {
       await this.#whenConnected(options.signal);
       const code = await this.#sendSubscribe(sub as SubscriptionImpl, options.signal);
       if (code >= 0x80) throw new RefusedError(`SUBSCRIBE to ${compiled.filter}`, code);
       sub.grantedQoS = code as 0 | 1 | 2;
     } catch (e) {
-      this.#forget(sub as SubscriptionImpl);
+      this.#router.remove(sub as SubscriptionImpl);
       sub.end();
       throw e;
     }
@@ -478,14 +456,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     const filter = sub.compiled.filter;
     let properties: Properties | undefined;
     if (this.version === 5 && this.server.subscriptionIdentifiersAvailable) {
-      let id = this.#filterIds.get(filter);
-      if (id === undefined) {
-        id = this.#filterIds.size + 1;
-        while (this.#idFilters.has(id)) id++;
-        this.#filterIds.set(filter, id);
-        this.#idFilters.set(id, filter);
-      }
-      properties = { subscriptionIdentifiers: [id] };
+      properties = { subscriptionIdentifiers: [this.#router.identifierFor(filter)] };
     }
     return this.#request(
       (packetId) => ({
@@ -506,20 +477,9 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     ).then((codes) => codes[0] ?? 0x80);
   }
 
-  #forget(sub: SubscriptionImpl): void {
-    this.#subs.delete(sub);
-    this.#trie.remove(sub.compiled.match, sub.key);
-  }
-
   /** Called by a subscription's unsubscribe(). */
   async unsubscribeLocal(sub: SubscriptionImpl): Promise<void> {
-    this.#forget(sub);
-    for (const s of this.#subs) if (s.compiled.filter === sub.compiled.filter) return; // still wanted here
-    const id = this.#filterIds.get(sub.compiled.filter);
-    if (id !== undefined) {
-      this.#filterIds.delete(sub.compiled.filter);
-      this.#idFilters.delete(id);
-    }
+    if (!this.#router.remove(sub)) return; // another local subscription still wants the filter
     if (this.state !== 'connected') return;
     const codes = await this.#request((packetId) => ({ type: 'unsubscribe', packetId, topicFilters: [sub.compiled.filter] }));
     const code = codes[0] ?? 0;
