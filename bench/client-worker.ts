@@ -20,11 +20,13 @@ const topic = `cb/${process.pid}`;
 const payload = new Uint8Array(size).fill(0x61);
 
 let received = 0;
+let lastProgress = 0;
 let wake: (() => void) | undefined;
 let done!: () => void;
 const finished = new Promise<void>((r) => (done = r));
 const onMessage = (): void => {
   received++;
+  lastProgress = performance.now();
   if (received === n) done();
   const w = wake;
   wake = undefined;
@@ -54,12 +56,28 @@ async function setup(): Promise<Publisher> {
 const p = await setup();
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
+lastProgress = t0;
+// A run that stops making progress for 10 s (a broker dropping what a client sends past its
+// Receive Maximum, say) ends with `stalled` and what arrived by then.
+let stalled = false;
+const watchdog = setInterval(() => {
+  if (performance.now() - lastProgress > 10_000) {
+    stalled = true;
+    done();
+    wake?.();
+  }
+}, 1000);
 for (let i = 0; i < n; i++) {
   void p.publish(i).catch(() => undefined);
-  while (i + 1 - received > window) await new Promise<void>((r) => (wake = r));
+  while (i + 1 - received > window && !stalled) await new Promise<void>((r) => (wake = r));
+  if (stalled) break;
 }
 await finished;
-const seconds = (performance.now() - t0) / 1000;
+clearInterval(watchdog);
+const seconds = (stalled ? lastProgress - t0 : performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpu0);
-process.stdout.write(`${JSON.stringify({ lib, qos, msgsPerSec: Math.round(n / seconds), cpuUsPerMsg: Number(((cpu.user + cpu.system) / n).toFixed(2)) })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ lib, qos, msgsPerSec: Math.round(received / seconds), cpuUsPerMsg: Number(((cpu.user + cpu.system) / Math.max(1, received)).toFixed(2)), received, stalled })}\n`,
+);
+if (stalled) process.exit(0); // the stuck client may never close
 await p.close();

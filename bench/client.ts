@@ -27,6 +27,8 @@ interface Result {
   qos: number;
   msgsPerSec: number;
   cpuUsPerMsg: number;
+  received: number;
+  stalled: boolean;
 }
 
 function runWorker(lib: string, port: number, qos: number): Promise<Result> {
@@ -57,7 +59,7 @@ function runWorker(lib: string, port: number, qos: number): Promise<Result> {
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-const rows: Array<{ broker: string; qos: number; courier: number; mqttjs: number; ratio: number; courierCpu: number; mqttjsCpu: number }> = [];
+const rows: Array<Record<string, string | number>> = [];
 process.on('exit', killAll);
 for (const name of values.brokers.split(',') as BrokerName[]) {
   const broker = await startBroker(name, { cpu: '0', nofile: 0 });

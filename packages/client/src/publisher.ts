@@ -178,6 +178,8 @@ export class Publisher {
   #checkSize(packet: PublishPacket): void {
     const max = this.#host.server().maximumPacketSize;
     if (max >= 268_435_460) return;
+    // Without properties the size has a cheap upper bound: fixed header 5, topic 2 + 3 per UTF-16 unit, id 2, properties length 1.
+    if (packet.properties === undefined && 10 + packet.topic.length * 3 + packet.payload.length <= max) return;
     const size = encode({ ...packet, packetId: 1 }, this.#host.version).length;
     if (size > max) throw new LimitError(`the PUBLISH is ${size} bytes; the server's Maximum Packet Size is ${max}`);
   }

@@ -51,13 +51,13 @@ function openSocket(url: URL, options: ClientOptions, handlers: TransportHandler
       resolve({
         write: (chunks) => {
           if (socket.destroyed) return;
-          if (chunks.length === 1) {
-            socket.write(chunks[0]!);
-            return;
-          }
-          socket.cork();
-          for (const c of chunks) socket.write(c);
-          socket.uncork();
+          // One write per turn: small packets joined (cheaper than a writev of many small pieces); large ones corked, not copied.
+          if (chunks.length === 1) socket.write(chunks[0]!);
+          else if (chunks.length * 256 > 65536 || chunks.some((c) => c.length > 4096)) {
+            socket.cork();
+            for (const c of chunks) socket.write(c);
+            socket.uncork();
+          } else socket.write(Buffer.concat(chunks));
         },
         end: () => socket.end(),
         destroy: () => socket.destroy(),
