@@ -17,7 +17,7 @@ import { Router } from './router.js';
 import { Outgoing } from './outgoing.js';
 import { Publisher } from './publisher.js';
 import { compileFilter } from './params.js';
-import { SubscriptionImpl, type Subscription, type SubscriptionOwner } from './subscription.js';
+import { SubscriptionImpl, type Subscription } from './subscription.js';
 import type { OpenTransport, Transport } from './transport.js';
 import type { ClientEvents, ClientOptions, ClientState, Payload, PublishOptions, PublishResult, ServerLimits, SubscribeOptions } from './types.js';
 import { Requester, type RequestOptions } from './request.js';
@@ -38,7 +38,7 @@ interface Connection {
   onClosed: (() => void) | undefined;
 }
 
-export class Client implements SubscriptionOwner, AsyncDisposable {
+export class Client implements AsyncDisposable {
   readonly url: URL;
   readonly options: Readonly<ClientOptions>;
   readonly version: 3 | 4 | 5;
@@ -67,6 +67,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
   readonly #store: SessionStore | undefined;
   readonly #pub: Publisher;
 
+  /** Use connect(). @internal */
   constructor(url: URL, options: ClientOptions, open: OpenTransport) {
     this.url = url;
     this.options = options;
@@ -84,7 +85,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     });
   }
 
-  /** Takes over what a store kept from an earlier process: its publishes complete on the first connection. */
+  /** Takes over what a store kept from an earlier process: its publishes complete on the first connection. @internal */
   restore(session: StoredSession): void {
     this.#pub.restore(session.publishes);
     for (const id of session.inboundQos2) this.#inboundQos2.add(id);
@@ -102,7 +103,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
   // ------------------------------------------------------------------------------------------
   // Connecting
 
-  /** Makes one connection attempt; resolves at CONNACK 0, rejects on anything else. */
+  /** Makes one connection attempt; resolves at CONNACK 0, rejects on anything else. @internal */
   async connectOnce(): Promise<void> {
     const ac = new AbortController();
     this.#attemptAbort = ac;
@@ -257,7 +258,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
   }
 
   /** Ends the session's connection (DISCONNECT with `reasonCode`) and rejects everything still pending. */
-  close(options: { reasonCode?: number; properties?: Properties } = {}): Promise<void> {
+  close(options: { reasonCode?: number; reasonString?: string } = {}): Promise<void> {
     if (this.#closed !== undefined) return this.#closed;
     const conn = this.#conn;
     this.#shutdown(undefined);
@@ -275,10 +276,8 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
       }, 2000);
       conn.decoder = new Decoder(() => undefined, { protocolVersion: this.version });
       conn.connack = { resolve: () => undefined, reject: () => undefined };
-      const packet =
-        this.version === 5
-          ? { type: 'disconnect' as const, reasonCode: options.reasonCode ?? 0, properties: options.properties }
-          : { type: 'disconnect' as const };
+      const properties: Properties | undefined = options.reasonString === undefined ? undefined : { reasonString: options.reasonString };
+      const packet = this.version === 5 ? { type: 'disconnect' as const, reasonCode: options.reasonCode ?? 0, properties } : { type: 'disconnect' as const };
       this.#pending.push(encode(packet, this.version));
       this.#flush(conn);
       conn.onClosed = done;
@@ -351,7 +350,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     conn.transport.write(chunks);
   }
 
-  /** One decoded packet from the server (the decoder's callback; `this` is the client). */
+  /** One decoded packet from the server (the decoder's callback; `this` is the client). @internal */
   handle(p: Packet): void {
     const conn = this.#conn;
     switch (p.type) {
@@ -408,6 +407,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     this.#router.route(p);
   }
 
+  /** Reports an error no promise carries. @internal */
   reportError(err: Error): void {
     this.#events.emit('error', err);
   }
@@ -477,7 +477,7 @@ export class Client implements SubscriptionOwner, AsyncDisposable {
     ).then((codes) => codes[0] ?? 0x80);
   }
 
-  /** Called by a subscription's unsubscribe(). */
+  /** Called by a subscription's unsubscribe(). @internal */
   async unsubscribeLocal(sub: SubscriptionImpl): Promise<void> {
     if (!this.#router.remove(sub)) return; // another local subscription still wants the filter
     if (this.state !== 'connected') return;
