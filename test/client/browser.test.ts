@@ -16,7 +16,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildWeb } from '../../packages/client/build.js';
 import { connect, type Client } from '../../packages/client/src/index.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
-import { missingExecutable, peerGate } from '../helpers/peers.js';
+import { missingExecutable, peerGate, withTimeout } from '../helpers/peers.js';
 import { startCourier, unique, type TestServer } from './brokers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -49,6 +49,30 @@ const PAGE = `<!doctype html>
   }
 </script>`;
 
+/** A page whose client keeps its session in IndexedDB; reloading it is a restart. */
+const STORE_PAGE = `<!doctype html>
+<meta charset="utf-8">
+<script type="module">
+  import { connect, indexedDbStore } from '/client.js';
+  const q = new URLSearchParams(location.search);
+  window.state = { connected: false, errors: [] };
+  window.countStored = () => new Promise((resolve, reject) => {
+    const r = indexedDB.open(q.get('db'), 1);
+    r.onerror = () => reject(r.error);
+    r.onsuccess = () => {
+      const g = r.result.transaction(['publishes'], 'readonly').objectStore('publishes').count();
+      g.onsuccess = () => { resolve(g.result); r.result.close(); };
+      g.onerror = () => reject(g.error);
+    };
+  });
+  try {
+    window.client = await connect(q.get('broker'), { clientId: q.get('id'), clean: false, sessionExpiry: 300, store: indexedDbStore(q.get('db')), reconnect: { initialDelay: 50, maxDelay: 500 } });
+    window.state.connected = true;
+  } catch (e) {
+    window.state.errors.push(String(e && e.stack || e));
+  }
+</script>`;
+
 interface PageState {
   connected: boolean;
   subscribed: number | false;
@@ -75,7 +99,8 @@ void describe('browser build in Chromium against Courier over WebSocket', gate, 
     bundle = readFileSync(join(dir, 'web.js'), 'utf8');
     server = await startCourier();
     http = createServer((req, res) => {
-      if (req.url === '/client.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(bundle);
+      if (req.url?.startsWith('/store.html')) res.writeHead(200, { 'content-type': 'text/html' }).end(STORE_PAGE);
+      else if (req.url === '/client.js') res.writeHead(200, { 'content-type': 'text/javascript' }).end(bundle);
       else if (req.url?.startsWith('/index.html')) res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE);
       else res.writeHead(404).end();
     });
@@ -163,4 +188,52 @@ void describe('browser build in Chromium against Courier over WebSocket', gate, 
       }
     });
   }
+
+  void it('IndexedDB store: QoS 1 publishes made while the connection is blackholed survive a page reload and are delivered after it', async () => {
+    const topic = unique('idb');
+    const proxy = new FaultProxy({ port: server.wsPort });
+    const proxyPort = await proxy.listen();
+    const node = await connect(server.url('tcp'));
+    clients.push(node);
+    const seen = new Set<string>();
+    let all!: () => void;
+    const delivered = new Promise<void>((r) => (all = r));
+    await node.subscribe(`${topic}/#`, {
+      qos: 1,
+      handler: (m) => {
+        seen.add(m.text());
+        if (seen.size === 20) all();
+      },
+    });
+    const page: Page = await browser!.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    const count = () => page.evaluate(() => (globalThis as unknown as { countStored(): Promise<number> }).countStored());
+    const until = async (want: (n: number) => boolean, what: string) => {
+      const deadline = Date.now() + 30_000;
+      for (let n = await count(); !want(n); n = await count()) if (Date.now() > deadline) throw new Error(`${what}: ${n} stored`);
+    };
+    try {
+      const query = new URLSearchParams({ broker: `ws://127.0.0.1:${proxyPort}/mqtt`, id: unique('idb'), db: unique('db'), topic });
+      await page.goto(`${origin}/store.html?${query.toString()}`);
+      await page.waitForFunction('window.state.connected || window.state.errors.length > 0', null, { timeout: 30_000 });
+      proxy.blackhole();
+      await page.evaluate((t) => {
+        const c = (globalThis as unknown as { client: { publish(t: string, p: string, o: { qos: 1 }): Promise<unknown> } }).client;
+        for (let i = 0; i < 20; i++) void c.publish(`${t}/x`, String(i), { qos: 1 }).catch(() => undefined);
+      }, topic);
+      await until((n) => n === 20, 'all 20 publishes stored');
+      assert.equal(seen.size, 0);
+      await page.reload();
+      await proxy.heal();
+      await page.waitForFunction('window.state.connected || window.state.errors.length > 0', null, { timeout: 30_000 });
+      await withTimeout(delivered, 30_000, `all 20 delivered after the reload (have ${seen.size})`);
+      await until((n) => n === 0, 'the store emptied once acknowledged');
+      assert.deepEqual(pageErrors, []);
+      await page.evaluate(() => (globalThis as unknown as { client: { close(): Promise<void> } }).client.close());
+    } finally {
+      await page.close();
+      await proxy.close();
+    }
+  });
 });

@@ -9,3 +9,4 @@ export function connect(url: string | URL, options: ClientOptions = {}): Promise
 }
 
 export * from './exports.js';
+export { indexedDbStore } from './indexeddb-store.js';
