@@ -3,11 +3,9 @@
  * broker nobody here wrote) spawned on free loopback ports, TCP and WebSocket. Mosquitto is an
  * optional peer: skipped when missing unless COURIER_REQUIRE_PEERS=1 (test/helpers/peers.ts).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { startBroker } from '../helpers/broker.js';
-import { Peers, freePort, missingExecutable, peerGate } from '../helpers/peers.js';
+import { startMosquitto as startInteropMosquitto } from '../helpers/interop.js';
+import { missingExecutable, peerGate } from '../helpers/peers.js';
 import type { BrokerOptions } from '../../src/options.js';
 
 export const MOSQUITTO = '/usr/sbin/mosquitto';
@@ -34,35 +32,8 @@ export async function startCourier(options: Partial<BrokerOptions> = {}): Promis
 export const mosquittoGate = (): { skip: string | false } => peerGate('mosquitto', missingExecutable(MOSQUITTO));
 
 export async function startMosquitto(extra: string[] = []): Promise<TestServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'courier-client-mosquitto-'));
-  const port = await freePort();
-  const wsPort = await freePort();
-  const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(
-    conf,
-    [
-      'per_listener_settings false',
-      'allow_anonymous true',
-      `listener ${port} 127.0.0.1`,
-      `listener ${wsPort} 127.0.0.1`,
-      'protocol websockets',
-      ...extra,
-      '',
-    ].join('\n'),
-  );
-  const peers = new Peers();
-  const proc = peers.spawn(MOSQUITTO, ['-c', conf, '-v']);
-  await proc.waitFor(/Opening websockets listen socket on port \d+/, { stream: 'stderr' });
-  return {
-    name: 'mosquitto',
-    port,
-    wsPort,
-    url: (t) => (t === 'tcp' ? `mqtt://127.0.0.1:${port}` : `ws://127.0.0.1:${wsPort}/mqtt`),
-    close: async () => {
-      await peers.killAll();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const m = await startInteropMosquitto(extra);
+  return { name: 'mosquitto', port: m.port, wsPort: m.wsPort, url: (t) => (t === 'tcp' ? m.tcpUrl : m.wsUrl), close: () => m.close() };
 }
 
 let counter = 0;
