@@ -13,6 +13,7 @@ import { ConfigError, loadConfig, type ConfigFlags, type CourierConfig } from '.
 import { createLogger, LOG_LEVELS, type CourierLogger } from '../log.js';
 import type { BrokerOptions } from '../options.js';
 import type { BoundAddress } from '../transport/types.js';
+import { CLIENT_TOOLS, runClientTool } from './client-tools.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -84,9 +85,11 @@ const OPTIONS = {
 
 export const USAGE = `Usage: courier [options]
        courier passwd FILE USER [--password P] [--delete]
+       courier pub|sub|rr|bench [options]   (MQTT client tools; courier pub --help)
 
 Runs the Courier MQTT broker (MQTT 3.1, 3.1.1 and 5.0 over TCP, WebSocket, TLS and WSS; TLS via the config file).
 "passwd" adds, changes or deletes a user in a password file (courier passwd --help).
+"pub", "sub", "rr" and "bench" publish, subscribe, send a request and measure, with mosquitto_pub/sub/rr's flags.
 
 Options:
   --host HOST            interface to bind (default 127.0.0.1; 0.0.0.0 for all)
@@ -117,6 +120,7 @@ export function version(): string {
 export async function main(argv: string[], overrides: Partial<CliIO> = {}): Promise<number> {
   // Subcommand; `overrides` pass through (with `stdin` too, see PasswdIO in ./passwd.ts).
   if (argv[0] === 'passwd') return (await import('./passwd.js')).passwdMain(argv.slice(1), overrides);
+  if (CLIENT_TOOLS.has(argv[0] ?? '')) return runClientTool(argv[0]!, argv.slice(1));
   const io: CliIO = { ...defaultIO(), ...overrides };
   const fail = (message: string, code: number): number => {
     io.stderr.write(`courier: ${message}\n`);

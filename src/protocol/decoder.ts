@@ -13,6 +13,7 @@ import { PacketTooLargeError } from './errors.js';
 import type { Packet } from './packets.js';
 import { checkFirstByte, parsePacket } from './parse.js';
 import { malformed, Reader } from './primitives.js';
+import { concat, EMPTY } from './bytes.js';
 
 export interface DecoderOptions {
   /** Largest whole packet (fixed header included) accepted; checked as soon as the remaining length is known. Default 268435460. */
@@ -24,7 +25,6 @@ export interface DecoderOptions {
 const IDLE = 0;
 const HEADER = 1;
 const BODY = 2;
-const EMPTY = Buffer.alloc(0);
 const MULTIPLIER = [1, 0x80, 0x4000, 0x200000];
 
 /**
@@ -160,7 +160,7 @@ export class Decoder<T = undefined> {
     pos += n;
     if (this.#filled === rem) {
       // Exactly this packet's bytes, gathered once.
-      const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts, rem);
+      const body = parts.length === 1 ? parts[0]! : concat(parts, rem);
       this.#parts = undefined;
       this.#state = IDLE;
       this.#decode(body, 0, rem);

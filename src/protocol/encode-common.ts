@@ -2,11 +2,12 @@
 import { MAX_PACKET_SIZE, MAX_VARIABLE_BYTE_INTEGER } from './constants.js';
 import { InvalidPacketError, PacketTooLargeError } from './errors.js';
 import { vbiLength, writeVbi } from './primitives.js';
+import { alloc } from './bytes.js';
 
 /** Allocates the packet buffer for a Remaining Length and writes the fixed header. Throws PacketTooLargeError past the largest packet MQTT can frame. */
 export function allocPacket(first: number, rem: number): Buffer {
   if (rem > MAX_VARIABLE_BYTE_INTEGER) throw new PacketTooLargeError(1 + 4 + rem, MAX_PACKET_SIZE);
-  const buf = Buffer.allocUnsafe(1 + vbiLength(rem) + rem);
+  const buf = alloc(1 + vbiLength(rem) + rem);
   buf[0] = first;
   writeVbi(buf, 1, rem);
   return buf;

@@ -14,6 +14,7 @@ import { propertiesLength, writeProperties } from './properties.js';
 import { utf8Length, vbiLength, writeUtf8 } from './primitives.js';
 import { encodeConnect, encodeSubscribe, encodeUnsubscribe, encodeUnsuback } from './encode-requests.js';
 import { allocPacket, checkByte, checkPacketId, headerEnd } from './encode-common.js';
+import { alloc, of } from './bytes.js';
 
 type Ack = AckPacket<'puback' | 'pubrec' | 'pubrel' | 'pubcomp'>;
 
@@ -43,9 +44,9 @@ export function encode(packet: Packet, version: ProtocolVersion): Buffer {
     case 'unsuback':
       return encodeUnsuback(packet, version);
     case 'pingreq':
-      return Buffer.from([0xc0, 0]);
+      return of(0xc0, 0);
     case 'pingresp':
-      return Buffer.from([0xd0, 0]);
+      return of(0xd0, 0);
     case 'disconnect':
       return encodeDisconnect(packet, version);
     case 'auth':
@@ -134,7 +135,7 @@ export function publishPacketIdOffset(encoded: Buffer): number {
 export function withPacketId(encoded: Buffer, packetId: number, dup: boolean, retain?: boolean): Buffer {
   const off = publishPacketIdOffset(encoded);
   checkPacketId(packetId, 'a QoS > 0 PUBLISH');
-  const out = Buffer.allocUnsafe(encoded.length);
+  const out = alloc(encoded.length);
   out.set(encoded, 0);
   let first = dup ? out[0]! | 0x08 : out[0]! & ~0x08;
   if (retain !== undefined) first = retain ? first | 0x01 : first & ~0x01;
@@ -153,7 +154,7 @@ function encodeAck(p: Ack, type: number, version: ProtocolVersion): Buffer {
   const code = p.reasonCode ?? 0;
   if (version !== 5 || (code === 0 && p.properties === undefined)) {
     // 3.1.1, or the 5.0 short form (§3.4.2.1: Remaining Length 2 means Success, no properties).
-    const buf = Buffer.allocUnsafe(4);
+    const buf = alloc(4);
     buf[0] = first;
     buf[1] = 2;
     buf[2] = id >>> 8;
@@ -203,7 +204,7 @@ function encodeSuback(p: SubackPacket, version: ProtocolVersion): Buffer {
 
 function encodeDisconnect(p: DisconnectPacket, version: ProtocolVersion): Buffer {
   const code = p.reasonCode ?? 0;
-  if (version !== 5 || (code === 0 && p.properties === undefined)) return Buffer.from([0xe0, 0]);
+  if (version !== 5 || (code === 0 && p.properties === undefined)) return of(0xe0, 0);
   return reasonAndProperties(0xe0, PacketType.DISCONNECT, code, p.properties);
 }
 
@@ -211,7 +212,7 @@ function encodeAuth(p: AuthPacket, version: ProtocolVersion): Buffer {
   if (version !== 5) throw new InvalidPacketError('AUTH exists only in MQTT 5.0');
   const code = p.reasonCode ?? 0;
   // §3.15.2.1: Remaining Length 0 stands for Success with no properties.
-  if (code === 0 && p.properties === undefined) return Buffer.from([0xf0, 0]);
+  if (code === 0 && p.properties === undefined) return of(0xf0, 0);
   return reasonAndProperties(0xf0, PacketType.AUTH, code, p.properties);
 }
 

@@ -4,21 +4,8 @@
  * and written straight into a pre-sized Buffer. Every read past the end of the packet is a
  * Malformed Packet: the Remaining Length was shorter than the grammar requires.
  */
+import { copy, EMPTY, latin1Slice, latin1Write, utf8ByteLength, utf8Slice, utf8Write } from './bytes.js';
 import { InvalidPacketError, MalformedPacketError } from './errors.js';
-
-const EMPTY = Buffer.alloc(0);
-
-/**
- * Node's Buffer.prototype has had these undocumented string fast paths since its first
- * versions; `toString`/`write` are argument-checking wrappers around them. On the hot path
- * (topic names) the wrapper is a measurable share of the work.
- */
-interface RawBuffer {
-  latin1Slice(start: number, end: number): string;
-  utf8Slice(start: number, end: number): string;
-  utf8Write(s: string, offset: number, length: number): number;
-  latin1Write(s: string, offset: number, length: number): number;
-}
 
 export function malformed(message: string, statement?: string): never {
   throw new MalformedPacketError(message, statement);
@@ -63,9 +50,9 @@ export function decodeUtf8(buf: Buffer, start: number, end: number, v311 = false
     if (b === 0) nulCharacter(v311);
     if (b >= 0x80) break;
   }
-  if (i === end) return start === end ? '' : (buf as unknown as RawBuffer).latin1Slice(start, end);
+  if (i === end) return start === end ? '' : latin1Slice(buf, start, end);
   validateUtf8(buf, i, end, v311);
-  return (buf as unknown as RawBuffer).utf8Slice(start, end);
+  return utf8Slice(buf, start, end);
 }
 
 function nulCharacter(v311: boolean): never {
@@ -143,7 +130,7 @@ function isWellFormed(s: string): boolean {
 export function utf8Length(s: string, what: string): number {
   const n = s.length;
   if (n === 0) return 0;
-  const len = Buffer.byteLength(s, 'utf8');
+  const len = utf8ByteLength(s);
   if (len > 0xffff) throw new InvalidPacketError(`${what} is ${len} bytes of UTF-8; the maximum is 65535`);
   if (s.indexOf('\u0000') !== -1) throw new InvalidPacketError(`${what} contains U+0000`, '[MQTT-1.5.4-2]');
   if (len !== n && !isWellFormed(s)) throw new InvalidPacketError(`${what} contains a lone UTF-16 surrogate`, '[MQTT-1.5.4-1]');
@@ -160,11 +147,11 @@ export function writeUtf8(buf: Buffer, pos: number, s: string, len: number): num
     if (len <= 16) {
       for (let i = 0; i < len; i++) buf[pos + i] = s.charCodeAt(i);
     } else {
-      (buf as unknown as RawBuffer).latin1Write(s, pos, len);
+      latin1Write(buf, s, pos, len);
     }
     return pos + len;
   }
-  (buf as unknown as RawBuffer).utf8Write(s, pos, len);
+  utf8Write(buf, s, pos, len);
   return pos + len;
 }
 
@@ -259,7 +246,7 @@ export class Reader {
     const start = this.pos;
     if (start + len > this.end) truncated();
     this.pos = start + len;
-    return Buffer.from(this.buf.subarray(start, start + len));
+    return copy(this.buf.subarray(start, start + len));
   }
 
   /** The rest of the packet, zero-copy. */

@@ -7,6 +7,7 @@ import { PACKET_NAMES, PacketType, PropertyId } from './constants.js';
 import { InvalidPacketError, ProtocolError } from './errors.js';
 import type { Properties } from './packets.js';
 import { binaryLength, malformed, utf8Length, vbiLength, writeBinary, writeUtf8, writeVbi, type Reader } from './primitives.js';
+import { utf8ByteLength } from './bytes.js';
 
 /** Pseudo packet type for CONNECT's Will Properties (§3.1.3.2). Packet type codes are 1..15. */
 export const WILL = 16;
@@ -244,21 +245,25 @@ function writeValue(buf: Buffer, pos: number, d: PropertyDef, v: unknown): numbe
       buf[pos] = v as number;
       return pos + 1;
     case U16:
-      buf.writeUInt16BE(v as number, pos);
+      buf[pos] = (v as number) >>> 8;
+      buf[pos + 1] = (v as number) & 0xff;
       return pos + 2;
     case U32:
-      buf.writeUInt32BE(v as number, pos);
+      buf[pos] = (v as number) >>> 24;
+      buf[pos + 1] = ((v as number) >>> 16) & 0xff;
+      buf[pos + 2] = ((v as number) >>> 8) & 0xff;
+      buf[pos + 3] = (v as number) & 0xff;
       return pos + 4;
     case VBI:
       return writeVbi(buf, pos, v as number);
     case UTF8:
-      return writeUtf8(buf, pos, v as string, Buffer.byteLength(v as string));
+      return writeUtf8(buf, pos, v as string, utf8ByteLength(v as string));
     case BINARY:
       return writeBinary(buf, pos, v as Buffer);
     default: {
       const [k, val] = v as [string, string];
-      pos = writeUtf8(buf, pos, k, Buffer.byteLength(k));
-      return writeUtf8(buf, pos, val, Buffer.byteLength(val));
+      pos = writeUtf8(buf, pos, k, utf8ByteLength(k));
+      return writeUtf8(buf, pos, val, utf8ByteLength(val));
     }
   }
 }

@@ -3,6 +3,8 @@
  * Functions return null when the input is valid, else a short reason for logs and reason strings.
  */
 
+import { utf8ByteLength } from '../protocol/bytes.js';
+
 export interface TopicLimits {
   /** Longest topic in UTF-8 bytes; default 65535 (the longest a UTF-8 string field can be). */
   maxLength?: number;
@@ -24,7 +26,7 @@ function checkCommon(s: string, what: string, limits: TopicLimits | undefined): 
   if (s.includes('\u0000')) return `${what} contains U+0000`;
   const maxLength = limits?.maxLength ?? 65535;
   // Cheap bound first: UTF-8 takes at least one byte per UTF-16 unit and at most three.
-  if (s.length * 3 > maxLength && Buffer.byteLength(s, 'utf8') > maxLength) return `${what} is longer than ${maxLength} bytes`;
+  if (s.length * 3 > maxLength && utf8ByteLength(s) > maxLength) return `${what} is longer than ${maxLength} bytes`;
   if (limits?.maxLevels !== undefined) {
     let levels = 1;
     for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) === 0x2f) levels++;

@@ -38,14 +38,23 @@ export async function startSubject(options: Partial<BrokerOptions> = {}): Promis
   };
 }
 
-async function startMosquitto(): Promise<Subject> {
+/** Mosquitto on free loopback ports, TCP and WebSocket, anonymous; `extra` config lines appended. */
+export async function startMosquitto(extra: readonly string[] = []): Promise<Subject> {
   const dir = mkdtempSync(join(tmpdir(), 'courier-mosquitto-'));
   const port = await freePort();
   const wsPort = await freePort();
   const conf = join(dir, 'mosquitto.conf');
   writeFileSync(
     conf,
-    ['per_listener_settings false', 'allow_anonymous true', `listener ${port} 127.0.0.1`, `listener ${wsPort} 127.0.0.1`, 'protocol websockets', ''].join('\n'),
+    [
+      'per_listener_settings false',
+      'allow_anonymous true',
+      `listener ${port} 127.0.0.1`,
+      `listener ${wsPort} 127.0.0.1`,
+      'protocol websockets',
+      ...extra,
+      '',
+    ].join('\n'),
   );
   const peers = new Peers();
   const proc = peers.spawn('/usr/sbin/mosquitto', ['-c', conf, '-v']);

@@ -11,14 +11,14 @@ import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { MqttClient } from 'mqtt';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { missingExecutable, peerGate } from '../helpers/peers.js';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, missingChromium } from '../helpers/chromium.js';
+import { peerGate } from '../helpers/peers.js';
 import { Inbox, connectClient, endAll, startSubject, unique, type Subject } from '../helpers/interop.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const require = createRequire(import.meta.url);
 const BUNDLE = join(dirname(require.resolve('mqtt/package.json')), 'dist', 'mqtt.min.js');
-const gate = peerGate('chromium', missingExecutable(CHROMIUM) ?? (existsSync(BUNDLE) ? undefined : `MQTT.js browser bundle ${BUNDLE} not found`));
+const gate = peerGate('chromium', missingChromium() ?? (existsSync(BUNDLE) ? undefined : `MQTT.js browser bundle ${BUNDLE} not found`));
 
 /** The page: connects to the broker given in the query string and records what happens on `window`. */
 const PAGE = `<!doctype html>
@@ -70,20 +70,7 @@ void describe('Chromium (MQTT.js browser bundle over WebSocket)', gate, () => {
     });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     origin = `http://127.0.0.1:${(http.address() as AddressInfo).port}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      timeout: 90_000, // generous: Chromium starts slowly on a loaded 2-core machine
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

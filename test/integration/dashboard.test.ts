@@ -10,17 +10,17 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MqttClient } from 'mqtt';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, missingChromium } from '../helpers/chromium.js';
 import { startAdminBroker, type AdminBroker } from '../helpers/admin.js';
 import { Inbox, connectClient, endAll } from '../helpers/interop.js';
-import { missingExecutable, peerGate } from '../helpers/peers.js';
+import { peerGate } from '../helpers/peers.js';
 import { removeTempDir, tempDir } from '../helpers/processes.js';
 import { pollUntil } from '../helpers/wait.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const DOCS_IMAGES = fileURLToPath(new URL('../../docs/images/', import.meta.url));
 
-void describe('dashboard in Chromium', peerGate('chromium', missingExecutable(CHROMIUM)), () => {
+void describe('dashboard in Chromium', peerGate('chromium', missingChromium()), () => {
   let b: AdminBroker;
   let browser: Browser | undefined;
   let page: Page;
@@ -32,20 +32,7 @@ void describe('dashboard in Chromium', peerGate('chromium', missingExecutable(CH
 
   before(async () => {
     b = await startAdminBroker();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      timeout: 90_000,
-    });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1360, height: 900 }, colorScheme: 'light' });
     page.setDefaultTimeout(30_000);
     page.on('console', (m) => {

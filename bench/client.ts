@@ -1,0 +1,96 @@
+/**
+ * Client benchmark: @courier/client against MQTT.js 5, in one run, against the same broker
+ * (Courier and/or Mosquitto, pinned to CPU 0; each client process pinned to CPU 1). Per QoS and
+ * round the two libraries run alternately (bench/client-worker.ts: subscriber and publisher in
+ * one process, MQTT 5, N messages, at most W published and not yet received). Reports the
+ * median msgs/s per library and the ratio, and the CPU time per message of the client process.
+ *
+ *   npm run bench:client -- [--brokers courier,mosquitto] [--messages 50000] [--size 64] [--window 100] [--rounds 3] [--json]
+ */
+import { spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { killAll, startBroker, type BrokerName } from './brokers/index.js';
+
+const { values } = parseArgs({
+  options: {
+    brokers: { type: 'string', default: 'courier,mosquitto' },
+    messages: { type: 'string', default: '50000' },
+    size: { type: 'string', default: '64' },
+    window: { type: 'string', default: '100' },
+    rounds: { type: 'string', default: '3' },
+    json: { type: 'boolean', default: false },
+  },
+});
+
+interface Result {
+  lib: string;
+  qos: number;
+  msgsPerSec: number;
+  cpuUsPerMsg: number;
+  received: number;
+  stalled: boolean;
+}
+
+function runWorker(lib: string, port: number, qos: number): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const args = [
+      '-c',
+      '1',
+      process.execPath,
+      '--import',
+      'tsx',
+      'bench/client-worker.ts',
+      lib,
+      String(port),
+      String(qos),
+      values.messages,
+      values.size,
+      values.window,
+    ];
+    const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('exit', (code) => {
+      const line = out.trim().split('\n').pop() ?? '';
+      if (code !== 0 || line === '') reject(new Error(`${lib} worker exited ${code}: ${out}`));
+      else resolve(JSON.parse(line) as Result);
+    });
+  });
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+const rows: Array<Record<string, string | number>> = [];
+process.on('exit', killAll);
+for (const name of values.brokers.split(',') as BrokerName[]) {
+  const broker = await startBroker(name, { cpu: '0', nofile: 0 });
+  try {
+    for (const qos of [0, 1, 2]) {
+      const res: Record<string, Result[]> = { courier: [], mqttjs: [] };
+      for (let r = 0; r < Number(values.rounds); r++) {
+        for (const lib of r % 2 === 0 ? ['courier', 'mqttjs'] : ['mqttjs', 'courier']) res[lib]!.push(await runWorker(lib, broker.port, qos));
+      }
+      const c = median(res.courier!.map((x) => x.msgsPerSec));
+      const m = median(res.mqttjs!.map((x) => x.msgsPerSec));
+      const row = {
+        broker: name,
+        qos,
+        courier: c,
+        mqttjs: m,
+        ratio: Number((c / m).toFixed(2)),
+        courierCpu: median(res.courier!.map((x) => x.cpuUsPerMsg)),
+        mqttjsCpu: median(res.mqttjs!.map((x) => x.cpuUsPerMsg)),
+      };
+      rows.push(row);
+      if (!values.json)
+        process.stdout.write(
+          `${name} QoS ${qos}: @courier/client ${c} msgs/s (${row.courierCpu} µs CPU/msg), MQTT.js ${m} msgs/s (${row.mqttjsCpu} µs CPU/msg): ${row.ratio}×\n`,
+        );
+    }
+  } finally {
+    await broker.stop();
+  }
+}
+if (values.json)
+  process.stdout.write(
+    `${JSON.stringify({ messages: Number(values.messages), size: Number(values.size), window: Number(values.window), rounds: Number(values.rounds), rows })}\n`,
+  );

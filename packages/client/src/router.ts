@@ -1,0 +1,79 @@
+/**
+ * The local subscriptions and which of them a PUBLISH is for. In 5.0 every distinct filter has
+ * its own Subscription Identifier, so a message goes to the subscriptions it was sent for, even
+ * when filters overlap; without identifiers (3.1.1, or a server without them) topics are matched
+ * with the broker's own TopicTrie.
+ */
+import type { PublishPacket } from '../../../src/protocol/packets.js';
+import { TopicTrie } from '../../../src/topics/trie.js';
+import { toMessage } from './packets.js';
+import type { SubscriptionImpl } from './subscription.js';
+
+export class Router {
+  readonly #subs = new Set<SubscriptionImpl>();
+  readonly #trie = new TopicTrie<SubscriptionImpl>();
+  readonly #filterIds = new Map<string, number>();
+  readonly #idFilters = new Map<number, string>();
+  #seq = 0;
+
+  /** A key for a new subscription. */
+  nextKey(): string {
+    return String(++this.#seq);
+  }
+
+  add(sub: SubscriptionImpl): void {
+    this.#subs.add(sub);
+    this.#trie.add(sub.compiled.match, sub.key, sub);
+  }
+
+  /** Removes `sub`; true when no other local subscription has its filter (the server's can go). */
+  remove(sub: SubscriptionImpl): boolean {
+    this.#subs.delete(sub);
+    this.#trie.remove(sub.compiled.match, sub.key);
+    const filter = sub.compiled.filter;
+    for (const s of this.#subs) if (s.compiled.filter === filter) return false;
+    const id = this.#filterIds.get(filter);
+    if (id !== undefined) {
+      this.#filterIds.delete(filter);
+      this.#idFilters.delete(id);
+    }
+    return true;
+  }
+
+  /** The Subscription Identifier of `filter` (assigned on first use). */
+  identifierFor(filter: string): number {
+    let id = this.#filterIds.get(filter);
+    if (id === undefined) {
+      id = this.#filterIds.size + 1;
+      while (this.#idFilters.has(id)) id++;
+      this.#filterIds.set(filter, id);
+      this.#idFilters.set(id, filter);
+    }
+    return id;
+  }
+
+  /** One subscription per distinct filter (what a resubscribe sends). */
+  distinct(): SubscriptionImpl[] {
+    const seen = new Map<string, SubscriptionImpl>();
+    for (const s of this.#subs) if (!seen.has(s.compiled.filter)) seen.set(s.compiled.filter, s);
+    return [...seen.values()];
+  }
+
+  route(p: PublishPacket): void {
+    const hits: SubscriptionImpl[] = [];
+    const ids = p.properties?.subscriptionIdentifiers;
+    if (ids !== undefined && ids.length > 0) {
+      for (const id of ids) {
+        const filter = this.#idFilters.get(id);
+        if (filter !== undefined) for (const s of this.#subs) if (s.compiled.filter === filter) hits.push(s);
+      }
+    } else this.#trie.match(p.topic, (sub) => hits.push(sub));
+    for (const sub of hits) sub.deliver(toMessage(p, sub.compiled));
+  }
+
+  /** Ends every subscription's iteration (the client closed). */
+  endAll(): void {
+    for (const s of this.#subs) s.end();
+    this.#subs.clear();
+  }
+}

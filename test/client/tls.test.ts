@@ -1,0 +1,130 @@
+/**
+ * The client over TLS (`mqtts://`) and WSS (`wss://`) against Courier's tls and wss listeners,
+ * with a self-signed server certificate made by openssl at test time: trusted through `tls.ca`
+ * it works both ways; without it the connection is refused (certificates are verified by
+ * default); `courier pub --cafile` uses it as mosquitto_pub does.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createBroker, type Broker } from '../../src/index.js';
+import { connect, type Message } from '../../packages/client/src/index.js';
+import { Peers, missingExecutable, peerGate, withTimeout } from '../helpers/peers.js';
+import { unique } from './brokers.js';
+
+const OPENSSL = '/usr/bin/openssl';
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+void describe('client over TLS and WSS', peerGate('openssl', missingExecutable(OPENSSL)), () => {
+  const dir = mkdtempSync(join(tmpdir(), 'courier-client-tls-'));
+  const peers = new Peers();
+  let broker: Broker;
+  let tlsPort = 0;
+  let wssPort = 0;
+  let ca: Buffer;
+  before(async () => {
+    const r = spawnSync(
+      OPENSSL,
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        'server.key',
+        '-out',
+        'server.crt',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=courier-client-test',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      ],
+      { cwd: dir, encoding: 'utf8', timeout: 20_000 },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    ca = readFileSync(join(dir, 'server.crt'));
+    const tls = { cert: join(dir, 'server.crt'), key: join(dir, 'server.key') };
+    broker = await createBroker({
+      listeners: [
+        { type: 'tls', host: '127.0.0.1', port: 0, tls },
+        { type: 'wss', host: '127.0.0.1', port: 0, path: '/mqtt', tls },
+      ],
+      persistence: { engine: 'memory' },
+    });
+    const addrs = await broker.listen();
+    tlsPort = addrs.find((a) => a.transport === 'tls')?.port ?? 0;
+    wssPort = addrs.find((a) => a.transport === 'wss')?.port ?? 0;
+  });
+  after(async () => {
+    await peers.killAll();
+    await broker?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const [scheme, port] of [
+    ['mqtts', () => tlsPort],
+    ['wss', () => wssPort],
+  ] as const) {
+    void it(`${scheme}: a QoS 1 round trip with the server certificate trusted through tls.ca; refused without it`, async () => {
+      const url = scheme === 'mqtts' ? `mqtts://127.0.0.1:${port()}` : `wss://127.0.0.1:${port()}/mqtt`;
+      const topic = unique('tls');
+      const c = await connect(url, { tls: { ca } });
+      try {
+        const sub = await c.subscribe(topic, { qos: 1 });
+        const it = sub[Symbol.asyncIterator]();
+        assert.ok((await c.publish(topic, 'secret', { qos: 1 })).reasonCode < 0x80);
+        const m = (await withTimeout(it.next(), 5000, 'message')).value as Message;
+        assert.equal(m.text(), 'secret');
+      } finally {
+        await c.close();
+      }
+      await assert.rejects(connect(url, { reconnect: false }), /self.signed|certificate/i);
+    });
+  }
+
+  void it('courier pub --cafile over TLS reaches a subscriber', async () => {
+    const topic = unique('cli-tls');
+    const c = await connect(`mqtts://127.0.0.1:${tlsPort}`, { tls: { ca } });
+    try {
+      const sub = await c.subscribe(topic, { qos: 1 });
+      const it = sub[Symbol.asyncIterator]();
+      const pub = peers.spawn(
+        process.execPath,
+        [
+          '--import',
+          'tsx',
+          'test/fixtures/courier-cli.ts',
+          'pub',
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(tlsPort),
+          '--cafile',
+          join(dir, 'server.crt'),
+          '-t',
+          topic,
+          '-m',
+          'via cli',
+          '-q',
+          '1',
+        ],
+        { cwd: ROOT },
+      );
+      pub.child.stdin?.end();
+      assert.equal((await pub.exited()).code, 0, pub.stderr());
+      const m = (await withTimeout(it.next(), 5000, 'message')).value as Message;
+      assert.equal(m.text(), 'via cli');
+    } finally {
+      await c.close();
+    }
+  });
+});
