@@ -179,6 +179,9 @@ function connect(cid: string, home: number, opts: IClientOptions): Promise<Clien
       reconnectPeriod: 200,
       connectTimeout: 5000,
       keepalive: 5,
+      // A node refuses CONNECT with 0x88 while it cannot reach Redis; MQTT.js gives up after a
+      // refused CONNACK unless told otherwise.
+      reconnectOnConnackError: true,
       ...opts,
     });
     const client: Client = { cid, c, subs: new Map(), got: new Map(), lostSessions: 0, connects: 0 };
