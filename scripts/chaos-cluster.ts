@@ -98,6 +98,8 @@ interface Client {
   subs: Map<string, 1 | 2>;
   /** Payloads received per topic. */
   got: Map<string, string[]>;
+  /** Receive times (ms since start) of QoS 2 payloads, for the duplicate analysis. */
+  times: Map<string, number[]>;
   /** Reconnects whose CONNACK had Session Present 0 (a persistent session lost). */
   lostSessions: number;
   connects: number;
@@ -184,7 +186,7 @@ function connect(cid: string, home: number, opts: IClientOptions): Promise<Clien
       reconnectOnConnackError: true,
       ...opts,
     });
-    const client: Client = { cid, c, subs: new Map(), got: new Map(), lostSessions: 0, connects: 0 };
+    const client: Client = { cid, c, subs: new Map(), got: new Map(), times: new Map(), lostSessions: 0, connects: 0 };
     c.on('connect', (ack) => {
       client.connects++;
       if (client.connects > 1 && opts.clean === false && !ack.sessionPresent) {
@@ -195,7 +197,13 @@ function connect(cid: string, home: number, opts: IClientOptions): Promise<Clien
     c.on('message', (topic, payload) => {
       let list = client.got.get(topic);
       if (list === undefined) client.got.set(topic, (list = []));
-      list.push(payload.toString());
+      const text = payload.toString();
+      list.push(text);
+      if (text.startsWith('pub-q2')) {
+        let ts = client.times.get(text);
+        if (ts === undefined) client.times.set(text, (ts = []));
+        ts.push(Date.now() - t0);
+      }
     });
     c.on('error', () => {});
     c.once('connect', () => resolve(client));
@@ -374,6 +382,52 @@ function deliveryStats(): { expected: number; delivered: number; lost: Array<{ c
   return { expected, delivered, lost, dup2, dup1 };
 }
 
+/**
+ * Where QoS 2 duplicates come from: a payload that every QoS 2 subscriber of its topic got twice
+ * was routed twice (publisher side); one that only some got twice was delivered twice to those
+ * sessions (delivery side). Each is shown with the fault just before its second receipt.
+ */
+function analyseDuplicates(): void {
+  const q2subs = new Map<string, Client[]>();
+  for (const cl of clients)
+    for (const [topic, q] of cl.subs)
+      if (q === 2 && topic.startsWith('chaos/t/')) {
+        const list = q2subs.get(topic) ?? [];
+        list.push(cl);
+        q2subs.set(topic, list);
+      }
+  const topicOf = new Map(acked.map((a) => [a.payload, a.topic]));
+  let publisherSide = 0;
+  let deliverySide = 0;
+  const byFault = new Map<string, number>();
+  const examples: string[] = [];
+  const seen = new Set<string>();
+  for (const cl of clients)
+    for (const [payload, ts] of cl.times) {
+      if (ts.length < 2 || seen.has(payload)) continue;
+      seen.add(payload);
+      const topic = topicOf.get(payload);
+      const subs = topic === undefined ? [] : (q2subs.get(topic) ?? []);
+      const twice = subs.filter((s) => (s.times.get(payload)?.length ?? 0) >= 2);
+      const all = twice.length === subs.length;
+      if (all) publisherSide++;
+      else deliverySide++;
+      const second = ts[1]!;
+      const fault = [...faults].reverse().find((f) => f.at <= second);
+      const key = `${all ? 'publisher' : 'delivery'} side after ${fault ? `${fault.kind} ${fault.node ?? ''}`.trim() : 'no fault'}`;
+      byFault.set(key, (byFault.get(key) ?? 0) + 1);
+      if (examples.length < 12)
+        examples.push(
+          `${payload} (${topic}): ${twice.length}/${subs.length} QoS 2 subscribers got it twice, e.g. ${cl.cid} at ${ts.map((t) => (t / 1000).toFixed(2)).join(' s, ')} s; last fault before: ${fault ? `${fault.kind} ${fault.node ?? ''} at ${(fault.at / 1000).toFixed(1)} s` : '-'}`,
+        );
+    }
+  console.log(
+    `QoS 2 duplicates by payload: ${publisherSide} routed twice (every QoS 2 subscriber got them twice), ${deliverySide} delivered twice to some sessions only`,
+  );
+  for (const [k, v] of [...byFault].sort((a, b) => b[1] - a[1])) console.log(`  ${v} payloads: ${k}`);
+  for (const e of examples) console.log(`  ${e}`);
+}
+
 async function checkRoutes(): Promise<void> {
   const live = (await admin.zrange(`${PREFIX}nodes`, '0', '-1')).map(Number).sort((a, b) => a - b);
   const byName = new Map<string, number>();
@@ -416,7 +470,7 @@ async function checkRoutes(): Promise<void> {
       c.once('error', reject);
       setTimeout(() => reject(new Error(`probe-${i}: no CONNACK from ${NAMES[i]} within 10 s`)), 10_000).unref();
     });
-    probers.push({ cid: `probe-${i}`, c, subs: new Map(), got: new Map(), lostSessions: 0, connects: 1 });
+    probers.push({ cid: `probe-${i}`, c, subs: new Map(), got: new Map(), times: new Map(), lostSessions: 0, connects: 1 });
   }
   for (let i = 0; i < 3; i++) {
     for (let t = 0; t < TOPICS; t++) await probers[i]!.c.publishAsync(`chaos/t/${t}`, `probe-${i}-${t}`, { qos: 1 });
@@ -608,7 +662,10 @@ async function main(): Promise<void> {
         .join(', ')}`,
     );
   }
-  if (d.dup2 > 0) violations.push(`(b) ${d.dup2} duplicate QoS 2 deliveries`);
+  if (d.dup2 > 0) {
+    violations.push(`(b) ${d.dup2} duplicate QoS 2 deliveries`);
+    analyseDuplicates();
+  }
 
   // (d) routes, then (c) keys.
   await checkRoutes();
