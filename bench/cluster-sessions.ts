@@ -15,7 +15,7 @@
  *              session moves every time: fenced claim + load from Redis), after a clean
  *              DISCONNECT; then alternating again with the old connection still open (the old
  *              node gets a kick and sends 0x8E). Latency: CONNECT written → CONNACK read
- *              (MQTT.js packetsend/packetreceive events), p50/p95/p99/max.
+ *              (the socket's connect event, when MQTT.js writes CONNECT, to the packetreceive event of the CONNACK), p50/p95/p99/max.
  *   recovery   K persistent sessions with a will each, connected to C (no failover), a witness
  *              on A subscribed to will/#; SIGKILL C. Reported from the SIGKILL: C declared dead
  *              (`dead:<nid>`), recovered (not in `orphans` any more), first and last will
@@ -93,10 +93,9 @@ function connect(port: number, opts: IClientOptions, onMessage?: (topic: string,
     if (onMessage) c.on('message', onMessage);
     open.add(c);
     c.once('close', () => open.delete(c));
-    let sent = 0;
-    c.on('packetsend', (p) => {
-      if (p.cmd === 'connect') sent = performance.now();
-    });
+    // MQTT.js writes CONNECT as soon as the socket connects (it emits no packetsend for it).
+    let sent = performance.now();
+    (c.stream as unknown as { once(e: string, f: () => void): void }).once('connect', () => (sent = performance.now()));
     c.on('packetreceive', (p) => {
       if (p.cmd === 'connack') {
         const ms = performance.now() - sent;
