@@ -280,6 +280,17 @@ async function qos1(a: CourierProcess, b: CourierProcess): Promise<void> {
   console.log(`Redis CPU              ${((rcpu * 1000) / dd).toFixed(2)} µs per delivery (${((rcpu / 1000 / wall) * 100).toFixed(0)} % of a core)`);
   console.log(`node A / B CPU         ${((ncpu[0]! / 1000 / wall) * 100).toFixed(0)} % / ${((ncpu[1]! / 1000 / wall) * 100).toFixed(0)} % of a core`);
   console.log(`load generator CPU     ${(((g.user + g.system) / 1e6 / wall) * 100).toFixed(0)} % of a core (MQTT.js, this process)`);
+  if (dd === 0) {
+    // Nothing crossed: show where the messages are (diagnostics for a report).
+    const nb = await nid('b');
+    const na = await nid('a');
+    console.log(
+      `NOTHING DELIVERED: r:${nb} (B) = ${JSON.stringify(await admin.smembers(`${PREFIX}r:${nb}`))}, XLEN in:${nb} = ${await admin.xlen(`${PREFIX}in:${nb}`)}, ` +
+        `stats:${na} (A) = ${await admin.get(`${PREFIX}stats:${na}`)}, stats:${nb} (B) = ${await admin.get(`${PREFIX}stats:${nb}`)}, r:log length ${await admin.xlen(`${PREFIX}r:log`)}`,
+    );
+    await sleep(5000);
+    console.log(`  5 s after the window: ${delivered - d0} delivered in all`);
+  }
   for (const s of subs) s.end(true);
   await pub.c.endAsync();
 }

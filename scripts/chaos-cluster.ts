@@ -109,6 +109,8 @@ interface Acked {
   topic: string;
   payload: string;
   qos: 1 | 2;
+  /** PUBACK/PUBCOMP received, ms since start. */
+  at: number;
 }
 
 interface FaultRecord {
@@ -333,7 +335,7 @@ async function publishLoop(p: Client, qos: 1 | 2, running: () => boolean): Promi
     published++;
     const pr: Promise<void> = p.c.publishAsync(topic, payload, { qos }).then(
       () => {
-        acked.push({ topic, payload, qos });
+        acked.push({ topic, payload, qos, at: Date.now() - t0 });
       },
       () => {},
     );
@@ -404,7 +406,7 @@ function analyseDuplicates(): void {
   const seen = new Set<string>();
   for (const cl of clients)
     for (const [payload, ts] of cl.times) {
-      if (ts.length < 2 || seen.has(payload)) continue;
+      if (ts.length < 2 || seen.has(payload) || cl.subs.get(topicOf.get(payload) ?? '') !== 2) continue;
       seen.add(payload);
       const topic = topicOf.get(payload);
       const subs = topic === undefined ? [] : (q2subs.get(topic) ?? []);
@@ -661,6 +663,17 @@ async function main(): Promise<void> {
         .map((l) => `${l.cid} ${l.topic} ${l.payload}`)
         .join(', ')}`,
     );
+    const atOf = new Map(acked.map((a) => [a.payload, a.at]));
+    const perTopic = new Map<string, number[]>();
+    for (const l of d.lost) perTopic.set(l.topic, [...(perTopic.get(l.topic) ?? []), atOf.get(l.payload) ?? -1]);
+    for (const [topic, ats] of perTopic) {
+      const lo = Math.min(...ats) / 1000;
+      const hi = Math.max(...ats) / 1000;
+      const fault = [...faults].reverse().find((f) => f.at <= lo * 1000);
+      console.log(
+        `lost on ${topic}: ${ats.length} deliveries, acknowledged between ${lo.toFixed(2)} s and ${hi.toFixed(2)} s; last fault before: ${fault ? `${fault.kind} ${fault.node ?? ''} at ${(fault.at / 1000).toFixed(1)} s` : '-'}`,
+      );
+    }
   }
   if (d.dup2 > 0) {
     violations.push(`(b) ${d.dup2} duplicate QoS 2 deliveries`);
