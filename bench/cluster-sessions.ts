@@ -290,6 +290,12 @@ async function qos1(a: CourierProcess, b: CourierProcess): Promise<void> {
     );
     await sleep(5000);
     console.log(`  5 s after the window: ${delivered - d0} delivered in all`);
+    for (const [name, n] of [
+      ['A', a],
+      ['B', b],
+    ] as const) {
+      for (const l of n.logs()) if (l.level !== 'info' && l.level !== 'debug') console.log(`  ${name}: ${JSON.stringify(l)}`);
+    }
   }
   for (const s of subs) s.end(true);
   await pub.c.endAsync();
