@@ -425,6 +425,8 @@ export class ClusterSessions {
       ...filters,
     );
     owner.routes.dropNode(dead);
+    // A recovery resumed after an attempt that failed midway: what that attempt adopted here counts too.
+    for (const cid of this.#members(dead) ?? []) adopted.add(cid);
     const replayed = await this.#replay(dead, adopted);
     // What the replay caused is committed before the dead inbox goes.
     await core.commitPoint();

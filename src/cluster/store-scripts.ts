@@ -151,8 +151,8 @@ return fenced`;
  * clean ('1' = Clean Start: the stored session is discarded), cid, own prefix, lease prefix,
  * inbox prefix ('' = no cluster: no own sets, no kick). A new token "<INCR fence:seq>:<nid>"
  * replaces the fence, so every later write carrying an older token is dropped. In a cluster the
- * previous owner (another node) loses the client id from its own set and, while it holds a
- * lease, gets a kick in its inbox (`k` cid, `t` token, `c` clean) to close the client's
+ * previous owner (another node) loses the client id from its own set and gets a kick in its
+ * inbox (while the inbox exists) (`k` cid, `t` token, `c` clean) to close the client's
  * connection and drop its copy. Returns {token, previous owner or '', 1 when a session record
  * was present, 1 when the previous owner held a lease, then (when the previous owner is another
  * node) the meta fields, outbound fields and inbound ids read before a Clean Start discards them}.
@@ -178,10 +178,10 @@ redis.call('HSET', KEYS[1], 'fence', token, 'owner', ARGV[1], 'top', top)
 if ARGV[6] ~= '' then
   if prev ~= '' and prev ~= ARGV[1] then
     redis.call('SREM', ARGV[4] .. prev, cid)
-    if redis.call('EXISTS', ARGV[5] .. prev) == 1 then
-      alive = 1
-      redis.call('XADD', ARGV[6] .. prev, 'NOMKSTREAM', '*', 'k', cid, 't', token, 'c', ARGV[2])
-    end
+    if redis.call('EXISTS', ARGV[5] .. prev) == 1 then alive = 1 end
+    -- Also to a node without a lease whose inbox is still there (dead, not yet recovered): its
+    -- recovery learns from the kick where the session went, and hands that node what is waiting.
+    redis.call('XADD', ARGV[6] .. prev, 'NOMKSTREAM', '*', 'k', cid, 't', token, 'c', ARGV[2])
   end
   redis.call('SADD', ARGV[4] .. ARGV[1], cid)
 end
