@@ -578,6 +578,16 @@ export class ClusterNode implements ClusterLink {
     return this.sessions?.quiet();
   }
 
+  serving(): boolean {
+    if (this.#fencedSelf) return false;
+    if (this.#joined && !this.#rejoining && Date.now() - this.#beatOkAt > this.options.leaseMs - this.options.heartbeatMs) {
+      // Paused or cut off for nearly a lease: possibly declared dead, its inbox replayed elsewhere.
+      this.#selfFence('no heartbeat reached Redis for nearly a lease');
+      return false;
+    }
+    return true;
+  }
+
   retain(m: Message): void {
     this.#outbox.retain(m);
   }

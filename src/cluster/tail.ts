@@ -51,6 +51,12 @@ export interface TailOwner {
   forwardedHere(m: Message): void;
   /** A promise while the inbox must wait (a session claim in flight), else undefined. */
   quiet(): Promise<void> | undefined;
+  /**
+   * Whether this node may still handle its inbox: false once it fenced itself, or when its last
+   * heartbeat is so old that it may have been declared dead (it then fences itself). What it does
+   * not handle stays in the inbox for the survivor that recovers it.
+   */
+  serving(): boolean;
 }
 
 type Entry = [id: Buffer, fields: Buffer[]];
@@ -237,8 +243,14 @@ export class Tail {
     const nid = this.#nid;
     // A session claim in flight: its session is installed before anything more is handled here.
     for (let q = this.#owner.quiet(); q !== undefined; q = this.#owner.quiet()) await q;
+    if (!this.#owner.serving()) {
+      // Fenced: nothing more is handled here (the inbox waits for its recovery); no busy loop.
+      await new Promise((r) => setTimeout(r, 100));
+      return;
+    }
     for (const [id, fields] of entries) {
       if (this.#nid !== nid) break; // joined again meanwhile: that inbox is gone
+      if (!this.#owner.serving()) break;
       // Back-pressure: what is not read yet waits in Redis, not in a full session queue.
       for (let waited = 0; waited < PRESSURE_WAIT_MS && this.#running && this.#core.forwardPressure(); waited += 5) {
         await new Promise((r) => setTimeout(r, 5));
