@@ -519,6 +519,10 @@ export class ClusterNode implements ClusterLink {
     this.sessions?.ended(clientId, claimToken);
   }
 
+  handling(on: boolean): void {
+    this.#store?.hold(on);
+  }
+
   handled(inbox: string, minid: string): void {
     const store = this.#store;
     if (store === undefined) {

@@ -118,6 +118,7 @@ export class RedisStore implements Store {
   /** The last batch sent and not yet settled. */
   #inflight: Batch | undefined;
   #flushScheduled = false;
+  #held = false;
   readonly #stats: RedisStoreStats = { calls: 0, writes: 0, failedCalls: 0, fencedWrites: 0, fencedReports: 0 };
 
   constructor(options: RedisStoreOptions) {
@@ -311,6 +312,7 @@ export class RedisStore implements Store {
     const b = this.#batch(0);
     b.writes--;
     b.trim = [key, minid];
+    this.#held = false;
   }
 
   /** One session, read atomically (what a node taking it over needs, instead of a load of everything). */
@@ -338,9 +340,18 @@ export class RedisStore implements Store {
   // ---------------------------------------------------------------------------------------------
   // Store: writing (collected per turn)
 
+  /**
+   * While held, the open batch is not split at the size caps: the writes of one inbox step and
+   * its trim go to Redis in one atomic call (a node that dies mid-way must leave either both or
+   * neither, or a survivor's replay would deliver what was already queued).
+   */
+  hold(on: boolean): void {
+    this.#held = on;
+  }
+
   #batch(bytes: number): Batch {
     let b = this.#open;
-    if (b !== undefined && (b.writes >= this.#maxOps || (b.bytes + bytes > this.#maxBytes && b.writes > 0))) {
+    if (b !== undefined && !this.#held && (b.writes >= this.#maxOps || (b.bytes + bytes > this.#maxBytes && b.writes > 0))) {
       this.#seal();
       b = undefined;
     }

@@ -84,6 +84,14 @@ export function parseKey(prefix: string, key: string): ParsedKey {
  * Returns the (1-based) indexes of the fenced clients.
  */
 export const COMMIT = `
+-- One command per key, in chunks (Lua's unpack has a stack limit).
+local function each(cmd, key, from, to)
+  for a = from, to, 2000 do
+    local b = a + 1999
+    if b > to then b = to end
+    redis.call(cmd, key, unpack(ARGV, a, b))
+  end
+end
 local n = tonumber(ARGV[2])
 local i = 3
 local fenced = {}
@@ -98,13 +106,13 @@ for c = 1, n do
       redis.call('DEL', out, inb)
     end
     if rec ~= '' then redis.call('HSET', meta, 'rec', rec) end
-    if np > 0 then redis.call('HSET', out, unpack(ARGV, i, i + 2 * np - 1)) end
+    if np > 0 then each('HSET', out, i, i + 2 * np - 1) end
     i = i + 2 * np
-    if nd > 0 then redis.call('HDEL', out, unpack(ARGV, i, i + nd - 1)) end
+    if nd > 0 then each('HDEL', out, i, i + nd - 1) end
     i = i + nd
-    if na > 0 then redis.call('SADD', inb, unpack(ARGV, i, i + na - 1)) end
+    if na > 0 then each('SADD', inb, i, i + na - 1) end
     i = i + na
-    if nr > 0 then redis.call('SREM', inb, unpack(ARGV, i, i + nr - 1)) end
+    if nr > 0 then each('SREM', inb, i, i + nr - 1) end
     i = i + nr
   else
     fenced[#fenced + 1] = c
@@ -137,9 +145,9 @@ end
 if md > 0 then redis.call('DEL', unpack(KEYS, k, k + md - 1)) end
 local rs, rd = tonumber(ARGV[i]), tonumber(ARGV[i + 1])
 i = i + 2
-if rs > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, i, i + 2 * rs - 1)) end
+if rs > 0 then each('HSET', KEYS[1], i, i + 2 * rs - 1) end
 i = i + 2 * rs
-if rd > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, i, i + rd - 1)) end
+if rd > 0 then each('HDEL', KEYS[1], i, i + rd - 1) end
 i = i + rd
 -- What a node's inbox reader has handled, trimmed with the writes it caused (a node that dies
 -- leaves exactly the entries whose effects are not committed).

@@ -35,6 +35,8 @@ export interface TailOwner {
   readonly routes: RouteTable;
   readonly available: boolean;
   received(count: number): void;
+  /** Inbox entries are about to be handled (true): their writes are kept in one atomic commit with the trim; false: nothing was. */
+  handling(on: boolean): void;
   /** Inbox entries before `minid` are handled: trimmed together with the writes they caused. */
   handled(inbox: string, minid: string): void;
   /** Another node claimed the session of `clientId` with `token` (with Clean Start when `clean`). */
@@ -248,12 +250,18 @@ export class Tail {
       await new Promise((r) => setTimeout(r, 100));
       return;
     }
+    this.#owner.handling(true);
     for (const [id, fields] of entries) {
       if (this.#nid !== nid) break; // joined again meanwhile: that inbox is gone
       if (!this.#owner.serving()) break;
-      // Back-pressure: what is not read yet waits in Redis, not in a full session queue.
-      for (let waited = 0; waited < PRESSURE_WAIT_MS && this.#running && this.#core.forwardPressure(); waited += 5) {
-        await new Promise((r) => setTimeout(r, 5));
+      // Back-pressure: what is not read yet waits in Redis, not in a full session queue. What
+      // was handled before the wait is committed and trimmed first.
+      if (this.#running && this.#core.forwardPressure()) {
+        if (last !== '') this.#owner.handled(this.#keys.inbox(this.#nid), nextId(last));
+        for (let waited = 0; waited < PRESSURE_WAIT_MS && this.#running && this.#core.forwardPressure(); waited += 5) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        this.#owner.handling(true);
       }
       last = id.toString();
       try {
@@ -263,7 +271,10 @@ export class Tail {
         this.#log.error({ entry: last, err: err.message }, 'cluster: unreadable forward batch skipped');
       }
     }
-    if (last === '' || this.#nid !== nid) return;
+    if (last === '' || this.#nid !== nid) {
+      this.#owner.handling(false);
+      return;
+    }
     this.#inId = last;
     this.#owner.received(n);
     // Handled: trimmed with the writes it caused (the inbox holds only what this node has not
