@@ -4,9 +4,9 @@
  * over 3 `courier` nodes; publishers on the nodes that survive; one node is killed; its clients
  * fail over to the others (their sessions are claimed there at once, or adopted after the
  * lease), every acknowledged message reaches every matching subscriber, and each killed node's
- * client's will is published exactly once, within lease + 2 s. No QoS 2 message twice is a
- * separate, known-failing (todo) check: see docs/clustering.md. Then the
- * node comes back (same name) and it starts over: 5 rounds.
+ * client's will is published exactly once, within lease + 2 s. Then the node comes back (same
+ * name) and it starts over: 5 rounds. No QoS 2 message twice is a separate check, marked todo
+ * while a known bug is open (see docs/clustering.md).
  *
  * A node that is paused (SIGSTOP) past its lease while its client moves elsewhere has nothing
  * accepted from it after it resumes (SIGCONT): it learns it was declared dead and fences itself.
@@ -194,6 +194,21 @@ void describe('cluster: a node killed under load', redisServerGate(), () => {
         await Promise.all([...subs.map((s) => s.c.endAsync(true)), witness.endAsync(true), ...pubs.map((p) => p.endAsync(true))]);
         nodes[victim] = await node(`d${victim}`, prefix);
       }
+    },
+  );
+
+  void test(
+    'the same kill rounds: 0 QoS 2 duplicates',
+    {
+      todo: "known open bug (issue 14): when the dead node's sessions are adopted before their clients reconnect (a loaded machine), QoS 2 subscribers can get messages that were in flight twice",
+    },
+    (t) => {
+      t.diagnostic(`QoS 2 duplicates per round: ${qos2Duplicates.join(', ')}`);
+      assert.equal(qos2Duplicates.length, ROUNDS, 'the kill test ran every round');
+      assert.deepEqual(
+        qos2Duplicates,
+        qos2Duplicates.map(() => 0),
+      );
     },
   );
 
