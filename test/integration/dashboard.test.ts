@@ -115,7 +115,8 @@ void describe('dashboard in Chromium', peerGate('chromium', missingChromium()), 
     await page.getByTestId('client-search-go').click();
     const row = page.getByTestId('client-list').locator('tr[data-key="dash-victim"]');
     await row.waitFor();
-    assert.equal(await page.getByTestId('client-list').locator('tbody tr').count(), 1);
+    // The list before the search may still be shown for a moment: the search result has one row.
+    await pollUntil(async () => (await page.getByTestId('client-list').locator('tbody tr').count()) === 1, { what: 'one search result' });
     await row.click();
     await page.getByTestId('client-detail').getByText('sensors/all/#').waitFor();
     await shot('clients');
