@@ -282,12 +282,8 @@ export class ClusterNode implements ClusterLink {
 
   async #beat(): Promise<void> {
     if (this.#stopping) return;
-    // No heartbeat answered for nearly a lease (Redis unreachable or not answering): the others
-    // will declare this node dead and take its sessions over, so it lets its clients go first
-    // (they reconnect elsewhere).
-    if (this.#joined && !this.#fencedSelf && !this.#rejoining && Date.now() - this.#beatOkAt > this.options.leaseMs - this.options.heartbeatMs) {
-      this.#selfFence('no heartbeat reached Redis for nearly a lease');
-    }
+    // No heartbeat answered for nearly a lease: serving() fences the node (see there).
+    this.serving();
     if (this.#beatPending) {
       // A connection that stays open but answers nothing (a network partition, a frozen Redis)
       // never closes by itself: after three heartbeats without a reply it counts as lost. The
@@ -585,7 +581,9 @@ export class ClusterNode implements ClusterLink {
   serving(): boolean {
     if (this.#fencedSelf) return false;
     if (this.#joined && !this.#rejoining && Date.now() - this.#beatOkAt > this.options.leaseMs - this.options.heartbeatMs) {
-      // Paused or cut off for nearly a lease: possibly declared dead, its inbox replayed elsewhere.
+      // Paused, or cut off from Redis, for nearly a lease: the others will declare this node dead
+      // (or did) and take its sessions over, so it lets its clients go first (they reconnect
+      // elsewhere) and handles nothing more from its inbox (that is replayed elsewhere).
       this.#selfFence('no heartbeat reached Redis for nearly a lease');
       return false;
     }

@@ -15,36 +15,20 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../options.js';
-import type { Session } from '../core/session.js';
 import type { SessionClaim } from '../core/cluster-link.js';
-import type { SessionFilter } from '../core/broker-core.js';
+import type { BrokerCore, SessionFilter } from '../core/broker-core.js';
 import type { Message } from '../core/message.js';
-import type { StoredOutbound, StoredSession } from '../store/types.js';
+import type { StoredOutbound } from '../store/types.js';
 import { decodeOutbound } from '../store/outbound-codec.js';
 import type { RedisStore } from './redis-store.js';
 import { BatchError, readBatch } from './wire.js';
+import { field, handedOverEntries } from './tail.js';
 import { filterMatches } from '../topics/index.js';
 import { ROUTE_LOG_MAXLEN, SWITCH as SWITCH_LUA, type Keys } from './scripts.js';
 import type { RouteTable } from './routes.js';
 
 /** What this module needs of the broker core. */
-export interface SessionCore {
-  readonly sessions: ReadonlyMap<string, Session>;
-  evict(clientId: string): void;
-  restoreSession(
-    rec: StoredSession,
-    entries: ReadonlyArray<[number, StoredOutbound]>,
-    inbound: readonly number[],
-    messages: ReadonlyMap<number, Message>,
-    now: number,
-    wills: boolean,
-    claimToken?: string,
-  ): Session | undefined;
-  seenSeq(seq: number): void;
-  deliverStored(clientId: string, entries: readonly StoredOutbound[]): boolean;
-  publishForwarded(m: Message, plain: boolean, groups: readonly string[] | undefined, sessions?: SessionFilter): number;
-  commitPoint(): Promise<void> | null;
-}
+export type SessionCore = Pick<BrokerCore, 'sessions' | 'evict' | 'restoreSession' | 'deliverStored' | 'publishForwarded' | 'commitPoint'>;
 
 /** What this module needs of its node. */
 export interface SessionsOwner {
@@ -149,17 +133,24 @@ export class ClusterSessions {
     return new Promise((resolve) => this.#quiet.push(resolve));
   }
 
+  /** Holds the inbox (see quiet) until the returned release runs; it lets go after the continuations of that turn have run. */
+  #hold(): () => void {
+    this.#claiming++;
+    return () =>
+      setImmediate(() => {
+        if (--this.#claiming === 0) for (const w of this.#quiet.splice(0)) w();
+      });
+  }
+
   async claim(clientId: string, clean: boolean): Promise<SessionClaim> {
     this.#superseded.delete(clientId);
-    this.#claiming++;
+    const release = this.#hold();
     let r: Awaited<ReturnType<RedisStore['claim']>>;
     try {
       r = await this.#store.claim(clientId, this.#owner.nid, { clean });
     } finally {
       // Released after the continuations of this claim (the session's install) have run.
-      setImmediate(() => {
-        if (--this.#claiming === 0) for (const w of this.#quiet.splice(0)) w();
-      });
+      release();
     }
     const kickedBy = this.#superseded.get(clientId);
     this.#superseded.delete(clientId);
@@ -189,7 +180,7 @@ export class ClusterSessions {
 
   /** A session of this node ended for good: its ownership record goes (unless someone claimed it since). */
   ended(clientId: string, token: string | undefined): void {
-    for (const m of this.#from.values()) m.delete(clientId);
+    this.#forgetTaken(clientId);
     if (token === undefined) return;
     this.#store.release(clientId, token).catch((err: unknown) => this.#log.warn({ clientId, err: String(err) }, 'cluster: session ownership not released'));
   }
@@ -203,7 +194,7 @@ export class ClusterSessions {
     this.counters.kicks++;
     // What still arrives here for it goes to its new node (which leaves those messages to us).
     const s = this.#c.sessions.get(clientId);
-    const to = Number(token.slice(token.indexOf(':') + 1));
+    const to = nidOf(token);
     if (s !== undefined && !clean && s.expiryInterval > 0 && Number.isFinite(to)) {
       const filters = [...s.subscriptions.values()].filter((x) => !x.filter.startsWith('$share/')).map((x) => ({ filter: x.filter, noLocal: x.noLocal }));
       if (filters.length > 0) this.#tombstones.set(clientId, { to, filters, until: Date.now() + HANDOVER_MS });
@@ -249,6 +240,10 @@ export class ClusterSessions {
     return this.#from.size === 0 ? undefined : this.excluded(destinations.join(','), topic);
   }
 
+  #forgetTaken(clientId: string): void {
+    for (const m of this.#from.values()) m.delete(clientId);
+  }
+
   #remember(from: number, clientId: string, filters: readonly string[]): void {
     let m = this.#from.get(from);
     if (m === undefined) this.#from.set(from, (m = new Map()));
@@ -278,7 +273,7 @@ export class ClusterSessions {
   }
 
   #drop(clientId: string): void {
-    for (const m of this.#from.values()) m.delete(clientId);
+    this.#forgetTaken(clientId);
     // Evicted first (its last writes still carry the old token and are refused), then forgotten.
     this.#c.evict(clientId);
     this.#store.forget(clientId);
@@ -369,7 +364,6 @@ export class ClusterSessions {
           return;
         }
         if (core.sessions.has(cid)) core.evict(cid);
-        for (const [seq] of r.outbound) core.seenSeq(seq);
         if (r.session.will !== undefined) wills++;
         owner.collectInterest(true);
         try {
@@ -393,13 +387,11 @@ export class ClusterSessions {
     const filters = owner.takeCollected();
     // From the switch until the replay is prepared, this node's inbox waits: forwards that still
     // name the dead node arrive here (x entries) and need to know where its moved sessions went.
-    this.#claiming++;
+    const release = this.#hold();
     try {
       await this.#switchAndReplay(dead, adopted, filters, started, wills);
     } finally {
-      setImmediate(() => {
-        if (--this.#claiming === 0) for (const w of this.#quiet.splice(0)) w();
-      });
+      release();
     }
   }
 
@@ -453,7 +445,7 @@ export class ClusterSessions {
     for (const [, fields] of entries) {
       if (fields[0]?.toString() !== 'k') continue;
       const token = field(fields, 't')?.toString() ?? '';
-      const to = Number(token.slice(token.indexOf(':') + 1));
+      const to = nidOf(token);
       if (Number.isFinite(to) && to !== dead) moved.set(fields[1]!.toString(), to);
     }
     const handOver = new Map<string, { to: number; filters: string[] }>();
@@ -486,8 +478,7 @@ export class ClusterSessions {
         } else if (kind === 'r') {
           const cid = fields[1]!.toString();
           if (adopted.has(cid)) {
-            const list: Buffer[] = [];
-            for (let i = 2; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === 'e') list.push(fields[i + 1]!);
+            const list = handedOverEntries(fields);
             this.redirected(cid, list);
             n += list.length;
           }
@@ -513,13 +504,13 @@ async function readAll(redis: Redis, key: string): Promise<Array<[Buffer, Buffer
   }
 }
 
+/** The node part of a fencing token "<seq>:<nid>". */
+export function nidOf(token: string): number {
+  return Number(token.slice(token.indexOf(':') + 1));
+}
+
 /** The sequence part of a fencing token "<seq>:<nid>". */
 export function seqOf(token: string): number {
   const i = token.indexOf(':');
   return Number(i < 0 ? token : token.slice(0, i));
-}
-
-function field(fields: Buffer[], name: string): Buffer | undefined {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === name) return fields[i + 1];
-  return undefined;
 }

@@ -7,6 +7,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Message } from '../core/message.js';
+import type { SessionFilter } from '../core/broker-core.js';
 import type { Logger } from '../options.js';
 import { BatchError, decodeRetained, readBatch } from './wire.js';
 import { nextId, type Keys } from './scripts.js';
@@ -21,12 +22,6 @@ export interface ClusterCore {
   applyRetained(m: Message): void;
   dropRetained(topic: string): void;
   readonly retained: { entries(): IterableIterator<[string, Message]> };
-}
-
-/** Which of this node's sessions a forwarded message may reach (recovery of a dead node, see node.ts). */
-export interface SessionFilter {
-  readonly only?: ReadonlySet<string>;
-  readonly exclude?: ReadonlySet<string>;
 }
 
 /** What the tail needs of its node. */
@@ -317,10 +312,8 @@ export class Tail {
       return 0;
     }
     if (kind === 'r') {
-      const cid = fields[1]!.toString();
-      const entries: Buffer[] = [];
-      for (let i = 2; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === 'e') entries.push(fields[i + 1]!);
-      owner.redirected(cid, entries);
+      const entries = handedOverEntries(fields);
+      owner.redirected(fields[1]!.toString(), entries);
       return entries.length;
     }
     return 0;
@@ -404,7 +397,15 @@ function streamsOf(reply: unknown): XReadReply {
   return out;
 }
 
-function field(fields: Buffer[], name: string): Buffer | undefined {
+/** The outbound entries of an `r` inbox entry (`r <cid> e <entry> e <entry>...`). */
+export function handedOverEntries(fields: Buffer[]): Buffer[] {
+  const entries: Buffer[] = [];
+  for (let i = 2; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === 'e') entries.push(fields[i + 1]!);
+  return entries;
+}
+
+/** The value of a stream entry's field. */
+export function field(fields: Buffer[], name: string): Buffer | undefined {
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === name) return fields[i + 1];
   return undefined;
 }

@@ -286,11 +286,6 @@ export class BrokerCore {
     this.#gatedWill(fromStored(message), clientId, owner);
   }
 
-  /** A highest outbound seq seen elsewhere (a session taken over): new entries are numbered above it. */
-  seenSeq(seq: number): void {
-    if (seq > this.#nextSeq) this.#nextSeq = seq;
-  }
-
   /** Journal of outbound entries for sessions that are persisted: one stored message, many references. */
   /**
    * Journal of outbound entries for persisted sessions. New entries are collected during the

@@ -14,7 +14,6 @@ export function applyClaim(core: BrokerCore, clientId: string, clean: boolean, c
   if (core.sessions.has(clientId) || core.live.has(clientId)) core.evict(clientId);
   const rec = claim.session;
   if (rec === undefined) return;
-  for (const [seq] of claim.outbound) core.seenSeq(seq);
   const ended = rec.disconnectedAt;
   const expired = ended !== undefined && rec.expiryInterval !== NEVER_EXPIRES && now >= ended + rec.expiryInterval * 1000;
   const goesOn = !clean && !expired && rec.expiryInterval > 0;
