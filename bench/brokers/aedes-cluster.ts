@@ -11,7 +11,7 @@
  * Listens on 127.0.0.1:PORT (0 = any free port) and prints `READY <port> <detail>`. Exits on
  * SIGTERM/SIGINT or when stdin closes.
  */
-import net from 'node:net';
+import { serveAedes } from './aedes-serve.js';
 import { Aedes, type AedesOptions } from 'aedes';
 import mqemitterRedis from 'mqemitter-redis';
 import aedesPersistenceRedis from 'aedes-persistence-redis';
@@ -29,22 +29,4 @@ if (redisUrl !== undefined && redisUrl !== 'none') {
   opts.mq = mqemitterRedis({ ...redis, concurrency: 100, matchEmptyLevels: true });
   opts.persistence = aedesPersistenceRedis(redis);
 }
-const aedes = await Aedes.createBroker(opts);
-const server = net.createServer(aedes.handle);
-server.listen(port, '127.0.0.1', () => {
-  const addr = server.address() as net.AddressInfo;
-  process.stdout.write(`READY ${addr.port} ${opts.mq === undefined ? 'memory' : 'redis'}\n`);
-});
-
-let stopping = false;
-function stop(): void {
-  if (stopping) return;
-  stopping = true;
-  setTimeout(() => process.exit(0), 2000).unref();
-  server.close();
-  aedes.close(() => process.exit(0));
-}
-process.on('SIGTERM', stop);
-process.on('SIGINT', stop);
-process.stdin.on('end', stop);
-process.stdin.resume();
+serveAedes(await Aedes.createBroker(opts), port, opts.mq === undefined ? 'memory' : 'redis');

@@ -1,0 +1,26 @@
+/**
+ * What both Aedes launchers share: serve an Aedes broker on plain TCP on 127.0.0.1, print
+ * `READY <port>[ <suffix>]` once listening, and exit on SIGTERM/SIGINT or when stdin closes.
+ */
+import net from 'node:net';
+import type { Aedes } from 'aedes';
+
+export function serveAedes(aedes: Aedes, port: number, suffix = ''): void {
+  const server = net.createServer(aedes.handle);
+  server.listen(port, '127.0.0.1', () => {
+    const addr = server.address() as net.AddressInfo;
+    process.stdout.write(`READY ${addr.port}${suffix === '' ? '' : ` ${suffix}`}\n`);
+  });
+  let stopping = false;
+  const stop = (): void => {
+    if (stopping) return;
+    stopping = true;
+    setTimeout(() => process.exit(0), 2000).unref();
+    server.close();
+    aedes.close(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  process.stdin.on('end', stop);
+  process.stdin.resume();
+}
