@@ -439,14 +439,28 @@ export class ClusterSessions {
     const key = this.#keys.recovered(dead);
     const redis = this.#owner.redis;
     const core = this.#c;
-    const only: SessionFilter = { only: adopted };
+    const direct = new Set(adopted);
+    const only: SessionFilter = { only: direct };
     const entries = await readAll(redis, key);
     const moved = new Map<string, number>();
     for (const [, fields] of entries) {
       if (fields[0]?.toString() !== 'k') continue;
-      const token = field(fields, 't')?.toString() ?? '';
-      const to = nidOf(token);
-      if (Number.isFinite(to) && to !== dead) moved.set(fields[1]!.toString(), to);
+      const cid = fields[1]!.toString();
+      let to = nidOf(field(fields, 't')?.toString() ?? '');
+      if (!Number.isFinite(to) || to === dead) continue;
+      if (to === this.#owner.nid) {
+        // Claimed here from the dead node before it was declared dead: replayed to it directly,
+        // never also handed over to ourselves (that delivered the dead inbox to it twice).
+        if (core.sessions.has(cid)) {
+          direct.add(cid);
+          continue;
+        }
+        // It moved on from here since: its new node gets the dead node's messages from us.
+        const t = this.#tombstones.get(cid);
+        if (t === undefined) continue;
+        to = t.to;
+      }
+      moved.set(cid, to);
     }
     const handOver = new Map<string, { to: number; filters: string[] }>();
     if (moved.size > 0) {
@@ -477,7 +491,7 @@ export class ClusterSessions {
           });
         } else if (kind === 'r') {
           const cid = fields[1]!.toString();
-          if (adopted.has(cid)) {
+          if (direct.has(cid)) {
             const list = handedOverEntries(fields);
             this.redirected(cid, list);
             n += list.length;

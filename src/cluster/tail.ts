@@ -84,6 +84,13 @@ export class Tail {
   #gen = 0;
   #running = false;
   #loop: Promise<void> | undefined = undefined;
+  /**
+   * Settles every read in flight when the tail stops: ioredis leaves a command pending forever
+   * when its connection is disconnected while reconnecting (a node cut off from Redis), and a
+   * stop must not wait for it.
+   */
+  #stopped: Promise<null> = new Promise(() => {});
+  #stop: () => void = () => {};
 
   constructor(owner: TailOwner, options: ClusterOptions, core: ClusterCore, log: Logger, keys: Keys) {
     this.#owner = owner;
@@ -102,6 +109,7 @@ export class Tail {
     this.#inId = '0-0';
     await this.#bootstrap();
     this.#running = true;
+    this.#stopped = new Promise<null>((resolve) => (this.#stop = () => resolve(null)));
     this.#loop = Promise.all([this.#run(this.#blk, true), this.#run(this.#logs, false)]).then(() => undefined);
   }
 
@@ -125,6 +133,7 @@ export class Tail {
   async stop(): Promise<void> {
     this.#running = false;
     this.#gen++;
+    this.#stop();
     this.#blk.disconnect();
     this.#logs.disconnect();
     await this.#loop;
@@ -211,7 +220,8 @@ export class Tail {
       let reply: XReadReply;
       try {
         const streams = inbox ? [k.inbox(this.#nid), this.#inId] : [k.rlog, k.retLog, this.#routeId, this.#retId];
-        reply = streamsOf(await conn.callBuffer('XREAD', 'COUNT', String(inbox ? INBOX_COUNT : LOG_COUNT), 'BLOCK', String(BLOCK_MS), 'STREAMS', ...streams));
+        const read = conn.callBuffer('XREAD', 'COUNT', String(inbox ? INBOX_COUNT : LOG_COUNT), 'BLOCK', String(BLOCK_MS), 'STREAMS', ...streams);
+        reply = streamsOf(await Promise.race([read, this.#stopped]));
         failures = 0;
       } catch (err) {
         if (!this.#running) break;

@@ -235,6 +235,50 @@ void describe('cluster: sessions across nodes', redisServerGate(), () => {
   });
 
   void test(
+    "a session claimed from a node before it is declared dead gets that node's unhandled inbox once, from the node that recovers it",
+    { timeout: 120_000 },
+    async () => {
+      const proxy = new FaultProxy({ port: redis.port });
+      const proxyPort = await proxy.listen();
+      try {
+        const [a, b] = await cluster(2, (i) => (i === 0 ? `redis://127.0.0.1:${proxyPort}` : redis.url));
+        const opts: IClientOptions = { protocolVersion: 5, clientId: 'claimed-early', clean: false, properties: { sessionExpiryInterval: 600 } };
+        const first = await connect(a!.port, opts);
+        await first.c.subscribeAsync('early/#', { qos: 2 });
+        await routed([b!], 1);
+        // A no longer reads its inbox (nor anything else from Redis), but is alive until its lease ends.
+        proxy.blackhole();
+        const pub = await connect(b!.port, { protocolVersion: 5, clientId: 'early-pub' });
+        for (let i = 0; i < 10; i++) await pub.c.publishAsync('early/x', `before-${i}`, { qos: 2 });
+        // The client moves to B at once: B claims the session from A (kick in A's inbox) while A still counts as alive.
+        const moved = await connect(b!.port, opts);
+        assert.equal(moved.present, true);
+        const got: string[] = [];
+        moved.c.on('message', (_t, p) => got.push(p.toString()));
+        // Forwarded to A as well (its routes stand until it is declared dead): B leaves these to A's inbox.
+        for (let i = 0; i < 10; i++) await pub.c.publishAsync('early/x', `after-${i}`, { qos: 2 });
+        // B declares A dead and replays its inbox to the session it claimed: each message once.
+        await pollUntil(() => (b!.broker.stats().cluster!.sessions?.recoveries ?? 0) >= 1, { what: 'B recovered A', timeoutMs: 15_000 });
+        const want = [...Array.from({ length: 10 }, (_, i) => `before-${i}`), ...Array.from({ length: 10 }, (_, i) => `after-${i}`)];
+        await pollUntil(() => want.every((w) => got.includes(w)), { what: 'every message delivered', timeoutMs: 15_000 });
+        // A probe published last comes after anything still on its way.
+        const probe = new Promise<void>((resolve) => moved.c.on('message', (_t, p) => p.toString() === 'probe' && resolve()));
+        await pub.c.publishAsync('early/x', 'probe', { qos: 2 });
+        await probe;
+        assert.deepEqual(
+          got.filter((g) => g !== 'probe').sort(),
+          [...want].sort(),
+          'each message of the dead inbox once (QoS 2), none handed over a second time',
+        );
+      } finally {
+        await proxy.heal();
+        await Promise.all(nodes.splice(-2).map((n) => n.close().catch(() => {})));
+        await proxy.close();
+      }
+    },
+  );
+
+  void test(
     'Redis that comes back empty: every node resets visibly (clients disconnected, Session Present 0), no crash loop',
     { timeout: 120_000 },
     async () => {
