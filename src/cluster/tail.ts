@@ -150,10 +150,14 @@ export class Tail {
       .zrange(k.nodes, '0', '-1')
       .xrevrange(k.retLog, '+', '-', 'COUNT', 1)
       .get(k.retVer)
+      .smembers(k.orphans)
       .exec();
     if (snap === null) throw new Error('cluster bootstrap: transaction aborted');
     const lastRoute = snap[0]![1] as Array<[string, string[]]>;
-    const live = (snap[1]![1] as string[]).map(Number).filter((n) => n !== this.#nid);
+    // Dead nodes whose sessions wait for a survivor keep their routes and inbox until it switches
+    // them (forwards to them are replayed then): their routes count as live until that switch.
+    const orphans = (snap[4]![1] as string[]).map(Number);
+    const live = [...new Set([...(snap[1]![1] as string[]).map(Number), ...orphans])].filter((n) => n !== this.#nid);
     const lastRet = snap[2]![1] as Array<[string, string[]]>;
     const retVer = Number((snap[3]![1] as string | null) ?? 0);
     const routes = this.#owner.routes;

@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { redisServerGate, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
@@ -275,6 +275,48 @@ void describe('cluster: sessions across nodes', redisServerGate(), () => {
         await Promise.all(nodes.splice(-2).map((n) => n.close().catch(() => {})));
         await proxy.close();
       }
+    },
+  );
+
+  void test(
+    "a node that starts while a dead node still waits for recovery routes to it: what it publishes then is replayed to that node's sessions",
+    { timeout: 120_000 },
+    async () => {
+      const prefix = `s${++prefixSeq}:`;
+      const options = (i: number) => ({ cluster: { redis: redis.url, nodeName: `o${i}`, prefix, ...LEASE } });
+      const a = await startBroker(options(0));
+      nodes.push(a);
+      const opts: IClientOptions = { protocolVersion: 5, clientId: 'orphaned', clean: false, properties: { sessionExpiryInterval: 600 } };
+      const first = await connect(a.port, opts);
+      await first.c.subscribeAsync('orphan/#', { qos: 1 });
+      await first.c.endAsync();
+      // A leaves while it owns a persistent session: its routes and inbox stay for a survivor.
+      await a.close();
+      const r = redis.client();
+      assert.equal(await r.sismember(`${prefix}orphans`, '1'), 1, 'A waits for recovery');
+      r.disconnect();
+      // B starts now: it must route to A's inbox until it has switched A's routes to itself (a
+      // node waits a lease after connecting before it judges or recovers others).
+      const b = await startBroker(options(1));
+      nodes.push(b);
+      assert.ok(b.broker.stats().cluster!.remoteRoutes >= 1, "B has A's routes");
+      const pub = await connect(b.port, { protocolVersion: 5, clientId: 'orphan-pub' });
+      await pub.c.publishAsync('orphan/x', 'while orphaned', { qos: 1 });
+      await pollUntil(() => (b.broker.stats().cluster!.sessions?.recoveries ?? 0) >= 1, { what: 'B recovered A', timeoutMs: 15_000 });
+      // Listening before CONNECT: the queued message may come in the same read as the CONNACK.
+      const got: string[] = [];
+      const back = mqtt.connect(`mqtt://127.0.0.1:${b.port}`, { reconnectPeriod: 0, ...opts });
+      clients.push(back);
+      back.on('message', (_t, p) => got.push(p.toString()));
+      const ack = await new Promise<IConnackPacket>((resolve, reject) => {
+        back.once('connect', resolve);
+        back.once('error', reject);
+      });
+      assert.equal(ack.sessionPresent, true);
+      const probe = new Promise<void>((resolve) => back.on('message', (_t, p) => p.toString() === 'probe' && resolve()));
+      await pub.c.publishAsync('orphan/x', 'probe', { qos: 1 });
+      await probe;
+      assert.deepEqual(got, ['while orphaned', 'probe']);
     },
   );
 
