@@ -666,6 +666,24 @@ async function main(): Promise<void> {
     const atOf = new Map(acked.map((a) => [a.payload, a.at]));
     const perTopic = new Map<string, number[]>();
     for (const l of d.lost) perTopic.set(l.topic, [...(perTopic.get(l.topic) ?? []), atOf.get(l.payload) ?? -1]);
+    // Per subscriber, the acknowledgement times of what it lost, in runs (wall clock too, to match the nodes' logs).
+    const perClient = new Map<string, number[]>();
+    for (const l of d.lost) perClient.set(l.cid, [...(perClient.get(l.cid) ?? []), atOf.get(l.payload) ?? -1]);
+    for (const [cid, ats] of perClient) {
+      const sorted = [...ats].sort((x, y) => x - y);
+      const runs: Array<[number, number, number]> = [];
+      for (const at of sorted) {
+        const last = runs[runs.length - 1];
+        if (last !== undefined && at - last[1] < 500) {
+          last[1] = at;
+          last[2]++;
+        } else runs.push([at, at, 1]);
+      }
+      const wall = (ms: number): string => new Date(t0 + ms).toISOString().slice(11, 23);
+      console.log(
+        `lost by ${cid}: ${runs.map(([lo, hi, n]) => `${n} acked ${(lo / 1000).toFixed(2)}–${(hi / 1000).toFixed(2)} s (${wall(lo)}–${wall(hi)} UTC)`).join('; ')}`,
+      );
+    }
     for (const [topic, ats] of perTopic) {
       const lo = Math.min(...ats) / 1000;
       const hi = Math.max(...ats) / 1000;

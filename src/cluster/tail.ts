@@ -85,12 +85,11 @@ export class Tail {
   #running = false;
   #loop: Promise<void> | undefined = undefined;
   /**
-   * Settles every read in flight when the tail stops: ioredis leaves a command pending forever
+   * Settles the reads in flight when the tail stops: ioredis leaves a command pending forever
    * when its connection is disconnected while reconnecting (a node cut off from Redis), and a
    * stop must not wait for it.
    */
-  #stopped: Promise<null> = new Promise(() => {});
-  #stop: () => void = () => {};
+  readonly #reading = new Set<() => void>();
 
   constructor(owner: TailOwner, options: ClusterOptions, core: ClusterCore, log: Logger, keys: Keys) {
     this.#owner = owner;
@@ -109,7 +108,6 @@ export class Tail {
     this.#inId = '0-0';
     await this.#bootstrap();
     this.#running = true;
-    this.#stopped = new Promise<null>((resolve) => (this.#stop = () => resolve(null)));
     this.#loop = Promise.all([this.#run(this.#blk, true), this.#run(this.#logs, false)]).then(() => undefined);
   }
 
@@ -133,7 +131,8 @@ export class Tail {
   async stop(): Promise<void> {
     this.#running = false;
     this.#gen++;
-    this.#stop();
+    for (const cancel of this.#reading) cancel();
+    this.#reading.clear();
     this.#blk.disconnect();
     this.#logs.disconnect();
     await this.#loop;
@@ -225,7 +224,17 @@ export class Tail {
       try {
         const streams = inbox ? [k.inbox(this.#nid), this.#inId] : [k.rlog, k.retLog, this.#routeId, this.#retId];
         const read = conn.callBuffer('XREAD', 'COUNT', String(inbox ? INBOX_COUNT : LOG_COUNT), 'BLOCK', String(BLOCK_MS), 'STREAMS', ...streams);
-        reply = streamsOf(await Promise.race([read, this.#stopped]));
+        let cancel!: () => void;
+        const settled = new Promise<unknown>((resolve, reject) => {
+          cancel = () => resolve(null);
+          read.then(resolve, reject);
+        });
+        this.#reading.add(cancel);
+        try {
+          reply = streamsOf(await settled);
+        } finally {
+          this.#reading.delete(cancel);
+        }
         failures = 0;
       } catch (err) {
         if (!this.#running) break;
