@@ -230,10 +230,11 @@ function lockDataDir(dataDir: string): () => void {
         held = false;
       };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`data directory ${dataDir} is not writable: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new Error(`data directory ${dataDir} is not writable: ${(err as Error).message}`, { cause: err });
       const pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))
-        throw new Error(`data directory ${dataDir} is in use by another broker (pid ${pid}, ${file})`);
+        throw new Error(`data directory ${dataDir} is in use by another broker (pid ${pid}, ${file})`, { cause: err });
       rmSync(file, { force: true });
     }
   }
