@@ -253,7 +253,7 @@ export const configSchema = z
         'Run this many worker processes sharing the listening ports as one broker (a cluster on Redis); `"auto"` = one per CPU core; unset = one process (docs/clustering.md#all-cores---workers).',
       ),
     redisServer: nonEmptyString('a file path').describe(
-      'The `redis-server` executable that `workers` starts privately (unix socket and AOF in `dataDir`/redis) when `cluster.redis` is not set; default: found on PATH.',
+      'The `redis-server` executable that `workers` starts privately (unix socket and AOF in `dataDir`/redis) when `cluster.redis` is not set (ignored without `workers`); default: found on PATH.',
     ),
     log: logSchema.describe('Logging.'),
     mqtt: mqttSchema.describe('MQTT protocol limits and features.'),
@@ -269,9 +269,6 @@ export const configSchema = z
   .superRefine((c, ctx) => {
     if (c.cluster !== undefined && c.cluster.redis === undefined && c.workers === undefined) {
       ctx.addIssue({ code: 'custom', path: ['cluster', 'redis'], message: 'is required: a cluster node needs the Redis URL' });
-    }
-    if (c.redisServer !== undefined && c.workers === undefined) {
-      ctx.addIssue({ code: 'custom', path: ['redisServer'], message: 'only applies with "workers" (the private Redis of the worker processes)' });
     }
     if (c.persistence?.engine === 'redis' && (c.cluster !== undefined || c.workers !== undefined)) {
       ctx.addIssue({ code: 'custom', path: ['persistence', 'engine'], message: 'cannot be "redis" in a cluster yet (sessions in Redis come with Cluster II)' });

@@ -131,7 +131,6 @@ void describe('--workers: configuration', () => {
     [['--workers', '0'], /workers: must be an integer between 1 and 256 \(got 0, from --workers\)/],
     [['--workers', 'many'], /workers: must be a number of worker processes \(1 to 256\) or "auto"/],
     [['--workers', '2.5'], /workers: must be a number of worker processes/],
-    [['--redis-server', '/usr/bin/redis-server'], /redisServer: only applies with "workers"/],
   ] as const) {
     void test(`${args.join(' ')}: exit 2 with "${message.source.slice(0, 40)}…"`, async () => {
       const r = await run([...args]);
