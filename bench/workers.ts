@@ -70,6 +70,8 @@ interface Row {
   connCpuUs: number;
   msgPerS: number;
   msgCpuPct: number;
+  /** Broker CPU per delivered message (all its processes). */
+  msgCpuUs: number;
   error?: string;
 }
 
@@ -225,7 +227,7 @@ async function connectRate(cli: Cli, bin: string, b: Running): Promise<{ perS: n
   return { perS: report.connected / report.seconds, cpuUsPerConn: used / report.connected };
 }
 
-async function fanin(cli: Cli, pool: Pool, b: Running): Promise<{ perS: number; cpuPct: number }> {
+async function fanin(cli: Cli, pool: Pool, b: Running): Promise<{ perS: number; cpuPct: number; cpuUs: number }> {
   pool.resetProgress();
   const request = async (worker: number, conns: ConnSpec[]): Promise<void> => {
     const r = await pool.request(worker, { op: 'connect', conns, window: 64, timeoutMs: 30_000 });
@@ -266,7 +268,11 @@ async function fanin(cli: Cli, pool: Pool, b: Running): Promise<{ perS: number; 
     const z = { t: process.hrtime.bigint(), received: pool.totals().received, cpu: cpuOf(b.pids()) };
     await pool.all({ op: 'stop' });
     const seconds = Number(z.t - a.t) / 1e9;
-    return { perS: (z.received - a.received) / seconds, cpuPct: (z.cpu - a.cpu) / 1e4 / seconds };
+    return {
+      perS: (z.received - a.received) / seconds,
+      cpuPct: (z.cpu - a.cpu) / 1e4 / seconds,
+      cpuUs: (z.cpu - a.cpu) / Math.max(1, z.received - a.received),
+    };
   } finally {
     await Promise.race([pool.all({ op: 'close' }), sleep(5000)]);
   }
@@ -296,7 +302,7 @@ export async function main(argv: string[]): Promise<void> {
   const rows: Row[] = [];
   try {
     for (const t of targets) {
-      const row: Row = { label: t.label, cpu: t.cpu, connPerS: NaN, connCpuUs: NaN, msgPerS: NaN, msgCpuPct: NaN };
+      const row: Row = { label: t.label, cpu: t.cpu, connPerS: NaN, connCpuUs: NaN, msgPerS: NaN, msgCpuPct: NaN, msgCpuUs: NaN };
       try {
         process.stderr.write(`bench: ${t.label} on CPU ${t.cpu}: connect…`);
         let b = await t.start();
@@ -313,6 +319,7 @@ export async function main(argv: string[]): Promise<void> {
           const m = await fanin(cli, pool, b);
           row.msgPerS = m.perS;
           row.msgCpuPct = m.cpuPct;
+          row.msgCpuUs = m.cpuUs;
         } finally {
           await b.stop();
         }
@@ -337,11 +344,11 @@ export async function main(argv: string[]): Promise<void> {
       .map((l) => l.toFixed(2))
       .join(' ')} at the end; generator on CPU ${cli.genCpu}; one run.`,
     '',
-    '| broker | CPUs | connections/s | vs Mosquitto | broker CPU µs/conn | fan-in delivered msg/s | vs Mosquitto | broker CPU % |',
-    '|---|---|---|---|---|---|---|---|',
+    '| broker | CPUs | connections/s | vs Mosquitto | broker CPU µs/conn | fan-in delivered msg/s | vs Mosquitto | broker CPU % | broker CPU µs/msg |',
+    '|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
-        `| ${r.label} | ${r.cpu} | ${fmt(r.connPerS)} | ${ratio(r.connPerS, base.connPerS)} | ${fmt(r.connCpuUs)} | ${fmt(r.msgPerS)} | ${ratio(r.msgPerS, base.msgPerS)} | ${fmt(r.msgCpuPct)} |` +
+        `| ${r.label} | ${r.cpu} | ${fmt(r.connPerS)} | ${ratio(r.connPerS, base.connPerS)} | ${fmt(r.connCpuUs)} | ${fmt(r.msgPerS)} | ${ratio(r.msgPerS, base.msgPerS)} | ${fmt(r.msgCpuPct)} | ${r.msgCpuUs.toFixed(1)} |` +
         (r.error === undefined ? '' : ` error: ${r.error}`),
     ),
     '',
