@@ -16,7 +16,8 @@ import mqtt from 'mqtt';
 import { startCourier } from '../helpers/courier-process.js';
 import { ProcessGroup, tempDir } from '../helpers/processes.js';
 import { REDIS_SERVER, redisServerGate } from '../helpers/redis-server.js';
-import { listeningLine, startWorkers } from './workers-helpers.js';
+import { pollUntil } from '../helpers/wait.js';
+import { connectOn, listeningLine, startWorkers, waitForRoutes } from './workers-helpers.js';
 
 const BIN = fileURLToPath(new URL('../../bin/courier.js', import.meta.url));
 
@@ -62,6 +63,28 @@ void describe('--workers: the primary', redisServerGate(), () => {
     assert.equal(stoppedWorkers.length, cores, 'every worker logged its graceful stop');
     assert.ok(broker.logs().some((l) => l.msg === 'stopped' && l.worker === 0));
     assert.ok(!existsSync(join(broker.dataDir, 'courier.lock')), 'the data dir is unlocked');
+  });
+
+  void test('the private redis-server killed with SIGKILL is restarted on its AOF; the workers reconnect and serve on', async () => {
+    const broker = await startWorkers(group, 2);
+    const started = broker.logs().find((l) => l.msg === 'private Redis started')!;
+    const from = broker.logs().length;
+    process.kill(started.redisPid as number, 'SIGKILL');
+    const again = await broker.waitForLog((l) => l.msg === 'private Redis restarted' && broker.logs().indexOf(l) >= from, 20_000);
+    assert.notEqual(again.redisPid, started.redisPid);
+    assert.ok(alive(again.redisPid as number));
+    // Clients on both workers exchange messages again (a CONNECT is refused while a worker is
+    // still reconnecting to Redis: retried).
+    const sub = await pollUntil(() => connectOn(broker, 1, `after-redis-sub`).catch(() => undefined), { timeoutMs: 30_000, what: 'a CONNECT on worker 1' });
+    const pub = await pollUntil(() => connectOn(broker, 2, `after-redis-pub`).catch(() => undefined), { timeoutMs: 30_000, what: 'a CONNECT on worker 2' });
+    await sub.client.subscribeAsync('again/#', { qos: 1 });
+    await waitForRoutes(pub.client, 'again/probe', [sub.client]);
+    const got = new Promise<string>((resolve) => sub.client.on('message', (t, p) => t === 'again/x' && resolve(p.toString())));
+    await pub.client.publishAsync('again/x', 'back', { qos: 1 });
+    assert.equal(await got, 'back');
+    await Promise.all([sub.client.endAsync(), pub.client.endAsync()]);
+    assert.deepEqual(await broker.sigterm(), { code: 0, signal: null });
+    assert.equal(alive(again.redisPid as number), false);
   });
 
   void test('a worker that keeps dying right after its restart makes the primary stop everything and exit non-zero', async () => {
