@@ -29,7 +29,8 @@ const HELP = `Usage: npm run bench -- [options]
   --brokers LIST        comma list of ${BROKERS.join(',')} (default all; node-floor is not a
                         broker but the least a Node process does, run for idle and latency only)
   --scenarios LIST      comma list of ${SCENARIOS.join(',')} (default all);
-                        "cluster" alone runs the cluster benchmark (bench/cluster.ts, same as npm run bench:cluster)
+                        "cluster" alone runs the cluster benchmark (bench/cluster.ts, same as npm run bench:cluster);
+                        "workers" alone runs courier --workers vs 1 process vs Mosquitto (bench/workers.ts)
   --duration S          measured window per throughput/latency scenario, seconds (default 5)
   --warmup S            warm-up before the window, seconds (default 1)
   --payload BYTES       payload size, ≥ 16 (default 64)
@@ -401,17 +402,20 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
  * `--scenarios cluster` is the cluster benchmark (bench/cluster.ts: its own Redis and node
  * processes); the other arguments go to it as they are.
  */
-function clusterDelegate(argv: string[]): string[] | undefined {
+function clusterDelegate(argv: string[]): { script: string; args: string[] } | undefined {
   const i = argv.findIndex((a) => a === '--scenarios' || a.startsWith('--scenarios='));
   if (i < 0) return undefined;
   const value = argv[i]!.includes('=') ? argv[i]!.split('=')[1] : argv[i + 1];
-  if (value !== 'cluster') return undefined;
-  return argv.filter((_, j) => j !== i && !(j === i + 1 && !argv[i]!.includes('=')));
+  // `--scenarios workers` is bench/workers.ts (courier --workers vs one process vs Mosquitto).
+  if (value !== 'cluster' && value !== 'workers') return undefined;
+  return { script: `./${value}.ts`, args: argv.filter((_, j) => j !== i && !(j === i + 1 && !argv[i]!.includes('='))) };
 }
 
 const delegated = clusterDelegate(process.argv.slice(2));
 if (delegated !== undefined) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./cluster.ts', import.meta.url)), ...delegated], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(delegated.script, import.meta.url)), ...delegated.args], {
+    stdio: 'inherit',
+  });
   process.exit(r.status ?? 1);
 }
 

@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { constants as osConstants } from 'node:os';
 import type { DestinationStream } from 'pino';
-import { ConfigError, loadConfig, type ConfigFlags, type CourierConfig } from '../config/index.js';
+import { ConfigError, ENV_WORKER, loadConfig, type ConfigFlags, type CourierConfig } from '../config/index.js';
+import { decodeSpec, workerConfig } from '../workers/spec.js';
 import { createLogger, LOG_LEVELS, type CourierLogger } from '../log.js';
 import type { BrokerOptions } from '../options.js';
 import type { BoundAddress } from '../transport/types.js';
@@ -78,6 +79,8 @@ const OPTIONS = {
   'cluster-redis': { type: 'string' },
   'node-name': { type: 'string' },
   'admin-port': { type: 'string' },
+  workers: { type: 'string' },
+  'redis-server': { type: 'string' },
   'check-config': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' },
@@ -102,6 +105,9 @@ Options:
   --cluster-redis URL    run as a cluster node on this Redis (redis://host:port; docs/clustering.md)
   --node-name NAME       this node's name in the cluster (default: the host name)
   --admin-port N         admin listener: API, /metrics, dashboard (default 18083 on 127.0.0.1; "off" disables)
+  --workers N|auto       run N worker processes sharing the ports as one broker ("auto": one per core;
+                         a private redis-server in the data dir unless --cluster-redis is given)
+  --redis-server PATH    the redis-server executable --workers starts (default: found on PATH)
   --check-config FILE    validate FILE (with the environment and flags) and exit
   -h, --help             show this help and exit
   -v, --version          print the version and exit
@@ -157,6 +163,8 @@ export async function main(argv: string[], overrides: Partial<CliIO> = {}): Prom
   if (values['cluster-redis'] !== undefined) flags.clusterRedis = values['cluster-redis'];
   if (values['node-name'] !== undefined) flags.nodeName = values['node-name'];
   if (values['admin-port'] !== undefined) flags.adminPort = values['admin-port'];
+  if (values.workers !== undefined) flags.workers = values.workers;
+  if (values['redis-server'] !== undefined) flags.redisServer = values['redis-server'];
 
   const checkOnly = values['check-config'] !== undefined;
   let config: CourierConfig;
@@ -177,11 +185,38 @@ export async function main(argv: string[], overrides: Partial<CliIO> = {}): Prom
   }
 
   const logger = createLogger({ level: config.logLevel, destination: io.logDestination });
+  if (config.workers !== undefined) {
+    const spec = decodeSpec(io.env[ENV_WORKER]);
+    if (spec === undefined) {
+      for (const w of config.warnings) logger.warn({ worker: 0 }, w);
+      const { runPrimary } = await import('../workers/primary.js');
+      return runPrimary(config, logger, { ...io, argv });
+    }
+    // A worker of a --workers primary: a cluster node under its own name (src/workers/).
+    const { leavePrimary, onWorkerStopSignal, reportReady } = await import('../workers/worker.js');
+    const code = await run(
+      workerConfig(config, spec),
+      logger.child({ worker: spec.slot }),
+      { ...io, onSignal: onWorkerStopSignal },
+      {
+        label: `worker ${spec.slot} `,
+        listening: reportReady,
+      },
+    );
+    await leavePrimary();
+    return code;
+  }
   for (const w of config.warnings) logger.warn({}, w);
   return run(config, logger, io);
 }
 
-async function run(config: CourierConfig, logger: CourierLogger, io: CliIO): Promise<number> {
+/** How a worker of `--workers` differs in run(): its "listening" line, and whom it tells. */
+interface RunHooks {
+  label: string;
+  listening(listeners: unknown[]): void;
+}
+
+async function run(config: CourierConfig, logger: CourierLogger, io: CliIO, hooks?: RunHooks): Promise<number> {
   // Signals are watched from the start, so one arriving while the broker starts still stops it.
   let stopSignal: NodeJS.Signals | undefined;
   let wake: (() => void) | undefined;
@@ -225,8 +260,9 @@ async function run(config: CourierConfig, logger: CourierLogger, io: CliIO): Pro
     const listeners = addresses.map((a, i) => ({ ...a, url: urlOf(a, wsPathOf(config.options, addresses, i)) }));
     logger.info(
       { listeners, dataDir: config.options.dataDir ?? './data', version: version() },
-      `listening on ${listeners.map((l) => l.url).join(', ') || 'no listeners'}`,
+      `${hooks?.label ?? ''}listening on ${listeners.map((l) => l.url).join(', ') || 'no listeners'}`,
     );
+    hooks?.listening(listeners);
 
     if (stopSignal === undefined) await stopped;
     offReload?.();

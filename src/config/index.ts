@@ -10,6 +10,8 @@ export {
   FLAG_KEYS,
   ENV_PREFIX,
   ENV_CONFIG_FILE,
+  ENV_WORKER,
+  type WorkersConfig,
   type CourierConfig,
   type ConfigFlags,
   type LoadConfigInput,

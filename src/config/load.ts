@@ -9,6 +9,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import type { BrokerOptions } from '../options.js';
 import { DEFAULT_LOG_LEVEL, type LogLevel } from '../log.js';
+import type { ClusterOptions } from '../cluster/options.js';
 import { configSchema, type ConfigFile } from './schema.js';
 import { ConfigError, suggest, type ConfigIssue } from './errors.js';
 import { coerceString, findKey, keysUnder } from './keys.js';
@@ -21,6 +22,18 @@ export interface CourierConfig {
   file?: string;
   /** Things that are not errors but deserve a log line (e.g. an unknown COURIER_* variable). */
   warnings: string[];
+  /** Set when the config asks for worker processes (`workers`); see src/workers/. */
+  workers?: WorkersConfig;
+}
+
+/** The `workers` setting and what the primary needs with it. */
+export interface WorkersConfig {
+  /** A number of processes, or 'auto' (one per core). */
+  count: number | 'auto';
+  /** `redisServer`: the executable of the private Redis (default: found on PATH). */
+  redisServer?: string;
+  /** The `cluster` section without `redis`, for the workers' nodes when the primary runs a private Redis. */
+  cluster: Partial<Omit<ClusterOptions, 'redis'>>;
 }
 
 /** Values given on the command line, as strings, keyed by what they set. */
@@ -34,6 +47,8 @@ export interface ConfigFlags {
   clusterRedis?: string;
   nodeName?: string;
   adminPort?: string;
+  workers?: string;
+  redisServer?: string;
 }
 
 /** Flag → config key. The CLI's flags and the docs are built from this table. */
@@ -47,13 +62,17 @@ export const FLAG_KEYS: Record<keyof ConfigFlags, { flag: string; path: string[]
   clusterRedis: { flag: '--cluster-redis', path: ['cluster', 'redis'] },
   nodeName: { flag: '--node-name', path: ['cluster', 'nodeName'] },
   adminPort: { flag: '--admin-port', path: ['admin', 'port'] },
+  workers: { flag: '--workers', path: ['workers'] },
+  redisServer: { flag: '--redis-server', path: ['redisServer'] },
 };
 
 export const ENV_PREFIX = 'COURIER_';
+/** Set by a `--workers` primary in each worker's environment (src/workers/worker.ts). */
+export const ENV_WORKER = 'COURIER_WORKER';
 /** The config file can be named in the environment too (a `--config` flag wins). */
 export const ENV_CONFIG_FILE = 'COURIER_CONFIG';
 /** Variables with the prefix that are not config keys and must not warn. */
-const ENV_RESERVED = new Set([ENV_CONFIG_FILE, 'COURIER_REQUIRE_PEERS', 'COURIER_LOG_FORMAT']);
+const ENV_RESERVED = new Set([ENV_CONFIG_FILE, 'COURIER_REQUIRE_PEERS', 'COURIER_LOG_FORMAT', ENV_WORKER]);
 /** Short names kept for convenience where the generic mapping would need a double underscore. */
 const ENV_ALIASES: Record<string, string[]> = { COURIER_LOG_LEVEL: ['log', 'level'] };
 
@@ -275,7 +294,12 @@ function toCourierConfig(c: ConfigFile): CourierConfig {
     const { redis, ...rest } = c.cluster;
     if (redis !== undefined) options.cluster = { redis, ...rest };
   }
-  return { options, logLevel: c.log?.level ?? DEFAULT_LOG_LEVEL, warnings: [] };
+  const config: CourierConfig = { options, logLevel: c.log?.level ?? DEFAULT_LOG_LEVEL, warnings: [] };
+  if (c.workers !== undefined) {
+    const { redis: _redis, ...cluster } = c.cluster ?? {};
+    config.workers = { count: c.workers, cluster, ...(c.redisServer === undefined ? {} : { redisServer: c.redisServer }) };
+  }
+  return config;
 }
 
 function originOf(origins: Origins, path: readonly (string | number)[]): string | undefined {

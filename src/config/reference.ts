@@ -6,6 +6,7 @@ import { defaultLimits, defaultMqttOptions, defaultPersistence, defaultSessionLi
 import { DEFAULT_LOG_LEVEL } from '../log.js';
 import { defaultClusterOptions } from '../cluster/options.js';
 import { configKeys, type ConfigKey } from './keys.js';
+import { MAX_WORKERS } from './schema.js';
 import { FLAG_KEYS, pathToEnvName } from './load.js';
 import { DEFAULT_ADMIN_PORT } from '../admin/defaults.js';
 
@@ -40,6 +41,7 @@ export function defaultOf(path: readonly string[]): unknown {
 
 function typeOf(k: ConfigKey): string {
   if (k.path[0] === 'listeners') return 'list of `{type, host?, port, path?, tls?, maxConnections?}`';
+  if (k.path[0] === 'workers') return `integer 1–${MAX_WORKERS} \\| \`"auto"\``;
   const base = k.enum
     ? k.enum.map((v) => `\`${JSON.stringify(v)}\``).join(' \\| ')
     : k.kinds

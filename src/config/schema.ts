@@ -92,8 +92,10 @@ export const clusterSchema = z
     const lease = c.leaseMs ?? defaultClusterOptions.leaseMs;
     const beat = c.heartbeatMs ?? defaultClusterOptions.heartbeatMs;
     if (beat * 2 > lease) ctx.addIssue({ code: 'custom', path: ['heartbeatMs'], message: `must be at most half of leaseMs (${lease})` });
-    if (c.redis === undefined) ctx.addIssue({ code: 'custom', path: ['redis'], message: 'is required: a cluster node needs the Redis URL' });
   });
+
+/** Most worker processes `workers` accepts. */
+export const MAX_WORKERS = 256;
 
 export const persistenceSchema = z
   .strictObject({
@@ -245,6 +247,14 @@ export const configSchema = z
       .min(1, { error: 'must list at least one listener' })
       .describe('Explicit listeners; when given, replaces `host`, `port` and `wsPort`.'),
     dataDir: nonEmptyString('a directory path').describe('State directory.'),
+    workers: z
+      .union([int(1, MAX_WORKERS), z.literal('auto')], { error: `must be a number of worker processes (1 to ${MAX_WORKERS}) or "auto"` })
+      .describe(
+        'Run this many worker processes sharing the listening ports as one broker (a cluster on Redis); `"auto"` = one per CPU core; unset = one process (docs/clustering.md#all-cores---workers).',
+      ),
+    redisServer: nonEmptyString('a file path').describe(
+      'The `redis-server` executable that `workers` starts privately (unix socket and AOF in `dataDir`/redis) when `cluster.redis` is not set (ignored without `workers`); default: found on PATH.',
+    ),
     log: logSchema.describe('Logging.'),
     mqtt: mqttSchema.describe('MQTT protocol limits and features.'),
     sessions: sessionsSchema.describe('Per-session limits.'),
@@ -257,7 +267,10 @@ export const configSchema = z
   })
   .partial()
   .superRefine((c, ctx) => {
-    if (c.persistence?.engine === 'redis' && c.cluster !== undefined) {
+    if (c.cluster !== undefined && c.cluster.redis === undefined && c.workers === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['cluster', 'redis'], message: 'is required: a cluster node needs the Redis URL' });
+    }
+    if (c.persistence?.engine === 'redis' && (c.cluster !== undefined || c.workers !== undefined)) {
       ctx.addIssue({ code: 'custom', path: ['persistence', 'engine'], message: 'cannot be "redis" in a cluster yet (sessions in Redis come with Cluster II)' });
     }
     if (c.listeners !== undefined) {

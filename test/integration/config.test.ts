@@ -217,7 +217,13 @@ void describe('config: files', () => {
     assert.equal(c.options.persistence?.durability, 'fsync');
     // The fixture sets every key of the schema: nothing is left out of it.
     const set = configKeys().filter(
-      (k) => k.path.reduce<unknown>((o, seg) => (o as Record<string, unknown> | undefined)?.[seg], { ...c.options, log: { level: c.logLevel } }) !== undefined,
+      (k) =>
+        k.path.reduce<unknown>((o, seg) => (o as Record<string, unknown> | undefined)?.[seg], {
+          ...c.options,
+          log: { level: c.logLevel },
+          workers: c.workers?.count,
+          redisServer: c.workers?.redisServer,
+        }) !== undefined,
     );
     assert.deepEqual(
       configKeys()
