@@ -102,6 +102,8 @@ export interface DeliveryCounters {
 const NO_SUBSCRIPTIONS: ReadonlyMap<string, Subscription> = new Map();
 const NO_INFLIGHT: ReadonlyMap<number, Outbound> = new Map();
 const NO_IDS: ReadonlySet<number> = new Set();
+/** The queue of every session with nothing queued (frozen: a push must replace it first). */
+const NO_QUEUE: Outbound[] = Object.freeze([]) as unknown as Outbound[];
 
 export class Session {
   readonly clientId: string;
@@ -138,7 +140,7 @@ export class Session {
 
   readonly #counters: DeliveryCounters;
   readonly #limits: SessionLimits;
-  #queue: Outbound[] = [];
+  #queue: Outbound[] = NO_QUEUE;
   #head = 0;
   #queuedBytes = 0;
   #nextId = 1;
@@ -230,6 +232,7 @@ export class Session {
       (this.#inflight ??= new Map()).set(entry.packetId, entry);
       if (entry.packetId >= this.#nextId) this.#nextId = entry.packetId === 0xffff ? 1 : entry.packetId + 1;
     } else {
+      if (this.#queue === NO_QUEUE) this.#queue = [];
       this.#queue.push(entry);
       const size = messageBytes(entry.message);
       this.#queuedBytes += size;
@@ -271,6 +274,7 @@ export class Session {
         return;
       }
     }
+    if (this.#queue === NO_QUEUE) this.#queue = [];
     this.#queue.push(entry);
     this.#queuedBytes += size;
     budget.used += size;
@@ -319,7 +323,7 @@ export class Session {
       this.#send(outlet, entry);
     }
     if (this.#head === this.#queue.length) {
-      this.#queue = [];
+      this.#queue = NO_QUEUE;
       this.#head = 0;
       this.queueExpiresAt = 0;
     } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
@@ -446,7 +450,7 @@ export class Session {
   discard(): void {
     this.#budget.used -= this.#queuedBytes;
     this.#queuedBytes = 0;
-    this.#queue = [];
+    this.#queue = NO_QUEUE;
     this.#head = 0;
     this.#inflight = undefined;
     this.queueExpiresAt = 0;
