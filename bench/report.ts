@@ -33,6 +33,7 @@ const METRICS: Record<string, MetricInfo> = {
   rss_base_steady_mib: { label: 'broker RSS before, steady MiB' },
   rss_steady_mib: { label: 'broker RSS after, steady MiB' },
   rss_steady_per_conn_kib: { label: 'RSS per idle connection KiB, steady (Node brokers: after a forced GC)', better: 'lower' },
+  heap_per_conn_kib: { label: 'V8 heap in use + external per idle connection KiB, after a forced GC (Node brokers)', better: 'lower' },
   pingresp_pct: { label: 'connections answering PINGREQ at the end, %', better: 'higher' },
   ping_ms: { label: 'PINGREQ to all → last PINGRESP, ms', better: 'lower' },
   topics: { label: 'retained topics' },
@@ -175,7 +176,7 @@ export function targetChecks(results: ScenarioResult[]): TargetCheck[] {
   const m50 = get('latency', 'mosquitto', 'p50_us');
   checks.push({
     target: 'latency p50 ≤ Mosquitto',
-    value: c50 === null || m50 === null ? 'not measured' : `${c50} µs vs ${m50} µs`,
+    value: c50 === null || m50 === null ? 'not measured' : `${Math.round(c50)} µs vs ${Math.round(m50)} µs`,
     met: c50 === null || m50 === null ? null : c50 <= m50,
   });
   for (const [k, label] of [
@@ -186,7 +187,7 @@ export function targetChecks(results: ScenarioResult[]): TargetCheck[] {
     const m = get('latency', 'mosquitto', k);
     checks.push({
       target: `latency ${label} ≤ Mosquitto (issue 19)`,
-      value: c === null || m === null ? 'not measured' : `${c} µs vs ${m} µs`,
+      value: c === null || m === null ? 'not measured' : `${Math.round(c)} µs vs ${Math.round(m)} µs`,
       met: c === null || m === null ? null : c <= m,
     });
   }

@@ -33,7 +33,8 @@ const HELP = `Usage: npm run bench -- [options]
   --duration S          measured window per throughput/latency scenario, seconds (default 5)
   --warmup S            warm-up before the window, seconds (default 1)
   --payload BYTES       payload size, ≥ 16 (default 64)
-  --connections N       idle connections (default 10000)
+  --connections N       idle connections (default 100000; a single-process broker gets at most
+                        its descriptor limit, ulimit -Hn less 500)
   --connect-window N    CONNECT handshakes in flight while opening them (default 100)
   --idle-steady S       idle: seconds without load before each steady RSS reading, before and after
                         connecting (default 45; long enough for V8 to shrink its young generation)
@@ -97,7 +98,7 @@ function parseCli(argv: string[]): Cli {
       duration: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '1' },
       payload: { type: 'string', default: '64' },
-      connections: { type: 'string', default: '10000' },
+      connections: { type: 'string', default: '100000' },
       'connect-window': { type: 'string', default: '100' },
       'idle-steady': { type: 'string', default: '45' },
       'latency-rounds': { type: 'string', default: '3' },

@@ -16,6 +16,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { collectGarbageOnSignal, listenHost } from './gc-signal.js';
+import { traceIfAsked } from './trace.js';
 
 interface CourierBroker {
   listen(): Promise<{ transport: string; host: string; port: number }[]>;
@@ -40,6 +41,7 @@ if (store !== 'memory' && store !== 'durable') {
 }
 const dataDir = mkdtempSync(path.join(tmpdir(), 'courier-bench-'));
 collectGarbageOnSignal();
+traceIfAsked(`courier ${store}`);
 const broker = await mod.createBroker({
   host: listenHost(),
   port,

@@ -13,6 +13,7 @@
 import net from 'node:net';
 import { PacketReader } from '../loadgen/mqtt.js';
 import { collectGarbageOnSignal, listenHost } from './gc-signal.js';
+import { traceIfAsked } from './trace.js';
 
 const port = Number(process.argv[2] ?? 0);
 const CONNACK = Buffer.from([0x20, 2, 0, 0]);
@@ -64,6 +65,7 @@ function serve(socket: net.Socket): void {
 
 const server = net.createServer(serve);
 collectGarbageOnSignal();
+traceIfAsked('node-floor');
 server.listen(port, listenHost(), () => {
   const addr = server.address() as net.AddressInfo;
   process.stdout.write(`READY ${addr.port}\n`);

@@ -1,6 +1,8 @@
 /** The benchmark scenarios, run from the generator's main thread against one broker. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { allowedCpus, cpuMicros, processTree, rssKiB, treeSum } from '../proc.js';
+import { readFileSync, rmSync } from 'node:fs';
+import { memFile } from '../brokers/gc-signal.js';
+import { allowedCpus, cpuMicros, rssKiB, treeSum } from '../proc.js';
 import type { GeneratorJob, ScenarioResult } from '../types.js';
 import { NATIVE_CONNECT_ENV, NATIVE_CONNECT_MISSING_ENV, NativeConnections } from './native.js';
 import type { Pool, Shape, Totals } from './pool.js';
@@ -364,26 +366,32 @@ function nativeOpener(bin: string, job: GeneratorJob): Opener {
 
 /**
  * RSS after a forced garbage collection: Node brokers started by the benchmark run with
- * --expose-gc and collect on SIGUSR2 (every process of the tree: worker processes too); then the
- * RSS is read once it has stopped falling (at most 3 s). Without `gcSignal` just the RSS.
+ * --expose-gc and collect on SIGUSR2 (bench/brokers/gc-signal.ts), then leave their V8 heap in
+ * use and external memory in a file; the RSS is read once it has stopped falling (at most 3 s).
+ * Without `gcSignal` just the RSS.
  */
-async function rssAfterGc(job: GeneratorJob): Promise<number> {
-  if (job.gcSignal !== true) return brokerRss(job.brokerPid);
-  for (const pid of processTree(job.brokerPid)) {
-    try {
-      process.kill(pid, 'SIGUSR2');
-    } catch {
-      // gone
-    }
-  }
+async function rssAfterGc(job: GeneratorJob): Promise<{ rss: number; heapKiB: number | null }> {
+  if (job.gcSignal !== true) return { rss: brokerRss(job.brokerPid), heapKiB: null };
+  // Only the launcher itself: it is the one process known to handle SIGUSR2 (the default action ends a process).
+  const file = memFile(job.brokerPid);
+  rmSync(file, { force: true });
+  process.kill(job.brokerPid, 'SIGUSR2');
   let last = Infinity;
   for (let i = 0; i < 12; i++) {
     await sleep(250);
     const rss = brokerRss(job.brokerPid);
-    if (i >= 3 && rss >= last) return rss;
+    if (i >= 3 && rss >= last) break;
     last = Math.min(last, rss);
   }
-  return last;
+  let heapKiB: number | null = null;
+  try {
+    const m = JSON.parse(readFileSync(file, 'utf8')) as { heapUsed: number; external: number };
+    heapKiB = (m.heapUsed + m.external) / 1024;
+    rmSync(file, { force: true });
+  } catch {
+    // not written (no --expose-gc): RSS only
+  }
+  return { rss: Math.min(last, brokerRss(job.brokerPid)), heapKiB };
 }
 
 async function idle(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
@@ -402,7 +410,7 @@ async function idle(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
     // The steady baseline waits as long as the steady reading below: a garbage-collected broker
     // shrinks what start-up and the warm-up grew, and that must not count as freed by connections.
     await steadyRss(job.brokerPid, p.idleSteadyMs);
-    const rssBaseSteady = await rssAfterGc(job);
+    const { rss: rssBaseSteady, heapKiB: heapBase } = await rssAfterGc(job);
     const w = await opener.open('idle-', p.idleConnections, Math.max(120_000, p.idleConnections * 2));
     await sleep(p.idleSettleMs);
     const rssAfter = brokerRss(job.brokerPid);
@@ -410,7 +418,7 @@ async function idle(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
     // connect burst grew (V8 shrinks its young generation once allocation stops, ~30 s here),
     // then a forced collection (Node brokers) leaves only what the connections hold.
     await steadyRss(job.brokerPid, p.idleSteadyMs);
-    const rssSteady = await rssAfterGc(job);
+    const { rss: rssSteady, heapKiB: heapSteady } = await rssAfterGc(job);
     // Every connection must still be there and answer.
     const pinged = await opener.ping();
     const lost = await opener.close();
@@ -431,6 +439,7 @@ async function idle(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
         rss_base_steady_mib: round(rssBaseSteady / 1024),
         rss_steady_mib: round(rssSteady / 1024),
         rss_steady_per_conn_kib: round((rssSteady - rssBaseSteady) / p.idleConnections, 2),
+        heap_per_conn_kib: heapBase === null || heapSteady === null ? null : round((heapSteady - heapBase) / p.idleConnections, 2),
         pingresp_pct: pinged === null ? null : round((pinged.answered / p.idleConnections) * 100, 2),
         ping_ms: pinged === null ? null : round(pinged.seconds * 1000),
         gen_cpu_pct: round(pct(w.genCpuUs, w.seconds)),
