@@ -567,7 +567,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       inflight += s.inflight.size;
     }
     let outbound = 0;
-    for (const c of this.#connected()) outbound += c.outputBytes();
+    for (const c of this.#open) if (!c.ended) outbound += c.outputBytes();
     const total = createTrafficCounters();
     for (const t of this.#traffic.values()) addTraffic(total, t);
     const listeners = this.#listeners.map((l, i) => ({
