@@ -1,6 +1,6 @@
 /** Reading another process's CPU time and memory from /proc (Linux only). */
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 let clockTicks: number | null = null;
 
@@ -45,4 +45,42 @@ export function threadCount(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const m = /^Threads:\s+(\d+)/m.exec(status);
   return m === null ? NaN : Number(m[1]);
+}
+
+/** `pid` and all its descendants (from /proc/PID/task/TID/children), parents first. */
+export function processTree(pid: number): number[] {
+  const out: number[] = [];
+  const todo = [pid];
+  while (todo.length > 0) {
+    const p = todo.shift()!;
+    out.push(p);
+    let tids: string[];
+    try {
+      tids = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue; // gone meanwhile
+    }
+    for (const tid of tids) {
+      try {
+        for (const c of readFileSync(`/proc/${p}/task/${tid}/children`, 'utf8').split(' ')) if (c.trim() !== '') todo.push(Number(c));
+      } catch {
+        // thread gone
+      }
+    }
+  }
+  return out;
+}
+
+/** Sum of `f` over a process and its descendants (a broker running worker processes); processes that vanish count 0. */
+export function treeSum(pid: number, f: (pid: number) => number): number {
+  let sum = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const v = f(p);
+      if (Number.isFinite(v)) sum += v;
+    } catch {
+      // exited between the listing and the read
+    }
+  }
+  return sum;
 }

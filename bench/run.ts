@@ -34,10 +34,20 @@ const HELP = `Usage: npm run bench -- [options]
   --duration S          measured window per throughput/latency scenario, seconds (default 5)
   --warmup S            warm-up before the window, seconds (default 1)
   --payload BYTES       payload size, ≥ 16 (default 64)
-  --connections N       idle connections (default 10000)
+  --connections N       idle connections (default 100000; a single-process broker gets at most
+                        its descriptor limit, ulimit -Hn less 500)
   --connect-window N    CONNECT handshakes in flight while opening them (default 100)
   --idle-steady S       idle: seconds without load before each steady RSS reading, before and after
                         connecting (default 45; long enough for V8 to shrink its young generation)
+  --idle-processes N    idle: at least N generator processes (default: as few as their file descriptor
+                        limit allows, ulimit -Hn less 200 connections each)
+  --idle-dests N        idle: spread connections over N destination addresses 127.0.0.1..N as well as
+                        8 source addresses (the brokers then listen on 0.0.0.0; default 1)
+  --courier-cli ARGS    add the broker "courier-cli": Courier started through its CLI (bin/courier.js)
+                        with these extra arguments, e.g. "--workers auto"; CPU and RSS are summed over
+                        the process and its descendants, and it may hold more than one process's
+                        descriptor limit of idle connections
+  --neighbour           latency: a busy process (a shell loop) shares the broker's CPU in every round
   --retained N          retained topics (default 10000)
   --rate N              latency scenario publish rate, msg/s (default 5000)
   --latency-rounds N    latency: rounds per broker, brokers taking turns; medians reported (default 3)
@@ -65,6 +75,8 @@ interface Cli {
   brokerCpu: string;
   genCpu: string;
   courierFrom: 'dist' | 'src';
+  courierCli: string | undefined;
+  neighbour: boolean;
   json: boolean;
 }
 
@@ -87,7 +99,7 @@ function parseCli(argv: string[]): Cli {
       duration: { type: 'string', default: '5' },
       warmup: { type: 'string', default: '1' },
       payload: { type: 'string', default: '64' },
-      connections: { type: 'string', default: '10000' },
+      connections: { type: 'string', default: '100000' },
       'connect-window': { type: 'string', default: '100' },
       'idle-steady': { type: 'string', default: '45' },
       'latency-rounds': { type: 'string', default: '3' },
@@ -106,6 +118,10 @@ function parseCli(argv: string[]): Cli {
       'broker-cpu': { type: 'string', default: '0' },
       'gen-cpu': { type: 'string', default: '1' },
       'courier-from': { type: 'string', default: 'dist' },
+      'courier-cli': { type: 'string' },
+      'idle-processes': { type: 'string', default: '0' },
+      'idle-dests': { type: 'string', default: '1' },
+      neighbour: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
@@ -123,14 +139,20 @@ function parseCli(argv: string[]): Cli {
   if (mqtt !== 4 && mqtt !== 5) throw new Error('--mqtt must be 4 or 5');
   const from = values['courier-from'];
   if (from !== 'dist' && from !== 'src') throw new Error('--courier-from must be dist or src');
+  const courierCli = values['courier-cli'];
+  const brokers = list(values.brokers, BROKERS, 'broker');
+  if (courierCli !== undefined && !brokers.includes('courier-cli')) brokers.push('courier-cli');
+  if (courierCli === undefined && brokers.includes('courier-cli')) throw new Error('the broker courier-cli needs --courier-cli ARGS');
   return {
-    brokers: list(values.brokers, BROKERS, 'broker'),
+    brokers: values.brokers === undefined && courierCli === undefined ? brokers.filter((b) => b !== 'courier-cli') : brokers,
     latencyRounds: Math.floor(num('latency-rounds', values['latency-rounds'], 1)),
     retainedRounds: Math.floor(num('retained-rounds', values['retained-rounds'], 1)),
     scenarios: list(values.scenarios, SCENARIOS, 'scenario'),
     brokerCpu: values['broker-cpu'],
     genCpu: values['gen-cpu'],
     courierFrom: from,
+    courierCli,
+    neighbour: values.neighbour,
     json: values.json,
     params: {
       warmupMs: num('warmup', values.warmup, 0) * 1000,
@@ -147,6 +169,9 @@ function parseCli(argv: string[]): Cli {
       connectWindow: Math.floor(num('connect-window', values['connect-window'], 1)),
       idleSettleMs: 2000,
       idleSteadyMs: num('idle-steady', values['idle-steady'], 0) * 1000,
+      idleProcesses: Math.floor(num('idle-processes', values['idle-processes'], 0)),
+      idleProcessCap: 19_800, // set from ulimit -Hn in main()
+      idleDests: Math.floor(num('idle-dests', values['idle-dests'], 1)),
       retainedTopics: Math.floor(num('retained', values.retained, 1)),
       batch: Math.floor(num('batch', values.batch, 1)),
       faninWindow: Math.floor(num('fanin-window', values['fanin-window'], 0)),
@@ -276,15 +301,32 @@ async function runOne(cli: Cli, scenario: ScenarioName, broker: BrokerName, nofi
 
 async function runOnce(cli: Cli, scenario: ScenarioName, broker: BrokerName, nofile: number, durable: boolean): Promise<ScenarioResult> {
   let b: RunningBroker;
+  const listenHost = scenario === 'idle' && cli.params.idleDests > 1 ? '0.0.0.0' : '127.0.0.1';
+  // One process cannot hold more connections than its descriptor limit: a single-process broker
+  // gets what fits (courier-cli, with worker processes, gets them all).
+  const single = Math.max(100, nofile - 500);
+  const params =
+    scenario === 'idle' && broker !== 'courier-cli' && nofile > 0 && cli.params.idleConnections > single
+      ? { ...cli.params, idleConnections: single }
+      : cli.params;
   try {
-    b = await startBroker(broker, { cpu: cli.brokerCpu, nofile, durable });
+    b = await startBroker(broker, { cpu: cli.brokerCpu, nofile, durable, listenHost, cliArgs: cli.courierCli });
   } catch (err) {
     return { scenario, broker, metrics: {}, notes: [], error: `broker did not start: ${(err as Error).message.slice(0, 800)}` };
   }
   try {
-    const job: GeneratorJob = { scenario, broker, host: b.host, port: b.port, brokerPid: b.pid, params: cli.params };
+    const job: GeneratorJob = { scenario, broker, host: b.host, port: b.port, brokerPid: b.pid, gcSignal: b.gcSignal === true, params };
     const pinned = allowedCpus(b.pid);
-    const result = await runGenerator(job, cli.genCpu, nofile, timeoutFor(scenario, cli.params));
+    // A busy neighbour on the broker's CPU (latency only): what a shared machine does to the tail.
+    const neighbour = cli.neighbour && scenario === 'latency' ? pinnedSpawn(cli.brokerCpu, 0, '/bin/sh', ['-c', 'while :; do :; done']) : undefined;
+    let result: ScenarioResult;
+    try {
+      result = await runGenerator(job, cli.genCpu, nofile, timeoutFor(scenario, params));
+    } finally {
+      neighbour?.kill('SIGKILL');
+    }
+    if (neighbour !== undefined) result.notes.push(`busy neighbour (a shell loop, pid ${neighbour.pid}) on CPU ${cli.brokerCpu} during the round`);
+    if (params !== cli.params) result.notes.push(`${params.idleConnections} connections: one process holds at most ulimit -Hn (${nofile}) descriptors`);
     result.notes.unshift(`broker pid ${b.pid} on CPUs ${pinned}${b.detail !== '' ? `, ${b.detail}` : ''}`);
     if (result.error !== undefined) result.notes.push(`broker output: ${b.output().trim().slice(-300) || '(none)'}`);
     return result;
@@ -318,11 +360,13 @@ async function main(): Promise<void> {
   const cli = parseCli(process.argv.slice(2));
   const machine = machineInfo();
   const nofile = Number.isFinite(machine.nofileHard) ? machine.nofileHard : 0;
-  const needed = cli.params.idleConnections + 500;
-  if (cli.scenarios.includes('idle') && Number.isFinite(machine.nofileHard) && needed > machine.nofileHard) {
-    const n = Math.max(100, machine.nofileHard - 500);
-    process.stderr.write(`bench: ulimit -Hn is ${machine.nofileHard}; idle connections lowered from ${cli.params.idleConnections} to ${n}\n`);
-    cli.params.idleConnections = n;
+  // Each generator process (connect.c) holds at most its descriptor limit of connections.
+  if (nofile > 0) cli.params.idleProcessCap = Math.max(100, nofile - 200);
+  if (cli.scenarios.includes('idle') && nofile > 0 && cli.params.idleConnections + 500 > nofile) {
+    process.stderr.write(
+      `bench: ulimit -Hn is ${nofile}: single-process brokers get ${Math.max(100, nofile - 500)} of the ${cli.params.idleConnections} idle connections` +
+        `${cli.brokers.includes('courier-cli') ? ' (courier-cli all of them)' : ''}\n`,
+    );
   }
   if (cli.scenarios.includes('idle')) {
     // The idle scenario opens its connections with a small C program: the Node workers spend
@@ -335,7 +379,7 @@ async function main(): Promise<void> {
     }
   }
   let courierFrom = '';
-  if (cli.brokers.includes('courier')) {
+  if (cli.brokers.includes('courier') || cli.brokers.includes('courier-cli')) {
     courierFrom = prepareCourier(cli.courierFrom);
     if (cli.courierFrom === 'src') process.env.COURIER_FROM = 'src';
   }

@@ -22,6 +22,12 @@ export interface ScenarioParams {
   idleSettleMs: number;
   /** Idle time after the burst before the steady RSS is read. */
   idleSteadyMs: number;
+  /** Idle: at least this many generator processes (connect.c) share the connections (0 = as few as the cap allows). */
+  idleProcesses: number;
+  /** Idle: most connections one generator process opens (its file descriptor limit, less a margin). */
+  idleProcessCap: number;
+  /** Idle: destination addresses 127.0.0.1.. to spread over (the broker listens on all, 0.0.0.0, when > 1). */
+  idleDests: number;
   retainedTopics: number;
   /** QoS 0 flood: messages per write(). */
   batch: number;
@@ -37,6 +43,8 @@ export interface GeneratorJob {
   host: string;
   port: number;
   brokerPid: number;
+  /** The broker (a Node process started with --expose-gc) collects garbage on SIGUSR2. */
+  gcSignal?: boolean;
   params: ScenarioParams;
 }
 

@@ -103,9 +103,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #store: Store;
   readonly #core: BrokerCore;
   readonly #listeners: Listener[];
-  readonly #connections = new Set<Connection>();
-  /** Connections whose stream is still open (a closed connection's socket may still be flushing). */
+  /**
+   * Connections whose stream is still open (a closed connection's socket may still be flushing);
+   * those not yet ended are the broker's connections (`#connectionCount` of them). One set, not
+   * two: every entry of a Set costs each idle connection ~40 bytes.
+   */
   readonly #open = new Set<Connection>();
+  #connectionCount = 0;
   #allReleased: (() => void) | undefined = undefined;
   /** Connection contexts by listener, shared by that listener's connections. */
   readonly #contexts = new Map<string, ConnectionContext>();
@@ -135,7 +139,6 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #traffic = new Map<string, TrafficCounters>();
   #connectionsMax = 0;
   readonly #disconnects = Object.fromEntries(DISCONNECT_REASONS.map((r) => [r, 0])) as Record<DisconnectReason, number>;
-  readonly #connectedAt = new Map<string, number>();
   readonly #startedAt = Date.now();
   #loopDelay: LoopDelay | undefined = undefined;
   #sys: SysTree | undefined = undefined;
@@ -187,14 +190,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
     };
     this.#observer = {
       connected: (client, present) => {
-        this.#connectedAt.set(client.clientId, Date.now());
         if (channels.connect.hasSubscribers) channels.connect.publish({ client, sessionPresent: present });
         if (this.#sysEvents) this.#sysEvent('connected', client, undefined);
         this.emit('clientConnect', client, present);
       },
       disconnected: (client, reason) => {
         this.#disconnects[classifyDisconnect(reason)]++;
-        this.#connectedAt.delete(client.clientId);
         if (channels.disconnect.hasSubscribers) channels.disconnect.publish({ client, reason });
         if (this.#sysEvents) this.#sysEvent('disconnected', client, reason);
         this.emit('clientDisconnect', client, reason);
@@ -208,7 +209,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
         this.emit('unsubscribe', client, filters);
       },
       closed: (c) => {
-        if (this.#connections.delete(c)) this.#perListener.set(c.info.listener, (this.#perListener.get(c.info.listener) ?? 1) - 1);
+        // Once per connection (Connection.end runs once).
+        this.#connectionCount--;
+        this.#perListener.set(c.info.listener, (this.#perListener.get(c.info.listener) ?? 1) - 1);
       },
       released: (c) => {
         if (this.#open.delete(c) && this.#open.size === 0) this.#allReleased?.();
@@ -246,6 +249,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
     });
   }
 
+  /** The connections not yet ended (a copy: callers may end them while iterating). */
+  #connected(): Connection[] {
+    const out: Connection[] = [];
+    for (const c of this.#open) if (!c.ended) out.push(c);
+    return out;
+  }
+
   /** Admission at CONNECT: global and per-listener connection limits, connect rate per IP. */
   #admit(conn: { readonly info: ConnectionInfo }): { v5: number; v3: number; reason: string } | null {
     const limits = this.#limits;
@@ -253,7 +263,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       return { v5: ReasonCode.ServerUnavailable, v3: ConnackReturnCode.ServerUnavailable, reason: 'the cluster (Redis) is unreachable' };
     }
     const policy = this.#policies.get(conn.info.listener);
-    if (limits.maxConnections > 0 && this.#connections.size > limits.maxConnections) {
+    if (limits.maxConnections > 0 && this.#connectionCount > limits.maxConnections) {
       return { v5: ReasonCode.QuotaExceeded, v3: ConnackReturnCode.ServerUnavailable, reason: `more than ${limits.maxConnections} connections` };
     }
     if (policy !== undefined && policy.maxConnections > 0 && (this.#perListener.get(policy.name) ?? 0) > policy.maxConnections) {
@@ -365,8 +375,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const conn = new Connection(stream, info, ctx);
     ctx.traffic.socketsAccepted++;
     this.#open.add(conn);
-    this.#connections.add(conn);
-    if (this.#connections.size > this.#connectionsMax) this.#connectionsMax = this.#connections.size;
+    if (++this.#connectionCount > this.#connectionsMax) this.#connectionsMax = this.#connectionCount;
     this.#perListener.set(info.listener, (this.#perListener.get(info.listener) ?? 0) + 1);
   }
 
@@ -400,7 +409,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
    */
   redirect(target: { serverReference: string; permanent?: boolean; disconnectConnected?: boolean } | undefined): void {
     this.#redirect = target === undefined ? undefined : { serverReference: target.serverReference, permanent: target.permanent === true };
-    if (target?.disconnectConnected === true) for (const c of [...this.#connections]) c.redirectTo(target.serverReference, target.permanent === true);
+    if (target?.disconnectConnected === true) for (const c of this.#connected()) c.redirectTo(target.serverReference, target.permanent === true);
   }
 
   /** Rereads the TLS certificate files of every TLS/WSS listener now (the CLI calls it on SIGHUP). */
@@ -530,7 +539,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return (this.#inspector ??= new Inspector({
       core: this.#core,
       connection: (id) => this.#core.live.get(id) as Connection | undefined,
-      connectedAt: (id) => this.#connectedAt.get(id),
+      connectedAt: (id) => (this.#core.live.get(id) as Connection | undefined)?.connectedAt,
     }));
   }
 
@@ -558,7 +567,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       inflight += s.inflight.size;
     }
     let outbound = 0;
-    for (const c of this.#connections) outbound += c.outputBytes();
+    for (const c of this.#open) if (!c.ended) outbound += c.outputBytes();
     const total = createTrafficCounters();
     for (const t of this.#traffic.values()) addTraffic(total, t);
     const listeners = this.#listeners.map((l, i) => ({
@@ -578,7 +587,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       version: courierVersion(),
       startedAt: this.#startedAt,
       uptimeSeconds: Math.floor((now - this.#startedAt) / 1000),
-      connections: this.#connections.size,
+      connections: this.#connectionCount,
       connectionsMax: this.#connectionsMax,
       sessionsOnline: online,
       sessionsOffline: offline,
@@ -629,7 +638,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   #nodeStats(): Record<string, number> {
     const core = this.#core;
     return {
-      connections: this.#connections.size,
+      connections: this.#connectionCount,
       sessions: core.sessions.size,
       subscriptions: core.subscriptions.size,
       messagesIn: core.counters.messagesIn,
@@ -647,7 +656,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       ...this.#counters,
       queuedBytesTotal: core.queueBudget.used,
       queueBudgetDrops: core.queueBudget.dropped,
-      connections: this.#connections.size,
+      connections: this.#connectionCount,
       sessions: core.sessions.size,
       subscriptions: core.subscriptions.size,
       retained: core.retained.size,
@@ -663,7 +672,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#state = 'closing';
     // Clients first (a listener's close() waits for its connections, and the WebSocket listener
     // cuts its clients off): every connected client hears why, then the sockets go.
-    for (const c of [...this.#connections]) c.shutdown();
+    for (const c of this.#connected()) c.shutdown();
     if (this.#open.size > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, SHUTDOWN_GRACE_MS);

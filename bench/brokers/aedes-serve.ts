@@ -4,10 +4,12 @@
  */
 import net from 'node:net';
 import type { Aedes } from 'aedes';
+import { collectGarbageOnSignal, listenHost } from './gc-signal.js';
 
 export function serveAedes(aedes: Aedes, port: number, suffix = ''): void {
   const server = net.createServer(aedes.handle);
-  server.listen(port, '127.0.0.1', () => {
+  collectGarbageOnSignal();
+  server.listen(port, listenHost(), () => {
     const addr = server.address() as net.AddressInfo;
     process.stdout.write(`READY ${addr.port}${suffix === '' ? '' : ` ${suffix}`}\n`);
   });

@@ -15,6 +15,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { collectGarbageOnSignal, listenHost } from './gc-signal.js';
+import { traceIfAsked } from './trace.js';
 
 interface CourierBroker {
   listen(): Promise<{ transport: string; host: string; port: number }[]>;
@@ -38,13 +40,17 @@ if (store !== 'memory' && store !== 'durable') {
   process.exit(2);
 }
 const dataDir = mkdtempSync(path.join(tmpdir(), 'courier-bench-'));
+collectGarbageOnSignal();
+traceIfAsked(`courier ${store}`);
 const broker = await mod.createBroker({
-  host: '127.0.0.1',
+  host: listenHost(),
   port,
   wsPort: null,
   dataDir,
   persistence: { engine: store === 'durable' ? 'lmdb' : 'memory' },
   ...(process.env.BENCH_COURIER_ADMIN === '1' ? { admin: { port: 0 } } : {}),
+  // On 0.0.0.0 (idle scenario over several destination addresses) the listener is not loopback-only.
+  ...(listenHost() !== '127.0.0.1' ? { security: { allowAnonymous: true } } : {}),
 });
 const addrs = await broker.listen();
 const tcp = addrs.find((a) => a.transport === 'tcp') ?? addrs[0];

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const BROKERS = ['courier', 'mosquitto', 'aedes', 'node-floor'] as const;
+export const BROKERS = ['courier', 'mosquitto', 'aedes', 'node-floor', 'courier-cli'] as const;
 /** Not a broker: the least a Node process does for the idle and latency scenarios (node-floor.ts). */
 export const FLOOR_SCENARIOS: readonly string[] = ['idle', 'latency'];
 export type BrokerName = (typeof BROKERS)[number];
@@ -21,6 +21,8 @@ export interface RunningBroker {
   port: number;
   /** e.g. "dist" or "src" for Courier. */
   detail: string;
+  /** Collects garbage on SIGUSR2 (the Node launchers, started with --expose-gc). */
+  gcSignal?: boolean;
   stop(): Promise<void>;
   output(): string;
 }
@@ -31,6 +33,10 @@ export interface BrokerOptions {
   nofile: number;
   /** Durable variant: Courier with its durable store, Mosquitto with persistence. */
   durable?: boolean;
+  /** Address to listen on (default 127.0.0.1; 0.0.0.0 to take connections on every 127.x address). */
+  listenHost?: string;
+  /** courier-cli: extra arguments for bin/courier.js (e.g. "--workers auto"). */
+  cliArgs?: string;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -155,22 +161,24 @@ async function startNode(name: 'courier' | 'aedes' | 'node-floor', opts: BrokerO
   // BENCH_NODE_ARGS adds Node flags to the Node brokers, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
   // to profile one under load (the profile is written when the launcher exits after the scenario).
   const extra = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
-  const args = [...extra, '--import', 'tsx', script, '0'];
+  // --expose-gc: the launchers collect garbage on SIGUSR2 (gc-signal.ts), for RSS readings after a forced GC.
+  const args = ['--expose-gc', ...extra, '--import', 'tsx', script, '0'];
   if (name === 'courier') args.push(opts.durable === true ? 'durable' : 'memory');
-  const child = pinnedSpawn(opts.cpu, opts.nofile, process.execPath, args);
+  const env = { ...process.env, BENCH_LISTEN_HOST: opts.listenHost ?? '127.0.0.1' };
+  const child = pinnedSpawn(opts.cpu, opts.nofile, process.execPath, args, env);
   const output = collect(child);
   try {
     const { port, detail } = await waitReady(child, name, 30_000);
-    return { name, pid: child.pid!, host: '127.0.0.1', port, detail, stop: () => stopChild(child), output };
+    return { name, pid: child.pid!, host: '127.0.0.1', port, detail, stop: () => stopChild(child), output, gcSignal: true };
   } catch (err) {
     await stopChild(child);
     throw new Error(`${(err as Error).message}\n${output()}`, { cause: err });
   }
 }
 
-export function mosquittoConfig(port: number, durable: boolean, dir: string): string {
+export function mosquittoConfig(port: number, durable: boolean, dir: string, host = '127.0.0.1'): string {
   return [
-    `listener ${port} 127.0.0.1`,
+    `listener ${port} ${host}`,
     'allow_anonymous true',
     `persistence ${durable ? 'true' : 'false'}`,
     ...(durable ? [`persistence_location ${dir}/`, 'autosave_interval 1800'] : []),
@@ -187,7 +195,7 @@ async function startMosquitto(opts: BrokerOptions): Promise<RunningBroker> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'courier-bench-mosquitto-'));
   const conf = path.join(dir, 'mosquitto.conf');
-  writeFileSync(conf, mosquittoConfig(port, opts.durable === true, dir));
+  writeFileSync(conf, mosquittoConfig(port, opts.durable === true, dir, opts.listenHost));
   const child = pinnedSpawn(opts.cpu, opts.nofile, '/usr/sbin/mosquitto', ['-c', conf]);
   const output = collect(child);
   const stop = async (): Promise<void> => {
@@ -203,6 +211,35 @@ async function startMosquitto(opts: BrokerOptions): Promise<RunningBroker> {
   return { name: 'mosquitto', pid: child.pid!, host: '127.0.0.1', port, detail: 'persistence ' + String(opts.durable === true), stop, output };
 }
 
+/**
+ * Courier through its command line (bin/courier.js, built dist/), with `opts.cliArgs` added:
+ * the hook for `courier --workers N`, whose worker processes are children of this one (the
+ * idle scenario sums CPU and RSS over the process tree). In-memory store, no WebSocket listener.
+ */
+async function startCourierCli(opts: BrokerOptions): Promise<RunningBroker> {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), 'courier-bench-cli-'));
+  const bin = path.join(here, '../../bin/courier.js');
+  const extra = (opts.cliArgs ?? '').split(/\s+/).filter((a) => a !== '');
+  const args = [bin, '--host', opts.listenHost ?? '127.0.0.1', '--port', String(port), '--ws-port', 'off', '--data-dir', dir, '--log-level', 'warn', ...extra];
+  const env = { ...process.env, COURIER_PERSISTENCE__ENGINE: 'memory', COURIER_SECURITY__ALLOW_ANONYMOUS: 'true' };
+  const child = pinnedSpawn(opts.cpu, opts.nofile, process.execPath, args, env);
+  const output = collect(child);
+  const stop = async (): Promise<void> => {
+    await stopChild(child);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitPort(child, 'courier-cli', port, 30_000);
+  } catch (err) {
+    await stop();
+    throw new Error(`${(err as Error).message}\n${output()}`, { cause: err });
+  }
+  return { name: 'courier-cli', pid: child.pid!, host: '127.0.0.1', port, detail: `cli ${extra.join(' ')}`.trim(), stop, output };
+}
+
 export function startBroker(name: BrokerName, opts: BrokerOptions): Promise<RunningBroker> {
-  return name === 'mosquitto' ? startMosquitto(opts) : startNode(name, opts);
+  if (name === 'mosquitto') return startMosquitto(opts);
+  if (name === 'courier-cli') return startCourierCli(opts);
+  return startNode(name, opts);
 }

@@ -12,6 +12,8 @@
  */
 import net from 'node:net';
 import { PacketReader } from '../loadgen/mqtt.js';
+import { collectGarbageOnSignal, listenHost } from './gc-signal.js';
+import { traceIfAsked } from './trace.js';
 
 const port = Number(process.argv[2] ?? 0);
 const CONNACK = Buffer.from([0x20, 2, 0, 0]);
@@ -62,7 +64,9 @@ function serve(socket: net.Socket): void {
 }
 
 const server = net.createServer(serve);
-server.listen(port, '127.0.0.1', () => {
+collectGarbageOnSignal();
+traceIfAsked('node-floor');
+server.listen(port, listenHost(), () => {
   const addr = server.address() as net.AddressInfo;
   process.stdout.write(`READY ${addr.port}\n`);
 });

@@ -3,17 +3,21 @@
  * One thread, epoll, non-blocking sockets: a Node generator spends more CPU opening 10k
  * connections than the broker does accepting them, so it measured itself.
  *
- *   connect HOST PORT COUNT WINDOW CLIENT_ID_PREFIX LEVEL KEEPALIVE SOURCES [TIMEOUT_S]
+ *   connect HOST PORT COUNT WINDOW CLIENT_ID_PREFIX LEVEL KEEPALIVE SOURCES [TIMEOUT_S [DESTS]]
  *
  * Opens COUNT connections with at most WINDOW handshakes (TCP connect, CONNECT sent, CONNACK
  * not yet received) in flight; client ids are PREFIX0, PREFIX1, ...; LEVEL is 4 (3.1.1) or 5;
  * clean session/start. With a 127.x.x.x HOST and SOURCES > 1, the clients are bound round-robin
- * to 127.0.0.1 .. 127.0.0.SOURCES (one source address runs out of ephemeral ports at ~28k).
+ * to 127.0.0.1 .. 127.0.0.SOURCES (one source address runs out of ephemeral ports at ~28k);
+ * with DESTS > 1 (default 1) they also go round-robin to HOST, HOST+1, ... HOST+DESTS-1 (the broker
+ * must listen on all of them, e.g. on 0.0.0.0): SOURCES × DESTS address pairs, ~28k ports each.
  * When every handshake has ended (or TIMEOUT_S, default 120, has passed) it prints one line
  *   {"connected":N,"failed":N,"seconds":S,"cpu_user_us":N,"cpu_sys_us":N[,"error":"first failure"]}
  * (seconds: first connect() to last CONNACK; CPU: its own, over the same span), then keeps the
  * connections open, counting those the broker drops, until stdin reaches EOF or a line "close";
  * then it prints {"lost":N}, sends DISCONNECT on every open connection, closes them, exits 0.
+ * A line "ping" sends PINGREQ on every open connection and, once each has answered with
+ * PINGRESP, been dropped, or 30 s have passed, prints {"pinged":N,"answered":N,"seconds":S}.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -44,16 +48,18 @@ struct conn {
   uint8_t code;   /* CONNACK return/reason code */
   uint16_t sent;  /* bytes of CONNECT written */
   uint32_t rem;   /* remaining length, then bytes of it still to read */
-  uint32_t got;   /* body bytes read */
+  uint32_t got;   /* body bytes read; once OPEN, bytes of the PINGRESP read */
+  uint8_t ping;   /* once OPEN: 0 not pinged, 1 PINGREQ sent, 2 PINGRESP received */
+  uint8_t first;  /* first byte of the answer to PINGREQ */
 };
 
 static struct conn *conns;
 static long count, window;
-static int level, keepalive, sources, epfd;
+static int level, keepalive, sources, dests = 1, epfd;
 static struct sockaddr_storage dst;
 static socklen_t dstlen;
 static const char *prefix;
-static long opened, inflight, connected, failed, lost;
+static long opened, inflight, connected, failed, lost, pinged, answered;
 static char first_error[160];
 static struct timespec t_first, t_last;
 
@@ -123,7 +129,10 @@ static void open_next(void) {
       return;
     }
   }
-  if (connect(c->fd, (struct sockaddr *)&dst, dstlen) < 0 && errno != EINPROGRESS) {
+  struct sockaddr_storage to = dst;
+  if (dests > 1) /* the destination changes every SOURCES connections: every pair of addresses is used */
+    ((struct sockaddr_in *)&to)->sin_addr.s_addr = htonl(ntohl(((struct sockaddr_in *)&dst)->sin_addr.s_addr) + (uint32_t)((i / sources) % dests));
+  if (connect(c->fd, (struct sockaddr *)&to, dstlen) < 0 && errno != EINPROGRESS) {
     handshake_failed(c, "connect", errno);
     return;
   }
@@ -194,11 +203,19 @@ static void on_readable(long i, uint32_t events) {
     ssize_t r = read(c->fd, buf, sizeof buf);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-    if (c->state == OPEN) { /* idle: whatever the broker sends is ignored, EOF or an error is a drop */
+    if (c->state == OPEN) { /* idle: only a PINGRESP is expected, EOF or an error is a drop */
       if (r <= 0) {
         drop(c);
         lost++;
         return;
+      }
+      if (c->ping == 1) {
+        if (c->got == 0) c->first = buf[0];
+        c->got += (uint32_t)r;
+        if (c->got >= 2) {
+          c->ping = 2;
+          if (c->first == 0xd0) answered++;
+        }
       }
     } else if (r <= 0) {
       handshake_failed(c, r == 0 ? "closed by the broker before CONNACK" : "read", r == 0 ? 0 : errno);
@@ -229,28 +246,61 @@ static void on_readable(long i, uint32_t events) {
 
 static long long rusage_us(const struct timeval *tv) { return tv->tv_sec * 1000000LL + tv->tv_usec; }
 
-static int read_stdin_close(void) {
+enum { CMD_NONE, CMD_CLOSE, CMD_PING };
+
+/* CMD_CLOSE on EOF or "close", CMD_PING on "ping" (one command per call; the rest of a read is kept). */
+static int read_stdin_command(void) {
   static char line[64];
   static size_t len;
-  char buf[256];
-  ssize_t r = read(0, buf, sizeof buf);
-  if (r < 0) return errno != EAGAIN && errno != EINTR;
-  if (r == 0) return 1;
-  for (ssize_t k = 0; k < r; k++) {
-    if (buf[k] == '\n') {
+  static char buf[256];
+  static ssize_t have, at;
+  if (at >= have) {
+    have = read(0, buf, sizeof buf);
+    at = 0;
+    if (have < 0) {
+      have = 0;
+      return errno != EAGAIN && errno != EINTR ? CMD_CLOSE : CMD_NONE;
+    }
+    if (have == 0) return CMD_CLOSE;
+  }
+  while (at < have) {
+    char ch = buf[at++];
+    if (ch == '\n') {
       line[len] = '\0';
-      if (strcmp(line, "close") == 0) return 1;
       len = 0;
+      if (strcmp(line, "close") == 0) return CMD_CLOSE;
+      if (strcmp(line, "ping") == 0) return CMD_PING;
     } else if (len + 1 < sizeof line) {
-      line[len++] = buf[k];
+      line[len++] = ch;
     }
   }
-  return 0;
+  return CMD_NONE;
+}
+
+static void ping_all(void) {
+  static const uint8_t pingreq[2] = {0xc0, 0x00};
+  pinged = answered = 0;
+  for (long i = 0; i < opened; i++) {
+    struct conn *c = &conns[i];
+    if (c->state != OPEN) continue;
+    c->ping = 1;
+    c->got = 0;
+    if (send(c->fd, pingreq, sizeof pingreq, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof pingreq) pinged++;
+    else c->ping = 0;
+  }
+}
+
+/* Pinged connections still waiting for their PINGRESP (dropped ones count as done). */
+static long ping_waiting(void) {
+  long n = 0;
+  for (long i = 0; i < opened; i++)
+    if (conns[i].state == OPEN && conns[i].ping == 1) n++;
+  return n;
 }
 
 int main(int argc, char **argv) {
-  if (argc < 9 || argc > 10) {
-    fprintf(stderr, "usage: %s HOST PORT COUNT WINDOW CLIENT_ID_PREFIX LEVEL KEEPALIVE SOURCES [TIMEOUT_S]\n", argv[0]);
+  if (argc < 9 || argc > 11) {
+    fprintf(stderr, "usage: %s HOST PORT COUNT WINDOW CLIENT_ID_PREFIX LEVEL KEEPALIVE SOURCES [TIMEOUT_S [DESTS]]\n", argv[0]);
     return 2;
   }
   count = atol(argv[3]);
@@ -259,9 +309,10 @@ int main(int argc, char **argv) {
   level = atoi(argv[6]);
   keepalive = atoi(argv[7]);
   sources = atoi(argv[8]);
-  double timeout = argc == 10 ? atof(argv[9]) : 120;
+  double timeout = argc >= 10 ? atof(argv[9]) : 120;
+  if (argc == 11) dests = atoi(argv[10]);
   if (!(timeout > 0 && timeout <= 86400)) timeout = 120;
-  if (count < 1 || window < 1 || (level != 4 && level != 5) || keepalive < 0 || keepalive > 65535 || sources < 1 || sources > 254 ||
+  if (count < 1 || window < 1 || (level != 4 && level != 5) || keepalive < 0 || keepalive > 65535 || sources < 1 || sources > 254 || dests < 1 || dests > 254 ||
       strlen(prefix) > 64) {
     fprintf(stderr, "connect: bad arguments\n");
     return 2;
@@ -276,7 +327,7 @@ int main(int argc, char **argv) {
   dstlen = ai->ai_addrlen;
   freeaddrinfo(ai);
   /* Source spreading only makes sense towards loopback. */
-  if (dst.ss_family != AF_INET || (ntohl(((struct sockaddr_in *)&dst)->sin_addr.s_addr) >> 24) != 127) sources = 1;
+  if (dst.ss_family != AF_INET || (ntohl(((struct sockaddr_in *)&dst)->sin_addr.s_addr) >> 24) != 127) sources = dests = 1;
 
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -301,6 +352,7 @@ int main(int argc, char **argv) {
   t_last = t_first;
   double deadline = now_s() + timeout;
   int quit = 0, reported = 0;
+  double ping_started = 0, ping_deadline = 0; /* a ping round is running while ping_deadline > 0 */
   struct epoll_event evs[512];
   while (!quit) {
     if (!reported) {
@@ -323,7 +375,12 @@ int main(int argc, char **argv) {
         if (!have_stdin) break;
       }
     }
-    int ms = reported ? -1 : (int)((deadline - now_s()) * 1000) + 1;
+    if (ping_deadline > 0 && (ping_waiting() == 0 || now_s() >= ping_deadline)) {
+      printf("{\"pinged\":%ld,\"answered\":%ld,\"seconds\":%.6f}\n", pinged, answered, now_s() - ping_started);
+      fflush(stdout);
+      ping_deadline = 0;
+    }
+    int ms = reported ? (ping_deadline > 0 ? 100 : -1) : (int)((deadline - now_s()) * 1000) + 1;
     int n = epoll_wait(epfd, evs, 512, ms < 0 && !reported ? 0 : ms);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -333,7 +390,18 @@ int main(int argc, char **argv) {
     for (int k = 0; k < n; k++) {
       uint64_t id = evs[k].data.u64;
       if (id == UINT64_MAX) {
-        if (read_stdin_close()) quit = 1;
+        int cmd;
+        while ((cmd = read_stdin_command()) != CMD_NONE) {
+          if (cmd == CMD_CLOSE) {
+            quit = 1;
+            break;
+          }
+          if (reported && ping_deadline == 0) {
+            ping_all();
+            ping_started = now_s();
+            ping_deadline = ping_started + 30;
+          }
+        }
         continue;
       }
       struct conn *c = &conns[id];

@@ -42,6 +42,8 @@ export interface NativeConnectOptions {
   keepAlive: number;
   /** Source addresses 127.0.0.1..N to spread loopback clients over. */
   sources: number;
+  /** Destination addresses host, host+1, ... (loopback; the broker must listen on all of them); default 1. */
+  dests?: number;
   timeoutMs: number;
 }
 
@@ -53,6 +55,14 @@ export interface NativeConnectReport {
   cpu_user_us: number;
   cpu_sys_us: number;
   error?: string;
+}
+
+export interface NativePingReport {
+  /** Open connections a PINGREQ was sent on. */
+  pinged: number;
+  /** Of those, how many answered with PINGRESP. */
+  answered: number;
+  seconds: number;
 }
 
 const live = new Set<ChildProcess>();
@@ -104,7 +114,7 @@ export class NativeConnections {
 
   /** Start the opener; resolves once it has printed its report (all handshakes done or timed out). */
   static async open(bin: string, o: NativeConnectOptions): Promise<{ conns: NativeConnections; report: NativeConnectReport }> {
-    const args = [o.host, o.port, o.count, o.window, o.clientIdPrefix, o.version, o.keepAlive, o.sources, Math.ceil(o.timeoutMs / 1000)];
+    const args = [o.host, o.port, o.count, o.window, o.clientIdPrefix, o.version, o.keepAlive, o.sources, Math.ceil(o.timeoutMs / 1000), o.dests ?? 1];
     const child = spawn(bin, args.map(String), { stdio: ['pipe', 'pipe', 'pipe'] });
     if (child.pid === undefined) {
       const err = await new Promise<Error>((resolve) => child.once('error', resolve));
@@ -141,6 +151,15 @@ export class NativeConnections {
         });
       });
     }
+  }
+
+  /** PINGREQ on every open connection; resolves when each has answered, been dropped, or 30 s have passed. */
+  async ping(): Promise<NativePingReport> {
+    this.child.stdin!.write('ping\n');
+    const line = await this.nextLine(40_000);
+    const r = JSON.parse(line) as Partial<NativePingReport>;
+    if (typeof r.pinged !== 'number' || typeof r.answered !== 'number') throw new Error(`native connect: unexpected line ${line}`);
+    return r as NativePingReport;
   }
 
   /** Close every connection (DISCONNECT first); returns how many the broker had dropped meanwhile. */

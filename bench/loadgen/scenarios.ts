@@ -1,6 +1,8 @@
 /** The benchmark scenarios, run from the generator's main thread against one broker. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { allowedCpus, cpuMicros, rssKiB } from '../proc.js';
+import { readFileSync, rmSync } from 'node:fs';
+import { memFile } from '../brokers/gc-signal.js';
+import { allowedCpus, cpuMicros, rssKiB, treeSum } from '../proc.js';
 import type { GeneratorJob, ScenarioResult } from '../types.js';
 import { NATIVE_CONNECT_ENV, NATIVE_CONNECT_MISSING_ENV, NativeConnections } from './native.js';
 import type { Pool, Shape, Totals } from './pool.js';
@@ -204,6 +206,7 @@ async function latency(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
     broker: job.broker,
     metrics: {
       p50_us: round(percentile(samples, 0.5)),
+      p90_us: round(percentile(samples, 0.9)),
       p99_us: round(percentile(samples, 0.99)),
       p999_us: round(percentile(samples, 0.999)),
       max_us: round(samples.length > 0 ? samples[samples.length - 1]! : NaN),
@@ -237,16 +240,29 @@ interface Opened {
   brokerCpuUs: number;
 }
 
+/** Answers to one PINGREQ on every open connection. */
+interface Pinged {
+  pinged: number;
+  answered: number;
+  seconds: number;
+}
+
 /** Opens the idle scenario's connections and later closes them, reporting those the broker dropped. */
 interface Opener {
   /** How the connections were opened, for the scenario notes. */
   note: string;
   open(clientIdPrefix: string, count: number, timeoutMs: number): Promise<Opened>;
+  /** PINGREQ on every open connection (null: this opener cannot). */
+  ping(): Promise<Pinged | null>;
   /** Close what open() opened; returns the connections the broker dropped meanwhile. */
   close(): Promise<number>;
   /** Last resort on failure: nothing may outlive the scenario. */
   kill(): void;
 }
+
+/** Broker CPU time: the broker process and its descendants (worker processes of `courier --workers`). */
+const brokerCpu = (pid: number): number => treeSum(pid, cpuMicros);
+const brokerRss = (pid: number): number => treeSum(pid, rssKiB);
 
 /** The Node worker threads: their CPU use while opening thousands of connections limits the rate. */
 function poolOpener(pool: Pool, job: GeneratorJob, why: string): Opener {
@@ -260,6 +276,7 @@ function poolOpener(pool: Pool, job: GeneratorJob, why: string): Opener {
       const w = diff(a, snapshot(pool, job.brokerPid));
       return { seconds: w.seconds, genCpuUs: w.genCpuUs, brokerCpuUs: w.brokerCpuUs };
     },
+    ping: () => Promise.resolve(null),
     async close() {
       const lost = pool.totals().lostConnections;
       await pool.all({ op: 'close' });
@@ -271,45 +288,110 @@ function poolOpener(pool: Pool, job: GeneratorJob, why: string): Opener {
   };
 }
 
-/** bench/loadgen/connect.c: one epoll thread, a child of this (pinned) process, so on the generator's CPU. */
+/**
+ * bench/loadgen/connect.c: one epoll thread per process, children of this (pinned) process, so
+ * on the generator's CPU. One process holds at most `idleProcessCap` connections (its file
+ * descriptor limit), so large counts are spread over several, started together.
+ */
 function nativeOpener(bin: string, job: GeneratorJob): Opener {
-  let current: NativeConnections | null = null;
+  let current: NativeConnections[] = [];
+  const p = job.params;
   const opener: Opener = {
     note: '',
     async open(prefix, count, timeoutMs) {
-      if (current !== null) throw new Error('native connect: previous connections still open');
-      const before = cpuMicros(job.brokerPid);
-      const { conns, report } = await NativeConnections.open(bin, {
-        host: job.host,
-        port: job.port,
-        count,
-        window: job.params.connectWindow,
-        clientIdPrefix: prefix,
-        version: job.params.version,
-        keepAlive: 600, // as the Node generator's CONNECT
-        sources: job.host === '127.0.0.1' ? 8 : 1, // see worker.ts: ~28k connections per source address
-        timeoutMs,
-      });
-      const brokerCpuUs = cpuMicros(job.brokerPid) - before;
-      current = conns;
+      if (current.length > 0) throw new Error('native connect: previous connections still open');
+      const procs = Math.max(p.idleProcesses, Math.ceil(count / Math.max(1, p.idleProcessCap)));
+      const counts = Array.from({ length: procs }, (_, k) => Math.floor(count / procs) + (k < count % procs ? 1 : 0)).filter((n) => n > 0);
+      const loopback = job.host.startsWith('127.');
+      const before = brokerCpu(job.brokerPid);
+      const settled = await Promise.allSettled(
+        counts.map((n, k) =>
+          NativeConnections.open(bin, {
+            host: job.host,
+            port: job.port,
+            count: n,
+            window: Math.max(1, Math.ceil(p.connectWindow / counts.length)),
+            clientIdPrefix: counts.length > 1 ? `${prefix}${k}-` : prefix,
+            version: p.version,
+            keepAlive: 600, // as the Node generator's CONNECT
+            sources: loopback ? 8 : 1, // see worker.ts: ~28k connections per source address
+            dests: loopback ? p.idleDests : 1,
+            timeoutMs,
+          }),
+        ),
+      );
+      const brokerCpuUs = brokerCpu(job.brokerPid) - before;
+      current = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value.conns] : []));
+      const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failure !== undefined) throw failure.reason as Error;
+      const reports = settled.map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof NativeConnections.open>>>).value.report);
       const mine = allowedCpus(process.pid);
-      const its = allowedCpus(conns.pid);
-      if (its !== mine) throw new Error(`native connect pid ${conns.pid} runs on CPUs ${its}, the generator on ${mine}`);
-      opener.note = `connections opened by bench/loadgen/connect.c (native, one epoll thread; pid ${conns.pid} on CPUs ${its})`;
-      if (report.failed > 0) throw new Error(`${report.failed} connection(s) failed: ${report.error ?? 'timeout'}`);
-      return { seconds: report.seconds, genCpuUs: report.cpu_user_us + report.cpu_sys_us, brokerCpuUs };
+      for (const c of current) {
+        const its = allowedCpus(c.pid);
+        if (its !== mine) throw new Error(`native connect pid ${c.pid} runs on CPUs ${its}, the generator on ${mine}`);
+      }
+      opener.note =
+        `connections opened by bench/loadgen/connect.c (native, one epoll thread per process; ${current.length} process(es) of ≤ ${p.idleProcessCap}, ` +
+        `pids ${current.map((c) => c.pid).join(' ')} on CPUs ${mine}; ${loopback ? `8 source × ${p.idleDests} destination addresses` : 'one address'})`;
+      const failed = reports.reduce((n, r) => n + r.failed, 0);
+      if (failed > 0) throw new Error(`${failed} connection(s) failed: ${reports.find((r) => r.error !== undefined)?.error ?? 'timeout'}`);
+      return {
+        // The processes start together: the burst lasts as long as the slowest.
+        seconds: Math.max(...reports.map((r) => r.seconds)),
+        genCpuUs: reports.reduce((n, r) => n + r.cpu_user_us + r.cpu_sys_us, 0),
+        brokerCpuUs,
+      };
+    },
+    async ping() {
+      const all = await Promise.all(current.map((c) => c.ping()));
+      return {
+        pinged: all.reduce((n, r) => n + r.pinged, 0),
+        answered: all.reduce((n, r) => n + r.answered, 0),
+        seconds: Math.max(0, ...all.map((r) => r.seconds)),
+      };
     },
     async close() {
       const conns = current;
-      current = null;
-      return conns === null ? 0 : conns.close();
+      current = [];
+      const lost = await Promise.all(conns.map((c) => c.close()));
+      return lost.reduce((a, b) => a + b, 0);
     },
     kill() {
-      current?.kill();
-      current = null;
+      for (const c of current) c.kill();
+      current = [];
     },
   };
   return opener;
+}
+
+/**
+ * RSS after a forced garbage collection: Node brokers started by the benchmark run with
+ * --expose-gc and collect on SIGUSR2 (bench/brokers/gc-signal.ts), then leave their V8 heap in
+ * use and external memory in a file; the RSS is read once it has stopped falling (at most 3 s).
+ * Without `gcSignal` just the RSS.
+ */
+async function rssAfterGc(job: GeneratorJob): Promise<{ rss: number; heapKiB: number | null }> {
+  if (job.gcSignal !== true) return { rss: brokerRss(job.brokerPid), heapKiB: null };
+  // Only the launcher itself: it is the one process known to handle SIGUSR2 (the default action ends a process).
+  const file = memFile(job.brokerPid);
+  rmSync(file, { force: true });
+  process.kill(job.brokerPid, 'SIGUSR2');
+  let last = Infinity;
+  for (let i = 0; i < 12; i++) {
+    await sleep(250);
+    const rss = brokerRss(job.brokerPid);
+    if (i >= 3 && rss >= last) break;
+    last = Math.min(last, rss);
+  }
+  let heapKiB: number | null = null;
+  try {
+    const m = JSON.parse(readFileSync(file, 'utf8')) as { heapUsed: number; external: number };
+    heapKiB = (m.heapUsed + m.external) / 1024;
+    rmSync(file, { force: true });
+  } catch {
+    // not written (no --expose-gc): RSS only
+  }
+  return { rss: Math.min(last, brokerRss(job.brokerPid)), heapKiB };
 }
 
 async function idle(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
@@ -324,17 +406,25 @@ async function idle(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
     await opener.open('idle-warm-', 100, 30_000);
     await opener.close();
     await sleep(p.idleSettleMs);
-    const rssBefore = rssKiB(job.brokerPid);
+    const rssBefore = brokerRss(job.brokerPid);
     // The steady baseline waits as long as the steady reading below: a garbage-collected broker
     // shrinks what start-up and the warm-up grew, and that must not count as freed by connections.
-    const rssBaseSteady = await steadyRss(job.brokerPid, p.idleSteadyMs);
-    const w = await opener.open('idle-', p.idleConnections, 120_000);
+    await steadyRss(job.brokerPid, p.idleSteadyMs);
+    const { rss: rssBaseSteady, heapKiB: heapBase } = await rssAfterGc(job);
+    const w = await opener.open('idle-', p.idleConnections, Math.max(120_000, p.idleConnections * 2));
     await sleep(p.idleSettleMs);
-    const rssAfter = rssKiB(job.brokerPid);
+    const rssAfter = brokerRss(job.brokerPid);
     // Steady state: the connections stay idle; a garbage-collected broker gives back what the
-    // connect burst grew (V8 shrinks its young generation once allocation stops, ~30 s here).
-    const rssSteady = await steadyRss(job.brokerPid, p.idleSteadyMs);
+    // connect burst grew (V8 shrinks its young generation once allocation stops, ~30 s here),
+    // then a forced collection (Node brokers) leaves only what the connections hold.
+    await steadyRss(job.brokerPid, p.idleSteadyMs);
+    const { rss: rssSteady, heapKiB: heapSteady } = await rssAfterGc(job);
+    // Every connection must still be there and answer.
+    const pinged = await opener.ping();
     const lost = await opener.close();
+    const notes = [opener.note];
+    if (job.gcSignal === true) notes.push('steady RSS read after a forced GC (SIGUSR2 → gc() in the broker process, started with --expose-gc)');
+    if (pinged === null) notes.push('PINGREQ check skipped (only the native generator does it)');
     return {
       scenario: job.scenario,
       broker: job.broker,
@@ -349,10 +439,13 @@ async function idle(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
         rss_base_steady_mib: round(rssBaseSteady / 1024),
         rss_steady_mib: round(rssSteady / 1024),
         rss_steady_per_conn_kib: round((rssSteady - rssBaseSteady) / p.idleConnections, 2),
+        heap_per_conn_kib: heapBase === null || heapSteady === null ? null : round((heapSteady - heapBase) / p.idleConnections, 2),
+        pingresp_pct: pinged === null ? null : round((pinged.answered / p.idleConnections) * 100, 2),
+        ping_ms: pinged === null ? null : round(pinged.seconds * 1000),
         gen_cpu_pct: round(pct(w.genCpuUs, w.seconds)),
         lost_connections: lost,
       },
-      notes: [opener.note],
+      notes,
     };
   } finally {
     opener.kill();

@@ -10,7 +10,17 @@ import { RetainedIndex, TopicTrie } from '../topics/index.js';
 import { isExpired, type Message } from './message.js';
 import { parseSharedFilter } from '../topics/validate.js';
 import { Deadlines, systemClock, type Clock, type Scheduled } from './deadlines.js';
-import { Session, type DeliveryCounters, type Journal, type Outbound, type SessionHost, type SharedGroup, type Subscription, type Will } from './session.js';
+import {
+  Session,
+  type DeliveryCounters,
+  type Journal,
+  type Outbound,
+  type SessionEnv,
+  type SessionHost,
+  type SharedGroup,
+  type Subscription,
+  type Will,
+} from './session.js';
 import type { ClusterLink } from './cluster-link.js';
 import { LatencySampler } from './latency.js';
 
@@ -102,11 +112,14 @@ export class BrokerCore {
   /** Will delay, session expiry and queued-message expiry of every session, and the expiry of retained messages, on one timer (see deadlines.ts). */
   readonly deadlines: Deadlines<Session | RetainedExpiry>;
   readonly #retainedExpiry = new Map<string, RetainedExpiry>();
-  readonly #host: SessionHost = { reschedule: (s) => this.#schedule(s) };
+  /** Shared by every session of this broker (Session keeps one reference to it). */
+  readonly #sessionEnv: SessionEnv;
 
   constructor(mqtt: MqttOptions, limits: SessionLimits, store: Store, log: Logger, observer: CoreObserver, clock: Clock = systemClock) {
     this.mqtt = mqtt;
     this.limits = limits;
+    const host: SessionHost = { reschedule: (s) => this.#schedule(s) };
+    this.#sessionEnv = { limits, budget: this.queueBudget, counters: this.delivery, host };
     this.#store = store;
     this.#log = log;
     this.#observer = observer;
@@ -178,7 +191,7 @@ export class BrokerCore {
       this.cluster?.sessionEnded?.(rec.clientId, claimToken);
       return undefined;
     }
-    const s = new Session(rec.clientId, this.limits, this.queueBudget, this.delivery, this.#host);
+    const s = new Session(rec.clientId, this.#sessionEnv);
     s.expiryInterval = rec.expiryInterval;
     s.owner = rec.owner;
     s.stored = true;
@@ -419,7 +432,7 @@ export class BrokerCore {
       this.counters.sessionsResumed++;
       return { session, present: true };
     }
-    session = new Session(clientId, this.limits, this.queueBudget, this.delivery, this.#host);
+    session = new Session(clientId, this.#sessionEnv);
     this.sessions.set(clientId, session);
     this.counters.sessionsCreated++;
     return { session, present: false };

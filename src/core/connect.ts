@@ -8,6 +8,7 @@ import { encode } from '../protocol/encoder.js';
 import { MalformedPacketError, ProtocolError } from '../protocol/errors.js';
 import type { AuthPacket, ConnectPacket, DisconnectPacket, Packet, Properties } from '../protocol/packets.js';
 import { checkTopicName } from '../topics/index.js';
+import { noopLogger } from '../options.js';
 import type { AuthenticationRequest, AuthenticationResult } from '../security/types.js';
 import { NEVER_EXPIRES } from './broker-core.js';
 import { createMessage } from './message.js';
@@ -31,7 +32,20 @@ function assignClientId(): string {
   return `courier-${process.pid.toString(36)}-${Date.now().toString(36)}-${assigned.toString(36)}`;
 }
 
+/**
+ * The CONNACKs of accepted 3.1.1 clients, encoded once, by Session Present (3.1's has no such
+ * flag). Written as they are by every connection (Output never changes a buffer it is given).
+ */
+const ACCEPTED_V4 = [
+  encode({ type: 'connack', sessionPresent: false, reasonCode: 0 }, 4),
+  encode({ type: 'connack', sessionPresent: true, reasonCode: 0 }, 4),
+] as const;
+
 function connack(c: ConnectionInternals, code: number, sessionPresent: boolean, properties: Properties | undefined): void {
+  if (code === 0 && c.version === 4) {
+    c.write(ACCEPTED_V4[sessionPresent ? 1 : 0]);
+    return;
+  }
   const packet: Packet = { type: 'connack', sessionPresent, reasonCode: code };
   if (properties !== undefined && c.version === 5) packet.properties = properties;
   c.write(encode(packet, c.version));
@@ -361,12 +375,11 @@ function accept(
   // Accepted.
   const now = Date.now();
   c.phase = Phase.Connected;
+  c.accepted(now);
   c.keepAliveMs = keepAlive * 1000;
   c.sendQuota = Math.min(props?.receiveMaximum ?? 65535, core.limits.maxInflight);
   if (v5 && (props?.topicAliasMaximum ?? 0) > 0 && core.mqtt.outboundTopicAliases) {
-    c.outAliasMax = props!.topicAliasMaximum!;
-    c.outAliases = new Map();
-    c.outAliasTopics = [];
+    c.outAliases = { max: props!.topicAliasMaximum!, byTopic: new Map(), topics: [], next: 0 };
   }
 
   const { session, present } = core.openSession(clientId, p.clean);
@@ -391,10 +404,13 @@ function accept(
   connack(c, 0, present, fitted);
   // Keep alive is checked by the sweep; without one the connection leaves it.
   if (keepAlive === 0) ctx.sweeper.remove(c);
-  c.log.info(
-    { clientId, remote: c.remote(), transport: info.transport, version: p.protocolVersion, clean: p.clean, keepAlive, sessionPresent: present },
-    'client connected',
-  );
+  // Not even the arguments of a log line when nothing logs (the library's default): a connection burst pays for them.
+  if (c.log !== noopLogger) {
+    c.log.info(
+      { clientId, remote: c.remote(), transport: info.transport, version: p.protocolVersion, clean: p.clean, keepAlive, sessionPresent: present },
+      'client connected',
+    );
+  }
   c.observer.connected(client, present);
   core.connected(session);
   session.attach(c, now);

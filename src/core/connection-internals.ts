@@ -32,6 +32,14 @@ export interface AuthExchange {
   readonly plan: ConnectPlan | undefined;
 }
 
+/** Outbound topic aliases (5.0 §3.3.2.3.4): the client's Topic Alias Maximum, topic → alias, alias → topic, next slot to replace. */
+export interface OutboundAliases {
+  readonly max: number;
+  readonly byTopic: Map<string, number>;
+  readonly topics: Array<string | undefined>;
+  next: number;
+}
+
 export interface ConnectionInternals extends Outlet, LiveConnection, Sweepable {
   version: ProtocolVersion;
   sendQuota: number;
@@ -57,17 +65,16 @@ export interface ConnectionInternals extends Outlet, LiveConnection, Sweepable {
   authMethod: string | undefined;
   /** Inbound topic aliases: alias → topic. */
   aliases: Map<number, string> | undefined;
-  /** Outbound topic aliases: the client's Topic Alias Maximum, topic → alias, alias → topic, next slot to replace. */
-  outAliasMax: number;
-  outAliases: Map<string, number> | undefined;
-  outAliasTopics: Array<string | undefined> | undefined;
-  outAliasNext: number;
+  /** Outbound topic aliases, when the client accepts them (one field: most connections have none). */
+  outAliases: OutboundAliases | undefined;
   /** Publish rate limit: start of the one-second window, publishes and bytes in it. */
   rateWindow: number;
   rateCount: number;
   rateBytes: number;
   closeReason: string;
 
+  /** The client is accepted now (`now`: epoch ms): records the connection time. */
+  accepted(now: number): void;
   /** `address:port` of the peer, for logs. */
   remote(): string;
   /** Queues an encoded packet for this turn's flush (nothing once the connection has ended). */

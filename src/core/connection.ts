@@ -16,11 +16,11 @@ import { encode } from '../protocol/encoder.js';
 import { MqttError, UnsupportedProtocolVersionError } from '../protocol/errors.js';
 import type { Packet } from '../protocol/packets.js';
 import type { ConnectionInfo } from '../transport/types.js';
-import type { Logger } from '../options.js';
+import { noopLogger, type Logger } from '../options.js';
 import { isPromise } from '../security/index.js';
 import type { BrokerCore } from './broker-core.js';
 import { dispatch } from './dispatch.js';
-import { Phase, type AuthExchange, type ConnectionInternals } from './connection-internals.js';
+import { Phase, type AuthExchange, type ConnectionInternals, type OutboundAliases } from './connection-internals.js';
 import type { Message } from './message.js';
 import { Output } from './output.js';
 import { ack, writePublish } from './publish.js';
@@ -32,6 +32,18 @@ export type { ClientInfo, ConnectionContext, ConnectionObserver, LimitCounters, 
 
 /** How long a connection being closed by the server may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
+
+/**
+ * Times held per connection are milliseconds since this module loaded, wrapped to 32 bits
+ * (`| 0`): small integers, which V8 keeps in the field itself, where an epoch time (or any
+ * result of `Date.now()` arithmetic that is not truncated) is a separate 16-byte heap number per
+ * field and connection. Intervals between two such times are `(a - b) | 0`, exact while shorter
+ * than 24 days (keep alive is at most 65,535 s × 1.5, the CONNECT timeout seconds).
+ */
+const EPOCH = Date.now();
+function clock(now: number): number {
+  return (now - EPOCH) | 0;
+}
 
 /** The stream's link back to its connection (read by the shared stream listeners). */
 const OWNER = Symbol('courier.connection');
@@ -50,8 +62,6 @@ export class Connection implements ConnectionInternals {
   // uses only the methods further down.
   readonly ctx: ConnectionContext;
   readonly core: BrokerCore;
-  readonly log: Logger;
-  readonly observer: ConnectionObserver;
   readonly decoder: Decoder<Connection>;
   phase = Phase.Connecting;
   session: Session | undefined = undefined;
@@ -62,10 +72,7 @@ export class Connection implements ConnectionInternals {
   auth: AuthExchange | undefined = undefined;
   authMethod: string | undefined = undefined;
   aliases: Map<number, string> | undefined = undefined;
-  outAliasMax = 0;
-  outAliases: Map<string, number> | undefined = undefined;
-  outAliasTopics: Array<string | undefined> | undefined = undefined;
-  outAliasNext = 0;
+  outAliases: OutboundAliases | undefined = undefined;
   clusterMark = 0;
   rateWindow = 0;
   rateCount = 0;
@@ -78,8 +85,9 @@ export class Connection implements ConnectionInternals {
   readonly #traffic: TrafficCounters;
   /** Packets held while an asynchronous hook (authentication, authorization) decides; undefined = not paused. */
   #held: Packet[] | undefined = undefined;
-  #lastSeen = Date.now();
-  /** The CONNECT deadline while connecting. */
+  /** Last packet bytes received (see clock()). */
+  #lastSeen = clock(Date.now());
+  /** The CONNECT deadline while connecting, then the time CONNACK accepted the client (see clock()). */
   #deadline = 0;
 
   constructor(stream: Duplex, info: ConnectionInfo, ctx: ConnectionContext) {
@@ -88,8 +96,6 @@ export class Connection implements ConnectionInternals {
     this.info = info;
     this.ctx = ctx;
     this.core = core;
-    this.log = ctx.log;
-    this.observer = ctx.observer;
     // No closures per connection: the stream's listeners and the decoder's callback are shared
     // functions that find the connection through the stream (an idle connection costs less).
     this.#traffic = ctx.traffic;
@@ -101,7 +107,7 @@ export class Connection implements ConnectionInternals {
     stream.on('end', Connection.#streamEnd);
     stream.on('close', Connection.#streamClose);
     // [MQTT-3.1.4-1] a client that never completes a CONNECT is closed (checked by the sweep).
-    this.#deadline = this.#lastSeen + ctx.limits.connectTimeoutMs;
+    this.#deadline = (this.#lastSeen + ctx.limits.connectTimeoutMs) | 0;
     ctx.sweeper.add(this);
   }
 
@@ -141,6 +147,15 @@ export class Connection implements ConnectionInternals {
     c.observer.released(c);
   }
 
+  // Read through the context (connect and disconnect only): two fields fewer per connection.
+  get log(): Logger {
+    return this.ctx.log;
+  }
+
+  get observer(): ConnectionObserver {
+    return this.ctx.observer;
+  }
+
   /** The store's pending commit (Output waits for it before acknowledging). */
   commitPoint(): Promise<void> | null {
     return this.core.commitPoint(this.clusterMark);
@@ -155,7 +170,7 @@ export class Connection implements ConnectionInternals {
   /** Periodic check of the CONNECT deadline and keep alive (see Sweeper). */
   sweep(now: number): void {
     if (this.phase === Phase.Connecting) {
-      if (now < this.#deadline) return;
+      if (((clock(now) - this.#deadline) | 0) < 0) return;
       this.closeReason = 'no CONNECT in time';
       this.ctx.counters.connectTimeouts++;
       this.log.warn({ remote: this.remote() }, `closing connection: no CONNECT within ${this.ctx.limits.connectTimeoutMs} ms`);
@@ -164,7 +179,7 @@ export class Connection implements ConnectionInternals {
     }
     // Keep alive: [MQTT-3.1.2-22] (5.0) / [MQTT-3.1.2-24] (3.1.1): 1.5 × keep alive without a packet.
     if (this.phase !== Phase.Connected || this.keepAliveMs === 0) return;
-    if (now - this.#lastSeen >= this.keepAliveMs * 1.5) {
+    if (((clock(now) - this.#lastSeen) | 0) >= this.keepAliveMs * 1.5) {
       const s = this.keepAliveMs / 1000;
       this.serverDisconnect(ReasonCode.KeepAliveTimeout, `keep alive timeout (${s} s × 1.5 without a packet)`, true);
     }
@@ -173,6 +188,23 @@ export class Connection implements ConnectionInternals {
   /** Destroys the socket (broker shutdown, after the grace period). */
   destroyStream(): void {
     this.#stream.destroy();
+  }
+
+  /** The connection has ended (closed, refused, or its client went away). */
+  get ended(): boolean {
+    return this.phase === Phase.Closed;
+  }
+
+  /** Epoch ms at which the client was accepted (CONNACK); undefined before. Exact for 49 days after it. */
+  get connectedAt(): number | undefined {
+    if (this.client === undefined) return undefined;
+    const now = Date.now();
+    return now - ((clock(now) - this.#deadline) >>> 0);
+  }
+
+  /** Called by the CONNECT handler as it accepts the client (`now`: epoch ms). */
+  accepted(now: number): void {
+    this.#deadline = clock(now);
   }
 
   get clientId(): string | undefined {
@@ -189,7 +221,7 @@ export class Connection implements ConnectionInternals {
   #onData(chunk: Buffer): void {
     if (this.phase === Phase.Closed) return;
     this.#traffic.bytesIn += chunk.length;
-    this.#lastSeen = Date.now();
+    this.#lastSeen = clock(Date.now());
     try {
       this.decoder.push(chunk);
     } catch (err) {
@@ -360,7 +392,7 @@ export class Connection implements ConnectionInternals {
     if (session.outlet === this) {
       core.connectionEnded(session, session.will, Date.now());
     }
-    this.log.info({ clientId: client.clientId, remote: this.remote(), reason: this.closeReason }, 'client disconnected');
+    if (this.log !== noopLogger) this.log.info({ clientId: client.clientId, remote: this.remote(), reason: this.closeReason }, 'client disconnected');
     this.observer.disconnected(client, this.closeReason);
   }
 

@@ -200,7 +200,8 @@ export function writePublish(
   const now = m.expiresAt === 0 ? 0 : Date.now();
   // Sampled delivery latency: one pointer comparison for every other message.
   if (m === c.core.latency.message) c.core.latency.delivered();
-  if (c.outAliasMax === 0) {
+  const out = c.outAliases;
+  if (out === undefined) {
     const buf = encodeDelivery(m, c.version, qos, retain, packetId, dup, v5 ? subscriptionIds : undefined, undefined, now);
     // [MQTT-3.1.2-24] never more than the client's Maximum Packet Size.
     if (buf.length > c.clientMaxPacket) return false;
@@ -209,7 +210,7 @@ export function writePublish(
   }
   // Outbound topic aliases (5.0 §3.3.2.3.4): a topic sent before goes as its alias alone.
   const topic = m.topic;
-  const aliases = c.outAliases!;
+  const aliases = out.byTopic;
   const known = aliases.get(topic);
   if (known !== undefined) {
     const buf = encodeDelivery(m, 5, qos, retain, packetId, dup, subscriptionIds, { topic: '', alias: known }, now);
@@ -219,8 +220,8 @@ export function writePublish(
   }
   // A new alias, or the next slot in turn when all are taken, never above the client's maximum
   // [MQTT-3.3.2-11]: the mapping counts only once the packet that sets it has gone out.
-  const byAlias = c.outAliasTopics!;
-  const alias = aliases.size < c.outAliasMax ? aliases.size + 1 : (c.outAliasNext++ % c.outAliasMax) + 1;
+  const byAlias = out.topics;
+  const alias = aliases.size < out.max ? aliases.size + 1 : (out.next++ % out.max) + 1;
   const buf = encodeDelivery(m, 5, qos, retain, packetId, dup, subscriptionIds, { topic, alias }, now);
   if (buf.length > c.clientMaxPacket) return false;
   const old = byAlias[alias];

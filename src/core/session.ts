@@ -78,6 +78,14 @@ export interface SessionHost {
   reschedule(session: Session): void;
 }
 
+/** What all sessions of one broker share: limits, the queue budget, delivery counters, their owner. */
+export interface SessionEnv {
+  readonly limits: SessionLimits;
+  readonly budget: QueueBudget;
+  readonly counters: DeliveryCounters;
+  readonly host: SessionHost;
+}
+
 /** Queued bytes across all sessions, shared; `max` 0 = unlimited. */
 export interface QueueBudget {
   used: number;
@@ -102,6 +110,8 @@ export interface DeliveryCounters {
 const NO_SUBSCRIPTIONS: ReadonlyMap<string, Subscription> = new Map();
 const NO_INFLIGHT: ReadonlyMap<number, Outbound> = new Map();
 const NO_IDS: ReadonlySet<number> = new Set();
+/** The queue of every session with nothing queued (frozen: a push must replace it first). */
+const NO_QUEUE: Outbound[] = Object.freeze([]) as unknown as Outbound[];
 
 export class Session {
   readonly clientId: string;
@@ -136,22 +146,16 @@ export class Session {
   #inboundQos2: Set<number> | undefined = undefined;
   #inflight: Map<number, Outbound> | undefined = undefined;
 
-  readonly #counters: DeliveryCounters;
-  readonly #limits: SessionLimits;
-  #queue: Outbound[] = [];
+  /** What every session of a broker shares (one field instead of four per session). */
+  readonly #env: SessionEnv;
+  #queue: Outbound[] = NO_QUEUE;
   #head = 0;
   #queuedBytes = 0;
   #nextId = 1;
 
-  readonly #budget: QueueBudget;
-  readonly #host: SessionHost;
-
-  constructor(clientId: string, limits: SessionLimits, budget: QueueBudget, counters: DeliveryCounters, host: SessionHost) {
+  constructor(clientId: string, env: SessionEnv) {
     this.clientId = clientId;
-    this.#limits = limits;
-    this.#budget = budget;
-    this.#counters = counters;
-    this.#host = host;
+    this.#env = env;
   }
 
   /** Subscriptions by filter. */
@@ -209,10 +213,10 @@ export class Session {
     if (qos === 0) {
       if (outlet === undefined) return;
       if (outlet.congested()) {
-        this.#counters.droppedQos0++;
+        this.#env.counters.droppedQos0++;
         return;
       }
-      if (!outlet.sendPublish(m, 0, retain, 0, false, subscriptionIds)) this.#counters.droppedTooLarge++;
+      if (!outlet.sendPublish(m, 0, retain, 0, false, subscriptionIds)) this.#env.counters.droppedTooLarge++;
       return;
     }
     const entry: Outbound = { message: m, group, seq: 0, qos, retain, subscriptionIds, packetId: 0, released: false };
@@ -230,10 +234,11 @@ export class Session {
       (this.#inflight ??= new Map()).set(entry.packetId, entry);
       if (entry.packetId >= this.#nextId) this.#nextId = entry.packetId === 0xffff ? 1 : entry.packetId + 1;
     } else {
+      if (this.#queue === NO_QUEUE) this.#queue = [];
       this.#queue.push(entry);
       const size = messageBytes(entry.message);
       this.#queuedBytes += size;
-      this.#budget.used += size;
+      this.#env.budget.used += size;
       this.#queuedExpiry(entry.message.expiresAt);
     }
   }
@@ -248,13 +253,13 @@ export class Session {
   #unqueued(entry: Outbound): void {
     const size = messageBytes(entry.message);
     this.#queuedBytes -= size;
-    this.#budget.used -= size;
+    this.#env.budget.used -= size;
   }
 
   #enqueue(entry: Outbound): void {
-    const limits = this.#limits;
+    const limits = this.#env.limits;
     const size = messageBytes(entry.message);
-    const budget = this.#budget;
+    const budget = this.#env.budget;
     if (budget.max > 0 && budget.used + size > budget.max) {
       budget.dropped++;
       return;
@@ -264,20 +269,21 @@ export class Session {
         const old = this.#queue[this.#head]!;
         this.#queue[this.#head++] = undefined as unknown as Outbound;
         this.#unqueued(old);
-        this.#counters.droppedQueueFull++;
+        this.#env.counters.droppedQueueFull++;
         this.journal?.removed(this, old);
       } else {
-        this.#counters.droppedQueueFull++;
+        this.#env.counters.droppedQueueFull++;
         return;
       }
     }
+    if (this.#queue === NO_QUEUE) this.#queue = [];
     this.#queue.push(entry);
     this.#queuedBytes += size;
     budget.used += size;
     this.journal?.added(this, entry);
     // Expired messages leave the queue at their deadline, not at the next drain: they must not
     // hold the queue's room (or the store's) from live ones while the client is away.
-    if (this.#queuedExpiry(entry.message.expiresAt)) this.#host.reschedule(this);
+    if (this.#queuedExpiry(entry.message.expiresAt)) this.#env.host.reschedule(this);
   }
 
   #send(outlet: Outlet, entry: Outbound): void {
@@ -289,7 +295,7 @@ export class Session {
     if (!outlet.sendPublish(entry.message, entry.qos, entry.retain, id, false, entry.subscriptionIds)) {
       // [MQTT-3.1.2-25] discarded as if delivered.
       this.#inflight!.delete(id);
-      this.#counters.droppedTooLarge++;
+      this.#env.counters.droppedTooLarge++;
       this.journal?.removed(this, entry);
     }
   }
@@ -312,14 +318,14 @@ export class Session {
       this.#unqueued(entry);
       // [MQTT-3.3.2-5] an expired message that has not started onward delivery is discarded.
       if (isExpired(entry.message, now)) {
-        this.#counters.droppedExpired++;
+        this.#env.counters.droppedExpired++;
         this.journal?.removed(this, entry);
         continue;
       }
       this.#send(outlet, entry);
     }
     if (this.#head === this.#queue.length) {
-      this.#queue = [];
+      this.#queue = NO_QUEUE;
       this.#head = 0;
       this.queueExpiresAt = 0;
     } else if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
@@ -364,12 +370,12 @@ export class Session {
       if (entry.released) outlet.sendPubrel(id);
       else if (!outlet.sendPublish(entry.message, entry.qos, entry.retain, id, true, entry.subscriptionIds)) {
         this.#inflight!.delete(id);
-        this.#counters.droppedTooLarge++;
+        this.#env.counters.droppedTooLarge++;
         this.journal?.removed(this, entry);
       }
     }
     this.drain(now);
-    if (this.queueExpiresAt !== 0) this.#host.reschedule(this);
+    if (this.queueExpiresAt !== 0) this.#env.host.reschedule(this);
   }
 
   detach(now: number): void {
@@ -390,7 +396,7 @@ export class Session {
       const at = e.message.expiresAt;
       if (at !== 0 && at <= now) {
         this.#unqueued(e);
-        this.#counters.droppedExpired++;
+        this.#env.counters.droppedExpired++;
         this.journal?.removed(this, e);
         kept ??= queue.slice(this.#head, i);
         continue;
@@ -444,9 +450,9 @@ export class Session {
 
   /** The session ends: its queue is dropped and no longer counts against the shared budget. */
   discard(): void {
-    this.#budget.used -= this.#queuedBytes;
+    this.#env.budget.used -= this.#queuedBytes;
     this.#queuedBytes = 0;
-    this.#queue = [];
+    this.#queue = NO_QUEUE;
     this.#head = 0;
     this.#inflight = undefined;
     this.queueExpiresAt = 0;
