@@ -3,7 +3,7 @@
  * on the same port with the same persistence file), a recording logger, a collector of
  * messages with waits, and a wait for a bridge's state.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Client, type ClientOptions, type Message, type QoS } from '../../packages/client/src/index.js';
@@ -28,6 +28,8 @@ export interface Mosquitto {
 /** Mosquitto on a free loopback port; `extra` config lines are appended (e.g. a password file). */
 export async function mosquitto(extra: readonly string[] = []): Promise<Mosquitto> {
   const dir = mkdtempSync(join(tmpdir(), 'courier-bridge-mosquitto-'));
+  // Run as root, Mosquitto drops to its own user: it must be able to write its persistence file here.
+  chmodSync(dir, 0o777);
   const port = await freePort();
   const conf = join(dir, 'mosquitto.conf');
   writeFileSync(
