@@ -6,6 +6,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { connect } from '../../packages/client/src/index.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import type { BridgeOptions } from '../../src/index.js';
@@ -166,6 +169,43 @@ void describe('bridge Courier → Courier: retained messages, queueing, refusals
       await pub.close();
       await local.close();
       await remote2?.close();
+    }
+  });
+
+  void it('messages queued for an absent remote survive a restart of the local broker (LMDB) and leave in order', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'courier-bridge-durable-'));
+    const remote = await startBroker();
+    const port = remote.port;
+    await remote.close();
+    const bridges: BridgeOptions[] = [
+      {
+        name: 'durable',
+        remotes: [`mqtt://127.0.0.1:${port}`],
+        topics: [{ filter: 'd/#', direction: 'out', qos: 1 }],
+        reconnect: { initialDelay: 20, maxDelay: 200 },
+      },
+    ];
+    let local = await startBroker({ dataDir, persistence: { engine: 'lmdb' }, bridges });
+    let remote2: TestBroker | undefined;
+    try {
+      const pub = await connect(`mqtt://127.0.0.1:${local.port}`);
+      for (let i = 0; i < 300; i++) await pub.publish(`d/${i}`, String(i), { qos: 1 });
+      await pub.close();
+      assert.equal(local.broker.stats().bridges![0]!.queued, 300);
+      await local.close();
+      remote2 = await startBroker({ listeners: [{ type: 'tcp', host: '127.0.0.1', port }] });
+      const far = await Collector.open(`mqtt://127.0.0.1:${port}`, 'd/#', 1);
+      local = await startBroker({ dataDir, persistence: { engine: 'lmdb' }, bridges });
+      await far.count(300);
+      assert.deepEqual(
+        far.messages.map((m) => m.text()),
+        Array.from({ length: 300 }, (_, i) => String(i)),
+      );
+      await far.close();
+    } finally {
+      await local.close();
+      await remote2?.close();
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 
