@@ -635,6 +635,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       deliveryLatency: { counts: [...core.latency.counts], sum: core.latency.sum, count: core.latency.count },
       memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external },
       ...(cluster === undefined ? {} : { cluster }),
+      ...(this.#bridges === undefined ? {} : { bridges: this.#bridges.stats() }),
     };
   }
 

@@ -247,12 +247,15 @@ void describe('bridge Courier → Courier: retained messages, queueing, refusals
     }
   });
 
-  void it('$SYS/broker/connection/<name>/state is 1 while connected and 0 after the remote goes', async () => {
+  void it('$SYS/broker/connection/<name>/state is 1 while connected and 0 after the remote goes; the metrics say the same', async () => {
     const p = await pair({ name: 'sys', topics: [{ filter: 'a/#', direction: 'out' }], reconnect: { initialDelay: 20, maxDelay: 100 } });
     const c = await Collector.open(`mqtt://127.0.0.1:${p.local.port}`, '$SYS/broker/connection/+/state', 0);
     try {
       await c.until((m) => m.some((x) => x.topic === '$SYS/broker/connection/sys/state' && x.text() === '1'), 'state 1');
       assert.equal(c.messages[0]!.retain, true, 'retained');
+      const metrics = await p.local.broker.metrics.render();
+      assert.match(metrics, /^courier_bridge_up\{bridge="sys"\} 1$/m);
+      assert.match(metrics, /^courier_bridge_dropped_total\{bridge="sys",reason="loop"\} 0$/m);
       await p.remote.close();
       await c.until((m) => m.some((x) => x.text() === '0'), 'state 0');
     } finally {
