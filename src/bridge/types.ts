@@ -66,7 +66,7 @@ export interface BridgeOptions {
   reconnect?: { initialDelay?: number; maxDelay?: number };
 }
 
-export type BridgeState = 'connecting' | 'connected' | 'reconnecting' | 'refused' | 'stopped';
+export type BridgeState = 'connecting' | 'connected' | 'reconnecting' | 'stopped';
 
 /** One bridge's counters and state (`broker.stats().bridges`, metrics, $SYS). */
 export interface BridgeStats {

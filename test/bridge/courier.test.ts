@@ -209,6 +209,38 @@ void describe('bridge Courier → Courier: retained messages, queueing, refusals
     }
   });
 
+  void it('failover: the first remote that answers is used; after a loss the first is tried again', async () => {
+    const dead = await startBroker();
+    const deadPort = dead.port;
+    await dead.close();
+    const live = await startBroker();
+    const local = await startBroker({
+      bridges: [
+        {
+          name: 'fo',
+          remotes: [`mqtt://127.0.0.1:${deadPort}`, `mqtt://127.0.0.1:${live.port}`],
+          topics: [{ filter: 'fo/#', direction: 'out', qos: 1 }],
+          reconnect: { initialDelay: 20, maxDelay: 100 },
+        },
+      ],
+    });
+    let back: TestBroker | undefined;
+    try {
+      const s = await bridgeState(local.broker, 'fo', true);
+      assert.equal(s.remote, `mqtt://127.0.0.1:${live.port}`);
+      // The primary comes back and the backup goes: the bridge returns to the primary.
+      back = await startBroker({ listeners: [{ type: 'tcp', host: '127.0.0.1', port: deadPort }] });
+      await live.close();
+      await bridgeState(local.broker, 'fo', false);
+      const again = await bridgeState(local.broker, 'fo', true);
+      assert.equal(again.remote, `mqtt://127.0.0.1:${deadPort}`);
+    } finally {
+      await local.close();
+      await live.close();
+      await back?.close();
+    }
+  });
+
   void it('a remote that refuses the credentials: a log line naming the reason, then attempts further and further apart', async () => {
     const remote = await startBroker({ authenticate: () => ({ ok: false }) });
     const log = recordingLogger();
