@@ -6,10 +6,12 @@
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createConnection } from 'node:net';
 import { connect, type Client, type ClientOptions, type Message, type QoS } from '../../packages/client/src/index.js';
 import type { Broker, BridgeStats } from '../../src/index.js';
 import type { Logger } from '../../src/options.js';
 import { Peers, freePort, missingExecutable, peerGate, type Peer } from '../helpers/peers.js';
+import { pollUntil } from '../helpers/wait.js';
 
 export const MOSQUITTO = '/usr/sbin/mosquitto';
 export const mosquittoGate = (): { skip: string | false } => peerGate('mosquitto', missingExecutable(MOSQUITTO));
@@ -54,6 +56,18 @@ export async function mosquitto(extra: readonly string[] = []): Promise<Mosquitt
     start: async () => {
       proc = peers.spawn(MOSQUITTO, ['-c', conf, '-v']);
       await proc.waitFor(new RegExp(`Opening ipv4 listen socket on port ${port}`), { stream: 'stderr' });
+      // The line comes before the socket listens: wait until it accepts a connection.
+      await pollUntil(
+        () =>
+          new Promise<boolean>((resolve) => {
+            const s = createConnection({ host: '127.0.0.1', port }, () => {
+              s.destroy();
+              resolve(true);
+            });
+            s.once('error', () => resolve(false));
+          }),
+        { what: `mosquitto listening on ${port}` },
+      );
     },
     stop: async (signal = 'SIGTERM') => {
       const p = proc;
