@@ -13,6 +13,40 @@ import { connect } from '../../packages/client/src/index.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import type { BridgeOptions } from '../../src/index.js';
 import { Collector, bridgeState, recordingLogger } from './helpers.js';
+import { createConnection, createServer, type Socket } from 'node:net';
+
+/** A TCP relay to `port` that can stop reading from its clients (their writes then back up, as towards a slow broker). */
+async function stallingProxy(port: number): Promise<{ port: number; stall(): void; resume(): void; close(): Promise<void> }> {
+  const clients = new Set<Socket>();
+  let stalled = false;
+  const server = createServer((client) => {
+    clients.add(client);
+    const up = createConnection({ host: '127.0.0.1', port });
+    client.on('data', (d) => up.write(d));
+    up.on('data', (d) => client.write(d));
+    client.on('close', () => up.destroy());
+    up.on('close', () => client.destroy());
+    client.on('error', () => undefined);
+    up.on('error', () => undefined);
+    if (stalled) client.pause();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    stall: () => {
+      stalled = true;
+      for (const c of clients) c.pause();
+    },
+    resume: () => {
+      stalled = false;
+      for (const c of clients) c.resume();
+    },
+    close: async () => {
+      for (const c of clients) c.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
 
 async function pair(bridge: Omit<BridgeOptions, 'remotes'>, remoteOptions = {}): Promise<{ local: TestBroker; remote: TestBroker; close(): Promise<void> }> {
   const remote = await startBroker(remoteOptions);
@@ -238,6 +272,51 @@ void describe('bridge Courier → Courier: retained messages, queueing, refusals
       await local.close();
       await live.close();
       await back?.close();
+    }
+  });
+
+  void it('a remote that stops reading: local subscribers get everything, QoS 0 for the remote is dropped and counted, QoS 1 waits and arrives', async () => {
+    const remote = await startBroker();
+    const proxy = await stallingProxy(remote.port);
+    const proxyPort = proxy.port;
+    const local = await startBroker({
+      bridges: [
+        {
+          name: 'slow',
+          remotes: [`mqtt://127.0.0.1:${proxyPort}`],
+          topics: [{ filter: 'slow/#', direction: 'out', qos: 1 }],
+          maxOutboundBufferBytes: 256 * 1024,
+          keepAlive: 0,
+        },
+      ],
+    });
+    const near = await Collector.open(`mqtt://127.0.0.1:${local.port}`, 'slow/#', 1);
+    const far = await Collector.open(`mqtt://127.0.0.1:${remote.port}`, 'slow/#', 1);
+    const pub = await connect(`mqtt://127.0.0.1:${local.port}`);
+    try {
+      await bridgeState(local.broker, 'slow', true);
+      proxy.stall();
+      const big = new Uint8Array(64 * 1024).fill(0x61);
+      for (let i = 0; i < 400; i++) await pub.publish(`slow/q0/${i}`, big, { qos: 0 });
+      for (let i = 0; i < 200; i++) await pub.publish(`slow/q1/${i}`, String(i), { qos: 1 });
+      await near.count(600);
+      const s = local.broker.stats().bridges![0]!;
+      assert.ok(s.dropped.qos0 > 0, `QoS 0 dropped and counted (${s.dropped.qos0})`);
+      assert.ok(s.queued > 0, 'QoS 1 held for the remote');
+      proxy.resume();
+      const q1 = (m: readonly { topic: string }[]) => m.filter((x) => x.topic.startsWith('slow/q1/')).length;
+      await far.until((m) => q1(m) === 200, 'the 200 QoS 1 messages on the remote');
+      assert.deepEqual(
+        far.messages.filter((x) => x.topic.startsWith('slow/q1/')).map((x) => x.text()),
+        Array.from({ length: 200 }, (_, i) => String(i)),
+      );
+      const q0 = far.messages.length - 200;
+      assert.equal(q0 + s.dropped.qos0, 400, `every QoS 0 message either arrived (${q0}) or was counted as dropped (${s.dropped.qos0})`);
+    } finally {
+      await Promise.all([near.close(), far.close(), pub.close()]);
+      await local.close();
+      await proxy.close();
+      await remote.close();
     }
   });
 
