@@ -9,7 +9,9 @@ import * as clientLibrary from '../../packages/client/src/index.js';
 import { checkRule, comesBack, compileRule, outRuleFor, toLocal, toRemote } from '../../src/bridge/topics.js';
 import { LoopGuard } from '../../src/bridge/loop-guard.js';
 import type { ClientLibrary } from '../../src/bridge/types.js';
-import { ConfigError, parseConfig } from '../../src/config/index.js';
+import { ConfigError, parseConfig, parseConfigText } from '../../src/config/index.js';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
 // The contract: the real client library is what src/bridge/remote.ts takes it for.
 const contract: ClientLibrary = clientLibrary;
@@ -100,6 +102,17 @@ void describe('bridges in the config file', () => {
     });
     assert.equal(c.options.bridges?.[0]?.name, 'cloud');
     assert.equal(c.options.bridges?.[0]?.topics[0]?.remotePrefix, 'plant1/');
+  });
+
+  void it('the Courier side of the translated Mosquitto block in docs/bridges.md is a valid config', () => {
+    const doc = readFileSync(fileURLToPath(new URL('../../docs/bridges.md', import.meta.url)), 'utf8');
+    const yaml = /```yaml\n(bridges:[\s\S]*?)```/.exec(doc)?.[1];
+    assert.ok(yaml !== undefined, 'the yaml block is there');
+    const c = parseConfig(parseConfigText(yaml, 'docs/bridges.md', 'yaml'));
+    const b = c.options.bridges![0]!;
+    assert.equal(b.remotes.length, 2);
+    assert.equal(b.topics.length, 4);
+    assert.deepEqual(b.topics[3], { filter: '', direction: 'out', qos: 0, localPrefix: 'local/alarm', remotePrefix: 'plant1/alarm' });
   });
 
   void it('refuses what cannot work, naming the key', () => {
