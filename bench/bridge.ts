@@ -11,7 +11,7 @@
  *
  *   npm run bench:bridge -- [--messages 20000] [--size 64] [--window 200] [--rounds 3] [--version 5|4] [--sub-qos 0|1] [--json]
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -110,8 +110,15 @@ async function courierBridge(remotePort: number): Promise<RunningBroker> {
   }
 }
 
-/** Publishes N QoS 1 messages to the local broker; returns msgs/s as received on the remote. */
-async function measure(localPort: number, remotePort: number, round: number): Promise<number> {
+/** CPU time (user + system) of a process so far, in µs, from /proc. */
+function cpuOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // utime and stime are fields 14 and 15 of stat (11 and 12 after the command), in clock ticks (100 Hz).
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
+/** Publishes N QoS 1 messages to the local broker; returns msgs/s as received on the remote and the bridging broker's CPU µs per message. */
+async function measure(localPort: number, localPid: number, remotePort: number, round: number): Promise<{ rate: number; cpu: number }> {
   const topic = `bench/${process.pid}/${round}`;
   const payload = new Uint8Array(SIZE).fill(0x61);
   let received = 0;
@@ -137,6 +144,7 @@ async function measure(localPort: number, remotePort: number, round: number): Pr
   await pub.publish(`${topic}/probe`, 'p', { qos: 1 });
   await probe;
   clearInterval(timer);
+  const cpu0 = cpuOf(localPid);
   const t0 = performance.now();
   for (let i = 0; i < N; i++) {
     void pub.publish(topic, payload, { qos: 1 }).catch(() => undefined);
@@ -144,22 +152,25 @@ async function measure(localPort: number, remotePort: number, round: number): Pr
   }
   await finished;
   const rate = N / ((performance.now() - t0) / 1000);
+  const cpu = (cpuOf(localPid) - cpu0) / N;
   await Promise.all([sub.close(), pub.close()]);
-  return Math.round(rate);
+  return { rate: Math.round(rate), cpu: Number(cpu.toFixed(1)) };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 const remote = await startBroker('mosquitto', { cpu: '1', nofile: 0 });
 const results: Record<'courier' | 'mosquitto', number[]> = { courier: [], mosquitto: [] };
+const cpus: Record<'courier' | 'mosquitto', number[]> = { courier: [], mosquitto: [] };
 try {
   for (let round = 0; round < ROUNDS; round++) {
     for (const name of ['courier', 'mosquitto'] as const) {
       const local = name === 'courier' ? await courierBridge(remote.port) : await mosquittoBridge(remote.port);
       try {
-        const rate = await measure(local.port, remote.port, round);
+        const { rate, cpu } = await measure(local.port, local.pid, remote.port, round);
         results[name].push(rate);
-        if (!values.json) process.stdout.write(`round ${round + 1}: ${name} → mosquitto bridge: ${rate} msgs/s\n`);
+        cpus[name].push(cpu);
+        if (!values.json) process.stdout.write(`round ${round + 1}: ${name} → mosquitto bridge: ${rate} msgs/s, ${cpu} µs CPU/msg in the bridging broker\n`);
       } finally {
         await local.stop();
       }
@@ -170,6 +181,8 @@ try {
 }
 const c = median(results.courier);
 const m = median(results.mosquitto);
+const cc = median(cpus.courier);
+const mc = median(cpus.mosquitto);
 const summary = {
   messages: N,
   size: SIZE,
@@ -184,5 +197,5 @@ const summary = {
 if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
 else
   process.stdout.write(
-    `QoS 1, ${N} × ${SIZE} B, window ${WINDOW}, subscriber QoS ${SUB_QOS}, MQTT ${VERSION === 5 ? '5.0' : '3.1.1'} bridge: Courier → Mosquitto ${c} msgs/s, Mosquitto → Mosquitto ${m} msgs/s (median of ${ROUNDS}): ${(c / m).toFixed(2)}×\n`,
+    `QoS 1, ${N} × ${SIZE} B, window ${WINDOW}, subscriber QoS ${SUB_QOS}, MQTT ${VERSION === 5 ? '5.0' : '3.1.1'} bridge: Courier → Mosquitto ${c} msgs/s, Mosquitto → Mosquitto ${m} msgs/s (median of ${ROUNDS}): ${(c / m).toFixed(2)}×; CPU per message in the bridging broker: Courier ${cc} µs, Mosquitto ${mc} µs\n`,
   );
