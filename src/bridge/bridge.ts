@@ -16,7 +16,8 @@ import type { Logger } from '../options.js';
 import { LocalSession, type Sink } from './local.js';
 import { LoopGuard } from './loop-guard.js';
 import { RemoteLink } from './remote.js';
-import { comesBack, compileRule, outRuleFor, toLocal, toRemote, type TopicRule } from './topics.js';
+import { comesBack, compileRule, inRuleFor, outRuleFor, toLocal, toRemote, type TopicRule } from './topics.js';
+import { filterMatches } from '../topics/index.js';
 import type { BridgeOptions, BridgeState, BridgeStats, RemoteClient, RemoteClientOptions, RemoteMessage, RemotePublishProperties } from './types.js';
 
 export interface BridgeEnvironment {
@@ -150,8 +151,11 @@ export class Bridge implements Sink {
   }
 
   /** A message from the remote: published here under its local name. */
-  #inbound(rule: TopicRule, m: RemoteMessage): void {
+  #inbound(subscribed: TopicRule, m: RemoteMessage): void {
     const now = Date.now();
+    // The client routes a message the remote queued for an earlier connection by topic: the rule is the one whose filter matches.
+    const rule = filterMatches(subscribed.remoteFilter, m.topic) ? subscribed : inRuleFor(this.#rules, m.topic);
+    if (rule === undefined) return;
     if (!this.#v5 && this.#guard.echo(m.topic, m.payload, now)) {
       this.#loops++;
       return;

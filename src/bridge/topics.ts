@@ -47,6 +47,12 @@ export function outRuleFor(rules: readonly TopicRule[], topic: string): TopicRul
   return undefined;
 }
 
+/** The first rule of `rules` that brings `topic` (a remote topic) in, or undefined. */
+export function inRuleFor(rules: readonly TopicRule[], topic: string): TopicRule | undefined {
+  for (const r of rules) if (r.in && filterMatches(r.remoteFilter, topic)) return r;
+  return undefined;
+}
+
 /** Whether a message published on the remote's `topic` would come back to us through an `in` rule. */
 export function comesBack(rules: readonly TopicRule[], remoteTopic: string): boolean {
   for (const r of rules) if (r.in && filterMatches(r.remoteFilter, remoteTopic)) return true;

@@ -13,6 +13,7 @@ import { connect } from '../../packages/client/src/index.js';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import type { BridgeOptions } from '../../src/index.js';
 import { Collector, bridgeState, recordingLogger } from './helpers.js';
+import { pollUntil } from '../helpers/wait.js';
 import { createConnection, createServer, type Socket } from 'node:net';
 
 /** A TCP relay to `port` that can stop reading from its clients (their writes then back up, as towards a slow broker). */
@@ -316,6 +317,40 @@ void describe('bridge Courier → Courier: retained messages, queueing, refusals
       await Promise.all([near.close(), far.close(), pub.close()]);
       await local.close();
       await proxy.close();
+      await remote.close();
+    }
+  });
+
+  void it('cleanStart false: the remote queues `in` messages while the bridge is down, and they arrive when it starts again', async () => {
+    const remote = await startBroker();
+    const bridges: BridgeOptions[] = [
+      {
+        name: 'persist',
+        clientId: 'bridge-persist-test',
+        remotes: [`mqtt://127.0.0.1:${remote.port}`],
+        topics: [{ filter: 'p/#', direction: 'in', qos: 1 }],
+      },
+    ];
+    let local = await startBroker({ bridges });
+    try {
+      await bridgeState(local.broker, 'persist', true);
+      // The SUBACK is in once a message published on the remote comes through.
+      const probe = await Collector.open(`mqtt://127.0.0.1:${local.port}`, 'p/#', 1);
+      const rp = await connect(`mqtt://127.0.0.1:${remote.port}`);
+      await rp.publish('p/probe', 'probe', { qos: 1 });
+      await probe.count(1);
+      await probe.close();
+      await local.close();
+      for (let i = 0; i < 100; i++) await rp.publish(`p/${i}`, String(i), { qos: 1 });
+      await rp.close();
+      local = await startBroker({ bridges });
+      const near = await Collector.open(`mqtt://127.0.0.1:${local.port}`, 'p/#', 1);
+      // The bridge may already have published some before this subscriber came: count from the store of both.
+      const s = await pollUntil(() => local.broker.stats().bridges!.find((b) => b.forwardedIn >= 100), { what: '100 messages in from the remote' });
+      assert.equal(s.forwardedIn, 100, 'the queued messages, each once');
+      await near.close();
+    } finally {
+      await local.close();
       await remote.close();
     }
   });
