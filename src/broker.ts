@@ -51,6 +51,7 @@ import { channels } from './observability/channels.js';
 import { courierVersion } from './observability/version.js';
 import { AdminServer } from './admin/server.js';
 import type { AdminBackend } from './admin/types.js';
+import { Bridges, type BridgeStats } from './bridge/index.js';
 
 /** A message as seen by `publish` listeners and accepted by `broker.publish()`. */
 export interface PublishedMessage {
@@ -90,6 +91,8 @@ export interface BrokerStats extends CoreCounters, DeliveryCounters, LimitCounte
   retained: number;
   /** Present when the broker is a cluster node: this node's cluster counters and the cluster's totals. */
   cluster?: ClusterStats;
+  /** Present when bridges are configured: one entry per bridge (docs/bridges.md). */
+  bridges?: BridgeStats[];
 }
 
 /** Time a closing broker gives clients to read their DISCONNECT before the sockets are destroyed. */
@@ -135,6 +138,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #connectRate = new Map<string, { window: number; count: number }>();
   readonly #observer: ConnectionObserver;
   readonly #cluster: ClusterNode | undefined;
+  readonly #bridges: Bridges | undefined;
   // Observability (src/observability/, src/admin/): counters read by $SYS, /metrics and the dashboard.
   readonly #traffic = new Map<string, TrafficCounters>();
   #connectionsMax = 0;
@@ -176,6 +180,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.#core.cluster = this.#cluster;
       this.#core.inlineMessages = true;
     }
+    this.#bridges =
+      options.bridges === undefined || options.bridges.length === 0
+        ? undefined
+        : new Bridges(options.bridges, this.#core, this.#log, {
+            maxPacketSize: this.mqtt.maxPacketSize,
+            maxOutboundBufferBytes: this.limits.maxOutboundBufferBytes,
+          });
     this.#limits = { ...defaultLimits, ...options.limits };
     this.#topicLimits = { maxLength: this.#limits.maxTopicLength, maxLevels: this.#limits.maxTopicLevels };
     this.#core.queueBudget.max = this.#limits.maxQueuedBytesTotal;
@@ -326,6 +337,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       }
     }
     this.#state = 'open';
+    // Bridges once the store is loaded: their local sessions resume with what they had queued.
+    this.#bridges?.start();
   }
 
   /** Binds every listener; resolves with the bound addresses (port 0 = a free port). */
@@ -631,6 +644,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       deliveryLatency: { counts: [...core.latency.counts], sum: core.latency.sum, count: core.latency.count },
       memory: { rss: mem.rss, heapUsed: mem.heapUsed, heapTotal: mem.heapTotal, external: mem.external },
       ...(cluster === undefined ? {} : { cluster }),
+      ...(this.#bridges === undefined ? {} : { bridges: this.#bridges.stats() }),
     };
   }
 
@@ -649,8 +663,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
   stats(): BrokerStats {
     const core = this.#core;
     const cluster = this.#cluster?.stats();
+    const bridges = this.#bridges?.stats();
     return {
       ...(cluster === undefined ? {} : { cluster }),
+      ...(bridges === undefined ? {} : { bridges }),
       ...core.counters,
       ...core.delivery,
       ...this.#counters,
@@ -670,6 +686,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   async close(): Promise<void> {
     if (this.#state === 'closed' || this.#state === 'closing') return;
     this.#state = 'closing';
+    const bridges = this.#bridges?.stop();
     // Clients first (a listener's close() waits for its connections, and the WebSocket listener
     // cuts its clients off): every connected client hears why, then the sockets go.
     for (const c of this.#connected()) c.shutdown();
@@ -685,6 +702,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.#allReleased = undefined;
     }
     for (const c of [...this.#open]) c.destroyStream();
+    await bridges;
     this.#sweeper.stop();
     await this.#stopObservability();
     await Promise.all(this.#listeners.map((l) => l.close()));

@@ -2,6 +2,7 @@
 export { createBroker, Broker, type BrokerEvents, type BrokerStats, type PublishedMessage, type SubscriptionReport } from './broker.js';
 export type { ClientInfo } from './core/connection.js';
 export type { MessageProperties } from './core/message.js';
+export type { BridgeOptions, BridgeStats, BridgeTopic, BridgeTls, BridgeDirection, BridgeState } from './bridge/types.js';
 export {
   defaultMqttOptions,
   defaultPersistence,

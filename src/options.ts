@@ -9,6 +9,7 @@ import type { TlsFiles } from './transport/tls-context.js';
 import type { Authenticator, Authorizer, EnhancedAuthenticator } from './security/types.js';
 import type { ClusterOptions } from './cluster/options.js';
 import type { AdminOptions } from './admin/types.js';
+import type { BridgeOptions } from './bridge/types.js';
 
 export type { AdminOptions };
 
@@ -161,6 +162,8 @@ export interface BrokerOptions {
    * the `courier` command turns it on at 127.0.0.1:18083 unless `admin.port` is null.
    */
   admin?: AdminOptions | null;
+  /** Bridges to other MQTT brokers (docs/bridges.md). */
+  bridges?: BridgeOptions[];
   /** A Store instance; overrides `persistence`. */
   store?: Store;
   logger?: Logger;

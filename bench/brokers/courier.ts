@@ -6,6 +6,8 @@
  * argv: [port] [store]   store: "memory" (default) or "durable" (LMDB in a temporary data
  * directory, durability "commit").
  *
+ * BENCH_COURIER_BRIDGES='[...]' adds bridges (bench/bridge.ts).
+ *
  * BENCH_COURIER_ADMIN=1 turns the admin listener on (a free port) and starts admin-scraper.ts
  * beside the broker: GET /metrics every second and one open dashboard stream, to measure what
  * observability costs under load.
@@ -51,6 +53,8 @@ const broker = await mod.createBroker({
   ...(process.env.BENCH_COURIER_ADMIN === '1' ? { admin: { port: 0 } } : {}),
   // On 0.0.0.0 (idle scenario over several destination addresses) the listener is not loopback-only.
   ...(listenHost() !== '127.0.0.1' ? { security: { allowAnonymous: true } } : {}),
+  // bench/bridge.ts: the bridges to run, as JSON.
+  ...(process.env.BENCH_COURIER_BRIDGES === undefined ? {} : { bridges: JSON.parse(process.env.BENCH_COURIER_BRIDGES) as unknown }),
 });
 const addrs = await broker.listen();
 const tcp = addrs.find((a) => a.transport === 'tcp') ?? addrs[0];

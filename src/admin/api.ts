@@ -120,6 +120,7 @@ const ROUTES: Route[] = [
   { method: 'GET', pattern: /^\/api\/v1\/broker$/, need: 'viewer', handler: (ctx) => ok(ctx.backend.info()) },
   { method: 'GET', pattern: /^\/api\/v1\/stats$/, need: 'viewer', handler: (ctx) => ok(ctx.backend.snapshot()) },
   { method: 'GET', pattern: /^\/api\/v1\/sys$/, need: 'viewer', handler: (ctx) => ok(Object.fromEntries(ctx.backend.sys())) },
+  { method: 'GET', pattern: /^\/api\/v1\/bridges$/, need: 'viewer', handler: (ctx) => ok(ctx.backend.snapshot().bridges ?? []) },
   {
     method: 'GET',
     pattern: /^\/api\/v1\/metrics\/history$/,

@@ -290,6 +290,7 @@ function toCourierConfig(c: ConfigFile): CourierConfig {
       if (rest.allowedHosts !== undefined) options.admin.allowedHosts = [...rest.allowedHosts];
     }
   }
+  if (c.bridges !== undefined) options.bridges = structuredClone(c.bridges);
   if (c.cluster !== undefined) {
     const { redis, ...rest } = c.cluster;
     if (redis !== undefined) options.cluster = { redis, ...rest };

@@ -42,6 +42,7 @@ export function defaultOf(path: readonly string[]): unknown {
 function typeOf(k: ConfigKey): string {
   if (k.path[0] === 'listeners') return 'list of `{type, host?, port, path?, tls?, maxConnections?}`';
   if (k.path[0] === 'workers') return `integer 1–${MAX_WORKERS} \\| \`"auto"\``;
+  if (k.path[0] === 'bridges') return 'list of bridges (docs/bridges.md)';
   const base = k.enum
     ? k.enum.map((v) => `\`${JSON.stringify(v)}\``).join(' \\| ')
     : k.kinds

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { LOG_LEVELS } from '../log.js';
 import { defaultClusterOptions } from '../cluster/options.js';
+import { checkRule } from '../bridge/topics.js';
 
 /** Largest packet MQTT can frame: 268,435,455 bytes of remaining length + 5 header bytes. */
 export const MAX_PACKET_SIZE_LIMIT = 268_435_460;
@@ -197,6 +198,61 @@ export const listenerSchema = z
     }
   });
 
+const bridgeTopicSchema = z
+  .strictObject({
+    filter: z.string({ error: 'must be a topic filter (a string; "" maps one topic to another with both prefixes)' }),
+    direction: z.enum(['in', 'out', 'both'], { error: 'must be "in", "out" or "both"' }),
+    qos: z.literal([0, 1, 2], { error: 'must be 0, 1 or 2' }).optional(),
+    localPrefix: z.string({ error: 'must be a string' }).optional(),
+    remotePrefix: z.string({ error: 'must be a string' }).optional(),
+  })
+  .superRefine((t, ctx) => {
+    const bad = checkRule(t);
+    if (bad !== null) ctx.addIssue({ code: 'custom', path: ['filter'], message: bad });
+  });
+
+const REMOTE_SCHEMES = new Set(['mqtt:', 'mqtts:', 'ws:', 'wss:', 'tcp:', 'ssl:', 'tls:']);
+
+const remoteUrl = () =>
+  z.string({ error: 'must be a URL such as mqtt://host:1883' }).refine(
+    (u) => {
+      try {
+        return REMOTE_SCHEMES.has(new URL(u).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { error: 'must be an mqtt://, mqtts://, ws:// or wss:// URL' },
+  );
+
+export const bridgeSchema = z.strictObject({
+  name: z.string({ error: 'must be a name' }).regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'must be 1-64 letters, digits, ".", "_" or "-"' }),
+  remotes: z.array(remoteUrl(), { error: 'must be a list of URLs' }).min(1, { error: 'must list at least one remote' }),
+  protocolVersion: z.literal([4, 5], { error: 'must be 4 (MQTT 3.1.1) or 5' }).optional(),
+  topics: z.array(bridgeTopicSchema, { error: 'must be a list of topic rules' }).min(1, { error: 'must list at least one topic rule' }),
+  clientId: nonEmptyString('a client id').optional(),
+  username: z.string({ error: 'must be a string' }).optional(),
+  password: z.string({ error: 'must be a string' }).optional(),
+  tls: z
+    .strictObject({
+      ca: nonEmptyString('a file path').optional(),
+      cert: nonEmptyString('a file path').optional(),
+      key: nonEmptyString('a file path').optional(),
+      rejectUnauthorized: bool().optional(),
+      servername: nonEmptyString('a host name').optional(),
+    })
+    .optional(),
+  cleanStart: bool().optional(),
+  sessionExpiry: int(0, UINT32_MAX).optional(),
+  keepAlive: int(0, 65535).optional(),
+  addressOrder: z.enum(['failover', 'round-robin'], { error: 'must be "failover" or "round-robin"' }).optional(),
+  retainAsPublished: bool().optional(),
+  sendRetained: bool().optional(),
+  maxInflight: int(1, 65535).optional(),
+  maxOutboundBufferBytes: int(0).optional(),
+  reconnect: z.strictObject({ initialDelay: int(0).optional(), maxDelay: int(0).optional() }).optional(),
+});
+
 export const adminSchema = z
   .strictObject({
     host: host().describe(
@@ -264,9 +320,18 @@ export const configSchema = z
     limits: limitsSchema.describe('Abuse limits; every breach is answered with its reason code and counted.'),
     admin: adminSchema.describe('The admin HTTP listener: Prometheus `/metrics`, the JSON API and the dashboard (docs/dashboard.md).'),
     sys: sysSchema.describe('The `$SYS/broker/...` topic tree (docs/observability.md).'),
+    bridges: z
+      .array(bridgeSchema, { error: 'must be a list of bridges' })
+      .describe('Bridges to other MQTT brokers: each `{name, remotes, topics: [{filter, direction, qos, localPrefix, remotePrefix}], ...}` (docs/bridges.md).'),
   })
   .partial()
   .superRefine((c, ctx) => {
+    const names = new Map<string, number>();
+    c.bridges?.forEach((b, i) => {
+      const first = names.get(b.name);
+      if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['bridges', i, 'name'], message: `same name as bridges[${first}]` });
+      else names.set(b.name, i);
+    });
     if (c.cluster !== undefined && c.cluster.redis === undefined && c.workers === undefined) {
       ctx.addIssue({ code: 'custom', path: ['cluster', 'redis'], message: 'is required: a cluster node needs the Redis URL' });
     }

@@ -11,6 +11,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { DISCONNECT_REASONS, DROP_REASONS, REFUSAL_REASONS, type Snapshot } from './snapshot.js';
 import { PACKET_NAMES } from '../core/traffic.js';
 import { LATENCY_BUCKETS } from '../core/latency.js';
+import type { BridgeStats } from '../bridge/types.js';
 
 /**
  * The usual process metrics under their usual names, read at scrape time. prom-client's
@@ -175,6 +176,62 @@ function specs(): MetricSpec[] {
     c('courier_sessions_resumed_total', 'Sessions resumed by a new connection.', (s) => s.sessionsResumed),
     c('courier_sessions_taken_over_total', 'Connections ended because another took their client id over.', (s) => s.sessionsTakenOver),
     c('courier_sessions_expired_total', 'Sessions ended by their expiry interval.', (s) => s.sessionsExpired),
+    ...bridgeSpecs(),
+  ];
+}
+
+/** One series per configured bridge (none without bridges). */
+function bridgeSpecs(): MetricSpec[] {
+  const g = (name: string, help: string, read: Read, labels: string[]): MetricSpec => ({ name, help, type: 'gauge', read, labels });
+  const c = (name: string, help: string, read: Read, labels: string[]): MetricSpec => ({ name, help, type: 'counter', read, labels });
+  const each =
+    (f: (b: BridgeStats) => number) =>
+    (s: Snapshot): Array<[Labels, number]> =>
+      (s.bridges ?? []).map((b): [Labels, number] => [{ bridge: b.name }, f(b)]);
+  return [
+    g(
+      'courier_bridge_up',
+      'Whether a bridge is connected to its remote broker (1) or not (0).',
+      each((b) => (b.connected ? 1 : 0)),
+      ['bridge'],
+    ),
+    g(
+      'courier_bridge_queued_messages',
+      'QoS 1/2 messages a bridge holds for its remote (queued and in flight).',
+      each((b) => b.queued),
+      ['bridge'],
+    ),
+    c(
+      'courier_bridge_connects_total',
+      'Connections a bridge made to its remote.',
+      each((b) => b.connects),
+      ['bridge'],
+    ),
+    c(
+      'courier_bridge_forwarded_total',
+      'Messages a bridge forwarded, by direction (out: to the remote, acknowledged; in: from the remote, published here).',
+      (s) =>
+        (s.bridges ?? []).flatMap(
+          (b): Array<[Labels, number]> => [
+            [{ bridge: b.name, direction: 'out' }, b.forwardedOut],
+            [{ bridge: b.name, direction: 'in' }, b.forwardedIn],
+          ],
+        ),
+      ['bridge', 'direction'],
+    ),
+    c(
+      'courier_bridge_dropped_total',
+      'Messages a bridge dropped, by reason (qos0: remote away or backed up; refused: by the remote; loop: its own message echoed back).',
+      (s) =>
+        (s.bridges ?? []).flatMap(
+          (b): Array<[Labels, number]> => [
+            [{ bridge: b.name, reason: 'qos0' }, b.dropped.qos0],
+            [{ bridge: b.name, reason: 'refused' }, b.dropped.refused],
+            [{ bridge: b.name, reason: 'loop' }, b.dropped.loop],
+          ],
+        ),
+      ['bridge', 'reason'],
+    ),
   ];
 }
 

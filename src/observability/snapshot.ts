@@ -5,6 +5,7 @@
  */
 import type { TrafficCounters } from '../core/traffic.js';
 import type { ClusterStats } from '../cluster/options.js';
+import type { BridgeStats } from '../bridge/types.js';
 
 /** Why connections ended (a fixed set: these are metric label values). */
 export const DISCONNECT_REASONS = [
@@ -86,6 +87,8 @@ export interface Snapshot {
   deliveryLatency: { counts: number[]; sum: number; count: number };
   memory: { rss: number; heapUsed: number; heapTotal: number; external: number };
   cluster?: ClusterStats;
+  /** One entry per configured bridge (docs/bridges.md). */
+  bridges?: BridgeStats[];
 }
 
 export function droppedTotal(s: Snapshot): number {

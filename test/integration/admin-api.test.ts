@@ -95,6 +95,7 @@ void describe('admin API', () => {
     { method: 'GET', path: '/api/v1/broker', route: '^\\/api\\/v1\\/broker$', need: 'viewer' },
     { method: 'GET', path: '/api/v1/stats', route: '^\\/api\\/v1\\/stats$', need: 'viewer' },
     { method: 'GET', path: '/api/v1/sys', route: '^\\/api\\/v1\\/sys$', need: 'viewer' },
+    { method: 'GET', path: '/api/v1/bridges', route: '^\\/api\\/v1\\/bridges$', need: 'viewer' },
     { method: 'GET', path: '/api/v1/metrics/history', route: '^\\/api\\/v1\\/metrics\\/history$', need: 'viewer' },
     { method: 'GET', path: '/api/v1/stream', route: '^\\/api\\/v1\\/stream$', need: 'viewer' },
     { method: 'GET', path: '/api/v1/clients?limit=5', route: '^\\/api\\/v1\\/clients$', need: 'viewer' },

@@ -12,4 +12,7 @@ export function connect(url: string | URL, options: ClientOptions = {}): Promise
 }
 
 export * from './exports.js';
+/** Node's transports, for a custom `OpenTransport` that wraps them (Courier's bridges pick among several servers with one). */
+export { openNodeTransport } from './transport-node.js';
+export type { OpenTransport, Transport, TransportHandlers } from './transport.js';
 export { fileStore } from './file-store.js';

@@ -67,7 +67,10 @@ export class Router {
         const filter = this.#idFilters.get(id);
         if (filter !== undefined) for (const s of this.#subs) if (s.compiled.filter === filter) hits.push(s);
       }
-    } else this.#trie.match(p.topic, (sub) => hits.push(sub));
+    }
+    // No identifier of ours: a message the server queued for an earlier connection of the session
+    // (another process, or identifiers not assigned yet) is matched by topic, not dropped.
+    if (hits.length === 0) this.#trie.match(p.topic, (sub) => hits.push(sub));
     for (const sub of hits) sub.deliver(toMessage(p, sub.compiled));
   }
 

@@ -61,6 +61,7 @@ function openSocket(url: URL, options: ClientOptions, handlers: TransportHandler
         },
         end: () => socket.end(),
         destroy: () => socket.destroy(),
+        bufferedAmount: () => socket.writableLength,
       });
     });
     socket.on('data', (chunk: Buffer) => handlers.data(chunk));
@@ -102,6 +103,7 @@ function openWs(url: URL, options: ClientOptions, handlers: TransportHandlers, s
         },
         end: () => ws.close(1000),
         destroy: () => ws.terminate(),
+        bufferedAmount: () => ws.bufferedAmount,
       });
     });
     ws.on('message', (data: Buffer | ArrayBuffer | Buffer[]) => {

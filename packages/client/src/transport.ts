@@ -14,6 +14,8 @@ export interface Transport {
   end(): void;
   /** Tears the stream down at once. */
   destroy(): void;
+  /** Bytes written but not yet handed to the operating system (a slow peer), when the transport can tell. */
+  bufferedAmount?(): number;
 }
 
 /** Opens a stream to `url`; resolves once bytes can be written. */
