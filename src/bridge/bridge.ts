@@ -99,7 +99,7 @@ export class Bridge implements Sink {
       queued: this.#local.held,
       forwardedOut: this.#forwardedOut,
       forwardedIn: this.#forwardedIn,
-      dropped: { qos0: this.#local.droppedQos0, refused: this.#refused, loop: this.#loops },
+      dropped: { qos0: this.#local.droppedQos0, queueFull: this.#local.droppedQueueFull, refused: this.#refused, loop: this.#loops },
     };
   }
 

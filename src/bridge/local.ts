@@ -33,6 +33,8 @@ export class LocalSession implements Outlet {
   readonly #maxBuffered: number;
   /** QoS 0 messages dropped because the remote was away or backed up. */
   droppedQos0 = 0;
+  /** QoS 1/2 messages the session could not queue (full, or the store's budget). */
+  droppedQueueFull = 0;
   /** Bumped whenever the remote connection starts anew: completions from before are ignored. */
   #generation = 0;
 
@@ -113,6 +115,10 @@ export class LocalSession implements Outlet {
     if (this.#window > 0 && this.#sink.buffered() <= this.#maxBuffered) return false;
     this.droppedQos0++;
     return true;
+  }
+
+  dropped(): void {
+    this.droppedQueueFull++;
   }
 
   sendPublish(m: Message, qos: QoS, retain: boolean, packetId: number): boolean {

@@ -88,6 +88,8 @@ export interface BridgeStats {
   dropped: {
     /** QoS 0 messages for the remote while it was unreachable or its connection backed up. */
     qos0: number;
+    /** QoS 1/2 messages for the remote not queued: its queue was full (sessions.maxQueuedMessages / maxQueuedBytes) or the store's budget reached. */
+    queueFull: number;
     /** Refused by the remote (PUBACK/PUBREC reason code >= 0x80) or too large for it. */
     refused: number;
     /** Came back from the remote and were recognised as our own (3.1.1 remotes, which have no No Local). */

@@ -20,6 +20,11 @@ export interface Outlet {
   /** Writes a PUBLISH; false when it was discarded (larger than the client's Maximum Packet Size). */
   sendPublish(m: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean, subscriptionIds: number[] | undefined): boolean;
   sendPubrel(packetId: number): void;
+  /**
+   * A QoS 1/2 message for this session was not queued (queue full, or the store's budget): for
+   * outlets that count their own drops (a bridge). Called on the drop paths only.
+   */
+  dropped?(why: 'queue-full' | 'budget'): void;
 }
 
 export interface Subscription {
@@ -262,6 +267,7 @@ export class Session {
     const budget = this.#env.budget;
     if (budget.max > 0 && budget.used + size > budget.max) {
       budget.dropped++;
+      this.outlet?.dropped?.('budget');
       return;
     }
     while (this.queued >= limits.maxQueuedMessages || this.#queuedBytes + size > limits.maxQueuedBytes) {
@@ -270,9 +276,11 @@ export class Session {
         this.#queue[this.#head++] = undefined as unknown as Outbound;
         this.#unqueued(old);
         this.#env.counters.droppedQueueFull++;
+        this.outlet?.dropped?.('queue-full');
         this.journal?.removed(this, old);
       } else {
         this.#env.counters.droppedQueueFull++;
+        this.outlet?.dropped?.('queue-full');
         return;
       }
     }

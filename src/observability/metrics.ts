@@ -221,11 +221,12 @@ function bridgeSpecs(): MetricSpec[] {
     ),
     c(
       'courier_bridge_dropped_total',
-      'Messages a bridge dropped, by reason (qos0: remote away or backed up; refused: by the remote; loop: its own message echoed back).',
+      'Messages a bridge dropped, by reason (qos0: remote away or backed up; queue_full: QoS 1/2 not queued, its queue full; refused: by the remote; loop: its own message echoed back).',
       (s) =>
         (s.bridges ?? []).flatMap(
           (b): Array<[Labels, number]> => [
             [{ bridge: b.name, reason: 'qos0' }, b.dropped.qos0],
+            [{ bridge: b.name, reason: 'queue_full' }, b.dropped.queueFull],
             [{ bridge: b.name, reason: 'refused' }, b.dropped.refused],
             [{ bridge: b.name, reason: 'loop' }, b.dropped.loop],
           ],

@@ -207,6 +207,36 @@ void describe('bridge Courier → Courier: retained messages, queueing, refusals
     }
   });
 
+  void it('a full queue for an absent remote: QoS 1 messages past sessions.maxQueuedMessages are dropped and counted for the bridge', async () => {
+    const remote = await startBroker();
+    const port = remote.port;
+    const local = await startBroker({
+      sessions: { maxQueuedMessages: 10 },
+      bridges: [
+        {
+          name: 'full',
+          remotes: [`mqtt://127.0.0.1:${port}`],
+          topics: [{ filter: 'full/#', direction: 'out', qos: 1 }],
+          reconnect: { initialDelay: 20, maxDelay: 200 },
+        },
+      ],
+    });
+    const pub = await connect(`mqtt://127.0.0.1:${local.port}`);
+    try {
+      await bridgeState(local.broker, 'full', true);
+      await remote.close();
+      await bridgeState(local.broker, 'full', false);
+      for (let i = 0; i < 15; i++) await pub.publish(`full/${i}`, String(i), { qos: 1 });
+      const s = local.broker.stats().bridges![0]!;
+      assert.equal(s.queued, 10, 'the queue holds its limit');
+      assert.equal(s.dropped.queueFull, 5, 'the rest dropped and counted for this bridge, not silently');
+      assert.match(await local.broker.metrics.render(), /^courier_bridge_dropped_total\{bridge="full",reason="queue_full"\} 5$/m);
+    } finally {
+      await pub.close();
+      await local.close();
+    }
+  });
+
   void it('messages queued for an absent remote survive a restart of the local broker (LMDB) and leave in order', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'courier-bridge-durable-'));
     const remote = await startBroker();
