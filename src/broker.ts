@@ -162,6 +162,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const persistence = { ...defaultPersistence, ...options.persistence };
     // In a cluster, persistent sessions live in Redis, where any node can take them over.
     const c = options.cluster === undefined ? undefined : { ...defaultClusterOptions, nodeName: hostname(), ...options.cluster };
+    // A bridge's local session is one client id on one node; in a cluster every node would run it
+    // and they would contend for that session. Refused until bridges are placed on one node.
+    if (c !== undefined && options.bridges !== undefined && options.bridges.length > 0) {
+      throw new TypeError(
+        'bridges cannot run on a cluster node yet (each node would run every bridge); run them on a single broker that connects to the cluster',
+      );
+    }
     const sessionStore =
       c === undefined || options.store !== undefined ? undefined : new RedisStore({ redis: c.redis, prefix: c.prefix, cluster: true, waitForReconnect: true });
     this.#store = options.store ?? sessionStore ?? createStore(persistence, options);

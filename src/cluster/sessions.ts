@@ -98,6 +98,11 @@ export class ClusterSessions {
   /** Claims in flight: the inbox waits (see quiet). */
   #claiming = 0;
   #quiet: Array<() => void> = [];
+  /**
+   * Sessions dropped here because Redis refused a commit for them (claimed elsewhere) before their
+   * kick was read: the kick still needs their filters for the tombstone (client id → filters).
+   */
+  readonly #fencedFilters = new Map<string, { filters: Tombstone['filters']; until: number }>();
   /** Kicks read while a claim of ours may still be in flight: client id → the kick's token seq. */
   readonly #superseded = new Map<string, number>();
   readonly #recovering = new Set<number>();
@@ -144,6 +149,7 @@ export class ClusterSessions {
 
   async claim(clientId: string, clean: boolean): Promise<SessionClaim> {
     this.#superseded.delete(clientId);
+    this.#fencedFilters.delete(clientId);
     const release = this.#hold();
     let r: Awaited<ReturnType<RedisStore['claim']>>;
     try {
@@ -195,8 +201,13 @@ export class ClusterSessions {
     // What still arrives here for it goes to its new node (which leaves those messages to us).
     const s = this.#c.sessions.get(clientId);
     const to = nidOf(token);
-    if (s !== undefined && !clean && s.expiryInterval > 0 && Number.isFinite(to)) {
-      const filters = [...s.subscriptions.values()].filter((x) => !x.filter.startsWith('$share/')).map((x) => ({ filter: x.filter, noLocal: x.noLocal }));
+    // Dropped already by a refused commit (a message handled here between the claim and this
+    // kick): its filters were kept for this moment, or messages the new node leaves to us are lost.
+    const fenced = this.#fencedFilters.get(clientId);
+    this.#fencedFilters.delete(clientId);
+    if (!clean && Number.isFinite(to)) {
+      const filters =
+        s !== undefined ? (s.expiryInterval > 0 ? persistentFilters(s) : []) : fenced !== undefined && fenced.until >= Date.now() ? fenced.filters : [];
       if (filters.length > 0) this.#tombstones.set(clientId, { to, filters, until: Date.now() + HANDOVER_MS });
     }
     this.#drop(clientId);
@@ -268,7 +279,13 @@ export class ClusterSessions {
     ids.forEach((id, i) => {
       this.counters.fencedCommits++;
       // Still held here by the token Redis refused: it moved without a kick read yet.
-      if (this.#store.fence(id) === tokens[i]) this.#drop(id);
+      if (this.#store.fence(id) !== tokens[i]) return;
+      const s = this.#c.sessions.get(id);
+      if (s !== undefined && s.expiryInterval > 0) {
+        if (this.#fencedFilters.size > 10_000) this.#fencedFilters.clear();
+        this.#fencedFilters.set(id, { filters: persistentFilters(s), until: Date.now() + HANDOVER_MS });
+      }
+      this.#drop(id);
     });
   }
 
@@ -319,6 +336,7 @@ export class ClusterSessions {
   /** Every session dropped here (this node fenced itself): tokens forgotten. */
   reset(): void {
     this.#from.clear();
+    this.#fencedFilters.clear();
     this.#movedFrom.clear();
     this.#tombstones.clear();
     this.#superseded.clear();
@@ -505,6 +523,11 @@ export class ClusterSessions {
     this.counters.replayed += n;
     return n;
   }
+}
+
+/** A session's filters that messages are handed over for (shared subscriptions are not: another member takes them). */
+function persistentFilters(s: { subscriptions: ReadonlyMap<string, { filter: string; noLocal: boolean }> }): Tombstone['filters'] {
+  return [...s.subscriptions.values()].filter((x) => !x.filter.startsWith('$share/')).map((x) => ({ filter: x.filter, noLocal: x.noLocal }));
 }
 
 async function readAll(redis: Redis, key: string): Promise<Array<[Buffer, Buffer[]]>> {

@@ -332,6 +332,13 @@ export const configSchema = z
       if (first !== undefined) ctx.addIssue({ code: 'custom', path: ['bridges', i, 'name'], message: `same name as bridges[${first}]` });
       else names.set(b.name, i);
     });
+    if ((c.bridges?.length ?? 0) > 0 && (c.cluster !== undefined || c.workers !== undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['bridges'],
+        message: 'cannot be used with cluster or workers yet (each node would run every bridge); run bridges on a single broker that connects to the cluster',
+      });
+    }
     if (c.cluster !== undefined && c.cluster.redis === undefined && c.workers === undefined) {
       ctx.addIssue({ code: 'custom', path: ['cluster', 'redis'], message: 'is required: a cluster node needs the Redis URL' });
     }

@@ -143,3 +143,19 @@ void describe('bridges in the config file', () => {
 });
 
 void contract;
+
+void describe('bridges and clusters', () => {
+  void it('createBroker refuses bridges on a cluster node (each node would run every bridge)', async () => {
+    const { createBroker } = await import('../../src/index.js');
+    await assert.rejects(
+      () =>
+        createBroker({
+          port: 0,
+          wsPort: null,
+          cluster: { redis: 'redis://127.0.0.1:1' },
+          bridges: [{ name: 'b', remotes: ['mqtt://127.0.0.1:1'], topics: [{ filter: '#', direction: 'out' }] }],
+        }),
+      /bridges cannot run on a cluster node yet/,
+    );
+  });
+});

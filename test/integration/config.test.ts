@@ -215,7 +215,9 @@ void describe('config: files', () => {
     assert.equal(c.options.mqtt?.maximumQoS, 1);
     assert.equal(c.options.sessions?.queueFullPolicy, 'drop-oldest');
     assert.equal(c.options.persistence?.durability, 'fsync');
-    // The fixture sets every key of the schema: nothing is left out of it.
+    // The fixtures set every key of the schema: nothing is left out (bridges are in their own,
+    // since they cannot be combined with cluster or workers).
+    const bridges = await loadConfig({ file: fixture('bridges.yaml'), env: {} });
     const set = configKeys().filter(
       (k) =>
         k.path.reduce<unknown>((o, seg) => (o as Record<string, unknown> | undefined)?.[seg], {
@@ -223,6 +225,7 @@ void describe('config: files', () => {
           log: { level: c.logLevel },
           workers: c.workers?.count,
           redisServer: c.workers?.redisServer,
+          bridges: bridges.options.bridges,
         }) !== undefined,
     );
     assert.deepEqual(
@@ -232,6 +235,15 @@ void describe('config: files', () => {
       // The JWT key sources exclude each other: the fixture sets `secret`.
       ['security.jwt.publicKeyFile', 'security.jwt.jwksFile'],
     );
+  });
+
+  void it('refuses bridges on a cluster node or with workers, naming why', () => {
+    for (const extra of [{ cluster: { redis: 'redis://127.0.0.1:6379' } }, { workers: 2 }]) {
+      assert.throws(
+        () => parseConfig({ bridges: [{ name: 'b', remotes: ['mqtt://127.0.0.1:1'], topics: [{ filter: '#', direction: 'out' }] }], ...extra }, 't'),
+        (e: unknown) => e instanceof ConfigError && /bridges.*cannot be used with cluster or workers yet/.test(e.message),
+      );
+    }
   });
 
   void it('reads a JSON file with explicit listeners', async () => {

@@ -1,0 +1,76 @@
+/**
+ * ClusterSessions' kick bookkeeping, with fakes for the store, the core and the node: a session
+ * claimed by another node whose copy here was dropped by a refused commit before the kick was
+ * read still gets what arrives here handed over to its new node (else the new node, which leaves
+ * those messages to this one, never gets them).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ClusterSessions, type SessionCore, type SessionsOwner } from '../../../src/cluster/sessions.js';
+import type { RedisStore } from '../../../src/cluster/redis-store.js';
+import type { Logger } from '../../../src/options.js';
+import type { Message } from '../../../src/core/message.js';
+import { keys } from '../../../src/cluster/scripts.js';
+
+interface Fakes {
+  sessions: ClusterSessions;
+  store: { onFenced?: (ids: string[], tokens: string[]) => void; tokens: Map<string, string> };
+  core: Map<string, { subscriptions: Map<string, { filter: string; noLocal: boolean }>; expiryInterval: number }>;
+  handedOver: Array<[number, string, string]>;
+}
+
+function fakes(): Fakes {
+  const tokens = new Map<string, string>();
+  const store = {
+    tokens,
+    onFenced: undefined as ((ids: string[], tokens: string[]) => void) | undefined,
+    fence: (id: string) => tokens.get(id),
+    forget: (id: string) => void tokens.delete(id),
+  };
+  const core = new Map<string, { subscriptions: Map<string, { filter: string; noLocal: boolean }>; expiryInterval: number }>();
+  const handedOver: Array<[number, string, string]> = [];
+  const owner = {
+    nid: 2,
+    handOver: (nid: number, cid: string, m: Message) => handedOver.push([nid, cid, m.topic]),
+  } as unknown as SessionsOwner;
+  const log = { warn() {}, error() {}, info() {}, debug() {} } as unknown as Logger;
+  const sessions = new ClusterSessions(owner, store as unknown as RedisStore, keys('t:'), log, 2000);
+  sessions.attach({ sessions: core, evict: (id: string) => void core.delete(id) } as unknown as SessionCore);
+  return { sessions, store, core, handedOver };
+}
+
+const msg = (topic: string) => ({ topic, origin: 'someone' }) as unknown as Message;
+
+void describe('ClusterSessions: kicks after a refused commit', () => {
+  void it('a session dropped by a fenced commit before its kick still gets a tombstone from that kick', () => {
+    const f = fakes();
+    f.store.tokens.set('c', '5:2');
+    f.core.set('c', { subscriptions: new Map([['t/#', { filter: 't/#', noLocal: false }]]), expiryInterval: 600 });
+    // A message handled here after node 3 claimed the session: its commit is refused first...
+    f.store.onFenced!(['c'], ['5:2']);
+    assert.equal(f.core.has('c'), false, 'dropped here');
+    // ...then the kick (node 3's claim, token 9:3) is read.
+    f.sessions.kicked('c', '9:3', false);
+    f.sessions.handOver(msg('t/x'), undefined);
+    assert.deepEqual(f.handedOver, [[3, 'c', 't/x']], 'what still arrives here goes to node 3');
+  });
+
+  void it('the usual order (kick first) hands over too; a clean session or a non-matching topic does not', () => {
+    const f = fakes();
+    f.store.tokens.set('c', '5:2');
+    f.core.set('c', { subscriptions: new Map([['t/#', { filter: 't/#', noLocal: false }]]), expiryInterval: 600 });
+    f.sessions.kicked('c', '9:3', false);
+    f.sessions.handOver(msg('u/x'), undefined);
+    f.sessions.handOver(msg('t/y'), [3]);
+    assert.deepEqual(f.handedOver, [], 'not for another topic, nor when node 3 got it in the same step');
+    f.sessions.handOver(msg('t/x'), undefined);
+    assert.deepEqual(f.handedOver, [[3, 'c', 't/x']]);
+    const g = fakes();
+    g.store.tokens.set('d', '5:2');
+    g.core.set('d', { subscriptions: new Map([['t/#', { filter: 't/#', noLocal: false }]]), expiryInterval: 600 });
+    g.store.onFenced!(['d'], ['5:2']);
+    g.sessions.kicked('d', '9:3', true);
+    g.sessions.handOver(msg('t/x'), undefined);
+    assert.deepEqual(g.handedOver, [], 'a clean claim takes nothing over');
+  });
+});
