@@ -52,10 +52,22 @@ export class Router {
     return id;
   }
 
-  /** One subscription per distinct filter (what a resubscribe sends). */
+  /** Restored subscriptions (from a session store) whose filter as sent is `filter`. */
+  restoredWith(filter: string): SubscriptionImpl[] {
+    const out: SubscriptionImpl[] = [];
+    for (const s of this.#subs) if (s.restored && s.compiled.filter === filter) out.push(s);
+    return out;
+  }
+
+  /** Every local subscription. */
+  all(): SubscriptionImpl[] {
+    return [...this.#subs];
+  }
+
+  /** One subscription per distinct filter, a granted one where there is one (what a resubscribe sends). */
   distinct(): SubscriptionImpl[] {
     const seen = new Map<string, SubscriptionImpl>();
-    for (const s of this.#subs) if (!seen.has(s.compiled.filter)) seen.set(s.compiled.filter, s);
+    for (const s of this.#subs) if (!(seen.get(s.compiled.filter)?.granted ?? false)) seen.set(s.compiled.filter, s);
     return [...seen.values()];
   }
 

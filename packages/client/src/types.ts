@@ -113,6 +113,8 @@ export interface SubscribeOptions<F extends string = string> {
   buffer?: number;
   /** Called for every message instead of buffering it for iteration. */
   handler?: (message: Message<F>) => void | Promise<void>;
+  /** Record it in the session store, when there is one (default true). */
+  persist?: boolean;
   signal?: AbortSignal;
 }
 
