@@ -52,6 +52,18 @@ export class Router {
     return id;
   }
 
+  /** The Subscription Identifier `filter` has, if any. */
+  identifierOf(filter: string): number | undefined {
+    return this.#filterIds.get(filter);
+  }
+
+  /** Gives `filter` the identifier a session store kept for it (the server's subscription still carries it). */
+  restoreIdentifier(filter: string, id: number): void {
+    if (this.#idFilters.has(id) || this.#filterIds.has(filter)) return;
+    this.#filterIds.set(filter, id);
+    this.#idFilters.set(id, filter);
+  }
+
   /** Restored subscriptions (from a session store) whose filter as sent is `filter`. */
   restoredWith(filter: string): SubscriptionImpl[] {
     const out: SubscriptionImpl[] = [];

@@ -41,6 +41,8 @@ export interface StoredSubscription {
   retainAsPublished?: boolean;
   retainHandling?: 0 | 1 | 2;
   buffer?: number;
+  /** Its 5.0 Subscription Identifier: messages for it carry that number. */
+  identifier?: number;
 }
 
 export interface StoredSession {

@@ -57,7 +57,8 @@ export class Subscriber {
   restore(subs: readonly StoredSubscription[]): SubscriptionImpl[] {
     const out: SubscriptionImpl[] = [];
     for (const s of subs) {
-      const { filter, topicFilter: _, ...options } = s;
+      const { filter, topicFilter, identifier, ...options } = s;
+      if (identifier !== undefined) this.router.restoreIdentifier(topicFilter, identifier);
       const sub = new SubscriptionImpl(this.#host, filter, compileFilter(filter), options, this.router.nextKey());
       sub.grantedQoS = s.qos;
       sub.granted = true;
@@ -116,9 +117,14 @@ export class Subscriber {
       this.router.remove(old);
       old.handOver(sub as SubscriptionImpl);
     }
-    if (options.persist !== false) this.#store?.subscribed?.(toStoredSubscription(filter, compiled.filter, options));
+    if (options.persist !== false) this.#store?.subscribed?.(toStoredSubscription(filter, compiled.filter, options, this.router.identifierOf(compiled.filter)));
     const signal = options.signal;
-    if (signal !== undefined) signal.addEventListener('abort', () => void sub.unsubscribe().catch(() => undefined), { once: true });
+    if (signal !== undefined) {
+      // Its signal unsubscribes; the listener goes when the subscription ends, whatever ends it.
+      const onAbort = () => void sub.unsubscribe().catch(() => undefined);
+      signal.addEventListener('abort', onAbort, { once: true });
+      sub.onEnd = () => signal.removeEventListener('abort', onAbort);
+    }
     return sub;
   }
 
@@ -203,11 +209,12 @@ export class Subscriber {
   }
 }
 
-function toStoredSubscription(filter: string, topicFilter: string, o: SubscribeOptions): StoredSubscription {
+function toStoredSubscription(filter: string, topicFilter: string, o: SubscribeOptions, identifier: number | undefined): StoredSubscription {
   const s: StoredSubscription = { filter, topicFilter, qos: o.qos ?? 0 };
   if (o.noLocal !== undefined) s.noLocal = o.noLocal;
   if (o.retainAsPublished !== undefined) s.retainAsPublished = o.retainAsPublished;
   if (o.retainHandling !== undefined) s.retainHandling = o.retainHandling;
   if (o.buffer !== undefined) s.buffer = o.buffer;
+  if (identifier !== undefined) s.identifier = identifier;
   return s;
 }

@@ -33,6 +33,8 @@ export class SubscriptionImpl<F extends string = string> implements Subscription
   dropped = 0;
   /** False once unsubscribed or the client closed. */
   active = true;
+  /** Called once when it ends (removes its signal's listener). */
+  onEnd: (() => void) | undefined;
   /** The server granted it (SUBACK), so a resubscribe makes it again. */
   granted = false;
   /** Made from a session store's record, not (yet) by subscribe() in this process. */
@@ -91,6 +93,8 @@ export class SubscriptionImpl<F extends string = string> implements Subscription
   /** Ends iteration: the buffered messages are still handed out, then `done`. */
   end(): void {
     this.active = false;
+    this.onEnd?.();
+    this.onEnd = undefined;
     for (const w of this.#waiters.splice(0)) w({ value: undefined, done: true });
   }
 
