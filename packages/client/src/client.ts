@@ -48,7 +48,8 @@ export class Client implements AsyncDisposable {
     this.#life = new Lifecycle(url, options, this.version, open, this.#lifecycleHost());
     const connected = () => this.#life.state === 'connected';
     const write = (packet: Packet) => this.#life.write(packet);
-    this.#pub = new Publisher(this.#out, this.#store, { write, connected, server: () => this.server, version: this.version });
+    const writeAck = (first: 0x62, id: number) => this.#life.writeAck(first, id);
+    this.#pub = new Publisher(this.#out, this.#store, { write, writeAck, connected, server: () => this.server, version: this.version });
     this.#subs = new Subscriber(this.#out, this.#store, {
       version: this.version,
       connected,
@@ -164,7 +165,7 @@ export class Client implements AsyncDisposable {
         return this.#inbound(p);
       case 'pubrel':
         if (this.#inboundQos2.delete(p.packetId)) this.#store?.inbound(p.packetId, false);
-        return this.#life.write({ type: 'pubcomp', packetId: p.packetId });
+        return this.#life.writeAck(0x70, p.packetId);
       case 'puback':
       case 'pubcomp':
         return this.#pub.acked(p.packetId, p.type, p.reasonCode ?? 0, p.properties?.reasonString);
@@ -190,11 +191,11 @@ export class Client implements AsyncDisposable {
   #inbound(p: PublishPacket): void {
     const id = p.packetId;
     if (p.qos === 2) {
-      this.#life.write({ type: 'pubrec', packetId: id! });
+      this.#life.writeAck(0x50, id!);
       if (this.#inboundQos2.has(id!)) return; // a resend: delivered once already [MQTT-4.3.3-10]
       this.#inboundQos2.add(id!);
       this.#store?.inbound(id!, true);
-    } else if (p.qos === 1) this.#life.write({ type: 'puback', packetId: id! });
+    } else if (p.qos === 1) this.#life.writeAck(0x40, id!);
     this.#subs.router.route(p);
   }
 

@@ -49,6 +49,9 @@ export class Lifecycle {
   readonly #waiters = new Set<{ resolve(): void; reject(e: Error): void }>();
   #conn: Connection | undefined;
   #pending: Uint8Array[] = [];
+  /** Short acknowledgements of this turn (4 bytes each), written as one chunk in their place among #pending. */
+  #acks = new Uint8Array(1024);
+  #acksLen = 0;
   #flushQueued = false;
   #connectedAt = 0;
   #keepAlive: ReturnType<typeof setInterval> | undefined;
@@ -149,6 +152,7 @@ export class Lifecycle {
     }
     this.#conn = undefined;
     this.#pending = [];
+    this.#acksLen = 0;
     this.#stopKeepAlive();
     conn.connack?.reject(err);
     if (this.state !== 'connected') return; // an attempt in progress reports its own failure
@@ -222,6 +226,7 @@ export class Lifecycle {
       conn.connack = { resolve: () => undefined, reject: () => undefined };
       const properties: Properties | undefined = options.reasonString === undefined ? undefined : { reasonString: options.reasonString };
       const packet = this.#version === 5 ? { type: 'disconnect' as const, reasonCode: options.reasonCode ?? 0, properties } : { type: 'disconnect' as const };
+      if (this.#acksLen !== 0) this.#takeAcks();
       this.#pending.push(encode(packet, this.#version));
       this.#flush(conn);
       conn.onClosed = done;
@@ -268,7 +273,38 @@ export class Lifecycle {
 
   /** Encodes `packet` for the current connection, sent at the end of this turn. */
   write(packet: Packet): void {
+    if (this.#acksLen !== 0) this.#takeAcks();
     this.#pending.push(encode(packet, this.#version));
+    this.#queueFlush();
+  }
+
+  /**
+   * A PUBACK / PUBREC / PUBREL / PUBCOMP with reason code 0 and no properties (the 4-byte short
+   * form in 5.0 [MQTT-3.4.2.1], the only form in 3.1.1): appended to the turn's acknowledgement
+   * bytes instead of a packet object and a buffer each. `first` is the fixed header's first byte.
+   */
+  writeAck(first: 0x40 | 0x50 | 0x62 | 0x70, packetId: number): void {
+    let b = this.#acks;
+    const n = this.#acksLen;
+    if (n + 4 > b.length) {
+      const grown = new Uint8Array(b.length * 2);
+      grown.set(b);
+      this.#acks = b = grown;
+    }
+    b[n] = first;
+    b[n + 1] = 2;
+    b[n + 2] = packetId >>> 8;
+    b[n + 3] = packetId & 0xff;
+    this.#acksLen = n + 4;
+    this.#queueFlush();
+  }
+
+  #takeAcks(): void {
+    this.#pending.push(this.#acks.slice(0, this.#acksLen));
+    this.#acksLen = 0;
+  }
+
+  #queueFlush(): void {
     if (!this.#flushQueued) {
       this.#flushQueued = true;
       queueMicrotask(() => {
@@ -285,6 +321,7 @@ export class Lifecycle {
   }
 
   #flush(conn: Connection): void {
+    if (this.#acksLen !== 0) this.#takeAcks();
     const chunks = this.#pending;
     if (chunks.length === 0) return;
     this.#pending = [];

@@ -36,8 +36,11 @@ export function toProperties(p: PublishProperties): Properties {
   return out;
 }
 
+/** The properties of a message that has none (shared: one object less per message). */
+const NO_PROPERTIES: PublishProperties = Object.freeze({});
+
 function fromProperties(p: Properties | undefined): PublishProperties {
-  if (p === undefined) return {};
+  if (p === undefined) return NO_PROPERTIES;
   const out: PublishProperties = {};
   if (p.payloadFormatIndicator !== undefined) out.payloadFormatIndicator = p.payloadFormatIndicator;
   if (p.messageExpiryInterval !== undefined) out.messageExpiryInterval = p.messageExpiryInterval;

@@ -16,10 +16,17 @@ import type { Payload, PublishOptions, PublishResult, ServerLimits } from './typ
 
 export interface PublishHost {
   write(packet: Packet): void;
+  /** A short acknowledgement (see Lifecycle.writeAck). */
+  writeAck(first: 0x62, packetId: number): void;
   connected(): boolean;
   server(): ServerLimits;
   readonly version: 3 | 4 | 5;
 }
+
+/** The results of most acknowledgements (shared, frozen: one object less per message). */
+const SUCCESS: PublishResult = Object.freeze({ reasonCode: 0 });
+const NO_SUBSCRIBERS: PublishResult = Object.freeze({ reasonCode: 0x10 });
+const resultOf = (code: number): PublishResult => (code === 0 ? SUCCESS : code === 0x10 ? NO_SUBSCRIBERS : { reasonCode: code });
 
 export class Publisher {
   readonly #out: Outgoing;
@@ -27,6 +34,8 @@ export class Publisher {
   readonly #host: PublishHost;
   #quota = 0;
   #nextKey = 1;
+  /** The last topic that passed the checks (a stream of publishes mostly repeats its topic). */
+  #validTopic = '';
 
   constructor(out: Outgoing, store: SessionStore | undefined, host: PublishHost) {
     this.#out = out;
@@ -74,7 +83,7 @@ export class Publisher {
         out.release(id);
         this.#quota++;
         this.#store?.removed(p.key);
-        this.#settle(p, undefined, { reasonCode: 0 });
+        this.#settle(p, undefined, SUCCESS);
       } else this.#host.write({ ...p.packet, dup: false });
     }
     this.#drain();
@@ -93,7 +102,7 @@ export class Publisher {
     this.#quota++;
     this.#store?.removed(p.key);
     if (code >= 0x80) this.#settle(p, new RefusedError('PUBLISH', code, reasonString));
-    else this.#settle(p, undefined, reasonString === undefined ? { reasonCode: code } : { reasonCode: code, reasonString });
+    else this.#settle(p, undefined, reasonString === undefined ? resultOf(code) : { reasonCode: code, reasonString });
     this.#drain();
   }
 
@@ -114,14 +123,17 @@ export class Publisher {
     }
     p.state = 'pubrel';
     this.#store?.released(p.key);
-    this.#host.write({ type: 'pubrel', packetId: id });
+    this.#host.writeAck(0x62, id);
   }
 
   publish(topic: string, payload: Payload, options: PublishOptions = {}): Promise<PublishResult> {
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(abortReason(signal));
-    const bad = checkTopicName(topic);
-    if (bad !== null) return Promise.reject(new ClientError('INVALID', bad));
+    if (topic !== this.#validTopic) {
+      const bad = checkTopicName(topic);
+      if (bad !== null) return Promise.reject(new ClientError('INVALID', bad));
+      this.#validTopic = topic;
+    }
     const qos = options.qos ?? 0;
     if (qos > this.#host.server().maximumQoS)
       return Promise.reject(new LimitError(`QoS ${qos} is above the server's Maximum QoS ${this.#host.server().maximumQoS}`));
@@ -137,7 +149,7 @@ export class Publisher {
       } catch (e) {
         return Promise.reject(e instanceof Error ? e : new Error(String(e)));
       }
-      return Promise.resolve({ reasonCode: 0 });
+      return Promise.resolve(SUCCESS);
     }
     return new Promise<PublishResult>((resolve, reject) => {
       const p: PendingPublish = {
@@ -212,6 +224,6 @@ export class Publisher {
     p.settled = true;
     p.unlink?.();
     if (err !== undefined) p.reject(err);
-    else p.resolve(result ?? { reasonCode: 0 });
+    else p.resolve(result ?? SUCCESS);
   }
 }

@@ -14,6 +14,8 @@ export class Router {
   readonly #trie = new TopicTrie<SubscriptionImpl>();
   readonly #filterIds = new Map<string, number>();
   readonly #idFilters = new Map<number, string>();
+  /** The subscriptions of each filter as sent. */
+  readonly #byFilter = new Map<string, Set<SubscriptionImpl>>();
   #seq = 0;
 
   /** A key for a new subscription. */
@@ -23,15 +25,22 @@ export class Router {
 
   add(sub: SubscriptionImpl): void {
     this.#subs.add(sub);
+    const f = sub.compiled.filter;
+    let set = this.#byFilter.get(f);
+    if (set === undefined) this.#byFilter.set(f, (set = new Set()));
+    set.add(sub);
     this.#trie.add(sub.compiled.match, sub.key, sub);
   }
 
   /** Removes `sub`; true when no other local subscription has its filter (the server's can go). */
   remove(sub: SubscriptionImpl): boolean {
-    this.#subs.delete(sub);
+    if (!this.#subs.delete(sub)) return false;
     this.#trie.remove(sub.compiled.match, sub.key);
     const filter = sub.compiled.filter;
-    for (const s of this.#subs) if (s.compiled.filter === filter) return false;
+    const set = this.#byFilter.get(filter);
+    set?.delete(sub);
+    if (set !== undefined && set.size > 0) return false;
+    this.#byFilter.delete(filter);
     const id = this.#filterIds.get(filter);
     if (id !== undefined) {
       this.#filterIds.delete(filter);
@@ -84,20 +93,24 @@ export class Router {
   }
 
   route(p: PublishPacket): void {
-    const hits: SubscriptionImpl[] = [];
     const ids = p.properties?.subscriptionIdentifiers;
     if (ids !== undefined && ids.length > 0) {
       for (const id of ids) {
         const filter = this.#idFilters.get(id);
-        if (filter !== undefined) for (const s of this.#subs) if (s.compiled.filter === filter) hits.push(s);
+        const subs = filter === undefined ? undefined : this.#byFilter.get(filter);
+        if (subs !== undefined) for (const s of subs) s.deliver(toMessage(p, s.compiled));
       }
-    } else this.#trie.match(p.topic, (sub) => hits.push(sub));
-    for (const sub of hits) sub.deliver(toMessage(p, sub.compiled));
+    } else this.#trie.match(p.topic, deliverTo, p);
   }
 
   /** Ends every subscription's iteration (the client closed). */
   endAll(): void {
     for (const s of this.#subs) s.end();
     this.#subs.clear();
+    this.#byFilter.clear();
   }
+}
+
+function deliverTo(this: PublishPacket, sub: SubscriptionImpl): void {
+  sub.deliver(toMessage(this, sub.compiled));
 }
