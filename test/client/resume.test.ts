@@ -17,39 +17,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, fileStore, type Client, type ClientOptions, type Message } from '../../packages/client/src/index.js';
 import { connectWith } from '../../packages/client/src/connect.js';
-import { openNodeTransport } from '../../packages/client/src/transport-node.js';
-import type { OpenTransport } from '../../packages/client/src/transport.js';
-import { Decoder } from '../../src/protocol/decoder.js';
-import type { Packet } from '../../src/protocol/packets.js';
+import { Tap } from './tap.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { withTimeout } from '../helpers/peers.js';
 import { mosquittoGate, startCourier, startMosquitto, unique, type TestServer } from './brokers.js';
-
-/** The packets a client wrote, per connection (index 0: the first connection). */
-class Tap {
-  readonly connections: Packet[][] = [];
-  readonly open: OpenTransport = async (url, options, handlers, signal) => {
-    const sent: Packet[] = [];
-    const decoder = new Decoder((p) => sent.push(p), { protocolVersion: options.protocolVersion ?? 5 });
-    const t = await openNodeTransport(url, options, handlers, signal);
-    this.connections.push(sent);
-    return {
-      write: (chunks) => {
-        for (const c of chunks) decoder.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
-        t.write(chunks);
-      },
-      end: () => t.end(),
-      destroy: () => t.destroy(),
-    };
-  };
-
-  /** The topic filters of the SUBSCRIBE packets written on connection `i`. */
-  subscribes(i: number): string[] {
-    const out: string[] = [];
-    for (const p of this.connections[i] ?? []) if (p.type === 'subscribe') for (const s of p.subscriptions) out.push(s.topicFilter);
-    return out.sort();
-  }
-}
 
 const nextConnect = (c: Client): Promise<{ sessionPresent: boolean }> => new Promise((r) => c.on('connect', r));
 

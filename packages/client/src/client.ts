@@ -126,7 +126,7 @@ export class Client implements AsyncDisposable {
     if (this.server.assignedClientId !== undefined) this.clientId = this.server.assignedClientId;
     // Resume: unacknowledged PUBLISH again with DUP, PUBREL again, in the original order [MQTT-4.4.0-1] [MQTT-4.6.0-1];
     // with no session kept, they go again as new messages and the subscriptions are made again.
-    this.#pub.resume(ack.sessionPresent, this.#sendWindow());
+    this.#pub.resume(ack.sessionPresent, this.#sendWindow(), this.#aliasLimit());
     if (!ack.sessionPresent) {
       this.#inboundQos2.clear();
       this.#store?.clearInbound();
@@ -142,6 +142,13 @@ export class Client implements AsyncDisposable {
    */
   #sendWindow(): number {
     return Math.min(this.server.receiveMaximum, this.options.maxInflight ?? (this.version === 5 ? 65535 : 20));
+  }
+
+  /** Outbound topic aliases on this connection: none unless enabled, at most the server's Topic Alias Maximum. */
+  #aliasLimit(): number {
+    const o = this.options.topicAliases;
+    if (this.version !== 5 || o === undefined || o === false) return 0;
+    return Math.min(this.server.topicAliasMaximum, o === true ? 65535 : Math.max(0, Math.floor(o)));
   }
 
   /** Ends the session's connection (DISCONNECT with `reasonCode`) and rejects everything still pending. */

@@ -7,6 +7,7 @@
 import { encode } from '../../../src/protocol/encoder.js';
 import type { Packet, PublishPacket } from '../../../src/protocol/packets.js';
 import { checkTopicName } from '../../../src/topics/validate.js';
+import { TopicAliases } from './aliases.js';
 import { ClientError, LimitError, RefusedError, abortReason } from './errors.js';
 import type { Outgoing, PendingPublish } from './outgoing.js';
 import { encodePayload, toProperties } from './packets.js';
@@ -34,6 +35,7 @@ export class Publisher {
   readonly #host: PublishHost;
   #quota = 0;
   #nextKey = 1;
+  readonly #aliases = new TopicAliases();
   /** The last topic that passed the checks (a stream of publishes mostly repeats its topic). */
   #validTopic = '';
 
@@ -71,12 +73,13 @@ export class Publisher {
    * as new messages, and a QoS 2 message that had reached PUBREC is complete (the old session
    * received it). Then the queue drains into the new send window.
    */
-  resume(sessionPresent: boolean, window: number): void {
+  resume(sessionPresent: boolean, window: number, aliases: number): void {
+    this.#aliases.reset(aliases);
     const out = this.#out;
     this.#quota = window - out.inflight.size;
     for (const [id, p] of [...out.inflight]) {
       if (sessionPresent) {
-        if (p.state === 'publish') this.#host.write({ ...p.packet, dup: true });
+        if (p.state === 'publish') this.#host.write(this.#aliases.apply({ ...p.packet, dup: true }));
         else this.#host.write({ type: 'pubrel', packetId: id });
       } else if (p.state === 'pubrel') {
         out.inflight.delete(id);
@@ -84,7 +87,7 @@ export class Publisher {
         this.#quota++;
         this.#store?.removed(p.key);
         this.#settle(p, undefined, SUCCESS);
-      } else this.#host.write({ ...p.packet, dup: false });
+      } else this.#host.write(this.#aliases.apply({ ...p.packet, dup: false }));
     }
     this.#drain();
   }
@@ -145,7 +148,7 @@ export class Publisher {
       if (!this.#host.connected()) return Promise.reject(new ClientError('OFFLINE', 'not connected: QoS 0 messages are not queued'));
       try {
         this.#checkSize(packet);
-        this.#host.write(packet);
+        this.#host.write(this.#aliases.apply(packet));
       } catch (e) {
         return Promise.reject(e instanceof Error ? e : new Error(String(e)));
       }
@@ -190,8 +193,8 @@ export class Publisher {
   #checkSize(packet: PublishPacket): void {
     const max = this.#host.server().maximumPacketSize;
     if (max >= 268_435_460) return;
-    // Without properties the size has a cheap upper bound: fixed header 5, topic 2 + 3 per UTF-16 unit, id 2, properties length 1.
-    if (packet.properties === undefined && 10 + packet.topic.length * 3 + packet.payload.length <= max) return;
+    // Without properties the size has a cheap upper bound: fixed header 5, topic 2 + 3 per UTF-16 unit, id 2, properties 1 + a topic alias 3.
+    if (packet.properties === undefined && 14 + packet.topic.length * 3 + packet.payload.length <= max) return;
     const size = encode({ ...packet, packetId: 1 }, this.#host.version).length;
     if (size > max) throw new LimitError(`the PUBLISH is ${size} bytes; the server's Maximum Packet Size is ${max}`);
   }
@@ -204,7 +207,7 @@ export class Publisher {
     this.#store?.sent(p.key, id);
     this.#out.inflight.set(id, p);
     this.#quota--;
-    this.#host.write(p.packet);
+    this.#host.write(this.#aliases.apply(p.packet));
     return true;
   }
 

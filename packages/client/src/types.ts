@@ -78,6 +78,11 @@ export interface ClientOptions {
   userProperties?: Array<[string, string]>;
   /** Ask for Response Information (5.0), used as the reply prefix by request(). */
   requestResponseInformation?: boolean;
+  /**
+   * Outbound topic aliases (5.0): true uses up to the server's Topic Alias Maximum, a number at
+   * most that many; least recently used topics give up their alias. Default false (none).
+   */
+  topicAliases?: boolean | number;
   /** false: no automatic reconnect. */
   reconnect?: false | ReconnectOptions;
   offline?: OfflineQueueOptions;
