@@ -7,7 +7,8 @@
  * acknowledged, refused with a reason code, aborted by its signal, or rejected at close.
  */
 import type { ConnackPacket, ConnectPacket, Packet, PublishPacket } from '../../../src/protocol/packets.js';
-import { ClientError, ClosedError, PERMANENT_REFUSALS, RefusedError } from './errors.js';
+import { Authenticator } from './auth.js';
+import { ClientError, ClosedError, ConnectionError, PERMANENT_REFUSALS, RefusedError } from './errors.js';
 import { Emitter } from './emitter.js';
 import { Lifecycle, type LifecycleHost } from './lifecycle.js';
 import { buildConnect, limitsOf, DEFAULT_LIMITS } from './packets.js';
@@ -33,6 +34,7 @@ export class Client implements AsyncDisposable {
   readonly #subs: Subscriber;
   readonly #pub: Publisher;
   readonly #store: SessionStore | undefined;
+  readonly #auth: Authenticator;
   #restoredSubscriptions: Subscription[] = [];
   #requester: Requester | undefined;
   #closed: Promise<void> | undefined;
@@ -46,6 +48,7 @@ export class Client implements AsyncDisposable {
     this.#out = new Outgoing(options.offline?.maxMessages, options.offline?.maxBytes);
     this.#store = options.store;
     this.#life = new Lifecycle(url, options, this.version, open, this.#lifecycleHost());
+    this.#auth = new Authenticator(options.auth, this.#life);
     const connected = () => this.#life.state === 'connected';
     const write = (packet: Packet) => this.#life.write(packet);
     const writeAck = (first: 0x62, id: number) => this.#life.writeAck(first, id);
@@ -67,9 +70,13 @@ export class Client implements AsyncDisposable {
       connectPacket: (reconnect: boolean): ConnectPacket => buildConnect(this, reconnect),
       connected: (ack, reconnect) => this.#connected(ack, reconnect),
       packet: (p) => this.#handle(p),
-      disconnected: (error) => this.#events.emit('disconnect', { error, reasonCode: undefined }),
+      disconnected: (error) => {
+        this.#auth.failed(error ?? new ConnectionError('connection lost'));
+        this.#events.emit('disconnect', { error, reasonCode: undefined });
+      },
       reconnecting: (attempt, delay) => this.#events.emit('reconnecting', { attempt, delay }),
       stopped: (err, cause) => {
+        this.#auth.failed(err);
         this.#pub.closeAll(err);
         this.#subs.closeAll(err);
         this.#requester?.close(err);
@@ -81,6 +88,17 @@ export class Client implements AsyncDisposable {
 
   get state(): ClientState {
     return this.#life.state;
+  }
+
+  /** The server of the current (or last) connection: the URL given, or where a redirect led. */
+  get target(): URL {
+    return this.#life.target;
+  }
+
+  /** 5.0 re-authentication (AUTH 0x19) with the `auth` option's method: resolves at the server's AUTH 0x00; a refusal ends the connection. */
+  reauthenticate(): Promise<void> {
+    if (this.version !== 5) return Promise.reject(new ClientError('UNSUPPORTED', 're-authentication needs MQTT 5.0'));
+    return this.#auth.reauthenticate();
   }
 
   /** Takes over what a store kept from an earlier process: its publishes complete on the first connection. @internal */
@@ -122,6 +140,7 @@ export class Client implements AsyncDisposable {
   }
 
   #connected(ack: ConnackPacket, reconnect: boolean): void {
+    this.options.auth?.done?.(ack.properties?.authenticationData);
     this.server = limitsOf(ack.properties, this.version);
     if (this.server.assignedClientId !== undefined) this.clientId = this.server.assignedClientId;
     // Resume: unacknowledged PUBLISH again with DUP, PUBREL again, in the original order [MQTT-4.4.0-1] [MQTT-4.6.0-1];
@@ -181,9 +200,13 @@ export class Client implements AsyncDisposable {
       case 'suback':
       case 'unsuback':
         return this.#subs.acked(p);
+      case 'auth':
+        return this.#auth.received(p);
       case 'disconnect': {
         const code = p.reasonCode ?? 0;
-        const err = new RefusedError('the connection (DISCONNECT from the server)', code, p.properties?.reasonString);
+        const err = new RefusedError('the connection (DISCONNECT from the server)', code, p.properties?.reasonString, p.properties?.serverReference);
+        this.#life.redirected(err);
+        this.#auth.failed(err);
         this.#events.emit('disconnect', { error: err, reasonCode: code });
         // Session taken over (0x8E) and other refusals that a retry cannot fix end the client.
         if (PERMANENT_REFUSALS.has(code)) this.#life.shutdown(err);

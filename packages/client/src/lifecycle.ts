@@ -8,7 +8,17 @@ import { Decoder } from '../../../src/protocol/decoder.js';
 import { encode } from '../../../src/protocol/encoder.js';
 import type { ConnackPacket, ConnectPacket, Packet, Properties } from '../../../src/protocol/packets.js';
 import { Backoff } from './backoff.js';
-import { ClosedError, ConnectionError, PERMANENT_REFUSALS, RefusedError, abortReason, connackReason } from './errors.js';
+import {
+  ClosedError,
+  ConnectionError,
+  PERMANENT_REFUSALS,
+  RefusedError,
+  SERVER_MOVED,
+  USE_ANOTHER_SERVER,
+  abortReason,
+  connackReason,
+  redirectTarget,
+} from './errors.js';
 import type { OpenTransport, Transport } from './transport.js';
 import type { ClientOptions, ClientState } from './types.js';
 
@@ -40,7 +50,12 @@ interface Connection {
 
 export class Lifecycle {
   state: ClientState = 'connecting';
-  readonly #url: URL;
+  /** Counts connection attempts: an asynchronous step that outlived its connection sees a newer number. */
+  epoch = 0;
+  /** Where attempts go: the URL given, or where a 0x9D redirect sent the client for good. */
+  #url: URL;
+  /** The next attempt only (a 0x9C redirect, or a DISCONNECT's redirect). */
+  #redirect: URL | undefined;
   readonly #options: Readonly<ClientOptions>;
   readonly #version: 3 | 4 | 5;
   readonly #open: OpenTransport;
@@ -67,6 +82,7 @@ export class Lifecycle {
     this.#version = version;
     this.#open = open;
     this.#host = host;
+    this.#current = url;
     this.#backoff = options.reconnect === false ? undefined : new Backoff(options.reconnect);
   }
 
@@ -75,11 +91,53 @@ export class Lifecycle {
     return { keepAlive: this.#keepAlive !== undefined, retry: this.#retry !== undefined, waiters: this.#waiters.size, connection: this.#conn !== undefined };
   }
 
-  /** Makes one connection attempt; resolves at CONNACK 0, rejects on anything else. */
+  /** The server of the current or last connection. */
+  get target(): URL {
+    return this.#current;
+  }
+
+  #current: URL;
+
+  /**
+   * Makes one connection attempt; resolves at CONNACK 0, rejects on anything else. With
+   * `followRedirects`, a CONNACK 0x9C / 0x9D with a Server Reference sends it on to that server
+   * (at most that many hops).
+   */
   async connectOnce(): Promise<void> {
+    const hops = this.#options.followRedirects === true ? 3 : this.#options.followRedirects || 0;
+    for (let hop = 0; ; hop++) {
+      try {
+        return await this.#attempt();
+      } catch (e) {
+        if (hop >= hops || !this.#noteRedirect(e)) throw e;
+      }
+    }
+  }
+
+  /** Remembers where a 0x9C / 0x9D refusal points; false when it is not one (or points nowhere usable). */
+  #noteRedirect(e: unknown): boolean {
+    if (!(e instanceof RefusedError) || e.serverReference === undefined || this.state === 'closed') return false;
+    if (e.reasonCode !== USE_ANOTHER_SERVER && e.reasonCode !== SERVER_MOVED) return false;
+    const to = redirectTarget(this.#current, e.serverReference);
+    if (to === undefined) return false;
+    if (e.reasonCode === SERVER_MOVED) this.#url = to;
+    else this.#redirect = to;
+    return true;
+  }
+
+  /** A DISCONNECT 0x9C / 0x9D from the server: with `followRedirects`, the reconnect goes where it points. */
+  redirected(e: RefusedError): void {
+    if (this.#options.followRedirects) this.#noteRedirect(e);
+  }
+
+  async #attempt(): Promise<void> {
     const ac = new AbortController();
     this.#attemptAbort = ac;
+    this.epoch++;
     const o = this.#options;
+    const url = this.#redirect ?? this.#url;
+    this.#redirect = undefined;
+    this.#current = url;
     const timeout = setTimeout(() => ac.abort(new ConnectionError('connect timeout')), o.connectTimeout ?? 30_000);
     const onOuterAbort = () => ac.abort(abortReason(o.signal!));
     o.signal?.addEventListener('abort', onOuterAbort, { once: true });
@@ -93,14 +151,14 @@ export class Lifecycle {
       };
       const connack = new Promise<ConnackPacket>((resolve, reject) => (conn.connack = { resolve, reject }));
       connack.catch(() => undefined);
-      conn.transport = await this.#open(this.#url, o, { data: (c) => this.#data(conn, c), close: (e) => this.#lost(conn, e) }, ac.signal);
+      conn.transport = await this.#open(url, o, { data: (c) => this.#data(conn, c), close: (e) => this.#lost(conn, e) }, ac.signal);
       this.#conn = conn;
       this.writeNow(this.#host.connectPacket(this.#everConnected));
       const onAbort = () => conn.connack?.reject(abortReason(ac.signal));
       ac.signal.addEventListener('abort', onAbort, { once: true });
       const ack = await connack.finally(() => ac.signal.removeEventListener('abort', onAbort));
       const code = connackReason(ack.reasonCode, this.#version);
-      if (code !== 0) throw new RefusedError('CONNECT', code, ack.properties?.reasonString);
+      if (code !== 0) throw new RefusedError('CONNECT', code, ack.properties?.reasonString, ack.properties?.serverReference);
       const reconnect = this.#everConnected;
       this.#everConnected = true;
       this.state = 'connected';

@@ -144,6 +144,11 @@ export function buildConnect(c: ConnectSource, reconnect: boolean): ConnectPacke
     if (o.maximumPacketSize !== undefined) props.maximumPacketSize = o.maximumPacketSize;
     if (o.requestResponseInformation === true) props.requestResponseInformation = 1;
     if (o.userProperties !== undefined) props.userProperties = o.userProperties;
+    if (o.auth !== undefined) {
+      props.authenticationMethod = o.auth.method;
+      const data = o.auth.initial?.();
+      if (data !== undefined) props.authenticationData = encodePayload(data);
+    }
     if (Object.keys(props).length > 0) packet.properties = props;
   }
   return packet;

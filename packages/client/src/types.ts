@@ -47,6 +47,22 @@ export interface ReconnectOptions {
   maxAttempts?: number;
 }
 
+/**
+ * MQTT 5.0 enhanced authentication (§4.12): CONNECT carries the Authentication Method and the
+ * first data; each AUTH 0x18 (Continue authentication) from the server is answered with what
+ * `step` returns, until CONNACK. `client.reauthenticate()` runs the same exchange again on a
+ * live connection (AUTH 0x19).
+ */
+export interface EnhancedAuth {
+  method: string;
+  /** The first Authentication Data (CONNECT, and AUTH 0x19 when re-authenticating). */
+  initial?: () => Payload | undefined;
+  /** The answer to the server's Authentication Data of an AUTH 0x18. */
+  step(serverData: Uint8Array | undefined): Payload | Promise<Payload>;
+  /** The server's Authentication Data at the end (CONNACK, or AUTH 0x00 after re-authentication). */
+  done?(serverData: Uint8Array | undefined): void;
+}
+
 export interface OfflineQueueOptions {
   /** Most QoS 1/2 publishes waiting to be sent (default 1000). */
   maxMessages?: number;
@@ -83,6 +99,15 @@ export interface ClientOptions {
    * most that many; least recently used topics give up their alias. Default false (none).
    */
   topicAliases?: boolean | number;
+  /**
+   * Follow 5.0 redirects: a CONNACK or DISCONNECT 0x9C (use another server: the next attempt)
+   * or 0x9D (server moved: every later attempt) with a Server Reference (`host[:port]` or a URL).
+   * true follows up to 3 hops per attempt, a number that many. Default false: such a CONNACK
+   * rejects with a RefusedError whose `serverReference` tells where.
+   */
+  followRedirects?: boolean | number;
+  /** 5.0 enhanced authentication (AUTH exchange); see EnhancedAuth. */
+  auth?: EnhancedAuth;
   /** false: no automatic reconnect. */
   reconnect?: false | ReconnectOptions;
   offline?: OfflineQueueOptions;
