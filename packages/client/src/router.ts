@@ -2,16 +2,16 @@
  * The local subscriptions and which of them a PUBLISH is for. In 5.0 every distinct filter has
  * its own Subscription Identifier, so a message goes to the subscriptions it was sent for, even
  * when filters overlap; without identifiers (3.1.1, or a server without them) topics are matched
- * with the broker's own TopicTrie.
+ * with the broker's own filter matching (`filterMatches`, once per distinct filter: a client
+ * holds a handful, for which a trie is not worth its weight in the browser bundle).
  */
 import type { PublishPacket } from '../../../src/protocol/packets.js';
-import { TopicTrie } from '../../../src/topics/trie.js';
+import { filterMatches } from '../../../src/topics/match.js';
 import { toMessage } from './packets.js';
 import type { SubscriptionImpl } from './subscription.js';
 
 export class Router {
   readonly #subs = new Set<SubscriptionImpl>();
-  readonly #trie = new TopicTrie<SubscriptionImpl>();
   readonly #filterIds = new Map<string, number>();
   readonly #idFilters = new Map<number, string>();
   /** The subscriptions of each filter as sent. */
@@ -29,13 +29,11 @@ export class Router {
     let set = this.#byFilter.get(f);
     if (set === undefined) this.#byFilter.set(f, (set = new Set()));
     set.add(sub);
-    this.#trie.add(sub.compiled.match, sub.key, sub);
   }
 
   /** Removes `sub`; true when no other local subscription has its filter (the server's can go). */
   remove(sub: SubscriptionImpl): boolean {
     if (!this.#subs.delete(sub)) return false;
-    this.#trie.remove(sub.compiled.match, sub.key);
     const filter = sub.compiled.filter;
     const set = this.#byFilter.get(filter);
     set?.delete(sub);
@@ -100,7 +98,13 @@ export class Router {
         const subs = filter === undefined ? undefined : this.#byFilter.get(filter);
         if (subs !== undefined) for (const s of subs) s.deliver(toMessage(p, s.compiled));
       }
-    } else this.#trie.match(p.topic, deliverTo, p);
+    } else {
+      // A client holds a handful of filters: the broker's single-filter match beats building a trie.
+      for (const subs of this.#byFilter.values()) {
+        let matched: boolean | undefined;
+        for (const s of subs) if ((matched ??= filterMatches(s.compiled.match, p.topic))) s.deliver(toMessage(p, s.compiled));
+      }
+    }
   }
 
   /** Ends every subscription's iteration (the client closed). */
@@ -109,8 +113,4 @@ export class Router {
     this.#subs.clear();
     this.#byFilter.clear();
   }
-}
-
-function deliverTo(this: PublishPacket, sub: SubscriptionImpl): void {
-  sub.deliver(toMessage(this, sub.compiled));
 }
