@@ -105,6 +105,25 @@ function aliasSuite(name: string, start: () => Promise<TestServer>, gate: { skip
   });
 }
 
+void describe('SUBSCRIBE and DISCONNECT properties (courier sub -D subscribe|disconnect ...)', () => {
+  void it('user properties on SUBSCRIBE; user properties, reason string and session expiry on DISCONNECT', async () => {
+    const server = await startCourier();
+    const tap = new Tap();
+    try {
+      const c = await connectWith(tap.open, server.url('tcp'), { sessionExpiry: 60 });
+      await c.subscribe('props/#', { qos: 1, userProperties: [['k', 'v']] });
+      await c.close({ userProperties: [['bye', '1']], reasonString: 'done', sessionExpiry: 0 });
+      const sent = tap.connections[0]!;
+      const sub = sent.find((p) => p.type === 'subscribe');
+      assert.deepEqual(sub?.properties?.userProperties, [['k', 'v']]);
+      const bye = sent.find((p) => p.type === 'disconnect');
+      assert.deepEqual(bye?.properties, { userProperties: [['bye', '1']], reasonString: 'done', sessionExpiryInterval: 0 });
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 aliasSuite('courier', () => startCourier({ mqtt: { topicAliasMaximum: 2 } }), { skip: false }, true, 2);
 aliasSuite('mosquitto', () => startMosquitto(), mosquittoGate(), 2, 10);
 

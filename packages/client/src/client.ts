@@ -17,7 +17,18 @@ import { Publisher } from './publisher.js';
 import { Subscriber } from './subscriber.js';
 import type { Subscription, SubscriptionImpl } from './subscription.js';
 import type { OpenTransport } from './transport.js';
-import type { ClientEvents, ClientOptions, ClientState, Message, Payload, PublishOptions, PublishResult, ServerLimits, SubscribeOptions } from './types.js';
+import type {
+  ClientEvents,
+  ClientOptions,
+  ClientState,
+  CloseOptions,
+  Message,
+  Payload,
+  PublishOptions,
+  PublishResult,
+  ServerLimits,
+  SubscribeOptions,
+} from './types.js';
 import { Requester, type RequestOptions } from './request.js';
 import type { SessionStore, StoredSession } from './store.js';
 
@@ -171,7 +182,7 @@ export class Client implements AsyncDisposable {
   }
 
   /** Ends the session's connection (DISCONNECT with `reasonCode`) and rejects everything still pending. */
-  close(options: { reasonCode?: number; reasonString?: string } = {}): Promise<void> {
+  close(options: CloseOptions = {}): Promise<void> {
     const store = this.#store;
     this.#closed ??= this.#life.close(options).then(() => store?.close());
     return this.#closed;

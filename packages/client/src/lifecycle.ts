@@ -20,7 +20,7 @@ import {
   redirectTarget,
 } from './errors.js';
 import type { OpenTransport, Transport } from './transport.js';
-import type { ClientOptions, ClientState } from './types.js';
+import type { ClientOptions, ClientState, CloseOptions } from './types.js';
 
 /** What the lifecycle needs from the client. */
 export interface LifecycleHost {
@@ -265,7 +265,7 @@ export class Lifecycle {
   }
 
   /** Sends DISCONNECT with `reasonCode`, ends the stream and stops for good. */
-  close(options: { reasonCode?: number; reasonString?: string } = {}): Promise<void> {
+  close(options: CloseOptions = {}): Promise<void> {
     if (this.#closed !== undefined) return this.#closed;
     const conn = this.#conn;
     this.shutdown(undefined);
@@ -282,7 +282,11 @@ export class Lifecycle {
       }, 2000);
       conn.decoder = new Decoder(() => undefined, { protocolVersion: this.#version });
       conn.connack = { resolve: () => undefined, reject: () => undefined };
-      const properties: Properties | undefined = options.reasonString === undefined ? undefined : { reasonString: options.reasonString };
+      const props: Properties = {};
+      if (options.reasonString !== undefined) props.reasonString = options.reasonString;
+      if (options.userProperties !== undefined) props.userProperties = options.userProperties;
+      if (options.sessionExpiry !== undefined) props.sessionExpiryInterval = options.sessionExpiry;
+      const properties = Object.keys(props).length === 0 ? undefined : props;
       const packet = this.#version === 5 ? { type: 'disconnect' as const, reasonCode: options.reasonCode ?? 0, properties } : { type: 'disconnect' as const };
       if (this.#acksLen !== 0) this.#takeAcks();
       this.#pending.push(encode(packet, this.#version));

@@ -132,8 +132,9 @@ export class Subscriber {
     const o = sub.options;
     const filter = sub.compiled.filter;
     let properties: Properties | undefined;
-    if (this.#host.version === 5 && this.#host.server().subscriptionIdentifiersAvailable) {
-      properties = { subscriptionIdentifiers: [this.router.identifierFor(filter)] };
+    if (this.#host.version === 5) {
+      if (this.#host.server().subscriptionIdentifiersAvailable) properties = { subscriptionIdentifiers: [this.router.identifierFor(filter)] };
+      if (o.userProperties !== undefined) properties = { ...properties, userProperties: o.userProperties };
     }
     return this.#request(
       filter,

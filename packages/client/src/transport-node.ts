@@ -6,7 +6,11 @@ import { ConnectionError } from './errors.js';
 import { DEFAULT_PORTS, type OpenTransport, type Transport, type TransportHandlers } from './transport.js';
 import type { ClientOptions } from './types.js';
 
-const bufferOf = (v: string | Uint8Array | undefined): string | Buffer | undefined => (v === undefined || typeof v === 'string' ? v : Buffer.from(v));
+const one = (v: string | Uint8Array): string | Buffer => (typeof v === 'string' ? v : Buffer.from(v));
+const bufferOf = <T extends string | Uint8Array | ReadonlyArray<string | Uint8Array> | undefined>(
+  v: T,
+): string | Buffer | Array<string | Buffer> | undefined =>
+  v === undefined ? undefined : Array.isArray(v) ? (v as ReadonlyArray<string | Uint8Array>).map(one) : one(v as string | Uint8Array);
 
 export const openNodeTransport: OpenTransport = (url, options, handlers, signal) => {
   if (url.protocol === 'ws:' || url.protocol === 'wss:') return openWs(url, options, handlers, signal);
@@ -19,7 +23,9 @@ function hostOf(url: URL): string {
 }
 
 function openSocket(url: URL, options: ClientOptions, handlers: TransportHandlers, signal: AbortSignal): Promise<Transport> {
-  const port = url.port === '' ? DEFAULT_PORTS[url.protocol] : Number(url.port);
+  // unix:///path/to/socket: a Unix domain socket (mosquitto's --unix).
+  const unix = url.protocol === 'unix:' ? decodeURIComponent(url.pathname) : undefined;
+  const port = unix !== undefined ? 0 : url.port === '' ? DEFAULT_PORTS[url.protocol] : Number(url.port);
   if (port === undefined) return Promise.reject(new ConnectionError(`unsupported URL scheme ${url.protocol}`));
   const secure = url.protocol === 'mqtts:' || url.protocol === 'ssl:' || url.protocol === 'tls:';
   const host = hostOf(url);
@@ -34,9 +40,13 @@ function openSocket(url: URL, options: ClientOptions, handlers: TransportHandler
           key: bufferOf(t.key),
           rejectUnauthorized: t.rejectUnauthorized ?? true,
           servername: t.servername ?? (/^[\d.:]+$/.test(host) ? undefined : host),
+          ...(t.version === undefined ? {} : { minVersion: t.version, maxVersion: t.version }),
+          ...(options.bindAddress === undefined ? {} : { localAddress: options.bindAddress }),
         })
-      : netConnect({ host, port });
-    socket.setNoDelay(true);
+      : unix !== undefined
+        ? netConnect({ path: unix })
+        : netConnect({ host, port, ...(options.bindAddress === undefined ? {} : { localAddress: options.bindAddress }) });
+    if (unix === undefined) socket.setNoDelay(true);
     let open = false;
     let closed = false;
     const onAbort = () => socket.destroy(new ConnectionError('connection attempt aborted'));
@@ -69,7 +79,7 @@ function openSocket(url: URL, options: ClientOptions, handlers: TransportHandler
       closed = true;
       signal.removeEventListener('abort', onAbort);
       if (open) handlers.close(failure);
-      else reject(new ConnectionError(`cannot connect to ${url.host}: ${failure?.message ?? 'closed'}`, failure));
+      else reject(new ConnectionError(`cannot connect to ${unix ?? url.host}: ${failure?.message ?? 'closed'}`, failure));
     });
   });
 }

@@ -26,7 +26,10 @@ export interface Will {
 }
 
 export interface TlsOptions {
-  ca?: string | Uint8Array;
+  /** Trusted CA certificates (PEM), one or several. */
+  ca?: string | Uint8Array | ReadonlyArray<string | Uint8Array>;
+  /** Only this TLS version (Node). */
+  version?: 'TLSv1.2' | 'TLSv1.3';
   cert?: string | Uint8Array;
   key?: string | Uint8Array;
   /** Default true. */
@@ -116,6 +119,8 @@ export interface ClientOptions {
   /** Give up a connection attempt after this many ms (default 30000). */
   connectTimeout?: number;
   tls?: TlsOptions;
+  /** The local address to connect from (Node; mosquitto's -A). */
+  bindAddress?: string;
   /** WebSocket sub-protocols (default ['mqtt']). */
   wsProtocols?: string[];
   signal?: AbortSignal;
@@ -143,6 +148,8 @@ export interface SubscribeOptions<F extends string = string> {
   buffer?: number;
   /** Called for every message instead of buffering it for iteration. */
   handler?: (message: Message<F>) => void | Promise<void>;
+  /** 5.0 user properties of the SUBSCRIBE. */
+  userProperties?: Array<[string, string]>;
   /** Record it in the session store, when there is one (default true). */
   persist?: boolean;
   signal?: AbortSignal;
@@ -187,6 +194,15 @@ export interface ServerLimits {
   serverKeepAlive: number | undefined;
   assignedClientId: string | undefined;
   responseInformation: string | undefined;
+}
+
+/** close(): the DISCONNECT's reason code and 5.0 properties. */
+export interface CloseOptions {
+  reasonCode?: number;
+  reasonString?: string;
+  userProperties?: Array<[string, string]>;
+  /** 5.0: a new Session Expiry Interval (not from 0 to more [MQTT-3.14.2-2]). */
+  sessionExpiry?: number;
 }
 
 export type ClientState = 'connecting' | 'connected' | 'reconnecting' | 'closed';
