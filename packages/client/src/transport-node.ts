@@ -3,6 +3,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import WebSocket from 'ws';
 import { ConnectionError } from './errors.js';
+import { socksConnect } from './socks.js';
 import { DEFAULT_PORTS, type OpenTransport, type Transport, type TransportHandlers } from './transport.js';
 import type { ClientOptions } from './types.js';
 
@@ -22,17 +23,20 @@ function hostOf(url: URL): string {
   return h.startsWith('[') ? h.slice(1, -1) : h || 'localhost';
 }
 
-function openSocket(url: URL, options: ClientOptions, handlers: TransportHandlers, signal: AbortSignal): Promise<Transport> {
+async function openSocket(url: URL, options: ClientOptions, handlers: TransportHandlers, signal: AbortSignal): Promise<Transport> {
   // unix:///path/to/socket: a Unix domain socket (mosquitto's --unix).
   const unix = url.protocol === 'unix:' ? decodeURIComponent(url.pathname) : undefined;
   const port = unix !== undefined ? 0 : url.port === '' ? DEFAULT_PORTS[url.protocol] : Number(url.port);
-  if (port === undefined) return Promise.reject(new ConnectionError(`unsupported URL scheme ${url.protocol}`));
+  if (port === undefined) throw new ConnectionError(`unsupported URL scheme ${url.protocol}`);
   const secure = url.protocol === 'mqtts:' || url.protocol === 'ssl:' || url.protocol === 'tls:';
   const host = hostOf(url);
+  // Through a SOCKS5 proxy: the tunnel first, then MQTT (or TLS) over it.
+  const tunnel = options.proxy === undefined || unix !== undefined ? undefined : await socksConnect(new URL(options.proxy), host, port, signal);
   return new Promise<Transport>((resolve, reject) => {
     const t = options.tls ?? {};
     const socket: Socket = secure
       ? tlsConnect({
+          ...(tunnel === undefined ? {} : { socket: tunnel }),
           host,
           port,
           ca: bufferOf(t.ca),
@@ -43,9 +47,10 @@ function openSocket(url: URL, options: ClientOptions, handlers: TransportHandler
           ...(t.version === undefined ? {} : { minVersion: t.version, maxVersion: t.version }),
           ...(options.bindAddress === undefined ? {} : { localAddress: options.bindAddress }),
         })
-      : unix !== undefined
-        ? netConnect({ path: unix })
-        : netConnect({ host, port, ...(options.bindAddress === undefined ? {} : { localAddress: options.bindAddress }) });
+      : (tunnel ??
+        (unix !== undefined
+          ? netConnect({ path: unix })
+          : netConnect({ host, port, ...(options.bindAddress === undefined ? {} : { localAddress: options.bindAddress }) })));
     if (unix === undefined) socket.setNoDelay(true);
     let open = false;
     let closed = false;
@@ -55,7 +60,7 @@ function openSocket(url: URL, options: ClientOptions, handlers: TransportHandler
     socket.on('error', (err) => {
       failure ??= err;
     });
-    socket.once(secure ? 'secureConnect' : 'connect', () => {
+    const opened = (): void => {
       open = true;
       signal.removeEventListener('abort', onAbort);
       resolve({
@@ -72,7 +77,10 @@ function openSocket(url: URL, options: ClientOptions, handlers: TransportHandler
         end: () => socket.end(),
         destroy: () => socket.destroy(),
       });
-    });
+    };
+    if (tunnel !== undefined && !secure)
+      opened(); // the tunnel is up already
+    else socket.once(secure ? 'secureConnect' : 'connect', opened);
     socket.on('data', (chunk: Buffer) => handlers.data(chunk));
     socket.once('close', () => {
       if (closed) return;

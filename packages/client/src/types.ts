@@ -119,6 +119,8 @@ export interface ClientOptions {
   /** Give up a connection attempt after this many ms (default 30000). */
   connectTimeout?: number;
   tls?: TlsOptions;
+  /** A SOCKS5 proxy to connect through: `socks5h://[user[:pass]@]host[:port]` (Node, TCP and TLS). */
+  proxy?: string;
   /** The local address to connect from (Node; mosquitto's -A). */
   bindAddress?: string;
   /** WebSocket sub-protocols (default ['mqtt']). */

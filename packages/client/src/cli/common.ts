@@ -45,6 +45,7 @@ export const CONNECTION_FLAGS: FlagSpec[] = [
   { long: 'tls-version', values: 1 },
   { long: 'unix', values: 1 },
   { short: 'A', long: 'bind-address', values: 1 },
+  { long: 'proxy', values: 1 },
   { long: 'cert', values: 1 },
   { long: 'key', values: 1 },
   { long: 'insecure', values: 0 },
@@ -70,6 +71,7 @@ export const CONNECTION_HELP = `Connection:
   -q 0|1|2                QoS (default 0)
   --unix PATH             connect to a Unix domain socket
   -A ADDRESS              connect from this local address
+  --proxy socks5h://[USER[:PASS]@]HOST[:PORT]   through a SOCKS5 proxy
   --cafile F --capath DIR --cert F --key F --insecure --tls-version tlsv1.2|tlsv1.3     TLS
   --will-topic T --will-payload P --will-qos Q --will-retain --will-delay S
   -D CMD PROPERTY VALUE   v5 property: connect|publish|subscribe|unsubscribe|disconnect user-property K=V,
@@ -173,6 +175,8 @@ export function clientOptions(p: Parsed, tool: string): ClientOptions {
   if (user !== undefined) o.username = user;
   const pw = one(p, 'pw');
   if (pw !== undefined) o.password = pw;
+  const proxy = one(p, 'proxy');
+  if (proxy !== undefined) o.proxy = proxy;
   const bind = one(p, 'bind-address');
   if (bind !== undefined) o.bindAddress = bind;
   const ca = one(p, 'cafile');
