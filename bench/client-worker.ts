@@ -1,13 +1,15 @@
 /**
  * One measurement for bench/client.ts: a subscriber and a publisher of one library (`courier` =
- * @courier/client from source, `mqttjs` = MQTT.js) in this process, N messages of S bytes at one
- * QoS, at most W published but not yet received. Prints one JSON line {msgsPerSec, cpuMs}.
+ * @courier/client from source, `mqttjs` = MQTT.js, `baseline` = an earlier build of
+ * @courier/client given by its path in COURIER_CLIENT_BASELINE) in this process, N messages of S
+ * bytes at one QoS, at most W published but not yet received. Prints one JSON line {msgsPerSec, cpuMs}.
  *
- *   node --import tsx bench/client-worker.ts courier|mqttjs PORT QOS N SIZE WINDOW
+ *   node --import tsx bench/client-worker.ts courier|mqttjs|baseline PORT QOS N SIZE WINDOW
  */
 import mqtt from 'mqtt';
 import { performance } from 'node:perf_hooks';
-import { connect } from '../packages/client/src/index.js';
+import { pathToFileURL } from 'node:url';
+import { connect as connectSource } from '../packages/client/src/index.js';
 
 const [lib, portArg, qosArg, nArg, sizeArg, windowArg] = process.argv.slice(2);
 const port = Number(portArg);
@@ -39,7 +41,11 @@ interface Publisher {
 }
 
 async function setup(): Promise<Publisher> {
-  if (lib === 'courier') {
+  if (lib === 'courier' || lib === 'baseline') {
+    const connect: typeof connectSource =
+      lib === 'courier'
+        ? connectSource
+        : ((await import(pathToFileURL(process.env.COURIER_CLIENT_BASELINE ?? '').href)) as { connect: typeof connectSource }).connect;
     const sub = await connect(url, { protocolVersion: 5 });
     await sub.subscribe(topic, { qos, handler: onMessage });
     const pub = await connect(url, { protocolVersion: 5 });

@@ -5,9 +5,13 @@
  * one process, MQTT 5, N messages, at most W published and not yet received). Reports the
  * median msgs/s per library and the ratio, and the CPU time per message of the client process.
  *
- *   npm run bench:client -- [--brokers courier,mosquitto] [--messages 50000] [--size 64] [--window 100] [--rounds 3] [--json]
+ * `--baseline FILE` adds a third library, an earlier build of @courier/client (its dist/index.js,
+ * copied next to packages/client so that it finds `ws`): before and after in one run.
+ *
+ *   npm run bench:client -- [--brokers courier,mosquitto] [--messages 50000] [--size 64] [--window 100] [--rounds 3] [--baseline FILE] [--json]
  */
 import { spawn } from 'node:child_process';
+import { resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { killAll, startBroker, type BrokerName } from './brokers/index.js';
 
@@ -18,6 +22,7 @@ const { values } = parseArgs({
     size: { type: 'string', default: '64' },
     window: { type: 'string', default: '100' },
     rounds: { type: 'string', default: '3' },
+    baseline: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -47,7 +52,8 @@ function runWorker(lib: string, port: number, qos: number): Promise<Result> {
       values.size,
       values.window,
     ];
-    const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const env = values.baseline === undefined ? process.env : { ...process.env, COURIER_CLIENT_BASELINE: resolvePath(values.baseline) };
+    const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'inherit'], env });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('exit', (code) => {
@@ -65,9 +71,10 @@ for (const name of values.brokers.split(',') as BrokerName[]) {
   const broker = await startBroker(name, { cpu: '0', nofile: 0 });
   try {
     for (const qos of [0, 1, 2]) {
-      const res: Record<string, Result[]> = { courier: [], mqttjs: [] };
+      const libs = values.baseline === undefined ? ['courier', 'mqttjs'] : ['courier', 'mqttjs', 'baseline'];
+      const res: Record<string, Result[]> = { courier: [], mqttjs: [], baseline: [] };
       for (let r = 0; r < Number(values.rounds); r++) {
-        for (const lib of r % 2 === 0 ? ['courier', 'mqttjs'] : ['mqttjs', 'courier']) res[lib]!.push(await runWorker(lib, broker.port, qos));
+        for (const lib of r % 2 === 0 ? libs : [...libs].reverse()) res[lib]!.push(await runWorker(lib, broker.port, qos));
       }
       const c = median(res.courier!.map((x) => x.msgsPerSec));
       const m = median(res.mqttjs!.map((x) => x.msgsPerSec));
@@ -79,11 +86,15 @@ for (const name of values.brokers.split(',') as BrokerName[]) {
         ratio: Number((c / m).toFixed(2)),
         courierCpu: median(res.courier!.map((x) => x.cpuUsPerMsg)),
         mqttjsCpu: median(res.mqttjs!.map((x) => x.cpuUsPerMsg)),
+        ...(values.baseline === undefined
+          ? {}
+          : { baseline: median(res.baseline!.map((x) => x.msgsPerSec)), baselineCpu: median(res.baseline!.map((x) => x.cpuUsPerMsg)) }),
       };
       rows.push(row);
       if (!values.json)
         process.stdout.write(
-          `${name} QoS ${qos}: @courier/client ${c} msgs/s (${row.courierCpu} µs CPU/msg), MQTT.js ${m} msgs/s (${row.mqttjsCpu} µs CPU/msg): ${row.ratio}×\n`,
+          `${name} QoS ${qos}: @courier/client ${c} msgs/s (${row.courierCpu} µs CPU/msg), MQTT.js ${m} msgs/s (${row.mqttjsCpu} µs CPU/msg): ${row.ratio}×` +
+            (row.baseline === undefined ? '\n' : `; baseline ${row.baseline} msgs/s (${row.baselineCpu} µs CPU/msg)\n`),
         );
     }
   } finally {

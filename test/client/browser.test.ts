@@ -57,7 +57,7 @@ const STORE_PAGE = `<!doctype html>
   const q = new URLSearchParams(location.search);
   window.state = { connected: false, errors: [] };
   window.countStored = () => new Promise((resolve, reject) => {
-    const r = indexedDB.open(q.get('db'), 1);
+    const r = indexedDB.open(q.get('db'));
     r.onerror = () => reject(r.error);
     r.onsuccess = () => {
       const g = r.result.transaction(['publishes'], 'readonly').objectStore('publishes').count();
@@ -176,7 +176,7 @@ void describe('browser build in Chromium against Courier over WebSocket', gate, 
     });
   }
 
-  void it('IndexedDB store: QoS 1 publishes made while the connection is blackholed survive leaving the page and are delivered when it is opened again', async () => {
+  void it('IndexedDB store: QoS 1 publishes made while the connection is blackholed survive leaving the page and are delivered when it is opened again; the page knows its subscription', async () => {
     const topic = unique('idb');
     const proxy = new FaultProxy({ port: server.wsPort });
     const proxyPort = await proxy.listen();
@@ -204,6 +204,11 @@ void describe('browser build in Chromium against Courier over WebSocket', gate, 
       const query = new URLSearchParams({ broker: `ws://127.0.0.1:${proxyPort}/mqtt`, id: unique('idb'), db: unique('db'), topic });
       await page.goto(`${origin}/store.html?${query.toString()}`);
       await page.waitForFunction('window.state.connected || window.state.errors.length > 0', null, { timeout: 30_000 });
+      // A subscription, kept in the store too.
+      await page.evaluate(
+        (t) => (globalThis as unknown as { client: { subscribe(f: string, o: { qos: 1 }): Promise<unknown> } }).client.subscribe(`${t}/sub/+id`, { qos: 1 }),
+        topic,
+      );
       proxy.blackhole();
       await page.evaluate((t) => {
         const c = (globalThis as unknown as { client: { publish(t: string, p: string, o: { qos: 1 }): Promise<unknown> } }).client;
@@ -217,6 +222,13 @@ void describe('browser build in Chromium against Courier over WebSocket', gate, 
       await page.goto(`${origin}/store.html?${query.toString()}`);
       await page.waitForFunction('window.state.connected || window.state.errors.length > 0', null, { timeout: 30_000 });
       assert.deepEqual(await page.evaluate(() => (globalThis as unknown as { state: { errors: string[] } }).state.errors), []);
+      assert.deepEqual(
+        await page.evaluate(() =>
+          (globalThis as unknown as { client: { restoredSubscriptions: Array<{ filter: string }> } }).client.restoredSubscriptions.map((x) => x.filter),
+        ),
+        [`${topic}/sub/+id`],
+        'the reopened page knows its subscription',
+      );
       await withTimeout(delivered, 30_000, `all 20 delivered after the reload (have ${seen.size})`);
       await until((n) => n === 0, 'the store emptied once acknowledged');
       assert.deepEqual(pageErrors, []);

@@ -5,6 +5,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { connect } from '../../packages/client/src/index.js';
 import { Peers, missingExecutable, peerGate } from '../helpers/peers.js';
@@ -24,6 +27,10 @@ void describe('courier pub/sub/rr/bench: interop with Mosquitto and its clients'
   const peers = new Peers();
   let mosq: TestServer;
   let courier: TestServer;
+  // Mosquitto also listens on a Unix socket here (its directory writable by the user it drops to).
+  const sockDir = mkdtempSync(join(tmpdir(), 'courier-cli-unix-'));
+  chmodSync(sockDir, 0o777);
+  const sock = join(sockDir, 'mqtt.sock');
   const courierCli = (args: string[], stdin?: string) => {
     const p = peers.spawn(process.execPath, [...CLI, ...args], { cwd: ROOT });
     if (stdin !== undefined) p.child.stdin?.end(stdin);
@@ -43,13 +50,34 @@ void describe('courier pub/sub/rr/bench: interop with Mosquitto and its clients'
     return p;
   };
   before(async () => {
-    mosq = await startMosquitto();
+    mosq = await startMosquitto([`listener 0 ${sock}`]);
     courier = await startCourier();
   });
   after(async () => {
     await peers.killAll();
     await mosq?.close();
     await courier?.close();
+    rmSync(sockDir, { recursive: true, force: true });
+  });
+
+  void it('--unix reaches Mosquitto over its Unix socket; -A binds the local address (one not on this host fails, exit 1)', async () => {
+    const t = unique('unix');
+    const c = await connect(mosq.url('tcp'));
+    try {
+      const s = await c.subscribe(`${t}/#`, { qos: 1 });
+      const it = s[Symbol.asyncIterator]();
+      const viaUnix = await run('courier', ['pub', '--unix', sock, '-t', `${t}/u`, '-m', 'over unix', '-q', '1']);
+      assert.equal(viaUnix.code, 0, viaUnix.err);
+      assert.equal(((await it.next()).value as { text(): string }).text(), 'over unix');
+      const bound = await run('courier', ['pub', '-A', '127.0.0.1', '-p', String(mosq.port), '-t', `${t}/a`, '-m', 'bound', '-q', '1']);
+      assert.equal(bound.code, 0, bound.err);
+      assert.equal(((await it.next()).value as { text(): string }).text(), 'bound');
+      const elsewhere = await run('courier', ['pub', '-A', '192.0.2.1', '-p', String(mosq.port), '-t', `${t}/a`, '-m', 'x']);
+      assert.equal(elsewhere.code, 1);
+      assert.match(elsewhere.err, /EADDRNOTAVAIL|bind/);
+    } finally {
+      await c.close();
+    }
   });
 
   for (const [label, server] of [
@@ -60,7 +88,8 @@ void describe('courier pub/sub/rr/bench: interop with Mosquitto and its clients'
       void it(`${label} v${v}: courier pub (-m, -l, -q 1/2, -r) to courier sub -v -C; the same messages as mosquitto_sub -F prints them`, async () => {
         const port = String(server().port);
         const t = unique('cli');
-        const fmt = '%t|%p|%q|%r|%l';
+        // Widths and precision as mosquitto_sub applies them (%-4p cut and padded, %6x three bytes, %.2t, %05l).
+        const fmt = '%t|%p|%q|%r|%l|%-4p|%6x|%.2t|%05l|%3q';
         const ours = await subscriber('courier', ['-p', port, '-V', v, '-t', `${t}/#`, '-q', '2', '-C', '4', '-F', fmt]);
         const theirs = await subscriber(SUB, ['-p', port, '-V', v === '5' ? 'mqttv5' : 'mqttv311', '-t', `${t}/#`, '-q', '2', '-C', '4', '-F', fmt]);
         assert.equal((await run('courier', ['pub', '-p', port, '-V', v, '-t', `${t}/a`, '-m', 'hello world', '-q', '1'])).code, 0);
@@ -70,7 +99,12 @@ void describe('courier pub/sub/rr/bench: interop with Mosquitto and its clients'
         const [a, b] = [await ours.exited(), await theirs.exited()];
         assert.equal(a.code, 0, ours.stderr());
         assert.equal(b.code, 0, theirs.stderr());
-        const expected = [`${t}/a|hello world|1|0|11`, `${t}/b|one|2|0|3`, `${t}/b|two|2|0|3`, `${t}/c||0|0|0`];
+        const expected = [
+          `${t}/a|hello world|1|0|11|hell|68656c|cl|00011|1`,
+          `${t}/b|one|2|0|3|one |    6f|cl|00003|2`, // mosquitto_sub's %6x: half the payload at most
+          `${t}/b|two|2|0|3|two |    74|cl|00003|2`,
+          `${t}/c||0|0|0|    |      |cl|00000|0`,
+        ];
         const clean = (s: string) => s.split('\n').filter((l) => l.includes('|'));
         assert.deepEqual(clean(ours.stdout()), expected);
         assert.deepEqual(clean(theirs.stdout()), expected);

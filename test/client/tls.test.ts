@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -91,40 +91,60 @@ void describe('client over TLS and WSS', peerGate('openssl', missingExecutable(O
     });
   }
 
-  void it('courier pub --cafile over TLS reaches a subscriber', async () => {
+  /** `courier pub` with these TLS flags; resolves with its exit code and whether the subscriber got the message. */
+  async function cliPub(flags: string[]): Promise<{ code: number | null; got: boolean; stderr: string }> {
     const topic = unique('cli-tls');
     const c = await connect(`mqtts://127.0.0.1:${tlsPort}`, { tls: { ca } });
     try {
       const sub = await c.subscribe(topic, { qos: 1 });
       const it = sub[Symbol.asyncIterator]();
-      const pub = peers.spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          'test/fixtures/courier-cli.ts',
-          'pub',
-          '-h',
-          '127.0.0.1',
-          '-p',
-          String(tlsPort),
-          '--cafile',
-          join(dir, 'server.crt'),
-          '-t',
-          topic,
-          '-m',
-          'via cli',
-          '-q',
-          '1',
-        ],
-        { cwd: ROOT },
-      );
+      const args = [
+        '--import',
+        'tsx',
+        'test/fixtures/courier-cli.ts',
+        'pub',
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(tlsPort),
+        ...flags,
+        '-t',
+        topic,
+        '-m',
+        'via cli',
+        '-q',
+        '1',
+      ];
+      const pub = peers.spawn(process.execPath, args, { cwd: ROOT });
       pub.child.stdin?.end();
-      assert.equal((await pub.exited()).code, 0, pub.stderr());
+      const { code } = await pub.exited();
+      if (code !== 0) return { code, got: false, stderr: pub.stderr() };
       const m = (await withTimeout(it.next(), 5000, 'message')).value as Message;
-      assert.equal(m.text(), 'via cli');
+      return { code, got: m.text() === 'via cli', stderr: pub.stderr() };
     } finally {
       await c.close();
     }
+  }
+
+  void it('courier pub --cafile over TLS reaches a subscriber', async () => {
+    const r = await cliPub(['--cafile', join(dir, 'server.crt')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.got);
+  });
+
+  void it('courier pub --capath DIR trusts the certificates in DIR (an empty one does not); --tls-version picks the version', async () => {
+    const capath = join(dir, 'capath');
+    const empty = join(dir, 'empty');
+    mkdirSync(capath);
+    mkdirSync(empty);
+    copyFileSync(join(dir, 'server.crt'), join(capath, 'courier-test.pem'));
+    for (const v of ['tlsv1.2', 'tlsv1.3']) {
+      const r = await cliPub(['--capath', capath, '--tls-version', v]);
+      assert.equal(r.code, 0, `${v}: ${r.stderr}`);
+      assert.ok(r.got);
+    }
+    const untrusted = await cliPub(['--capath', empty]);
+    assert.notEqual(untrusted.code, 0, 'no trusted certificate: refused');
+    assert.equal((await cliPub(['--capath', capath, '--tls-version', 'tlsv1.0'])).code, 1, 'an unknown version is a usage error');
   });
 });

@@ -6,6 +6,7 @@ import { Backoff } from '../../packages/client/src/backoff.js';
 import { Outgoing, type PendingPublish } from '../../packages/client/src/outgoing.js';
 import { compileFilter, paramsOf } from '../../packages/client/src/params.js';
 import { formatMessage } from '../../packages/client/src/cli/format.js';
+import { CONNECTION_FLAGS, closeOptions, propertiesFor } from '../../packages/client/src/cli/common.js';
 import { parseFlags, UsageError } from '../../packages/client/src/cli/args.js';
 import { QueueFullError } from '../../packages/client/src/errors.js';
 import type { Message } from '../../packages/client/src/types.js';
@@ -122,6 +123,44 @@ void describe('courier sub -F and flags', () => {
   void it('formats like mosquitto_sub -F', () => {
     assert.equal(formatMessage('%t %p %q %r %l %C %%\\t%x', m()), 'a/b hé 1 1 3 text/plain %\t68c3a9');
     assert.match(formatMessage('%j', m()), /^\{"tst":"[^"]+","topic":"a\/b","qos":1,"retain":1,"payloadlen":3,"payload":"hé"\}$/);
+  });
+  void it('applies widths and precision as mosquitto_sub does (its output for these, 2.0.11)', () => {
+    const long = m({ topic: 'fmt/1082', payload: new TextEncoder().encode('hello world'), properties: { contentType: 'ab', messageExpiryInterval: 60 } });
+    assert.equal(
+      formatMessage(
+        '[%20t][%-20t][%10.10t][%.5t][%8p][%20p][%-20p][%3l][%-3l][%5C][%05E][%.2C][%-5q][%.3p][%10.3p][%03r][%.4X][%7x][%-7x][%08x][%.3l][%-05l]',
+        long,
+      ),
+      '[            fmt/1082][fmt/1082            ][  fmt/1082][fmt/1][hello wo][         hello world][hello world         ][ 11][11 ]' +
+        '[   ab][00060][ab][1][hello world][hello worl][1][68656C6C6F20776F726C64][ 68656c][68656c ][68656c6c][11][11   ]',
+    );
+  });
+  void it('%x with a width prints half the payload at most, as mosquitto_sub 2.0 does', () => {
+    const out = ['a', 'ab', 'abc', 'abcd', 'abcdef', 'abcdefgh'].map((x) =>
+      formatMessage('[%6x][%8x][%-6x][%2x]', m({ payload: new TextEncoder().encode(x) })),
+    );
+    assert.deepEqual(out, [
+      '[      ][        ][      ][  ]',
+      '[    61][      61][61    ][61]',
+      '[    61][      61][61    ][61]',
+      '[  6162][    6162][6162  ][61]',
+      '[616263][  616263][616263][61]',
+      '[616263][61626364][616263][61]',
+    ]);
+  });
+  void it('@ strftime codes and %I in local time, %U with nanoseconds', () => {
+    const at = new Date(2026, 0, 2, 15, 4, 5, 678).getTime();
+    assert.equal(formatMessage('@Y-@m-@d @H:@M:@S.@N @@ @a @b @j @I@p @Q', m(), at), '2026-01-02 15:04:05.678000000 @ Fri Jan 002 03PM %Q');
+    assert.match(formatMessage('%I', m(), at), /^2026-01-02T15:04:05[+-]\d{4}$/);
+    assert.equal(formatMessage('%U', m(), at), `${Math.floor(at / 1000)}.678000000`);
+  });
+  void it('-D subscribe and -D disconnect properties', () => {
+    const p = parseFlags(
+      ['-D', 'subscribe', 'user-property', 'a=b', '-D', 'disconnect', 'session-expiry-interval', '30', '-D', 'disconnect', 'user-property', 'x=y'],
+      CONNECTION_FLAGS,
+    );
+    assert.deepEqual(propertiesFor(p, 'subscribe').userProperties, [['a', 'b']]);
+    assert.deepEqual(closeOptions(p), { userProperties: [['x', 'y']], sessionExpiry: 30 });
   });
   void it('parses mosquitto-style flags, -D with three values, and rejects unknown ones', () => {
     const p = parseFlags(

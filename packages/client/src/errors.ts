@@ -15,9 +15,34 @@ export class ClientError extends Error {
 
 /** The server refused something with a reason code ≥ 0x80 (CONNACK, PUBACK, PUBREC, SUBACK, UNSUBACK, DISCONNECT). */
 export class RefusedError extends ClientError {
-  constructor(what: string, reasonCode: number, reasonString?: string) {
+  /** 5.0 Server Reference of a CONNACK or DISCONNECT 0x9C (use another server) / 0x9D (server moved). */
+  serverReference: string | undefined;
+  constructor(what: string, reasonCode: number, reasonString?: string, serverReference?: string) {
     super('REFUSED', `${what} refused with reason code 0x${reasonCode.toString(16).padStart(2, '0')}${reasonString ? `: ${reasonString}` : ''}`, reasonCode);
     this.name = 'RefusedError';
+    this.serverReference = serverReference;
+  }
+}
+
+/** Reason codes of a redirect (5.0): 0x9C use another server (for now), 0x9D server moved (for good). */
+export const USE_ANOTHER_SERVER = 0x9c;
+export const SERVER_MOVED = 0x9d;
+
+/**
+ * Where a Server Reference points, from `current`: a URL as is, else `host[:port]` (an IPv6
+ * address in brackets) with the current scheme and path; several references (space-separated): the first.
+ */
+export function redirectTarget(current: URL, reference: string): URL | undefined {
+  const first = reference.trim().split(/\s+/)[0] ?? '';
+  if (first === '') return undefined;
+  try {
+    if (first.includes('://')) return new URL(first);
+    const u = new URL(current.href);
+    u.host = first;
+    if (!/:\d+$/.test(first)) u.port = '';
+    return u.host === '' ? undefined : u;
+  } catch {
+    return undefined;
   }
 }
 

@@ -5,10 +5,18 @@
  * replays the journal and rewrites it with only the live records (temp file + rename).
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeFileSync, writeSync } from 'node:fs';
-import type { SessionStore, StoredPublish, StoredSession } from './store.js';
+import type { SessionStore, StoredPublish, StoredSession, StoredSubscription } from './store.js';
 
 type Record = Omit<StoredPublish, 'payload'> & { payload: string };
-type Line = ['add', Record] | ['sent', number, number] | ['rel', number] | ['del', number] | ['in', number, boolean] | ['inclear'];
+type Line =
+  | ['add', Record]
+  | ['sent', number, number]
+  | ['rel', number]
+  | ['del', number]
+  | ['in', number, boolean]
+  | ['inclear']
+  | ['sub', StoredSubscription]
+  | ['unsub', string];
 
 export function fileStore(path: string, options: { fsync?: boolean } = {}): SessionStore {
   let fd: number | undefined;
@@ -22,6 +30,7 @@ export function fileStore(path: string, options: { fsync?: boolean } = {}): Sess
     async load(): Promise<StoredSession> {
       const pubs = new Map<number, StoredPublish>();
       const inbound = new Set<number>();
+      const subs = new Map<string, StoredSubscription>();
       if (existsSync(path)) {
         for (const text of readFileSync(path, 'utf8').split('\n')) {
           if (text === '') continue;
@@ -58,10 +67,20 @@ export function fileStore(path: string, options: { fsync?: boolean } = {}): Sess
             case 'inclear':
               inbound.clear();
               break;
+            case 'sub':
+              subs.set(line[1].topicFilter, line[1]);
+              break;
+            case 'unsub':
+              subs.delete(line[1]);
+              break;
           }
         }
       }
-      const session: StoredSession = { publishes: [...pubs.values()].sort((a, b) => a.key - b.key), inboundQos2: [...inbound] };
+      const session: StoredSession = {
+        publishes: [...pubs.values()].sort((a, b) => a.key - b.key),
+        inboundQos2: [...inbound],
+        subscriptions: [...subs.values()],
+      };
       // Compact: only live records, written aside and renamed over the journal.
       const lines: string[] = [];
       for (const p of session.publishes) {
@@ -70,6 +89,7 @@ export function fileStore(path: string, options: { fsync?: boolean } = {}): Sess
         if (p.state === 'pubrel') lines.push(JSON.stringify(['rel', p.key]));
       }
       for (const id of session.inboundQos2) lines.push(JSON.stringify(['in', id, true]));
+      for (const sub of subs.values()) lines.push(JSON.stringify(['sub', sub]));
       writeFileSync(`${path}.tmp`, lines.length ? `${lines.join('\n')}\n` : '');
       renameSync(`${path}.tmp`, path);
       fd = openSync(path, 'a');
@@ -81,6 +101,8 @@ export function fileStore(path: string, options: { fsync?: boolean } = {}): Sess
     removed: (key) => append(['del', key]),
     inbound: (id, awaiting) => append(['in', id, awaiting]),
     clearInbound: () => append(['inclear']),
+    subscribed: (sub) => append(['sub', sub]),
+    unsubscribed: (topicFilter) => append(['unsub', topicFilter]),
     async close(): Promise<void> {
       if (fd !== undefined) closeSync(fd);
       fd = undefined;

@@ -4,7 +4,7 @@
  * transaction, run in the order made, committed shortly after the packet it describes left
  * (a page closed in that instant can lose its last change; the file store in Node writes first).
  */
-import type { SessionStore, StoredPublish, StoredSession } from './store.js';
+import type { SessionStore, StoredPublish, StoredSession, StoredSubscription } from './store.js';
 
 // The few IndexedDB types used here (the project compiles without the DOM library).
 interface IDBRequest<T> {
@@ -17,11 +17,12 @@ interface IDBObjectStore {
   get(key: number): IDBRequest<unknown>;
   getAll(): IDBRequest<unknown[]>;
   getAllKeys(): IDBRequest<unknown[]>;
-  put(value: unknown, key?: number): IDBRequest<unknown>;
-  delete(key: number): IDBRequest<undefined>;
+  put(value: unknown, key?: number | string): IDBRequest<unknown>;
+  delete(key: number | string): IDBRequest<undefined>;
   clear(): IDBRequest<undefined>;
 }
 interface IDBDatabase {
+  readonly objectStoreNames: { contains(name: string): boolean };
   transaction(stores: string[], mode: 'readonly' | 'readwrite'): { objectStore(name: string): IDBObjectStore };
   createObjectStore(name: string, options?: { keyPath: string }): IDBObjectStore;
   close(): void;
@@ -36,6 +37,8 @@ const idb = (): IDBFactory => (globalThis as unknown as { indexedDB: IDBFactory 
 
 const PUBLISHES = 'publishes';
 const INBOUND = 'inbound';
+const SUBSCRIPTIONS = 'subscriptions';
+const ALL = [PUBLISHES, INBOUND, SUBSCRIPTIONS];
 
 function request<T>(r: IDBRequest<T>): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -46,10 +49,10 @@ function request<T>(r: IDBRequest<T>): Promise<T> {
 
 export function indexedDbStore(name = 'courier-client'): SessionStore {
   let db: IDBDatabase | undefined;
-  const change = (fn: (publishes: IDBObjectStore, inbound: IDBObjectStore) => void): void => {
+  const change = (fn: (publishes: IDBObjectStore, inbound: IDBObjectStore, subscriptions: IDBObjectStore) => void): void => {
     if (db === undefined) return;
-    const t = db.transaction([PUBLISHES, INBOUND], 'readwrite');
-    fn(t.objectStore(PUBLISHES), t.objectStore(INBOUND));
+    const t = db.transaction(ALL, 'readwrite');
+    fn(t.objectStore(PUBLISHES), t.objectStore(INBOUND), t.objectStore(SUBSCRIPTIONS));
   };
   const update = (key: number, edit: (p: StoredPublish) => void): void =>
     change((publishes) => {
@@ -63,18 +66,22 @@ export function indexedDbStore(name = 'courier-client'): SessionStore {
     });
   return {
     async load(): Promise<StoredSession> {
-      const open = idb().open(name, 1);
+      // Version 2 added the subscriptions; a version 1 database gets the store it lacks.
+      const open = idb().open(name, 2);
       open.onupgradeneeded = () => {
-        open.result.createObjectStore(PUBLISHES, { keyPath: 'key' });
-        open.result.createObjectStore(INBOUND);
+        const d = open.result;
+        if (!d.objectStoreNames.contains(PUBLISHES)) d.createObjectStore(PUBLISHES, { keyPath: 'key' });
+        if (!d.objectStoreNames.contains(INBOUND)) d.createObjectStore(INBOUND);
+        if (!d.objectStoreNames.contains(SUBSCRIPTIONS)) d.createObjectStore(SUBSCRIPTIONS, { keyPath: 'topicFilter' });
       };
       db = await request(open);
-      const t = db.transaction([PUBLISHES, INBOUND], 'readonly');
-      const [publishes, inbound] = await Promise.all([
+      const t = db.transaction(ALL, 'readonly');
+      const [publishes, inbound, subscriptions] = await Promise.all([
         request(t.objectStore(PUBLISHES).getAll() as IDBRequest<StoredPublish[]>),
         request(t.objectStore(INBOUND).getAllKeys()),
+        request(t.objectStore(SUBSCRIPTIONS).getAll() as IDBRequest<StoredSubscription[]>),
       ]);
-      return { publishes: publishes.sort((a, b) => a.key - b.key), inboundQos2: inbound.map(Number) };
+      return { publishes: publishes.sort((a, b) => a.key - b.key), inboundQos2: inbound.map(Number), subscriptions };
     },
     // A copy of the payload's own bytes: a view would clone its whole underlying buffer.
     added: (p) => change((publishes) => publishes.put({ ...p, payload: p.payload.slice() })),
@@ -90,6 +97,8 @@ export function indexedDbStore(name = 'courier-client'): SessionStore {
     removed: (key) => change((publishes) => publishes.delete(key)),
     inbound: (id, awaiting) => change((_, inbound) => (awaiting ? inbound.put(true, id) : inbound.delete(id))),
     clearInbound: () => change((_, inbound) => inbound.clear()),
+    subscribed: (sub) => change((_p, _i, subscriptions) => subscriptions.put({ ...sub })),
+    unsubscribed: (topicFilter) => change((_p, _i, subscriptions) => subscriptions.delete(topicFilter)),
     async close(): Promise<void> {
       db?.close();
       db = undefined;

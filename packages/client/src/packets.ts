@@ -36,8 +36,11 @@ export function toProperties(p: PublishProperties): Properties {
   return out;
 }
 
+/** The properties of a message that has none (shared: one object less per message). */
+const NO_PROPERTIES: PublishProperties = Object.freeze({});
+
 function fromProperties(p: Properties | undefined): PublishProperties {
-  if (p === undefined) return {};
+  if (p === undefined) return NO_PROPERTIES;
   const out: PublishProperties = {};
   if (p.payloadFormatIndicator !== undefined) out.payloadFormatIndicator = p.payloadFormatIndicator;
   if (p.messageExpiryInterval !== undefined) out.messageExpiryInterval = p.messageExpiryInterval;
@@ -141,6 +144,11 @@ export function buildConnect(c: ConnectSource, reconnect: boolean): ConnectPacke
     if (o.maximumPacketSize !== undefined) props.maximumPacketSize = o.maximumPacketSize;
     if (o.requestResponseInformation === true) props.requestResponseInformation = 1;
     if (o.userProperties !== undefined) props.userProperties = o.userProperties;
+    if (o.auth !== undefined) {
+      props.authenticationMethod = o.auth.method;
+      const data = o.auth.initial?.();
+      if (data !== undefined) props.authenticationData = encodePayload(data);
+    }
     if (Object.keys(props).length > 0) packet.properties = props;
   }
   return packet;

@@ -7,6 +7,7 @@
 import { encode } from '../../../src/protocol/encoder.js';
 import type { Packet, PublishPacket } from '../../../src/protocol/packets.js';
 import { checkTopicName } from '../../../src/topics/validate.js';
+import { TopicAliases } from './aliases.js';
 import { ClientError, LimitError, RefusedError, abortReason } from './errors.js';
 import type { Outgoing, PendingPublish } from './outgoing.js';
 import { encodePayload, toProperties } from './packets.js';
@@ -16,10 +17,17 @@ import type { Payload, PublishOptions, PublishResult, ServerLimits } from './typ
 
 export interface PublishHost {
   write(packet: Packet): void;
+  /** A short acknowledgement (see Lifecycle.writeAck). */
+  writeAck(first: 0x62, packetId: number): void;
   connected(): boolean;
   server(): ServerLimits;
   readonly version: 3 | 4 | 5;
 }
+
+/** The results of most acknowledgements (shared, frozen: one object less per message). */
+const SUCCESS: PublishResult = Object.freeze({ reasonCode: 0 });
+const NO_SUBSCRIBERS: PublishResult = Object.freeze({ reasonCode: 0x10 });
+const resultOf = (code: number): PublishResult => (code === 0 ? SUCCESS : code === 0x10 ? NO_SUBSCRIBERS : { reasonCode: code });
 
 export class Publisher {
   readonly #out: Outgoing;
@@ -27,6 +35,9 @@ export class Publisher {
   readonly #host: PublishHost;
   #quota = 0;
   #nextKey = 1;
+  readonly #aliases = new TopicAliases();
+  /** The last topic that passed the checks (a stream of publishes mostly repeats its topic). */
+  #validTopic = '';
 
   constructor(out: Outgoing, store: SessionStore | undefined, host: PublishHost) {
     this.#out = out;
@@ -62,20 +73,21 @@ export class Publisher {
    * as new messages, and a QoS 2 message that had reached PUBREC is complete (the old session
    * received it). Then the queue drains into the new send window.
    */
-  resume(sessionPresent: boolean, window: number): void {
+  resume(sessionPresent: boolean, window: number, aliases: number): void {
+    this.#aliases.reset(aliases);
     const out = this.#out;
     this.#quota = window - out.inflight.size;
     for (const [id, p] of [...out.inflight]) {
       if (sessionPresent) {
-        if (p.state === 'publish') this.#host.write({ ...p.packet, dup: true });
+        if (p.state === 'publish') this.#host.write(this.#aliases.apply({ ...p.packet, dup: true }));
         else this.#host.write({ type: 'pubrel', packetId: id });
       } else if (p.state === 'pubrel') {
         out.inflight.delete(id);
         out.release(id);
         this.#quota++;
         this.#store?.removed(p.key);
-        this.#settle(p, undefined, { reasonCode: 0 });
-      } else this.#host.write({ ...p.packet, dup: false });
+        this.#settle(p, undefined, SUCCESS);
+      } else this.#host.write(this.#aliases.apply({ ...p.packet, dup: false }));
     }
     this.#drain();
   }
@@ -93,7 +105,7 @@ export class Publisher {
     this.#quota++;
     this.#store?.removed(p.key);
     if (code >= 0x80) this.#settle(p, new RefusedError('PUBLISH', code, reasonString));
-    else this.#settle(p, undefined, reasonString === undefined ? { reasonCode: code } : { reasonCode: code, reasonString });
+    else this.#settle(p, undefined, reasonString === undefined ? resultOf(code) : { reasonCode: code, reasonString });
     this.#drain();
   }
 
@@ -114,14 +126,17 @@ export class Publisher {
     }
     p.state = 'pubrel';
     this.#store?.released(p.key);
-    this.#host.write({ type: 'pubrel', packetId: id });
+    this.#host.writeAck(0x62, id);
   }
 
   publish(topic: string, payload: Payload, options: PublishOptions = {}): Promise<PublishResult> {
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(abortReason(signal));
-    const bad = checkTopicName(topic);
-    if (bad !== null) return Promise.reject(new ClientError('INVALID', bad));
+    if (topic !== this.#validTopic) {
+      const bad = checkTopicName(topic);
+      if (bad !== null) return Promise.reject(new ClientError('INVALID', bad));
+      this.#validTopic = topic;
+    }
     const qos = options.qos ?? 0;
     if (qos > this.#host.server().maximumQoS)
       return Promise.reject(new LimitError(`QoS ${qos} is above the server's Maximum QoS ${this.#host.server().maximumQoS}`));
@@ -133,11 +148,11 @@ export class Publisher {
       if (!this.#host.connected()) return Promise.reject(new ClientError('OFFLINE', 'not connected: QoS 0 messages are not queued'));
       try {
         this.#checkSize(packet);
-        this.#host.write(packet);
+        this.#host.write(this.#aliases.apply(packet));
       } catch (e) {
         return Promise.reject(e instanceof Error ? e : new Error(String(e)));
       }
-      return Promise.resolve({ reasonCode: 0 });
+      return Promise.resolve(SUCCESS);
     }
     return new Promise<PublishResult>((resolve, reject) => {
       const p: PendingPublish = {
@@ -178,8 +193,8 @@ export class Publisher {
   #checkSize(packet: PublishPacket): void {
     const max = this.#host.server().maximumPacketSize;
     if (max >= 268_435_460) return;
-    // Without properties the size has a cheap upper bound: fixed header 5, topic 2 + 3 per UTF-16 unit, id 2, properties length 1.
-    if (packet.properties === undefined && 10 + packet.topic.length * 3 + packet.payload.length <= max) return;
+    // Without properties the size has a cheap upper bound: fixed header 5, topic 2 + 3 per UTF-16 unit, id 2, properties 1 + a topic alias 3.
+    if (packet.properties === undefined && 14 + packet.topic.length * 3 + packet.payload.length <= max) return;
     const size = encode({ ...packet, packetId: 1 }, this.#host.version).length;
     if (size > max) throw new LimitError(`the PUBLISH is ${size} bytes; the server's Maximum Packet Size is ${max}`);
   }
@@ -192,7 +207,7 @@ export class Publisher {
     this.#store?.sent(p.key, id);
     this.#out.inflight.set(id, p);
     this.#quota--;
-    this.#host.write(p.packet);
+    this.#host.write(this.#aliases.apply(p.packet));
     return true;
   }
 
@@ -212,6 +227,6 @@ export class Publisher {
     p.settled = true;
     p.unlink?.();
     if (err !== undefined) p.reject(err);
-    else p.resolve(result ?? { reasonCode: 0 });
+    else p.resolve(result ?? SUCCESS);
   }
 }

@@ -44,7 +44,7 @@ export class Requester {
     this.#ready ??= (async () => {
       const base = this.#client.server.responseInformation ?? `reply/${this.#client.clientId || 'client'}`;
       const topic = `${base.replace(/\/$/, '')}/${randomId()}`;
-      await this.#client.subscribe(topic, { qos: 1, handler: (m) => this.#reply(m) });
+      await this.#client.subscribe(topic, { qos: 1, persist: false, handler: (m) => this.#reply(m) });
       this.#topic = topic;
       return topic;
     })();

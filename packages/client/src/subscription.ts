@@ -33,6 +33,12 @@ export class SubscriptionImpl<F extends string = string> implements Subscription
   dropped = 0;
   /** False once unsubscribed or the client closed. */
   active = true;
+  /** Called once when it ends (removes its signal's listener). */
+  onEnd: (() => void) | undefined;
+  /** The server granted it (SUBACK), so a resubscribe makes it again. */
+  granted = false;
+  /** Made from a session store's record, not (yet) by subscribe() in this process. */
+  restored = false;
   readonly #owner: SubscriptionOwner;
   readonly #capacity: number;
   readonly #handler: ((m: Message<F>) => void | Promise<void>) | undefined;
@@ -76,9 +82,19 @@ export class SubscriptionImpl<F extends string = string> implements Subscription
     this.#buffer.push(m);
   }
 
+  /** A restored subscription gives way to a new one with its filter: the buffered messages go to it, then iteration ends. */
+  handOver(to: SubscriptionImpl): void {
+    for (let i = this.#head; i < this.#buffer.length; i++) to.deliver(this.#buffer[i]!);
+    this.#buffer = [];
+    this.#head = 0;
+    this.end();
+  }
+
   /** Ends iteration: the buffered messages are still handed out, then `done`. */
   end(): void {
     this.active = false;
+    this.onEnd?.();
+    this.onEnd = undefined;
     for (const w of this.#waiters.splice(0)) w({ value: undefined, done: true });
   }
 

@@ -3,10 +3,15 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import WebSocket from 'ws';
 import { ConnectionError } from './errors.js';
+import { socksConnect } from './socks.js';
 import { DEFAULT_PORTS, type OpenTransport, type Transport, type TransportHandlers } from './transport.js';
 import type { ClientOptions } from './types.js';
 
-const bufferOf = (v: string | Uint8Array | undefined): string | Buffer | undefined => (v === undefined || typeof v === 'string' ? v : Buffer.from(v));
+const one = (v: string | Uint8Array): string | Buffer => (typeof v === 'string' ? v : Buffer.from(v));
+const bufferOf = <T extends string | Uint8Array | ReadonlyArray<string | Uint8Array> | undefined>(
+  v: T,
+): string | Buffer | Array<string | Buffer> | undefined =>
+  v === undefined ? undefined : Array.isArray(v) ? (v as ReadonlyArray<string | Uint8Array>).map(one) : one(v as string | Uint8Array);
 
 export const openNodeTransport: OpenTransport = (url, options, handlers, signal) => {
   if (url.protocol === 'ws:' || url.protocol === 'wss:') return openWs(url, options, handlers, signal);
@@ -18,15 +23,20 @@ function hostOf(url: URL): string {
   return h.startsWith('[') ? h.slice(1, -1) : h || 'localhost';
 }
 
-function openSocket(url: URL, options: ClientOptions, handlers: TransportHandlers, signal: AbortSignal): Promise<Transport> {
-  const port = url.port === '' ? DEFAULT_PORTS[url.protocol] : Number(url.port);
-  if (port === undefined) return Promise.reject(new ConnectionError(`unsupported URL scheme ${url.protocol}`));
+async function openSocket(url: URL, options: ClientOptions, handlers: TransportHandlers, signal: AbortSignal): Promise<Transport> {
+  // unix:///path/to/socket: a Unix domain socket (mosquitto's --unix).
+  const unix = url.protocol === 'unix:' ? decodeURIComponent(url.pathname) : undefined;
+  const port = unix !== undefined ? 0 : url.port === '' ? DEFAULT_PORTS[url.protocol] : Number(url.port);
+  if (port === undefined) throw new ConnectionError(`unsupported URL scheme ${url.protocol}`);
   const secure = url.protocol === 'mqtts:' || url.protocol === 'ssl:' || url.protocol === 'tls:';
   const host = hostOf(url);
+  // Through a SOCKS5 proxy: the tunnel first, then MQTT (or TLS) over it.
+  const tunnel = options.proxy === undefined || unix !== undefined ? undefined : await socksConnect(new URL(options.proxy), host, port, signal);
   return new Promise<Transport>((resolve, reject) => {
     const t = options.tls ?? {};
     const socket: Socket = secure
       ? tlsConnect({
+          ...(tunnel === undefined ? {} : { socket: tunnel }),
           host,
           port,
           ca: bufferOf(t.ca),
@@ -34,9 +44,14 @@ function openSocket(url: URL, options: ClientOptions, handlers: TransportHandler
           key: bufferOf(t.key),
           rejectUnauthorized: t.rejectUnauthorized ?? true,
           servername: t.servername ?? (/^[\d.:]+$/.test(host) ? undefined : host),
+          ...(t.version === undefined ? {} : { minVersion: t.version, maxVersion: t.version }),
+          ...(options.bindAddress === undefined ? {} : { localAddress: options.bindAddress }),
         })
-      : netConnect({ host, port });
-    socket.setNoDelay(true);
+      : (tunnel ??
+        (unix !== undefined
+          ? netConnect({ path: unix })
+          : netConnect({ host, port, ...(options.bindAddress === undefined ? {} : { localAddress: options.bindAddress }) })));
+    if (unix === undefined) socket.setNoDelay(true);
     let open = false;
     let closed = false;
     const onAbort = () => socket.destroy(new ConnectionError('connection attempt aborted'));
@@ -45,7 +60,7 @@ function openSocket(url: URL, options: ClientOptions, handlers: TransportHandler
     socket.on('error', (err) => {
       failure ??= err;
     });
-    socket.once(secure ? 'secureConnect' : 'connect', () => {
+    const opened = (): void => {
       open = true;
       signal.removeEventListener('abort', onAbort);
       resolve({
@@ -63,14 +78,17 @@ function openSocket(url: URL, options: ClientOptions, handlers: TransportHandler
         destroy: () => socket.destroy(),
         bufferedAmount: () => socket.writableLength,
       });
-    });
+    };
+    if (tunnel !== undefined && !secure)
+      opened(); // the tunnel is up already
+    else socket.once(secure ? 'secureConnect' : 'connect', opened);
     socket.on('data', (chunk: Buffer) => handlers.data(chunk));
     socket.once('close', () => {
       if (closed) return;
       closed = true;
       signal.removeEventListener('abort', onAbort);
       if (open) handlers.close(failure);
-      else reject(new ConnectionError(`cannot connect to ${url.host}: ${failure?.message ?? 'closed'}`, failure));
+      else reject(new ConnectionError(`cannot connect to ${unix ?? url.host}: ${failure?.message ?? 'closed'}`, failure));
     });
   });
 }

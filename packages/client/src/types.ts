@@ -26,7 +26,10 @@ export interface Will {
 }
 
 export interface TlsOptions {
-  ca?: string | Uint8Array;
+  /** Trusted CA certificates (PEM), one or several. */
+  ca?: string | Uint8Array | ReadonlyArray<string | Uint8Array>;
+  /** Only this TLS version (Node). */
+  version?: 'TLSv1.2' | 'TLSv1.3';
   cert?: string | Uint8Array;
   key?: string | Uint8Array;
   /** Default true. */
@@ -45,6 +48,22 @@ export interface ReconnectOptions {
   stableAfter?: number;
   /** Give up after this many failed attempts in a row (default unlimited). */
   maxAttempts?: number;
+}
+
+/**
+ * MQTT 5.0 enhanced authentication (§4.12): CONNECT carries the Authentication Method and the
+ * first data; each AUTH 0x18 (Continue authentication) from the server is answered with what
+ * `step` returns, until CONNACK. `client.reauthenticate()` runs the same exchange again on a
+ * live connection (AUTH 0x19).
+ */
+export interface EnhancedAuth {
+  method: string;
+  /** The first Authentication Data (CONNECT, and AUTH 0x19 when re-authenticating). */
+  initial?: () => Payload | undefined;
+  /** The answer to the server's Authentication Data of an AUTH 0x18. */
+  step(serverData: Uint8Array | undefined): Payload | Promise<Payload>;
+  /** The server's Authentication Data at the end (CONNACK, or AUTH 0x00 after re-authentication). */
+  done?(serverData: Uint8Array | undefined): void;
 }
 
 export interface OfflineQueueOptions {
@@ -78,6 +97,20 @@ export interface ClientOptions {
   userProperties?: Array<[string, string]>;
   /** Ask for Response Information (5.0), used as the reply prefix by request(). */
   requestResponseInformation?: boolean;
+  /**
+   * Outbound topic aliases (5.0): true uses up to the server's Topic Alias Maximum, a number at
+   * most that many; least recently used topics give up their alias. Default false (none).
+   */
+  topicAliases?: boolean | number;
+  /**
+   * Follow 5.0 redirects: a CONNACK or DISCONNECT 0x9C (use another server: the next attempt)
+   * or 0x9D (server moved: every later attempt) with a Server Reference (`host[:port]` or a URL).
+   * true follows up to 3 hops per attempt, a number that many. Default false: such a CONNACK
+   * rejects with a RefusedError whose `serverReference` tells where.
+   */
+  followRedirects?: boolean | number;
+  /** 5.0 enhanced authentication (AUTH exchange); see EnhancedAuth. */
+  auth?: EnhancedAuth;
   /** false: no automatic reconnect. */
   reconnect?: false | ReconnectOptions;
   offline?: OfflineQueueOptions;
@@ -86,6 +119,10 @@ export interface ClientOptions {
   /** Give up a connection attempt after this many ms (default 30000). */
   connectTimeout?: number;
   tls?: TlsOptions;
+  /** A SOCKS5 proxy to connect through: `socks5h://[user[:pass]@]host[:port]` (Node, TCP and TLS). */
+  proxy?: string;
+  /** The local address to connect from (Node; mosquitto's -A). */
+  bindAddress?: string;
   /** WebSocket sub-protocols (default ['mqtt']). */
   wsProtocols?: string[];
   signal?: AbortSignal;
@@ -113,6 +150,10 @@ export interface SubscribeOptions<F extends string = string> {
   buffer?: number;
   /** Called for every message instead of buffering it for iteration. */
   handler?: (message: Message<F>) => void | Promise<void>;
+  /** 5.0 user properties of the SUBSCRIBE. */
+  userProperties?: Array<[string, string]>;
+  /** Record it in the session store, when there is one (default true). */
+  persist?: boolean;
   signal?: AbortSignal;
 }
 
@@ -155,6 +196,15 @@ export interface ServerLimits {
   serverKeepAlive: number | undefined;
   assignedClientId: string | undefined;
   responseInformation: string | undefined;
+}
+
+/** close(): the DISCONNECT's reason code and 5.0 properties. */
+export interface CloseOptions {
+  reasonCode?: number;
+  reasonString?: string;
+  userProperties?: Array<[string, string]>;
+  /** 5.0: a new Session Expiry Interval (not from 0 to more [MQTT-3.14.2-2]). */
+  sessionExpiry?: number;
 }
 
 export type ClientState = 'connecting' | 'connected' | 'reconnecting' | 'closed';

@@ -2,11 +2,12 @@
  * What pub, sub and rr share: connection flags (mosquitto's names), the client options and URL
  * they make, -D properties, exit codes, and the I/O the tools write to.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Client } from '../client.js';
 import { ClientError } from '../errors.js';
 import { connect } from '../index.js';
-import type { ClientOptions, ProtocolVersion, PublishProperties, QoS } from '../types.js';
+import type { ClientOptions, CloseOptions, ProtocolVersion, PublishProperties, QoS } from '../types.js';
 import { all, has, int, one, UsageError, type FlagSpec, type Parsed } from './args.js';
 
 export const EXIT_OK = 0;
@@ -40,6 +41,11 @@ export const CONNECTION_FLAGS: FlagSpec[] = [
   { short: 'D', long: 'property', values: 3, repeat: true },
   { long: 'quiet', values: 0 },
   { long: 'cafile', values: 1 },
+  { long: 'capath', values: 1 },
+  { long: 'tls-version', values: 1 },
+  { long: 'unix', values: 1 },
+  { short: 'A', long: 'bind-address', values: 1 },
+  { long: 'proxy', values: 1 },
   { long: 'cert', values: 1 },
   { long: 'key', values: 1 },
   { long: 'insecure', values: 0 },
@@ -63,11 +69,14 @@ export const CONNECTION_HELP = `Connection:
   -c                      keep the session (clean session off; v5: session expiry "forever" unless -x)
   -x SECONDS              v5 session expiry interval
   -q 0|1|2                QoS (default 0)
-  --cafile F --cert F --key F --insecure     TLS
+  --unix PATH             connect to a Unix domain socket
+  -A ADDRESS              connect from this local address
+  --proxy socks5h://[USER[:PASS]@]HOST[:PORT]   through a SOCKS5 proxy
+  --cafile F --capath DIR --cert F --key F --insecure --tls-version tlsv1.2|tlsv1.3     TLS
   --will-topic T --will-payload P --will-qos Q --will-retain --will-delay S
-  -D CMD PROPERTY VALUE   v5 property: connect|publish user-property K V, publish content-type V,
-                          publish message-expiry-interval S, publish response-topic T,
-                          publish correlation-data V, connect session-expiry-interval S
+  -D CMD PROPERTY VALUE   v5 property: connect|publish|subscribe|unsubscribe|disconnect user-property K=V,
+                          publish content-type V, publish message-expiry-interval S, publish response-topic T,
+                          publish correlation-data V, connect|disconnect session-expiry-interval S
   -d  --quiet             debug output to stderr / no error messages
 `;
 
@@ -85,7 +94,9 @@ export function qosOf(p: Parsed, name = 'qos'): QoS {
 
 /** The URL to connect to and the topic given in -L, if any. */
 export function targetOf(p: Parsed): { url: string; topic: string | undefined } {
-  const tls = has(p, 'cafile') || has(p, 'cert') || has(p, 'insecure');
+  const unix = one(p, 'unix');
+  if (unix !== undefined) return { url: `unix://${resolve(unix).split('/').map(encodeURIComponent).join('/')}`, topic: undefined };
+  const tls = has(p, 'cafile') || has(p, 'capath') || has(p, 'cert') || has(p, 'insecure');
   const L = one(p, 'url');
   if (L !== undefined) {
     const u = new URL(L);
@@ -102,9 +113,9 @@ export function targetOf(p: Parsed): { url: string; topic: string | undefined } 
 }
 
 /** v5 properties given with -D for `command` (publish or connect). */
-export function propertiesFor(p: Parsed, command: string): PublishProperties & { sessionExpiry?: number } {
+export function propertiesFor(p: Parsed, command: string): PublishProperties & { sessionExpiry?: number; reasonString?: string } {
   const d = all(p, 'property');
-  const out: PublishProperties & { sessionExpiry?: number } = {};
+  const out: PublishProperties & { sessionExpiry?: number; reasonString?: string } = {};
   for (let i = 0; i + 2 < d.length; i += 3) {
     const [cmd, prop, value] = [d[i]!, d[i + 1]!, d[i + 2]!];
     if (cmd !== command) continue;
@@ -131,6 +142,9 @@ export function propertiesFor(p: Parsed, command: string): PublishProperties & {
         break;
       case 'session-expiry-interval':
         out.sessionExpiry = Number(value);
+        break;
+      case 'reason-string':
+        out.reasonString = value;
         break;
       default:
         throw new UsageError(`unsupported property ${cmd} ${prop}`);
@@ -161,12 +175,28 @@ export function clientOptions(p: Parsed, tool: string): ClientOptions {
   if (user !== undefined) o.username = user;
   const pw = one(p, 'pw');
   if (pw !== undefined) o.password = pw;
+  const proxy = one(p, 'proxy');
+  if (proxy !== undefined) o.proxy = proxy;
+  const bind = one(p, 'bind-address');
+  if (bind !== undefined) o.bindAddress = bind;
   const ca = one(p, 'cafile');
+  const capath = one(p, 'capath');
   const cert = one(p, 'cert');
   const key = one(p, 'key');
-  if (ca !== undefined || cert !== undefined || key !== undefined || has(p, 'insecure')) {
+  const tlsVersion = one(p, 'tls-version');
+  if (ca !== undefined || capath !== undefined || cert !== undefined || key !== undefined || tlsVersion !== undefined || has(p, 'insecure')) {
     o.tls = { rejectUnauthorized: !has(p, 'insecure') };
-    if (ca !== undefined) o.tls.ca = readFileSync(ca);
+    const cas: Uint8Array[] = [];
+    if (ca !== undefined) cas.push(readFileSync(ca));
+    // --capath: every PEM certificate file in the directory (mosquitto's c_rehash links included).
+    if (capath !== undefined)
+      for (const f of readdirSync(capath).sort()) if (/\.(pem|crt)$|^[0-9a-f]{8}\.\d+$/.test(f)) cas.push(readFileSync(join(capath, f)));
+    if (cas.length > 0) o.tls.ca = cas;
+    if (tlsVersion !== undefined) {
+      const v = { 'tlsv1.2': 'TLSv1.2', 'tlsv1.3': 'TLSv1.3' }[tlsVersion.toLowerCase()] as 'TLSv1.2' | 'TLSv1.3' | undefined;
+      if (v === undefined) throw new UsageError(`--tls-version must be tlsv1.2 or tlsv1.3, got ${tlsVersion}`);
+      o.tls.version = v;
+    }
     if (cert !== undefined) o.tls.cert = readFileSync(cert);
     if (key !== undefined) o.tls.key = readFileSync(key);
   }
@@ -198,4 +228,14 @@ export async function connectFrom(p: Parsed, tool: string, io: ToolIO, extra: Pa
     if (!(err instanceof ClientError) || err.code !== 'REFUSED' || err.reasonCode === undefined) return EXIT_ERROR;
     return options.protocolVersion === 5 ? err.reasonCode : (V311_RETURN_CODES[err.reasonCode] ?? EXIT_ERROR);
   }
+}
+
+/** The DISCONNECT's 5.0 properties given with -D disconnect. */
+export function closeOptions(p: Parsed): CloseOptions {
+  const d = propertiesFor(p, 'disconnect');
+  const o: CloseOptions = {};
+  if (d.userProperties !== undefined) o.userProperties = d.userProperties;
+  if (d.sessionExpiry !== undefined) o.sessionExpiry = d.sessionExpiry;
+  if (d.reasonString !== undefined) o.reasonString = d.reasonString;
+  return o;
 }

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import type { PublishOptions } from '../types.js';
 import { has, int, one, parseFlags, UsageError } from './args.js';
-import { CONNECTION_FLAGS, CONNECTION_HELP, EXIT_ERROR, EXIT_OK, connectFrom, propertiesFor, qosOf, targetOf, type ToolIO } from './common.js';
+import { CONNECTION_FLAGS, CONNECTION_HELP, EXIT_ERROR, EXIT_OK, closeOptions, connectFrom, propertiesFor, qosOf, targetOf, type ToolIO } from './common.js';
 
 export const PUB_HELP = `Usage: courier pub -t TOPIC (-m MSG | -f FILE | -l | -s | -n) [options]
 Publishes like mosquitto_pub (MQTT 5 by default; -V 311 for 3.1.1).
@@ -96,6 +96,6 @@ export async function pubMain(argv: readonly string[], io: ToolIO): Promise<numb
     if (!has(p, 'quiet')) io.stderr.write(`Error: ${e instanceof Error ? e.message : String(e)}\n`);
     return EXIT_ERROR;
   } finally {
-    await client.close();
+    await client.close(closeOptions(p));
   }
 }

@@ -9,6 +9,7 @@ import {
   EXIT_ERROR,
   EXIT_OK,
   EXIT_TIMEOUT,
+  closeOptions,
   connectFrom,
   propertiesFor,
   protocolVersion,
@@ -86,6 +87,6 @@ export async function rrMain(argv: readonly string[], io: ToolIO): Promise<numbe
     if (!has(p, 'quiet')) io.stderr.write(`Error: ${e instanceof Error ? e.message : String(e)}\n`);
     return EXIT_ERROR;
   } finally {
-    await client.close();
+    await client.close(closeOptions(p));
   }
 }

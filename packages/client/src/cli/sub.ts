@@ -1,7 +1,19 @@
 /** `courier sub`: mosquitto_sub's flags: -t (repeatable), -T, -C, -W (exit 27), -v, -F, -N, -R, -E, --retained-only, --remove-retained, -U. */
 import type { Message, SubscribeOptions } from '../types.js';
 import { all, has, int, one, parseFlags, UsageError } from './args.js';
-import { CONNECTION_FLAGS, CONNECTION_HELP, EXIT_ERROR, EXIT_OK, EXIT_TIMEOUT, connectFrom, qosOf, targetOf, type ToolIO } from './common.js';
+import {
+  CONNECTION_FLAGS,
+  CONNECTION_HELP,
+  EXIT_ERROR,
+  EXIT_OK,
+  EXIT_TIMEOUT,
+  closeOptions,
+  connectFrom,
+  propertiesFor,
+  qosOf,
+  targetOf,
+  type ToolIO,
+} from './common.js';
 import { render } from './format.js';
 
 export const SUB_HELP = `Usage: courier sub -t FILTER [-t FILTER ...] [options]
@@ -101,6 +113,8 @@ export async function subMain(argv: readonly string[], io: ToolIO): Promise<numb
     }
     const options: SubscribeOptions = { qos: qosOf(p), noLocal: has(p, 'nl'), retainAsPublished: has(p, 'rap'), handler: onMessage };
     if (rh !== undefined) options.retainHandling = rh;
+    const subProps = propertiesFor(p, 'subscribe').userProperties;
+    if (subProps !== undefined) options.userProperties = subProps;
     for (const f of filters) {
       const s = await client.subscribe(f, options);
       if (has(p, 'debug')) io.stderr.write(`Client ${client.clientId} subscribed to ${f} (granted QoS ${s.grantedQoS})\n`);
@@ -112,6 +126,6 @@ export async function subMain(argv: readonly string[], io: ToolIO): Promise<numb
     return EXIT_ERROR;
   } finally {
     clearTimeout(timer);
-    await client.close();
+    await client.close(closeOptions(p));
   }
 }
