@@ -171,7 +171,13 @@ export interface RemoteClientOptions {
   reconnect?: false | { initialDelay?: number; maxDelay?: number; jitter?: 'full' | 'equal' | 'none'; stableAfter?: number };
   offline?: { maxMessages?: number; maxBytes?: number };
   connectTimeout?: number;
-  tls?: { ca?: string | Uint8Array; cert?: string | Uint8Array; key?: string | Uint8Array; rejectUnauthorized?: boolean; servername?: string };
+  tls?: {
+    ca?: string | Uint8Array | ReadonlyArray<string | Uint8Array>;
+    cert?: string | Uint8Array;
+    key?: string | Uint8Array;
+    rejectUnauthorized?: boolean;
+    servername?: string;
+  };
 }
 
 /**
