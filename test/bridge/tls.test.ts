@@ -20,6 +20,8 @@ const OPENSSL = '/usr/bin/openssl';
 void describe('bridge over TLS and WSS', peerGate('openssl', missingExecutable(OPENSSL)), () => {
   const dir = mkdtempSync(join(tmpdir(), 'courier-bridge-tls-'));
   let remote: TestBroker;
+  let mtlsRemote: TestBroker;
+  let mtlsPort = 0;
   let tlsPort = 0;
   let wssPort = 0;
   before(async () => {
@@ -47,6 +49,15 @@ void describe('bridge over TLS and WSS', peerGate('openssl', missingExecutable(O
       { cwd: dir, encoding: 'utf8', timeout: 20_000 },
     );
     assert.equal(r.status, 0, r.stderr);
+    // Mutual TLS: a CA of our own and a client certificate it signed (the bridge's login).
+    const ossl = (args: string[]): void => {
+      const x = spawnSync(OPENSSL, args, { cwd: dir, encoding: 'utf8', timeout: 20_000 });
+      assert.equal(x.status, 0, x.stderr);
+    };
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    ossl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=courier-bridge-test-ca']);
+    ossl(['req', ...ec, '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=plant1']);
+    ossl(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.crt', '-days', '2']);
     const tls = { cert: join(dir, 'server.crt'), key: join(dir, 'server.key') };
     remote = await startBroker({
       listeners: [
@@ -55,12 +66,20 @@ void describe('bridge over TLS and WSS', peerGate('openssl', missingExecutable(O
         { type: 'wss', host: '127.0.0.1', port: 0, path: '/mqtt', tls },
       ],
     });
+    mtlsRemote = await startBroker({
+      listeners: [
+        { type: 'tcp', host: '127.0.0.1', port: 0 },
+        { type: 'tls', host: '127.0.0.1', port: 0, tls: { ...tls, ca: join(dir, 'ca.crt'), requestCert: true } },
+      ],
+    });
+    mtlsPort = mtlsRemote.broker.addresses.find((a) => a.transport === 'tls')?.port ?? 0;
     const addrs = remote.broker.addresses;
     tlsPort = addrs.find((a) => a.transport === 'tls')?.port ?? 0;
     wssPort = addrs.find((a) => a.transport === 'wss')?.port ?? 0;
   });
   after(async () => {
     await remote?.close();
+    await mtlsRemote?.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -103,6 +122,36 @@ void describe('bridge over TLS and WSS', peerGate('openssl', missingExecutable(O
       assert.equal(s.connected, false);
       assert.match(s.lastError, /self.signed|certificate/i);
     } finally {
+      await local.close();
+    }
+  });
+
+  void it('mutual TLS: a remote that requires client certificates takes the bridge with tls.cert/key, and refuses it without', async () => {
+    const base = {
+      remotes: [`mqtts://127.0.0.1:${mtlsPort}`],
+      topics: [{ filter: 'm/#', direction: 'out' as const, qos: 1 as const }],
+      reconnect: { initialDelay: 50, maxDelay: 200 },
+    };
+    const local = await startBroker({
+      bridges: [
+        { name: 'mtls', ...base, tls: { ca: join(dir, 'server.crt'), cert: join(dir, 'client.crt'), key: join(dir, 'client.key') } },
+        { name: 'nocert', ...base, tls: { ca: join(dir, 'server.crt') } },
+      ],
+    });
+    const far = await Collector.open(`mqtt://127.0.0.1:${mtlsRemote.port}`, 'm/#', 1);
+    try {
+      await bridgeState(local.broker, 'mtls', true);
+      const pub = await connect(`mqtt://127.0.0.1:${local.port}`);
+      await pub.publish('m/x', 'with a client certificate', { qos: 1 });
+      await far.count(1);
+      assert.equal(far.messages[0]!.text(), 'with a client certificate');
+      await pub.close();
+      const refused = await pollUntil(() => local.broker.stats().bridges!.find((b) => b.name === 'nocert' && b.lastError !== ''), {
+        what: 'the bridge without a certificate refused',
+      });
+      assert.equal(refused.connected, false);
+    } finally {
+      await far.close();
       await local.close();
     }
   });
