@@ -28,7 +28,7 @@ import { ROUTE_LOG_MAXLEN, SWITCH as SWITCH_LUA, type Keys } from './scripts.js'
 import type { RouteTable } from './routes.js';
 
 /** What this module needs of the broker core. */
-export type SessionCore = Pick<BrokerCore, 'sessions' | 'evict' | 'restoreSession' | 'deliverStored' | 'publishForwarded' | 'commitPoint'>;
+export type SessionCore = Pick<BrokerCore, 'sessions' | 'evict' | 'restoreSession' | 'deliverStored' | 'publishForwarded' | 'commitPoint' | 'forwardPressure'>;
 
 /** What this module needs of its node. */
 export interface SessionsOwner {
@@ -71,6 +71,13 @@ export interface SessionCounters {
  * milliseconds; this bounds the bookkeeping, not the common case.
  */
 const HANDOVER_MS = 10 * 60_000;
+
+/**
+ * A replay waits while a connected session it feeds has its queue more than half full (as the
+ * inbox reader does), so a dead node's backlog reaches its clients instead of overflowing their
+ * queues; at most this long in all, so one client that does not read cannot stall a recovery.
+ */
+const REPLAY_PRESSURE_BUDGET_MS = 10_000;
 
 export class ClusterSessions {
   readonly counters: SessionCounters = {
@@ -497,7 +504,14 @@ export class ClusterSessions {
       setTimeout(() => this.#movedFrom.delete(dead), HANDOVER_MS).unref();
     }
     let n = 0;
+    let waited = 0;
     for (const [, fields] of entries) {
+      while (waited < REPLAY_PRESSURE_BUDGET_MS && core.forwardPressure()) {
+        await new Promise((r) => setTimeout(r, 5));
+        waited += 5;
+        if (waited >= REPLAY_PRESSURE_BUDGET_MS)
+          this.#log.warn({ nodeId: dead }, 'cluster: a replay waited its budget for slow receivers; going on (full queues drop as configured)');
+      }
       const kind = fields[0]?.toString();
       try {
         if (kind === 'f' || kind === 'x') {
