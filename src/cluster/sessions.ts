@@ -298,6 +298,11 @@ export class ClusterSessions {
 
   #drop(clientId: string): void {
     this.#forgetTaken(clientId);
+    // Entries queued for it this turn are journaled but not yet written (the core writes them at
+    // its next commit point): written now, they carry the old token, are refused, and their
+    // commit hands them to the new owner. Written after the forget below, they would carry no
+    // token and land in Redis unseen by the new owner (lost for it, loaded at a later claim).
+    void this.#c.commitPoint()?.catch(() => {});
     // Evicted first (its last writes still carry the old token and are refused), then forgotten.
     this.#c.evict(clientId);
     this.#store.forget(clientId);

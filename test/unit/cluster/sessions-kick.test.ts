@@ -35,7 +35,7 @@ function fakes(): Fakes {
   } as unknown as SessionsOwner;
   const log = { warn() {}, error() {}, info() {}, debug() {} } as unknown as Logger;
   const sessions = new ClusterSessions(owner, store as unknown as RedisStore, keys('t:'), log, 2000);
-  sessions.attach({ sessions: core, evict: (id: string) => void core.delete(id) } as unknown as SessionCore);
+  sessions.attach({ sessions: core, evict: (id: string) => void core.delete(id), commitPoint: () => null } as unknown as SessionCore);
   return { sessions, store, core, handedOver };
 }
 
