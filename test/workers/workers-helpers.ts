@@ -12,12 +12,32 @@ import { REDIS_SERVER } from '../helpers/redis-server.js';
 /** Lease and heartbeat of the workers' cluster nodes in these tests. */
 export const TEST_CLUSTER_ENV = { COURIER_CLUSTER__LEASE_MS: '2000', COURIER_CLUSTER__HEARTBEAT_MS: '250' };
 
+/**
+ * The primaries started here: their private redis-servers run in a process group of their own
+ * (so that Ctrl-C reaches the workers first), so SIGKILLing a primary leaves its Redis running.
+ * Every one this test file's primaries logged is stopped when the file's process exits.
+ */
+const primaries = new Set<CourierProcess>();
+process.once('exit', () => {
+  for (const p of primaries)
+    for (const l of p.logs())
+      if (l.msg === 'private Redis started' && typeof l.redisPid === 'number') {
+        try {
+          process.kill(l.redisPid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+});
+
 export async function startWorkers(group: ProcessGroup, workers: number | 'auto', options: CourierProcessOptions = {}): Promise<CourierProcess> {
-  return startCourier(group, {
+  const p = await startCourier(group, {
     ...options,
     args: ['--workers', String(workers), '--redis-server', REDIS_SERVER, ...(options.args ?? [])],
     env: { ...TEST_CLUSTER_ENV, ...options.env },
   });
+  primaries.add(p);
+  return p;
 }
 
 /** The primary's "listening on" line. */
