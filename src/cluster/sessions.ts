@@ -212,11 +212,11 @@ export class ClusterSessions {
     // kick): its filters were kept for this moment, or messages the new node leaves to us are lost.
     const fenced = this.#fencedFilters.get(clientId);
     this.#fencedFilters.delete(clientId);
-    if (!clean && Number.isFinite(to)) {
-      const filters =
-        s !== undefined ? (s.expiryInterval > 0 ? persistentFilters(s) : []) : fenced !== undefined && fenced.until >= Date.now() ? fenced.filters : [];
-      if (filters.length > 0) this.#tombstones.set(clientId, { to, filters, until: Date.now() + HANDOVER_MS });
-    }
+    let filters: Tombstone['filters'] = [];
+    if (s !== undefined) {
+      if (s.expiryInterval > 0) filters = persistentFilters(s);
+    } else if (fenced !== undefined && fenced.until >= Date.now()) filters = fenced.filters;
+    if (!clean && Number.isFinite(to) && filters.length > 0) this.#tombstones.set(clientId, { to, filters, until: Date.now() + HANDOVER_MS });
     this.#drop(clientId);
   }
 

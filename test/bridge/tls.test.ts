@@ -5,7 +5,6 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +13,7 @@ import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { missingExecutable, peerGate } from '../helpers/peers.js';
 import { pollUntil } from '../helpers/wait.js';
 import { Collector, bridgeState } from './helpers.js';
-
-const OPENSSL = '/usr/bin/openssl';
+import { clientCertificate, OPENSSL, selfSignedServer } from '../helpers/certs.js';
 
 void describe('bridge over TLS and WSS', peerGate('openssl', missingExecutable(OPENSSL)), () => {
   const dir = mkdtempSync(join(tmpdir(), 'courier-bridge-tls-'));
@@ -25,39 +23,9 @@ void describe('bridge over TLS and WSS', peerGate('openssl', missingExecutable(O
   let tlsPort = 0;
   let wssPort = 0;
   before(async () => {
-    const r = spawnSync(
-      OPENSSL,
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        'server.key',
-        '-out',
-        'server.crt',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=courier-bridge-test',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      ],
-      { cwd: dir, encoding: 'utf8', timeout: 20_000 },
-    );
-    assert.equal(r.status, 0, r.stderr);
+    selfSignedServer(dir, 'courier-bridge-test');
     // Mutual TLS: a CA of our own and a client certificate it signed (the bridge's login).
-    const ossl = (args: string[]): void => {
-      const x = spawnSync(OPENSSL, args, { cwd: dir, encoding: 'utf8', timeout: 20_000 });
-      assert.equal(x.status, 0, x.stderr);
-    };
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    ossl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=courier-bridge-test-ca']);
-    ossl(['req', ...ec, '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=plant1']);
-    ossl(['x509', '-req', '-in', 'client.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.crt', '-days', '2']);
+    clientCertificate(dir, 'plant1');
     const tls = { cert: join(dir, 'server.crt'), key: join(dir, 'server.key') };
     remote = await startBroker({
       listeners: [

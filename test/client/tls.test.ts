@@ -6,7 +6,6 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,8 +14,8 @@ import { createBroker, type Broker } from '../../src/index.js';
 import { connect, type Message } from '../../packages/client/src/index.js';
 import { Peers, missingExecutable, peerGate, withTimeout } from '../helpers/peers.js';
 import { unique } from './brokers.js';
+import { OPENSSL, selfSignedServer } from '../helpers/certs.js';
 
-const OPENSSL = '/usr/bin/openssl';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 void describe('client over TLS and WSS', peerGate('openssl', missingExecutable(OPENSSL)), () => {
@@ -27,30 +26,7 @@ void describe('client over TLS and WSS', peerGate('openssl', missingExecutable(O
   let wssPort = 0;
   let ca: Buffer;
   before(async () => {
-    const r = spawnSync(
-      OPENSSL,
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        'server.key',
-        '-out',
-        'server.crt',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=courier-client-test',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-      ],
-      { cwd: dir, encoding: 'utf8', timeout: 20_000 },
-    );
-    assert.equal(r.status, 0, r.stderr);
+    selfSignedServer(dir, 'courier-client-test');
     ca = readFileSync(join(dir, 'server.crt'));
     const tls = { cert: join(dir, 'server.crt'), key: join(dir, 'server.key') };
     broker = await createBroker({

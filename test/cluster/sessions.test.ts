@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { redisServerGate, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
@@ -21,9 +21,10 @@ interface Connected {
 }
 
 /** Connects without reconnecting; resolves with the client and its CONNACK's Session Present. */
-function open(port: number, opts: IClientOptions): Promise<Connected> {
+function open(port: number, opts: IClientOptions, setup?: (c: MqttClient) => void): Promise<Connected> {
   return new Promise((resolve, reject) => {
     const c = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
+    setup?.(c);
     c.once('connect', (ack) => resolve({ c, present: ack.sessionPresent }));
     c.once('error', (err) => {
       c.end(true);
@@ -305,14 +306,9 @@ void describe('cluster: sessions across nodes', redisServerGate(), () => {
       await pollUntil(() => (b.broker.stats().cluster!.sessions?.recoveries ?? 0) >= 1, { what: 'B recovered A', timeoutMs: 15_000 });
       // Listening before CONNECT: the queued message may come in the same read as the CONNACK.
       const got: string[] = [];
-      const back = mqtt.connect(`mqtt://127.0.0.1:${b.port}`, { reconnectPeriod: 0, ...opts });
+      const { c: back, present } = await open(b.port, opts, (c) => c.on('message', (_t, p) => got.push(p.toString())));
       clients.push(back);
-      back.on('message', (_t, p) => got.push(p.toString()));
-      const ack = await new Promise<IConnackPacket>((resolve, reject) => {
-        back.once('connect', resolve);
-        back.once('error', reject);
-      });
-      assert.equal(ack.sessionPresent, true);
+      assert.equal(present, true);
       const probe = new Promise<void>((resolve) => back.on('message', (_t, p) => p.toString() === 'probe' && resolve()));
       await pub.c.publishAsync('orphan/x', 'probe', { qos: 1 });
       await probe;
