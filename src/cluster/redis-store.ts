@@ -40,7 +40,7 @@ export interface RedisStoreOptions {
   /** With a URL: how long a command may go unanswered before it fails (default 5000 ms). */
   commandTimeoutMs?: number;
   /** Client ids whose writes a commit dropped because their session was claimed elsewhere (and the tokens those writes carried). */
-  onFenced?: (clientIds: string[], tokens: string[]) => void;
+  onFenced?: FencedHandler;
   /**
    * Part of a cluster (Cluster II): claims keep the own sets and kick the previous owner, and a
    * fenced client's new outbound entries are handed to the session's new owner (store-scripts.ts).
@@ -53,6 +53,15 @@ export interface RedisStoreOptions {
    */
   waitForReconnect?: boolean;
 }
+
+/** Who fenced a client's writes: the token of the claim that took its session ('' when unknown), and whether that claim discarded the session (Clean Start). */
+export interface FencedBy {
+  token: string;
+  clean: boolean;
+}
+
+/** Client ids whose writes a commit dropped, the tokens those writes carried, and who took each. */
+export type FencedHandler = (clientIds: string[], tokens: string[], takers: FencedBy[]) => void;
 
 export interface ClaimResult {
   /** The new fencing token; this store now writes the session with it. */
@@ -93,7 +102,7 @@ export interface RedisStoreStats {
 type Flat = Buffer[];
 
 interface Scripted {
-  courierStoreCommit(numKeys: number, ...args: Arg[]): Promise<number[]>;
+  courierStoreCommit(numKeys: number, ...args: Arg[]): Promise<Array<number | string>>;
   courierStoreClaimBuffer(...args: Arg[]): Promise<[Buffer, Buffer, number, number, Flat, Flat, Flat]>;
   courierStoreAdoptBuffer(...args: Arg[]): Promise<[] | [Buffer, Flat, Flat, Flat]>;
   courierStoreRelease(...args: Arg[]): Promise<number>;
@@ -102,7 +111,7 @@ interface Scripted {
 
 export class RedisStore implements Store {
   readonly keys: StoreKeys;
-  onFenced: ((clientIds: string[], tokens: string[]) => void) | undefined;
+  onFenced: FencedHandler | undefined;
   readonly #cluster: boolean;
   readonly #waits: boolean;
   readonly #commandTimeout: number;
@@ -472,14 +481,21 @@ export class RedisStore implements Store {
     );
   }
 
-  #fenced(b: Batch, indexes: number[]): void {
+  /** `reply`: flat triples of the fenced clients' index, the token that fenced them, '1' for a Clean Start claim (see COMMIT). */
+  #fenced(b: Batch, reply: Array<number | string>): void {
     const byIndex = b.clientIds();
-    const ids = indexes.map((c) => byIndex[c - 1]!);
+    const ids: string[] = [];
+    const takers: FencedBy[] = [];
+    for (let i = 0; i + 2 < reply.length; i += 3) {
+      ids.push(byIndex[Number(reply[i]) - 1]!);
+      takers.push({ token: String(reply[i + 1]), clean: String(reply[i + 2]) === '1' });
+    }
     for (const id of ids) this.#stats.fencedWrites += b.writesOf(id);
     this.#stats.fencedReports++;
     this.onFenced?.(
       ids,
       ids.map((id) => b.tokenOf(id)),
+      takers,
     );
   }
 }

@@ -20,7 +20,7 @@ import type { BrokerCore, SessionFilter } from '../core/broker-core.js';
 import type { Message } from '../core/message.js';
 import type { StoredOutbound } from '../store/types.js';
 import { decodeOutbound } from '../store/outbound-codec.js';
-import type { RedisStore } from './redis-store.js';
+import type { FencedBy, RedisStore } from './redis-store.js';
 import { BatchError, readBatch } from './wire.js';
 import { field, handedOverEntries } from './tail.js';
 import { filterMatches } from '../topics/index.js';
@@ -120,7 +120,7 @@ export class ClusterSessions {
     this.#keys = keys;
     this.#log = log;
     this.#leaseMs = leaseMs;
-    store.onFenced = (ids, tokens) => this.#fenced(ids, tokens);
+    store.onFenced = (ids, tokens, takers) => this.#fenced(ids, tokens, takers);
   }
 
   attach(core: SessionCore): void {
@@ -282,15 +282,28 @@ export class ClusterSessions {
     return out;
   }
 
-  #fenced(ids: string[], tokens: string[]): void {
+  /**
+   * Commits refused for sessions claimed elsewhere whose kick this node has not read yet. The
+   * session is dropped here now, and what this node still handles for it before the kick (its
+   * inbox holds forwards sent before the claim) goes to the node that took it, as after a kick:
+   * dropped without a tombstone, those messages reached nobody.
+   */
+  #fenced(ids: string[], tokens: string[], takers: readonly FencedBy[] | undefined): void {
     ids.forEach((id, i) => {
       this.counters.fencedCommits++;
       // Still held here by the token Redis refused: it moved without a kick read yet.
       if (this.#store.fence(id) !== tokens[i]) return;
       const s = this.#c.sessions.get(id);
       if (s !== undefined && s.expiryInterval > 0) {
+        const filters = persistentFilters(s);
+        const until = Date.now() + HANDOVER_MS;
         if (this.#fencedFilters.size > 10_000) this.#fencedFilters.clear();
-        this.#fencedFilters.set(id, { filters: persistentFilters(s), until: Date.now() + HANDOVER_MS });
+        // Kept for the kick, which names the claim that fenced us (see kicked).
+        this.#fencedFilters.set(id, { filters, until });
+        const by = takers?.[i];
+        const to = by === undefined || by.token === '' ? NaN : nidOf(by.token);
+        if (by !== undefined && !by.clean && Number.isFinite(to) && to !== this.#owner.nid && filters.length > 0)
+          this.#tombstones.set(id, { to, filters, until });
       }
       this.#drop(id);
     });

@@ -81,7 +81,9 @@ export function parseKey(prefix: string, key: string): ParsedKey {
  * arguments and says their layout). A client whose token is not '' (unfenced) and differs from
  * its meta's `fence` has all its writes in this call dropped. Deleting a fenced session keeps
  * its fence and owner (the holder may write it again); an unfenced one goes whole.
- * Returns the (1-based) indexes of the fenced clients.
+ * Returns, for each fenced client, its (1-based) index, the token that fenced it (the session's
+ * fence now, '' when its meta is gone) and '1' when that claim was a Clean Start (nothing of the
+ * session goes on there), else '0': flat triples.
  */
 export const COMMIT = `
 -- One command per key, in chunks (Lua's unpack has a stack limit).
@@ -100,7 +102,8 @@ for c = 1, n do
   local np, nd, na, nr = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
   i = i + 8
   local meta, out, inb = KEYS[3 * c - 1], KEYS[3 * c], KEYS[3 * c + 1]
-  if t == '' or redis.call('HGET', meta, 'fence') == t then
+  local fence = redis.call('HGET', meta, 'fence')
+  if t == '' or fence == t then
     if d == 'D' then
       if t == '' then redis.call('DEL', meta) else redis.call('HDEL', meta, 'rec') end
       redis.call('DEL', out, inb)
@@ -115,9 +118,11 @@ for c = 1, n do
     if nr > 0 then each('SREM', inb, i, i + nr - 1) end
     i = i + nr
   else
-    fenced[#fenced + 1] = c
     -- Entries written after the claim (seq above top) go to the new owner's inbox (see above).
     local top = tonumber(redis.call('HGET', meta, 'top') or '-1')
+    fenced[#fenced + 1] = c
+    fenced[#fenced + 1] = fence or ''
+    fenced[#fenced + 1] = top >= 0 and '0' or '1'
     local owner = redis.call('HGET', meta, 'owner')
     if np > 0 and top >= 0 and owner and ARGV[1] ~= '' then
       local entry = {'NOMKSTREAM', '*', 'r', cid}

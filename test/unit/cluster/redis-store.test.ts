@@ -71,7 +71,13 @@ void describe('RedisStore', redisServerGate(), () => {
   void it('fencing: writes with a stale token are dropped and reported before their commit point resolves; the new owner writes', async () => {
     const p = prefix();
     const reports: string[][] = [];
-    const a = await open(p, { onFenced: (ids) => reports.push(ids) });
+    const takers: unknown[] = [];
+    const a = await open(p, {
+      onFenced: (ids, _tokens, by) => {
+        reports.push(ids);
+        takers.push(...by);
+      },
+    });
     const b = await open(p);
     await a.claim('c', 'A');
     a.putSession(session('c', { owner: 'from-a' }));
@@ -80,7 +86,7 @@ void describe('RedisStore', redisServerGate(), () => {
     await a.flush();
     assert.deepEqual(reports, []);
 
-    await b.claim('c', 'B'); // takes it over: A's token is stale from here on
+    const bToken = (await b.claim('c', 'B')).token; // takes it over: A's token is stale from here on
     a.putOutbound('c', 2, { messageId: 1, qos: 1, retain: false });
     a.putInbound('c', 7);
     a.deleteOutbound('c', 1);
@@ -92,6 +98,7 @@ void describe('RedisStore', redisServerGate(), () => {
     });
     assert.ok(reportedBeforeResolve, 'onFenced runs before the commit point resolves');
     assert.deepEqual(reports, [['c']]);
+    assert.deepEqual(takers, [{ token: bToken, clean: false }], 'the refusal names the claim that took the session');
     assert.equal(a.stats().fencedWrites, 4);
 
     b.putOutbound('c', 3, { messageId: 0, qos: 1, retain: false, message: msg('t', 'three') });

@@ -2,19 +2,20 @@
  * ClusterSessions' kick bookkeeping, with fakes for the store, the core and the node: a session
  * claimed by another node whose copy here was dropped by a refused commit before the kick was
  * read still gets what arrives here handed over to its new node (else the new node, which leaves
- * those messages to this one, never gets them).
+ * those messages to this one, never gets them) — and what arrives between the refused commit
+ * and the kick goes to the node that took it too (the refused commit names it).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ClusterSessions, type SessionCore, type SessionsOwner } from '../../../src/cluster/sessions.js';
-import type { RedisStore } from '../../../src/cluster/redis-store.js';
+import type { FencedHandler, RedisStore } from '../../../src/cluster/redis-store.js';
 import type { Logger } from '../../../src/options.js';
 import type { Message } from '../../../src/core/message.js';
 import { keys } from '../../../src/cluster/scripts.js';
 
 interface Fakes {
   sessions: ClusterSessions;
-  store: { onFenced?: (ids: string[], tokens: string[]) => void; tokens: Map<string, string> };
+  store: { onFenced?: FencedHandler; tokens: Map<string, string> };
   core: Map<string, { subscriptions: Map<string, { filter: string; noLocal: boolean }>; expiryInterval: number }>;
   handedOver: Array<[number, string, string]>;
 }
@@ -23,7 +24,7 @@ function fakes(): Fakes {
   const tokens = new Map<string, string>();
   const store = {
     tokens,
-    onFenced: undefined as ((ids: string[], tokens: string[]) => void) | undefined,
+    onFenced: undefined as FencedHandler | undefined,
     fence: (id: string) => tokens.get(id),
     forget: (id: string) => void tokens.delete(id),
   };
@@ -47,7 +48,7 @@ void describe('ClusterSessions: kicks after a refused commit', () => {
     f.store.tokens.set('c', '5:2');
     f.core.set('c', { subscriptions: new Map([['t/#', { filter: 't/#', noLocal: false }]]), expiryInterval: 600 });
     // A message handled here after node 3 claimed the session: its commit is refused first...
-    f.store.onFenced!(['c'], ['5:2']);
+    f.store.onFenced!(['c'], ['5:2'], [{ token: '', clean: false }]);
     assert.equal(f.core.has('c'), false, 'dropped here');
     // ...then the kick (node 3's claim, token 9:3) is read.
     f.sessions.kicked('c', '9:3', false);
@@ -68,9 +69,43 @@ void describe('ClusterSessions: kicks after a refused commit', () => {
     const g = fakes();
     g.store.tokens.set('d', '5:2');
     g.core.set('d', { subscriptions: new Map([['t/#', { filter: 't/#', noLocal: false }]]), expiryInterval: 600 });
-    g.store.onFenced!(['d'], ['5:2']);
+    g.store.onFenced!(['d'], ['5:2'], [{ token: '', clean: false }]);
     g.sessions.kicked('d', '9:3', true);
     g.sessions.handOver(msg('t/x'), undefined);
     assert.deepEqual(g.handedOver, [], 'a clean claim takes nothing over');
+  });
+
+  void it('between a refused commit and its kick, what arrives here goes to the node that took the session (named by the refusal)', () => {
+    const f = fakes();
+    f.store.tokens.set('c', '5:2');
+    f.core.set('c', { subscriptions: new Map([['t/#', { filter: 't/#', noLocal: false }]]), expiryInterval: 600 });
+    // Node 3 claimed it (token 9:3); the refused commit says so before the kick is read here.
+    f.store.onFenced!(['c'], ['5:2'], [{ token: '9:3', clean: false }]);
+    assert.equal(f.core.has('c'), false, 'dropped here');
+    // A forward that was in this node's inbox before the kick: handled now, before the kick.
+    f.sessions.handOver(msg('t/x'), undefined);
+    assert.deepEqual(f.handedOver, [[3, 'c', 't/x']], 'handed to node 3, not lost');
+    f.sessions.kicked('c', '9:3', false);
+    f.sessions.handOver(msg('t/y'), undefined);
+    assert.deepEqual(
+      f.handedOver,
+      [
+        [3, 'c', 't/x'],
+        [3, 'c', 't/y'],
+      ],
+      'and after the kick as before',
+    );
+    // A Clean Start claim, an unknown taker or a session without filters: nothing handed over.
+    for (const taker of [
+      { token: '9:3', clean: true },
+      { token: '', clean: false },
+    ]) {
+      const g = fakes();
+      g.store.tokens.set('d', '5:2');
+      g.core.set('d', { subscriptions: new Map([['t/#', { filter: 't/#', noLocal: false }]]), expiryInterval: 600 });
+      g.store.onFenced!(['d'], ['5:2'], [taker]);
+      g.sessions.handOver(msg('t/x'), undefined);
+      assert.deepEqual(g.handedOver, [], `nothing for ${JSON.stringify(taker)}`);
+    }
   });
 });
