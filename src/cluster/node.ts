@@ -122,6 +122,7 @@ export class ClusterNode implements ClusterLink {
     this.#tail = new Tail(this, options, core, log, this.keys);
     this.#outbox = new Outbox(this, this.#redis, this.keys, log);
     if (store !== undefined) {
+      this.#outbox.storeCommit = () => store.commitPoint();
       this.sessions = new ClusterSessions(this, store, this.keys, log, options.leaseMs);
       this.sessions.attach(core);
     }
@@ -221,6 +222,7 @@ export class ClusterNode implements ClusterLink {
     if (this.#stopping) return;
     this.#stopping = true;
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    this.sessions?.order.stop();
     await this.#tail.stop();
     try {
       // Bounded: a node that cannot reach Redis still stops (the others declare it dead after the lease).
@@ -538,6 +540,14 @@ export class ClusterNode implements ClusterLink {
     this.sessions?.redirected(clientId, entries);
   }
 
+  barrier(kind: 'b' | 'a', clientId: string, from: number, seq: number): void {
+    this.sessions?.barrier(kind, clientId, from, seq);
+  }
+
+  mark(nid: number, kind: 'b' | 'a', clientId: string, seq: number, as?: number): void {
+    this.#outbox.mark(nid, kind, clientId, seq, as);
+  }
+
   excluded(destinations: string, topic: string): ReadonlySet<string> | undefined {
     return this.sessions?.excluded(destinations, topic);
   }
@@ -633,7 +643,9 @@ export class ClusterNode implements ClusterLink {
       available: this.#available,
       nodes: Math.max(this.#liveNodes, 1),
       remoteRoutes: this.routes.size,
-      ...(this.sessions === undefined ? {} : { sessions: { ...this.sessions.counters } }),
+      ...(this.sessions === undefined
+        ? {}
+        : { sessions: { ...this.sessions.counters, holding: this.sessions.order.size, holdTimeouts: this.sessions.order.timedOut } }),
       totals: { ...this.#totals },
     };
   }

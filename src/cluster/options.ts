@@ -56,8 +56,12 @@ export interface ClusterStats extends ClusterCounters {
   nodes: number;
   /** Route entries (node, filter) of other nodes held in memory. */
   remoteRoutes: number;
-  /** Cluster II session counters (takeovers, kicks, adoptions, recoveries), with a RedisStore. */
-  sessions?: import('./sessions.js').SessionCounters;
+  /**
+   * Cluster II session counters (takeovers, kicks, adoptions, recoveries), with a RedisStore;
+   * `holding`: sessions that moved here holding their direct deliveries behind what their
+   * previous node still hands back, `holdTimeouts`: released without its answer (move-order.ts).
+   */
+  sessions?: import('./sessions.js').SessionCounters & { holding: number; holdTimeouts: number };
   /** Sums over the live nodes of their broker counters (connections, messagesIn, ...), as of the last heartbeat. */
   totals: Record<string, number>;
 }

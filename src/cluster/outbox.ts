@@ -43,6 +43,8 @@ export class Outbox {
   readonly #retains: Message[] = [];
   /** Messages handed over to sessions that moved to another node, by node and client id. */
   readonly #handovers = new Map<string, { nid: number; clientId: string; w: BatchWriter }>();
+  /** Barriers and their answers for sessions that moved (move-order.ts), after this turn's hand-overs. */
+  readonly #marks: Array<{ nid: number; kind: 'b' | 'a'; clientId: string; seq: number; as: number }> = [];
   readonly #groupTurn = new Map<string, number>();
   readonly #groupScratch = new Map<number, string[]>();
   #flushScheduled = false;
@@ -52,6 +54,15 @@ export class Outbox {
   #confirmed = 0;
   /** Pipelines in flight, oldest first, each with the last write number it carries. */
   readonly #flights: Array<{ upTo: number; done: Promise<void> }> = [];
+  /**
+   * The session store's commit point (Cluster II). Hand-overs and barrier answers are written
+   * only after the store writes issued before them are committed: a refused commit redirects the
+   * entries of a session that moved (store-scripts.ts COMMIT), and what this node hands over
+   * after those must not reach the session's new node before them (two connections, no order).
+   */
+  storeCommit: (() => Promise<void> | null) | undefined = undefined;
+  /** The hand-overs and marks sent so far, in order (see storeCommit). */
+  #late: Promise<void> = Promise.resolve();
   /** The promise handed out for writes of this turn, settled by the pipeline that sends them. */
   #next: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | undefined = undefined;
 
@@ -87,6 +98,16 @@ export class Outbox {
     let h = this.#handovers.get(key);
     if (h === undefined) this.#handovers.set(key, (h = { nid, clientId, w: new BatchWriter(256) }));
     h.w.add(m, true, undefined);
+    this.writes++;
+    this.#schedule();
+  }
+
+  /**
+   * Queues a barrier (`b`) or an answer (`a`) for a moved session to node `nid` (see
+   * move-order.ts), from this node or, for a dead node's recovery, `as` that node.
+   */
+  mark(nid: number, kind: 'b' | 'a', clientId: string, seq: number, as = this.#node.nid): void {
+    this.#marks.push({ nid, kind, clientId, seq, as });
     this.writes++;
     this.#schedule();
   }
@@ -147,6 +168,33 @@ export class Outbox {
     return keep;
   }
 
+  /**
+   * This turn's hand-overs, then its barriers and answers, in a pipeline of their own, once the
+   * store writes issued so far are committed and every earlier such pipeline is answered.
+   */
+  #sendLate(): Promise<void> {
+    const k = this.#keys;
+    const cmds: Array<Array<string | Buffer>> = [];
+    for (const { nid, clientId, w } of this.#handovers.values())
+      cmds.push([k.inbox(nid), 'NOMKSTREAM', '*', 'o', clientId, 'f', String(this.#node.nid), 'b', w.finish()]);
+    this.#handovers.clear();
+    // Behind the hand-overs of this turn and of every turn before.
+    for (const { nid, kind, clientId, seq, as } of this.#marks) cmds.push([k.inbox(nid), 'NOMKSTREAM', '*', kind, clientId, 'n', String(as), 's', String(seq)]);
+    this.#marks.length = 0;
+    const gate = this.storeCommit?.() ?? null;
+    const send = async (): Promise<void> => {
+      // A store commit that failed: this node's acknowledgements are withheld; what is handed over still goes.
+      if (gate !== null) await gate.catch(() => {});
+      const p = this.#redis.pipeline();
+      for (const c of cmds) p.xadd(...(c as [string, ...Array<string | Buffer>]));
+      const results = await p.exec();
+      for (const [err] of results ?? []) if (err !== null) throw err;
+    };
+    const sent = this.#late.then(send, send);
+    this.#late = sent.catch(() => {});
+    return sent;
+  }
+
   #batch(nid: number): BatchWriter {
     let w = this.#batches.get(nid);
     if (w === undefined) {
@@ -204,7 +252,7 @@ export class Outbox {
     const hasRetains = this.#retains.length > 0;
     let hasBatches = false;
     for (const w of this.#batches.values()) if (w.count > 0) hasBatches = true;
-    const hasHandovers = this.#handovers.size > 0;
+    const hasHandovers = this.#handovers.size > 0 || this.#marks.length > 0;
     if (!hasRoutes && !hasRetains && !hasBatches && !hasHandovers) {
       this.#sent = this.writes;
       next?.resolve();
@@ -256,13 +304,12 @@ export class Outbox {
       forward[2] = dests.join(',');
       (p as unknown as PipelineScripted).courierForward(...forward);
     }
-    for (const { nid, clientId, w } of this.#handovers.values()) {
-      p.xadd(k.inbox(nid), 'NOMKSTREAM', '*', 'o', clientId, 'f', String(this.#node.nid), 'b', w.finish());
-    }
-    this.#handovers.clear();
+    const late = hasHandovers ? this.#sendLate() : undefined;
     const upTo = this.writes;
     this.#sent = upTo;
-    const done = p.exec().then((results) => {
+    const main = p.length === 0 ? Promise.resolve([]) : p.exec();
+    const done = main.then(async (results) => {
+      if (late !== undefined) await late;
       if (results === null) throw new Error('cluster write: no reply');
       if (forwardCalls.length > 0) {
         const reply = results[forwardCalls[0]!.index]?.[1];

@@ -29,7 +29,10 @@
  * (forwards), `x <dead nid> f <from> b <batch>` (forwards meant for a dead node whose sessions
  * this node adopted), `k <cid> t <token> c <clean>` (a kick: another node claimed the session),
  * `r <cid> e <entry>...` (outbound entries of a session taken over, written by its previous
- * owner after the claim: see store-scripts.ts).
+ * owner after the claim: see store-scripts.ts), `o <cid> f <from> b <batch>` (messages handed
+ * over to a session that moved to this node), `b <cid> n <from> s <seq>` (a barrier from the node
+ * a session moved to) and `a <cid> n <from> s <seq>` (the answer to a barrier or, with seq 0, to
+ * a kick): see move-order.ts.
  */
 
 export interface Keys {

@@ -26,6 +26,7 @@ import { field, handedOverEntries } from './tail.js';
 import { filterMatches } from '../topics/index.js';
 import { ROUTE_LOG_MAXLEN, SWITCH as SWITCH_LUA, type Keys } from './scripts.js';
 import type { RouteTable } from './routes.js';
+import { MoveOrder } from './move-order.js';
 
 /** What this module needs of the broker core. */
 export type SessionCore = Pick<BrokerCore, 'sessions' | 'evict' | 'restoreSession' | 'deliverStored' | 'publishForwarded' | 'commitPoint' | 'forwardPressure'>;
@@ -41,6 +42,8 @@ export interface SessionsOwner {
   takeCollected(): string[];
   /** Queues `m` for the session `clientId` on node `nid` only (an `o` inbox entry), with this turn's writes. */
   handOver(nid: number, clientId: string, m: Message): void;
+  /** Queues a barrier or an answer for a moved session to node `nid`, behind this turn's writes (move-order.ts); `as` a dead node in its recovery. */
+  mark(nid: number, kind: 'b' | 'a', clientId: string, seq: number, as?: number): void;
 }
 
 /** A session that moved from this node to another: what it subscribed to, for messages still arriving here. */
@@ -113,6 +116,8 @@ export class ClusterSessions {
   /** Kicks read while a claim of ours may still be in flight: client id → the kick's token seq. */
   readonly #superseded = new Map<string, number>();
   readonly #recovering = new Set<number>();
+  /** Direct deliveries held behind what a session's previous node still hands back. */
+  readonly order: MoveOrder;
 
   constructor(owner: SessionsOwner, store: RedisStore, keys: Keys, log: Logger, leaseMs: number) {
     this.#owner = owner;
@@ -120,6 +125,16 @@ export class ClusterSessions {
     this.#keys = keys;
     this.#log = log;
     this.#leaseMs = leaseMs;
+    this.order = new MoveOrder(
+      {
+        mark: (nid, kind, cid, seq) => owner.mark(nid, kind, cid, seq),
+        hold: (cid) => this.#c.sessions.get(cid)?.hold(),
+        release: (cid) => this.#c.sessions.get(cid)?.release(Date.now()),
+      },
+      log,
+      // An answer comes within a round trip, or through the recovery of a node that died.
+      3 * leaseMs,
+    );
     store.onFenced = (ids, tokens, takers) => this.#fenced(ids, tokens, takers);
   }
 
@@ -169,6 +184,10 @@ export class ClusterSessions {
     this.#superseded.delete(clientId);
     const self = String(this.#owner.nid);
     this.#tombstones.delete(clientId);
+    this.order.dropped(clientId);
+    // The previous owner hands back what it still gets; direct deliveries wait for its answer to the kick.
+    const hold = !clean && r.previousAlive && r.previousOwner !== null && r.previousOwner !== self;
+    if (hold) this.order.claimed(clientId, Number(r.previousOwner));
     if (r.previousOwner !== null && r.previousOwner !== self) {
       this.counters.takeovers++;
       const subs = r.loaded?.session?.subscriptions;
@@ -188,6 +207,7 @@ export class ClusterSessions {
       outbound: r.loaded?.outbound ?? [],
       inbound: r.loaded?.inbound ?? [],
       superseded: kickedBy !== undefined && kickedBy > seqOf(r.token),
+      hold,
     };
   }
 
@@ -201,13 +221,16 @@ export class ClusterSessions {
   kicked(clientId: string, token: string, clean: boolean): void {
     const mine = this.#store.fence(clientId);
     const seq = seqOf(token);
+    const to = nidOf(token);
+    // The claimant holds the session's direct deliveries until this answer, sent once what this
+    // node leaves behind for it (redirected by refused commits, handed over) is on its way.
+    if (Number.isFinite(to) && to !== this.#owner.nid) this.#answer(to, clientId, 0);
     if (mine !== undefined && seqOf(mine) >= seq) return; // a newer claim of ours
     if (this.#superseded.size > 10_000) this.#superseded.clear();
     this.#superseded.set(clientId, seq);
     this.counters.kicks++;
     // What still arrives here for it goes to its new node (which leaves those messages to us).
     const s = this.#c.sessions.get(clientId);
-    const to = nidOf(token);
     // Dropped already by a refused commit (a message handled here between the claim and this
     // kick): its filters were kept for this moment, or messages the new node leaves to us are lost.
     const fenced = this.#fencedFilters.get(clientId);
@@ -309,7 +332,22 @@ export class ClusterSessions {
     });
   }
 
+  /** A barrier from the node a session moved to (answered once this node's leftovers are on their way), or an answer to ours. */
+  barrier(kind: 'b' | 'a', clientId: string, from: number, seq: number): void {
+    if (kind === 'a') this.order.answered(clientId, seq, from);
+    else this.#answer(from, clientId, seq);
+  }
+
+  /** Answers barrier `seq` of `clientId` to node `to` once this node's store writes so far are committed (their redirects made). */
+  #answer(to: number, clientId: string, seq: number, as?: number): void {
+    const committed = this.#c.commitPoint();
+    if (committed === null) this.#owner.mark(to, 'a', clientId, seq, as);
+    // Not committed: no answer (the waiting node releases the session at its timeout).
+    else committed.then(() => this.#owner.mark(to, 'a', clientId, seq, as)).catch(() => {});
+  }
+
   #drop(clientId: string): void {
+    this.order.dropped(clientId);
     this.#forgetTaken(clientId);
     // Entries queued for it this turn are journaled but not yet written (the core writes them at
     // its next commit point): written now, they carry the old token, are refused, and their
@@ -348,6 +386,8 @@ export class ClusterSessions {
     for (const d of destinations.split(',')) {
       const set = this.#members(Number(d), topic);
       if (set === undefined || set.size === 0) continue;
+      // It comes back handed over: direct deliveries after it wait for it.
+      for (const cid of set) this.order.left(cid, Number(d));
       if (out === undefined) out = set;
       else for (const id of set) out.add(id);
     }
@@ -360,6 +400,7 @@ export class ClusterSessions {
 
   /** Every session dropped here (this node fenced itself): tokens forgotten. */
   reset(): void {
+    this.order.reset();
     this.#from.clear();
     this.#fencedFilters.clear();
     this.#movedFrom.clear();
@@ -462,9 +503,15 @@ export class ClusterSessions {
     owner.routes.dropNode(dead);
     // A recovery resumed after an attempt that failed midway: what that attempt adopted here counts too.
     for (const cid of this.#members(dead) ?? []) adopted.add(cid);
-    const replayed = await this.#replay(dead, adopted);
+    const answers: Array<[number, string, number]> = [];
+    const replayed = await this.#replay(dead, adopted, answers);
     // What the replay caused is committed before the dead inbox goes.
     await core.commitPoint();
+    // The kicks and barriers in the dead inbox are answered for it, behind what the replay handed over.
+    for (const [to, cid, seq] of answers) {
+      if (to === me) this.order.answered(cid, seq, dead);
+      else owner.mark(to, 'a', cid, seq, dead);
+    }
     await redis.multi().del(k.recovered(dead), k.own(dead), k.recover(dead)).srem(k.orphans, String(dead)).exec();
     this.counters.recoveries++;
     this.#log.warn(
@@ -478,19 +525,26 @@ export class ClusterSessions {
    * those its clients took elsewhere meanwhile (a kick in the inbox names each and its new
    * node; that node leaves messages the dead node also got to this replay).
    */
-  async #replay(dead: number, adopted: ReadonlySet<string>): Promise<number> {
+  async #replay(dead: number, adopted: ReadonlySet<string>, answers: Array<[number, string, number]>): Promise<number> {
     const key = this.#keys.recovered(dead);
     const redis = this.#owner.redis;
     const core = this.#c;
     const direct = new Set(adopted);
-    const only: SessionFilter = { only: direct };
+    const only: SessionFilter = { only: direct, back: true };
     const entries = await readAll(redis, key);
     const moved = new Map<string, number>();
     for (const [, fields] of entries) {
-      if (fields[0]?.toString() !== 'k') continue;
+      const kind = fields[0]?.toString();
+      if (kind === 'b') {
+        const from = Number(field(fields, 'n')?.toString());
+        const seq = Number(field(fields, 's')?.toString());
+        if (Number.isInteger(from) && Number.isInteger(seq)) answers.push([from, fields[1]!.toString(), seq]);
+      }
+      if (kind !== 'k') continue;
       const cid = fields[1]!.toString();
       let to = nidOf(field(fields, 't')?.toString() ?? '');
       if (!Number.isFinite(to) || to === dead) continue;
+      answers.push([to, cid, 0]);
       if (to === this.#owner.nid) {
         // Claimed here from the dead node before it was declared dead: replayed to it directly,
         // never also handed over to ourselves (that delivered the dead inbox to it twice).

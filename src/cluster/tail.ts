@@ -38,6 +38,8 @@ export interface TailOwner {
   kicked(clientId: string, token: string, clean: boolean): void;
   /** Outbound entries of a session this node took over, written by its previous owner after the claim. */
   redirected(clientId: string, entries: Buffer[]): void;
+  /** A barrier (`b`) from the node a session moved to, or the answer (`a`) to one of ours (move-order.ts). */
+  barrier(kind: 'b' | 'a', clientId: string, from: number, seq: number): void;
   /** The sessions a forward must not reach here: those adopted from a dead node that was also a destination of that turn (its copy is replayed). */
   excluded(destinations: string, topic: string): ReadonlySet<string> | undefined;
   /** The sessions adopted from the dead node `nid` (a forward meant for it reaches only them). */
@@ -309,7 +311,7 @@ export class Tail {
       // Handed over by the node a session moved from: for that session only.
       const batch = field(fields, 'b');
       if (batch === undefined) return 0;
-      const only: SessionFilter = { only: new Set([fields[1]!.toString()]) };
+      const only: SessionFilter = { only: new Set([fields[1]!.toString()]), back: true };
       return readBatch(batch, (f) => core.publishForwarded(f.message, true, undefined, only));
     }
     if (kind === 'f' || kind === 'x') {
@@ -319,7 +321,7 @@ export class Tail {
         const dead = Number(fields[1]!.toString());
         const only = owner.adoptedFrom(dead) ?? new Set<string>();
         return readBatch(batch, (f) => {
-          if (only.size > 0) core.publishForwarded(f.message, f.plain, f.groups, { only });
+          if (only.size > 0) core.publishForwarded(f.message, f.plain, f.groups, { only, back: true });
           if (f.plain) owner.forwardedForDead(dead, f.message);
         });
       }
@@ -338,6 +340,12 @@ export class Tail {
       const entries = handedOverEntries(fields);
       owner.redirected(fields[1]!.toString(), entries);
       return entries.length;
+    }
+    if (kind === 'b' || kind === 'a') {
+      const from = Number(field(fields, 'n')?.toString());
+      const seq = Number(field(fields, 's')?.toString());
+      if (Number.isInteger(from) && Number.isInteger(seq)) owner.barrier(kind, fields[1]!.toString(), from, seq);
+      return 0;
     }
     return 0;
   }

@@ -284,7 +284,7 @@ export class BrokerCore {
       if (e.message === undefined) continue;
       const m = fromStored(e.message);
       if (isExpired(m, Date.now())) continue;
-      s.deliver(m, e.qos, e.retain, e.subscriptionIds);
+      s.deliverBack(m, e.qos, e.retain, e.subscriptionIds);
     }
     return true;
   }
@@ -665,7 +665,8 @@ export class BrokerCore {
         h.ids = undefined;
         if (sessions !== undefined && !admits(sessions, session.clientId)) continue;
         if (plain) {
-          session.deliver(m, h.qos, h.retain, ids);
+          if (sessions !== undefined && sessions.back === true) session.deliverBack(m, h.qos, h.retain, ids);
+          else session.deliver(m, h.qos, h.retain, ids);
           if (forwarded !== undefined && h.qos > 0) this.#forwardTargets.add(session);
           n++;
         }
@@ -922,6 +923,8 @@ const EMPTY: readonly string[] = [];
 export interface SessionFilter {
   readonly only?: ReadonlySet<string>;
   readonly exclude?: ReadonlySet<string>;
+  /** Handed back by a session's previous node (Session.deliverBack): ahead of what the session holds. */
+  readonly back?: boolean;
 }
 
 function admits(f: SessionFilter, clientId: string): boolean {

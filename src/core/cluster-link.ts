@@ -22,6 +22,11 @@ export interface SessionClaim {
   inbound: number[];
   /** A newer claim (another connection elsewhere) took it while this one was in flight. */
   superseded: boolean;
+  /**
+   * The previous owner is alive and still hands messages back: the restored session holds its
+   * direct deliveries until the cluster releases it (Session.hold; src/cluster/move-order.ts).
+   */
+  hold?: boolean;
 }
 
 export interface ClusterLink {

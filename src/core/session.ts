@@ -155,6 +155,12 @@ export class Session {
   readonly #env: SessionEnv;
   #queue: Outbound[] = NO_QUEUE;
   #head = 0;
+  /**
+   * Cluster: while set, QoS 1/2 messages routed here directly wait in this list (journaled and
+   * counted as queued, not sent) behind what the session's previous node still hands back, which
+   * goes to the queue ahead of them (deliverBack); release() appends them. See ClusterSessions.
+   */
+  #held: Outbound[] | undefined = undefined;
   #queuedBytes = 0;
   #nextId = 1;
 
@@ -205,7 +211,7 @@ export class Session {
   }
 
   get queued(): number {
-    return this.#queue.length - this.#head;
+    return this.#queue.length - this.#head + (this.#held === undefined ? 0 : this.#held.length);
   }
 
   get queuedBytes(): number {
@@ -225,12 +231,59 @@ export class Session {
       return;
     }
     const entry: Outbound = { message: m, group, seq: 0, qos, retain, subscriptionIds, packetId: 0, released: false };
-    if (outlet !== undefined && this.queued === 0 && this.#inflightCount() < outlet.sendQuota) {
+    // Held behind what the previous node hands back (shared subscriptions are not handed back).
+    if (this.#held !== undefined && group === undefined) this.#enqueue(entry, this.#held);
+    else if (outlet !== undefined && this.queued === 0 && this.#inflightCount() < outlet.sendQuota) {
       // Journaled once, with its packet id, by #send.
       this.#send(outlet, entry);
+    } else this.#enqueue(entry, undefined);
+  }
+
+  /**
+   * A message the session's previous node handed back (cluster): older than anything routed
+   * here directly since the session came, so it goes ahead of what is held.
+   */
+  deliverBack(m: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): void {
+    if (this.#held === undefined || qos === 0) {
+      this.deliver(m, qos, retain, subscriptionIds);
       return;
     }
-    this.#enqueue(entry);
+    const entry: Outbound = { message: m, group: undefined, seq: 0, qos, retain, subscriptionIds, packetId: 0, released: false };
+    const outlet = this.outlet;
+    if (outlet !== undefined && this.#queue.length === this.#head && this.#inflightCount() < outlet.sendQuota) this.#send(outlet, entry);
+    else this.#enqueue(entry, undefined);
+  }
+
+  /** Starts holding direct deliveries (see #held). */
+  hold(): void {
+    this.#held ??= [];
+  }
+
+  get holding(): boolean {
+    return this.#held !== undefined;
+  }
+
+  /** Stops holding: what was held joins the queue behind what was handed back, and is sent as the window allows. */
+  release(now: number): void {
+    const held = this.#held;
+    if (held === undefined) return;
+    this.#held = undefined;
+    if (held.length === 0) return;
+    if (this.#queue === NO_QUEUE) this.#queue = [];
+    let earlier = false;
+    const journal = this.journal;
+    for (const e of held) {
+      this.#queue.push(e);
+      // Written again behind what was handed back meanwhile (journaled after them, with higher
+      // keys): the stored order is the order of delivery, for the node this session moves to next.
+      if (journal !== undefined && e.seq !== 0) {
+        journal.removed(this, e);
+        journal.added(this, e);
+      }
+      if (this.#queuedExpiry(e.message.expiresAt)) earlier = true;
+    }
+    if (earlier) this.#env.host.reschedule(this);
+    this.drain(now);
   }
 
   /** Restores an outbound entry loaded from the store (in flight when it has a packet id). */
@@ -261,7 +314,8 @@ export class Session {
     this.#env.budget.used -= size;
   }
 
-  #enqueue(entry: Outbound): void {
+  /** Queues `entry` (into `held` when given, see #held), within the session's and the broker's limits. */
+  #enqueue(entry: Outbound, held: Outbound[] | undefined): void {
     const limits = this.#env.limits;
     const size = messageBytes(entry.message);
     const budget = this.#env.budget;
@@ -271,7 +325,7 @@ export class Session {
       return;
     }
     while (this.queued >= limits.maxQueuedMessages || this.#queuedBytes + size > limits.maxQueuedBytes) {
-      if (limits.queueFullPolicy === 'drop-oldest' && this.queued > 0) {
+      if (limits.queueFullPolicy === 'drop-oldest' && this.#queue.length > this.#head) {
         const old = this.#queue[this.#head]!;
         this.#queue[this.#head++] = undefined as unknown as Outbound;
         this.#unqueued(old);
@@ -284,8 +338,11 @@ export class Session {
         return;
       }
     }
-    if (this.#queue === NO_QUEUE) this.#queue = [];
-    this.#queue.push(entry);
+    if (held !== undefined) held.push(entry);
+    else {
+      if (this.#queue === NO_QUEUE) this.#queue = [];
+      this.#queue.push(entry);
+    }
     this.#queuedBytes += size;
     budget.used += size;
     this.journal?.added(this, entry);
@@ -423,6 +480,7 @@ export class Session {
   *entries(): IterableIterator<Outbound> {
     yield* this.inflight.values();
     for (let i = this.#head; i < this.#queue.length; i++) yield this.#queue[i]!;
+    if (this.#held !== undefined) yield* this.#held;
   }
 
   /**
@@ -462,6 +520,7 @@ export class Session {
     this.#queuedBytes = 0;
     this.#queue = NO_QUEUE;
     this.#head = 0;
+    this.#held = undefined;
     this.#inflight = undefined;
     this.queueExpiresAt = 0;
   }

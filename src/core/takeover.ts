@@ -31,5 +31,7 @@ export function applyClaim(core: BrokerCore, clientId: string, clean: boolean, c
     return;
   }
   const s = core.restoreSession(rec, claim.outbound, claim.inbound, new Map(), now, false);
-  if (s !== undefined) s.claimToken = claim.token;
+  if (s === undefined) return;
+  s.claimToken = claim.token;
+  if (claim.hold === true) s.hold();
 }

@@ -33,6 +33,7 @@ function fakes(): Fakes {
   const owner = {
     nid: 2,
     handOver: (nid: number, cid: string, m: Message) => handedOver.push([nid, cid, m.topic]),
+    mark: () => {},
   } as unknown as SessionsOwner;
   const log = { warn() {}, error() {}, info() {}, debug() {} } as unknown as Logger;
   const sessions = new ClusterSessions(owner, store as unknown as RedisStore, keys('t:'), log, 2000);

@@ -1,0 +1,110 @@
+/**
+ * Session.hold (Cluster II, see src/cluster/move-order.ts): while a session that moved here waits
+ * for its previous node to hand back what it still got, QoS 1/2 messages routed here directly
+ * are journaled and counted but not sent; what is handed back (deliverBack) goes ahead of them;
+ * release() sends the held ones after, in order. Shared-subscription deliveries and QoS 0 are
+ * not held.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createMessage, type Message } from '../../../src/core/message.js';
+import { Session, type Journal, type Outbound, type Outlet, type SessionEnv, type SharedGroup } from '../../../src/core/session.js';
+import { defaultSessionLimits, type SessionLimits } from '../../../src/options.js';
+import type { QoS } from '../../../src/protocol/constants.js';
+
+function env(limits: Partial<SessionLimits> = {}): SessionEnv {
+  return {
+    limits: { ...defaultSessionLimits, ...limits },
+    budget: { used: 0, max: 0, dropped: 0 },
+    counters: { droppedQos0: 0, droppedQueueFull: 0, droppedExpired: 0, droppedTooLarge: 0 },
+    host: { reschedule: () => {} },
+  };
+}
+
+/** A connection that records what it is sent (payloads) and takes `quota` unacknowledged messages. */
+function outlet(quota = 100): Outlet & { sent: string[] } {
+  const sent: string[] = [];
+  return {
+    sent,
+    version: 5,
+    sendQuota: quota,
+    congested: () => false,
+    sendPublish: (m: Message, qos: QoS) => {
+      sent.push(`${m.payload.toString()}@${qos}`);
+      return true;
+    },
+    sendPubrel: () => {},
+  };
+}
+
+const msg = (p: string, qos: QoS = 1): Message => createMessage('t/x', Buffer.from(p), qos, false, undefined, 'pub', Date.now());
+
+void describe('Session.hold: direct deliveries wait behind what the previous node hands back', () => {
+  void it('holds direct QoS 1/2 messages (journaled, counted), sends handed-back ones first, then the held ones in order', () => {
+    const journaled: string[] = [];
+    const journal: Journal = {
+      added: (_s, e: Outbound) => journaled.push(e.message.payload.toString()),
+      updated: () => {},
+      removed: () => {},
+    };
+    const s = new Session('c', env());
+    s.journal = journal;
+    const o = outlet();
+    s.attach(o, Date.now());
+    s.hold();
+    assert.equal(s.holding, true);
+    s.deliver(msg('new-1'), 1, false, undefined);
+    s.deliver(msg('new-2', 2), 2, false, undefined);
+    assert.deepEqual(o.sent, [], 'nothing direct is sent while holding');
+    assert.equal(s.queued, 2, 'held messages count as queued (limits, stats)');
+    assert.deepEqual(journaled, ['new-1', 'new-2'], 'and are journaled (durable before any acknowledgement)');
+    s.deliverBack(msg('old-1'), 1, false, undefined);
+    s.deliverBack(msg('old-2'), 1, false, undefined);
+    assert.deepEqual(o.sent, ['old-1@1', 'old-2@1'], 'what is handed back goes out at once');
+    s.release(Date.now());
+    assert.equal(s.holding, false);
+    assert.deepEqual(o.sent, ['old-1@1', 'old-2@1', 'new-1@1', 'new-2@2'], 'then the held ones, in order');
+    s.deliver(msg('new-3'), 1, false, undefined);
+    assert.deepEqual(o.sent.at(-1), 'new-3@1', 'after the release, direct as before');
+  });
+
+  void it('offline, with a small window: handed-back messages queue ahead of the held ones', () => {
+    const s = new Session('c', env());
+    s.hold();
+    s.deliver(msg('new-1'), 1, false, undefined);
+    s.deliverBack(msg('old-1'), 1, false, undefined);
+    s.deliver(msg('new-2'), 1, false, undefined);
+    s.deliverBack(msg('old-2'), 1, false, undefined);
+    assert.deepEqual(
+      [...s.entries()].map((e) => e.message.payload.toString()),
+      ['old-1', 'old-2', 'new-1', 'new-2'],
+    );
+    const o = outlet(1);
+    s.attach(o, Date.now());
+    assert.deepEqual(o.sent, ['old-1@1'], 'the window opens on the handed-back ones; nothing held leaves while holding');
+    s.complete(1, Date.now());
+    s.complete(2, Date.now());
+    assert.deepEqual(o.sent, ['old-1@1', 'old-2@1']);
+    s.complete(3, Date.now());
+    assert.deepEqual(o.sent, ['old-1@1', 'old-2@1'], 'held until released');
+    s.release(Date.now());
+    assert.deepEqual(o.sent, ['old-1@1', 'old-2@1', 'new-1@1']);
+  });
+
+  void it('QoS 0 and shared-subscription deliveries are not held; the queue limit counts held messages', () => {
+    const s = new Session('c', env({ maxQueuedMessages: 2 }));
+    const o = outlet();
+    s.attach(o, Date.now());
+    s.hold();
+    s.deliver(msg('zero', 0), 0, false, undefined);
+    const group = { group: 'g', filter: 't/x', members: new Map(), order: [], cursor: 0, sticky: undefined } as SharedGroup;
+    s.deliver(msg('shared'), 1, false, undefined, group);
+    assert.deepEqual(o.sent, ['zero@0', 'shared@1']);
+    s.deliver(msg('a'), 1, false, undefined);
+    s.deliver(msg('b'), 1, false, undefined);
+    s.deliver(msg('c'), 1, false, undefined);
+    assert.equal(s.queued, 2, 'the third held message does not fit');
+    s.release(Date.now());
+    assert.deepEqual(o.sent, ['zero@0', 'shared@1', 'a@1', 'b@1']);
+  });
+});
