@@ -25,8 +25,11 @@ import type { Logger } from '../options.js';
 
 /** What MoveOrder needs of its node. */
 export interface MoveOrderOwner {
-  /** Queues a barrier (`b`) or an answer (`a`) for `clientId` to node `nid`'s inbox, behind this node's earlier writes. */
-  mark(nid: number, kind: 'b' | 'a', clientId: string, seq: number): void;
+  /**
+   * Queues a barrier for `clientId` to node `nid`'s inbox, behind this node's earlier writes;
+   * `gone` runs when that inbox no longer exists (the node left or died).
+   */
+  mark(nid: number, kind: 'b', clientId: string, seq: number, gone: () => void): void;
   /** The session here starts holding its direct deliveries (no-op when it is not here). */
   hold(clientId: string): void;
   /** The session here stops holding (no-op when it is not here). */
@@ -42,6 +45,8 @@ interface Waiting {
   dirty: boolean;
   /** When the last barrier was sent. */
   at: number;
+  /** The kick was answered (seq 0). */
+  kickAnswered: boolean;
 }
 
 export class MoveOrder {
@@ -71,7 +76,7 @@ export class MoveOrder {
    * (the session was not here yet), behind the kick; the barrier goes behind them.
    */
   claimed(clientId: string, from: number): void {
-    this.#waiting.set(clientId, { from, sent: 0, dirty: true, at: Date.now() });
+    this.#waiting.set(clientId, { from, sent: 0, dirty: true, at: Date.now(), kickAnswered: false });
     this.#arm();
     this.#schedule();
   }
@@ -80,7 +85,7 @@ export class MoveOrder {
   left(clientId: string, from: number): void {
     const w = this.#waiting.get(clientId);
     if (w === undefined) {
-      this.#waiting.set(clientId, { from, sent: -1, dirty: true, at: Date.now() });
+      this.#waiting.set(clientId, { from, sent: -1, dirty: true, at: Date.now(), kickAnswered: false });
       this.#owner.hold(clientId);
       this.#arm();
     } else w.dirty = true;
@@ -100,18 +105,36 @@ export class MoveOrder {
     for (const [cid, w] of this.#waiting) {
       if (!w.dirty) continue;
       w.dirty = false;
-      w.sent = ++this.#seq;
+      const seq = (w.sent = ++this.#seq);
       w.at = now;
-      this.#owner.mark(w.from, 'b', cid, w.sent);
+      this.#owner.mark(w.from, 'b', cid, seq, () => this.#unheard(cid, seq));
     }
+  }
+
+  /**
+   * Barrier `seq` of `clientId` found no inbox: its node left or died. Its recovery replays what
+   * that inbox held, hand-overs first, then answers the kicks in it (seq 0, for it): that answer
+   * is then enough.
+   */
+  #unheard(clientId: string, seq: number): void {
+    const w = this.#waiting.get(clientId);
+    if (w === undefined || w.sent !== seq || w.dirty) return;
+    w.sent = 0;
+    if (w.kickAnswered) this.#release(clientId);
+  }
+
+  #release(clientId: string): void {
+    this.#waiting.delete(clientId);
+    this.#owner.release(clientId);
   }
 
   /** Node `from` answered barrier `seq` of `clientId`. */
   answered(clientId: string, seq: number, from: number): void {
     const w = this.#waiting.get(clientId);
-    if (w === undefined || w.from !== from || seq < w.sent || w.dirty) return;
-    this.#waiting.delete(clientId);
-    this.#owner.release(clientId);
+    if (w === undefined || w.from !== from) return;
+    if (seq === 0) w.kickAnswered = true;
+    if (seq < w.sent || w.dirty) return;
+    this.#release(clientId);
   }
 
   /** The session left this node (kicked, ended): nothing to wait for. */

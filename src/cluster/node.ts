@@ -122,7 +122,7 @@ export class ClusterNode implements ClusterLink {
     this.#tail = new Tail(this, options, core, log, this.keys);
     this.#outbox = new Outbox(this, this.#redis, this.keys, log);
     if (store !== undefined) {
-      this.#outbox.storeCommit = () => store.commitPoint();
+      this.#outbox.appender = store;
       this.sessions = new ClusterSessions(this, store, this.keys, log, options.leaseMs);
       this.sessions.attach(core);
     }
@@ -544,8 +544,8 @@ export class ClusterNode implements ClusterLink {
     this.sessions?.barrier(kind, clientId, from, seq);
   }
 
-  mark(nid: number, kind: 'b' | 'a', clientId: string, seq: number, as?: number): void {
-    this.#outbox.mark(nid, kind, clientId, seq, as);
+  mark(nid: number, kind: 'b' | 'a', clientId: string, seq: number, as?: number, gone?: () => void): void {
+    this.#outbox.mark(nid, kind, clientId, seq, as, gone);
   }
 
   excluded(destinations: string, topic: string): ReadonlySet<string> | undefined {

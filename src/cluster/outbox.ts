@@ -41,10 +41,12 @@ export class Outbox {
   /** Forward batches of this turn by destination node. */
   readonly #batches = new Map<number, BatchWriter>();
   readonly #retains: Message[] = [];
+  /** Hand-overs waiting for the session store's next commit (see appender), by node and client id. */
+  readonly #storedHandovers = new Map<string, BatchWriter>();
   /** Messages handed over to sessions that moved to another node, by node and client id. */
   readonly #handovers = new Map<string, { nid: number; clientId: string; w: BatchWriter }>();
   /** Barriers and their answers for sessions that moved (move-order.ts), after this turn's hand-overs. */
-  readonly #marks: Array<{ nid: number; kind: 'b' | 'a'; clientId: string; seq: number; as: number }> = [];
+  readonly #marks: Array<{ nid: number; kind: 'b' | 'a'; clientId: string; seq: number; as: number; gone: (() => void) | undefined }> = [];
   readonly #groupTurn = new Map<string, number>();
   readonly #groupScratch = new Map<number, string[]>();
   #flushScheduled = false;
@@ -55,14 +57,12 @@ export class Outbox {
   /** Pipelines in flight, oldest first, each with the last write number it carries. */
   readonly #flights: Array<{ upTo: number; done: Promise<void> }> = [];
   /**
-   * The session store's commit point (Cluster II). Hand-overs and barrier answers are written
-   * only after the store writes issued before them are committed: a refused commit redirects the
-   * entries of a session that moved (store-scripts.ts COMMIT), and what this node hands over
-   * after those must not reach the session's new node before them (two connections, no order).
+   * Cluster II: the session store, which writes hand-overs and answers to barriers in its own
+   * atomic commit, after the writes of the same turn: with the inbox trim of the entries that
+   * caused them (a node that dies has either done both or neither), and behind the entries a
+   * refused commit redirects to a session's new node (which must arrive first).
    */
-  storeCommit: (() => Promise<void> | null) | undefined = undefined;
-  /** The hand-overs and marks sent so far, in order (see storeCommit). */
-  #late: Promise<void> = Promise.resolve();
+  appender: { append(key: string, fields: () => Array<string | Buffer | number>, gone?: () => void): void } | undefined = undefined;
   /** The promise handed out for writes of this turn, settled by the pipeline that sends them. */
   #next: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | undefined = undefined;
 
@@ -95,6 +95,21 @@ export class Outbox {
   /** Queues `m` for the session `clientId` on node `nid` only (an `o` inbox entry: a session that moved there). */
   handOver(nid: number, clientId: string, m: Message): void {
     const key = `${nid}\0${clientId}`;
+    const store = this.appender;
+    if (store !== undefined) {
+      // Written with the store's commit of this turn; messages handed over until then join it.
+      let w = this.#storedHandovers.get(key);
+      if (w === undefined) {
+        const entry = (w = new BatchWriter(256));
+        this.#storedHandovers.set(key, entry);
+        store.append(this.#keys.inbox(nid), () => {
+          if (this.#storedHandovers.get(key) === entry) this.#storedHandovers.delete(key);
+          return ['o', clientId, 'f', String(this.#node.nid), 'b', entry.finish()];
+        });
+      }
+      w.add(m, true, undefined);
+      return;
+    }
     let h = this.#handovers.get(key);
     if (h === undefined) this.#handovers.set(key, (h = { nid, clientId, w: new BatchWriter(256) }));
     h.w.add(m, true, undefined);
@@ -104,10 +119,18 @@ export class Outbox {
 
   /**
    * Queues a barrier (`b`) or an answer (`a`) for a moved session to node `nid` (see
-   * move-order.ts), from this node or, for a dead node's recovery, `as` that node.
+   * move-order.ts), from this node or, for a dead node's recovery, `as` that node. `gone` runs
+   * when the inbox of `nid` no longer exists (the node left or died: it cannot answer).
    */
-  mark(nid: number, kind: 'b' | 'a', clientId: string, seq: number, as = this.#node.nid): void {
-    this.#marks.push({ nid, kind, clientId, seq, as });
+  mark(nid: number, kind: 'b' | 'a', clientId: string, seq: number, as = this.#node.nid, gone?: () => void): void {
+    const store = this.appender;
+    // An answer goes behind this node's hand-overs and redirects (the store's commits); a
+    // barrier behind this node's forwards (this pipeline).
+    if (kind === 'a' && store !== undefined) {
+      store.append(this.#keys.inbox(nid), () => [kind, clientId, 'n', String(as), 's', String(seq)], gone);
+      return;
+    }
+    this.#marks.push({ nid, kind, clientId, seq, as, gone });
     this.writes++;
     this.#schedule();
   }
@@ -166,33 +189,6 @@ export class Outbox {
     }
     assigned.clear();
     return keep;
-  }
-
-  /**
-   * This turn's hand-overs, then its barriers and answers, in a pipeline of their own, once the
-   * store writes issued so far are committed and every earlier such pipeline is answered.
-   */
-  #sendLate(): Promise<void> {
-    const k = this.#keys;
-    const cmds: Array<Array<string | Buffer>> = [];
-    for (const { nid, clientId, w } of this.#handovers.values())
-      cmds.push([k.inbox(nid), 'NOMKSTREAM', '*', 'o', clientId, 'f', String(this.#node.nid), 'b', w.finish()]);
-    this.#handovers.clear();
-    // Behind the hand-overs of this turn and of every turn before.
-    for (const { nid, kind, clientId, seq, as } of this.#marks) cmds.push([k.inbox(nid), 'NOMKSTREAM', '*', kind, clientId, 'n', String(as), 's', String(seq)]);
-    this.#marks.length = 0;
-    const gate = this.storeCommit?.() ?? null;
-    const send = async (): Promise<void> => {
-      // A store commit that failed: this node's acknowledgements are withheld; what is handed over still goes.
-      if (gate !== null) await gate.catch(() => {});
-      const p = this.#redis.pipeline();
-      for (const c of cmds) p.xadd(...(c as [string, ...Array<string | Buffer>]));
-      const results = await p.exec();
-      for (const [err] of results ?? []) if (err !== null) throw err;
-    };
-    const sent = this.#late.then(send, send);
-    this.#late = sent.catch(() => {});
-    return sent;
   }
 
   #batch(nid: number): BatchWriter {
@@ -304,13 +300,22 @@ export class Outbox {
       forward[2] = dests.join(',');
       (p as unknown as PipelineScripted).courierForward(...forward);
     }
-    const late = hasHandovers ? this.#sendLate() : undefined;
+    for (const { nid, clientId, w } of this.#handovers.values())
+      p.xadd(k.inbox(nid), 'NOMKSTREAM', '*', 'o', clientId, 'f', String(this.#node.nid), 'b', w.finish());
+    this.#handovers.clear();
+    // Barriers (and, without a session store, answers): behind this turn's forwards and hand-overs.
+    const marks: Array<{ index: number; gone: (() => void) | undefined }> = [];
+    for (const m of this.#marks) {
+      marks.push({ index: p.length, gone: m.gone });
+      p.xadd(k.inbox(m.nid), 'NOMKSTREAM', '*', m.kind, m.clientId, 'n', String(m.as), 's', String(m.seq));
+    }
+    this.#marks.length = 0;
     const upTo = this.writes;
     this.#sent = upTo;
-    const main = p.length === 0 ? Promise.resolve([]) : p.exec();
-    const done = main.then(async (results) => {
-      if (late !== undefined) await late;
+    const done = p.exec().then((results) => {
       if (results === null) throw new Error('cluster write: no reply');
+      // NOMKSTREAM: no inbox, no entry.
+      for (const { index, gone } of marks) if (results[index]?.[1] === null) gone?.();
       if (forwardCalls.length > 0) {
         const reply = results[forwardCalls[0]!.index]?.[1];
         // Per destination: 0 = its inbox is gone (it left or died, and nobody adopted its sessions).

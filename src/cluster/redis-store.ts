@@ -102,7 +102,7 @@ export interface RedisStoreStats {
 type Flat = Buffer[];
 
 interface Scripted {
-  courierStoreCommit(numKeys: number, ...args: Arg[]): Promise<Array<number | string>>;
+  courierStoreCommit(numKeys: number, ...args: Arg[]): Promise<[Array<number | string>, number[]]>;
   courierStoreClaimBuffer(...args: Arg[]): Promise<[Buffer, Buffer, number, number, Flat, Flat, Flat]>;
   courierStoreAdoptBuffer(...args: Arg[]): Promise<[] | [Buffer, Flat, Flat, Flat]>;
   courierStoreRelease(...args: Arg[]): Promise<number>;
@@ -317,6 +317,15 @@ export class RedisStore implements Store {
   }
 
   /** Trims a node's inbox up to (not including) `minid` in the same atomic call as the writes issued so far. */
+  /**
+   * Appends an entry to the stream `key` (another node's inbox) in the same atomic call as this
+   * turn's writes, after them: its fields are taken when the call is sent. `gone` runs when the
+   * stream does not exist.
+   */
+  append(key: string, fields: () => Arg[], gone?: () => void): void {
+    this.#batch(0).appends.push({ key, fields, gone });
+  }
+
   trimInbox(key: string, minid: string): void {
     const b = this.#batch(0);
     b.writes--;
@@ -471,8 +480,9 @@ export class RedisStore implements Store {
       }
     };
     reply.then(
-      (fenced) => {
+      ([fenced, gone]) => {
         if (fenced.length > 0) this.#fenced(b, fenced);
+        for (const x of gone) b.appends[x - 1]?.gone?.();
         // Applied; it counts once every call before it that was still unanswered is applied too.
         if (prev === undefined) settle(undefined);
         else prev.then(() => settle(undefined), settle);

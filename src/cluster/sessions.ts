@@ -43,7 +43,7 @@ export interface SessionsOwner {
   /** Queues `m` for the session `clientId` on node `nid` only (an `o` inbox entry), with this turn's writes. */
   handOver(nid: number, clientId: string, m: Message): void;
   /** Queues a barrier or an answer for a moved session to node `nid`, behind this turn's writes (move-order.ts); `as` a dead node in its recovery. */
-  mark(nid: number, kind: 'b' | 'a', clientId: string, seq: number, as?: number): void;
+  mark(nid: number, kind: 'b' | 'a', clientId: string, seq: number, as?: number, gone?: () => void): void;
 }
 
 /** A session that moved from this node to another: what it subscribed to, for messages still arriving here. */
@@ -127,7 +127,7 @@ export class ClusterSessions {
     this.#leaseMs = leaseMs;
     this.order = new MoveOrder(
       {
-        mark: (nid, kind, cid, seq) => owner.mark(nid, kind, cid, seq),
+        mark: (nid, kind, cid, seq, gone) => owner.mark(nid, kind, cid, seq, undefined, gone),
         hold: (cid) => this.#c.sessions.get(cid)?.hold(),
         release: (cid) => this.#c.sessions.get(cid)?.release(Date.now()),
       },

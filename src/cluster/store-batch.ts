@@ -10,7 +10,8 @@
  *   ARGV: inbox prefix ('' outside a cluster), n, then per client: token, client id, 'D' or '',
  *         record or '', #puts, #dels, #in-adds, #in-dels, seq/entry pairs, seqs, ids, ids; then
  *         #message sets, #message deletes, the set values; then #retained puts, #retained
- *         deletes, topic/value pairs, topics; then the inbox to trim and its MINID (or nothing).
+ *         deletes, topic/value pairs, topics; then the inbox to trim and its MINID (or '' ''); then
+ *         #appends, and per append: stream key, #fields, fields (XADD NOMKSTREAM).
  */
 import type { StoreKeys } from './store-scripts.js';
 
@@ -36,6 +37,12 @@ export class Batch {
   readonly retained = new Map<string, Buffer | null>();
   /** An inbox trimmed with this batch's writes: [key, minid]. */
   trim: [string, string] | undefined = undefined;
+  /**
+   * Entries appended to other nodes' inboxes with this batch's writes (hand-overs and answers of
+   * Cluster II): their fields are taken when the batch is sent; `gone` runs when the stream no
+   * longer exists.
+   */
+  readonly appends: Array<{ key: string; fields: () => Arg[]; gone: (() => void) | undefined }> = [];
   /** Writes issued and their value bytes (for the caps). */
   writes = 0;
   bytes = 0;
@@ -140,7 +147,11 @@ export class Batch {
       }
     }
     a.push(puts, topics.length, ...pairs, ...topics);
-    if (this.trim !== undefined) a.push(this.trim[0], this.trim[1]);
+    a.push(this.trim?.[0] ?? '', this.trim?.[1] ?? '', this.appends.length);
+    for (const x of this.appends) {
+      const fields = x.fields();
+      a.push(x.key, fields.length, ...fields);
+    }
     return { keys: k, argv: a };
   }
 }

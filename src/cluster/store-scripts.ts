@@ -81,9 +81,10 @@ export function parseKey(prefix: string, key: string): ParsedKey {
  * arguments and says their layout). A client whose token is not '' (unfenced) and differs from
  * its meta's `fence` has all its writes in this call dropped. Deleting a fenced session keeps
  * its fence and owner (the holder may write it again); an unfenced one goes whole.
- * Returns, for each fenced client, its (1-based) index, the token that fenced it (the session's
- * fence now, '' when its meta is gone) and '1' when that claim was a Clean Start (nothing of the
- * session goes on there), else '0': flat triples.
+ * Returns {fenced, gone}: for each fenced client, its (1-based) index, the token that fenced it
+ * (the session's fence now, '' when its meta is gone) and '1' when that claim was a Clean Start
+ * (nothing of the session goes on there), else '0', as flat triples; and the (1-based) indexes
+ * of the appends whose stream no longer exists.
  */
 export const COMMIT = `
 -- One command per key, in chunks (Lua's unpack has a stack limit).
@@ -156,8 +157,18 @@ if rd > 0 then each('HDEL', KEYS[1], i, i + rd - 1) end
 i = i + rd
 -- What a node's inbox reader has handled, trimmed with the writes it caused (a node that dies
 -- leaves exactly the entries whose effects are not committed).
-if ARGV[i] and ARGV[i] ~= '' then redis.call('XTRIM', ARGV[i], 'MINID', ARGV[i + 1]) end
-return fenced`;
+if ARGV[i] ~= '' then redis.call('XTRIM', ARGV[i], 'MINID', ARGV[i + 1]) end
+i = i + 2
+-- Entries for other nodes' inboxes caused by the same handling (hand-overs, answers): with it.
+local gone = {}
+local nx = tonumber(ARGV[i])
+i = i + 1
+for x = 1, nx do
+  local nf = tonumber(ARGV[i + 1])
+  if not redis.call('XADD', ARGV[i], 'NOMKSTREAM', '*', unpack(ARGV, i + 2, i + 1 + nf)) then gone[#gone + 1] = x end
+  i = i + 2 + nf
+end
+return {fenced, gone}`;
 
 /**
  * Takes a session over. KEYS: s:{cid}:meta, s:{cid}:out, s:{cid}:in, fence:seq. ARGV: nid,

@@ -265,6 +265,16 @@ function clusterSpecs(): MetricSpec[] {
     c('courier_cluster_recoveries_total', 'Dead nodes this node recovered.', (s) => cs(s).sessions?.recoveries ?? 0),
     c('courier_cluster_replayed_total', "Messages replayed from dead nodes' inboxes.", (s) => cs(s).sessions?.replayed ?? 0),
     g(
+      'courier_cluster_sessions_holding',
+      'Sessions that moved here holding their direct deliveries until their previous node has handed back what it still had.',
+      (s) => cs(s).sessions?.holding ?? 0,
+    ),
+    c(
+      'courier_cluster_hold_timeouts_total',
+      'Moved sessions released without their previous node answering in time (order then best effort).',
+      (s) => cs(s).sessions?.holdTimeouts ?? 0,
+    ),
+    g(
       'courier_cluster_totals',
       'Sums over the live nodes of their broker counters, as of the last heartbeat.',
       (s) => Object.entries(cs(s).totals).map(([stat, v]): [Labels, number] => [{ stat }, v]),

@@ -13,19 +13,23 @@ import { pollUntil } from '../../helpers/wait.js';
 
 function fake(timeoutMs = 60_000) {
   const marks: Array<[number, string, string, number]> = [];
+  const gone: Array<() => void> = [];
   const events: string[] = [];
   const warnings: string[] = [];
   const log = { warn: (_o: unknown, msg: string) => warnings.push(msg), error() {}, info() {}, debug() {} } as unknown as Logger;
   const order = new MoveOrder(
     {
-      mark: (nid, kind, cid, seq) => marks.push([nid, kind, cid, seq]),
+      mark: (nid, kind, cid, seq, g) => {
+        marks.push([nid, kind, cid, seq]);
+        gone.push(g);
+      },
       hold: (cid) => events.push(`hold ${cid}`),
       release: (cid) => events.push(`release ${cid}`),
     },
     log,
     timeoutMs,
   );
-  return { order, marks, events, warnings };
+  return { order, marks, gone, events, warnings };
 }
 
 const tick = (): Promise<void> => new Promise((r) => process.nextTick(r));
@@ -86,5 +90,24 @@ void describe('MoveOrder: barriers between the node a session moved to and the o
     assert.equal(f.order.timedOut, 1);
     assert.equal(f.warnings.length, 1);
     f.order.stop();
+  });
+
+  void it('a barrier that finds no inbox (the node left or died) waits for the answer to the kick its recovery sends instead', async () => {
+    const f = fake();
+    f.order.claimed('c', 3);
+    await tick();
+    f.gone[0]!();
+    assert.deepEqual(f.events, []);
+    f.order.answered('c', 0, 3);
+    assert.deepEqual(f.events, ['release c'], 'released by the answer to the kick');
+    const g = fake();
+    g.order.claimed('d', 3);
+    await tick();
+    g.order.answered('d', 0, 3);
+    assert.deepEqual(g.events, [], 'the kick answered first: still waiting for the barrier');
+    g.gone[0]!();
+    assert.deepEqual(g.events, ['release d'], 'then the barrier finds no inbox: nothing more can come');
+    f.order.stop();
+    g.order.stop();
   });
 });
