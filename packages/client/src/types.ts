@@ -103,6 +103,11 @@ export interface ClientOptions {
    */
   topicAliases?: boolean | number;
   /**
+   * Inbound topic aliases (5.0): our Topic Alias Maximum, how many aliases the server may use in
+   * the PUBLISH packets it sends us (default 0: none, full topics). The client resolves them.
+   */
+  topicAliasMaximum?: number;
+  /**
    * Follow 5.0 redirects: a CONNACK or DISCONNECT 0x9C (use another server: the next attempt)
    * or 0x9D (server moved: every later attempt) with a Server Reference (`host[:port]` or a URL).
    * true follows up to 3 hops per attempt, a number that many. Default false: such a CONNACK
