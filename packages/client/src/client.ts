@@ -288,6 +288,16 @@ export class Client implements AsyncDisposable {
     return this.#subs.subscribe(filter, options);
   }
 
+  /**
+   * UNSUBSCRIBE from `filters` as given, with 5.0 user properties: also for filters this client
+   * never subscribed to in this process (a session the server kept). Local subscriptions with one
+   * of them end. Resolves with the UNSUBACK's reason codes (5.0; 3.1.1 has none). Offline, it
+   * waits for the connection.
+   */
+  unsubscribe(filters: string | string[], options: { userProperties?: Array<[string, string]> } = {}): Promise<number[]> {
+    return this.#subs.unsubscribeFilters(typeof filters === 'string' ? [filters] : filters, options.userProperties);
+  }
+
   // ------------------------------------------------------------------------------------------
   // Request / response (MQTT 5.0 Response Topic + Correlation Data)
 

@@ -176,9 +176,27 @@ export class Subscriber {
     if (!this.router.remove(sub)) return; // another local subscription still wants the filter
     if (sub.options.persist !== false) this.#store?.unsubscribed?.(sub.compiled.filter);
     if (this.#host.closed()) return;
-    const codes = await this.#request(undefined, (packetId) => ({ type: 'unsubscribe', packetId, topicFilters: [sub.compiled.filter] }));
-    const code = codes[0] ?? 0;
+    const code = (await this.unsubscribeFilters([sub.compiled.filter]))[0] ?? 0;
     if (this.#host.version === 5 && code >= 0x80 && code !== 0x11) throw new RefusedError(`UNSUBSCRIBE from ${sub.compiled.filter}`, code);
+  }
+
+  /**
+   * UNSUBSCRIBE `filters` as given, whoever subscribed to them (a session the server kept, say);
+   * local subscriptions with one of them end. Resolves with the UNSUBACK's reason codes (5.0).
+   */
+  unsubscribeFilters(filters: string[], userProperties?: Array<[string, string]>): Promise<number[]> {
+    for (const f of filters) {
+      const bad = checkTopicFilter(f);
+      if (bad !== null) return Promise.reject(new ClientError('INVALID', bad));
+    }
+    for (const s of this.router.all()) {
+      if (!filters.includes(s.compiled.filter)) continue;
+      this.router.remove(s);
+      s.end();
+      if (s.options.persist !== false) this.#store?.unsubscribed?.(s.compiled.filter);
+    }
+    const properties = this.#host.version === 5 && userProperties !== undefined ? { userProperties } : undefined;
+    return this.#request(undefined, (packetId) => ({ type: 'unsubscribe', packetId, topicFilters: filters, ...(properties && { properties }) }));
   }
 
   acked(p: SubackPacket | UnsubackPacket): void {

@@ -35,6 +35,13 @@ export interface TlsOptions {
   /** Default true. */
   rejectUnauthorized?: boolean;
   servername?: string;
+  /** OpenSSL cipher list for TLS 1.2 and below (Node's `ciphers`). */
+  ciphers?: string;
+  /**
+   * TLS-PSK (Node): a pre-shared key and the identity sent with it, instead of certificates (no
+   * server certificate is checked). TLS 1.3, or TLS 1.2 with a PSK cipher suite.
+   */
+  psk?: { identity: string; key: Uint8Array };
 }
 
 export interface ReconnectOptions {
