@@ -8,13 +8,14 @@
  * - Against a stand-in server, for what no broker sends on purpose: an alias of 0 or above the
  *   maximum ends the connection with DISCONNECT 0x94 (Topic Alias invalid), an alias never set
  *   on this connection (one set on the previous connection included [MQTT-3.3.2-7]) with 0x82;
- *   the message is neither delivered nor acknowledged.
+ *   the message is neither delivered nor acknowledged. A packet only clients send (SUBSCRIBE,
+ *   PINGREQ) also ends it with 0x82.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Client, type Message } from '../../packages/client/src/index.js';
 import { connectWith } from '../../packages/client/src/connect.js';
-import type { ConnectPacket, DisconnectPacket, PublishPacket } from '../../src/protocol/packets.js';
+import type { ConnectPacket, DisconnectPacket, Packet, PublishPacket } from '../../src/protocol/packets.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { withTimeout } from '../helpers/peers.js';
 import { pollUntil } from '../helpers/wait.js';
@@ -166,6 +167,25 @@ void describe('inbound topic aliases: what a misbehaving server sends', () => {
       }
     });
   }
+
+  void it('a packet only clients send (SUBSCRIBE, PINGREQ) from the server: DISCONNECT 0x82', async () => {
+    const { c } = await client(2);
+    try {
+      const packets: Packet[] = [
+        { type: 'subscribe', packetId: 5, subscriptions: [{ topicFilter: 'x', qos: 0, noLocal: false, retainAsPublished: false, retainHandling: 0 }] },
+        { type: 'pingreq' },
+      ];
+      for (const p of packets) {
+        const conn = server.last;
+        const back = nextConnect(c);
+        conn.send(p);
+        assert.equal(await disconnectOf(conn), 0x82, p.type);
+        await withTimeout(back, 5000, 'reconnect');
+      }
+    } finally {
+      await c.close();
+    }
+  });
 
   void it('an alias not set on this connection (set on the previous one): DISCONNECT 0x82 [MQTT-3.3.2-7]', async () => {
     const { c, got } = await client(2);

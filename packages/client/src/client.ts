@@ -234,6 +234,12 @@ export class Client implements AsyncDisposable {
         this.#life.drop();
         return;
       }
+      case 'connect':
+      case 'subscribe':
+      case 'unsubscribe':
+      case 'pingreq':
+        // Packets only a client sends (the browser build's codec refuses them already).
+        throw new ProtocolError(`${p.type.toUpperCase()} from the server`);
       default:
         return;
     }
