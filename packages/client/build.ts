@@ -14,14 +14,26 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 const protocolDir = join(here, '../../src/protocol');
 
-/** In the browser bundle, the codec's `./bytes.js` is `./bytes-web.ts`. */
-const webBytes: Plugin = {
-  name: 'web-bytes',
+/**
+ * In the browser bundle, three of the codec's modules are replaced by their client-only web
+ * versions: `bytes.js` (Uint8Array, TextEncoder/TextDecoder instead of Buffer),
+ * `parse-requests.js` (CONNECT/SUBSCRIBE/UNSUBSCRIBE, which only a server decodes) and
+ * `encode-responses.js` (CONNACK/SUBACK/UNSUBACK, which only a server sends).
+ */
+const WEB_MODULES: Record<string, string> = {
+  'bytes.js': 'bytes-web.ts',
+  'parse-requests.js': 'parse-requests-web.ts',
+  'encode-responses.js': 'encode-responses-web.ts',
+};
+
+const webCodec: Plugin = {
+  name: 'web-codec',
   setup(b) {
-    b.onResolve({ filter: /\/bytes\.js$/ }, (args) => {
+    b.onResolve({ filter: /\/(bytes|parse-requests|encode-responses)\.js$/ }, (args) => {
       const target = join(args.resolveDir, args.path);
-      if (target === join(protocolDir, 'bytes.js')) return { path: join(protocolDir, 'bytes-web.ts') };
-      return undefined;
+      if (dirname(target) !== protocolDir) return undefined;
+      const web = WEB_MODULES[target.slice(protocolDir.length + 1)];
+      return web === undefined ? undefined : { path: join(protocolDir, web) };
     });
   },
 };
@@ -30,13 +42,13 @@ const common = { bundle: true, format: 'esm', target: 'es2022', sourcemap: true,
 
 /** The browser bundle alone (one ES module, minified), into `outfile`. */
 export async function buildWeb(outfile: string): Promise<void> {
-  await build({ ...common, sourcemap: false, platform: 'browser', entryPoints: [join(here, 'src/web.ts')], outfile, minify: true, plugins: [webBytes] });
+  await build({ ...common, sourcemap: false, platform: 'browser', entryPoints: [join(here, 'src/web.ts')], outfile, minify: true, plugins: [webCodec] });
 }
 
 export async function buildClient(outdir = join(here, 'dist')): Promise<void> {
   await Promise.all([
     build({ ...common, platform: 'node', entryPoints: { index: join(here, 'src/index.ts'), cli: join(here, 'src/cli/main.ts') }, outdir, external: ['ws'] }),
-    build({ ...common, platform: 'browser', entryPoints: { web: join(here, 'src/web.ts') }, outdir, minify: true, plugins: [webBytes] }),
+    build({ ...common, platform: 'browser', entryPoints: { web: join(here, 'src/web.ts') }, outdir, minify: true, plugins: [webCodec] }),
   ]);
 }
 

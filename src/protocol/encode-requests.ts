@@ -1,13 +1,13 @@
 /**
- * Encoders for CONNECT, SUBSCRIBE, UNSUBSCRIBE and UNSUBACK: the packets with lists or many
+ * Encoders for CONNECT, SUBSCRIBE and UNSUBSCRIBE: the packets with lists or many
  * optional parts. Same discipline as encoder.ts: measure (validating), allocate once, write.
  */
 import { PacketType, type ProtocolVersion } from './constants.js';
 import { InvalidPacketError } from './errors.js';
-import type { ConnectPacket, SubscribePacket, UnsubackPacket, UnsubscribePacket } from './packets.js';
+import type { ConnectPacket, SubscribePacket, UnsubscribePacket } from './packets.js';
 import { binaryLength, utf8Length, vbiLength, writeBinary, writeUtf8 } from './primitives.js';
 import { propertiesLength, writeProperties, WILL } from './properties.js';
-import { allocPacket, checkByte, checkPacketId, headerEnd } from './encode-common.js';
+import { allocPacket, checkPacketId, headerEnd } from './encode-common.js';
 
 const PROTOCOL_NAMES: Record<number, string> = { 3: 'MQIsdp', 4: 'MQTT', 5: 'MQTT' };
 
@@ -119,27 +119,5 @@ export function encodeUnsubscribe(p: UnsubscribePacket, version: ProtocolVersion
   buf[pos++] = id & 0xff;
   if (v5) pos = writeProperties(buf, pos, p.properties, propLen);
   for (let i = 0; i < filters.length; i++) pos = writeUtf8(buf, pos, filters[i]!, lens[i]!);
-  return buf;
-}
-
-/** 3.1.1 UNSUBACK is the Packet Identifier alone; 5.0 adds properties and one reason code per filter. */
-export function encodeUnsuback(p: UnsubackPacket, version: ProtocolVersion): Buffer {
-  const id = checkPacketId(p.packetId, 'UNSUBACK');
-  if (version !== 5) {
-    const buf = allocPacket(0xb0, 2);
-    buf[2] = id >>> 8;
-    buf[3] = id & 0xff;
-    return buf;
-  }
-  const codes = p.reasonCodes;
-  if (codes.length === 0) throw new InvalidPacketError('a 5.0 UNSUBACK needs one reason code per Topic Filter', '[MQTT-3.11.3-1]');
-  const propLen = propertiesLength(p.properties, PacketType.UNSUBACK);
-  const rem = 2 + vbiLength(propLen) + propLen + codes.length;
-  const buf = allocPacket(0xb0, rem);
-  let pos = headerEnd(rem);
-  buf[pos++] = id >>> 8;
-  buf[pos++] = id & 0xff;
-  pos = writeProperties(buf, pos, p.properties, propLen);
-  for (const c of codes) buf[pos++] = checkByte(c, 'an UNSUBACK reason code');
   return buf;
 }

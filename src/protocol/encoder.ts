@@ -9,10 +9,11 @@
  */
 import { PacketType, type ProtocolVersion } from './constants.js';
 import { InvalidPacketError } from './errors.js';
-import type { AckPacket, AuthPacket, ConnackPacket, DisconnectPacket, Packet, Properties, PublishPacket, SubackPacket } from './packets.js';
+import type { AckPacket, AuthPacket, DisconnectPacket, Packet, Properties, PublishPacket } from './packets.js';
 import { propertiesLength, writeProperties } from './properties.js';
 import { utf8Length, vbiLength, writeUtf8 } from './primitives.js';
-import { encodeConnect, encodeSubscribe, encodeUnsubscribe, encodeUnsuback } from './encode-requests.js';
+import { encodeConnect, encodeSubscribe, encodeUnsubscribe } from './encode-requests.js';
+import { encodeConnack, encodeSuback, encodeUnsuback } from './encode-responses.js';
 import { allocPacket, checkByte, checkPacketId, headerEnd } from './encode-common.js';
 import { alloc, of } from './bytes.js';
 
@@ -171,34 +172,6 @@ function encodeAck(p: Ack, type: number, version: ProtocolVersion): Buffer {
   buf[pos + 2] = code;
   pos += 3;
   if (propLen !== 0) writeProperties(buf, pos, p.properties, propLen);
-  return buf;
-}
-
-function encodeConnack(p: ConnackPacket, version: ProtocolVersion): Buffer {
-  const code = checkByte(p.reasonCode, 'the CONNACK reason code');
-  const propLen = version === 5 ? propertiesLength(p.properties, PacketType.CONNACK) : 0;
-  const rem = version === 5 ? 2 + vbiLength(propLen) + propLen : 2;
-  const buf = allocPacket(0x20, rem);
-  let pos = headerEnd(rem);
-  // Session Present exists from 3.1.1 on [MQTT-3.2.2-1..3]; in 3.1 this byte is reserved and 0.
-  buf[pos++] = p.sessionPresent && version !== 3 ? 1 : 0;
-  buf[pos++] = code;
-  if (version === 5) writeProperties(buf, pos, p.properties, propLen);
-  return buf;
-}
-
-function encodeSuback(p: SubackPacket, version: ProtocolVersion): Buffer {
-  const id = checkPacketId(p.packetId, 'SUBACK');
-  const codes = p.reasonCodes;
-  if (codes.length === 0) throw new InvalidPacketError('SUBACK needs at least one reason code', '[MQTT-3.8.4-6]');
-  const propLen = version === 5 ? propertiesLength(p.properties, PacketType.SUBACK) : 0;
-  const rem = 2 + (version === 5 ? vbiLength(propLen) + propLen : 0) + codes.length;
-  const buf = allocPacket(0x90, rem);
-  let pos = headerEnd(rem);
-  buf[pos++] = id >>> 8;
-  buf[pos++] = id & 0xff;
-  if (version === 5) pos = writeProperties(buf, pos, p.properties, propLen);
-  for (const c of codes) buf[pos++] = checkByte(c, 'a SUBACK reason code');
   return buf;
 }
 

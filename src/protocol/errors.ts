@@ -3,7 +3,6 @@
  * carries the MQTT 5.0 reason code to answer with and, where one applies, the normative
  * statement it violates. The connection layer is the one place that maps it to the wire.
  */
-import { ReasonCode } from './constants.js';
 
 export class MqttError extends Error {
   /** Stable machine-readable code, e.g. 'COURIER_MALFORMED_PACKET'. */
@@ -25,7 +24,7 @@ export class MqttError extends Error {
 /** 0x81: the bytes do not follow the packet grammar. */
 export class MalformedPacketError extends MqttError {
   constructor(message: string, statement?: string) {
-    super('COURIER_MALFORMED_PACKET', ReasonCode.MalformedPacket, message, statement);
+    super('COURIER_MALFORMED_PACKET', 0x81 /* ReasonCode.MalformedPacket */, message, statement);
     this.name = 'MalformedPacketError';
   }
 }
@@ -33,7 +32,7 @@ export class MalformedPacketError extends MqttError {
 /** 0x82: well-formed bytes that the protocol forbids in this place. */
 export class ProtocolError extends MqttError {
   constructor(message: string, statement?: string) {
-    super('COURIER_PROTOCOL_ERROR', ReasonCode.ProtocolError, message, statement);
+    super('COURIER_PROTOCOL_ERROR', 0x82 /* ReasonCode.ProtocolError */, message, statement);
     this.name = 'ProtocolError';
   }
 }
@@ -43,7 +42,7 @@ export class PacketTooLargeError extends MqttError {
   readonly size: number;
   readonly limit: number;
   constructor(size: number, limit: number, statement?: string) {
-    super('COURIER_PACKET_TOO_LARGE', ReasonCode.PacketTooLarge, `packet of ${size} bytes exceeds the maximum of ${limit}`, statement);
+    super('COURIER_PACKET_TOO_LARGE', 0x95 /* ReasonCode.PacketTooLarge */, `packet of ${size} bytes exceeds the maximum of ${limit}`, statement);
     this.name = 'PacketTooLargeError';
     this.size = size;
     this.limit = limit;
@@ -57,7 +56,7 @@ export class UnsupportedProtocolVersionError extends MqttError {
   constructor(protocolName: string, protocolLevel: number, statement?: string) {
     super(
       'COURIER_UNSUPPORTED_PROTOCOL_VERSION',
-      ReasonCode.UnsupportedProtocolVersion,
+      0x84 /* ReasonCode.UnsupportedProtocolVersion */,
       `unsupported protocol ${JSON.stringify(protocolName)} level ${protocolLevel}`,
       statement,
     );
@@ -74,7 +73,7 @@ export class UnsupportedProtocolVersionError extends MqttError {
  */
 export class InvalidPacketError extends MqttError {
   constructor(message: string, statement?: string) {
-    super('COURIER_INVALID_PACKET', ReasonCode.ImplementationSpecificError, message, statement);
+    super('COURIER_INVALID_PACKET', 0x83 /* ReasonCode.ImplementationSpecificError */, message, statement);
     this.name = 'InvalidPacketError';
   }
 }

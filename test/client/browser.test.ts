@@ -20,8 +20,8 @@ import { FaultProxy } from '../helpers/fault-proxy.js';
 import { peerGate, withTimeout } from '../helpers/peers.js';
 import { startCourier, unique, type TestServer } from './brokers.js';
 
-/** The issue's target for the browser build: at most 20 kB gzip (MQTT.js 5.16: 105.5 kB). */
-const GZIP_LIMIT = 20 * 1024;
+/** The issue's target for the browser build: at most 20 kB gzip, read as 20,000 bytes (MQTT.js 5.16: 105.5 kB). */
+const GZIP_LIMIT = 20_000;
 
 const PAGE = `<!doctype html>
 <meta charset="utf-8">

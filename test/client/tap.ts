@@ -4,14 +4,27 @@ import type { OpenTransport } from '../../packages/client/src/transport.js';
 import { Decoder } from '../../src/protocol/decoder.js';
 import type { Packet, PublishPacket } from '../../src/protocol/packets.js';
 
-/** The packets a client wrote, per connection (index 0: the first connection). */
+/** The packets a client wrote, and those it received, per connection (index 0: the first connection). */
 export class Tap {
   readonly connections: Packet[][] = [];
+  readonly received: Packet[][] = [];
   readonly open: OpenTransport = async (url, options, handlers, signal) => {
     const sent: Packet[] = [];
-    const decoder = new Decoder((p) => sent.push(p), { protocolVersion: options.protocolVersion ?? 5 });
-    const t = await openNodeTransport(url, options, handlers, signal);
+    const got: Packet[] = [];
+    const version = options.protocolVersion ?? 5;
+    const decoder = new Decoder((p) => sent.push(p), { protocolVersion: version });
+    const inbound = new Decoder((p) => got.push(p), { protocolVersion: version });
+    const data = (c: Uint8Array) => {
+      try {
+        inbound.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+      } catch {
+        // a packet the client is meant to refuse: its decoder reports it
+      }
+      handlers.data(c);
+    };
+    const t = await openNodeTransport(url, options, { data, close: handlers.close }, signal);
     this.connections.push(sent);
+    this.received.push(got);
     return {
       write: (chunks) => {
         for (const c of chunks) decoder.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));

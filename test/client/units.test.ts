@@ -162,6 +162,18 @@ void describe('courier sub -F and flags', () => {
     assert.deepEqual(propertiesFor(p, 'subscribe').userProperties, [['a', 'b']]);
     assert.deepEqual(closeOptions(p), { userProperties: [['x', 'y']], sessionExpiry: 30 });
   });
+  void it("-D user-property in mosquitto's four-value form (NAME VALUE), next to NAME=VALUE", () => {
+    const p = parseFlags(
+      ['-D', 'connect', 'user-property', 'a', 'b=c', '-D', 'connect', 'user-property', 'k=v', '-D', 'unsubscribe', 'user-property', 'why', 'x y', '-q', '1'],
+      CONNECTION_FLAGS,
+    );
+    assert.deepEqual(propertiesFor(p, 'connect').userProperties, [
+      ['a', 'b=c'],
+      ['k', 'v'],
+    ]);
+    assert.deepEqual(propertiesFor(p, 'unsubscribe').userProperties, [['why', 'x y']]);
+    assert.deepEqual(p.get('qos'), ['1']);
+  });
   void it('parses mosquitto-style flags, -D with three values, and rejects unknown ones', () => {
     const p = parseFlags(
       ['-t', 'a', '-t', 'b', '-D', 'publish', 'user-property', 'k=v', '--qos=1'],

@@ -7,6 +7,7 @@
  * acknowledged, refused with a reason code, aborted by its signal, or rejected at close.
  */
 import type { ConnackPacket, ConnectPacket, Packet, PublishPacket } from '../../../src/protocol/packets.js';
+import { MqttError, ProtocolError } from '../../../src/protocol/errors.js';
 import { Authenticator } from './auth.js';
 import { ClientError, ClosedError, ConnectionError, PERMANENT_REFUSALS, RefusedError } from './errors.js';
 import { Emitter } from './emitter.js';
@@ -41,6 +42,8 @@ export class Client implements AsyncDisposable {
   readonly #events = new Emitter<ClientEvents>();
   readonly #out: Outgoing;
   readonly #inboundQos2 = new Set<number>();
+  /** Inbound topic aliases of this connection (5.0, when `topicAliasMaximum` allows the server some). */
+  readonly #inAliases = new Map<number, string>();
   readonly #life: Lifecycle;
   readonly #subs: Subscriber;
   readonly #pub: Publisher;
@@ -139,7 +142,13 @@ export class Client implements AsyncDisposable {
 
   /** What is alive inside, for leak checks in tests. @internal */
   get resources(): Record<string, number | boolean> {
-    return { ...this.#life.resources, exchanges: this.#subs.pending, subscriptions: this.#subs.router.all().length, inboundQos2: this.#inboundQos2.size };
+    return {
+      ...this.#life.resources,
+      exchanges: this.#subs.pending,
+      packetIds: this.#out.inUse,
+      subscriptions: this.#subs.router.all().length,
+      inboundQos2: this.#inboundQos2.size,
+    };
   }
 
   // ------------------------------------------------------------------------------------------
@@ -153,6 +162,7 @@ export class Client implements AsyncDisposable {
   #connected(ack: ConnackPacket, reconnect: boolean): void {
     this.options.auth?.done?.(ack.properties?.authenticationData);
     this.server = limitsOf(ack.properties, this.version);
+    this.#inAliases.clear(); // a new connection starts with no alias [MQTT-3.3.2-7]
     if (this.server.assignedClientId !== undefined) this.clientId = this.server.assignedClientId;
     // Resume: unacknowledged PUBLISH again with DUP, PUBREL again, in the original order [MQTT-4.4.0-1] [MQTT-4.6.0-1];
     // with no session kept, they go again as new messages and the subscriptions are made again.
@@ -224,12 +234,20 @@ export class Client implements AsyncDisposable {
         this.#life.drop();
         return;
       }
+      case 'connect':
+      case 'subscribe':
+      case 'unsubscribe':
+      case 'pingreq':
+        // Packets only a client sends (the browser build's codec refuses them already).
+        throw new ProtocolError(`${p.type.toUpperCase()} from the server`);
       default:
         return;
     }
   }
 
   #inbound(p: PublishPacket): void {
+    const alias = p.properties?.topicAlias;
+    if (alias !== undefined) this.#unalias(p, alias);
     const id = p.packetId;
     if (p.qos === 2) {
       this.#life.writeAck(0x50, id!);
@@ -238,6 +256,23 @@ export class Client implements AsyncDisposable {
       this.#store?.inbound(id!, true);
     } else if (p.qos === 1) this.#life.writeAck(0x40, id!);
     this.#subs.router.route(p);
+  }
+
+  /**
+   * An inbound Topic Alias: a PUBLISH with a topic (re)maps it, one with an empty topic uses it.
+   * Thrown errors end the connection with a DISCONNECT carrying their reason code: an alias of 0
+   * or above our Topic Alias Maximum is 0x94 [MQTT-3.3.2-8] [MQTT-3.3.2-10], an unknown one 0x82.
+   */
+  #unalias(p: PublishPacket, alias: number): void {
+    if (alias === 0 || alias > (this.version === 5 ? (this.options.topicAliasMaximum ?? 0) : 0)) {
+      throw new MqttError('TOPIC_ALIAS_INVALID', 0x94, `topic alias ${alias} outside 1..${this.options.topicAliasMaximum ?? 0}`);
+    }
+    if (p.topic !== '') this.#inAliases.set(alias, p.topic);
+    else {
+      const topic = this.#inAliases.get(alias);
+      if (topic === undefined) throw new ProtocolError(`topic alias ${alias} used before it was set`);
+      p.topic = topic;
+    }
   }
 
   /** Reports an error no promise carries. @internal */
@@ -257,6 +292,16 @@ export class Client implements AsyncDisposable {
   /** Subscribes; resolves once the server granted it (rejects on a refusal, with its reason code). Offline, it waits for the connection. */
   subscribe<F extends string>(filter: F, options: SubscribeOptions<F> = {}): Promise<Subscription<F>> {
     return this.#subs.subscribe(filter, options);
+  }
+
+  /**
+   * UNSUBSCRIBE from `filters` as given, with 5.0 user properties: also for filters this client
+   * never subscribed to in this process (a session the server kept). Local subscriptions with one
+   * of them end. Resolves with the UNSUBACK's reason codes (5.0; 3.1.1 has none). Offline, it
+   * waits for the connection.
+   */
+  unsubscribe(filters: string | string[], options: { userProperties?: Array<[string, string]> } = {}): Promise<number[]> {
+    return this.#subs.unsubscribeFilters(typeof filters === 'string' ? [filters] : filters, options.userProperties);
   }
 
   // ------------------------------------------------------------------------------------------

@@ -46,6 +46,8 @@ interface Connection {
   connack: { resolve(p: ConnackPacket): void; reject(e: Error): void } | undefined;
   /** Called when the transport has closed. */
   onClosed: (() => void) | undefined;
+  /** A packet from the server broke the protocol: nothing more is read. */
+  failed?: boolean;
 }
 
 export class Lifecycle {
@@ -324,12 +326,20 @@ export class Lifecycle {
   // Bytes in and out
 
   #data(conn: Connection, chunk: Uint8Array): void {
-    if (this.#conn !== conn && conn.connack === undefined) return;
+    if ((this.#conn !== conn && conn.connack === undefined) || conn.failed) return;
     try {
       conn.decoder.push(chunk as Buffer);
     } catch (e) {
+      conn.failed = true;
       this.#host.error(e instanceof Error ? e : new Error(String(e)));
-      conn.transport.destroy();
+      const code = (e as { reasonCode?: unknown }).reasonCode;
+      if (this.#version !== 5 || typeof code !== 'number' || code < 0x80 || this.#conn !== conn) return conn.transport.destroy();
+      // 5.0: the server is told why (a malformed packet 0x81, a protocol error 0x82, a bad topic alias 0x94, ...) [MQTT-4.13.1-1].
+      if (this.#acksLen !== 0) this.#takeAcks();
+      this.#pending.push(encode({ type: 'disconnect', reasonCode: code }, 5));
+      this.#flush(conn);
+      conn.transport.end();
+      setTimeout(() => conn.transport.destroy(), 2000).unref?.();
     }
   }
 

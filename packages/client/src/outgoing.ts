@@ -41,6 +41,11 @@ export class Outgoing {
     this.maxBytes = maxBytes;
   }
 
+  /** Packet identifiers in use. */
+  get inUse(): number {
+    return this.#inUse;
+  }
+
   /** A free packet identifier, or undefined when all 65535 are in use. */
   allocate(): number | undefined {
     if (this.#inUse >= 0xffff) return undefined;

@@ -142,6 +142,7 @@ export function buildConnect(c: ConnectSource, reconnect: boolean): ConnectPacke
     if (o.sessionExpiry !== undefined && o.sessionExpiry > 0) props.sessionExpiryInterval = o.sessionExpiry;
     if (o.receiveMaximum !== undefined) props.receiveMaximum = o.receiveMaximum;
     if (o.maximumPacketSize !== undefined) props.maximumPacketSize = o.maximumPacketSize;
+    if (o.topicAliasMaximum) props.topicAliasMaximum = o.topicAliasMaximum;
     if (o.requestResponseInformation === true) props.requestResponseInformation = 1;
     if (o.userProperties !== undefined) props.userProperties = o.userProperties;
     if (o.auth !== undefined) {

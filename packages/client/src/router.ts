@@ -47,6 +47,11 @@ export class Router {
     return true;
   }
 
+  /** A local subscription has `filter` (as sent). */
+  has(filter: string): boolean {
+    return this.#byFilter.has(filter);
+  }
+
   /** The Subscription Identifier of `filter` (assigned on first use). */
   identifierFor(filter: string): number {
     let id = this.#filterIds.get(filter);

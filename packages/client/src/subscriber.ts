@@ -29,6 +29,8 @@ interface AckWaiter {
   filter: string | undefined;
   resolve(codes: number[]): void;
   reject(e: Error): void;
+  /** Aborted after it was sent: its identifier stays taken until the acknowledgement comes. */
+  aborted?: boolean;
 }
 
 export class Subscriber {
@@ -72,7 +74,16 @@ export class Subscriber {
   /** A new connection: unacknowledged exchanges go again; with no session kept, every filter is subscribed again. */
   connected(sessionPresent: boolean): void {
     const inFlight = new Set<string>();
-    for (const w of this.#acks.values()) {
+    for (const [id, w] of this.#acks) {
+      // An aborted exchange's connection is gone, and its acknowledgement with it: the identifier is
+      // free again. An UNSUBSCRIBE has nothing to do when the server kept no session.
+      const moot = !sessionPresent && w.packet.type === 'unsubscribe';
+      if (w.aborted || moot) {
+        this.#acks.delete(id);
+        this.#out.release(id);
+        if (moot) w.resolve([0x11]);
+        continue;
+      }
       this.#host.write(w.packet);
       if (w.filter !== undefined) inFlight.add(w.filter);
     }
@@ -156,22 +167,50 @@ export class Subscriber {
     ).then((codes) => codes[0] ?? 0x80);
   }
 
-  /** A subscription's unsubscribe(): UNSUBSCRIBE when no other local subscription has its filter. */
+  /**
+   * A subscription's unsubscribe(): UNSUBSCRIBE when no other local subscription has its filter.
+   * Offline it waits for the next connection: a session the server kept still has the
+   * subscription (Session Present 1); with Session Present 0 there is nothing to undo.
+   */
   async unsubscribe(sub: SubscriptionImpl): Promise<void> {
     if (!this.router.remove(sub)) return; // another local subscription still wants the filter
     if (sub.options.persist !== false) this.#store?.unsubscribed?.(sub.compiled.filter);
-    if (!this.#host.connected()) return;
-    const codes = await this.#request(undefined, (packetId) => ({ type: 'unsubscribe', packetId, topicFilters: [sub.compiled.filter] }));
-    const code = codes[0] ?? 0;
+    if (this.#host.closed()) return;
+    const code = (await this.unsubscribeFilters([sub.compiled.filter]))[0] ?? 0;
     if (this.#host.version === 5 && code >= 0x80 && code !== 0x11) throw new RefusedError(`UNSUBSCRIBE from ${sub.compiled.filter}`, code);
+  }
+
+  /**
+   * UNSUBSCRIBE `filters` as given, whoever subscribed to them (a session the server kept, say);
+   * local subscriptions with one of them end. Resolves with the UNSUBACK's reason codes (5.0).
+   */
+  unsubscribeFilters(filters: string[], userProperties?: Array<[string, string]>): Promise<number[]> {
+    for (const f of filters) {
+      const bad = checkTopicFilter(f);
+      if (bad !== null) return Promise.reject(new ClientError('INVALID', bad));
+    }
+    for (const s of this.router.all()) {
+      if (!filters.includes(s.compiled.filter)) continue;
+      this.router.remove(s);
+      s.end();
+      if (s.options.persist !== false) this.#store?.unsubscribed?.(s.compiled.filter);
+    }
+    const properties = this.#host.version === 5 && userProperties !== undefined ? { userProperties } : undefined;
+    return this.#request(undefined, (packetId) => ({ type: 'unsubscribe', packetId, topicFilters: filters, ...(properties && { properties }) }));
   }
 
   acked(p: SubackPacket | UnsubackPacket): void {
     const w = this.#acks.get(p.packetId);
     if (w === undefined) return;
     this.#acks.delete(p.packetId);
+    // Free for reuse once its acknowledgement is processed [MQTT-2.2.1-3] (3.1.1: [MQTT-2.3.1-2]).
     this.#out.release(p.packetId);
-    w.resolve(p.reasonCodes);
+    if (!w.aborted) return w.resolve(p.reasonCodes);
+    // An aborted SUBSCRIBE the server granted anyway: nobody wants it, unless a local subscription has the filter.
+    const f = w.filter;
+    if (p.type === 'suback' && (p.reasonCodes[0] ?? 0x80) < 0x80 && f !== undefined && !this.router.has(f)) {
+      this.#request(undefined, (packetId) => ({ type: 'unsubscribe', packetId, topicFilters: [f] })).catch(() => undefined);
+    }
   }
 
   /** The client stopped: pending exchanges are rejected, iterations end. */
@@ -188,7 +227,14 @@ export class Subscriber {
     if (id === undefined) return Promise.reject(new LimitError('all packet identifiers are in use'));
     return new Promise<number[]>((resolve, reject) => {
       const onAbort = () => {
-        this.#acks.delete(id);
+        // Written on the live connection, the server may still answer it: its identifier is not
+        // reused until then [MQTT-2.2.1-3]. Not sent (or sent on a lost connection), it is free now.
+        const w = this.#acks.get(id);
+        if (w !== undefined && this.#host.connected()) w.aborted = true;
+        else {
+          this.#acks.delete(id);
+          this.#out.release(id);
+        }
         reject(abortReason(signal!));
       };
       const packet = build(id);

@@ -12,13 +12,17 @@ export interface Subscription<F extends string = string> extends AsyncIterable<M
   readonly grantedQoS: QoS;
   /** Messages dropped because the iterator fell `buffer` messages behind. */
   readonly dropped: number;
-  /** Stops delivery; sends UNSUBSCRIBE unless another local subscription has the same filter. Resolves when the server acknowledged. */
+  /**
+   * Stops delivery; sends UNSUBSCRIBE unless another local subscription has the same filter (offline: once reconnected,
+   * unless the server kept no session). Resolves when the server acknowledged.
+   */
   unsubscribe(): Promise<void>;
 }
 
 /** What a subscription needs from its client. */
 export interface SubscriptionOwner {
   unsubscribeLocal(sub: SubscriptionImpl): Promise<void>;
+  connected(): boolean;
   reportError(err: Error): void;
 }
 
@@ -106,8 +110,12 @@ export class SubscriptionImpl<F extends string = string> implements Subscription
     return this.#unsubscribing;
   }
 
+  /** `await using` and `break`: unsubscribes, waiting for the UNSUBACK but not for a reconnect (offline, the UNSUBSCRIBE goes when it can). */
   [Symbol.asyncDispose](): Promise<void> {
-    return this.unsubscribe();
+    const done = this.unsubscribe();
+    if (this.#owner.connected()) return done;
+    done.catch(() => undefined);
+    return Promise.resolve();
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Message<F>> {
@@ -127,7 +135,7 @@ export class SubscriptionImpl<F extends string = string> implements Subscription
     return {
       next,
       return: async (): Promise<IteratorResult<Message<F>>> => {
-        await this.unsubscribe().catch(() => undefined);
+        await this[Symbol.asyncDispose]().catch(() => undefined);
         return { value: undefined, done: true };
       },
     };

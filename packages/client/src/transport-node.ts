@@ -1,6 +1,6 @@
 /** Node transports: TCP (mqtt:, tcp:), TLS (mqtts:, ssl:, tls:), WebSocket (ws:, wss: through `ws`). */
 import { connect as netConnect, type Socket } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect, DEFAULT_CIPHERS, type ConnectionOptions } from 'node:tls';
 import WebSocket from 'ws';
 import { ConnectionError } from './errors.js';
 import { socksConnect } from './socks.js';
@@ -17,6 +17,23 @@ export const openNodeTransport: OpenTransport = (url, options, handlers, signal)
   if (url.protocol === 'ws:' || url.protocol === 'wss:') return openWs(url, options, handlers, signal);
   return openSocket(url, options, handlers, signal);
 };
+
+/**
+ * --ciphers, and TLS-PSK: the key through `pskCallback`, no certificate to check, and (unless
+ * ciphers are given) Node's default list with the PSK suites it leaves out allowed (TLS 1.2; TLS
+ * 1.3 suites need no change).
+ */
+function pskOptions(t: NonNullable<ClientOptions['tls']>): ConnectionOptions {
+  const out: ConnectionOptions = {};
+  if (t.ciphers !== undefined) out.ciphers = t.ciphers;
+  const psk = t.psk;
+  if (psk !== undefined) {
+    out.ciphers ??= DEFAULT_CIPHERS.replace('!PSK', 'PSK');
+    out.pskCallback = () => ({ psk: Buffer.from(psk.key), identity: psk.identity });
+    out.checkServerIdentity = () => undefined;
+  }
+  return out;
+}
 
 function hostOf(url: URL): string {
   const h = url.hostname;
@@ -46,6 +63,7 @@ async function openSocket(url: URL, options: ClientOptions, handlers: TransportH
           servername: t.servername ?? (/^[\d.:]+$/.test(host) ? undefined : host),
           ...(t.version === undefined ? {} : { minVersion: t.version, maxVersion: t.version }),
           ...(options.bindAddress === undefined ? {} : { localAddress: options.bindAddress }),
+          ...pskOptions(t),
         })
       : (tunnel ??
         (unix !== undefined

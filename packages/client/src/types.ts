@@ -35,6 +35,13 @@ export interface TlsOptions {
   /** Default true. */
   rejectUnauthorized?: boolean;
   servername?: string;
+  /** OpenSSL cipher list for TLS 1.2 and below (Node's `ciphers`). */
+  ciphers?: string;
+  /**
+   * TLS-PSK (Node): a pre-shared key and the identity sent with it, instead of certificates (no
+   * server certificate is checked). TLS 1.3, or TLS 1.2 with a PSK cipher suite.
+   */
+  psk?: { identity: string; key: Uint8Array };
 }
 
 export interface ReconnectOptions {
@@ -102,6 +109,11 @@ export interface ClientOptions {
    * most that many; least recently used topics give up their alias. Default false (none).
    */
   topicAliases?: boolean | number;
+  /**
+   * Inbound topic aliases (5.0): our Topic Alias Maximum, how many aliases the server may use in
+   * the PUBLISH packets it sends us (default 0: none, full topics). The client resolves them.
+   */
+  topicAliasMaximum?: number;
   /**
    * Follow 5.0 redirects: a CONNACK or DISCONNECT 0x9C (use another server: the next attempt)
    * or 0x9D (server moved: every later attempt) with a Server Reference (`host[:port]` or a URL).

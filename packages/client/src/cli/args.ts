@@ -39,6 +39,11 @@ export function parseFlags(argv: readonly string[], specs: readonly FlagSpec[]):
     else {
       if (i + spec.values >= argv.length) throw new UsageError(`${arg} needs ${spec.values === 1 ? 'a value' : `${spec.values} values`}`);
       for (let k = 0; k < spec.values; k++) vals.push(argv[++i]!);
+      // mosquitto's `-D command user-property NAME VALUE` (four values): kept as one NAME\0VALUE
+      // (NUL cannot occur in an MQTT string [MQTT-1.5.4-2]); `NAME=VALUE` as the third value also works.
+      const next = argv[i + 1];
+      if (spec.long === 'property' && vals.at(-2) === 'user-property' && next !== undefined && !next.startsWith('-'))
+        vals.push(`${vals.pop()!}\0${argv[++i]!}`);
     }
     out.set(spec.long, vals);
   }

@@ -49,6 +49,9 @@ export const CONNECTION_FLAGS: FlagSpec[] = [
   { long: 'cert', values: 1 },
   { long: 'key', values: 1 },
   { long: 'insecure', values: 0 },
+  { long: 'ciphers', values: 1 },
+  { long: 'psk', values: 1 },
+  { long: 'psk-identity', values: 1 },
   { long: 'ws', values: 0 },
   { long: 'will-topic', values: 1 },
   { long: 'will-payload', values: 1 },
@@ -72,9 +75,10 @@ export const CONNECTION_HELP = `Connection:
   --unix PATH             connect to a Unix domain socket
   -A ADDRESS              connect from this local address
   --proxy socks5h://[USER[:PASS]@]HOST[:PORT]   through a SOCKS5 proxy
-  --cafile F --capath DIR --cert F --key F --insecure --tls-version tlsv1.2|tlsv1.3     TLS
+  --cafile F --capath DIR --cert F --key F --insecure --tls-version tlsv1.2|tlsv1.3 --ciphers LIST   TLS
+  --psk HEX --psk-identity ID    TLS with a pre-shared key instead of certificates (default port 8883)
   --will-topic T --will-payload P --will-qos Q --will-retain --will-delay S
-  -D CMD PROPERTY VALUE   v5 property: connect|publish|subscribe|unsubscribe|disconnect user-property K=V,
+  -D CMD PROPERTY VALUE   v5 property: connect|publish|subscribe|unsubscribe|disconnect user-property K V (or K=V),
                           publish content-type V, publish message-expiry-interval S, publish response-topic T,
                           publish correlation-data V, connect|disconnect session-expiry-interval S
   -d  --quiet             debug output to stderr / no error messages
@@ -96,7 +100,7 @@ export function qosOf(p: Parsed, name = 'qos'): QoS {
 export function targetOf(p: Parsed): { url: string; topic: string | undefined } {
   const unix = one(p, 'unix');
   if (unix !== undefined) return { url: `unix://${resolve(unix).split('/').map(encodeURIComponent).join('/')}`, topic: undefined };
-  const tls = has(p, 'cafile') || has(p, 'capath') || has(p, 'cert') || has(p, 'insecure');
+  const tls = has(p, 'cafile') || has(p, 'capath') || has(p, 'cert') || has(p, 'insecure') || has(p, 'psk');
   const L = one(p, 'url');
   if (L !== undefined) {
     const u = new URL(L);
@@ -121,8 +125,9 @@ export function propertiesFor(p: Parsed, command: string): PublishProperties & {
     if (cmd !== command) continue;
     switch (prop) {
       case 'user-property': {
-        const eq = value.indexOf('=');
-        (out.userProperties ??= []).push(eq > 0 ? [value.slice(0, eq), value.slice(eq + 1)] : [value, '']);
+        const nul = value.indexOf('\0'); // NAME VALUE (mosquitto's form), else NAME=VALUE
+        const at = nul >= 0 ? nul : value.indexOf('=');
+        (out.userProperties ??= []).push(at > 0 ? [value.slice(0, at), value.slice(at + 1)] : [value, '']);
         break;
       }
       case 'content-type':
@@ -184,8 +189,21 @@ export function clientOptions(p: Parsed, tool: string): ClientOptions {
   const cert = one(p, 'cert');
   const key = one(p, 'key');
   const tlsVersion = one(p, 'tls-version');
-  if (ca !== undefined || capath !== undefined || cert !== undefined || key !== undefined || tlsVersion !== undefined || has(p, 'insecure')) {
+  const ciphers = one(p, 'ciphers');
+  const psk = pskOf(p);
+  if (
+    ca !== undefined ||
+    capath !== undefined ||
+    cert !== undefined ||
+    key !== undefined ||
+    tlsVersion !== undefined ||
+    ciphers !== undefined ||
+    psk !== undefined ||
+    has(p, 'insecure')
+  ) {
     o.tls = { rejectUnauthorized: !has(p, 'insecure') };
+    if (ciphers !== undefined) o.tls.ciphers = ciphers;
+    if (psk !== undefined) o.tls.psk = psk;
     const cas: Uint8Array[] = [];
     if (ca !== undefined) cas.push(readFileSync(ca));
     // --capath: every PEM certificate file in the directory (mosquitto's c_rehash links included).
@@ -207,6 +225,16 @@ export function clientOptions(p: Parsed, tool: string): ClientOptions {
     if (delay !== undefined) o.will.properties = { willDelayInterval: delay };
   }
   return o;
+}
+
+/** --psk HEX --psk-identity ID (both, as mosquitto requires). */
+function pskOf(p: Parsed): { identity: string; key: Uint8Array } | undefined {
+  const hex = one(p, 'psk');
+  const identity = one(p, 'psk-identity');
+  if (hex === undefined && identity === undefined) return undefined;
+  if (hex === undefined || identity === undefined) throw new UsageError('--psk and --psk-identity go together');
+  if (!/^([0-9a-fA-F]{2})+$/.test(hex)) throw new UsageError(`--psk must be the key in hexadecimal (no 0x), got ${hex}`);
+  return { identity, key: Uint8Array.from(hex.match(/../g)!.map((b) => parseInt(b, 16))) };
 }
 
 /** Connects as the flags say; on failure prints mosquitto-style and returns the exit code instead. */

@@ -107,9 +107,11 @@ export async function subMain(argv: readonly string[], io: ToolIO): Promise<numb
     if (count !== undefined && received >= count) finish(EXIT_OK);
   };
   try {
-    for (const u of all(p, 'unsubscribe')) {
-      const s = await client.subscribe(u, { handler: () => undefined });
-      await s.unsubscribe();
+    // -U: UNSUBSCRIBE alone (a kept session's subscription), with -D unsubscribe properties.
+    const unsubscribe = all(p, 'unsubscribe');
+    if (unsubscribe.length > 0) {
+      const codes = await client.unsubscribe(unsubscribe, { userProperties: propertiesFor(p, 'unsubscribe').userProperties });
+      if (has(p, 'debug')) io.stderr.write(`Client ${client.clientId} unsubscribed from ${unsubscribe.join(' ')} (${codes.join(' ') || 'ok'})\n`);
     }
     const options: SubscribeOptions = { qos: qosOf(p), noLocal: has(p, 'nl'), retainAsPublished: has(p, 'rap'), handler: onMessage };
     if (rh !== undefined) options.retainHandling = rh;
