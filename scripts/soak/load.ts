@@ -87,6 +87,7 @@ export class Load {
   private retClient: MqttClient | undefined;
   private witness: MqttClient | undefined;
   private idSeq = 0;
+  private readonly dupNotes: string[] = [];
 
   constructor(private readonly o: LoadOptions) {}
 
@@ -149,8 +150,11 @@ export class Load {
     let set = sub.got.get(pub);
     if (set === undefined) sub.got.set(pub, (set = new SeqSet()));
     if (!set.add(seq)) {
-      if (p.qos === 2) sub.qos2Dups++;
-      else if (p.qos === 1) sub.qos1Dups++;
+      if (p.qos === 2) {
+        sub.qos2Dups++;
+        if (this.dupNotes.length < 10)
+          this.dupNotes.push(`${sub.name}: pub${pub} seq ${seq} again as packet id ${p.messageId} (dup flag ${p.dup}) on connection ${sub.connects}`);
+      } else if (p.qos === 1) sub.qos1Dups++;
     }
   }
 
@@ -324,6 +328,7 @@ export class Load {
       `persistent sessions: ${this.cycles} offline/online cycles, ${reconnects} reconnects, Session Present 0 on ${lostSessions}; clean sessions ${this.cleanSessions}; wills ${this.willsGot}/${this.willsExpected}`,
     );
     for (const d of m.detail.slice(0, 10)) lines.push(`  lost: ${d}`);
+    for (const d of this.dupNotes) lines.push(`  QoS 2 duplicate: ${d}`);
     if (m.lost > 0) failures.push(`${m.lost} QoS 1/2 deliveries lost`);
     if (qos2Dups > 0) failures.push(`${qos2Dups} QoS 2 duplicates`);
     if (lostSessions > 0) failures.push(`${lostSessions} persistent sessions lost`);
