@@ -36,8 +36,15 @@ export function rssOf(pid: number): number {
   return m ? Number(m[1]) * 1024 : 0;
 }
 
-/** The summed RSS of `pid` and its descendants, and how many processes that was. */
-export function treeRss(pid: number): { rss: number; processes: number } {
+/** RssAnon and RssFile + RssShmem of one process in bytes (the heap; mapped files such as LMDB's). */
+export function rssParts(pid: number): { anon: number; file: number } {
+  const status = readOr(`/proc/${pid}/status`);
+  const kb = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
+  return { anon: kb('RssAnon'), file: kb('RssFile') + kb('RssShmem') };
+}
+
+/** The summed RSS of `pid` and its descendants (and its anonymous part), and how many processes that was. */
+export function treeRss(pid: number): { rss: number; anon: number; processes: number } {
   const pids = processTree(pid);
-  return { rss: pids.reduce((s, p) => s + rssOf(p), 0), processes: pids.length };
+  return { rss: pids.reduce((s, p) => s + rssOf(p), 0), anon: pids.reduce((s, p) => s + rssParts(p).anon, 0), processes: pids.length };
 }

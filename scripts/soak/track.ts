@@ -37,6 +37,8 @@ export class SeqSet {
 export interface Sample {
   t: number;
   rss: number;
+  /** The anonymous part of rss (heaps; the rest is mapped files, e.g. LMDB's data file). */
+  anon: number;
   self: number;
 }
 
@@ -62,12 +64,12 @@ function median(xs: number[]): number {
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 }
 
-/** The trend of the samples taken at or after `warmupS` seconds. */
-export function trend(samples: readonly Sample[], warmupS: number): Trend {
+/** The trend of the samples taken at or after `warmupS` seconds (of `rss`, or of another reading). */
+export function trend(samples: readonly Sample[], warmupS: number, of: (s: Sample) => number = (s) => s.rss): Trend {
   const pts = samples.filter((s) => s.t >= warmupS);
   const n = pts.length;
   const xs = pts.map((p) => p.t / 60);
-  const ys = pts.map((p) => p.rss / 1024);
+  const ys = pts.map((p) => of(p) / 1024);
   const mx = xs.reduce((a, b) => a + b, 0) / Math.max(n, 1);
   const my = ys.reduce((a, b) => a + b, 0) / Math.max(n, 1);
   let sxy = 0;
@@ -85,20 +87,31 @@ export function trend(samples: readonly Sample[], warmupS: number): Trend {
     slopeKiBPerMin: slope,
     r2,
     meanRss: my * 1024,
-    firstThird: median(pts.slice(0, third).map((p) => p.rss)),
-    lastThird: median(pts.slice(n - third).map((p) => p.rss)),
+    firstThird: median(pts.slice(0, third).map(of)),
+    lastThird: median(pts.slice(n - third).map(of)),
     n,
     minutes: n > 1 ? (pts[n - 1]!.t - pts[0]!.t) / 60 : 0,
   };
 }
 
 /**
- * Clear growth: the fitted line rises by more than `max(8 MiB, 10 % of the mean)` over the window
- * and the last third's median sits more than half that above the first third's (a slope from one
- * late GC spike alone does not count).
+ * Clear growth: over the window after warm-up the fitted line rises by more than
+ * `max(8 MiB, 10 % of the mean)`, the last third's median sits more than half that above the first
+ * third's, and the line fitted to the second half of the window alone still rises by more than
+ * half the limit. A leak keeps rising; a single step (a heap that grew once under a burst of
+ * contention and then stayed) fails the last condition and is reported, not judged a trend.
  */
-export function clearGrowth(t: Trend): { growing: boolean; limitBytes: number; fittedBytes: number } {
+export function clearGrowth(
+  samples: readonly Sample[],
+  warmupS: number,
+): { growing: boolean; step: boolean; limitBytes: number; fittedBytes: number; secondHalfBytes: number } {
+  const t = trend(samples, warmupS);
   const limitBytes = Math.max(8 * 1024 * 1024, 0.1 * t.meanRss);
   const fittedBytes = t.slopeKiBPerMin * 1024 * t.minutes;
-  return { growing: t.n >= 6 && fittedBytes > limitBytes && t.lastThird - t.firstThird > limitBytes / 2, limitBytes, fittedBytes };
+  const after = samples.filter((s) => s.t >= warmupS);
+  const mid = after.length > 0 ? (after[0]!.t + after[after.length - 1]!.t) / 2 : warmupS;
+  const half = trend(samples, mid);
+  const secondHalfBytes = half.slopeKiBPerMin * 1024 * half.minutes;
+  const rose = t.n >= 6 && fittedBytes > limitBytes && t.lastThird - t.firstThird > limitBytes / 2;
+  return { growing: rose && secondHalfBytes > limitBytes / 2, step: rose && secondHalfBytes <= limitBytes / 2, limitBytes, fittedBytes, secondHalfBytes };
 }
