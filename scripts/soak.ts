@@ -5,8 +5,8 @@
  *   npm run soak -- [--minutes 30] [--workers N] [--rate 50] [--publishers 3] [--persistent 6]
  *                   [--clean 4] [--warmup M] [--sample 10] [--out samples.json] [--max-queued 100000]
  *
- * The broker is `node bin/courier.js` (dist/ when it is up to date, else the source under tsx:
- * test/helpers/courier-process.ts decides) on 127.0.0.1 with a fresh data dir (LMDB; with
+ * The broker is `node bin/courier.js` (dist/: run `npm run build` first; a dist/ older than src/ is
+ * refused) on 127.0.0.1 with a fresh data dir (LMDB; with
  * --workers N its workers and private redis-server), logging at info, with
  * sessions.maxQueuedMessages = --max-queued (a small value makes offline queues overflow: the run
  * must then report lost messages, which is how the loss check itself is checked).
@@ -39,7 +39,7 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { cpuMicros } from '../bench/proc.js';
 import { ProcessGroup } from '../test/helpers/processes.js';
-import { startCourier } from '../test/helpers/courier-process.js';
+import { resolveEntry, startCourier } from '../test/helpers/courier-process.js';
 import { Load, type LoadOptions } from './soak/load.js';
 import { processTree, treeRss } from './soak/procs.js';
 import { clearGrowth, trend, type Sample } from './soak/track.js';
@@ -76,9 +76,12 @@ const hardStop = setTimeout(
 hardStop.unref();
 
 async function main(): Promise<number> {
+  if (resolveEntry() !== 'dist') throw new Error('dist/ is older than src/ (or missing): run npm run build first');
   const group = new ProcessGroup();
   const args = values.workers !== undefined ? ['--workers', values.workers] : [];
   const broker = await startCourier(group, {
+    // What users run (npm run build first: a dist/ older than src/ is refused below).
+    entry: 'dist',
     wsPort: 'off',
     args,
     // Offline windows of a few seconds at the default rates stay far below this; a queue that
@@ -134,6 +137,9 @@ async function main(): Promise<number> {
   const tr = trend(samples, WARMUP_MIN * 60);
   const growth = clearGrowth(samples, WARMUP_MIN * 60);
   if (values.out !== undefined) writeFileSync(values.out, JSON.stringify({ samples, trend: tr, report }, null, 2));
+  // SIGTERM first: with --workers the primary stops its private redis-server, which runs in a
+  // process group of its own and would outlive a SIGKILLed primary.
+  await broker.sigterm(30_000).catch(() => undefined);
   await group.killAll();
 
   const failures: string[] = [];
