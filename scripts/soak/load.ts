@@ -327,6 +327,12 @@ export class Load {
       `received ${this.received} PUBLISH packets; checked deliveries ${m.checked}, lost ${m.lost}, QoS 2 duplicates ${qos2Dups}, QoS 1 duplicates ${qos1Dups} (allowed)`,
       `persistent sessions: ${this.cycles} offline/online cycles, ${reconnects} reconnects, Session Present 0 on ${lostSessions}; clean sessions ${this.cleanSessions}; wills ${this.willsGot}/${this.willsExpected}`,
     );
+    const perSub = (f: (x: Sub) => number): string =>
+      this.subs
+        .filter((x) => f(x) > 0)
+        .map((x) => `${x.name} ${f(x)}`)
+        .join(', ') || 'none';
+    lines.push(`  lost per subscriber: ${perSub((x) => m.bySub.get(x.name) ?? 0)}; QoS 2 duplicates per subscriber: ${perSub((x) => x.qos2Dups)}`);
     for (const d of m.detail.slice(0, 10)) lines.push(`  lost: ${d}`);
     for (const d of this.dupNotes) lines.push(`  QoS 2 duplicate: ${d}`);
     if (m.lost > 0) failures.push(`${m.lost} QoS 1/2 deliveries lost`);
@@ -341,7 +347,8 @@ export class Load {
   }
 
   /** Acknowledged QoS 1/2 publishes that a matching QoS ≥ 1 subscription has not received. */
-  private missing(): { lost: number; checked: number; detail: string[] } {
+  private missing(): { lost: number; checked: number; detail: string[]; bySub: Map<string, number> } {
+    const bySub = new Map<string, number>();
     let lost = 0;
     let checked = 0;
     const detail: string[] = [];
@@ -362,10 +369,11 @@ export class Load {
           }
         }
         if (n > 0) detail.push(`${s.name} from pub${p.idx} (QoS ${p.qos}): ${n}, first seq ${first}`);
+        if (n > 0) bySub.set(s.name, (bySub.get(s.name) ?? 0) + n);
         lost += n;
       }
     }
-    return { lost, checked, detail };
+    return { lost, checked, detail, bySub };
   }
 
   private async checkRetained(): Promise<{ ok: boolean; line: string }> {
