@@ -3,7 +3,7 @@
  * sampled, and nothing lost. Not part of `npm test`.
  *
  *   npm run soak -- [--minutes 30] [--workers N] [--rate 50] [--publishers 3] [--persistent 6]
- *                   [--clean 4] [--warmup M] [--sample 10] [--out samples.json] [--max-queued 100000]
+ *                   [--clean 4] [--cut 0.5] [--warmup M] [--sample 10] [--out samples.json] [--max-queued 100000]
  *
  * The broker is `node bin/courier.js` (dist/: run `npm run build` first; a dist/ older than src/ is
  * refused) on 127.0.0.1 with a fresh data dir (LMDB; with
@@ -16,6 +16,7 @@
  *   stable       "all" (soak/# QoS 2, persistent) and "three" (soak/+/+/3 QoS 1, persistent)
  *   persistent   --persistent sessions subscribed to soak/1/# and soak/2/# (QoS 2 or 1) that go
  *                offline for 0.5–4 s every 4–15 s, half with DISCONNECT, half by cutting the socket
+ *                (--cut: the share that cut the socket)
  *   clean        --clean clean sessions (soak/0/# QoS 0, soakret/+ QoS 1) that live 3–10 s; half
  *                carry a will on soakwill/<id> and end by cutting the socket
  *   retained     one publisher setting (1 in 10: clearing) soakret/<k>, k < 500, at --rate msg/s
@@ -52,6 +53,7 @@ const { values } = parseArgs({
     publishers: { type: 'string', default: '3' },
     persistent: { type: 'string', default: '6' },
     clean: { type: 'string', default: '4' },
+    cut: { type: 'string', default: '0.5' },
     warmup: { type: 'string' },
     sample: { type: 'string', default: '10' },
     out: { type: 'string' },
@@ -97,6 +99,7 @@ async function main(): Promise<number> {
     publishersPerQos: Number(values.publishers),
     persistent: Number(values.persistent),
     clean: Number(values.clean),
+    cut: Number(values.cut),
     log,
   };
   const load = new Load(opts);

@@ -17,6 +17,8 @@ export interface LoadOptions {
   publishersPerQos: number;
   persistent: number;
   clean: number;
+  /** Share of the persistent sessions' departures that cut the socket (the rest send DISCONNECT). */
+  cut: number;
   log(msg: string): void;
 }
 
@@ -245,7 +247,7 @@ export class Load {
       await sleep(between(4000, 15_000));
       if (!this.running) break;
       s.offline = true;
-      if (Math.random() < 0.5) await s.c.endAsync(false);
+      if (Math.random() >= this.o.cut) await s.c.endAsync(false);
       else {
         const closed = new Promise<void>((resolve) => s.c.once('close', () => resolve()));
         s.c.stream.destroy();
