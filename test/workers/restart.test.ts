@@ -102,8 +102,8 @@ void describe('--workers 2: a worker killed with SIGKILL', redisServerGate(), ()
     await Promise.all(loops);
 
     const pairs = pubs.flatMap((p) => subs.map((_s, i) => [p.id, `k-sub-${i}`] as const));
-    // Everything acknowledged should arrive; when it does not (see the todo test below), the
-    // report says what is missing and WORKERS_TEST_LOG=file keeps the logs and the lost ranges.
+    // Everything acknowledged must arrive (the test after this one); when it does not, the report
+    // says what is missing and WORKERS_TEST_LOG=file keeps the logs and the lost ranges.
     let report = await recorder.untilComplete(pairs, 30_000).catch(() => recorder.report(pairs));
     if (report.totals.lost > 0 && process.env.WORKERS_TEST_LOG !== undefined)
       saveDiagnostics(process.env.WORKERS_TEST_LOG, broker.logs(), recorder, pairs, seen);
