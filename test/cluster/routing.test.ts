@@ -13,7 +13,9 @@ import { startBroker, type TestBroker } from '../helpers/broker.js';
 import { redisServerGate, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import { pollUntil } from '../helpers/wait.js';
 
-const LEASE = { leaseMs: 3000, heartbeatMs: 500 };
+// Three nodes share this test process: on a loaded machine its event loop can stall for seconds,
+// and a short lease would make the nodes fence themselves (tested elsewhere, not here).
+const LEASE = { leaseMs: 10_000, heartbeatMs: 1000 };
 
 async function node(redis: RedisServer, name: string, prefix: string): Promise<TestBroker> {
   return startBroker({ cluster: { redis: redis.url, nodeName: name, prefix, ...LEASE } });
@@ -58,7 +60,7 @@ void describe('cluster: routing across nodes', redisServerGate(), () => {
     return c;
   }
 
-  void test('300 clients, 40 filters, 3 nodes: every match delivered once, in per-publisher order, at QoS 0/1/2', async () => {
+  void test('300 clients, 40 filters, 3 nodes: every match delivered once, in per-publisher order, at QoS 0/1/2', { timeout: 180_000 }, async () => {
     const [a, b, c] = await cluster(3);
     const ports = [a!.port, b!.port, c!.port];
     const filters: string[] = [];
@@ -129,7 +131,7 @@ void describe('cluster: routing across nodes', redisServerGate(), () => {
     assert.ok(out > 0 && batches > 0 && batches <= out, `forwards are batched (${out} messages in ${batches} batches)`);
   });
 
-  void test('subscription identifiers, No Local and Retain As Published apply on the receiving node', async () => {
+  void test('subscription identifiers, No Local and Retain As Published apply on the receiving node', { timeout: 180_000 }, async () => {
     const [a, b] = await cluster(2);
     const sub = await connect(b!.port, { clientId: 'opts-sub' });
     const got: Array<{ topic: string; retain: boolean; ids: number[] | undefined }> = [];
@@ -153,7 +155,7 @@ void describe('cluster: routing across nodes', redisServerGate(), () => {
     assert.deepEqual(selfGot, [], '[MQTT-3.8.3-3] No Local holds for the publisher');
   });
 
-  void test('retained read-your-writes: SUBSCRIBE on B right after PUBACK on A always gets it (10,000 trials)', async () => {
+  void test('retained read-your-writes: SUBSCRIBE on B right after PUBACK on A always gets it (10,000 trials)', { timeout: 180_000 }, async () => {
     const [a, b] = await cluster(2);
     // Ten publisher/subscriber pairs run side by side (1,000 trials each by default). A standing
     // subscriber keeps B's interest in each pair's filter, so a trial's SUBSCRIBE changes no route
@@ -188,7 +190,7 @@ void describe('cluster: routing across nodes', redisServerGate(), () => {
     assert.equal(misses, 0, `${misses} of ${TRIALS} immediate subscriptions missed the retained message`);
   });
 
-  void test('shared group of 6 members on 3 nodes: each message to exactly one member, all nodes share', async () => {
+  void test('shared group of 6 members on 3 nodes: each message to exactly one member, all nodes share', { timeout: 180_000 }, async () => {
     const [a, b, c] = await cluster(3);
     const ports = [a!.port, b!.port, c!.port];
     const got = new Map<string, number[]>();
@@ -215,7 +217,7 @@ void describe('cluster: routing across nodes', redisServerGate(), () => {
     for (const [n, count] of perNode.entries()) assert.ok(count >= N / 6, `node ${n} served ${count} of ${N}`);
   });
 
-  void test('a node that leaves takes its routes with it; the others keep working', async () => {
+  void test('a node that leaves takes its routes with it; the others keep working', { timeout: 180_000 }, async () => {
     const [a, b, c] = await cluster(3);
     const onB = await connect(b!.port);
     await onB.subscribeAsync('leave/#', { qos: 1 });
