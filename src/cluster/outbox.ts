@@ -62,7 +62,17 @@ export class Outbox {
    * caused them (a node that dies has either done both or neither), and behind the entries a
    * refused commit redirects to a session's new node (which must arrive first).
    */
-  appender: { append(key: string, fields: () => Array<string | Buffer | number>, gone?: () => void): void } | undefined = undefined;
+  appender:
+    | {
+        append(key: string, fields: () => Array<string | Buffer | number>, gone?: () => void): void;
+        appendForward(clientId: string, nid: number, key: string, fields: () => Array<string | Buffer | number>): boolean;
+      }
+    | undefined = undefined;
+  /**
+   * QoS 2 forwards of a client's PUBLISHes, by client id, written in the session store's commit
+   * with that client's inbound packet id (see #storeForward).
+   */
+  readonly #storedForwards = new Map<string, { dests: Set<number>; writers: Map<number, BatchWriter> }>();
   /** The promise handed out for writes of this turn, settled by the pipeline that sends them. */
   #next: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | undefined = undefined;
 
@@ -168,9 +178,14 @@ export class Outbox {
       keep = mine;
     }
     const lagging = this.#node.lagging;
+    const viaStore = m.qos === 2 && m.origin !== '' && this.appender !== undefined;
     for (const nid of plain) {
       const groups = assigned.get(nid);
       assigned.delete(nid);
+      if (viaStore && this.#storeForward(m, nid, true, groups)) {
+        destinations?.push(nid);
+        continue;
+      }
       // A node far behind on its inbox gets no QoS 0 (best effort); Redis memory stays bounded.
       if (m.qos === 0 && lagging.size > 0 && lagging.has(nid)) {
         this.#node.counters.forwardsDroppedLagging++;
@@ -184,11 +199,45 @@ export class Outbox {
         this.#node.counters.forwardsDroppedLagging++;
         continue;
       }
+      if (viaStore && this.#storeForward(m, nid, false, groups)) {
+        destinations?.push(nid);
+        continue;
+      }
       this.#batch(nid).add(m, false, groups);
       destinations?.push(nid);
     }
     assigned.clear();
     return keep;
+  }
+
+  /**
+   * A QoS 2 message from a client, forwarded inside the session store's commit of this turn: the
+   * same atomic call that records the client's inbound packet id (and its local deliveries), so a
+   * node that dies has done all of them or none, and the client's resend elsewhere is then either
+   * recognised by its packet id or routed for the first time — never routed twice. Dropped with
+   * the client's writes when its session was claimed elsewhere. False when the client holds no
+   * fencing token: forwarded the usual way.
+   */
+  #storeForward(m: Message, nid: number, plain: boolean, groups: readonly string[] | undefined): boolean {
+    const store = this.appender!;
+    const origin = m.origin;
+    let rec = this.#storedForwards.get(origin);
+    let w = rec?.writers.get(nid);
+    if (w === undefined) {
+      const r = rec ?? { dests: new Set<number>(), writers: new Map<number, BatchWriter>() };
+      const writer = new BatchWriter();
+      const ok = store.appendForward(origin, nid, this.#keys.inbox(nid), () => {
+        if (this.#storedForwards.get(origin) === r) this.#storedForwards.delete(origin);
+        return ['f', String(this.#node.nid), 'd', [...r.dests].join(','), 'b', writer.finish()];
+      });
+      if (!ok) return false;
+      if (rec === undefined) this.#storedForwards.set(origin, (rec = r));
+      rec.writers.set(nid, (w = writer));
+    }
+    rec!.dests.add(nid);
+    w.add(m, plain, groups);
+    this.#node.counters.forwardedOut++;
+    return true;
   }
 
   #batch(nid: number): BatchWriter {

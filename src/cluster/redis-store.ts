@@ -326,6 +326,23 @@ export class RedisStore implements Store {
     this.#batch(0).appends.push({ key, fields, gone });
   }
 
+  /**
+   * Appends a forward entry (`f <from> d <dests> b <batch>`) for node `nid` that belongs to
+   * client `clientId`'s writes of this turn: in the same atomic call as them (its inbound QoS 2
+   * packet id), dropped with them when the client is fenced, and sent to the node that adopted
+   * `nid`'s sessions when `nid`'s inbox is gone. False when the client holds no token (nothing
+   * to scope it to): the caller forwards it the usual way.
+   */
+  appendForward(clientId: string, nid: number, key: string, fields: () => Arg[]): boolean {
+    const token = this.#fences.get(clientId);
+    if (token === undefined || !this.#cluster) return false;
+    const b = this.#batch(0);
+    // Present in this call, so the script checks its token.
+    if (!b.clients.has(clientId)) b.client(clientId, token).writes--;
+    b.appends.push({ key, fields, gone: undefined, scope: clientId, fallback: nid });
+    return true;
+  }
+
   trimInbox(key: string, minid: string): void {
     const b = this.#batch(0);
     b.writes--;
@@ -468,7 +485,7 @@ export class RedisStore implements Store {
     this.#inflight = b;
     this.#stats.calls++;
     this.#stats.writes += b.writes;
-    const { keys, argv } = b.args(this.keys, this.#cluster ? this.keys.inboxPrefix : '');
+    const { keys, argv } = b.args(this.keys, this.#cluster ? this.keys.inboxPrefix : '', this.#cluster ? this.keys.movedPrefix : '');
     const reply = this.#scripts.courierStoreCommit(keys.length, ...keys, ...argv);
     const settle = (err: unknown): void => {
       b.settled = true;

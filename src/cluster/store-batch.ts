@@ -11,7 +11,10 @@
  *         record or '', #puts, #dels, #in-adds, #in-dels, seq/entry pairs, seqs, ids, ids; then
  *         #message sets, #message deletes, the set values; then #retained puts, #retained
  *         deletes, topic/value pairs, topics; then the inbox to trim and its MINID (or '' ''); then
- *         #appends, and per append: stream key, #fields, fields (XADD NOMKSTREAM).
+ *         #appends, the moved-node key prefix, and per append: stream key, the 1-based index of the
+ *         client it belongs to (0: none; skipped when that client is fenced), the node whose inbox
+ *         it is ('' = no fallback: else a forward to a gone inbox goes to the node that adopted
+ *         that node's sessions, as an `x` entry), #fields, fields (XADD NOMKSTREAM).
  */
 import type { StoreKeys } from './store-scripts.js';
 
@@ -42,7 +45,7 @@ export class Batch {
    * Cluster II): their fields are taken when the batch is sent; `gone` runs when the stream no
    * longer exists.
    */
-  readonly appends: Array<{ key: string; fields: () => Arg[]; gone: (() => void) | undefined }> = [];
+  readonly appends: Array<{ key: string; fields: () => Arg[]; gone: (() => void) | undefined; scope?: string; fallback?: number }> = [];
   /** Writes issued and their value bytes (for the caps). */
   writes = 0;
   bytes = 0;
@@ -114,7 +117,7 @@ export class Batch {
   }
 
   /** KEYS and ARGV of the COMMIT script (`inboxes`: the inbox key prefix in a cluster, else ''). */
-  args(keys: StoreKeys, inboxes = ''): { keys: string[]; argv: Arg[] } {
+  args(keys: StoreKeys, inboxes = '', moved = ''): { keys: string[]; argv: Arg[] } {
     const k: string[] = [keys.retained];
     const a: Arg[] = [inboxes, this.clients.size];
     for (const [clientId, c] of this.clients) {
@@ -147,10 +150,13 @@ export class Batch {
       }
     }
     a.push(puts, topics.length, ...pairs, ...topics);
-    a.push(this.trim?.[0] ?? '', this.trim?.[1] ?? '', this.appends.length);
+    a.push(this.trim?.[0] ?? '', this.trim?.[1] ?? '', this.appends.length, moved);
+    const index = new Map<string, number>();
+    let n = 0;
+    for (const id of this.clients.keys()) index.set(id, ++n);
     for (const x of this.appends) {
       const fields = x.fields();
-      a.push(x.key, fields.length, ...fields);
+      a.push(x.key, x.scope === undefined ? 0 : (index.get(x.scope) ?? 0), x.fallback ?? '', fields.length, ...fields);
     }
     return { keys: k, argv: a };
   }

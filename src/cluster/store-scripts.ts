@@ -38,6 +38,7 @@ export interface StoreKeys {
   readonly ownPrefix: string;
   readonly inboxPrefix: string;
   readonly leasePrefix: string;
+  readonly movedPrefix: string;
 }
 
 export function storeKeys(prefix: string): StoreKeys {
@@ -53,6 +54,7 @@ export function storeKeys(prefix: string): StoreKeys {
     ownPrefix: `${prefix}own:`,
     inboxPrefix: `${prefix}in:`,
     leasePrefix: `${prefix}node:`,
+    movedPrefix: `${prefix}moved:`,
   };
 }
 
@@ -160,13 +162,26 @@ i = i + rd
 if ARGV[i] ~= '' then redis.call('XTRIM', ARGV[i], 'MINID', ARGV[i + 1]) end
 i = i + 2
 -- Entries for other nodes' inboxes caused by the same handling (hand-overs, answers): with it.
+-- A client's appends (its QoS 2 forwards) go only with its own writes: not when it is fenced.
 local gone = {}
-local nx = tonumber(ARGV[i])
-i = i + 1
+local nx, moved = tonumber(ARGV[i]), ARGV[i + 1]
+i = i + 2
+local skip = {}
+for f = 1, #fenced, 3 do skip[fenced[f]] = true end
 for x = 1, nx do
-  local nf = tonumber(ARGV[i + 1])
-  if not redis.call('XADD', ARGV[i], 'NOMKSTREAM', '*', unpack(ARGV, i + 2, i + 1 + nf)) then gone[#gone + 1] = x end
-  i = i + 2 + nf
+  local key, scope, nid, nf = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], tonumber(ARGV[i + 3])
+  local f1 = i + 4
+  if not skip[scope] then
+    if not redis.call('XADD', key, 'NOMKSTREAM', '*', unpack(ARGV, f1, f1 + nf - 1)) then
+      -- A forward (f <from> d <dests> b <batch>) to a gone inbox: to the adopter of that node's
+      -- sessions, tagged with it (as the cluster's FORWARD script does).
+      local to = nid ~= '' and redis.call('GET', moved .. nid)
+      if not (to and redis.call('XADD', ARGV[1] .. to, 'NOMKSTREAM', '*', 'x', nid, 'f', ARGV[f1 + 1], 'b', ARGV[f1 + 5])) then
+        gone[#gone + 1] = x
+      end
+    end
+  end
+  i = f1 + nf
 end
 return {fenced, gone}`;
 

@@ -116,6 +116,40 @@ void describe('RedisStore', redisServerGate(), () => {
     assert.equal(reports.length, 1, 'B was never fenced');
   });
 
+  void it("a client's forward goes in the same atomic commit as its writes: not when it is fenced; to the adopter when the inbox is gone", async () => {
+    const p = prefix();
+    const fenced: string[][] = [];
+    const a = await open(p, { cluster: true, onFenced: (ids) => fenced.push(ids) });
+    const b = await open(p, { cluster: true });
+    const r = redis.client();
+    await r.xadd(`${p}in:7`, '*', 'init', '1');
+    await a.claim('pub', 'A');
+    const fields = (batch: string) => () => ['f', '1', 'd', '7', 'b', batch];
+    assert.equal(a.appendForward('nobody', 7, `${p}in:7`, fields('x')), false, 'a client without a token: the caller forwards it');
+    a.putInbound('pub', 11);
+    assert.equal(a.appendForward('pub', 7, `${p}in:7`, fields('first')), true);
+    await a.flush();
+    const entries = (await r.xrange(`${p}in:7`, '-', '+')).map(([, f]) => f.join(' '));
+    assert.deepEqual(entries, ['init 1', 'f 1 d 7 b first'], 'written with the packet id');
+    assert.deepEqual((await a.loadSession('pub')).inbound, [11]);
+    // Claimed elsewhere: the packet id and the forward are both refused.
+    await b.claim('pub', 'B');
+    a.putInbound('pub', 12);
+    a.appendForward('pub', 7, `${p}in:7`, fields('second'));
+    await a.flush();
+    assert.deepEqual(fenced, [['pub']]);
+    assert.equal(await r.xlen(`${p}in:7`), 2, 'no forward from a fenced client');
+    // Node 8's inbox is gone, its sessions adopted by node 9: the forward goes there, tagged x.
+    await r.xadd(`${p}in:9`, '*', 'init', '1');
+    await r.set(`${p}moved:8`, '9');
+    b.appendForward('pub', 8, `${p}in:8`, () => ['f', '2', 'd', '8', 'b', 'third']);
+    await b.flush();
+    assert.deepEqual(
+      (await r.xrange(`${p}in:9`, '-', '+')).map(([, f]) => f.join(' ')),
+      ['init 1', 'x 8 f 2 b third'],
+    );
+  });
+
   void it('loadSession: record, outbound in seq order, inbound ids and the referenced messages in one read', async () => {
     const p = prefix();
     const s = await open(p);
