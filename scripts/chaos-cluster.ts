@@ -465,14 +465,23 @@ async function checkRoutes(): Promise<void> {
   // Every node's in-memory table: a probe published on each node reaches every subscriber of its topic.
   const probers: Client[] = [];
   for (let i = 0; i < 3; i++) {
-    const c = mqtt.connect(`mqtt://127.0.0.1:${nodes[i]!.port}`, { protocolVersion: 5, clientId: `probe-${i}`, reconnectPeriod: 0 });
-    c.on('error', () => {});
-    await new Promise<void>((resolve, reject) => {
-      c.once('connect', () => resolve());
-      c.once('error', reject);
-      setTimeout(() => reject(new Error(`probe-${i}: no CONNACK from ${NAMES[i]} within 10 s`)), 10_000).unref();
-    });
-    probers.push({ cid: `probe-${i}`, c, subs: new Map(), got: new Map(), times: new Map(), lostSessions: 0, connects: 1 });
+    // A node that the last fault made rejoin answers CONNACK 0x88 for a moment: try again.
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const c = mqtt.connect(`mqtt://127.0.0.1:${nodes[i]!.port}`, { protocolVersion: 5, clientId: `probe-${i}`, reconnectPeriod: 0 });
+      c.on('error', () => {});
+      const ok = await new Promise<boolean>((resolve, reject) => {
+        c.once('connect', () => resolve(true));
+        c.once('error', (err) => ((err as { code?: number }).code === 136 && Date.now() < deadline ? resolve(false) : reject(err)));
+        setTimeout(() => reject(new Error(`probe-${i}: no CONNACK from ${NAMES[i]} within 10 s`)), 10_000).unref();
+      });
+      if (ok) {
+        probers.push({ cid: `probe-${i}`, c, subs: new Map(), got: new Map(), times: new Map(), lostSessions: 0, connects: 1 });
+        break;
+      }
+      c.end(true);
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
   for (let i = 0; i < 3; i++) {
     for (let t = 0; t < TOPICS; t++) await probers[i]!.c.publishAsync(`chaos/t/${t}`, `probe-${i}-${t}`, { qos: 1 });
