@@ -1,8 +1,9 @@
 /**
  * Cluster II with real processes: a node killed with SIGKILL under QoS 1 and QoS 2 load loses
  * nothing that was acknowledged. 150 persistent subscribers (MQTT.js, each with a will) spread
- * over 3 `courier` nodes; publishers on the nodes that survive; one node is killed; its clients
- * fail over to the others (their sessions are claimed there at once, or adopted after the
+ * over 3 `courier` nodes; publishers on the nodes that survive and one QoS 2 publisher with a
+ * persistent session on the node that will be killed (it resends elsewhere); one node is killed;
+ * its clients fail over to the others (their sessions are claimed there at once, or adopted after the
  * lease), every acknowledged message reaches every matching subscriber, and each killed node's
  * client's will is published exactly once, within lease + 2 s. Then the node comes back (same
  * name) and it starts over: 5 rounds. No QoS 2 message twice is a separate check (its own
@@ -111,6 +112,10 @@ void describe('cluster: a node killed under load', redisServerGate(), () => {
         });
         await witness.subscribeAsync('will/#', { qos: 1 });
         const pubs = await Promise.all(alive.map((k, j) => connect([ports[k]!], { clientId: `r${round}-p${j}` })));
+        // And one QoS 2 publisher on the node that dies (a persistent session, failing over to the
+        // others): what it resends there must be routed once — its QoS 2 forwards are committed
+        // with its packet ids, so a resend is recognised or routed for the first time.
+        pubs.push(await connect(order(victim), { clientId: `r${round}-pv`, clean: false, properties: { sessionExpiryInterval: 600 } }));
         // Every node announced its subscribers' topics before the load starts.
         const r = redis.client();
         await pollUntil(
@@ -125,10 +130,10 @@ void describe('cluster: a node killed under load', redisServerGate(), () => {
         const acked: Array<{ payload: string; topic: string; qos: 1 | 2 }> = [];
         let running = true;
         const loops = pubs.map(async (p, j) => {
-          const qos = (j + 1) as 1 | 2;
+          const qos = (j === 2 ? 2 : j + 1) as 1 | 2;
           for (let seq = 0; running; seq++) {
             const topic = `load/${round}/${seq % TOPICS}`;
-            const payload = `p${j}:${seq}`;
+            const payload = `${j === 2 ? 'pv' : `p${j}`}:${seq}`;
             try {
               await p.publishAsync(topic, payload, { qos });
               acked.push({ payload, topic, qos });
@@ -162,7 +167,7 @@ void describe('cluster: a node killed under load', redisServerGate(), () => {
           const got = new Set(s.got);
           lost += expected(s).filter((p) => !got.has(p)).length;
           if (s.qos === 2) {
-            const q2 = s.got.filter((p) => p.startsWith('p1:'));
+            const q2 = s.got.filter((p) => p.startsWith('p1:') || p.startsWith('pv:'));
             dup2 += q2.length - new Set(q2).size;
           }
         }
@@ -177,7 +182,7 @@ void describe('cluster: a node killed under load', redisServerGate(), () => {
               console.log(
                 `DIAG LOST ${s.cid} home=${s.home} victim=${victim} qos=${s.qos} missing ${JSON.stringify(miss)} got ${s.got.length}: ${JSON.stringify(s.got)}`,
               );
-            const q2 = s.got.filter((p) => p.startsWith('p1:'));
+            const q2 = s.got.filter((p) => p.startsWith('p1:') || p.startsWith('pv:'));
             const d = q2.length - new Set(q2).size;
             if (d > 0) {
               const seen = new Map<string, number[]>();
