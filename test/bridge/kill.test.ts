@@ -23,7 +23,10 @@ void describe('bridge: remote killed and restarted', () => {
 
   void it('SIGKILL of the remote under QoS 1 load: 0 lost, order kept', async () => {
     const N = 3000;
-    let remote = await startCourier(group, { dataDir, wsPort: 'off' });
+    // The far subscriber's session on the remote queues what the bridge resends while that
+    // subscriber is still reconnecting after the restart: room for all of it (the default 1,000
+    // dropped the overflow on a loaded CI machine, which is the queue limit, not a loss).
+    let remote = await startCourier(group, { dataDir, wsPort: 'off', env: { COURIER_SESSIONS__MAX_QUEUED_MESSAGES: String(2 * N) } });
     const url = remote.url;
     const local = await startBroker({
       sessions: { maxQueuedMessages: N },
