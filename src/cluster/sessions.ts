@@ -132,8 +132,11 @@ export class ClusterSessions {
         release: (cid) => this.#c.sessions.get(cid)?.release(Date.now()),
       },
       log,
-      // An answer comes within a round trip, or through the recovery of a node that died.
-      3 * leaseMs,
+      // A live node answers within a round trip and a commit. A node that died answers only
+      // through its recovery, after its lease: meanwhile the held messages count against the
+      // session's queue and nothing drains it, so the hold gives up after a second (order with
+      // that node's replay is then best effort; nothing is lost).
+      Math.min(3 * leaseMs, 1000),
     );
     store.onFenced = (ids, tokens, takers) => this.#fenced(ids, tokens, takers);
   }
