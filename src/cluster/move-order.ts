@@ -18,7 +18,8 @@
  *   since. What comes back goes ahead of what is held (Session.deliverBack).
  *
  * A node that dies answers through its recovery (the replay answers the kicks and barriers in
- * its inbox after the hand-overs). If no answer comes within `timeoutMs` (a lost write), the
+ * its inbox after the hand-overs), but only after its lease. If no answer comes within `timeoutMs`
+ * (at most a second: the held messages fill the session's queue meanwhile; a lost write), the
  * session is released anyway with a warning: order is then best effort, nothing is lost.
  */
 import type { Logger } from '../options.js';
