@@ -43,9 +43,7 @@ export class Outbox {
   readonly #retains: Message[] = [];
   /** Hand-overs waiting for the session store's next commit (see appender), by node and client id. */
   readonly #storedHandovers = new Map<string, BatchWriter>();
-  /** Messages handed over to sessions that moved to another node, by node and client id. */
-  readonly #handovers = new Map<string, { nid: number; clientId: string; w: BatchWriter }>();
-  /** Barriers and their answers for sessions that moved (move-order.ts), after this turn's hand-overs. */
+  /** Barriers for sessions that moved (move-order.ts), behind this turn's forwards. */
   readonly #marks: Array<{ nid: number; kind: 'b' | 'a'; clientId: string; seq: number; as: number; gone: (() => void) | undefined }> = [];
   readonly #groupTurn = new Map<string, number>();
   readonly #groupScratch = new Map<number, string[]>();
@@ -102,29 +100,28 @@ export class Outbox {
     await Promise.all(this.#flights.map((f) => f.done.catch(() => {})));
   }
 
-  /** Queues `m` for the session `clientId` on node `nid` only (an `o` inbox entry: a session that moved there). */
+  /** The session store: hand-overs and answers exist only on nodes that have one (Cluster II). */
+  #store(): NonNullable<Outbox['appender']> {
+    if (this.appender === undefined) throw new Error('cluster: a hand-over or an answer without a session store');
+    return this.appender;
+  }
+
+  /**
+   * Queues `m` for the session `clientId` on node `nid` only (an `o` inbox entry: a session that
+   * moved there), written with the store's commit of this turn; messages handed over until then join it.
+   */
   handOver(nid: number, clientId: string, m: Message): void {
     const key = `${nid}\0${clientId}`;
-    const store = this.appender;
-    if (store !== undefined) {
-      // Written with the store's commit of this turn; messages handed over until then join it.
-      let w = this.#storedHandovers.get(key);
-      if (w === undefined) {
-        const entry = (w = new BatchWriter(256));
-        this.#storedHandovers.set(key, entry);
-        store.append(this.#keys.inbox(nid), () => {
-          if (this.#storedHandovers.get(key) === entry) this.#storedHandovers.delete(key);
-          return ['o', clientId, 'f', String(this.#node.nid), 'b', entry.finish()];
-        });
-      }
-      w.add(m, true, undefined);
-      return;
+    let w = this.#storedHandovers.get(key);
+    if (w === undefined) {
+      const entry = (w = new BatchWriter(256));
+      this.#storedHandovers.set(key, entry);
+      this.#store().append(this.#keys.inbox(nid), () => {
+        if (this.#storedHandovers.get(key) === entry) this.#storedHandovers.delete(key);
+        return ['o', clientId, 'f', String(this.#node.nid), 'b', entry.finish()];
+      });
     }
-    let h = this.#handovers.get(key);
-    if (h === undefined) this.#handovers.set(key, (h = { nid, clientId, w: new BatchWriter(256) }));
-    h.w.add(m, true, undefined);
-    this.writes++;
-    this.#schedule();
+    w.add(m, true, undefined);
   }
 
   /**
@@ -133,11 +130,10 @@ export class Outbox {
    * when the inbox of `nid` no longer exists (the node left or died: it cannot answer).
    */
   mark(nid: number, kind: 'b' | 'a', clientId: string, seq: number, as = this.#node.nid, gone?: () => void): void {
-    const store = this.appender;
     // An answer goes behind this node's hand-overs and redirects (the store's commits); a
     // barrier behind this node's forwards (this pipeline).
-    if (kind === 'a' && store !== undefined) {
-      store.append(this.#keys.inbox(nid), () => [kind, clientId, 'n', String(as), 's', String(seq)], gone);
+    if (kind === 'a') {
+      this.#store().append(this.#keys.inbox(nid), () => [kind, clientId, 'n', String(as), 's', String(seq)], gone);
       return;
     }
     this.#marks.push({ nid, kind, clientId, seq, as, gone });
@@ -297,8 +293,8 @@ export class Outbox {
     const hasRetains = this.#retains.length > 0;
     let hasBatches = false;
     for (const w of this.#batches.values()) if (w.count > 0) hasBatches = true;
-    const hasHandovers = this.#handovers.size > 0 || this.#marks.length > 0;
-    if (!hasRoutes && !hasRetains && !hasBatches && !hasHandovers) {
+    const hasMarks = this.#marks.length > 0;
+    if (!hasRoutes && !hasRetains && !hasBatches && !hasMarks) {
       this.#sent = this.writes;
       next?.resolve();
       return;
@@ -349,10 +345,7 @@ export class Outbox {
       forward[2] = dests.join(',');
       (p as unknown as PipelineScripted).courierForward(...forward);
     }
-    for (const { nid, clientId, w } of this.#handovers.values())
-      p.xadd(k.inbox(nid), 'NOMKSTREAM', '*', 'o', clientId, 'f', String(this.#node.nid), 'b', w.finish());
-    this.#handovers.clear();
-    // Barriers (and, without a session store, answers): behind this turn's forwards and hand-overs.
+    // Barriers: behind this turn's forwards.
     const marks: Array<{ index: number; gone: (() => void) | undefined }> = [];
     for (const m of this.#marks) {
       marks.push({ index: p.length, gone: m.gone });

@@ -22,7 +22,7 @@ import type { StoredOutbound } from '../store/types.js';
 import { decodeOutbound } from '../store/outbound-codec.js';
 import type { FencedBy, RedisStore } from './redis-store.js';
 import { BatchError, readBatch } from './wire.js';
-import { field, handedOverEntries } from './tail.js';
+import { field, handedOverEntries, markOf } from './tail.js';
 import { filterMatches } from '../topics/index.js';
 import { ROUTE_LOG_MAXLEN, SWITCH as SWITCH_LUA, type Keys } from './scripts.js';
 import type { RouteTable } from './routes.js';
@@ -538,11 +538,8 @@ export class ClusterSessions {
     const moved = new Map<string, number>();
     for (const [, fields] of entries) {
       const kind = fields[0]?.toString();
-      if (kind === 'b') {
-        const from = Number(field(fields, 'n')?.toString());
-        const seq = Number(field(fields, 's')?.toString());
-        if (Number.isInteger(from) && Number.isInteger(seq)) answers.push([from, fields[1]!.toString(), seq]);
-      }
+      const mark = kind === 'b' ? markOf(fields) : undefined;
+      if (mark !== undefined) answers.push([mark.from, fields[1]!.toString(), mark.seq]);
       if (kind !== 'k') continue;
       const cid = fields[1]!.toString();
       let to = nidOf(field(fields, 't')?.toString() ?? '');

@@ -342,9 +342,8 @@ export class Tail {
       return entries.length;
     }
     if (kind === 'b' || kind === 'a') {
-      const from = Number(field(fields, 'n')?.toString());
-      const seq = Number(field(fields, 's')?.toString());
-      if (Number.isInteger(from) && Number.isInteger(seq)) owner.barrier(kind, fields[1]!.toString(), from, seq);
+      const mark = markOf(fields);
+      if (mark !== undefined) owner.barrier(kind, fields[1]!.toString(), mark.from, mark.seq);
       return 0;
     }
     return 0;
@@ -436,6 +435,13 @@ export function handedOverEntries(fields: Buffer[]): Buffer[] {
 }
 
 /** The value of a stream entry's field. */
+/** The node and sequence number of a barrier (`b`) or answer (`a`) entry; undefined when unreadable. */
+export function markOf(fields: Buffer[]): { from: number; seq: number } | undefined {
+  const from = Number(field(fields, 'n')?.toString());
+  const seq = Number(field(fields, 's')?.toString());
+  return Number.isInteger(from) && Number.isInteger(seq) ? { from, seq } : undefined;
+}
+
 export function field(fields: Buffer[], name: string): Buffer | undefined {
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === name) return fields[i + 1];
   return undefined;
