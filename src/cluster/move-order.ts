@@ -31,8 +31,11 @@ export interface MoveOrderOwner {
    * `gone` runs when that inbox no longer exists (the node left or died).
    */
   mark(nid: number, kind: 'b', clientId: string, seq: number, gone: () => void): void;
-  /** The session here starts holding its direct deliveries (no-op when it is not here). */
-  hold(clientId: string): void;
+  /**
+   * The session here starts holding its direct deliveries (no-op when it is not here); it calls
+   * `overflow` if it lets go by itself (its queue half full, Session.hold).
+   */
+  hold(clientId: string, overflow: () => void): void;
   /** The session here stops holding (no-op when it is not here). */
   release(clientId: string): void;
 }
@@ -55,11 +58,15 @@ export class MoveOrder {
   readonly #log: Logger;
   readonly #timeoutMs: number;
   readonly #waiting = new Map<string, Waiting>();
+  /** Sessions that let go by themselves (see overflowed): not held again until then. */
+  readonly #letGo = new Map<string, number>();
   #seq = 0;
   #flushScheduled = false;
   #sweep: NodeJS.Timeout | undefined = undefined;
   /** Sessions released because no answer came in time. */
   timedOut = 0;
+  /** Sessions that let go because their queue was half full before the answer came. */
+  overflows = 0;
 
   constructor(owner: MoveOrderOwner, log: Logger, timeoutMs: number) {
     this.#owner = owner;
@@ -77,6 +84,7 @@ export class MoveOrder {
    * (the session was not here yet), behind the kick; the barrier goes behind them.
    */
   claimed(clientId: string, from: number): void {
+    this.#letGo.delete(clientId);
     this.#waiting.set(clientId, { from, sent: 0, dirty: true, at: Date.now(), kickAnswered: false });
     this.#arm();
     this.#schedule();
@@ -86,8 +94,14 @@ export class MoveOrder {
   left(clientId: string, from: number): void {
     const w = this.#waiting.get(clientId);
     if (w === undefined) {
+      // Let go for a full queue lately: holding again would only let go again (and warn again).
+      const until = this.#letGo.get(clientId);
+      if (until !== undefined) {
+        if (until > Date.now()) return;
+        this.#letGo.delete(clientId);
+      }
       this.#waiting.set(clientId, { from, sent: -1, dirty: true, at: Date.now(), kickAnswered: false });
-      this.#owner.hold(clientId);
+      this.#owner.hold(clientId, () => this.overflowed(clientId));
       this.#arm();
     } else w.dirty = true;
     this.#schedule();
@@ -129,6 +143,20 @@ export class MoveOrder {
     this.#owner.release(clientId);
   }
 
+  /** The session let go by itself before the answer (its queue half full): order is best effort from here. */
+  overflowed(clientId: string): void {
+    const w = this.#waiting.get(clientId);
+    if (w === undefined) return;
+    this.#waiting.delete(clientId);
+    if (this.#letGo.size > 10_000) this.#letGo.clear();
+    this.#letGo.set(clientId, Date.now() + this.#timeoutMs);
+    this.overflows++;
+    this.#log.warn(
+      { clientId, nodeId: w.from },
+      'cluster: a moved session filled half its queue waiting for the node it came from; its deliveries go on (order with what that node still hands over is best effort)',
+    );
+  }
+
   /** Node `from` answered barrier `seq` of `clientId`. */
   answered(clientId: string, seq: number, from: number): void {
     const w = this.#waiting.get(clientId);
@@ -141,10 +169,12 @@ export class MoveOrder {
   /** The session left this node (kicked, ended): nothing to wait for. */
   dropped(clientId: string): void {
     this.#waiting.delete(clientId);
+    this.#letGo.delete(clientId);
   }
 
   reset(): void {
     this.#waiting.clear();
+    this.#letGo.clear();
     this.stop();
   }
 

@@ -645,7 +645,14 @@ export class ClusterNode implements ClusterLink {
       remoteRoutes: this.routes.size,
       ...(this.sessions === undefined
         ? {}
-        : { sessions: { ...this.sessions.counters, holding: this.sessions.order.size, holdTimeouts: this.sessions.order.timedOut } }),
+        : {
+            sessions: {
+              ...this.sessions.counters,
+              holding: this.sessions.order.size,
+              holdTimeouts: this.sessions.order.timedOut,
+              holdOverflows: this.sessions.order.overflows,
+            },
+          }),
       totals: { ...this.#totals },
     };
   }

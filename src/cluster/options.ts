@@ -59,9 +59,10 @@ export interface ClusterStats extends ClusterCounters {
   /**
    * Cluster II session counters (takeovers, kicks, adoptions, recoveries), with a RedisStore;
    * `holding`: sessions that moved here holding their direct deliveries behind what their
-   * previous node still hands back, `holdTimeouts`: released without its answer (move-order.ts).
+   * previous node still hands back, `holdTimeouts`: released without its answer,
+   * `holdOverflows`: let go early because their queue was half full (move-order.ts).
    */
-  sessions?: import('./sessions.js').SessionCounters & { holding: number; holdTimeouts: number };
+  sessions?: import('./sessions.js').SessionCounters & { holding: number; holdTimeouts: number; holdOverflows: number };
   /** Sums over the live nodes of their broker counters (connections, messagesIn, ...), as of the last heartbeat. */
   totals: Record<string, number>;
 }

@@ -128,7 +128,7 @@ export class ClusterSessions {
     this.order = new MoveOrder(
       {
         mark: (nid, kind, cid, seq, gone) => owner.mark(nid, kind, cid, seq, undefined, gone),
-        hold: (cid) => this.#c.sessions.get(cid)?.hold(),
+        hold: (cid, overflow) => this.#c.sessions.get(cid)?.hold(overflow),
         release: (cid) => this.#c.sessions.get(cid)?.release(Date.now()),
       },
       log,
@@ -210,7 +210,7 @@ export class ClusterSessions {
       outbound: r.loaded?.outbound ?? [],
       inbound: r.loaded?.inbound ?? [],
       superseded: kickedBy !== undefined && kickedBy > seqOf(r.token),
-      hold,
+      hold: hold ? () => this.order.overflowed(clientId) : undefined,
     };
   }
 

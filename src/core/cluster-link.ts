@@ -23,10 +23,11 @@ export interface SessionClaim {
   /** A newer claim (another connection elsewhere) took it while this one was in flight. */
   superseded: boolean;
   /**
-   * The previous owner is alive and still hands messages back: the restored session holds its
-   * direct deliveries until the cluster releases it (Session.hold; src/cluster/move-order.ts).
+   * Set when the previous owner is alive and still hands messages back: the restored session
+   * holds its direct deliveries until the cluster releases it, and calls this if it lets go by
+   * itself (Session.hold; src/cluster/move-order.ts).
    */
-  hold?: boolean;
+  hold?: (() => void) | undefined;
 }
 
 export interface ClusterLink {

@@ -161,6 +161,7 @@ export class Session {
    * goes to the queue ahead of them (deliverBack); release() appends them. See ClusterSessions.
    */
   #held: Outbound[] | undefined = undefined;
+  #onHoldOverflow: (() => void) | undefined = undefined;
   #queuedBytes = 0;
   #nextId = 1;
 
@@ -232,7 +233,7 @@ export class Session {
     }
     const entry: Outbound = { message: m, group, seq: 0, qos, retain, subscriptionIds, packetId: 0, released: false };
     // Held behind what the previous node hands back (shared subscriptions are not handed back).
-    if (this.#held !== undefined && group === undefined) this.#enqueue(entry, this.#held);
+    if (this.#held !== undefined && group === undefined && !this.#holdOverflows()) this.#enqueue(entry, this.#held);
     else if (outlet !== undefined && this.queued === 0 && this.#inflightCount() < outlet.sendQuota) {
       // Journaled once, with its packet id, by #send.
       this.#send(outlet, entry);
@@ -254,9 +255,25 @@ export class Session {
     else this.#enqueue(entry, undefined);
   }
 
-  /** Starts holding direct deliveries (see #held). */
-  hold(): void {
+  /**
+   * Starts holding direct deliveries (see #held). `overflow` runs when the session lets go by
+   * itself: holding must never be why a message is dropped, so once the session's queue is half
+   * full (count or bytes) what is held joins the queue and order becomes best effort (the other
+   * half stays for what is handed back, which is older).
+   */
+  hold(overflow?: () => void): void {
     this.#held ??= [];
+    this.#onHoldOverflow = overflow;
+  }
+
+  /** Whether the hold just ended because the queue is half full (see hold). */
+  #holdOverflows(): boolean {
+    const limits = this.#env.limits;
+    if (this.queued * 2 < limits.maxQueuedMessages && this.#queuedBytes * 2 < limits.maxQueuedBytes) return false;
+    const overflow = this.#onHoldOverflow;
+    this.release(Date.now());
+    overflow?.();
+    return true;
   }
 
   get holding(): boolean {
@@ -267,6 +284,7 @@ export class Session {
   release(now: number): void {
     const held = this.#held;
     if (held === undefined) return;
+    this.#onHoldOverflow = undefined;
     this.#held = undefined;
     if (held.length === 0) return;
     if (this.#queue === NO_QUEUE) this.#queue = [];
@@ -521,6 +539,7 @@ export class Session {
     this.#queue = NO_QUEUE;
     this.#head = 0;
     this.#held = undefined;
+    this.#onHoldOverflow = undefined;
     this.#inflight = undefined;
     this.queueExpiresAt = 0;
   }

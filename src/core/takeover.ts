@@ -33,5 +33,5 @@ export function applyClaim(core: BrokerCore, clientId: string, clean: boolean, c
   const s = core.restoreSession(rec, claim.outbound, claim.inbound, new Map(), now, false);
   if (s === undefined) return;
   s.claimToken = claim.token;
-  if (claim.hold === true) s.hold();
+  if (claim.hold !== undefined) s.hold(claim.hold);
 }

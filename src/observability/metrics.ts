@@ -274,6 +274,11 @@ function clusterSpecs(): MetricSpec[] {
       'Moved sessions released without their previous node answering in time (order then best effort).',
       (s) => cs(s).sessions?.holdTimeouts ?? 0,
     ),
+    c(
+      'courier_cluster_hold_overflows_total',
+      'Moved sessions that let go before their previous node answered because their queue was half full (order then best effort; nothing dropped for it).',
+      (s) => cs(s).sessions?.holdOverflows ?? 0,
+    ),
     g(
       'courier_cluster_totals',
       'Sums over the live nodes of their broker counters, as of the last heartbeat.',

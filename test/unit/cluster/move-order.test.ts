@@ -3,7 +3,8 @@
  * released when that node answers the kick; a message left to that node afterwards holds the
  * session again and sends one barrier per turn; only the answer to the last barrier, with
  * nothing left since, releases it; answers from another node or to older barriers do not; a
- * node that never answers releases the session at the timeout, with one warning.
+ * node that never answers releases the session at the timeout, with one warning; a session that
+ * lets go by itself (its queue half full) is forgotten, with one warning.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -16,6 +17,7 @@ function fake(timeoutMs = 60_000) {
   const gone: Array<() => void> = [];
   const events: string[] = [];
   const warnings: string[] = [];
+  const overflows = new Map<string, () => void>();
   const log = { warn: (_o: unknown, msg: string) => warnings.push(msg), error() {}, info() {}, debug() {} } as unknown as Logger;
   const order = new MoveOrder(
     {
@@ -23,13 +25,16 @@ function fake(timeoutMs = 60_000) {
         marks.push([nid, kind, cid, seq]);
         gone.push(g);
       },
-      hold: (cid) => events.push(`hold ${cid}`),
+      hold: (cid, overflow) => {
+        events.push(`hold ${cid}`);
+        overflows.set(cid, overflow);
+      },
       release: (cid) => events.push(`release ${cid}`),
     },
     log,
     timeoutMs,
   );
-  return { order, marks, gone, events, warnings };
+  return { order, marks, gone, events, warnings, overflows };
 }
 
 const tick = (): Promise<void> => new Promise((r) => process.nextTick(r));
@@ -89,6 +94,30 @@ void describe('MoveOrder: barriers between the node a session moved to and the o
     assert.deepEqual(f.events, ['release c']);
     assert.equal(f.order.timedOut, 1);
     assert.equal(f.warnings.length, 1);
+    f.order.stop();
+  });
+
+  void it('a session that lets go by itself (its queue half full) stops waiting, with one warning and no release', async () => {
+    const f = fake(200);
+    f.order.left('c', 3);
+    await tick();
+    assert.deepEqual(f.events, ['hold c']);
+    f.overflows.get('c')!();
+    assert.equal(f.order.overflows, 1);
+    assert.equal(f.order.size, 0);
+    assert.equal(f.warnings.length, 1);
+    f.order.answered('c', f.marks[0]![3], 3);
+    assert.deepEqual(f.events, ['hold c'], 'the late answer releases nothing');
+    f.order.left('c', 3);
+    assert.deepEqual(f.events, ['hold c'], 'a message left to the old node soon after does not hold it again (it would only let go again)');
+    await pollUntil(
+      () => {
+        f.order.left('c', 3);
+        return f.events.length > 1;
+      },
+      { timeoutMs: 5000, what: 'held again after the timeout' },
+    );
+    assert.deepEqual(f.events, ['hold c', 'hold c']);
     f.order.stop();
   });
 
