@@ -574,6 +574,10 @@ export class ClusterNode implements ClusterLink {
     this.#outbox.handOver(nid, clientId, m);
   }
 
+  movedOn(clientId: string): number | undefined {
+    return this.sessions?.movedOn(clientId);
+  }
+
   forwardedForDead(nid: number, m: Message): void {
     this.sessions?.forwardedForDead(nid, m);
   }

@@ -16,7 +16,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../options.js';
 import type { SessionClaim } from '../core/cluster-link.js';
-import type { BrokerCore, SessionFilter } from '../core/broker-core.js';
+import { fromStored, type BrokerCore, type SessionFilter } from '../core/broker-core.js';
 import type { Message } from '../core/message.js';
 import type { StoredOutbound } from '../store/types.js';
 import { decodeOutbound } from '../store/outbound-codec.js';
@@ -335,6 +335,17 @@ export class ClusterSessions {
     });
   }
 
+  /**
+   * The node a session that is no longer here moved on to (its tombstone), if it did: messages
+   * handed over or redirected to it here after it left are passed on there (its new node left
+   * them to this one).
+   */
+  movedOn(clientId: string): number | undefined {
+    if (this.#c.sessions.has(clientId)) return undefined;
+    const t = this.#tombstones.get(clientId);
+    return t === undefined || t.until < Date.now() ? undefined : t.to;
+  }
+
   /** A barrier from the node a session moved to (answered once this node's leftovers are on their way), or an answer to ours. */
   barrier(kind: 'b' | 'a', clientId: string, from: number, seq: number): void {
     if (kind === 'a') this.order.answered(clientId, seq, from);
@@ -373,6 +384,12 @@ export class ClusterSessions {
     }
     this.counters.handedOver += decoded.length;
     if (!this.#c.deliverStored(clientId, decoded)) {
+      // It moved on from here meanwhile: they follow it.
+      const onward = this.movedOn(clientId);
+      if (onward !== undefined) {
+        for (const e of decoded) if (e.message !== undefined) this.#owner.handOver(onward, clientId, fromStored(e.message));
+        return;
+      }
       this.counters.handedOverLost += decoded.length;
       this.#log.warn({ clientId, entries: decoded.length }, 'cluster: entries handed over for a session no longer here; dropped');
     }
@@ -593,12 +610,33 @@ export class ClusterSessions {
             core.publishForwarded(f.message, f.plain, f.groups, only);
             for (const [cid, h] of handOver) if (h.filters.some((flt) => filterMatches(flt, f.message.topic))) this.#owner.handOver(h.to, cid, f.message);
           });
+        } else if (kind === 'o') {
+          // Handed over to a session the dead node had taken: to it here, or where it went since.
+          const cid = fields[1]!.toString();
+          const b = field(fields, 'b');
+          if (b === undefined) continue;
+          const h = handOver.get(cid);
+          if (direct.has(cid)) n += readBatch(b, (f) => core.publishForwarded(f.message, true, undefined, { only: new Set([cid]), back: true }));
+          else if (h !== undefined) n += readBatch(b, (f) => this.#owner.handOver(h.to, cid, f.message));
         } else if (kind === 'r') {
           const cid = fields[1]!.toString();
+          const h = handOver.get(cid);
           if (direct.has(cid)) {
             const list = handedOverEntries(fields);
             this.redirected(cid, list);
             n += list.length;
+          } else if (h !== undefined) {
+            for (const e of handedOverEntries(fields)) {
+              let o: StoredOutbound;
+              try {
+                o = decodeOutbound(e);
+              } catch (err) {
+                this.#log.error({ clientId: cid, err: String(err) }, 'cluster: unreadable handed-over entry skipped');
+                continue;
+              }
+              if (o.message !== undefined) this.#owner.handOver(h.to, cid, fromStored(o.message));
+              n++;
+            }
           }
         }
       } catch (err) {

@@ -46,6 +46,10 @@ export interface TailOwner {
   adoptedFrom(nid: number): ReadonlySet<string> | undefined;
   /** A forward meant for the dead node `nid` (whose sessions this node adopted) was handled. */
   forwardedForDead(nid: number, m: Message): void;
+  /** The node a session that is no longer here moved on to (its tombstone), if any: what is handed over to it here follows it. */
+  movedOn(clientId: string): number | undefined;
+  /** Hands message `m` over to node `nid` for the session of `clientId` (an `o` entry in its inbox). */
+  handOver(nid: number, clientId: string, m: Message): void;
   /** A forward to this node was handled (sessions that moved away may need it handed over). */
   forwardedHere(m: Message): void;
   /** A promise while the inbox must wait (a session claim in flight), else undefined. */
@@ -311,7 +315,12 @@ export class Tail {
       // Handed over by the node a session moved from: for that session only.
       const batch = field(fields, 'b');
       if (batch === undefined) return 0;
-      const only: SessionFilter = { only: new Set([fields[1]!.toString()]), back: true };
+      const cid = fields[1]!.toString();
+      // It moved on from here meanwhile (kicked before this entry was read): passed on to its new
+      // node, which left these to us, or they reach nobody.
+      const onward = owner.movedOn(cid);
+      if (onward !== undefined) return readBatch(batch, (f) => owner.handOver(onward, cid, f.message));
+      const only: SessionFilter = { only: new Set([cid]), back: true };
       return readBatch(batch, (f) => core.publishForwarded(f.message, true, undefined, only));
     }
     if (kind === 'f' || kind === 'x') {

@@ -12,6 +12,7 @@ import type { FencedHandler, RedisStore } from '../../../src/cluster/redis-store
 import type { Logger } from '../../../src/options.js';
 import type { Message } from '../../../src/core/message.js';
 import { keys } from '../../../src/cluster/scripts.js';
+import { encodeOutbound } from '../../../src/store/outbound-codec.js';
 
 interface Fakes {
   sessions: ClusterSessions;
@@ -37,7 +38,12 @@ function fakes(): Fakes {
   } as unknown as SessionsOwner;
   const log = { warn() {}, error() {}, info() {}, debug() {} } as unknown as Logger;
   const sessions = new ClusterSessions(owner, store as unknown as RedisStore, keys('t:'), log, 2000);
-  sessions.attach({ sessions: core, evict: (id: string) => void core.delete(id), commitPoint: () => null } as unknown as SessionCore);
+  sessions.attach({
+    sessions: core,
+    evict: (id: string) => void core.delete(id),
+    commitPoint: () => null,
+    deliverStored: (id: string) => core.has(id),
+  } as unknown as SessionCore);
   return { sessions, store, core, handedOver };
 }
 
@@ -108,5 +114,32 @@ void describe('ClusterSessions: kicks after a refused commit', () => {
       g.sessions.handOver(msg('t/x'), undefined);
       assert.deepEqual(g.handedOver, [], `nothing for ${JSON.stringify(taker)}`);
     }
+  });
+
+  void it('what is handed over or redirected here after the session moved on follows it to its new node', () => {
+    // Found by the --workers soak: node B held a session, node A handed one of B's messages back
+    // to it (B had left it to A), then the client reconnected to A; B read the kick, then A's
+    // hand-over for a session no longer there, and the message reached nobody.
+    const f = fakes();
+    f.store.tokens.set('c', '5:2');
+    f.core.set('c', { subscriptions: new Map([['t/#', { filter: 't/#', noLocal: false }]]), expiryInterval: 600 });
+    assert.equal(f.sessions.movedOn('c'), undefined, 'here: delivered here');
+    f.sessions.kicked('c', '9:3', false);
+    assert.equal(f.sessions.movedOn('c'), 3, 'moved on to node 3');
+    const entry = encodeOutbound({
+      messageId: 0,
+      message: { topic: 't/r', payload: Buffer.from('x'), qos: 1, retain: false, expiresAt: 0, origin: 'p' },
+      qos: 1,
+      retain: false,
+    });
+    f.sessions.redirected('c', [entry]);
+    assert.deepEqual(f.handedOver, [[3, 'c', 't/r']], 'a redirected entry follows it');
+    const g = fakes();
+    g.store.tokens.set('d', '5:2');
+    g.core.set('d', { subscriptions: new Map([['t/#', { filter: 't/#', noLocal: false }]]), expiryInterval: 600 });
+    g.sessions.kicked('d', '9:3', true);
+    assert.equal(g.sessions.movedOn('d'), undefined, 'a clean claim took nothing over: nothing follows');
+    g.sessions.redirected('d', [entry]);
+    assert.deepEqual(g.handedOver, []);
   });
 });
