@@ -4,6 +4,7 @@
  *
  *   npm run soak -- [--minutes 30] [--workers N] [--rate 50] [--publishers 3] [--persistent 6]
  *                   [--clean 4] [--cut 0.5] [--warmup M] [--sample 10] [--out samples.json] [--max-queued 100000]
+ *                   [--log broker.jsonl]
  *
  * The broker is `node bin/courier.js` (dist/: run `npm run build` first; a dist/ older than src/ is
  * refused) on 127.0.0.1 with a fresh data dir (LMDB; with
@@ -58,6 +59,7 @@ const { values } = parseArgs({
     sample: { type: 'string', default: '10' },
     out: { type: 'string' },
     'max-queued': { type: 'string', default: '100000' },
+    log: { type: 'string' },
   },
 });
 const MINUTES = Number(values.minutes);
@@ -144,6 +146,13 @@ async function main(): Promise<number> {
   // process group of its own and would outlive a SIGKILLed primary.
   await broker.sigterm(30_000).catch(() => undefined);
   await group.killAll();
+  // The broker's warnings and errors, counted by message (every line in --log FILE, JSON lines).
+  const logs = broker.logs();
+  if (values.log !== undefined) writeFileSync(values.log, logs.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  const notable = new Map<string, number>();
+  for (const l of logs)
+    if (l.level === 'warn' || l.level === 'error' || l.level === 'fatal') notable.set(`${l.level}: ${l.msg}`, (notable.get(`${l.level}: ${l.msg}`) ?? 0) + 1);
+  console.log(`broker warnings and errors: ${notable.size === 0 ? 'none' : [...notable].map(([m, n]) => `${n} × ${m}`).join('; ')}`);
 
   const failures: string[] = [];
   if (!brokerAlive) failures.push('broker exited');
