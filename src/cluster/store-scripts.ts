@@ -189,7 +189,8 @@ return {fenced, gone}`;
  * Takes a session over. KEYS: s:{cid}:meta, s:{cid}:out, s:{cid}:in, fence:seq. ARGV: nid,
  * clean ('1' = Clean Start: the stored session is discarded), cid, own prefix, lease prefix,
  * inbox prefix ('' = no cluster: no own sets, no kick). A new token "<INCR fence:seq>:<nid>"
- * replaces the fence, so every later write carrying an older token is dropped. In a cluster the
+ * replaces the fence, so every later write carrying an older token is dropped (a claim by the
+ * owner itself without Clean Start keeps its token). In a cluster the
  * previous owner (another node) loses the client id from its own set and gets a kick in its
  * inbox (while the inbox exists) (`k` cid, `t` token, `c` clean) to close the client's
  * connection and drop its copy. Returns {token, previous owner or '', 1 when a session record
@@ -199,7 +200,16 @@ return {fenced, gone}`;
 export const CLAIM = `
 local prev = redis.call('HGET', KEYS[1], 'owner') or ''
 local present = redis.call('HEXISTS', KEYS[1], 'rec')
-local token = redis.call('INCR', KEYS[4]) .. ':' .. ARGV[1]
+local fence = redis.call('HGET', KEYS[1], 'fence')
+local token
+if prev == ARGV[1] and ARGV[2] ~= '1' and fence then
+  -- Claimed again by its owner (a reconnect to the same node) without Clean Start: the session
+  -- there goes on, and so do its commits in flight (a new token would refuse them and hand their
+  -- entries back to that node, which has them already: each would be delivered twice).
+  token = fence
+else
+  token = redis.call('INCR', KEYS[4]) .. ':' .. ARGV[1]
+end
 local cid = ARGV[3]
 local alive = 0
 local meta, out, inb = {}, {}, {}

@@ -68,6 +68,33 @@ void describe('RedisStore', redisServerGate(), () => {
     assert.deepEqual(await redis.client().keys(`${p}*`), [`${p}fence:seq`]);
   });
 
+  void it('claim by the owner itself (a reconnect to the same node): without Clean Start the token stays and its writes in flight count; with Clean Start a new one', async () => {
+    // Found by the --workers soak: a new token refused the node's own commit in flight at the
+    // reconnect, whose entries the session there already had, and handed them back to that same
+    // node: each was delivered twice (QoS 2 duplicates).
+    const p = prefix();
+    const fenced: string[][] = [];
+    const a = await open(p, { onFenced: (ids) => fenced.push(ids) });
+    const first = await a.claim('c', 'n1');
+    a.putSession(session('c'));
+    await a.flush();
+    // The claim reaches Redis first, then a commit made with the token the store had until then.
+    const claiming = a.claim('c', 'n1');
+    a.putOutbound('c', 1, { messageId: 0, qos: 2, retain: false, message: msg('t', 'one') });
+    const inFlight = a.commitPoint();
+    const again = await claiming;
+    await inFlight;
+    assert.equal(again.token, first.token, 'the same token');
+    assert.deepEqual(fenced, [], 'nothing refused');
+    assert.deepEqual(
+      (await a.loadSession('c')).outbound.map(([seq]) => seq),
+      [1],
+      'the entry written in flight is the session’s',
+    );
+    const clean = await a.claim('c', 'n1', { clean: true });
+    assert.notEqual(clean.token, first.token, 'Clean Start: a new token (older writes must not reach the new session)');
+  });
+
   void it('fencing: writes with a stale token are dropped and reported before their commit point resolves; the new owner writes', async () => {
     const p = prefix();
     const reports: string[][] = [];
