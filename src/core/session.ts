@@ -289,15 +289,12 @@ export class Session {
     if (held.length === 0) return;
     if (this.#queue === NO_QUEUE) this.#queue = [];
     let earlier = false;
-    const journal = this.journal;
+    // Not journaled again behind what was handed back meanwhile: a commit of that refused by a
+    // newer claim would hand the entries to the claimant as new while it loaded them already
+    // (QoS 2 duplicates in the --workers soak). So the stored order can differ from the order of
+    // delivery until they are sent, for a node this session moves to again meanwhile.
     for (const e of held) {
       this.#queue.push(e);
-      // Written again behind what was handed back meanwhile (journaled after them, with higher
-      // keys): the stored order is the order of delivery, for the node this session moves to next.
-      if (journal !== undefined && e.seq !== 0) {
-        journal.removed(this, e);
-        journal.added(this, e);
-      }
       if (this.#queuedExpiry(e.message.expiresAt)) earlier = true;
     }
     if (earlier) this.#env.host.reschedule(this);

@@ -64,6 +64,11 @@ void describe('Session.hold: direct deliveries wait behind what the previous nod
     s.release(Date.now());
     assert.equal(s.holding, false);
     assert.deepEqual(o.sent, ['old-1@1', 'old-2@1', 'new-1@1', 'new-2@2'], 'then the held ones, in order');
+    assert.deepEqual(
+      journaled.filter((p) => p.startsWith('new')),
+      ['new-1', 'new-2'],
+      'not journaled again at the release (a refused commit of that would hand them to a newer claimant as new: duplicates)',
+    );
     s.deliver(msg('new-3'), 1, false, undefined);
     assert.deepEqual(o.sent.at(-1), 'new-3@1', 'after the release, direct as before');
   });
