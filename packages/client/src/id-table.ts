@@ -33,13 +33,9 @@ export class IdTable<T> {
   }
 
   set(id: number, value: T): void {
-    let i = id & this.#mask;
-    const there = this.#ids[i]!;
-    if (there !== id) {
-      if (there !== 0) {
-        this.#grow(id);
-        i = id & this.#mask;
-      }
+    let i: number;
+    while (((i = id & this.#mask), this.#ids[i] !== id && this.#ids[i] !== 0)) this.#grow();
+    if (this.#ids[i] !== id) {
       this.#ids[i] = id;
       this.#size++;
     }
@@ -56,7 +52,7 @@ export class IdTable<T> {
   }
 
   clear(): void {
-    this.#values.fill(undefined); // an old-generation array would keep its young values through the next scavenge
+    this.#values.fill(undefined);
     this.#ids = new Uint16Array(SMALL);
     this.#values = new Array<T | undefined>(SMALL).fill(undefined);
     this.#mask = SMALL - 1;
@@ -71,30 +67,24 @@ export class IdTable<T> {
     return out;
   }
 
-  /** The smallest power-of-two size (at most 65536, where no two identifiers meet) that holds every entry and `id` apart. */
-  #grow(id: number): void {
-    const entries = this.entries();
-    for (let size = (this.#mask + 1) * 2; ; size *= 2) {
-      const mask = size - 1;
-      const ids = new Uint16Array(size);
-      ids[id & mask] = id;
-      let ok = true;
-      for (const [k] of entries) {
-        if (ids[k & mask] !== 0) {
-          ok = false;
-          break;
-        }
+  /**
+   * Doubles the table. Identifiers apart modulo n are apart modulo 2n, so the entries never meet;
+   * at 65536 slots every identifier has its own.
+   */
+  #grow(): void {
+    const size = this.#ids.length * 2;
+    const mask = size - 1;
+    const ids = new Uint16Array(size);
+    const values = new Array<T | undefined>(size).fill(undefined);
+    this.#ids.forEach((k, i) => {
+      if (k !== 0) {
         ids[k & mask] = k;
+        values[k & mask] = this.#values[i];
       }
-      if (!ok) continue;
-      ids[id & mask] = 0; // set() writes it
-      const values = new Array<T | undefined>(size).fill(undefined);
-      for (const [k, v] of entries) values[k & mask] = v;
-      this.#values.fill(undefined);
-      this.#ids = ids;
-      this.#values = values;
-      this.#mask = mask;
-      return;
-    }
+    });
+    this.#values.fill(undefined); // an old-generation array would keep its young values through the next scavenge
+    this.#ids = ids;
+    this.#values = values;
+    this.#mask = mask;
   }
 }
