@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Backoff } from '../../packages/client/src/backoff.js';
+import { IdTable } from '../../packages/client/src/id-table.js';
 import { Outgoing, type PendingPublish } from '../../packages/client/src/outgoing.js';
 import { compileFilter, paramsOf } from '../../packages/client/src/params.js';
 import { formatMessage } from '../../packages/client/src/cli/format.js';
@@ -91,6 +92,90 @@ void describe('Outgoing', () => {
     p.enqueue(pending(10));
     assert.equal(p.queuedBytes, 100);
   });
+});
+
+void describe('IdTable', () => {
+  void it('holds what a Map would under any sequence of set / delete / clear, identifiers 1..65535', () => {
+    const id = fc.oneof(fc.integer({ min: 1, max: 40 }), fc.integer({ min: 1, max: 0xffff }));
+    const op = fc.oneof(
+      fc.record({ op: fc.constant('set' as const), id, v: fc.integer() }),
+      fc.record({ op: fc.constant('delete' as const), id }),
+      fc.record({ op: fc.constant('clear' as const) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 300 }), (ops) => {
+        const t = new IdTable<number>();
+        const m = new Map<number, number>();
+        for (const o of ops) {
+          if (o.op === 'set') {
+            t.set(o.id, o.v);
+            m.set(o.id, o.v);
+          } else if (o.op === 'delete') assert.equal(t.delete(o.id), m.delete(o.id));
+          else {
+            t.clear();
+            m.clear();
+          }
+          assert.equal(t.size, m.size);
+        }
+        for (const [k, v] of m) {
+          assert.equal(t.get(k), v);
+          assert.ok(t.has(k));
+        }
+        assert.deepEqual(
+          t.entries().sort((a, b) => a[0] - b[0]),
+          [...m].sort((a, b) => a[0] - b[0]),
+        );
+      }),
+    );
+  });
+
+  void it('keeps a window of sequential identifiers apart as they wrap past 65535, and one stuck identifier among them', () => {
+    const t = new IdTable<number>();
+    t.set(7, -1); // stays while 70,000 others come and go
+    const live: number[] = [];
+    for (let i = 0, id = 8; i < 70_000; i++, id = id === 0xffff ? 8 : id + 1) {
+      t.set(id, i);
+      live.push(id);
+      if (live.length > 100) assert.ok(t.delete(live.shift()!));
+      assert.equal(t.get(id), i);
+    }
+    assert.equal(t.get(7), -1);
+    assert.equal(t.size, 101);
+  });
+});
+
+void describe('Outgoing in flight', () => {
+  void it('lists the publishes in flight in the order they were first sent, across the identifier wrap', () => {
+    const o = new Outgoing();
+    for (let i = 0; i < 0xfff0; i++) o.release(o.allocate()!); // the next identifiers are near 65535
+    const sent: number[] = [];
+    for (let key = 1; key <= 40; key++) {
+      const id = o.allocate()!;
+      o.inflight.set(id, { ...pendingOf(key), key });
+      sent.push(id);
+    }
+    assert.ok(sent.includes(0xffff) && sent.includes(1), 'the identifiers wrapped');
+    assert.deepEqual(
+      o.inflightInOrder().map(([id]) => id),
+      sent,
+    );
+    assert.deepEqual(
+      o.drainAll().map((p) => p.key),
+      sent.map((_, i) => i + 1),
+    );
+    assert.equal(o.inflight.size, 0);
+  });
+});
+
+const pendingOf = (key: number): PendingPublish => ({
+  key,
+  packet: { type: 'publish', topic: 't', payload: Buffer.alloc(0), qos: 1, retain: false, dup: false },
+  size: 0,
+  state: 'publish',
+  settled: false,
+  resolve: () => undefined,
+  reject: () => undefined,
+  unlink: undefined,
 });
 
 void describe('named wildcards', () => {

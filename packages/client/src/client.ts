@@ -11,6 +11,7 @@ import { MqttError, ProtocolError } from '../../../src/protocol/errors.js';
 import { Authenticator } from './auth.js';
 import { ClientError, ClosedError, ConnectionError, PERMANENT_REFUSALS, RefusedError } from './errors.js';
 import { Emitter } from './emitter.js';
+import { IdTable } from './id-table.js';
 import { Lifecycle, type LifecycleHost } from './lifecycle.js';
 import { buildConnect, limitsOf, DEFAULT_LIMITS } from './packets.js';
 import { Outgoing } from './outgoing.js';
@@ -41,7 +42,7 @@ export class Client implements AsyncDisposable {
   server: ServerLimits = DEFAULT_LIMITS;
   readonly #events = new Emitter<ClientEvents>();
   readonly #out: Outgoing;
-  readonly #inboundQos2 = new Set<number>();
+  readonly #inboundQos2 = new IdTable<true>();
   /** Inbound topic aliases of this connection (5.0, when `topicAliasMaximum` allows the server some). */
   readonly #inAliases = new Map<number, string>();
   readonly #life: Lifecycle;
@@ -118,7 +119,7 @@ export class Client implements AsyncDisposable {
   /** Takes over what a store kept from an earlier process: its publishes complete on the first connection. @internal */
   restore(session: StoredSession): void {
     this.#pub.restore(session.publishes);
-    for (const id of session.inboundQos2) this.#inboundQos2.add(id);
+    for (const id of session.inboundQos2) this.#inboundQos2.set(id, true);
     this.#restoredSubscriptions = this.#subs.restore(session.subscriptions ?? []);
   }
 
@@ -252,7 +253,7 @@ export class Client implements AsyncDisposable {
     if (p.qos === 2) {
       this.#life.writeAck(0x50, id!);
       if (this.#inboundQos2.has(id!)) return; // a resend: delivered once already [MQTT-4.3.3-10]
-      this.#inboundQos2.add(id!);
+      this.#inboundQos2.set(id!, true);
       this.#store?.inbound(id!, true);
     } else if (p.qos === 1) this.#life.writeAck(0x40, id!);
     this.#subs.router.route(p);

@@ -50,6 +50,8 @@ interface Connection {
   failed?: boolean;
 }
 
+const RESOLVED = Promise.resolve();
+
 export class Lifecycle {
   state: ClientState = 'connecting';
   /** Counts connection attempts: an asynchronous step that outlived its connection sees a newer number. */
@@ -70,6 +72,11 @@ export class Lifecycle {
   #acks = new Uint8Array(1024);
   #acksLen = 0;
   #flushQueued = false;
+  /** Writes the turn's packets (queued as a microtask once per turn). */
+  readonly #flushTurn = (): void => {
+    this.#flushQueued = false;
+    if (this.#conn !== undefined) this.#flush(this.#conn);
+  };
   #connectedAt = 0;
   #keepAlive: ReturnType<typeof setInterval> | undefined;
   #pingOutstanding = false;
@@ -379,10 +386,8 @@ export class Lifecycle {
   #queueFlush(): void {
     if (!this.#flushQueued) {
       this.#flushQueued = true;
-      queueMicrotask(() => {
-        this.#flushQueued = false;
-        if (this.#conn !== undefined) this.#flush(this.#conn);
-      });
+      // A resolved promise's reaction, not queueMicrotask(): Node wraps each queueMicrotask callback in an AsyncResource.
+      void RESOLVED.then(this.#flushTurn);
     }
   }
 

@@ -9,6 +9,7 @@
  */
 import type { PublishPacket } from '../../../src/protocol/packets.js';
 import { QueueFullError } from './errors.js';
+import { IdTable } from './id-table.js';
 import type { PublishResult } from './types.js';
 
 export interface PendingPublish {
@@ -26,7 +27,7 @@ export interface PendingPublish {
 }
 
 export class Outgoing {
-  readonly inflight = new Map<number, PendingPublish>();
+  readonly inflight = new IdTable<PendingPublish>();
   queue: PendingPublish[] = [];
   queuedBytes = 0;
   readonly maxMessages: number;
@@ -98,9 +99,14 @@ export class Outgoing {
     return true;
   }
 
+  /** The publishes in flight with their identifiers, in the order they were first sent (their keys' order). */
+  inflightInOrder(): Array<[number, PendingPublish]> {
+    return this.inflight.entries().sort((a, b) => a[1].key - b[1].key);
+  }
+
   /** Everything pending, in-flight first (to settle at close). */
   drainAll(): PendingPublish[] {
-    const all = [...this.inflight.values(), ...this.queue];
+    const all = [...this.inflightInOrder().map((e) => e[1]), ...this.queue];
     this.inflight.clear();
     this.queue = [];
     this.queuedBytes = 0;

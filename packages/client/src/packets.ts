@@ -21,8 +21,13 @@ export const DEFAULT_LIMITS: ServerLimits = {
   responseInformation: undefined,
 };
 
+/**
+ * The payload as the codec takes it. A Uint8Array goes as it is, not wrapped in a Buffer: the
+ * encoder only reads its length and copies it (`set`), as in the browser build, where the codec's
+ * "Buffers" are plain Uint8Arrays anyway.
+ */
 export function encodePayload(p: Payload): Buffer {
-  return view(typeof p === 'string' ? textEncoder.encode(p) : p);
+  return (typeof p === 'string' ? textEncoder.encode(p) : p) as Buffer;
 }
 
 export function toProperties(p: PublishProperties): Properties {
@@ -41,6 +46,9 @@ const NO_PROPERTIES: PublishProperties = Object.freeze({});
 
 function fromProperties(p: Properties | undefined): PublishProperties {
   if (p === undefined) return NO_PROPERTIES;
+  // The codec decodes each PUBLISH's properties into a new object holding only what a PUBLISH may
+  // carry: without a Topic Alias (the client's business, not the message's) it is the message's as it is.
+  if (p.topicAlias === undefined) return p as PublishProperties;
   const out: PublishProperties = {};
   if (p.payloadFormatIndicator !== undefined) out.payloadFormatIndicator = p.payloadFormatIndicator;
   if (p.messageExpiryInterval !== undefined) out.messageExpiryInterval = p.messageExpiryInterval;

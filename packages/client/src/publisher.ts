@@ -77,7 +77,7 @@ export class Publisher {
     this.#aliases.reset(aliases);
     const out = this.#out;
     this.#quota = window - out.inflight.size;
-    for (const [id, p] of [...out.inflight]) {
+    for (const [id, p] of out.inflightInOrder()) {
       if (sessionPresent) {
         if (p.state === 'publish') this.#host.write(this.#aliases.apply({ ...p.packet, dup: true }));
         else this.#host.write({ type: 'pubrel', packetId: id });
