@@ -71,4 +71,6 @@ export interface ConnectionObserver {
   closed(connection: Connection): void;
   /** The connection's stream has closed. */
   released(connection: Connection): void;
+  /** Something watches connections (events, `$SYS` events, diagnostics channels): CONNECT reads the peer's address while it can. */
+  wantsAddress(): boolean;
 }
