@@ -9,6 +9,7 @@ import { MalformedPacketError, ProtocolError } from '../protocol/errors.js';
 import type { AuthPacket, ConnectPacket, DisconnectPacket, Packet, Properties } from '../protocol/packets.js';
 import { checkTopicName } from '../topics/index.js';
 import { noopLogger } from '../options.js';
+import { isPromise } from '../security/index.js';
 import type { AuthenticationRequest, AuthenticationResult } from '../security/types.js';
 import { NEVER_EXPIRES } from './broker-core.js';
 import { ConnectedClient } from './connected-client.js';
@@ -207,7 +208,10 @@ export function onConnect(c: ConnectionInternals, p: ConnectPacket): void {
     authStep(c, props?.authenticationData);
     return;
   }
-  c.after(ctx.security.authenticate(req, ctx.listener.loopback), (result) => authenticated(c, plan, result));
+  const decided = ctx.security.authenticate(req, ctx.listener.loopback);
+  // Synchronous (no hook, or a synchronous one): on at once, without a continuation per CONNECT.
+  if (!isPromise(decided)) authenticated(c, plan, decided);
+  else c.after(decided, (result) => authenticated(c, plan, result));
 }
 
 /** AUTH from the client: the next step of a running exchange, or 0x19 re-authentication [MQTT-4.12.1-1]. */
