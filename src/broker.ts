@@ -97,6 +97,8 @@ export interface BrokerStats extends CoreCounters, DeliveryCounters, LimitCounte
 
 /** Time a closing broker gives clients to read their DISCONNECT before the sockets are destroyed. */
 const SHUTDOWN_GRACE_MS = 1_000;
+/** The events whose listeners are handed a ClientInfo (see wantsAddress). */
+const CLIENT_EVENTS: ReadonlySet<string | symbol> = new Set(['clientConnect', 'clientDisconnect', 'subscribe', 'unsubscribe']);
 
 export class Broker extends EventEmitter<BrokerEvents> {
   readonly options: Readonly<BrokerOptions>;
@@ -137,6 +139,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #perListener = new Map<string, number>();
   readonly #connectRate = new Map<string, { window: number; count: number }>();
   readonly #observer: ConnectionObserver;
+  /** Listeners of clientConnect, clientDisconnect, subscribe and unsubscribe. */
+  #clientWatchers = 0;
   readonly #cluster: ClusterNode | undefined;
   readonly #bridges: Bridges | undefined;
   // Observability (src/observability/, src/admin/): counters read by $SYS, /metrics and the dashboard.
@@ -155,6 +159,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   constructor(options: BrokerOptions = {}) {
     super();
+    // Listeners of the events that carry a ClientInfo, counted as they come and go (read at every CONNECT).
+    const untyped = this as EventEmitter; // the typed map has no newListener / removeListener
+    untyped.on('newListener', (event: string | symbol) => {
+      if (CLIENT_EVENTS.has(event)) this.#clientWatchers++;
+    });
+    untyped.on('removeListener', (event: string | symbol) => {
+      if (CLIENT_EVENTS.has(event)) this.#clientWatchers--;
+    });
     this.options = options;
     this.mqtt = { ...defaultMqttOptions, ...options.mqtt };
     this.limits = { ...defaultSessionLimits, ...options.sessions };
@@ -234,6 +246,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
       released: (c) => {
         if (this.#open.delete(c) && this.#open.size === 0) this.#allReleased?.();
       },
+      wantsAddress: () =>
+        this.#clientWatchers > 0 ||
+        this.#sysEvents ||
+        channels.connect.hasSubscribers ||
+        channels.disconnect.hasSubscribers ||
+        channels.subscribe.hasSubscribers ||
+        channels.unsubscribe.hasSubscribers,
     };
     this.#listeners = listenerSpecs(options).map((spec) => {
       const onConnection = (stream: Duplex, info: ConnectionInfo): void => this.#accept(stream, info);
@@ -291,8 +310,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
         reason: `more than ${policy.maxConnections} connections on ${policy.name}`,
       };
     }
-    const ip = conn.info.remoteAddress;
-    if (limits.connectRatePerIp > 0 && ip !== undefined) {
+    // The address only when a per-address limit is set (reading it is a system call, transport/socket-info.ts).
+    const ip = limits.connectRatePerIp > 0 ? conn.info.remoteAddress : undefined;
+    if (ip !== undefined) {
       const now = Date.now();
       let r = this.#connectRate.get(ip);
       if (r === undefined || now - r.window >= 1000) {

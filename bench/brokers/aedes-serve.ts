@@ -4,13 +4,14 @@
  */
 import net from 'node:net';
 import type { Aedes } from 'aedes';
-import { collectGarbageOnSignal, listenHost } from './gc-signal.js';
+import { collectGarbageOnSignal, listenHost, settleStartupHeap } from './gc-signal.js';
 
 export function serveAedes(aedes: Aedes, port: number, suffix = ''): void {
   const server = net.createServer(aedes.handle);
   collectGarbageOnSignal();
   server.listen(port, listenHost(), () => {
     const addr = server.address() as net.AddressInfo;
+    settleStartupHeap();
     process.stdout.write(`READY ${addr.port}${suffix === '' ? '' : ` ${suffix}`}\n`);
   });
   let stopping = false;

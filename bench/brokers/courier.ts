@@ -17,7 +17,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { collectGarbageOnSignal, listenHost } from './gc-signal.js';
+import { collectGarbageOnSignal, listenHost, settleStartupHeap } from './gc-signal.js';
 import { traceIfAsked } from './trace.js';
 
 interface CourierBroker {
@@ -79,6 +79,7 @@ if (broker.admin !== undefined) {
     scraper!.once('exit', (code) => reject(new Error(`admin scraper exited (${code})`)));
   });
 }
+settleStartupHeap();
 process.stdout.write(`READY ${tcp.port} ${fromSrc ? 'src' : 'dist'}${broker.admin !== undefined ? '+admin' : ''}\n`);
 
 let stopping = false;

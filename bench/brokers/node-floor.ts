@@ -12,7 +12,7 @@
  */
 import net from 'node:net';
 import { PacketReader } from '../loadgen/mqtt.js';
-import { collectGarbageOnSignal, listenHost } from './gc-signal.js';
+import { collectGarbageOnSignal, listenHost, settleStartupHeap } from './gc-signal.js';
 import { traceIfAsked } from './trace.js';
 
 const port = Number(process.argv[2] ?? 0);
@@ -68,6 +68,7 @@ collectGarbageOnSignal();
 traceIfAsked('node-floor');
 server.listen(port, listenHost(), () => {
   const addr = server.address() as net.AddressInfo;
+  settleStartupHeap();
   process.stdout.write(`READY ${addr.port}\n`);
 });
 

@@ -9,8 +9,10 @@ import { MalformedPacketError, ProtocolError } from '../protocol/errors.js';
 import type { AuthPacket, ConnectPacket, DisconnectPacket, Packet, Properties } from '../protocol/packets.js';
 import { checkTopicName } from '../topics/index.js';
 import { noopLogger } from '../options.js';
+import { isPromise } from '../security/index.js';
 import type { AuthenticationRequest, AuthenticationResult } from '../security/types.js';
 import { NEVER_EXPIRES } from './broker-core.js';
+import { ConnectedClient } from './connected-client.js';
 import { createMessage } from './message.js';
 import { Phase, type ConnectionInternals } from './connection-internals.js';
 import type { Will } from './session.js';
@@ -194,18 +196,22 @@ export function onConnect(c: ConnectionInternals, p: ConnectPacket): void {
     protocolVersion: p.protocolVersion,
     transport: info.transport,
     listener: info.listener,
-    remoteAddress: info.remoteAddress,
+    // A system call (transport/socket-info.ts): only when an authenticator will see the request.
+    remoteAddress: ctx.security.authenticates ? info.remoteAddress : undefined,
   };
   if (info.certificate !== undefined) req.certificate = info.certificate;
   const plan: ConnectPlan = { p, clientId, assignedId, keepAlive, serverKeepAlive, will };
   if (method !== undefined) {
     // 5.0 §4.12 enhanced authentication: the exchange decides instead of the authenticators.
-    const conversation = ctx.enhancedAuth[method]!({ ...req, method, reauthenticate: false });
+    const conversation = ctx.enhancedAuth[method]!({ ...req, remoteAddress: info.remoteAddress, method, reauthenticate: false });
     c.auth = { method, conversation, plan };
     authStep(c, props?.authenticationData);
     return;
   }
-  c.after(ctx.security.authenticate(req, ctx.listener.loopback), (result) => authenticated(c, plan, result));
+  const decided = ctx.security.authenticate(req, ctx.listener.loopback);
+  // Synchronous (no hook, or a synchronous one): on at once, without a continuation per CONNECT.
+  if (!isPromise(decided)) authenticated(c, plan, decided);
+  else c.after(decided, (result) => authenticated(c, plan, result));
 }
 
 /** AUTH from the client: the next step of a running exchange, or 0x19 re-authentication [MQTT-4.12.1-1]. */
@@ -389,15 +395,11 @@ function accept(
   if (claimToken !== undefined) session.claimToken = claimToken;
   c.session = session;
   const info = c.info;
-  const client = {
-    clientId,
-    protocolVersion: p.protocolVersion,
-    username: username ?? p.username,
-    transport: info.transport,
-    remoteAddress: info.remoteAddress,
-    remotePort: info.remotePort,
-  };
+  const client = new ConnectedClient(clientId, p.protocolVersion, username ?? p.username, info);
   c.client = client;
+  // Whoever watches connections may ask for the address after a reset, when it can no longer be
+  // read: read it now (the log line below reads it too). Nobody watching: never read (socket-info.ts).
+  if (c.observer.wantsAddress()) void info.remoteAddress;
   core.live.set(clientId, c);
 
   // [MQTT-3.2.2-2] / [MQTT-3.2.2-3] Session Present.

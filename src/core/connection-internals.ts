@@ -40,6 +40,13 @@ export interface OutboundAliases {
   next: number;
 }
 
+/** Start of a one-second window (epoch ms), the publishes and bytes in it. */
+export interface PublishRate {
+  window: number;
+  count: number;
+  bytes: number;
+}
+
 export interface ConnectionInternals extends Outlet, LiveConnection, Sweepable {
   version: ProtocolVersion;
   sendQuota: number;
@@ -67,10 +74,8 @@ export interface ConnectionInternals extends Outlet, LiveConnection, Sweepable {
   aliases: Map<number, string> | undefined;
   /** Outbound topic aliases, when the client accepts them (one field: most connections have none). */
   outAliases: OutboundAliases | undefined;
-  /** Publish rate limit: start of the one-second window, publishes and bytes in it. */
-  rateWindow: number;
-  rateCount: number;
-  rateBytes: number;
+  /** Publish rate limit: the current one-second window (created on first use, only with a rate limit set). */
+  rate: PublishRate | undefined;
   closeReason: string;
 
   /** The client is accepted now (`now`: epoch ms): records the connection time. */

@@ -10,6 +10,13 @@ import type { Connection } from './connection.js';
 import type { Sweeper } from './sweeper.js';
 import type { TrafficCounters } from './traffic.js';
 
+/**
+ * A connected client, as events, `$SYS` events and diagnostics channels report it. The broker's
+ * own are `ConnectedClient` objects: `transport`, `remoteAddress` and `remotePort` are getters
+ * (the address is read from the socket when first asked), so copy fields by name rather than
+ * with `{ ...client }`; `JSON.stringify` gives all six. The address of a client whose connection
+ * was reset is known if anything listened to these events when it connected.
+ */
 export interface ClientInfo {
   clientId: string;
   protocolVersion: ProtocolVersion;
@@ -71,4 +78,6 @@ export interface ConnectionObserver {
   closed(connection: Connection): void;
   /** The connection's stream has closed. */
   released(connection: Connection): void;
+  /** Something watches connections (events, `$SYS` events, diagnostics channels): CONNECT reads the peer's address while it can. */
+  wantsAddress(): boolean;
 }

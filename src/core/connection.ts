@@ -20,7 +20,7 @@ import { noopLogger, type Logger } from '../options.js';
 import { isPromise } from '../security/index.js';
 import type { BrokerCore } from './broker-core.js';
 import { dispatch } from './dispatch.js';
-import { Phase, type AuthExchange, type ConnectionInternals, type OutboundAliases } from './connection-internals.js';
+import { Phase, type AuthExchange, type ConnectionInternals, type OutboundAliases, type PublishRate } from './connection-internals.js';
 import type { Message } from './message.js';
 import { Output } from './output.js';
 import { ack, writePublish } from './publish.js';
@@ -74,9 +74,7 @@ export class Connection implements ConnectionInternals {
   aliases: Map<number, string> | undefined = undefined;
   outAliases: OutboundAliases | undefined = undefined;
   clusterMark = 0;
-  rateWindow = 0;
-  rateCount = 0;
-  rateBytes = 0;
+  rate: PublishRate | undefined = undefined;
   closeReason = 'connection closed by the client';
 
   readonly #stream: Duplex;
@@ -104,7 +102,10 @@ export class Connection implements ConnectionInternals {
     (stream as OwnedStream)[OWNER] = this;
     stream.on('data', Connection.#streamData);
     stream.on('error', Connection.#streamError);
-    stream.on('end', Connection.#streamEnd);
+    // A stream that ends its own side when the peer's ends (net.Socket, allowHalfOpen false)
+    // closes next, and 'close' ends the connection: no 'end' listener, which beside the socket's
+    // own would be an array of two per connection. Any other Duplex is ended on 'end'.
+    if ((stream as { allowHalfOpen?: boolean }).allowHalfOpen !== false) stream.on('end', Connection.#streamEnd);
     stream.on('close', Connection.#streamClose);
     // [MQTT-3.1.4-1] a client that never completes a CONNECT is closed (checked by the sweep).
     this.#deadline = (this.#lastSeen + ctx.limits.connectTimeoutMs) | 0;

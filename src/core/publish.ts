@@ -151,16 +151,18 @@ function checkRate(c: ConnectionInternals, bytes: number): void {
   const limits = c.ctx.limits;
   if (limits.publishRatePerClient === 0 && limits.publishBytesPerClient === 0) return;
   const now = Date.now();
-  if (now - c.rateWindow >= 1000) {
-    c.rateWindow = now;
-    c.rateCount = 0;
-    c.rateBytes = 0;
+  let rate = c.rate;
+  if (rate === undefined) c.rate = rate = { window: now, count: 0, bytes: 0 };
+  else if (now - rate.window >= 1000) {
+    rate.window = now;
+    rate.count = 0;
+    rate.bytes = 0;
   }
-  c.rateCount++;
-  c.rateBytes += bytes;
+  rate.count++;
+  rate.bytes += bytes;
   if (
-    (limits.publishRatePerClient > 0 && c.rateCount > limits.publishRatePerClient) ||
-    (limits.publishBytesPerClient > 0 && c.rateBytes > limits.publishBytesPerClient)
+    (limits.publishRatePerClient > 0 && rate.count > limits.publishRatePerClient) ||
+    (limits.publishBytesPerClient > 0 && rate.bytes > limits.publishBytesPerClient)
   ) {
     c.ctx.counters.rateLimited++;
     throw new MqttError(

@@ -120,6 +120,11 @@ export class Security {
     return new Security(options, authenticators, authorizers, closables, enhancedAuth);
   }
 
+  /** Whether any authenticator (hook, password file, JWT) sees CONNECT requests. */
+  get authenticates(): boolean {
+    return this.#authenticators.length > 0;
+  }
+
   get authorizes(): boolean {
     return this.#authorizers.length > 0;
   }

@@ -1,6 +1,7 @@
 /** MQTT over plain TCP. */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { SocketInfo } from './socket-info.js';
 import type { BoundAddress, ConnectionHandler, Listener } from './types.js';
 
 export interface TcpListenerOptions {
@@ -18,12 +19,8 @@ export function createTcpListener(options: TcpListenerOptions, onConnection: Con
     listen() {
       return new Promise<BoundAddress>((resolve, reject) => {
         const srv = createServer({ noDelay: true }, (socket: Socket) => {
-          onConnection(socket, {
-            transport: 'tcp',
-            listener: name,
-            remoteAddress: socket.remoteAddress,
-            remotePort: socket.remotePort,
-          });
+          // The peer's address is read when something asks for it (SocketInfo).
+          onConnection(socket, new SocketInfo('tcp', name, socket));
         });
         server = srv;
         srv.once('error', reject);
