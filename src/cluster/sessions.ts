@@ -16,17 +16,16 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../options.js';
 import type { SessionClaim } from '../core/cluster-link.js';
-import { fromStored, type BrokerCore, type SessionFilter } from '../core/broker-core.js';
+import { fromStored, type BrokerCore } from '../core/broker-core.js';
 import type { Message } from '../core/message.js';
 import type { StoredOutbound } from '../store/types.js';
 import { decodeOutbound } from '../store/outbound-codec.js';
 import type { FencedBy, RedisStore } from './redis-store.js';
-import { BatchError, readBatch } from './wire.js';
-import { field, handedOverEntries, markOf } from './tail.js';
 import { filterMatches } from '../topics/index.js';
-import { ROUTE_LOG_MAXLEN, SWITCH as SWITCH_LUA, type Keys } from './scripts.js';
+import type { Keys } from './scripts.js';
 import type { RouteTable } from './routes.js';
 import { MoveOrder } from './move-order.js';
+import { Recovery } from './recovery.js';
 
 /** What this module needs of the broker core. */
 export type SessionCore = Pick<BrokerCore, 'sessions' | 'evict' | 'restoreSession' | 'deliverStored' | 'publishForwarded' | 'commitPoint' | 'forwardPressure'>;
@@ -77,13 +76,6 @@ export interface SessionCounters {
  */
 const HANDOVER_MS = 10 * 60_000;
 
-/**
- * A replay waits while a connected session it feeds has its queue more than half full (as the
- * inbox reader does), so a dead node's backlog reaches its clients instead of overflowing their
- * queues; at most this long in all, so one client that does not read cannot stall a recovery.
- */
-const REPLAY_PRESSURE_BUDGET_MS = 10_000;
-
 export class ClusterSessions {
   readonly counters: SessionCounters = {
     takeovers: 0,
@@ -97,9 +89,7 @@ export class ClusterSessions {
   };
   readonly #owner: SessionsOwner;
   readonly #store: RedisStore;
-  readonly #keys: Keys;
   readonly #log: Logger;
-  readonly #leaseMs: number;
   #core: SessionCore | undefined = undefined;
   /** Sessions taken from each node (claimed from it, or adopted after it died): client id → until when, and the filters it came with (see excluded / adoptedFrom). */
   readonly #from = new Map<number, Map<string, { until: number; filters: readonly string[] }>>();
@@ -122,16 +112,14 @@ export class ClusterSessions {
   readonly #uncut = new Map<string, { from: number; pipeline: boolean; store: boolean }>();
   /** Kicks read while a claim of ours may still be in flight: client id → the kick's token seq. */
   readonly #superseded = new Map<string, number>();
-  readonly #recovering = new Set<number>();
+  readonly #recovery: Recovery;
   /** Direct deliveries held behind what a session's previous node still hands back. */
   readonly order: MoveOrder;
 
   constructor(owner: SessionsOwner, store: RedisStore, keys: Keys, log: Logger, leaseMs: number) {
     this.#owner = owner;
     this.#store = store;
-    this.#keys = keys;
     this.#log = log;
-    this.#leaseMs = leaseMs;
     this.order = new MoveOrder(
       {
         mark: (nid, kind, cid, seq, gone) => owner.mark(nid, kind, cid, seq, undefined, gone),
@@ -146,6 +134,25 @@ export class ClusterSessions {
       Math.min(3 * leaseMs, 1000),
     );
     store.onFenced = (ids, tokens, takers) => this.#fenced(ids, tokens, takers);
+    this.#recovery = new Recovery({
+      owner,
+      store,
+      keys,
+      log,
+      leaseMs,
+      counters: this.counters,
+      core: () => this.#c,
+      hold: () => this.#hold(),
+      remember: (from, cid, filters) => this.#remember(from, cid, filters),
+      members: (from) => this.#members(from),
+      tombstone: (cid) => this.#tombstones.get(cid),
+      movedFrom: (dead, sessions) => {
+        this.#movedFrom.set(dead, sessions);
+        setTimeout(() => this.#movedFrom.delete(dead), HANDOVER_MS).unref();
+      },
+      answered: (cid, seq, from) => this.order.answered(cid, seq, from),
+      redirected: (cid, entries) => this.redirected(cid, entries),
+    });
   }
 
   attach(core: SessionCore): void {
@@ -503,239 +510,17 @@ export class ClusterSessions {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Recovery of a dead node
+  // Recovery of a dead node (recovery.ts)
 
   /** Recovers the dead incarnation `dead` unless another node holds its recovery lock. */
-  async recover(dead: number): Promise<void> {
-    if (this.#recovering.has(dead)) return;
-    this.#recovering.add(dead);
-    try {
-      await this.#recover(dead);
-    } finally {
-      this.#recovering.delete(dead);
-    }
-  }
-
-  async #recover(dead: number): Promise<void> {
-    const k = this.#keys;
-    const owner = this.#owner;
-    const redis = owner.redis;
-    const me = owner.nid;
-    const lock = await redis.set(k.recover(dead), String(me), 'PX', this.#leaseMs, 'NX');
-    if (lock === null) return;
-    const started = Date.now();
-    const core = this.#c;
-    const adopted = new Set<string>();
-    const cids = await redis.smembers(k.own(dead));
-    let wills = 0;
-    for (let i = 0; i < cids.length; i += 64) {
-      const chunk = cids.slice(i, i + 64);
-      const results = await Promise.all(chunk.map((cid) => this.#store.adopt(cid, dead, me)));
-      const now = Date.now();
-      results.forEach((r, j) => {
-        const cid = chunk[j]!;
-        if (r === null) return;
-        if (r.session === undefined) {
-          // A clean session without a will: nothing to take over.
-          this.#store.release(cid, r.token).catch(() => {});
-          return;
-        }
-        if (core.sessions.has(cid)) core.evict(cid);
-        if (r.session.will !== undefined) wills++;
-        owner.collectInterest(true);
-        try {
-          const s = core.restoreSession(r.session, r.outbound, r.inbound, new Map(), now, true, r.token);
-          if (s !== undefined) {
-            adopted.add(cid);
-            this.#remember(
-              dead,
-              cid,
-              r.session.subscriptions.map((x) => x.filter),
-            );
-          }
-        } finally {
-          owner.collectInterest(false);
-        }
-        this.counters.adopted++;
-      });
-    }
-    // The adopted sessions' interest replaces the dead node's in one route-log entry: a publisher
-    // sends each message either to the dead inbox (replayed below) or here, never both or neither.
-    const filters = owner.takeCollected();
-    // From the switch until the replay is prepared, this node's inbox waits: forwards that still
-    // name the dead node arrive here (x entries) and need to know where its moved sessions went.
-    const release = this.#hold();
-    try {
-      await this.#switchAndReplay(dead, adopted, filters, started, wills);
-    } finally {
-      release();
-    }
-  }
-
-  async #switchAndReplay(dead: number, adopted: Set<string>, filters: string[], started: number, wills: number): Promise<void> {
-    const k = this.#keys;
-    const owner = this.#owner;
-    const redis = owner.redis;
-    const me = owner.nid;
-    const core = this.#c;
-    await redis.eval(
-      SWITCH_LUA,
-      7,
-      k.node(me),
-      k.routes(me),
-      k.rlog,
-      k.routes(dead),
-      k.inbox(dead),
-      k.recovered(dead),
-      k.moved(dead),
-      me,
-      ROUTE_LOG_MAXLEN,
-      dead,
-      ...filters,
-    );
-    owner.routes.dropNode(dead);
-    // A recovery resumed after an attempt that failed midway: what that attempt adopted here counts too.
-    for (const cid of this.#members(dead) ?? []) adopted.add(cid);
-    const answers: Array<[number, string, number]> = [];
-    const replayed = await this.#replay(dead, adopted, answers);
-    // What the replay caused is committed before the dead inbox goes.
-    await core.commitPoint();
-    // The kicks and barriers in the dead inbox are answered for it, behind what the replay handed over.
-    for (const [to, cid, seq] of answers) {
-      if (to === me) this.order.answered(cid, seq, dead);
-      else owner.mark(to, 'a', cid, seq, dead);
-    }
-    await redis.multi().del(k.recovered(dead), k.own(dead), k.recover(dead)).srem(k.orphans, String(dead)).exec();
-    this.counters.recoveries++;
-    this.#log.warn(
-      { nodeId: dead, sessions: adopted.size, wills, replayed, ms: Date.now() - started },
-      'cluster: recovered a dead node (sessions adopted, wills as stored, its unhandled inbox replayed)',
-    );
-  }
-
-  /**
-   * Replays the dead node's unhandled inbox: to the sessions adopted here, and (handed over) to
-   * those its clients took elsewhere meanwhile (a kick in the inbox names each and its new
-   * node; that node leaves messages the dead node also got to this replay).
-   */
-  async #replay(dead: number, adopted: ReadonlySet<string>, answers: Array<[number, string, number]>): Promise<number> {
-    const key = this.#keys.recovered(dead);
-    const redis = this.#owner.redis;
-    const core = this.#c;
-    const direct = new Set(adopted);
-    const only: SessionFilter = { only: direct, back: true };
-    const entries = await readAll(redis, key);
-    const moved = new Map<string, number>();
-    for (const [, fields] of entries) {
-      const kind = fields[0]?.toString();
-      const mark = kind === 'b' ? markOf(fields) : undefined;
-      if (mark !== undefined) answers.push([mark.from, fields[1]!.toString(), mark.seq]);
-      if (kind !== 'k') continue;
-      const cid = fields[1]!.toString();
-      let to = nidOf(field(fields, 't')?.toString() ?? '');
-      if (!Number.isFinite(to) || to === dead) continue;
-      answers.push([to, cid, 0]);
-      if (to === this.#owner.nid) {
-        // Claimed here from the dead node before it was declared dead: replayed to it directly,
-        // never also handed over to ourselves (that delivered the dead inbox to it twice).
-        if (core.sessions.has(cid)) {
-          direct.add(cid);
-          continue;
-        }
-        // It moved on from here since: its new node gets the dead node's messages from us.
-        const t = this.#tombstones.get(cid);
-        if (t === undefined) continue;
-        to = t.to;
-      }
-      moved.set(cid, to);
-    }
-    const handOver = new Map<string, { to: number; filters: string[] }>();
-    if (moved.size > 0) {
-      // The subscriptions of the moved sessions, as their new nodes stored them.
-      const cids = [...moved.keys()];
-      const recs = await Promise.all(cids.map((cid) => this.#store.loadSession(cid).then((l) => l.session)));
-      cids.forEach((cid, i) => {
-        const rec = recs[i];
-        if (rec !== undefined) handOver.set(cid, { to: moved.get(cid)!, filters: rec.subscriptions.map((x) => x.filter) });
-      });
-    }
-    // Forwards that still name the dead node reach this node (x entries) for a while: they go to
-    // those sessions too.
-    if (handOver.size > 0) {
-      this.#movedFrom.set(dead, handOver);
-      setTimeout(() => this.#movedFrom.delete(dead), HANDOVER_MS).unref();
-    }
-    let n = 0;
-    let waited = 0;
-    for (const [, fields] of entries) {
-      while (waited < REPLAY_PRESSURE_BUDGET_MS && core.forwardPressure()) {
-        await new Promise((r) => setTimeout(r, 5));
-        waited += 5;
-        if (waited >= REPLAY_PRESSURE_BUDGET_MS)
-          this.#log.warn({ nodeId: dead }, 'cluster: a replay waited its budget for slow receivers; going on (full queues drop as configured)');
-      }
-      const kind = fields[0]?.toString();
-      try {
-        if (kind === 'f' || kind === 'x') {
-          const b = field(fields, 'b');
-          if (b === undefined) continue;
-          n += readBatch(b, (f) => {
-            core.publishForwarded(f.message, f.plain, f.groups, only);
-            for (const [cid, h] of handOver) if (h.filters.some((flt) => filterMatches(flt, f.message.topic))) this.#owner.handOver(h.to, cid, f.message);
-          });
-        } else if (kind === 'o') {
-          // Handed over to a session the dead node had taken: to it here, or where it went since.
-          const cid = fields[1]!.toString();
-          const b = field(fields, 'b');
-          if (b === undefined) continue;
-          const h = handOver.get(cid);
-          if (direct.has(cid)) n += readBatch(b, (f) => core.publishForwarded(f.message, true, undefined, { only: new Set([cid]), back: true }));
-          else if (h !== undefined) n += readBatch(b, (f) => this.#owner.handOver(h.to, cid, f.message));
-        } else if (kind === 'r') {
-          const cid = fields[1]!.toString();
-          const h = handOver.get(cid);
-          if (direct.has(cid)) {
-            const list = handedOverEntries(fields);
-            this.redirected(cid, list);
-            n += list.length;
-          } else if (h !== undefined) {
-            for (const e of handedOverEntries(fields)) {
-              let o: StoredOutbound;
-              try {
-                o = decodeOutbound(e);
-              } catch (err) {
-                this.#log.error({ clientId: cid, err: String(err) }, 'cluster: unreadable handed-over entry skipped');
-                continue;
-              }
-              if (o.message !== undefined) this.#owner.handOver(h.to, cid, fromStored(o.message));
-              n++;
-            }
-          }
-        }
-      } catch (err) {
-        if (!(err instanceof BatchError)) throw err;
-        this.#log.error({ nodeId: dead, err: err.message }, 'cluster: unreadable entry of a dead inbox skipped');
-      }
-    }
-    this.counters.replayed += n;
-    return n;
+  recover(dead: number): Promise<void> {
+    return this.#recovery.recover(dead);
   }
 }
 
 /** A session's filters that messages are handed over for (shared subscriptions are not: another member takes them). */
 function persistentFilters(s: { subscriptions: ReadonlyMap<string, { filter: string; noLocal: boolean }> }): Tombstone['filters'] {
   return [...s.subscriptions.values()].filter((x) => !x.filter.startsWith('$share/')).map((x) => ({ filter: x.filter, noLocal: x.noLocal }));
-}
-
-async function readAll(redis: Redis, key: string): Promise<Array<[Buffer, Buffer[]]>> {
-  const out: Array<[Buffer, Buffer[]]> = [];
-  let from = '-';
-  for (;;) {
-    const batch = (await redis.xrangeBuffer(key, from, '+', 'COUNT', 512)) as Array<[Buffer, Buffer[]]>;
-    if (batch.length === 0) return out;
-    out.push(...batch);
-    from = `(${batch[batch.length - 1]![0].toString()}`;
-  }
 }
 
 /** The node part of a fencing token "<seq>:<nid>". */
