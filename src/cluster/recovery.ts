@@ -6,9 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from '../options.js';
-import { fromStored, type SessionFilter } from '../core/broker-core.js';
-import type { StoredOutbound } from '../store/types.js';
-import { decodeOutbound } from '../store/outbound-codec.js';
+import type { SessionFilter } from '../core/broker-core.js';
 import type { RedisStore } from './redis-store.js';
 import { BatchError, readBatch } from './wire.js';
 import { field, handedOverEntries, markOf } from './tail.js';
@@ -46,6 +44,8 @@ export interface RecoveryHost {
   answered(clientId: string, seq: number, from: number): void;
   /** Outbound entries redirected to a session here. */
   redirected(clientId: string, entries: Buffer[]): void;
+  /** Outbound entries redirected to a session that went to node `to`: handed over there; how many. */
+  passOnRedirected(to: number, clientId: string, entries: Buffer[]): number;
 }
 
 export class Recovery {
@@ -239,8 +239,10 @@ export class Recovery {
           const b = field(fields, 'b');
           if (b === undefined) continue;
           const h = handOver.get(cid);
-          if (direct.has(cid)) n += readBatch(b, (f) => core.publishForwarded(f.message, true, undefined, { only: new Set([cid]), back: true }));
-          else if (h !== undefined) n += readBatch(b, (f) => this.#h.owner.handOver(h.to, cid, f.message));
+          if (direct.has(cid)) {
+            const one: SessionFilter = { only: new Set([cid]), back: true };
+            n += readBatch(b, (f) => core.publishForwarded(f.message, true, undefined, one));
+          } else if (h !== undefined) n += readBatch(b, (f) => this.#h.owner.handOver(h.to, cid, f.message));
         } else if (kind === 'r') {
           const cid = fields[1]!.toString();
           const h = handOver.get(cid);
@@ -248,19 +250,7 @@ export class Recovery {
             const list = handedOverEntries(fields);
             this.#h.redirected(cid, list);
             n += list.length;
-          } else if (h !== undefined) {
-            for (const e of handedOverEntries(fields)) {
-              let o: StoredOutbound;
-              try {
-                o = decodeOutbound(e);
-              } catch (err) {
-                this.#h.log.error({ clientId: cid, err: String(err) }, 'cluster: unreadable handed-over entry skipped');
-                continue;
-              }
-              if (o.message !== undefined) this.#h.owner.handOver(h.to, cid, fromStored(o.message));
-              n++;
-            }
-          }
+          } else if (h !== undefined) n += this.#h.passOnRedirected(h.to, cid, handedOverEntries(fields));
         }
       } catch (err) {
         if (!(err instanceof BatchError)) throw err;

@@ -152,6 +152,7 @@ export class ClusterSessions {
       },
       answered: (cid, seq, from) => this.order.answered(cid, seq, from),
       redirected: (cid, entries) => this.redirected(cid, entries),
+      passOnRedirected: (to, cid, entries) => this.passOnRedirected(to, cid, entries),
     });
   }
 
@@ -213,13 +214,15 @@ export class ClusterSessions {
     if (r.previousOwner !== null && r.previousOwner !== self) {
       this.counters.takeovers++;
       const subs = r.loaded?.session?.subscriptions;
-      if (!clean && subs !== undefined && !back) this.#uncut.set(clientId, { from: Number(r.previousOwner), pipeline: false, store: false });
-      if (!clean && subs !== undefined)
+      if (!clean && subs !== undefined) {
+        const from = Number(r.previousOwner);
+        if (!back) this.#uncut.set(clientId, { from, pipeline: false, store: false });
         this.#remember(
-          Number(r.previousOwner),
+          from,
           clientId,
           subs.map((x) => x.filter),
         );
+      }
     }
     return {
       token: r.token,
@@ -269,7 +272,7 @@ export class ClusterSessions {
     // (this node left those messages to it), so nothing forwarded there is handed over, cut or not.
     // (A refused commit may have dropped the session and set the tombstone already, see #fenced.)
     const earlier = this.#tombstones.get(clientId);
-    const back = this.#from.get(to)?.has(clientId) === true || (earlier?.to === to && earlier.cut === true);
+    const back = this.#tookFrom(to, clientId) || (earlier?.to === to && earlier.cut === true);
     if (!clean && Number.isFinite(to) && filters.length > 0) this.#tombstones.set(clientId, { to, filters, until: Date.now() + HANDOVER_MS, cut: back });
     this.#drop(clientId);
     // The claimant holds the session's direct deliveries until this answer, sent once what this
@@ -286,17 +289,26 @@ export class ClusterSessions {
    * after it, it does, and this node hands nothing over that it forwarded there too.
    */
   #answerKick(to: number, clientId: string): void {
-    const send = (): void => {
+    // Not committed: no answer and no cut (the claimant releases the session at its timeout, and
+    // this node's tombstone goes on handing over what it forwards there too).
+    this.#afterCommit(() => {
       this.#owner.mark(to, 'a', clientId, 0);
       this.#owner.mark(to, 'c', clientId, 0);
       const t = this.#tombstones.get(clientId);
       if (t !== undefined && t.to === to) t.cut = true;
-    };
+    });
+  }
+
+  /** Runs `then` once this node's store writes so far are committed (at once when none wait); never if they fail. */
+  #afterCommit(then: () => void): void {
     const committed = this.#c.commitPoint();
-    if (committed === null) send();
-    // Not committed: no answer and no cut (the claimant releases the session at its timeout, and
-    // this node's tombstone goes on handing over what it forwards there too).
-    else committed.then(send).catch(() => {});
+    if (committed === null) then();
+    else committed.then(then).catch(() => {});
+  }
+
+  /** Whether this node took `clientId` from node `from` (and still remembers it). */
+  #tookFrom(from: number, clientId: string): boolean {
+    return this.#from.get(from)?.has(clientId) === true;
   }
 
   /**
@@ -383,7 +395,7 @@ export class ClusterSessions {
         const by = takers?.[i];
         const to = by === undefined || by.token === '' ? NaN : nidOf(by.token);
         if (by !== undefined && !by.clean && Number.isFinite(to) && to !== this.#owner.nid && filters.length > 0)
-          this.#tombstones.set(id, { to, filters, until, cut: this.#from.get(to)?.has(id) === true });
+          this.#tombstones.set(id, { to, filters, until, cut: this.#tookFrom(to, id) });
       }
       this.#drop(id);
     });
@@ -421,10 +433,8 @@ export class ClusterSessions {
 
   /** Answers barrier `seq` of `clientId` to node `to` once this node's store writes so far are committed (their redirects made). */
   #answer(to: number, clientId: string, seq: number, as?: number): void {
-    const committed = this.#c.commitPoint();
-    if (committed === null) this.#owner.mark(to, 'a', clientId, seq, as);
     // Not committed: no answer (the waiting node releases the session at its timeout).
-    else committed.then(() => this.#owner.mark(to, 'a', clientId, seq, as)).catch(() => {});
+    this.#afterCommit(() => this.#owner.mark(to, 'a', clientId, seq, as));
   }
 
   #drop(clientId: string): void {
@@ -442,6 +452,32 @@ export class ClusterSessions {
   }
 
   redirected(clientId: string, entries: Buffer[]): void {
+    const decoded = this.#decode(clientId, entries);
+    this.counters.handedOver += decoded.length;
+    if (!this.#c.deliverStored(clientId, decoded)) {
+      // It moved on from here meanwhile: they follow it.
+      const onward = this.movedOn(clientId);
+      if (onward !== undefined) {
+        this.#passOn(onward, clientId, decoded);
+        return;
+      }
+      this.counters.handedOverLost += decoded.length;
+      this.#log.warn({ clientId, entries: decoded.length }, 'cluster: entries handed over for a session no longer here; dropped');
+    }
+  }
+  /** Redirected entries (`r`) of a session that went to node `to`: handed over there; how many. */
+  passOnRedirected(to: number, clientId: string, entries: Buffer[]): number {
+    const decoded = this.#decode(clientId, entries);
+    this.#passOn(to, clientId, decoded);
+    return decoded.length;
+  }
+
+  #passOn(to: number, clientId: string, entries: readonly StoredOutbound[]): void {
+    for (const e of entries) if (e.message !== undefined) this.#owner.handOver(to, clientId, fromStored(e.message));
+  }
+
+  /** Outbound entries as redirected (`r`); an unreadable one is logged and skipped. */
+  #decode(clientId: string, entries: Buffer[]): StoredOutbound[] {
     const decoded: StoredOutbound[] = [];
     for (const e of entries) {
       try {
@@ -450,17 +486,7 @@ export class ClusterSessions {
         this.#log.error({ clientId, err: String(err) }, 'cluster: unreadable handed-over entry skipped');
       }
     }
-    this.counters.handedOver += decoded.length;
-    if (!this.#c.deliverStored(clientId, decoded)) {
-      // It moved on from here meanwhile: they follow it.
-      const onward = this.movedOn(clientId);
-      if (onward !== undefined) {
-        for (const e of decoded) if (e.message !== undefined) this.#owner.handOver(onward, clientId, fromStored(e.message));
-        return;
-      }
-      this.counters.handedOverLost += decoded.length;
-      this.#log.warn({ clientId, entries: decoded.length }, 'cluster: entries handed over for a session no longer here; dropped');
-    }
+    return decoded;
   }
 
   /**

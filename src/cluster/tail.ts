@@ -354,14 +354,11 @@ export class Tail {
       owner.redirected(fields[1]!.toString(), entries);
       return entries.length;
     }
-    if (kind === 'b' || kind === 'a') {
+    if (kind === 'b' || kind === 'a' || kind === 'c') {
       const mark = markOf(fields);
-      if (mark !== undefined) owner.barrier(kind, fields[1]!.toString(), mark.from, mark.seq);
-      return 0;
-    }
-    if (kind === 'c') {
-      const mark = markOf(fields);
-      if (mark !== undefined) owner.cut(fields[1]!.toString(), mark.from);
+      if (mark === undefined) return 0;
+      if (kind === 'c') owner.cut(fields[1]!.toString(), mark.from);
+      else owner.barrier(kind, fields[1]!.toString(), mark.from, mark.seq);
       return 0;
     }
     return 0;
