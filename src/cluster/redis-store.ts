@@ -128,6 +128,8 @@ export class RedisStore implements Store {
   #inflight: Batch | undefined;
   #flushScheduled = false;
   #held = false;
+  /** Atomic units open (see atomic). */
+  #units = 0;
   readonly #stats: RedisStoreStats = { calls: 0, writes: 0, failedCalls: 0, fencedWrites: 0, fencedReports: 0 };
 
   constructor(options: RedisStoreOptions) {
@@ -384,9 +386,14 @@ export class RedisStore implements Store {
     this.#held = on;
   }
 
+  /** Store.atomic: while on (nesting), the open batch is not split at the size caps either. */
+  atomic(on: boolean): void {
+    this.#units = on ? this.#units + 1 : Math.max(0, this.#units - 1);
+  }
+
   #batch(bytes: number): Batch {
     let b = this.#open;
-    if (b !== undefined && !this.#held && (b.writes >= this.#maxOps || (b.bytes + bytes > this.#maxBytes && b.writes > 0))) {
+    if (b !== undefined && !this.#held && this.#units === 0 && (b.writes >= this.#maxOps || (b.bytes + bytes > this.#maxBytes && b.writes > 0))) {
       this.#seal();
       b = undefined;
     }

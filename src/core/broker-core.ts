@@ -396,6 +396,15 @@ export class BrokerCore {
     await this.#store.flush();
   }
 
+  /**
+   * Opens (true) or closes (false) a unit of writes that the store commits atomically: what was
+   * journaled goes to the store before the unit closes.
+   */
+  atomic(on: boolean): void {
+    if (!on) this.#flushJournal();
+    this.#store.atomic?.(on);
+  }
+
   /** Inbound QoS 2 id received (PUBREC about to go out) [MQTT-4.3.3-8]. */
   inboundReceived(session: Session, packetId: number): void {
     session.addInbound(packetId);

@@ -100,4 +100,10 @@ export interface Store {
   commitPoint(): Promise<void> | null;
   /** Resolves once every write issued so far is committed. */
   flush(): Promise<void>;
+  /**
+   * While on (calls nest), the writes issued go to the engine in one atomic commit even where it
+   * would otherwise split a large turn over several. Optional: an engine that commits each turn
+   * whole needs nothing.
+   */
+  atomic?(on: boolean): void;
 }

@@ -246,6 +246,30 @@ void describe('RedisStore', redisServerGate(), () => {
     assert.equal(s.commitPoint(), null, 'nothing outstanding');
   });
 
+  void it('atomic: the writes of an open unit are never split at the cap (units nest); outside one the cap splits again', async () => {
+    const s = await open(prefix(), { maxOpsPerCall: 4 });
+    s.putMessage(1, msg('warm', 'up'));
+    await s.flush();
+    const calls0 = s.stats().calls;
+    s.atomic(true);
+    s.atomic(true);
+    for (let i = 1; i <= 10; i++) s.putOutbound('c', i, { messageId: 1, qos: 1, retain: false });
+    s.atomic(false);
+    s.putInbound('c', 7);
+    s.atomic(false);
+    await s.flush();
+    assert.equal(s.stats().calls - calls0, 1, '11 writes in one unit: one call despite a cap of 4');
+    const calls1 = s.stats().calls;
+    for (let i = 11; i <= 20; i++) s.putOutbound('c', i, { messageId: 1, qos: 1, retain: false });
+    await s.flush();
+    assert.equal(s.stats().calls - calls1, 3, 'outside a unit: split at the cap (4 + 4 + 2)');
+    s.atomic(false); // an unmatched close does not open a negative count
+    const calls2 = s.stats().calls;
+    for (let i = 21; i <= 25; i++) s.putOutbound('c', i, { messageId: 1, qos: 1, retain: false });
+    await s.flush();
+    assert.equal(s.stats().calls - calls2, 2);
+  });
+
   void it('one commit nets the writes per key in call order: the last write of a field wins, a deleted session drops what came before', async () => {
     const s = await open(prefix());
     s.putSession(session('c'));
