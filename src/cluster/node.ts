@@ -544,12 +544,16 @@ export class ClusterNode implements ClusterLink {
     this.sessions?.barrier(kind, clientId, from, seq);
   }
 
-  mark(nid: number, kind: 'b' | 'a', clientId: string, seq: number, as?: number, gone?: () => void): void {
+  mark(nid: number, kind: 'b' | 'a' | 'c', clientId: string, seq: number, as?: number, gone?: () => void): void {
     this.#outbox.mark(nid, kind, clientId, seq, as, gone);
   }
 
-  excluded(destinations: string, topic: string): ReadonlySet<string> | undefined {
-    return this.sessions?.excluded(destinations, topic);
+  excluded(destinations: string, topic: string, sender?: number, viaStore?: boolean): ReadonlySet<string> | undefined {
+    return this.sessions?.excluded(destinations, topic, sender, viaStore);
+  }
+
+  cut(clientId: string, from: number): void {
+    this.sessions?.cut(clientId, from);
   }
 
   adoptedFrom(nid: number): ReadonlySet<string> | undefined {

@@ -44,7 +44,7 @@ export class Outbox {
   /** Hand-overs waiting for the session store's next commit (see appender), by node and client id. */
   readonly #storedHandovers = new Map<string, BatchWriter>();
   /** Barriers for sessions that moved (move-order.ts), behind this turn's forwards. */
-  readonly #marks: Array<{ nid: number; kind: 'b' | 'a'; clientId: string; seq: number; as: number; gone: (() => void) | undefined }> = [];
+  readonly #marks: Array<{ nid: number; kind: 'b' | 'a' | 'c'; clientId: string; seq: number; as: number; gone: (() => void) | undefined }> = [];
   readonly #groupTurn = new Map<string, number>();
   readonly #groupScratch = new Map<number, string[]>();
   #flushScheduled = false;
@@ -129,9 +129,9 @@ export class Outbox {
    * move-order.ts), from this node or, for a dead node's recovery, `as` that node. `gone` runs
    * when the inbox of `nid` no longer exists (the node left or died: it cannot answer).
    */
-  mark(nid: number, kind: 'b' | 'a', clientId: string, seq: number, as = this.#node.nid, gone?: () => void): void {
+  mark(nid: number, kind: 'b' | 'a' | 'c', clientId: string, seq: number, as = this.#node.nid, gone?: () => void): void {
     // An answer goes behind this node's hand-overs and redirects (the store's commits); a
-    // barrier behind this node's forwards (this pipeline).
+    // barrier or a cut behind this node's forwards (this pipeline).
     if (kind === 'a') {
       this.#store().append(this.#keys.inbox(nid), () => [kind, clientId, 'n', String(as), 's', String(seq)], gone);
       return;
@@ -224,7 +224,8 @@ export class Outbox {
       const writer = new BatchWriter();
       const ok = store.appendForward(origin, nid, this.#keys.inbox(nid), () => {
         if (this.#storedForwards.get(origin) === r) this.#storedForwards.delete(origin);
-        return ['f', String(this.#node.nid), 'd', [...r.dests].join(','), 'b', writer.finish()];
+        // 's': sent through the store's commits (ordered with this node's answers, not its pipeline).
+        return ['f', String(this.#node.nid), 'd', [...r.dests].join(','), 's', '1', 'b', writer.finish()];
       });
       if (!ok) return false;
       if (rec === undefined) this.#storedForwards.set(origin, (rec = r));

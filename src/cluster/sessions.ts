@@ -42,7 +42,7 @@ export interface SessionsOwner {
   /** Queues `m` for the session `clientId` on node `nid` only (an `o` inbox entry), with this turn's writes. */
   handOver(nid: number, clientId: string, m: Message): void;
   /** Queues a barrier or an answer for a moved session to node `nid`, behind this turn's writes (move-order.ts); `as` a dead node in its recovery. */
-  mark(nid: number, kind: 'b' | 'a', clientId: string, seq: number, as?: number, gone?: () => void): void;
+  mark(nid: number, kind: 'b' | 'a' | 'c', clientId: string, seq: number, as?: number, gone?: () => void): void;
 }
 
 /** A session that moved from this node to another: what it subscribed to, for messages still arriving here. */
@@ -50,6 +50,8 @@ interface Tombstone {
   readonly to: number;
   readonly filters: ReadonlyArray<{ filter: string; noLocal: boolean }>;
   readonly until: number;
+  /** The kick was answered and the cut sent: what this node forwards to `to` from now on, `to` delivers itself. */
+  cut?: boolean;
 }
 
 export interface SessionCounters {
@@ -103,6 +105,11 @@ export class ClusterSessions {
    * kick was read: the kick still needs their filters for the tombstone (client id → filters).
    */
   readonly #fencedFilters = new Map<string, { filters: Tombstone['filters']; until: number }>();
+  /**
+   * Sessions claimed from another node whose forwards for them are not cut yet in both streams
+   * (see #answerKick): until then what that node forwards here is not delivered to them here.
+   */
+  readonly #uncut = new Map<string, { from: number; pipeline: boolean; store: boolean }>();
   /** Kicks read while a claim of ours may still be in flight: client id → the kick's token seq. */
   readonly #superseded = new Map<string, number>();
   readonly #recovery: Recovery;
@@ -182,6 +189,7 @@ export class ClusterSessions {
 
   async claim(clientId: string, clean: boolean): Promise<SessionClaim> {
     this.#superseded.delete(clientId);
+    this.#uncut.delete(clientId);
     this.#fencedFilters.delete(clientId);
     const release = this.#hold();
     let r: Awaited<ReturnType<RedisStore['claim']>>;
@@ -194,6 +202,10 @@ export class ClusterSessions {
     const kickedBy = this.#superseded.get(clientId);
     this.#superseded.delete(clientId);
     const self = String(this.#owner.nid);
+    // Taken back from the node that took it from here (within the hand-over time): that node
+    // left to this one what it forwarded here (ClusterSessions.excluded there), so its copy of the
+    // session never had those messages, and they are delivered here.
+    const back = this.#tombstones.get(clientId)?.to === Number(r.previousOwner);
     this.#tombstones.delete(clientId);
     this.order.dropped(clientId);
     // The previous owner hands back what it still gets; direct deliveries wait for its answer to the kick.
@@ -204,6 +216,7 @@ export class ClusterSessions {
       const subs = r.loaded?.session?.subscriptions;
       if (!clean && subs !== undefined) {
         const from = Number(r.previousOwner);
+        if (!back) this.#uncut.set(clientId, { from, pipeline: false, store: false });
         this.#remember(
           from,
           clientId,
@@ -227,6 +240,7 @@ export class ClusterSessions {
   /** A session of this node ended for good: its ownership record goes (unless someone claimed it since). */
   ended(clientId: string, token: string | undefined): void {
     this.#forgetTaken(clientId);
+    this.#uncut.delete(clientId);
     if (token === undefined) return;
     this.#store.release(clientId, token).catch((err: unknown) => this.#log.warn({ clientId, err: String(err) }, 'cluster: session ownership not released'));
   }
@@ -235,10 +249,12 @@ export class ClusterSessions {
     const mine = this.#store.fence(clientId);
     const seq = seqOf(token);
     const to = nidOf(token);
-    // The claimant holds the session's direct deliveries until this answer, sent once what this
-    // node leaves behind for it (redirected by refused commits, handed over) is on its way.
-    if (Number.isFinite(to) && to !== this.#owner.nid) this.#answer(to, clientId, 0);
-    if (mine !== undefined && seqOf(mine) >= seq) return; // a newer claim of ours
+    const answer = Number.isFinite(to) && to !== this.#owner.nid;
+    if (mine !== undefined && seqOf(mine) >= seq) {
+      // A newer claim of ours.
+      if (answer) this.#answerKick(to, clientId);
+      return;
+    }
     if (this.#superseded.size > 10_000) this.#superseded.clear();
     this.#superseded.set(clientId, seq);
     this.counters.kicks++;
@@ -252,8 +268,35 @@ export class ClusterSessions {
     if (s !== undefined) {
       if (s.expiryInterval > 0) filters = persistentFilters(s);
     } else if (fenced !== undefined && fenced.until >= Date.now()) filters = fenced.filters;
-    if (!clean && Number.isFinite(to) && filters.length > 0) this.#tombstones.set(clientId, { to, filters, until: Date.now() + HANDOVER_MS });
+    // Taken back by the node this one took it from: that node delivers what this one forwards it
+    // (this node left those messages to it), so nothing forwarded there is handed over, cut or not.
+    // (A refused commit may have dropped the session and set the tombstone already, see #fenced.)
+    const earlier = this.#tombstones.get(clientId);
+    const back = this.#tookFrom(to, clientId) || (earlier?.to === to && earlier.cut === true);
+    if (!clean && Number.isFinite(to) && filters.length > 0) this.#tombstones.set(clientId, { to, filters, until: Date.now() + HANDOVER_MS, cut: back });
     this.#drop(clientId);
+    // The claimant holds the session's direct deliveries until this answer, sent once what this
+    // node leaves behind for it (redirected by refused commits, handed over) is on its way.
+    if (answer) this.#answerKick(to, clientId);
+  }
+
+  /**
+   * Answers a kick (seq 0) once this node's writes so far are committed, and cuts its forwards
+   * to the claimant for that session in both of their streams: the answer goes through the
+   * store's commits (as its QoS 2 forwards), a `c` entry through the pipeline (as the others).
+   * Until a stream's cut, the claimant does not deliver the session what this node forwards it
+   * (this node's copy of the session had it, or its tombstone hands it over, see handOver);
+   * after it, it does, and this node hands nothing over that it forwarded there too.
+   */
+  #answerKick(to: number, clientId: string): void {
+    // Not committed: no answer and no cut (the claimant releases the session at its timeout, and
+    // this node's tombstone goes on handing over what it forwards there too).
+    this.#afterCommit(() => {
+      this.#owner.mark(to, 'a', clientId, 0);
+      this.#owner.mark(to, 'c', clientId, 0);
+      const t = this.#tombstones.get(clientId);
+      if (t !== undefined && t.to === to) t.cut = true;
+    });
   }
 
   /** Runs `then` once this node's store writes so far are committed (at once when none wait); never if they fail. */
@@ -263,10 +306,16 @@ export class ClusterSessions {
     else committed.then(then).catch(() => {});
   }
 
+  /** Whether this node took `clientId` from node `from` (and still remembers it). */
+  #tookFrom(from: number, clientId: string): boolean {
+    return this.#from.get(from)?.has(clientId) === true;
+  }
+
   /**
    * A message handled here (forwarded in from another node, or published here with
    * `destinations` the nodes it was forwarded to): the sessions that moved away and match it get
-   * it through their new node, unless that node got it in the same step.
+   * it through their new node, unless that node got it in the same step after the cut (see
+   * #answerKick).
    */
   handOver(m: Message, destinations: readonly number[] | undefined): void {
     const now = Date.now();
@@ -275,7 +324,7 @@ export class ClusterSessions {
         this.#tombstones.delete(cid);
         continue;
       }
-      if (destinations !== undefined && destinations.includes(t.to)) continue;
+      if (t.cut === true && destinations !== undefined && destinations.includes(t.to)) continue;
       if (t.filters.some((f) => filterMatches(f.filter, m.topic) && !(f.noLocal && m.origin === cid))) this.#owner.handOver(t.to, cid, m);
     }
   }
@@ -346,7 +395,7 @@ export class ClusterSessions {
         const by = takers?.[i];
         const to = by === undefined || by.token === '' ? NaN : nidOf(by.token);
         if (by !== undefined && !by.clean && Number.isFinite(to) && to !== this.#owner.nid && filters.length > 0)
-          this.#tombstones.set(id, { to, filters, until });
+          this.#tombstones.set(id, { to, filters, until, cut: this.#tookFrom(to, id) });
       }
       this.#drop(id);
     });
@@ -363,8 +412,21 @@ export class ClusterSessions {
     return t === undefined || t.until < Date.now() ? undefined : t.to;
   }
 
+  /** The node a session was claimed from cut its pipeline of forwards for it (see #answerKick). */
+  cut(clientId: string, from: number): void {
+    this.#cutStream(clientId, from, 'pipeline');
+  }
+
+  #cutStream(clientId: string, from: number, stream: 'pipeline' | 'store'): void {
+    const u = this.#uncut.get(clientId);
+    if (u === undefined || u.from !== from) return;
+    u[stream] = true;
+    if (u.pipeline && u.store) this.#uncut.delete(clientId);
+  }
+
   /** A barrier from the node a session moved to (answered once this node's leftovers are on their way), or an answer to ours. */
   barrier(kind: 'b' | 'a', clientId: string, from: number, seq: number): void {
+    if (kind === 'a' && seq === 0) this.#cutStream(clientId, from, 'store');
     if (kind === 'a') this.order.answered(clientId, seq, from);
     else this.#answer(from, clientId, seq);
   }
@@ -377,6 +439,7 @@ export class ClusterSessions {
 
   #drop(clientId: string): void {
     this.order.dropped(clientId);
+    this.#uncut.delete(clientId);
     this.#forgetTaken(clientId);
     // Entries queued for it this turn are journaled but not yet written (the core writes them at
     // its next commit point): written now, they carry the old token, are refused, and their
@@ -431,9 +494,20 @@ export class ClusterSessions {
    * taken from one of those nodes with a filter matching it, since that node got it too and its
    * copy comes here handed over (or replayed), once.
    */
-  excluded(destinations: string, topic: string): ReadonlySet<string> | undefined {
+  excluded(destinations: string, topic: string, sender?: number, viaStore = false): ReadonlySet<string> | undefined {
     if (this.#from.size === 0) return undefined;
     let out: Set<string> | undefined;
+    // Forwarded by the node a session was claimed from before its cut in this stream: that
+    // node's copy of the session had it (committed, so loaded with the claim, or refused and
+    // redirected here) or its tombstone hands it over; delivered here too, it would arrive twice.
+    if (sender !== undefined && this.#uncut.size > 0) {
+      const set = this.#members(sender, topic);
+      if (set !== undefined)
+        for (const cid of set) {
+          const u = this.#uncut.get(cid);
+          if (u !== undefined && u.from === sender && !(viaStore ? u.store : u.pipeline)) (out ??= new Set()).add(cid);
+        }
+    }
     for (const d of destinations.split(',')) {
       const set = this.#members(Number(d), topic);
       if (set === undefined || set.size === 0) continue;
@@ -452,6 +526,7 @@ export class ClusterSessions {
   /** Every session dropped here (this node fenced itself): tokens forgotten. */
   reset(): void {
     this.order.reset();
+    this.#uncut.clear();
     this.#from.clear();
     this.#fencedFilters.clear();
     this.#movedFrom.clear();

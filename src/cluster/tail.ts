@@ -41,7 +41,9 @@ export interface TailOwner {
   /** A barrier (`b`) from the node a session moved to, or the answer (`a`) to one of ours (move-order.ts). */
   barrier(kind: 'b' | 'a', clientId: string, from: number, seq: number): void;
   /** The sessions a forward must not reach here: those adopted from a dead node that was also a destination of that turn (its copy is replayed). */
-  excluded(destinations: string, topic: string): ReadonlySet<string> | undefined;
+  excluded(destinations: string, topic: string, sender?: number, viaStore?: boolean): ReadonlySet<string> | undefined;
+  /** The node a session was claimed from sent the cut (`c`) of its forwards for it (see ClusterSessions.cut). */
+  cut(clientId: string, from: number): void;
   /** The sessions adopted from the dead node `nid` (a forward meant for it reaches only them). */
   adoptedFrom(nid: number): ReadonlySet<string> | undefined;
   /** A forward meant for the dead node `nid` (whose sessions this node adopted) was handled. */
@@ -335,8 +337,10 @@ export class Tail {
         });
       }
       const d = field(fields, 'd')?.toString();
+      const sender = Number(fields[1]!.toString());
+      const viaStore = field(fields, 's') !== undefined;
       return readBatch(batch, (f) => {
-        const exclude = d === undefined ? undefined : owner.excluded(d, f.message.topic);
+        const exclude = d === undefined ? undefined : owner.excluded(d, f.message.topic, sender, viaStore);
         core.publishForwarded(f.message, f.plain, f.groups, exclude === undefined || exclude.size === 0 ? undefined : { exclude });
         if (f.plain) owner.forwardedHere(f.message);
       });
@@ -350,9 +354,11 @@ export class Tail {
       owner.redirected(fields[1]!.toString(), entries);
       return entries.length;
     }
-    if (kind === 'b' || kind === 'a') {
+    if (kind === 'b' || kind === 'a' || kind === 'c') {
       const mark = markOf(fields);
-      if (mark !== undefined) owner.barrier(kind, fields[1]!.toString(), mark.from, mark.seq);
+      if (mark === undefined) return 0;
+      if (kind === 'c') owner.cut(fields[1]!.toString(), mark.from);
+      else owner.barrier(kind, fields[1]!.toString(), mark.from, mark.seq);
       return 0;
     }
     return 0;

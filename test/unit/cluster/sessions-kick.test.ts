@@ -19,6 +19,9 @@ interface Fakes {
   store: { onFenced?: FencedHandler; tokens: Map<string, string> };
   core: Map<string, { subscriptions: Map<string, { filter: string; noLocal: boolean }>; expiryInterval: number }>;
   handedOver: Array<[number, string, string]>;
+  marks: string[];
+  /** Makes the core's commit point pending on `p` (null: nothing pending). */
+  pending(p: Promise<void> | null): void;
 }
 
 function fakes(): Fakes {
@@ -27,24 +30,43 @@ function fakes(): Fakes {
     tokens,
     onFenced: undefined as FencedHandler | undefined,
     fence: (id: string) => tokens.get(id),
+    // A claim of a live node 1's session (subscribed to t/#).
+    claim: async () => ({
+      token: '9:2',
+      previousOwner: '1',
+      previousAlive: true,
+      present: true,
+      loaded: { session: { clientId: 'c', expiryInterval: 600, subscriptions: [{ filter: 't/#' }] }, outbound: [], inbound: [] },
+    }),
     forget: (id: string) => void tokens.delete(id),
   };
   const core = new Map<string, { subscriptions: Map<string, { filter: string; noLocal: boolean }>; expiryInterval: number }>();
   const handedOver: Array<[number, string, string]> = [];
+  const marks: string[] = [];
+  let committed: Promise<void> | null = null;
   const owner = {
     nid: 2,
     handOver: (nid: number, cid: string, m: Message) => handedOver.push([nid, cid, m.topic]),
-    mark: () => {},
+    mark: (nid: number, kind: string, cid: string, seq: number) => void marks.push(`${kind} ${cid} ${seq} to ${nid}`),
   } as unknown as SessionsOwner;
   const log = { warn() {}, error() {}, info() {}, debug() {} } as unknown as Logger;
   const sessions = new ClusterSessions(owner, store as unknown as RedisStore, keys('t:'), log, 2000);
   sessions.attach({
     sessions: core,
     evict: (id: string) => void core.delete(id),
-    commitPoint: () => null,
+    commitPoint: () => committed,
     deliverStored: (id: string) => core.has(id),
   } as unknown as SessionCore);
-  return { sessions, store, core, handedOver };
+  return {
+    sessions,
+    store,
+    core,
+    handedOver,
+    marks,
+    pending: (p) => {
+      committed = p;
+    },
+  };
 }
 
 const msg = (topic: string) => ({ topic, origin: 'someone' }) as unknown as Message;
@@ -141,5 +163,66 @@ void describe('ClusterSessions: kicks after a refused commit', () => {
     assert.equal(g.sessions.movedOn('d'), undefined, 'a clean claim took nothing over: nothing follows');
     g.sessions.redirected('d', [entry]);
     assert.deepEqual(g.handedOver, []);
+  });
+
+  void it('the node a session left hands over even what it also forwards to the claimant, until its answer and cut are sent', async () => {
+    const f = fakes();
+    f.store.tokens.set('c', '5:2');
+    f.core.set('c', { subscriptions: new Map([['t/#', { filter: 't/#', noLocal: false }]]), expiryInterval: 600 });
+    let commit!: () => void;
+    f.pending(new Promise<void>((r) => (commit = r)));
+    f.sessions.kicked('c', '9:3', false);
+    f.sessions.handOver(msg('t/x'), [3]);
+    assert.deepEqual(f.handedOver, [[3, 'c', 't/x']], 'before the cut: node 3 does not deliver what comes from here, so it goes through the tombstone');
+    assert.deepEqual(f.marks, [], 'the answer waits for the commits in flight');
+    commit();
+    f.pending(null);
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(f.marks, ['a c 0 to 3', 'c c 0 to 3'], 'the answer (store stream) and the cut (pipeline)');
+    f.sessions.handOver(msg('t/y'), [3]);
+    assert.deepEqual(f.handedOver, [[3, 'c', 't/x']], 'after the cut: node 3 delivers what this node forwarded it itself');
+  });
+
+  void it('the claimant does not deliver what the node it claimed from forwards before that node’s cut, per stream', async () => {
+    // Found by the --workers soak: node A published a message while its copy of a session that
+    // node B claimed was still there; A's copy had it (committed, so B loaded it) and A forwarded
+    // it to B, which delivered it again: a QoS 2 duplicate.
+    const f = fakes();
+    await f.sessions.claim('c', false);
+    const ex = (sender: number, viaStore: boolean, topic = 't/x'): string[] => [...(f.sessions.excluded('2', topic, sender, viaStore) ?? [])];
+    assert.deepEqual(ex(1, false), ['c'], 'from node 1 through its pipeline: not delivered here');
+    assert.deepEqual(ex(1, true), ['c'], 'nor through its store commits');
+    assert.deepEqual(ex(1, false, 'u/x'), [], 'not for a topic the session does not want');
+    assert.deepEqual(ex(3, false), [], 'nor from another node');
+    f.sessions.cut('c', 3);
+    assert.deepEqual(ex(1, false), ['c'], 'a cut from another node changes nothing');
+    f.sessions.cut('c', 1);
+    assert.deepEqual(ex(1, false), [], 'after the pipeline cut: pipeline forwards are delivered here');
+    assert.deepEqual(ex(1, true), ['c'], 'store forwards until the answer');
+    f.sessions.barrier('a', 'c', 1, 0);
+    assert.deepEqual(ex(1, true), []);
+    f.sessions.order.stop();
+  });
+
+  void it('a session taken back by the node that took it from here: no exclusion and no hand-over of what is forwarded there', async () => {
+    // That node left to this one what it forwarded here (its copy never had it): excluding those
+    // here lost them (the 40-move test, when the exclusion ignored it).
+    const n = fakes();
+    n.store.tokens.set('c', '5:2');
+    n.core.set('c', { subscriptions: new Map([['t/#', { filter: 't/#', noLocal: false }]]), expiryInterval: 600 });
+    n.sessions.kicked('c', '6:1', false); // node 1 took it from here...
+    await n.sessions.claim('c', false); // ...and this node takes it back from node 1
+    assert.deepEqual([...(n.sessions.excluded('2', 't/x', 1, false) ?? [])], [], 'what node 1 forwards here is delivered here');
+    n.sessions.order.stop();
+    const o = fakes();
+    await o.sessions.claim('c', false); // this node took it from node 1...
+    o.core.set('c', { subscriptions: new Map([['t/#', { filter: 't/#', noLocal: false }]]), expiryInterval: 600 });
+    o.pending(new Promise<void>(() => {}));
+    o.sessions.kicked('c', '9:1', false); // ...and node 1 takes it back, before the answer
+    o.sessions.handOver(msg('t/x'), [1]);
+    assert.deepEqual(o.handedOver, [], 'what this node forwarded to node 1 is not handed over too');
+    o.sessions.handOver(msg('t/y'), undefined);
+    assert.deepEqual(o.handedOver, [[1, 'c', 't/y']], 'what it did not forward there is');
+    o.sessions.order.stop();
   });
 });
