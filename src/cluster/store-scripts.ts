@@ -175,8 +175,13 @@ for x = 1, nx do
     if not redis.call('XADD', key, 'NOMKSTREAM', '*', unpack(ARGV, f1, f1 + nf - 1)) then
       -- A forward (f <from> d <dests> b <batch>) to a gone inbox: to the adopter of that node's
       -- sessions, tagged with it (as the cluster's FORWARD script does).
-      local to = nid ~= '' and redis.call('GET', moved .. nid)
-      if not (to and redis.call('XADD', ARGV[1] .. to, 'NOMKSTREAM', '*', 'x', nid, 'f', ARGV[f1 + 1], 'b', ARGV[f1 + 5])) then
+      -- Its batch is found by name: the entry's fields are not in fixed places.
+      local batch
+      for j = f1 + 2, f1 + nf - 2, 2 do
+        if ARGV[j] == 'b' then batch = ARGV[j + 1] end
+      end
+      local to = batch and nid ~= '' and redis.call('GET', moved .. nid)
+      if not (to and redis.call('XADD', ARGV[1] .. to, 'NOMKSTREAM', '*', 'x', nid, 'f', ARGV[f1 + 1], 'b', batch)) then
         gone[#gone + 1] = x
       end
     end
