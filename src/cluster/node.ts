@@ -398,6 +398,11 @@ export class ClusterNode implements ClusterLink {
     return this.#joined;
   }
 
+  /** This incarnation may act for its sessions: joined and not fenced (SessionsOwner.standing). */
+  get standing(): boolean {
+    return this.#joined && !this.#fencedSelf;
+  }
+
   /** Redis refused a write as coming from a node without a lease, or declared dead. */
   fenced(why: string): void {
     if (this.#fencedSelf || this.#rejoining) return;

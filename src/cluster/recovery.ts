@@ -72,16 +72,24 @@ export class Recovery {
     const owner = this.#h.owner;
     const redis = owner.redis;
     const me = owner.nid;
+    // Every step after an await checks that this incarnation still stands (see SessionsOwner.standing).
+    const stands = (): void => {
+      if (!owner.standing || owner.nid !== me) throw new Error(`incarnation ${me} fenced itself or was replaced during the recovery`);
+    };
+    stands();
     const lock = await redis.set(k.recover(dead), String(me), 'PX', this.#h.leaseMs, 'NX');
     if (lock === null) return;
+    stands();
     const started = Date.now();
     const core = this.#h.core();
     const adopted = new Set<string>();
     const cids = await redis.smembers(k.own(dead));
+    stands();
     let wills = 0;
     for (let i = 0; i < cids.length; i += 64) {
       const chunk = cids.slice(i, i + 64);
       const results = await Promise.all(chunk.map((cid) => this.#h.store.adopt(cid, dead, me)));
+      stands();
       const now = Date.now();
       results.forEach((r, j) => {
         const cid = chunk[j]!;
@@ -117,13 +125,13 @@ export class Recovery {
     // name the dead node arrive here (x entries) and need to know where its moved sessions went.
     const release = this.#h.hold();
     try {
-      await this.#switchAndReplay(dead, adopted, filters, started, wills);
+      await this.#switchAndReplay(dead, adopted, filters, started, wills, stands);
     } finally {
       release();
     }
   }
 
-  async #switchAndReplay(dead: number, adopted: Set<string>, filters: string[], started: number, wills: number): Promise<void> {
+  async #switchAndReplay(dead: number, adopted: Set<string>, filters: string[], started: number, wills: number, stands: () => void): Promise<void> {
     const k = this.#h.keys;
     const owner = this.#h.owner;
     const redis = owner.redis;
@@ -144,11 +152,12 @@ export class Recovery {
       dead,
       ...filters,
     );
+    stands();
     owner.routes.dropNode(dead);
     // A recovery resumed after an attempt that failed midway: what that attempt adopted here counts too.
     for (const cid of this.#h.members(dead) ?? []) adopted.add(cid);
     const answers: Array<[number, string, number]> = [];
-    const replayed = await this.#replay(dead, adopted, answers);
+    const replayed = await this.#replay(dead, adopted, answers, stands);
     // What the replay caused is committed before the dead inbox goes.
     await core.commitPoint();
     // The kicks and barriers in the dead inbox are answered for it, behind what the replay handed over.
@@ -169,13 +178,16 @@ export class Recovery {
    * those its clients took elsewhere meanwhile (a kick in the inbox names each and its new
    * node; that node leaves messages the dead node also got to this replay).
    */
-  async #replay(dead: number, adopted: ReadonlySet<string>, answers: Array<[number, string, number]>): Promise<number> {
+  async #replay(dead: number, adopted: ReadonlySet<string>, answers: Array<[number, string, number]>, stands: () => void): Promise<number> {
     const key = this.#h.keys.recovered(dead);
     const redis = this.#h.owner.redis;
     const core = this.#h.core();
     const direct = new Set(adopted);
     const only: SessionFilter = { only: direct, back: true };
     const entries = await readAll(redis, key);
+    // The last check: a replay once begun runs to its end (aborted midway, its retry would
+    // deliver again what was delivered already).
+    stands();
     const moved = new Map<string, number>();
     for (const [, fields] of entries) {
       const kind = fields[0]?.toString();
@@ -205,6 +217,7 @@ export class Recovery {
       // The subscriptions of the moved sessions, as their new nodes stored them.
       const cids = [...moved.keys()];
       const recs = await Promise.all(cids.map((cid) => this.#h.store.loadSession(cid).then((l) => l.session)));
+      stands();
       cids.forEach((cid, i) => {
         const rec = recs[i];
         if (rec !== undefined) handOver.set(cid, { to: moved.get(cid)!, filters: rec.subscriptions.map((x) => x.filter) });

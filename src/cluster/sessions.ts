@@ -33,6 +33,12 @@ export type SessionCore = Pick<BrokerCore, 'sessions' | 'evict' | 'restoreSessio
 /** What this module needs of its node. */
 export interface SessionsOwner {
   readonly nid: number;
+  /**
+   * This incarnation may act for its sessions (joined, not fenced). A recovery that outlives it
+   * (the node fenced itself or joined again meanwhile) must take nothing into memory: what it
+   * adopted in Redis belongs to the old incarnation, whose own recovery hands it on.
+   */
+  readonly standing: boolean;
   readonly redis: Redis;
   readonly routes: RouteTable;
   /** While on, this node's new interest is collected (for the route switch) instead of announced. */
