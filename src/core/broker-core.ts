@@ -14,7 +14,6 @@ import type { Logger, MqttOptions, SessionLimits } from '../options.js';
 import type { Store, StoredMessage, StoredOutbound, StoredSession } from '../store/types.js';
 import { TopicTrie, type RetainedIndex } from '../topics/index.js';
 import { isExpired, type Message } from './message.js';
-import { parseSharedFilter } from '../topics/validate.js';
 import { Deadlines, systemClock, type Clock } from './deadlines.js';
 import { Session, type DeliveryCounters, type SessionEnv, type SessionHost, type SharedGroup, type Subscription, type Will } from './session.js';
 import type { ClusterLink } from './cluster-link.js';
@@ -26,39 +25,16 @@ import { SessionRestore } from './session-restore.js';
 import { pickMember } from './shared-groups.js';
 import { fromStored } from './stored-records.js';
 import { publishGatedWill } from './wills.js';
+import { subscribe, unsubscribe } from './subscription-index.js';
+import type { CoreCounters, CoreObserver, LiveConnection, SessionFilter } from './core-types.js';
 
 export { NEVER_EXPIRES } from './session-lifecycle.js';
 export { fromStored, toStored } from './stored-records.js';
 export type { RetainedExpiry } from './retained.js';
+export type { CoreCounters, CoreObserver, LiveConnection, SessionFilter } from './core-types.js';
 
 function isGroup(v: Subscription | SharedGroup): v is SharedGroup {
   return (v as SharedGroup).members !== undefined;
-}
-
-/** What the core tells the outside world (the Broker turns these into events). */
-export interface CoreObserver {
-  publish(m: Message, clientId: string): void;
-  sessionExpired(clientId: string): void;
-}
-
-/** A live connection as the core sees it: something it can end when another takes its session over. */
-export interface LiveConnection {
-  takeover(): void;
-  /** Closed because this node can no longer serve the session (5.0: DISCONNECT 0x8B), dropping output not yet committed: the client goes elsewhere. */
-  fence(): void;
-}
-
-export interface CoreCounters {
-  messagesIn: number;
-  messagesOut: number;
-  willsPublished: number;
-  sessionsExpired: number;
-  /** Messages published here that matched no subscriber (on this node). */
-  messagesUnrouted: number;
-  sessionsCreated: number;
-  sessionsResumed: number;
-  /** Live connections ended because another connection took their client id over. */
-  sessionsTakenOver: number;
 }
 
 export class BrokerCore {
@@ -276,7 +252,7 @@ export class BrokerCore {
   publish(m: Message, clientId: string): number {
     this.counters.messagesIn++;
     this.latency.routed(m);
-    if (m.retain) this.setRetained(m);
+    if (m.retain) this.#retained.set(m);
     // The event comes before routing: a handler that publishes in turn is routed first, so the
     // scratch below is never in use twice. Routing itself runs no outside code synchronously
     // (deliveries are written to corked outputs, flushed on the next tick).
@@ -292,7 +268,7 @@ export class BrokerCore {
    * to this node's subscribers, not counted as received.
    */
   publishLocal(m: Message): number {
-    if (m.retain) this.applyRetained(m);
+    if (m.retain) this.#retained.apply(m);
     return this.#route(m, true, EMPTY);
   }
 
@@ -433,51 +409,13 @@ export class BrokerCore {
     return this.#retained.matching(filter, now);
   }
 
-  /** Adds or replaces a subscription [MQTT-3.8.4-3]; returns whether one with that filter existed. */
+  /** Adds or replaces a subscription [MQTT-3.8.4-3]; returns whether one with that filter existed (see subscription-index.ts). */
   subscribe(session: Session, sub: Subscription): boolean {
-    const existed = session.subscriptions.has(sub.filter);
-    session.setSubscription(sub);
-    const sf = parseSharedFilter(sub.filter);
-    if (sf === null) {
-      this.subscriptions.add(sub.filter, session.clientId, sub);
-      if (!existed) this.cluster?.interest(sub.filter, true);
-      return existed;
-    }
-    const key = `${sf.group}/${sf.filter}`;
-    let g = this.shared.get(key);
-    if (g === undefined) {
-      g = { group: sf.group, filter: sf.filter, members: new Map(), order: [], cursor: 0, sticky: undefined };
-      this.shared.set(key, g);
-      this.subscriptions.add(sf.filter, `\u0000${sf.group}`, g);
-    }
-    if (!g.members.has(session.clientId)) {
-      g.order.push(session.clientId);
-      this.cluster?.interest(sub.filter, true);
-    }
-    g.members.set(session.clientId, sub);
-    return existed;
+    return subscribe(this, session, sub);
   }
 
   unsubscribe(session: Session, filter: string): boolean {
-    if (!session.deleteSubscription(filter)) return false;
-    const sf = parseSharedFilter(filter);
-    if (sf === null) {
-      this.subscriptions.remove(filter, session.clientId);
-      this.cluster?.interest(filter, false);
-      return true;
-    }
-    const key = `${sf.group}/${sf.filter}`;
-    const g = this.shared.get(key);
-    if (g !== undefined && g.members.delete(session.clientId)) {
-      this.cluster?.interest(filter, false);
-      g.order.splice(g.order.indexOf(session.clientId), 1);
-      if (g.sticky === session.clientId) g.sticky = undefined;
-      if (g.members.size === 0) {
-        this.shared.delete(key);
-        this.subscriptions.remove(sf.filter, `\u0000${sf.group}`);
-      }
-    }
-    return true;
+    return unsubscribe(this, session, filter);
   }
 
   /**
@@ -517,14 +455,6 @@ export class BrokerCore {
 }
 
 const EMPTY: readonly string[] = [];
-
-/** Which sessions a forwarded message may reach (cluster recovery of a dead node; see src/cluster/node.ts). */
-export interface SessionFilter {
-  readonly only?: ReadonlySet<string>;
-  readonly exclude?: ReadonlySet<string>;
-  /** Handed back by a session's previous node (Session.deliverBack): ahead of what the session holds. */
-  readonly back?: boolean;
-}
 
 function admits(f: SessionFilter, clientId: string): boolean {
   if (f.only !== undefined && !f.only.has(clientId)) return false;

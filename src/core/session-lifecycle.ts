@@ -5,7 +5,8 @@
  */
 import type { Logger } from '../options.js';
 import type { Store } from '../store/types.js';
-import type { BrokerCore, CoreObserver, LiveConnection } from './broker-core.js';
+import type { BrokerCore } from './broker-core.js';
+import type { CoreObserver, LiveConnection } from './core-types.js';
 import type { OutboundJournal } from './journal.js';
 import { Session, type SessionEnv, type Will } from './session.js';
 import { toStoredSession } from './stored-records.js';
