@@ -2,64 +2,39 @@
  * The broker core: sessions by client id, the subscription trie, retained messages, routing,
  * wills and session expiry. It knows connections only as `Outlet`s (see session.ts) and a
  * `kick` callback for takeover, and storage only through the `Store` interface.
+ *
+ * This class is the facade the rest of the broker uses, and it routes (the hot path stays in
+ * this one class). Its other jobs live behind it: the session lifecycle (session-lifecycle.ts),
+ * sessions restored from the store (session-restore.ts), the outbound journal (journal.ts),
+ * retained messages (retained.ts), wills (wills.ts), the choice of a shared group's member
+ * (shared-groups.ts) and the records the store keeps (stored-records.ts).
  */
 import type { QoS } from '../protocol/constants.js';
 import type { Logger, MqttOptions, SessionLimits } from '../options.js';
-import type { Store, StoredMessage, StoredOutbound, StoredSession, StoredSubscription } from '../store/types.js';
-import { RetainedIndex, TopicTrie } from '../topics/index.js';
+import type { Store, StoredMessage, StoredOutbound, StoredSession } from '../store/types.js';
+import { TopicTrie, type RetainedIndex } from '../topics/index.js';
 import { isExpired, type Message } from './message.js';
-import { parseSharedFilter } from '../topics/validate.js';
-import { Deadlines, systemClock, type Clock, type Scheduled } from './deadlines.js';
-import {
-  Session,
-  type DeliveryCounters,
-  type Journal,
-  type Outbound,
-  type SessionEnv,
-  type SessionHost,
-  type SharedGroup,
-  type Subscription,
-  type Will,
-} from './session.js';
+import { Deadlines, systemClock, type Clock } from './deadlines.js';
+import { Session, type DeliveryCounters, type SessionEnv, type SessionHost, type SharedGroup, type Subscription, type Will } from './session.js';
 import type { ClusterLink } from './cluster-link.js';
 import { LatencySampler } from './latency.js';
+import { OutboundJournal } from './journal.js';
+import { RetainedMessages, type RetainedExpiry } from './retained.js';
+import { SessionLifecycle } from './session-lifecycle.js';
+import { SessionRestore } from './session-restore.js';
+import { pickMember } from './shared-groups.js';
+import { fromStored } from './stored-records.js';
+import { publishGatedWill } from './wills.js';
+import { subscribe, unsubscribe } from './subscription-index.js';
+import type { CoreCounters, CoreObserver, LiveConnection, SessionFilter } from './core-types.js';
+
+export { NEVER_EXPIRES } from './session-lifecycle.js';
+export { fromStored, toStored } from './stored-records.js';
+export type { RetainedExpiry } from './retained.js';
+export type { CoreCounters, CoreObserver, LiveConnection, SessionFilter } from './core-types.js';
 
 function isGroup(v: Subscription | SharedGroup): v is SharedGroup {
   return (v as SharedGroup).members !== undefined;
-}
-
-export const NEVER_EXPIRES = 0xffffffff;
-
-/** A retained message with a Message Expiry, on the deadline heap (only these get an entry). */
-export interface RetainedExpiry extends Scheduled {
-  readonly topic: string;
-  readonly message: Message;
-}
-
-/** What the core tells the outside world (the Broker turns these into events). */
-export interface CoreObserver {
-  publish(m: Message, clientId: string): void;
-  sessionExpired(clientId: string): void;
-}
-
-/** A live connection as the core sees it: something it can end when another takes its session over. */
-export interface LiveConnection {
-  takeover(): void;
-  /** Closed because this node can no longer serve the session (5.0: DISCONNECT 0x8B), dropping output not yet committed: the client goes elsewhere. */
-  fence(): void;
-}
-
-export interface CoreCounters {
-  messagesIn: number;
-  messagesOut: number;
-  willsPublished: number;
-  sessionsExpired: number;
-  /** Messages published here that matched no subscriber (on this node). */
-  messagesUnrouted: number;
-  sessionsCreated: number;
-  sessionsResumed: number;
-  /** Live connections ended because another connection took their client id over. */
-  sessionsTakenOver: number;
 }
 
 export class BrokerCore {
@@ -69,7 +44,7 @@ export class BrokerCore {
   readonly subscriptions = new TopicTrie<Subscription | SharedGroup>();
   /** Shared subscription groups by `group/filter` [MQTT-4.8.2]. */
   readonly shared = new Map<string, SharedGroup>();
-  readonly retained = new RetainedIndex<Message>();
+  readonly retained: RetainedIndex<Message>;
   readonly counters: CoreCounters = {
     messagesIn: 0,
     messagesOut: 0,
@@ -97,36 +72,48 @@ export class BrokerCore {
   readonly delivery: DeliveryCounters = { droppedQos0: 0, droppedQueueFull: 0, droppedExpired: 0, droppedTooLarge: 0 };
   /** Authorization of a will at the moment it is published (set by the Broker when it authorizes). */
   willGate: ((m: Message, clientId: string, owner: string | undefined) => boolean | Promise<boolean>) | undefined = undefined;
-  #nextMessageId = 0;
-  #nextSeq = 0;
-  /**
-   * Every journaled entry carries its message inline (no shared message records): set in a
-   * cluster, where a session moves between nodes and a shared record would need cluster-wide
-   * reference counts.
-   */
-  inlineMessages = false;
   /** Sampled delivery latency (1 message in 64; see latency.ts). */
   readonly latency = new LatencySampler();
   /** Set when this node is part of a cluster (before `load`): it learns interest, forwards and retained changes. */
   cluster: ClusterLink | undefined = undefined;
   /** Will delay, session expiry and queued-message expiry of every session, and the expiry of retained messages, on one timer (see deadlines.ts). */
   readonly deadlines: Deadlines<Session | RetainedExpiry>;
-  readonly #retainedExpiry = new Map<string, RetainedExpiry>();
-  /** Shared by every session of this broker (Session keeps one reference to it). */
-  readonly #sessionEnv: SessionEnv;
+  readonly #journal: OutboundJournal;
+  readonly #retained: RetainedMessages;
+  readonly #lifecycle: SessionLifecycle;
+  readonly #restore: SessionRestore;
 
   constructor(mqtt: MqttOptions, limits: SessionLimits, store: Store, log: Logger, observer: CoreObserver, clock: Clock = systemClock) {
     this.mqtt = mqtt;
     this.limits = limits;
-    const host: SessionHost = { reschedule: (s) => this.#schedule(s) };
-    this.#sessionEnv = { limits, budget: this.queueBudget, counters: this.delivery, host };
     this.#store = store;
     this.#log = log;
     this.#observer = observer;
     this.deadlines = new Deadlines<Session | RetainedExpiry>((item, now) => {
-      if (item instanceof Session) this.#sessionDue(item, now);
-      else this.#retainedDue(item);
+      if (item instanceof Session) this.#lifecycle.sessionDue(item, now);
+      else this.#retained.due(item);
     }, clock);
+    const journal = (this.#journal = new OutboundJournal(store));
+    const retained = (this.#retained = new RetainedMessages(mqtt, store, this.deadlines, this));
+    this.retained = retained.index;
+    const host: SessionHost = { reschedule: (s) => this.#lifecycle.schedule(s) };
+    /** Shared by every session of this broker (Session keeps one reference to it). */
+    const sessionEnv: SessionEnv = { limits, budget: this.queueBudget, counters: this.delivery, host };
+    const redistribute = (s: Session, keep: boolean): void => this.#redistribute(s, keep);
+    const lifecycle = (this.#lifecycle = new SessionLifecycle(this, { store, log, observer, sessionEnv, journal, redistribute }));
+    this.#restore = new SessionRestore(this, { store, log, sessionEnv, journal, retained, lifecycle });
+  }
+
+  /**
+   * Every journaled entry carries its message inline (no shared message records): set in a
+   * cluster (see OutboundJournal.inlineMessages).
+   */
+  get inlineMessages(): boolean {
+    return this.#journal.inlineMessages;
+  }
+
+  set inlineMessages(on: boolean) {
+    this.#journal.inlineMessages = on;
   }
 
   /** Stops the deadline timer (broker shutdown). */
@@ -134,44 +121,12 @@ export class BrokerCore {
     this.deadlines.stop();
   }
 
-  /** Loads retained messages and sessions from the store; drops what expired while down. */
-  async load(now: number): Promise<void> {
-    const store = this.#store;
-    const snap = await store.load();
-    // In a cluster, retained messages live in the cluster (src/cluster/) and are loaded from there.
-    if (this.cluster === undefined)
-      for (const [topic, sm] of snap.retained) {
-        const m = fromStored(sm);
-        if (isExpired(m, now)) store.deleteRetained(topic);
-        else this.#retain(topic, m);
-      }
-    const messages = new Map<number, Message>();
-    for (const [id, sm] of snap.messages) {
-      const m = fromStored(sm);
-      m.storeId = id;
-      messages.set(id, m);
-      if (id > this.#nextMessageId) this.#nextMessageId = id;
-    }
-    for (const rec of snap.sessions) {
-      const entries = snap.outbound.get(rec.clientId) ?? [];
-      this.restoreSession(rec, entries, snap.inbound.get(rec.clientId) ?? [], messages, now, true);
-    }
-    for (const [id, m] of messages) {
-      if (m.refs === 0) {
-        store.deleteMessage(id);
-        m.storeId = 0;
-      }
-    }
-    await store.flush();
+  /** Loads retained messages and sessions from the store; drops what expired while down (see session-restore.ts). */
+  load(now: number): Promise<void> {
+    return this.#restore.load(now);
   }
 
-  /**
-   * Puts a stored session back in memory, offline (a restart, or in a cluster a session taken
-   * over from another node). A session without an end time was connected when its node stopped:
-   * it ends now, abnormally. With `wills`, its will and expiry run as stored (a restart, an
-   * adoption); without, the will is left to the caller (a takeover by a new connection).
-   * Returns the session, or undefined when it had expired (it is then deleted).
-   */
+  /** Puts a stored session back in memory, offline; undefined when it had expired (see SessionRestore.restoreSession). */
   restoreSession(
     rec: StoredSession,
     entries: ReadonlyArray<[number, StoredOutbound]>,
@@ -181,99 +136,17 @@ export class BrokerCore {
     wills: boolean,
     claimToken?: string,
   ): Session | undefined {
-    const store = this.#store;
-    for (const [seq] of entries) if (seq > this.#nextSeq) this.#nextSeq = seq;
-    const endedAt = rec.disconnectedAt ?? now;
-    if (rec.expiryInterval !== NEVER_EXPIRES && endedAt + rec.expiryInterval * 1000 <= now && rec.disconnectedAt !== undefined) {
-      // Expired while nobody held it; a will still pending goes out with the session's end.
-      if (wills && rec.will !== undefined) this.#gatedWill(fromStored(rec.will.message), rec.clientId, rec.owner);
-      store.deleteSession(rec.clientId);
-      this.cluster?.sessionEnded?.(rec.clientId, claimToken);
-      return undefined;
-    }
-    const s = new Session(rec.clientId, this.#sessionEnv);
-    s.expiryInterval = rec.expiryInterval;
-    s.owner = rec.owner;
-    s.stored = true;
-    s.claimToken = claimToken;
-    if (rec.expiryInterval > 0) s.journal = this.#journal;
-    for (const sub of rec.subscriptions) {
-      const v: Subscription = { ...sub, subscriptionId: sub.subscriptionId };
-      this.subscribe(s, v);
-    }
-    for (const [seq, o] of entries) {
-      // Inline (journaled 3) or a reference to a stored message (journaled 2, counted).
-      let m: Message | undefined;
-      if (o.message !== undefined) m = fromStored(o.message);
-      else {
-        m = messages.get(o.messageId);
-        if (m === undefined) {
-          this.#log.warn({ clientId: rec.clientId, seq, messageId: o.messageId }, 'store: outbound entry without its message; dropped');
-          store.deleteOutbound(rec.clientId, seq);
-          continue;
-        }
-        m.refs++;
-      }
-      s.restore({
-        message: m,
-        seq,
-        seqWritten: seq,
-        journaled: o.message !== undefined ? 3 : 2,
-        qos: o.qos,
-        retain: o.retain,
-        subscriptionIds: o.subscriptionIds,
-        packetId: o.packetId ?? 0,
-        released: o.released ?? false,
-      });
-    }
-    for (const id of inbound) s.addInbound(id);
-    this.sessions.set(s.clientId, s);
-    s.detach(endedAt);
-    const will = !wills || rec.will === undefined ? undefined : { message: fromStored(rec.will.message), delaySeconds: rec.will.delaySeconds };
-    this.#afterConnectionEnd(s, will, endedAt, now);
-    return this.sessions.get(s.clientId) === s ? s : undefined;
+    return this.#restore.restoreSession(rec, entries, inbound, messages, now, wills, claimToken);
   }
 
-  /**
-   * Another node took this session over (cluster): its connection here is closed (5.0: DISCONNECT
-   * 0x8E) and its copy dropped without a store write or a will — the node that took it decides
-   * the will from the stored session, so it goes out once.
-   */
+  /** Another node took this session over (cluster): dropped here without a store write or a will (see SessionLifecycle.evict). */
   evict(clientId: string): void {
-    const s = this.sessions.get(clientId);
-    if (s !== undefined) this.#silence(s);
-    const live = this.live.get(clientId);
-    if (live !== undefined) {
-      this.live.delete(clientId);
-      this.counters.sessionsTakenOver++;
-      live.takeover();
-    }
-    const left = this.sessions.get(clientId);
-    if (left !== undefined) {
-      this.#silence(left);
-      this.endSession(left, false);
-    }
+    this.#lifecycle.evict(clientId);
   }
 
   /** Every session dropped, connections closed with `close`, no wills, no store writes (a node that fenced itself). */
   dropAll(close: (c: LiveConnection) => void): void {
-    for (const s of this.sessions.values()) this.#silence(s);
-    for (const [id, c] of [...this.live]) {
-      this.live.delete(id);
-      close(c);
-    }
-    for (const s of [...this.sessions.values()]) {
-      this.#silence(s);
-      this.endSession(s, false);
-    }
-  }
-
-  #silence(s: Session): void {
-    s.will = undefined;
-    s.pendingWill = undefined;
-    s.journal = undefined;
-    s.stored = false;
-    this.deadlines.cancel(s);
+    this.#lifecycle.dropAll(close);
   }
 
   /** Entries handed over by a session's previous owner (cluster): queued in the session here; false when it is not here. */
@@ -296,79 +169,7 @@ export class BrokerCore {
 
   /** Publishes a will read from the store (a session taken over from another node), authorized as any will. */
   publishStoredWill(message: StoredMessage, clientId: string, owner: string | undefined): void {
-    this.#gatedWill(fromStored(message), clientId, owner);
-  }
-
-  /** Journal of outbound entries for sessions that are persisted: one stored message, many references. */
-  /**
-   * Journal of outbound entries for persisted sessions. New entries are collected during the
-   * turn and written at the next commit point (before any packet can leave): a message that only
-   * one new entry carries is stored inline in it (one write, one delete), one that several carry
-   * is stored once and referenced by id (refcounted).
-   */
-  readonly #pending: Array<{ session: Session; entry: Outbound }> = [];
-  readonly #journal: Journal = {
-    added: (session, entry) => {
-      entry.seq = ++this.#nextSeq;
-      entry.journaled = 1;
-      // Written at the next commit point, or at the end of this turn when no packet asks for one
-      // (e.g. a will or a QoS 0 publisher's message queued for an offline session).
-      if (this.#pending.length === 0) process.nextTick(() => this.#flushJournal());
-      this.#pending.push({ session, entry });
-    },
-    updated: (session, entry) => {
-      // An entry sent at once is first journaled here, packet id included (one write, not two).
-      if (entry.seq === 0) this.#journal.added(session, entry);
-      else if (entry.journaled !== 1) this.#store.putOutbound(session.clientId, entry.seq, this.#stored(entry));
-    },
-    removed: (session, entry) => {
-      if (entry.seq === 0) return;
-      const state = entry.journaled;
-      entry.seq = 0;
-      entry.journaled = 0;
-      if (state === 1) return; // never written: skipped when the pending batch is flushed
-      this.#store.deleteOutbound(session.clientId, entry.seqWritten ?? 0);
-      if (state === 3) return; // inline: nothing else to release
-      const m = entry.message;
-      if (--m.refs === 0 && m.storeId !== 0) {
-        this.#store.deleteMessage(m.storeId);
-        m.storeId = 0;
-      }
-    },
-  };
-
-  #stored(entry: Outbound): StoredOutbound {
-    const o = toStoredOutbound(entry);
-    if (entry.journaled === 3) {
-      o.messageId = 0;
-      o.message = toStored(entry.message);
-    }
-    return o;
-  }
-
-  /** Writes the entries journaled this turn (see #journal). */
-  #flushJournal(): void {
-    const pending = this.#pending;
-    if (pending.length === 0) return;
-    const count = new Map<Message, number>();
-    for (const { entry } of pending) if (entry.journaled === 1) count.set(entry.message, (count.get(entry.message) ?? 0) + 1);
-    for (const { session, entry } of pending) {
-      if (entry.journaled !== 1) continue;
-      const m = entry.message;
-      entry.seqWritten = entry.seq;
-      if (this.inlineMessages || (m.storeId === 0 && count.get(m) === 1)) {
-        entry.journaled = 3;
-      } else {
-        if (m.storeId === 0) {
-          m.storeId = ++this.#nextMessageId;
-          this.#store.putMessage(m.storeId, toStored(m));
-        }
-        m.refs++;
-        entry.journaled = 2;
-      }
-      this.#store.putOutbound(session.clientId, entry.seq, this.#stored(entry));
-    }
-    pending.length = 0;
+    publishGatedWill(this, this.#log, fromStored(message), clientId, owner);
   }
 
   /**
@@ -376,7 +177,7 @@ export class BrokerCore {
    * up to `clusterMark` are accepted; null when nothing is outstanding.
    */
   commitPoint(clusterMark = 0): Promise<void> | null {
-    this.#flushJournal();
+    this.#journal.flush();
     const stored = this.#store.commitPoint();
     const link = this.cluster;
     if (link === undefined || clusterMark === 0) return stored;
@@ -392,7 +193,7 @@ export class BrokerCore {
 
   /** Writes what is pending and resolves once the store has committed it. */
   async flush(): Promise<void> {
-    this.#flushJournal();
+    this.#journal.flush();
     await this.#store.flush();
   }
 
@@ -401,7 +202,7 @@ export class BrokerCore {
    * journaled goes to the store before the unit closes.
    */
   atomic(on: boolean): void {
-    if (!on) this.#flushJournal();
+    if (!on) this.#journal.flush();
     this.#store.atomic?.(on);
   }
 
@@ -418,164 +219,28 @@ export class BrokerCore {
     return true;
   }
 
-  /**
-   * CONNECT: finds or creates the session for a client id. A live connection holding it is
-   * taken over [MQTT-3.1.4-3]; Clean Start discards the old session [MQTT-3.1.2-4], otherwise it is
-   * resumed and a pending will cancelled [MQTT-3.1.3-9].
-   */
+  /** CONNECT: finds or creates the session for a client id (see SessionLifecycle.openSession). */
   openSession(clientId: string, clean: boolean): { session: Session; present: boolean } {
-    const previous = this.live.get(clientId);
-    if (previous !== undefined) {
-      this.live.delete(clientId);
-      this.counters.sessionsTakenOver++;
-      previous.takeover();
-    }
-    let session = this.sessions.get(clientId);
-    if (session !== undefined && clean) {
-      this.endSession(session);
-      session = undefined;
-    }
-    if (session !== undefined) {
-      this.deadlines.cancel(session);
-      session.pendingWill = undefined;
-      this.counters.sessionsResumed++;
-      return { session, present: true };
-    }
-    session = new Session(clientId, this.#sessionEnv);
-    this.sessions.set(clientId, session);
-    this.counters.sessionsCreated++;
-    return { session, present: false };
+    return this.#lifecycle.openSession(clientId, clean);
   }
 
   /** Ends a session for good: its pending will goes out, its subscriptions and state are removed (and, in a cluster, its ownership released unless `release` is false). */
   endSession(session: Session, release = true): void {
-    this.deadlines.cancel(session);
-    // Shared-subscription QoS 1 messages it held go to another member (MQTT 5.0 §4.8.2).
-    if (this.shared.size > 0) this.#redistribute(session, false);
-    const will = session.pendingWill;
-    session.pendingWill = undefined;
-    if (will !== undefined) this.publishWill(will, session.clientId);
-    for (const filter of [...session.subscriptions.keys()]) this.unsubscribe(session, filter);
-    if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
-    const journal = session.journal;
-    if (journal !== undefined) {
-      for (const entry of [...session.entries()]) journal.removed(session, entry);
-      for (const id of session.inboundQos2) this.#store.deleteInbound(session.clientId, id);
-      session.journal = undefined;
-    }
-    if (session.stored) {
-      session.stored = false;
-      this.#store.deleteSession(session.clientId);
-    }
-    session.discard();
-    if (release && session.claimToken !== undefined) this.cluster?.sessionEnded?.(session.clientId, session.claimToken);
+    this.#lifecycle.endSession(session, release);
   }
 
-  /**
-   * After CONNECT: a session that outlives its connection, or whose connection has a will, is
-   * written to the store (a will survives a crash and is published on restart).
-   */
+  /** After CONNECT: the session is written to the store when it outlives its connection or has a will. */
   connected(session: Session): void {
-    if (session.expiryInterval > 0 && session.journal === undefined) {
-      session.journal = this.#journal;
-      for (const entry of session.entries()) this.#journal.added(session, entry);
-      for (const id of session.inboundQos2) this.#store.putInbound(session.clientId, id);
-    }
-    this.persist(session);
+    this.#lifecycle.connected(session);
   }
 
-  /**
-   * The connection holding `session` ended. `will` is the will to publish (undefined after a
-   * normal DISCONNECT). Session Expiry and Will Delay then run as MQTT 5.0 §3.1.2.11 and §3.1.3.2.2 say.
-   */
+  /** The connection holding `session` ended; `will` undefined after a normal DISCONNECT (see SessionLifecycle.connectionEnded). */
   connectionEnded(session: Session, will: Will | undefined, now: number): void {
-    session.detach(now);
-    if (this.shared.size > 0) this.#redistribute(session, true);
-    this.#afterConnectionEnd(session, will, now, now);
-  }
-
-  #afterConnectionEnd(session: Session, will: Will | undefined, endedAt: number, now: number): void {
-    session.will = undefined;
-    const expiry = session.expiryInterval;
-    if (expiry === 0) {
-      if (will !== undefined) session.pendingWill = will;
-      this.endSession(session);
-      return;
-    }
-    if (will !== undefined) {
-      // Sent at the earlier of the will delay and the end of the session [MQTT-3.1.3-9].
-      if (endedAt + will.delaySeconds * 1000 <= now) this.publishWill(will, session.clientId);
-      else session.pendingWill = will;
-    }
-    this.#schedule(session);
-    this.persist(session);
-  }
-
-  /**
-   * Puts a session on the deadline heap at the earliest of: the expiry of a queued message
-   * [MQTT-3.3.2-5] and, while offline, its will delay and its session expiry, both counted from
-   * the absolute time its connection ended (`disconnectedAt`, which the store keeps, so a
-   * restart resumes the same deadlines) [MQTT-3.1.2-23], [MQTT-3.1.3-9]. A Session Expiry
-   * Interval of 0xFFFFFFFF never ends the session (5.0 §3.1.2.11.2, no statement id).
-   */
-  #schedule(session: Session): void {
-    const ended = session.disconnectedAt;
-    let at = session.queueExpiresAt === 0 ? Infinity : session.queueExpiresAt;
-    if (ended !== undefined && session.outlet === undefined) {
-      const will = session.pendingWill;
-      if (will !== undefined && ended + will.delaySeconds * 1000 < at) at = ended + will.delaySeconds * 1000;
-      if (session.expiryInterval !== NEVER_EXPIRES) {
-        const expires = ended + session.expiryInterval * 1000;
-        if (expires < at) at = expires;
-      }
-    }
-    if (at === Infinity) this.deadlines.cancel(session);
-    else this.deadlines.schedule(session, at);
-  }
-
-  /** A session's deadline came: expired messages leave its queue, its will goes out, its session ends. */
-  #sessionDue(session: Session, now: number): void {
-    if (this.sessions.get(session.clientId) !== session) return;
-    if (session.queueExpiresAt !== 0 && session.queueExpiresAt <= now) session.dropExpired(now);
-    const ended = session.disconnectedAt;
-    if (ended === undefined || session.outlet !== undefined) {
-      this.#schedule(session);
-      return;
-    }
-    const will = session.pendingWill;
-    if (will !== undefined && ended + will.delaySeconds * 1000 <= now) {
-      session.pendingWill = undefined;
-      this.publishWill(will, session.clientId);
-      this.persist(session);
-    }
-    if (session.expiryInterval !== NEVER_EXPIRES && ended + session.expiryInterval * 1000 <= now) {
-      this.counters.sessionsExpired++;
-      this.#log.debug({ clientId: session.clientId }, 'session expired');
-      // A will still pending goes out with the session's end (endSession) [MQTT-3.1.3-9].
-      this.endSession(session);
-      this.#observer.sessionExpired(session.clientId);
-      return;
-    }
-    this.#schedule(session);
+    this.#lifecycle.connectionEnded(session, will, now);
   }
 
   publishWill(will: Will, clientId: string): void {
-    this.#gatedWill(will.message, clientId, this.sessions.get(clientId)?.owner);
-  }
-
-  /** Publishes a will if the authorizer allows it (wills are authorized when they are published). */
-  #gatedWill(message: Message, clientId: string, owner: string | undefined): void {
-    const ok = this.willGate === undefined ? true : this.willGate(message, clientId, owner);
-    const go = (allowed: boolean): void => {
-      if (!allowed) {
-        this.#log.info({ clientId, topic: message.topic }, 'will not authorized; dropped');
-        return;
-      }
-      this.counters.willsPublished++;
-      this.publish(message, clientId);
-    };
-    if (typeof ok === 'boolean') go(ok);
-    else ok.then(go, (err: unknown) => this.#log.error({ err, clientId }, 'will authorization failed; will dropped'));
+    publishGatedWill(this, this.#log, will.message, clientId, this.sessions.get(clientId)?.owner);
   }
 
   /**
@@ -587,7 +252,7 @@ export class BrokerCore {
   publish(m: Message, clientId: string): number {
     this.counters.messagesIn++;
     this.latency.routed(m);
-    if (m.retain) this.setRetained(m);
+    if (m.retain) this.#retained.set(m);
     // The event comes before routing: a handler that publishes in turn is routed first, so the
     // scratch below is never in use twice. Routing itself runs no outside code synchronously
     // (deliveries are written to corked outputs, flushed on the next tick).
@@ -603,7 +268,7 @@ export class BrokerCore {
    * to this node's subscribers, not counted as received.
    */
   publishLocal(m: Message): number {
-    if (m.retain) this.applyRetained(m);
+    if (m.retain) this.#retained.apply(m);
     return this.#route(m, true, EMPTY);
   }
 
@@ -724,126 +389,33 @@ export class BrokerCore {
     hit.ids = ids;
   }
 
-  /** Stores or (empty payload) deletes the retained message of a topic [MQTT-3.3.1-6], [MQTT-3.3.1-7]. */
+  /** Stores or (empty payload) deletes the retained message of a topic (see RetainedMessages.set). */
   setRetained(m: Message): void {
-    if (!this.mqtt.retainAvailable) return;
-    const link = this.cluster;
-    if (link !== undefined) {
-      // The cluster keeps retained messages; this node's index is updated at once (so this
-      // node reads its own write) and again, in cluster order, from the retained log.
-      this.applyRetained(m);
-      link.retain(m);
-      return;
-    }
-    if (m.payload.length === 0) {
-      if (this.#unretain(m.topic)) this.#store.deleteRetained(m.topic);
-      return;
-    }
-    this.#retain(m.topic, m);
-    this.#store.putRetained(m.topic, toStored(m));
+    this.#retained.set(m);
   }
 
   /** Removes a topic's retained message from the in-memory index only (cluster). */
   dropRetained(topic: string): void {
-    this.#unretain(topic);
+    this.#retained.drop(topic);
   }
 
   /** Applies a retained change to the in-memory index only (cluster: the store is the cluster's). */
   applyRetained(m: Message): void {
-    if (m.payload.length === 0) this.#unretain(m.topic);
-    else this.#retain(m.topic, m);
-  }
-
-  /** Sets a topic's retained message; one with a Message Expiry goes on the deadline heap. */
-  #retain(topic: string, m: Message): void {
-    this.#cancelRetainedExpiry(topic);
-    this.retained.set(topic, m);
-    if (m.expiresAt === 0) return;
-    const r: RetainedExpiry = { deadlineIndex: -1, deadlineAt: 0, topic, message: m };
-    this.#retainedExpiry.set(topic, r);
-    this.deadlines.schedule(r, m.expiresAt);
-  }
-
-  #unretain(topic: string): boolean {
-    this.#cancelRetainedExpiry(topic);
-    return this.retained.delete(topic);
-  }
-
-  #cancelRetainedExpiry(topic: string): void {
-    if (this.#retainedExpiry.size === 0) return;
-    const r = this.#retainedExpiry.get(topic);
-    if (r === undefined) return;
-    this.deadlines.cancel(r);
-    this.#retainedExpiry.delete(topic);
-  }
-
-  /** A retained message's expiry came: it is no longer kept, in memory or in the store [MQTT-3.3.2-5]. */
-  #retainedDue(r: RetainedExpiry): void {
-    if (this.#retainedExpiry.get(r.topic) !== r) return;
-    this.#unretain(r.topic);
-    if (this.cluster === undefined) this.#store.deleteRetained(r.topic);
+    this.#retained.apply(m);
   }
 
   /** Retained messages matching a filter, expired ones removed on the way. */
   retainedMatching(filter: string, now: number): Message[] {
-    const out: Message[] = [];
-    const expired: string[] = [];
-    this.retained.match(filter, (topic, m) => {
-      if (isExpired(m, now)) expired.push(topic);
-      else out.push(m);
-    });
-    for (const topic of expired) {
-      this.#unretain(topic);
-      if (this.cluster === undefined) this.#store.deleteRetained(topic);
-    }
-    return out;
+    return this.#retained.matching(filter, now);
   }
 
-  /** Adds or replaces a subscription [MQTT-3.8.4-3]; returns whether one with that filter existed. */
+  /** Adds or replaces a subscription [MQTT-3.8.4-3]; returns whether one with that filter existed (see subscription-index.ts). */
   subscribe(session: Session, sub: Subscription): boolean {
-    const existed = session.subscriptions.has(sub.filter);
-    session.setSubscription(sub);
-    const sf = parseSharedFilter(sub.filter);
-    if (sf === null) {
-      this.subscriptions.add(sub.filter, session.clientId, sub);
-      if (!existed) this.cluster?.interest(sub.filter, true);
-      return existed;
-    }
-    const key = `${sf.group}/${sf.filter}`;
-    let g = this.shared.get(key);
-    if (g === undefined) {
-      g = { group: sf.group, filter: sf.filter, members: new Map(), order: [], cursor: 0, sticky: undefined };
-      this.shared.set(key, g);
-      this.subscriptions.add(sf.filter, `\u0000${sf.group}`, g);
-    }
-    if (!g.members.has(session.clientId)) {
-      g.order.push(session.clientId);
-      this.cluster?.interest(sub.filter, true);
-    }
-    g.members.set(session.clientId, sub);
-    return existed;
+    return subscribe(this, session, sub);
   }
 
   unsubscribe(session: Session, filter: string): boolean {
-    if (!session.deleteSubscription(filter)) return false;
-    const sf = parseSharedFilter(filter);
-    if (sf === null) {
-      this.subscriptions.remove(filter, session.clientId);
-      this.cluster?.interest(filter, false);
-      return true;
-    }
-    const key = `${sf.group}/${sf.filter}`;
-    const g = this.shared.get(key);
-    if (g !== undefined && g.members.delete(session.clientId)) {
-      this.cluster?.interest(filter, false);
-      g.order.splice(g.order.indexOf(session.clientId), 1);
-      if (g.sticky === session.clientId) g.sticky = undefined;
-      if (g.members.size === 0) {
-        this.shared.delete(key);
-        this.subscriptions.remove(sf.filter, `\u0000${sf.group}`);
-      }
-    }
-    return true;
+    return unsubscribe(this, session, filter);
   }
 
   /**
@@ -852,54 +424,13 @@ export class BrokerCore {
    * session that is offline only when nobody is connected). Returns false when no member could take it.
    */
   #deliverShared(g: SharedGroup, m: Message, exclude: string | undefined): boolean {
-    const clientId = this.#pick(g, m.topic, exclude);
+    const clientId = pickMember(g, m.topic, exclude, this.sessions, this.mqtt.sharedSubscriptionStrategy);
     if (clientId === undefined) return false;
     const session = this.sessions.get(clientId)!;
     const sub = g.members.get(clientId)!;
     const qos = (sub.qos < m.qos ? sub.qos : m.qos) as QoS;
     session.deliver(m, qos, sub.retainAsPublished && m.retain, sub.subscriptionId === undefined ? undefined : [sub.subscriptionId], g);
     return true;
-  }
-
-  #pick(g: SharedGroup, topic: string, exclude: string | undefined): string | undefined {
-    const order = g.order;
-    const n = order.length;
-    if (n === 0) return undefined;
-    const online = (id: string): boolean => id !== exclude && this.sessions.get(id)?.outlet !== undefined;
-    switch (this.mqtt.sharedSubscriptionStrategy) {
-      case 'sticky':
-        if (g.sticky !== undefined && online(g.sticky)) return g.sticky;
-        g.sticky = this.#scan(g, online, Math.floor(Math.random() * n));
-        return g.sticky ?? this.#offline(g, exclude);
-      case 'random':
-        return this.#scan(g, online, Math.floor(Math.random() * n)) ?? this.#offline(g, exclude);
-      case 'hash': {
-        let h = 0;
-        for (let i = 0; i < topic.length; i++) h = (Math.imul(h, 31) + topic.charCodeAt(i)) | 0;
-        return this.#scan(g, online, (h >>> 0) % n) ?? this.#offline(g, exclude);
-      }
-      default: {
-        const start = g.cursor % n;
-        const id = this.#scan(g, online, start);
-        if (id !== undefined) g.cursor = order.indexOf(id) + 1;
-        return id ?? this.#offline(g, exclude);
-      }
-    }
-  }
-
-  /** The first member from `start` on (wrapping) that passes `ok`. */
-  #scan(g: SharedGroup, ok: (id: string) => boolean, start: number): string | undefined {
-    const order = g.order;
-    for (let i = 0; i < order.length; i++) {
-      const id = order[(start + i) % order.length]!;
-      if (ok(id)) return id;
-    }
-    return undefined;
-  }
-
-  /** With nobody connected: a member whose session outlives its connection (the message queues there). */
-  #offline(g: SharedGroup, exclude: string | undefined): string | undefined {
-    return this.#scan(g, (id) => id !== exclude && (this.sessions.get(id)?.expiryInterval ?? 0) > 0, g.cursor % g.order.length);
   }
 
   /**
@@ -919,22 +450,11 @@ export class BrokerCore {
 
   /** Writes the session record through to the store (sessions that outlive their connection, or carry a will). */
   persist(session: Session): void {
-    if (this.sessions.get(session.clientId) !== session) return;
-    if (session.journal === undefined && session.will === undefined && !session.stored) return;
-    session.stored = true;
-    this.#store.putSession(toStoredSession(session));
+    this.#lifecycle.persist(session);
   }
 }
 
 const EMPTY: readonly string[] = [];
-
-/** Which sessions a forwarded message may reach (cluster recovery of a dead node; see src/cluster/node.ts). */
-export interface SessionFilter {
-  readonly only?: ReadonlySet<string>;
-  readonly exclude?: ReadonlySet<string>;
-  /** Handed back by a session's previous node (Session.deliverBack): ahead of what the session holds. */
-  readonly back?: boolean;
-}
 
 function admits(f: SessionFilter, clientId: string): boolean {
   if (f.only !== undefined && !f.only.has(clientId)) return false;
@@ -943,59 +463,4 @@ function admits(f: SessionFilter, clientId: string): boolean {
 
 function groupKey(g: SharedGroup): string {
   return `${g.group}/${g.filter}`;
-}
-
-export function toStored(m: Message): StoredMessage {
-  const s: StoredMessage = { topic: m.topic, payload: m.payload, qos: m.qos, retain: m.retain, expiresAt: m.expiresAt, origin: m.origin };
-  if (m.properties !== undefined) s.properties = m.properties;
-  return s;
-}
-
-export function fromStored(s: StoredMessage): Message {
-  return {
-    topic: s.topic,
-    payload: s.payload,
-    qos: s.qos,
-    retain: s.retain,
-    properties: s.properties,
-    expiresAt: s.expiresAt,
-    origin: s.origin,
-    encoded: undefined,
-    storeId: 0,
-    refs: 0,
-  };
-}
-
-function toStoredSession(s: Session): StoredSession {
-  const rec: StoredSession = {
-    clientId: s.clientId,
-    expiryInterval: s.expiryInterval,
-    subscriptions: [...s.subscriptions.values()].map((sub) => {
-      const out: StoredSubscription = {
-        filter: sub.filter,
-        qos: sub.qos,
-        noLocal: sub.noLocal,
-        retainAsPublished: sub.retainAsPublished,
-        retainHandling: sub.retainHandling,
-      };
-      if (sub.subscriptionId !== undefined) out.subscriptionId = sub.subscriptionId;
-      return out;
-    }),
-  };
-  if (s.disconnectedAt !== undefined) rec.disconnectedAt = s.disconnectedAt;
-  const will = s.will ?? s.pendingWill;
-  if (will !== undefined) {
-    rec.will = { message: toStored(will.message), delaySeconds: will.delaySeconds };
-    if (s.will === undefined) rec.willPending = true;
-  }
-  if (s.owner !== undefined) rec.owner = s.owner;
-  return rec;
-}
-
-function toStoredOutbound(e: Outbound): StoredOutbound {
-  const o: StoredOutbound = { messageId: e.message.storeId, qos: e.qos, retain: e.retain };
-  if (e.subscriptionIds !== undefined) o.subscriptionIds = e.subscriptionIds;
-  if (e.packetId !== 0) o.packetId = e.packetId;
-  if (e.released) o.released = true;
-  return o;
 }

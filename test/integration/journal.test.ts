@@ -1,5 +1,5 @@
 /**
- * The broker's journal of outbound messages for persistent sessions (src/core/broker-core.ts):
+ * The broker's journal of outbound messages for persistent sessions (src/core/journal.ts):
  * what reaches the Store, and when. A recording MemoryStore stands in for the engine.
  */
 import assert from 'node:assert/strict';
