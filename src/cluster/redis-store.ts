@@ -18,6 +18,7 @@
  *
  * Key layout: see store-scripts.ts.
  */
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { newRedis } from './ioredis.js';
 import type { Store, StoredMessage, StoredOutbound, StoredSession, StoreSnapshot } from '../store/types.js';
@@ -128,6 +129,9 @@ export class RedisStore implements Store {
   #inflight: Batch | undefined;
   #flushScheduled = false;
   #held = false;
+  /** This store's id and its commit calls so far (the id of each call, see COMMIT). */
+  readonly #id = randomUUID();
+  #calls = 0;
   /** Atomic units open (see atomic). */
   #units = 0;
   readonly #stats: RedisStoreStats = { calls: 0, writes: 0, failedCalls: 0, fencedWrites: 0, fencedReports: 0 };
@@ -493,6 +497,9 @@ export class RedisStore implements Store {
     this.#stats.calls++;
     this.#stats.writes += b.writes;
     const { keys, argv } = b.args(this.keys, this.#cluster ? this.keys.inboxPrefix : '', this.#cluster ? this.keys.movedPrefix : '');
+    // The call's id: a call sent again after a broken connection is applied once (see COMMIT).
+    keys.push(this.keys.done(this.#id));
+    argv.push(++this.#calls);
     const reply = this.#scripts.courierStoreCommit(keys.length, ...keys, ...argv);
     const settle = (err: unknown): void => {
       b.settled = true;

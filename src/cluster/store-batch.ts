@@ -6,7 +6,8 @@
  * SREM per key, instead of one command per write: several times less Redis CPU per write.
  *
  * Arguments of the COMMIT script (store-scripts.ts):
- *   KEYS: retained hash, then meta/out/in of each client, then the message keys (sets, then deletes)
+ *   KEYS: retained hash, then meta/out/in of each client, then the message keys (sets, then deletes);
+ *         RedisStore adds the store's done hash last (and the call's number as the last ARGV)
  *   ARGV: inbox prefix ('' outside a cluster), n, then per client: token, client id, 'D' or '',
  *         record or '', #puts, #dels, #in-adds, #in-dels, seq/entry pairs, seqs, ids, ids; then
  *         #message sets, #message deletes, the set values; then #retained puts, #retained

@@ -34,6 +34,8 @@ export interface StoreKeys {
   in(clientId: string): string;
   message(id: number): string;
   own(nid: string | number): string;
+  /** One RedisStore's record of its last commit call (`s`) and of the answers of recent ones that reported something (`r<n>`); expires 5 min after its last call. */
+  done(storeId: string): string;
   /** Prefixes of other nodes' keys, for the scripts (see above). */
   readonly ownPrefix: string;
   readonly inboxPrefix: string;
@@ -51,6 +53,7 @@ export function storeKeys(prefix: string): StoreKeys {
     in: (cid) => `${prefix}s:{${cid}}:in`,
     message: (id) => `${prefix}m:${id}`,
     own: (nid) => `${prefix}own:${nid}`,
+    done: (id) => `${prefix}done:${id}`,
     ownPrefix: `${prefix}own:`,
     inboxPrefix: `${prefix}in:`,
     leasePrefix: `${prefix}node:`,
@@ -96,6 +99,15 @@ local function each(cmd, key, from, to)
     if b > to then b = to end
     redis.call(cmd, key, unpack(ARGV, a, b))
   end
+end
+-- The call's id (last KEY: this store's done hash; last ARGV: the call's number, growing by one
+-- per call): a call that the client sends again after a broken connection, which Redis had
+-- applied already, is not applied twice (its appends are not idempotent) and answers as then.
+local dk, dseq = KEYS[#KEYS], tonumber(ARGV[#ARGV])
+if tonumber(redis.call('HGET', dk, 's') or '0') >= dseq then
+  local r = redis.call('HGET', dk, 'r' .. dseq)
+  if r then return cjson.decode(r) end
+  return {{}, {}}
 end
 local n = tonumber(ARGV[2])
 local i = 3
@@ -188,6 +200,10 @@ for x = 1, nx do
   end
   i = f1 + nf
 end
+redis.call('HSET', dk, 's', dseq)
+redis.call('HDEL', dk, 'r' .. (dseq - 1000))
+if #fenced > 0 or #gone > 0 then redis.call('HSET', dk, 'r' .. dseq, cjson.encode({fenced, gone})) end
+redis.call('PEXPIRE', dk, 300000)
 return {fenced, gone}`;
 
 /**

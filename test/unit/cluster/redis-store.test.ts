@@ -65,7 +65,47 @@ void describe('RedisStore', redisServerGate(), () => {
     await a.flush();
     assert.equal((await a.loadSession('c')).fence !== undefined, true, 'deleteSession of a fenced session keeps its fence');
     assert.equal(await a.release('c'), true);
-    assert.deepEqual(await redis.client().keys(`${p}*`), [`${p}fence:seq`]);
+    const r = redis.client();
+    const left = (await r.keys(`${p}*`)).sort();
+    assert.deepEqual(
+      left.filter((k) => !k.startsWith(`${p}done:`)),
+      [`${p}fence:seq`],
+    );
+    // The store's record of its commit calls (see the next test) expires by itself.
+    for (const k of left.filter((k) => k.startsWith(`${p}done:`))) assert.ok((await r.pttl(k)) > 0, `${k} expires`);
+  });
+
+  void it('a commit call applied by Redis and sent again (a reconnect resends what was unanswered) is applied once, and answers as the first time', async () => {
+    const p = prefix();
+    const a = await open(p, { cluster: true });
+    const b = await open(p, { cluster: true });
+    const r = redis.client();
+    await r.xadd(`${p}in:7`, '*', 'init', '1');
+    await a.claim('pub', 'A');
+    // Watch the calls the store sends: the next commit is captured and sent again by hand.
+    const client = a.redis as unknown as { courierStoreCommit: (...args: unknown[]) => Promise<unknown> };
+    const original = client.courierStoreCommit.bind(client);
+    let sent: unknown[] = [];
+    client.courierStoreCommit = (...args: unknown[]) => {
+      sent = args;
+      return original(...args);
+    };
+    a.putInbound('pub', 11);
+    a.appendForward('pub', 7, `${p}in:7`, () => ['f', '1', 'd', '7', 'b', 'once']);
+    a.putOutbound('pub', 1, { messageId: 0, qos: 1, retain: false, message: msg('t', 'x') });
+    await a.flush();
+    assert.equal(await r.xlen(`${p}in:7`), 2);
+    assert.deepEqual(await original(...sent), [[], []], 'the same call again: nothing applied, the same (empty) answer');
+    assert.equal(await r.xlen(`${p}in:7`), 2, 'the forward appended once');
+    // A call that reported fenced writes answers the same when sent again.
+    await b.claim('pub', 'B');
+    a.putInbound('pub', 12);
+    await a.flush();
+    const first = sent;
+    const again = (await original(...first)) as [unknown[], unknown[]];
+    assert.equal(again[0].length, 3, 'the fenced report of the first application');
+    assert.equal(String(again[0][1]), (await a.loadSession('pub')).fence);
+    client.courierStoreCommit = original;
   });
 
   void it('claim by the owner itself (a reconnect to the same node): without Clean Start the token stays and its writes in flight count; with Clean Start a new one', async () => {
