@@ -50,7 +50,7 @@ export interface RedisStoreOptions {
   /**
    * With a URL: commands wait for a reconnect (and are sent again) instead of failing at once,
    * as the cluster's own writes do; acknowledgements stay withheld meanwhile. Commits are
-   * idempotent, so one applied before a connection broke may safely be applied again.
+   * applied once even when sent again after a broken connection (COMMIT checks its call id).
    */
   waitForReconnect?: boolean;
 }
