@@ -116,8 +116,10 @@ void describe('--workers 2: one broker over two processes', redisServerGate(), (
     let placed = await connectPlaced(broker, 'mover', opts);
     await placed.client.subscribeAsync('mv/#', { qos: 1 });
     await waitForRoutes(pub.client, 'mv/probe', [placed.client]);
+    // With the shared socket the kernel picks the worker of each reconnect: at least 4 rounds,
+    // and more (up to 24) until the session has moved twice.
     let moves = 0;
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 4 || (moves < 2 && round < 24); round++) {
       const was = placed.worker;
       await placed.client.endAsync();
       for (let i = 0; i < 5; i++) await pub.client.publishAsync(`mv/${round}`, `r${round}-${i}`, { qos: 1 });
@@ -135,7 +137,7 @@ void describe('--workers 2: one broker over two processes', redisServerGate(), (
       assert.ok(got.length >= 1, `round ${round}: queued messages delivered after the move`);
     }
     clients.push(placed.client);
-    assert.ok(moves >= 1, `the session moved between workers at least once in 4 reconnects (moves: ${moves})`);
+    assert.ok(moves >= 2, `the session moved between workers at least twice in ${rounds.length} reconnects (moves: ${moves})`);
   });
 
   // A graceful move while the publisher's forwards still sit in the old worker's inbox: the old
@@ -143,7 +145,7 @@ void describe('--workers 2: one broker over two processes', redisServerGate(), (
   // what it routes directly until they are back (src/cluster/move-order.ts). Before those fixes
   // 1 run in 10 lost the last message (r0-4) or swapped two (r1-1, r1-0, ...).
   void test('every queued message arrives once, in order, after each move', () => {
-    assert.equal(rounds.length, 4);
+    assert.ok(rounds.length >= 4);
     for (const { round, got } of rounds)
       assert.deepEqual(
         got,
