@@ -2,7 +2,7 @@
  * Workers benchmark: `courier --workers N` against one Courier process and Mosquitto, in one run.
  *
  *   npm run bench:workers -- [--workers 2] [--connections 5000] [--duration 5] [--warmup 1]
- *                            [--publishers 20] [--subscribers 2] [--payload 64] [--sched rr|none] [--json]
+ *                            [--publishers 20] [--subscribers 2] [--payload 64] [--balance shared|rr] [--json]
  *   npm run bench -- --scenarios workers [same options]
  *
  * Two measurements per broker, each on a fresh broker process:
@@ -17,7 +17,7 @@
  * the machinery) and on --workers-cpu (default every CPU: what N cores give, sharing the
  * generator's CPU on a small machine). The generator (this process) is pinned to --gen-cpu.
  * Courier logs at warn (no line per connection, as Mosquitto's connection_messages false).
- * --sched sets NODE_CLUSTER_SCHED_POLICY for the workers (default: Courier's choice, rr).
+ * --balance is the workers' --workers-balance (default: Courier's choice, shared on Linux).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -45,8 +45,8 @@ interface Cli {
   brokerCpu: string;
   workersCpu: string;
   genCpu: string;
-  /** NODE_CLUSTER_SCHED_POLICY for the workers primary: rr (Courier's choice) or none. */
-  sched: string | undefined;
+  /** --workers-balance of the workers primary (default: Courier's choice). */
+  balance: string | undefined;
   json: boolean;
 }
 
@@ -89,7 +89,7 @@ function parseCli(argv: string[]): Cli {
       'broker-cpu': { type: 'string', default: '0' },
       'workers-cpu': { type: 'string', default: `0-${os.cpus().length - 1}` },
       'gen-cpu': { type: 'string', default: String(Math.min(1, os.cpus().length - 1)) },
-      sched: { type: 'string' },
+      balance: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -104,7 +104,7 @@ function parseCli(argv: string[]): Cli {
     brokerCpu: values['broker-cpu'],
     workersCpu: values['workers-cpu'],
     genCpu: values['gen-cpu'],
-    sched: values.sched,
+    balance: values.balance,
     json: values.json,
   };
 }
@@ -133,7 +133,7 @@ async function portOpen(port: number): Promise<boolean> {
 }
 
 /** `bin/courier.js` on a free port, in-memory store, logging at warn; with `workers`, a primary. */
-function courier(label: string, cpu: string, workers: number | undefined, sched?: string): Target {
+function courier(label: string, cpu: string, workers: number | undefined, balance?: string): Target {
   return {
     label,
     cpu,
@@ -154,8 +154,8 @@ function courier(label: string, cpu: string, workers: number | undefined, sched?
         'warn',
       ];
       if (workers !== undefined) args.push('--workers', String(workers));
+      if (workers !== undefined && balance !== undefined) args.push('--workers-balance', balance);
       const env: NodeJS.ProcessEnv = { ...process.env, COURIER_PERSISTENCE__ENGINE: 'memory' };
-      if (sched !== undefined) env.NODE_CLUSTER_SCHED_POLICY = sched;
       const child = pinnedSpawn(cpu, 65536, process.execPath, args, env);
       let out = '';
       child.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
@@ -295,8 +295,8 @@ export async function main(argv: string[]): Promise<void> {
   const targets = [
     mosquitto(cli.brokerCpu),
     courier('Courier, 1 process', cli.brokerCpu, undefined),
-    courier(`Courier --workers ${cli.workers}`, cli.brokerCpu, cli.workers, cli.sched),
-    courier(`Courier --workers ${cli.workers}`, cli.workersCpu, cli.workers, cli.sched),
+    courier(`Courier --workers ${cli.workers}`, cli.brokerCpu, cli.workers, cli.balance),
+    courier(`Courier --workers ${cli.workers}`, cli.workersCpu, cli.workers, cli.balance),
   ];
   const pool = new Pool(2, '127.0.0.1', 1, 4, { streams: cli.publishers, columns: cli.subscribers });
   const rows: Row[] = [];

@@ -80,6 +80,7 @@ const OPTIONS = {
   'node-name': { type: 'string' },
   'admin-port': { type: 'string' },
   workers: { type: 'string' },
+  'workers-balance': { type: 'string' },
   'redis-server': { type: 'string' },
   'check-config': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -107,6 +108,8 @@ Options:
   --admin-port N         admin listener: API, /metrics, dashboard (default 18083 on 127.0.0.1; "off" disables)
   --workers N|auto       run N worker processes sharing the ports as one broker ("auto": one per core;
                          a private redis-server in the data dir unless --cluster-redis is given)
+  --workers-balance B    how the workers share a port: "shared" (they accept from the shared socket;
+                         opt-in) or "rr" (the primary hands connections out in turn; the default)
   --redis-server PATH    the redis-server executable --workers starts (default: found on PATH)
   --check-config FILE    validate FILE (with the environment and flags) and exit
   -h, --help             show this help and exit
@@ -164,6 +167,7 @@ export async function main(argv: string[], overrides: Partial<CliIO> = {}): Prom
   if (values['node-name'] !== undefined) flags.nodeName = values['node-name'];
   if (values['admin-port'] !== undefined) flags.adminPort = values['admin-port'];
   if (values.workers !== undefined) flags.workers = values.workers;
+  if (values['workers-balance'] !== undefined) flags.workersBalance = values['workers-balance'];
   if (values['redis-server'] !== undefined) flags.redisServer = values['redis-server'];
 
   const checkOnly = values['check-config'] !== undefined;

@@ -98,6 +98,19 @@ export interface RedisStoreStats {
   /** Writes dropped by fencing, and the fencing reports made. */
   fencedWrites: number;
   fencedReports: number;
+  /** Ownership records released, and the calls that carried them (the releases of one turn go in one call). */
+  releases: number;
+  releaseCalls: number;
+}
+
+/** At most this many releases go in one call (the rest in the next). */
+const MAX_RELEASES_PER_CALL = 256;
+
+interface PendingRelease {
+  clientId: string;
+  token: string;
+  resolve: (released: boolean) => void;
+  reject: (err: unknown) => void;
 }
 
 type Flat = Buffer[];
@@ -106,7 +119,7 @@ interface Scripted {
   courierStoreCommit(numKeys: number, ...args: Arg[]): Promise<[Array<number | string>, number[]]>;
   courierStoreClaimBuffer(...args: Arg[]): Promise<[Buffer, Buffer, number, number, Flat, Flat, Flat]>;
   courierStoreAdoptBuffer(...args: Arg[]): Promise<[] | [Buffer, Flat, Flat, Flat]>;
-  courierStoreRelease(...args: Arg[]): Promise<number>;
+  courierStoreRelease(numKeys: number, ...args: Arg[]): Promise<number[]>;
   courierStoreLoadSessionBuffer(...args: Arg[]): Promise<[Buffer[], Buffer[], Buffer[], Buffer[]]>;
 }
 
@@ -134,7 +147,10 @@ export class RedisStore implements Store {
   #calls = 0;
   /** Atomic units open (see atomic). */
   #units = 0;
-  readonly #stats: RedisStoreStats = { calls: 0, writes: 0, failedCalls: 0, fencedWrites: 0, fencedReports: 0 };
+  /** Releases asked for and not sent yet: they go together, in one call (see release). */
+  #releases: PendingRelease[] = [];
+  #releasesScheduled = false;
+  readonly #stats: RedisStoreStats = { calls: 0, writes: 0, failedCalls: 0, fencedWrites: 0, fencedReports: 0, releases: 0, releaseCalls: 0 };
 
   constructor(options: RedisStoreOptions) {
     this.keys = storeKeys(options.prefix ?? 'courier:');
@@ -178,7 +194,7 @@ export class RedisStore implements Store {
     r.defineCommand('courierStoreCommit', { lua: COMMIT });
     r.defineCommand('courierStoreClaim', { numberOfKeys: 4, lua: CLAIM });
     r.defineCommand('courierStoreAdopt', { numberOfKeys: 4, lua: ADOPT });
-    r.defineCommand('courierStoreRelease', { numberOfKeys: 1, lua: RELEASE });
+    r.defineCommand('courierStoreRelease', { lua: RELEASE });
     r.defineCommand('courierStoreLoadSession', { numberOfKeys: 3, lua: LOAD_SESSION });
   }
 
@@ -223,6 +239,7 @@ export class RedisStore implements Store {
   async close(): Promise<void> {
     try {
       // Bounded when commands wait for a reconnect: a store that cannot reach Redis still closes.
+      this.#releasesFirst();
       if (this.#waits) await within(this.#commandTimeout, () => this.flush());
       else await this.flush();
     } finally {
@@ -252,6 +269,7 @@ export class RedisStore implements Store {
   async claim(clientId: string, nid: string | number, options: { clean?: boolean } = {}): Promise<ClaimResult> {
     const k = this.keys;
     const c = this.#cluster;
+    this.#releasesFirst();
     const [token, prev, present, alive, meta, out, inb] = await this.#scripts.courierStoreClaimBuffer(
       k.meta(clientId),
       k.out(clientId),
@@ -282,6 +300,7 @@ export class RedisStore implements Store {
    */
   async adopt(clientId: string, dead: string | number, nid: string | number): Promise<(LoadedSession & { token: string }) | null> {
     const k = this.keys;
+    this.#releasesFirst();
     const r = await this.#scripts.courierStoreAdoptBuffer(
       k.meta(clientId),
       k.out(clientId),
@@ -307,7 +326,43 @@ export class RedisStore implements Store {
     // A claim made meanwhile (a new connection) keeps its token.
     if (this.#fences.get(clientId) !== token) return false;
     this.setFence(clientId, undefined);
-    return (await this.#scripts.courierStoreRelease(this.keys.meta(clientId), token, clientId, this.#cluster ? this.keys.ownPrefix : '')) === 1;
+    // The releases asked for in one turn (a burst of disconnects) go in one call, at the end of
+    // the turn or before any other call of this store, whichever comes first: on the wire each
+    // keeps its place before every call made after it was asked for.
+    return new Promise<boolean>((resolve, reject) => {
+      this.#releases.push({ clientId, token, resolve, reject });
+      if (this.#releasesScheduled) return;
+      this.#releasesScheduled = true;
+      setImmediate(() => {
+        this.#releasesScheduled = false;
+        this.#sendReleases();
+      });
+    });
+  }
+
+  /** Before any other call: the releases asked for before it go first. */
+  #releasesFirst(): void {
+    if (this.#releases.length > 0) this.#sendReleases();
+  }
+
+  /** Sends the releases asked for so far (store-scripts.ts RELEASE), MAX_RELEASES_PER_CALL per call. */
+  #sendReleases(): void {
+    while (this.#releases.length > 0) {
+      const batch = this.#releases.splice(0, MAX_RELEASES_PER_CALL);
+      const keys = batch.map((q) => this.keys.meta(q.clientId));
+      const argv: string[] = [this.#cluster ? this.keys.ownPrefix : ''];
+      for (const q of batch) argv.push(q.token, q.clientId);
+      this.#stats.releases += batch.length;
+      this.#stats.releaseCalls++;
+      this.#scripts.courierStoreRelease(keys.length, ...keys, ...argv).then(
+        (replies) => {
+          for (let i = 0; i < batch.length; i++) batch[i]!.resolve(replies[i] === 1);
+        },
+        (err: unknown) => {
+          for (const q of batch) q.reject(err);
+        },
+      );
+    }
   }
 
   /** Forgets the token of a client id (its session was taken over): its writes go unfenced no more, they are dropped by Redis. */
@@ -359,6 +414,7 @@ export class RedisStore implements Store {
   /** One session, read atomically (what a node taking it over needs, instead of a load of everything). */
   async loadSession(clientId: string): Promise<LoadedSession> {
     const k = this.keys;
+    this.#releasesFirst();
     const [meta, out, inb, msgs] = await this.#scripts.courierStoreLoadSessionBuffer(
       k.meta(clientId),
       k.out(clientId),
@@ -500,6 +556,7 @@ export class RedisStore implements Store {
     // The call's id: a call sent again after a broken connection is applied once (see COMMIT).
     keys.push(this.keys.done(this.#id));
     argv.push(++this.#calls);
+    this.#releasesFirst();
     const reply = this.#scripts.courierStoreCommit(keys.length, ...keys, ...argv);
     const settle = (err: unknown): void => {
       b.settled = true;

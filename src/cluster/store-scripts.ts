@@ -283,18 +283,26 @@ redis.call('SADD', ARGV[4] .. ARGV[2], ARGV[3])
 return {token, redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]), redis.call('SMEMBERS', KEYS[3])}`;
 
 /**
- * Forgets a session's ownership once it has no record left. KEYS: s:{cid}:meta. ARGV: token,
- * cid, own prefix ('' = none). Deletes the meta hash when its fence is `token` (or `token` is
- * '') and it holds no record, and takes the client id out of its owner's own set.
- * Returns 1 when deleted.
+ * Forgets sessions' ownership once they have no record left: the releases a node asks for in
+ * one turn, in one call, in their order. KEYS: s:{cid}:meta of each. ARGV: own prefix ('' =
+ * none), then token and cid of each. Deletes a meta hash when its fence is the token (or the
+ * token is '') and it holds no record, and takes the client id out of its owner's own set.
+ * Returns per release 1 when deleted, else 0.
  */
 export const RELEASE = `
-local f = redis.call('HGET', KEYS[1], 'fence')
-if ARGV[1] ~= '' and f ~= ARGV[1] then return 0 end
-if redis.call('HEXISTS', KEYS[1], 'rec') == 1 then return 0 end
-local owner = redis.call('HGET', KEYS[1], 'owner')
-if owner and ARGV[3] ~= '' then redis.call('SREM', ARGV[3] .. owner, ARGV[2]) end
-return redis.call('DEL', KEYS[1])`;
+local replies = {}
+for i = 1, #KEYS do
+  local token, cid = ARGV[2 * i], ARGV[2 * i + 1]
+  local f = redis.call('HGET', KEYS[i], 'fence')
+  if (token ~= '' and f ~= token) or redis.call('HEXISTS', KEYS[i], 'rec') == 1 then
+    replies[i] = 0
+  else
+    local owner = redis.call('HGET', KEYS[i], 'owner')
+    if owner and ARGV[1] ~= '' then redis.call('SREM', ARGV[1] .. owner, cid) end
+    replies[i] = redis.call('DEL', KEYS[i])
+  end
+end
+return replies`;
 
 /**
  * One session, read atomically with the messages its entries reference. KEYS: s:{cid}:meta,

@@ -32,6 +32,8 @@ export interface WorkersConfig {
   count: number | 'auto';
   /** `redisServer`: the executable of the private Redis (default: found on PATH). */
   redisServer?: string;
+  /** `workersBalance`: how the workers share a listening port (unset: the platform's default, src/workers/balance.ts). */
+  balance?: 'shared' | 'rr';
   /** The `cluster` section without `redis`, for the workers' nodes when the primary runs a private Redis. */
   cluster: Partial<Omit<ClusterOptions, 'redis'>>;
 }
@@ -48,6 +50,7 @@ export interface ConfigFlags {
   nodeName?: string;
   adminPort?: string;
   workers?: string;
+  workersBalance?: string;
   redisServer?: string;
 }
 
@@ -63,6 +66,7 @@ export const FLAG_KEYS: Record<keyof ConfigFlags, { flag: string; path: string[]
   nodeName: { flag: '--node-name', path: ['cluster', 'nodeName'] },
   adminPort: { flag: '--admin-port', path: ['admin', 'port'] },
   workers: { flag: '--workers', path: ['workers'] },
+  workersBalance: { flag: '--workers-balance', path: ['workersBalance'] },
   redisServer: { flag: '--redis-server', path: ['redisServer'] },
 };
 
@@ -298,7 +302,12 @@ function toCourierConfig(c: ConfigFile): CourierConfig {
   const config: CourierConfig = { options, logLevel: c.log?.level ?? DEFAULT_LOG_LEVEL, warnings: [] };
   if (c.workers !== undefined) {
     const { redis: _redis, ...cluster } = c.cluster ?? {};
-    config.workers = { count: c.workers, cluster, ...(c.redisServer === undefined ? {} : { redisServer: c.redisServer }) };
+    config.workers = {
+      count: c.workers,
+      cluster,
+      ...(c.redisServer === undefined ? {} : { redisServer: c.redisServer }),
+      ...(c.workersBalance === undefined ? {} : { balance: c.workersBalance }),
+    };
   }
   return config;
 }

@@ -95,6 +95,9 @@ export const clusterSchema = z
     if (beat * 2 > lease) ctx.addIssue({ code: 'custom', path: ['heartbeatMs'], message: `must be at most half of leaseMs (${lease})` });
   });
 
+/** How `workers` share a listening port (src/workers/balance.ts). */
+export const WORKERS_BALANCES = ['shared', 'rr'] as const;
+
 /** Most worker processes `workers` accepts. */
 export const MAX_WORKERS = 256;
 
@@ -307,6 +310,11 @@ export const configSchema = z
       .union([int(1, MAX_WORKERS), z.literal('auto')], { error: `must be a number of worker processes (1 to ${MAX_WORKERS}) or "auto"` })
       .describe(
         'Run this many worker processes sharing the listening ports as one broker (a cluster on Redis); `"auto"` = one per CPU core; unset = one process (docs/clustering.md#all-cores---workers).',
+      ),
+    workersBalance: z
+      .enum(WORKERS_BALANCES, { error: 'must be "shared" (the workers accept from the shared socket) or "rr" (the primary hands connections out in turn)' })
+      .describe(
+        'How `workers` share a listening port: `"shared"`, every worker accepts from the shared socket and the kernel picks which (about half the CPU per connection); `"rr"`, the primary accepts each connection and hands it to the workers in turn (an even spread by construction). Default `"rr"`; `"shared"` is opt-in until a rare reorder in the workers move test with it is traced (docs/clustering.md#all-cores---workers).',
       ),
     redisServer: nonEmptyString('a file path').describe(
       'The `redis-server` executable that `workers` starts privately (unix socket and AOF in `dataDir`/redis) when `cluster.redis` is not set (ignored without `workers`); default: found on PATH.',

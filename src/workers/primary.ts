@@ -1,9 +1,8 @@
 /**
  * The `--workers N` primary: starts the private Redis (unless `cluster.redis` is set), forks N
- * workers with node:cluster (they share every listening port; see ARCHITECTURE.md for why
- * round-robin scheduling), logs one "listening on" line once all are ready, restarts a worker
- * that dies (RestartPolicy: backoff, and a non-zero exit instead of a crash loop), and on
- * SIGTERM/SIGINT stops the workers gracefully, then the Redis. It serves no client itself.
+ * workers with node:cluster (they share every listening port, as balance.ts says), logs one
+ * "listening on" line once all are ready, restarts a worker that dies (RestartPolicy: backoff,
+ * and a non-zero exit instead of a crash loop), and on SIGTERM/SIGINT stops the workers gracefully, then the Redis. It serves no client itself.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +12,7 @@ import { ENV_WORKER, type CourierConfig } from '../config/index.js';
 import type { CourierLogger } from '../log.js';
 import { PrivateRedis, PrivateRedisError } from './private-redis.js';
 import { RestartPolicy } from './restarts.js';
+import { workersBalance } from './balance.js';
 import { encodeSpec, workerCount, workerNodeName, type WorkerSpec } from './spec.js';
 import { READY_MESSAGE, type ReadyMessage } from './worker.js';
 
@@ -98,7 +98,8 @@ export async function runPrimary(config: CourierConfig, logger: CourierLogger, i
     let startFailure: string | undefined;
     let running = false;
 
-    if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined) cluster.schedulingPolicy = cluster.SCHED_RR;
+    const balance = workersBalance(workers.balance, process.env, process.platform);
+    cluster.schedulingPolicy = balance === 'rr' ? cluster.SCHED_RR : cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: process.argv[1]!, args: [...io.argv], execArgv: process.execArgv, silent: false });
 
     const fork = (slot: number): void => {
@@ -172,7 +173,7 @@ export async function runPrimary(config: CourierConfig, logger: CourierLogger, i
       const first = (listeners.get(1) ?? []) as Array<{ url?: unknown }>;
       const urls = first.map((l) => String(l.url)).join(', ');
       log.info(
-        { listeners: first, workers: count, pids: [...slots.values()].map((w) => w.process.pid), dataDir: config.options.dataDir ?? './data' },
+        { listeners: first, workers: count, balance, pids: [...slots.values()].map((w) => w.process.pid), dataDir: config.options.dataDir ?? './data' },
         `listening on ${urls || 'no listeners'} (${count} workers)`,
       );
       await stopped;

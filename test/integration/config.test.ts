@@ -178,6 +178,11 @@ void describe('config: parseConfig', () => {
       { persistence: { engine: 'redis', redis: 'redis://h:1' }, cluster: { redis: 'redis://h:1' } },
       'config error: persistence.engine: cannot be "redis" in a cluster yet (sessions in Redis come with Cluster II) (got "redis", from t.yaml)',
     ],
+    [
+      'an unknown workers balance',
+      { workers: 2, workersBalance: 'round-robin' },
+      'config error: workersBalance: must be "shared" (the workers accept from the shared socket) or "rr" (the primary hands connections out in turn) (got "round-robin", from t.yaml)',
+    ],
     ['an empty listener list', { listeners: [] }, 'config error: listeners: must list at least one listener (got [], from t.yaml)'],
     [
       'listeners next to port',
@@ -225,6 +230,7 @@ void describe('config: files', () => {
           log: { level: c.logLevel },
           workers: c.workers?.count,
           redisServer: c.workers?.redisServer,
+          workersBalance: c.workers?.balance,
           bridges: bridges.options.bridges,
         }) !== undefined,
     );

@@ -108,7 +108,7 @@ void describe('--workers 2: one broker over two processes', redisServerGate(), (
   });
 
   // What each reconnect delivered, for the test below.
-  const rounds: Array<{ round: number; got: string[] }> = [];
+  const rounds: Array<{ round: number; got: string[]; from?: number; to?: number }> = [];
 
   void test('a persistent session moves between workers on reconnect: Session Present 1 and its queued QoS 1 messages', async () => {
     const opts = { clean: false, properties: { sessionExpiryInterval: 300 } };
@@ -116,26 +116,30 @@ void describe('--workers 2: one broker over two processes', redisServerGate(), (
     let placed = await connectPlaced(broker, 'mover', opts);
     await placed.client.subscribeAsync('mv/#', { qos: 1 });
     await waitForRoutes(pub.client, 'mv/probe', [placed.client]);
+    // With the shared socket the kernel picks the worker of each reconnect: at least 4 rounds,
+    // and more (up to 24) until the session has moved twice.
     let moves = 0;
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 4 || (moves < 2 && round < 24); round++) {
       const was = placed.worker;
       await placed.client.endAsync();
       for (let i = 0; i < 5; i++) await pub.client.publishAsync(`mv/${round}`, `r${round}-${i}`, { qos: 1 });
       const got: string[] = [];
-      rounds.push({ round, got });
+      const entry: (typeof rounds)[number] = { round, got, from: was };
+      rounds.push(entry);
       placed = await connectPlaced(broker, 'mover', opts, (c) =>
         c.on('message', (t, p) => {
           if (t !== 'mv/probe') got.push(p.toString());
         }),
       );
       assert.equal(placed.sessionPresent, true, `round ${round}: Session Present 1`);
+      entry.to = placed.worker;
       if (placed.worker !== was) moves++;
       // Queued messages arrive after the CONNACK; all five are checked by the test below.
       await pollUntil(() => got.length >= 5, { what: `round ${round}: the 5 queued messages` }).catch(() => {});
-      assert.ok(got.length >= 1, `round ${round}: queued messages delivered after the move`);
+      assert.ok(got.length >= 1, `round ${round} (worker ${was} → ${placed.worker}): queued messages delivered after the reconnect`);
     }
     clients.push(placed.client);
-    assert.ok(moves >= 1, `the session moved between workers at least once in 4 reconnects (moves: ${moves})`);
+    assert.ok(moves >= 2, `the session moved between workers at least twice in ${rounds.length} reconnects (moves: ${moves})`);
   });
 
   // A graceful move while the publisher's forwards still sit in the old worker's inbox: the old
@@ -143,11 +147,17 @@ void describe('--workers 2: one broker over two processes', redisServerGate(), (
   // what it routes directly until they are back (src/cluster/move-order.ts). Before those fixes
   // 1 run in 10 lost the last message (r0-4) or swapped two (r1-1, r1-0, ...).
   void test('every queued message arrives once, in order, after each move', () => {
-    assert.equal(rounds.length, 4);
-    for (const { round, got } of rounds)
+    assert.ok(rounds.length >= 4);
+    // A hold given up under load (move-order.ts: best-effort order after a second) is named.
+    const letGo = broker
+      .logs()
+      .filter((l) => l.clientId === 'mover' && l.level === 'warn')
+      .map((l) => l.msg.slice(0, 60));
+    for (const { round, got, from, to } of rounds)
       assert.deepEqual(
         got,
         [0, 1, 2, 3, 4].map((i) => `r${round}-${i}`),
+        `round ${round}, worker ${from} → ${to}: ${got.join(' ')}; warnings for the mover: ${letGo.join(' | ') || 'none'}`,
       );
   });
 });

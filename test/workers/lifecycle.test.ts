@@ -2,8 +2,8 @@
  * The `--workers` primary's life: `auto` starts one worker per core; SIGTERM closes every worker
  * gracefully and stops the private redis-server (its socket gone); a worker that keeps dying
  * makes the primary give up with a non-zero exit instead of a crash loop; a worker that cannot
- * listen fails the start; a second primary on the same data dir is refused; config errors are
- * one line each, before anything starts.
+ * listen fails the start; a second primary on the same data dir is refused; the two ways of
+ * sharing a port (workersBalance); config errors are one line each, before anything starts.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,7 +17,7 @@ import { startCourier } from '../helpers/courier-process.js';
 import { ProcessGroup, tempDir } from '../helpers/processes.js';
 import { REDIS_SERVER, redisServerGate } from '../helpers/redis-server.js';
 import { pollUntil } from '../helpers/wait.js';
-import { connectOn, listeningLine, startWorkers, waitForRoutes } from './workers-helpers.js';
+import { connectOn, connectPlaced, listeningLine, startWorkers, waitForRoutes } from './workers-helpers.js';
 
 const BIN = fileURLToPath(new URL('../../bin/courier.js', import.meta.url));
 
@@ -63,6 +63,36 @@ void describe('--workers: the primary', redisServerGate(), () => {
     assert.equal(stoppedWorkers.length, cores, 'every worker logged its graceful stop');
     assert.ok(broker.logs().some((l) => l.msg === 'stopped' && l.worker === 0));
     assert.ok(!existsSync(join(broker.dataDir, 'courier.lock')), 'the data dir is unlocked');
+  });
+
+  void test('workersBalance: "rr" (the default) hands connections to the workers in turn; "shared" spreads a burst over both', async () => {
+    const rr = await startWorkers(group, 2, { args: ['--workers-balance', 'rr'] });
+    assert.equal(listeningLine(rr).balance, 'rr');
+    const turns: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const placed = await connectPlaced(rr, `turn-${i}`);
+      turns.push(placed.worker);
+      await placed.client.endAsync(true);
+    }
+    assert.ok(
+      turns.every((w, i) => i === 0 || w !== turns[i - 1]),
+      `alternating: ${turns.join(',')}`,
+    );
+    assert.deepEqual(await rr.sigterm(), { code: 0, signal: null });
+
+    const shared = await startWorkers(group, 2, { args: ['--workers-balance', 'shared'] });
+    assert.equal(listeningLine(shared).balance, 'shared');
+    // 100 connections at once: the workers accept from the socket themselves, both take some.
+    const from = shared.logs().length;
+    const burst = await Promise.all(Array.from({ length: 100 }, (_, i) => mqtt.connectAsync(shared.url, { clientId: `burst-${i}`, reconnectPeriod: 0 })));
+    await pollUntil(() => shared.logs().filter((l, k) => k >= from && l.msg === 'client connected').length >= 100 || undefined, {
+      what: '100 "client connected"',
+    });
+    const per = new Map<number, number>();
+    for (const l of shared.logs().slice(from)) if (l.msg === 'client connected') per.set(l.worker as number, (per.get(l.worker as number) ?? 0) + 1);
+    assert.equal(per.size, 2, `connections per worker: ${JSON.stringify([...per])}`);
+    await Promise.all(burst.map((c) => c.endAsync(true)));
+    assert.deepEqual(await shared.sigterm(), { code: 0, signal: null });
   });
 
   void test('the private redis-server killed with SIGKILL is restarted on its AOF; the workers reconnect and serve on', async () => {
@@ -154,6 +184,7 @@ void describe('--workers: configuration', () => {
     [['--workers', '0'], /workers: must be an integer between 1 and 256 \(got 0, from --workers\)/],
     [['--workers', 'many'], /workers: must be a number of worker processes \(1 to 256\) or "auto"/],
     [['--workers', '2.5'], /workers: must be a number of worker processes/],
+    [['--workers', '2', '--workers-balance', 'none'], /workersBalance: must be "shared" .* or "rr" .* \(got "none", from --workers-balance\)/],
   ] as const) {
     void test(`${args.join(' ')}: exit 2 with "${message.source.slice(0, 40)}…"`, async () => {
       const r = await run([...args]);

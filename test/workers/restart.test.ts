@@ -37,7 +37,10 @@ void describe('--workers 2: a worker killed with SIGKILL', redisServerGate(), ()
     const seen = new Set<string>();
     const where = new Map<string, number>();
     const resumed = new Map<string, boolean[]>();
-    for (let i = 0; i < SUBSCRIBERS; i++) {
+    // SUBSCRIBERS, and more (up to 60) until both workers have some: with the shared socket the
+    // kernel picks the worker of each connection.
+    const onBoth = (): boolean => new Set(where.values()).size === 2;
+    for (let i = 0; i < SUBSCRIBERS || (!onBoth() && i < 60); i++) {
       const id = `k-sub-${i}`;
       const from = broker.logs().length;
       const c = mqtt.connect(broker.url, { ...opts, clientId: id });

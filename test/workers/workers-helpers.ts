@@ -83,18 +83,23 @@ export async function connectPlaced(
   return { client, worker, sessionPresent: connack.sessionPresent };
 }
 
+/** Most connections connectOn tries before it gives up. */
+const PLACEMENT_TRIES = 200;
+
 /**
- * A client on worker `worker`: connects (a fresh client id each try) until one lands there. The
- * primary hands connections out in turn, so it takes one or two tries.
+ * A client on worker `worker`: connects (a fresh client id each try) until one lands there. With
+ * `workersBalance: rr` the primary hands connections out in turn (one or two tries); with the
+ * shared socket (the default on Linux) the kernel picks the worker, which can be the same one
+ * ten or twenty times in a row, so it tries up to PLACEMENT_TRIES times.
  */
 export async function connectOn(p: CourierProcess, worker: number, idBase: string, options: mqtt.IClientOptions = {}): Promise<Placed & { clientId: string }> {
-  for (let i = 0; i < 20; i++) {
+  for (let i = 0; i < PLACEMENT_TRIES; i++) {
     const clientId = `${idBase}-${i}`;
     const placed = await connectPlaced(p, clientId, options);
     if (placed.worker === worker) return { ...placed, clientId };
     await placed.client.endAsync(true);
   }
-  throw new Error(`no connection of ${idBase} landed on worker ${worker} in 20 tries`);
+  throw new Error(`no connection of ${idBase} landed on worker ${worker} in ${PLACEMENT_TRIES} tries`);
 }
 
 /**

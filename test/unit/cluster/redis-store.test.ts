@@ -250,6 +250,37 @@ void describe('RedisStore', redisServerGate(), () => {
     );
   });
 
+  void it('release: the releases of one turn go in one call, each with its own outcome, sent before any later call of the store', async () => {
+    const p = prefix();
+    const s = await open(p, { cluster: true });
+    const other = await open(p, { cluster: true });
+    for (let i = 0; i < 300; i++) await s.claim(`r${i}`, '1');
+    // r0 has a record (kept); r1 was claimed by another node since (its token is stale: kept for it).
+    s.putSession(session('r0'));
+    await s.flush();
+    await other.claim('r1', '2');
+    const stats0 = s.stats();
+    const released = await Promise.all(Array.from({ length: 300 }, (_, i) => s.release(`r${i}`)));
+    assert.deepEqual(released.slice(0, 3), [false, false, true]);
+    assert.equal(released.filter((r) => r).length, 298);
+    // 300 releases: two calls (256 + 44).
+    assert.deepEqual({ releases: s.stats().releases - stats0.releases, calls: s.stats().releaseCalls - stats0.releaseCalls }, { releases: 300, calls: 2 });
+    const metas = (await redis.client().keys(`${p}s:*:meta`)).sort();
+    assert.deepEqual(metas, [`${p}s:{r0}:meta`, `${p}s:{r1}:meta`]);
+    assert.deepEqual(await redis.client().smembers(`${p}own:1`), ['r0']);
+    assert.deepEqual(await redis.client().smembers(`${p}own:2`), ['r1']);
+
+    // A release asked for before a claim of the same client id goes first on the wire: the
+    // claim that follows it finds no owner and its record stays.
+    await s.claim('z', '1');
+    const gone = s.release('z');
+    await new Promise<void>((r) => setImmediate(r)); // the release is queued (after its flush), not sent
+    const again = s.claim('z', '1');
+    assert.equal(await gone, true);
+    assert.equal((await again).previousOwner, null, 'the release was applied before the claim');
+    assert.equal(await redis.client().hget(`${p}s:{z}:meta`, 'owner'), '1');
+  });
+
   void it('group commit: the writes of one turn are one Redis call; a larger turn is split at the cap, in order', async () => {
     const p = prefix();
     const s = await open(p, { maxOpsPerCall: 256 });
