@@ -147,6 +147,9 @@ export class RedisStore implements Store {
   #calls = 0;
   /** Atomic units open (see atomic). */
   #units = 0;
+  /** The last claim sent for each client id here (a number growing per claim), see release. */
+  readonly #claimsSent = new Map<string, number>();
+  #claimSeq = 0;
   /** Releases asked for and not sent yet: they go together, in one call (see release). */
   #releases: PendingRelease[] = [];
   #releasesScheduled = false;
@@ -270,6 +273,7 @@ export class RedisStore implements Store {
     const k = this.keys;
     const c = this.#cluster;
     this.#releasesFirst();
+    this.#claimsSent.set(clientId, ++this.#claimSeq);
     const [token, prev, present, alive, meta, out, inb] = await this.#scripts.courierStoreClaimBuffer(
       k.meta(clientId),
       k.out(clientId),
@@ -322,9 +326,13 @@ export class RedisStore implements Store {
   async release(clientId: string, claimToken?: string): Promise<boolean> {
     const token = this.#fences.get(clientId) ?? '';
     if (claimToken !== undefined && claimToken !== token) return false;
+    const claimed = this.#claimsSent.get(clientId);
     await this.flush();
-    // A claim made meanwhile (a new connection) keeps its token.
-    if (this.#fences.get(clientId) !== token) return false;
+    // A claim made meanwhile (a new connection) keeps the ownership: one by another node took a
+    // new token; one here without Clean Start may have kept the same token, so claims sent
+    // from here are counted too (else this release would delete the new session's record).
+    if (this.#fences.get(clientId) !== token || this.#claimsSent.get(clientId) !== claimed) return false;
+    this.#claimsSent.delete(clientId);
     this.setFence(clientId, undefined);
     // The releases asked for in one turn (a burst of disconnects) go in one call, at the end of
     // the turn or before any other call of this store, whichever comes first: on the wire each
@@ -369,12 +377,14 @@ export class RedisStore implements Store {
   forget(clientId: string): void {
     if (this.#open?.clients.has(clientId) === true) this.#seal();
     this.#fences.delete(clientId);
+    this.#claimsSent.delete(clientId);
   }
 
   /** Forgets every token (the node dropped all its sessions). */
   forgetAll(): void {
     if (this.#open !== undefined) this.#seal();
     this.#fences.clear();
+    this.#claimsSent.clear();
   }
 
   /** Trims a node's inbox up to (not including) `minid` in the same atomic call as the writes issued so far. */

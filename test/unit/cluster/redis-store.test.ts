@@ -75,6 +75,22 @@ void describe('RedisStore', redisServerGate(), () => {
     for (const k of left.filter((k) => k.startsWith(`${p}done:`))) assert.ok((await r.pttl(k)) > 0, `${k} expires`);
   });
 
+  void it('release: a claim of the same client id sent from here while the release waited keeps the ownership, even with the same token', async () => {
+    const p = prefix();
+    const s = await open(p, { cluster: true });
+    const first = await s.claim('c', '1');
+    s.putMessage(1, msg('t', 'pending')); // the release waits for this write
+    const released = s.release('c');
+    // The client reconnects here at once, without Clean Start: the owner's own claim keeps its token.
+    const again = s.claim('c', '1');
+    assert.equal(await released, false, 'not released: a claim was sent meanwhile');
+    const second = await again;
+    assert.equal(second.token, first.token, 'the same token (the case a token check alone misses)');
+    const loaded = await s.loadSession('c');
+    assert.equal(loaded.fence, second.token, 'the new connection still owns the session');
+    assert.equal(await s.release('c'), true, 'a later release goes through');
+  });
+
   void it('a commit call applied by Redis and sent again (a reconnect resends what was unanswered) is applied once, and answers as the first time', async () => {
     const p = prefix();
     const a = await open(p, { cluster: true });
