@@ -19,13 +19,14 @@
  * all (the opener exits: each worker sees the socket close and releases the session).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, killAll, pinnedSpawn, startBroker } from './brokers/index.js';
+import { killAll, startBroker } from './brokers/index.js';
+import { children, launchCourier } from './courier-launch.js';
 import { NativeConnections, buildNativeConnect } from './loadgen/native.js';
 import { cpuMicros } from './proc.js';
 
@@ -81,17 +82,6 @@ function parseVariant(text: string, workers: number): Variant {
   };
 }
 
-function children(pid: number): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
-
 const comm = (pid: number): string => {
   try {
     return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
@@ -137,52 +127,13 @@ const cpu = (pid: number | undefined): number => {
   }
 };
 
-async function portOpen(port: number): Promise<boolean> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 async function start(v: Variant, cpuList: string): Promise<{ port: number; procs: () => Procs; stop: () => Promise<void> }> {
   if (v.root === 'mosquitto') {
     const b = await startBroker('mosquitto', { cpu: cpuList, nofile: 65536 });
     return { port: b.port, procs: () => ({ workers: [], single: b.pid }), stop: () => b.stop() };
   }
-  const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'courier-bench-wconn-'));
-  const args = [
-    path.join(v.root, 'bin/courier.js'),
-    '--port',
-    String(port),
-    '--ws-port',
-    'off',
-    '--admin-port',
-    'off',
-    '--data-dir',
-    dir,
-    '--log-level',
-    'warn',
-    ...v.args,
-  ];
-  const child = pinnedSpawn(cpuList, 65536, process.execPath, args, { ...process.env, COURIER_PERSISTENCE__ENGINE: 'memory', ...v.env });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
-  child.stderr?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
-  const pid = child.pid!;
-  const wi = v.args.indexOf('--workers');
-  const workers = wi < 0 ? 0 : Number(v.args[wi + 1]);
-  const deadline = Date.now() + 60_000;
-  while (!(await portOpen(port)) || children(pid).length < (workers === 0 ? 0 : workers + 1)) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${v.label} did not start: ${out}`);
-    await sleep(100);
-  }
-  if (workers > 0) await sleep(2000); // every worker listening
+  const c = await launchCourier({ label: v.label, root: v.root, cpu: cpuList, args: v.args, env: v.env });
+  const { pid, workers } = c;
   const procs = (): Procs => {
     if (workers === 0) return { workers: [], single: pid };
     const kids = children(pid);
@@ -192,17 +143,7 @@ async function start(v: Variant, cpuList: string): Promise<{ port: number; procs
       workers: kids.filter((k) => !comm(k).startsWith('redis')).sort((a, b) => slotOf(a) - slotOf(b)),
     };
   };
-  return {
-    port,
-    procs,
-    stop: async () => {
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
-      clearTimeout(t);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return { port: c.port, procs, stop: c.stop };
 }
 
 function snapshot(p: Procs): { primary: number; workers: number; redis: number; single: number } {

@@ -20,13 +20,13 @@
  * --balance is the workers' --workers-balance (default: Courier's choice, shared on Linux).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { freePort, killAll, pinnedSpawn, startBroker } from './brokers/index.js';
+import { killAll, startBroker } from './brokers/index.js';
+import { children, launchCourier } from './courier-launch.js';
 import { NativeConnections, buildNativeConnect } from './loadgen/native.js';
 import { Pool } from './loadgen/pool.js';
 import type { ConnSpec } from './loadgen/protocol.js';
@@ -109,77 +109,17 @@ function parseCli(argv: string[]): Cli {
   };
 }
 
-function children(pid: number): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      .map(Number);
-  } catch {
-    return [];
-  }
-}
-
-async function portOpen(port: number): Promise<boolean> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 /** `bin/courier.js` on a free port, in-memory store, logging at warn; with `workers`, a primary. */
 function courier(label: string, cpu: string, workers: number | undefined, balance?: string): Target {
   return {
     label,
     cpu,
     async start() {
-      const port = await freePort();
-      const dir = mkdtempSync(path.join(os.tmpdir(), 'courier-bench-workers-'));
-      const args = [
-        path.join(root, 'bin/courier.js'),
-        '--port',
-        String(port),
-        '--ws-port',
-        'off',
-        '--admin-port',
-        'off',
-        '--data-dir',
-        dir,
-        '--log-level',
-        'warn',
-      ];
+      const args: string[] = [];
       if (workers !== undefined) args.push('--workers', String(workers));
       if (workers !== undefined && balance !== undefined) args.push('--workers-balance', balance);
-      const env: NodeJS.ProcessEnv = { ...process.env, COURIER_PERSISTENCE__ENGINE: 'memory' };
-      const child = pinnedSpawn(cpu, 65536, process.execPath, args, env);
-      let out = '';
-      child.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
-      child.stderr?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
-      const pid = child.pid!;
-      const want = workers === undefined ? 0 : workers + 1; // the workers and the private Redis
-      const deadline = Date.now() + 60_000;
-      while (!(await portOpen(port)) || children(pid).length < want) {
-        if (child.exitCode !== null || Date.now() > deadline) throw new Error(`${label} did not start: ${out}`);
-        await sleep(100);
-      }
-      // Every worker listening: the primary hands connections only to workers that listen.
-      if (workers !== undefined) await sleep(2000);
-      return {
-        port,
-        pids: () => [pid, ...children(pid)],
-        stop: async () => {
-          child.kill('SIGTERM');
-          const t = setTimeout(() => child.kill('SIGKILL'), 20_000);
-          if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
-          clearTimeout(t);
-          rmSync(dir, { recursive: true, force: true });
-        },
-      };
+      const c = await launchCourier({ label, root, cpu, args });
+      return { port: c.port, pids: () => [c.pid, ...children(c.pid)], stop: c.stop };
     },
   };
 }
