@@ -134,34 +134,24 @@ function route(c: ConnectionInternals, p: PublishPacket, topic: string, decision
     const raw = c.decoder.packetBytes();
     if (raw !== undefined) seedEncoding(m, c.version, raw);
   }
-  if (p.qos !== 2 || session.journal === undefined) {
-    const routed = core.publish(m, session.clientId);
-    if (p.qos === 0) return;
-    // In a cluster the acknowledgement waits until the forwards (and retained change) are accepted.
-    if (core.cluster !== undefined) c.clusterMark = core.cluster.writes;
-    const code = routed === 0 ? ReasonCode.NoMatchingSubscribers : 0;
-    if (p.qos === 1) ack(c, 'puback', id, code);
-    else {
-      core.inboundReceived(session, id);
-      ack(c, 'pubrec', id, code);
-    }
-    return;
-  }
   // QoS 2 from a persisted session: its packet id, the entries it queues and its forwards that
   // go through the store are committed together. A resend after a crash is recognised by that id
   // and not routed again [MQTT-4.3.3-9], so the id must never be stored without the rest (and a
   // cluster node that takes a session over relies on the old node's copy having what that node
   // forwarded through the store, see ClusterSessions.excluded).
+  const atomic = p.qos === 2 && session.journal !== undefined;
+  if (atomic) core.atomic(true);
   let routed: number;
-  core.atomic(true);
   try {
     routed = core.publish(m, session.clientId);
-    core.inboundReceived(session, id);
+    if (p.qos === 2) core.inboundReceived(session, id);
   } finally {
-    core.atomic(false);
+    if (atomic) core.atomic(false);
   }
+  if (p.qos === 0) return;
+  // In a cluster the acknowledgement waits until the forwards (and retained change) are accepted.
   if (core.cluster !== undefined) c.clusterMark = core.cluster.writes;
-  ack(c, 'pubrec', id, routed === 0 ? ReasonCode.NoMatchingSubscribers : 0);
+  ack(c, p.qos === 1 ? 'puback' : 'pubrec', id, routed === 0 ? ReasonCode.NoMatchingSubscribers : 0);
 }
 
 /** Publish rate and bytes per client per second (fixed one-second windows); v5 DISCONNECT 0x96 beyond. */
