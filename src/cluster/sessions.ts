@@ -195,7 +195,6 @@ export class ClusterSessions {
 
   async claim(clientId: string, clean: boolean): Promise<SessionClaim> {
     this.#superseded.delete(clientId);
-    this.#uncut.delete(clientId);
     this.#fencedFilters.delete(clientId);
     const release = this.#hold();
     let r: Awaited<ReturnType<RedisStore['claim']>>;
@@ -213,7 +212,14 @@ export class ClusterSessions {
     // session never had those messages, and they are delivered here.
     const back = this.#tombstones.get(clientId)?.to === Number(r.previousOwner);
     this.#tombstones.delete(clientId);
-    this.order.dropped(clientId);
+    // Resumed here (not clean): the session, and whatever its last move still waits for, stay.
+    // Its hold ends with the answer it waits for; forgotten, the session would hold every later
+    // message while it stays here, and deliver directly what the node it came from still hands
+    // over (its forwards are not cut yet).
+    if (clean || r.previousOwner !== self) {
+      this.order.dropped(clientId);
+      this.#uncut.delete(clientId);
+    }
     // The previous owner hands back what it still gets; direct deliveries wait for its answer to the kick.
     const hold = !clean && r.previousAlive && r.previousOwner !== null && r.previousOwner !== self;
     if (hold) this.order.claimed(clientId, Number(r.previousOwner));

@@ -73,9 +73,26 @@ export interface Will {
 
 /** Persistence of a session's outbound entries (set by the core for sessions that outlive their connection). */
 export interface Journal {
-  added(session: Session, entry: Outbound): void;
-  updated(session: Session, entry: Outbound): void;
+  /** `entry` joins the session; `seq`, when given, is its key (from a block of `reserve`), else the next one. */
+  added(session: Session, entry: Outbound, seq?: number): void;
+  /** `entry` changed (a packet id); journaled first if it was not (with `seq` as in added). */
+  updated(session: Session, entry: Outbound, seq?: number): void;
   removed(session: Session, entry: Outbound): void;
+  /** Sets aside `count` keys below every key `added` gives from now on; returns the first. */
+  reserve?(count: number): number;
+}
+
+/** A session's hold (see Session.hold). */
+interface Hold {
+  /** The direct deliveries held, in order. */
+  readonly entries: Outbound[];
+  overflow: (() => void) | undefined;
+  /**
+   * Journal keys set aside when the hold began, for what is handed back meanwhile (older than
+   * anything held): the next one, and the end of the block (exclusive; 0: none).
+   */
+  back: number;
+  readonly backEnd: number;
 }
 
 /** The session's owner (one object for all sessions): told when the session's next deadline may have moved earlier. */
@@ -156,12 +173,11 @@ export class Session {
   #queue: Outbound[] = NO_QUEUE;
   #head = 0;
   /**
-   * Cluster: while set, QoS 1/2 messages routed here directly wait in this list (journaled and
+   * Cluster: while set, QoS 1/2 messages routed here directly wait in its list (journaled and
    * counted as queued, not sent) behind what the session's previous node still hands back, which
    * goes to the queue ahead of them (deliverBack); release() appends them. See ClusterSessions.
    */
-  #held: Outbound[] | undefined = undefined;
-  #onHoldOverflow: (() => void) | undefined = undefined;
+  #hold: Hold | undefined = undefined;
   #queuedBytes = 0;
   #nextId = 1;
 
@@ -212,7 +228,7 @@ export class Session {
   }
 
   get queued(): number {
-    return this.#queue.length - this.#head + (this.#held === undefined ? 0 : this.#held.length);
+    return this.#queue.length - this.#head + (this.#hold === undefined ? 0 : this.#hold.entries.length);
   }
 
   get queuedBytes(): number {
@@ -233,7 +249,7 @@ export class Session {
     }
     const entry: Outbound = { message: m, group, seq: 0, qos, retain, subscriptionIds, packetId: 0, released: false };
     // Held behind what the previous node hands back (shared subscriptions are not handed back).
-    if (this.#held !== undefined && group === undefined && !this.#holdOverflows()) this.#enqueue(entry, this.#held);
+    if (this.#hold !== undefined && group === undefined && !this.#holdOverflows()) this.#enqueue(entry, this.#hold.entries);
     else if (outlet !== undefined && this.queued === 0 && this.#inflightCount() < outlet.sendQuota) {
       // Journaled once, with its packet id, by #send.
       this.#send(outlet, entry);
@@ -245,54 +261,64 @@ export class Session {
    * here directly since the session came, so it goes ahead of what is held.
    */
   deliverBack(m: Message, qos: QoS, retain: boolean, subscriptionIds: number[] | undefined): void {
-    if (this.#held === undefined || qos === 0) {
+    const hold = this.#hold;
+    if (hold === undefined || qos === 0) {
       this.deliver(m, qos, retain, subscriptionIds);
       return;
     }
     const entry: Outbound = { message: m, group: undefined, seq: 0, qos, retain, subscriptionIds, packetId: 0, released: false };
+    // Stored under a key below the held entries' (set aside at the hold's start): a node this
+    // session moves to before it sends them loads them in this order too.
+    const seq = hold.back < hold.backEnd ? hold.back++ : undefined;
     const outlet = this.outlet;
-    if (outlet !== undefined && this.#queue.length === this.#head && this.#inflightCount() < outlet.sendQuota) this.#send(outlet, entry);
-    else this.#enqueue(entry, undefined);
+    if (outlet !== undefined && this.#queue.length === this.#head && this.#inflightCount() < outlet.sendQuota) this.#send(outlet, entry, seq);
+    else this.#enqueue(entry, undefined, seq);
   }
 
   /**
-   * Starts holding direct deliveries (see #held). `overflow` runs when the session lets go by
+   * Starts holding direct deliveries (see #hold). `overflow` runs when the session lets go by
    * itself: holding must never be why a message is dropped, so once the session's queue is half
    * full (count or bytes) what is held joins the queue and order becomes best effort (the other
    * half stays for what is handed back, which is older).
    */
   hold(overflow?: () => void): void {
-    this.#held ??= [];
-    this.#onHoldOverflow = overflow;
+    if (this.#hold !== undefined) {
+      this.#hold.overflow = overflow;
+      return;
+    }
+    // Keys for what is handed back while holding: at most a queue's worth (the hold lets go at half).
+    const count = this.#env.limits.maxQueuedMessages;
+    const back = this.journal?.reserve?.(count) ?? 0;
+    this.#hold = { entries: [], overflow, back, backEnd: back === 0 ? 0 : back + count };
   }
 
   /** Whether the hold just ended because the queue is half full (see hold). */
   #holdOverflows(): boolean {
     const limits = this.#env.limits;
     if (this.queued * 2 < limits.maxQueuedMessages && this.#queuedBytes * 2 < limits.maxQueuedBytes) return false;
-    const overflow = this.#onHoldOverflow;
+    const overflow = this.#hold?.overflow;
     this.release(Date.now());
     overflow?.();
     return true;
   }
 
   get holding(): boolean {
-    return this.#held !== undefined;
+    return this.#hold !== undefined;
   }
 
   /** Stops holding: what was held joins the queue behind what was handed back, and is sent as the window allows. */
   release(now: number): void {
-    const held = this.#held;
-    if (held === undefined) return;
-    this.#onHoldOverflow = undefined;
-    this.#held = undefined;
+    const hold = this.#hold;
+    if (hold === undefined) return;
+    this.#hold = undefined;
+    const held = hold.entries;
     if (held.length === 0) return;
     if (this.#queue === NO_QUEUE) this.#queue = [];
     let earlier = false;
     // Not journaled again behind what was handed back meanwhile: a commit of that refused by a
     // newer claim would hand the entries to the claimant as new while it loaded them already
-    // (QoS 2 duplicates in the --workers soak). So the stored order can differ from the order of
-    // delivery until they are sent, for a node this session moves to again meanwhile.
+    // (QoS 2 duplicates in the --workers soak). Their keys are above those of what was handed
+    // back already (see hold), so the stored order is this order.
     for (const e of held) {
       this.#queue.push(e);
       if (this.#queuedExpiry(e.message.expiresAt)) earlier = true;
@@ -329,8 +355,8 @@ export class Session {
     this.#env.budget.used -= size;
   }
 
-  /** Queues `entry` (into `held` when given, see #held), within the session's and the broker's limits. */
-  #enqueue(entry: Outbound, held: Outbound[] | undefined): void {
+  /** Queues `entry` (into `held` when given, see #hold), within the session's and the broker's limits. */
+  #enqueue(entry: Outbound, held: Outbound[] | undefined, seq?: number): void {
     const limits = this.#env.limits;
     const size = messageBytes(entry.message);
     const budget = this.#env.budget;
@@ -360,18 +386,18 @@ export class Session {
     }
     this.#queuedBytes += size;
     budget.used += size;
-    this.journal?.added(this, entry);
+    this.journal?.added(this, entry, seq);
     // Expired messages leave the queue at their deadline, not at the next drain: they must not
     // hold the queue's room (or the store's) from live ones while the client is away.
     if (this.#queuedExpiry(entry.message.expiresAt)) this.#env.host.reschedule(this);
   }
 
-  #send(outlet: Outlet, entry: Outbound): void {
+  #send(outlet: Outlet, entry: Outbound, seq?: number): void {
     const id = this.#allocateId();
     entry.packetId = id;
     (this.#inflight ??= new Map()).set(id, entry);
     // The packet id is journaled before the PUBLISH is written, so the PUBLISH leaves after its commit.
-    this.journal?.updated(this, entry);
+    this.journal?.updated(this, entry, seq);
     if (!outlet.sendPublish(entry.message, entry.qos, entry.retain, id, false, entry.subscriptionIds)) {
       // [MQTT-3.1.2-25] discarded as if delivered.
       this.#inflight!.delete(id);
@@ -495,7 +521,7 @@ export class Session {
   *entries(): IterableIterator<Outbound> {
     yield* this.inflight.values();
     for (let i = this.#head; i < this.#queue.length; i++) yield this.#queue[i]!;
-    if (this.#held !== undefined) yield* this.#held;
+    if (this.#hold !== undefined) yield* this.#hold.entries;
   }
 
   /**
@@ -535,8 +561,7 @@ export class Session {
     this.#queuedBytes = 0;
     this.#queue = NO_QUEUE;
     this.#head = 0;
-    this.#held = undefined;
-    this.#onHoldOverflow = undefined;
+    this.#hold = undefined;
     this.#inflight = undefined;
     this.queueExpiresAt = 0;
   }

@@ -11,6 +11,8 @@ import { createMessage, type Message } from '../../../src/core/message.js';
 import { Session, type Journal, type Outbound, type Outlet, type SessionEnv, type SharedGroup } from '../../../src/core/session.js';
 import { defaultSessionLimits, type SessionLimits } from '../../../src/options.js';
 import type { QoS } from '../../../src/protocol/constants.js';
+import { OutboundJournal } from '../../../src/core/journal.js';
+import { MemoryStore } from '../../../src/store/memory.js';
 
 function env(limits: Partial<SessionLimits> = {}): SessionEnv {
   return {
@@ -137,5 +139,42 @@ void describe('Session.hold: direct deliveries wait behind what the previous nod
     const o = outlet();
     s.attach(o, Date.now());
     assert.deepEqual(o.sent, ['old@1', 'a@1', 'b@1', 'c@1']);
+  });
+
+  void it('stores what is handed back under keys below the held ones: a node the session moves to next loads the order it was delivered in', async () => {
+    // The --workers move test (shared balance) saw "r17-1 r17-0 r17-2": r17-0 was left to the
+    // previous node and came back after r17-1 was held; both were journaled in arrival order,
+    // and the next node loaded the session by key [MQTT-4.6.0-5].
+    const store = new MemoryStore();
+    const journal = new OutboundJournal(store);
+    const s = new Session('c', env());
+    s.journal = journal;
+    s.deliver(msg('queued'), 1, false, undefined);
+    s.hold();
+    s.deliver(msg('new-1'), 1, false, undefined);
+    s.deliverBack(msg('old-1'), 1, false, undefined);
+    s.deliver(msg('new-2'), 1, false, undefined);
+    s.deliverBack(msg('old-2'), 1, false, undefined);
+    s.release(Date.now());
+    s.deliverBack(msg('later'), 1, false, undefined);
+    const inMemory = [...s.entries()].map((e) => e.message.payload.toString());
+    assert.deepEqual(inMemory, ['queued', 'old-1', 'old-2', 'new-1', 'new-2', 'later']);
+    journal.flush();
+    const stored = (await store.load()).outbound.get('c')!.map(([, e]) => e.message!.payload.toString());
+    assert.deepEqual(stored, inMemory, 'stored in the order of delivery');
+  });
+
+  void it('handed back to a connected session with room: sent at once, stored below the held ones too', async () => {
+    const store = new MemoryStore();
+    const journal = new OutboundJournal(store);
+    const s = new Session('c', env());
+    s.journal = journal;
+    s.attach(outlet(), Date.now());
+    s.hold();
+    s.deliver(msg('new-1'), 1, false, undefined);
+    s.deliverBack(msg('old-1'), 1, false, undefined);
+    journal.flush();
+    const stored = (await store.load()).outbound.get('c')!.map(([, e]) => `${e.message!.payload.toString()}#${e.packetId ?? 0}`);
+    assert.deepEqual(stored, ['old-1#1', 'new-1#0']);
   });
 });
