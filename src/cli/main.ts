@@ -109,7 +109,7 @@ Options:
   --workers N|auto       run N worker processes sharing the ports as one broker ("auto": one per core;
                          a private redis-server in the data dir unless --cluster-redis is given)
   --workers-balance B    how the workers share a port: "shared" (they accept from the shared socket;
-                         opt-in) or "rr" (the primary hands connections out in turn; the default)
+                         the default on Linux) or "rr" (the primary hands connections out in turn)
   --redis-server PATH    the redis-server executable --workers starts (default: found on PATH)
   --check-config FILE    validate FILE (with the environment and flags) and exit
   -h, --help             show this help and exit

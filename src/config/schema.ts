@@ -314,7 +314,7 @@ export const configSchema = z
     workersBalance: z
       .enum(WORKERS_BALANCES, { error: 'must be "shared" (the workers accept from the shared socket) or "rr" (the primary hands connections out in turn)' })
       .describe(
-        'How `workers` share a listening port: `"shared"`, every worker accepts from the shared socket and the kernel picks which (about half the CPU per connection); `"rr"`, the primary accepts each connection and hands it to the workers in turn (an even spread by construction). Default `"rr"`; `"shared"` is opt-in until a rare reorder in the workers move test with it is traced (docs/clustering.md#all-cores---workers).',
+        'How `workers` share a listening port: `"shared"`, every worker accepts from the shared socket and the kernel picks which (about half the CPU per connection); `"rr"`, the primary accepts each connection and hands it to the workers in turn (an even spread by construction). Default `"shared"` on Linux, `"rr"` elsewhere (docs/clustering.md#all-cores---workers).',
       ),
     redisServer: nonEmptyString('a file path').describe(
       'The `redis-server` executable that `workers` starts privately (unix socket and AOF in `dataDir`/redis) when `cluster.redis` is not set (ignored without `workers`); default: found on PATH.',

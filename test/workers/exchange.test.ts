@@ -34,6 +34,7 @@ void describe('--workers 2: one broker over two processes', redisServerGate(), (
   void test('the primary says how many workers listen; every log line carries its worker id', () => {
     const line = listeningLine(broker);
     assert.equal(line.workers, 2);
+    assert.equal(line.balance, process.platform === 'linux' ? 'shared' : 'rr', 'the default balance');
     assert.equal((line.pids as number[]).length, 2);
     const ids = new Set(broker.logs().map((l) => l.worker));
     assert.deepEqual([...ids].sort(), [0, 1, 2], 'lines from the primary (0) and both workers');

@@ -65,7 +65,7 @@ void describe('--workers: the primary', redisServerGate(), () => {
     assert.ok(!existsSync(join(broker.dataDir, 'courier.lock')), 'the data dir is unlocked');
   });
 
-  void test('workersBalance: "rr" (the default) hands connections to the workers in turn; "shared" spreads a burst over both', async () => {
+  void test('workersBalance: "rr" hands connections to the workers in turn; "shared" spreads a burst over both', async () => {
     const rr = await startWorkers(group, 2, { args: ['--workers-balance', 'rr'] });
     assert.equal(listeningLine(rr).balance, 'rr');
     const turns: number[] = [];

@@ -12,8 +12,8 @@ void describe('workersBalance', () => {
     assert.equal(workersBalance(undefined, { NODE_CLUSTER_SCHED_POLICY: 'rr' }, 'linux'), 'rr');
     assert.equal(workersBalance(undefined, { NODE_CLUSTER_SCHED_POLICY: 'none' }, 'darwin'), 'shared');
   });
-  void it('else rr (shared is opt-in until the reorder of the move test with it is traced)', () => {
-    assert.equal(workersBalance(undefined, {}, 'linux'), 'rr');
+  void it('else shared on Linux (about half the CPU per connection), rr where the kernel piles connections on a few processes', () => {
+    assert.equal(workersBalance(undefined, {}, 'linux'), 'shared');
     assert.equal(workersBalance(undefined, {}, 'darwin'), 'rr');
     assert.equal(workersBalance(undefined, {}, 'win32'), 'rr');
   });
