@@ -57,7 +57,7 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['../core/*', '../store/*', '../transport/*', '../cli/*', '../security/*', '../config/*', '../broker.js'],
+              group: ['../core/*', '../store/*', '../transport/*', '../cli/*', '../security/*', '../config/*', '../broker.js', '../broker/*'],
               message: 'src/topics is a pure data structure.',
             },
             { group: ['node:fs', 'node:net', 'node:tls', 'node:http', 'fs', 'net'], message: 'src/topics does no I/O.' },
@@ -79,7 +79,7 @@ export default tseslint.config(
               group: ['../transport/tcp.js', '../transport/ws.js', '../transport/tls.js', '../transport/wss.js', '../transport/tls-context.js'],
               message: 'src/core knows no transport but its types.',
             },
-            { group: ['../cli/*', '../config/*', '../broker.js'], message: 'src/core does not depend on the layers above it.' },
+            { group: ['../cli/*', '../config/*', '../broker.js', '../broker/*'], message: 'src/core does not depend on the layers above it.' },
             {
               group: ['node:fs', 'node:net', 'node:tls', 'node:http', 'node:https', 'fs', 'net', 'tls', 'http', 'ws', 'lmdb', 'ioredis'],
               message: 'src/core does no I/O of its own.',
@@ -99,7 +99,7 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['../core/*', '../store/*', '../transport/*', '../cluster/*', '../broker.js', '../cli/*', '../config/*'],
+              group: ['../core/*', '../store/*', '../transport/*', '../cluster/*', '../broker.js', '../broker/*', '../cli/*', '../config/*'],
               message: 'src/admin uses the broker only through AdminBackend (src/admin/types.ts).',
             },
           ],
@@ -116,7 +116,7 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['../admin/*', '../broker.js', '../cli/*', '../config/*', '../store/lmdb.js', '../store/memory.js', '../transport/*'],
+              group: ['../admin/*', '../broker.js', '../broker/*', '../cli/*', '../config/*', '../store/lmdb.js', '../store/memory.js', '../transport/*'],
               message: 'src/observability reads the core; it does not depend on the layers above it.',
             },
             {

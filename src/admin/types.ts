@@ -1,4 +1,4 @@
-/** What the admin listener needs of the broker (the Broker implements it; src/broker.ts). */
+/** What the admin listener needs of the broker (src/broker/observability.ts builds it from the Broker). */
 import type { Inspector } from '../observability/inspector.js';
 import type { Metrics } from '../observability/metrics.js';
 import type { Sampler } from '../observability/sampler.js';

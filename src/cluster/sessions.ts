@@ -12,77 +12,25 @@
  *   an atomic claim that only succeeds while the dead node still owns the session), switch its
  *   routes to this node in one route-log entry, and replay what was forwarded to it and not
  *   handled (its inbox, trimmed only together with the writes it caused).
+ *
+ * What this node remembers of the sessions that moved (tombstones, sessions taken from other
+ * nodes, cuts) and what that decides for each message is moved-sessions.ts, which this class extends.
  */
-import type { Redis } from 'ioredis';
 import type { Logger } from '../options.js';
 import type { SessionClaim } from '../core/cluster-link.js';
-import { fromStored, type BrokerCore } from '../core/broker-core.js';
-import type { Message } from '../core/message.js';
+import { fromStored } from '../core/broker-core.js';
 import type { StoredOutbound } from '../store/types.js';
 import { decodeOutbound } from '../store/outbound-codec.js';
 import type { FencedBy, RedisStore } from './redis-store.js';
-import { filterMatches } from '../topics/index.js';
 import type { Keys } from './scripts.js';
-import type { RouteTable } from './routes.js';
 import { MoveOrder } from './move-order.js';
+import { HANDOVER_MS, MovedSessions, type Tombstone } from './moved-sessions.js';
 import { Recovery } from './recovery.js';
+import type { SessionCore, SessionCounters, SessionsOwner } from './session-types.js';
 
-/** What this module needs of the broker core. */
-export type SessionCore = Pick<BrokerCore, 'sessions' | 'evict' | 'restoreSession' | 'deliverStored' | 'publishForwarded' | 'commitPoint' | 'forwardPressure'>;
+export type { SessionCore, SessionCounters, SessionsOwner } from './session-types.js';
 
-/** What this module needs of its node. */
-export interface SessionsOwner {
-  readonly nid: number;
-  /**
-   * This incarnation may act for its sessions (joined, not fenced). A recovery that outlives it
-   * (the node fenced itself or joined again meanwhile) must take nothing into memory: what it
-   * adopted in Redis belongs to the old incarnation, whose own recovery hands it on.
-   */
-  readonly standing: boolean;
-  readonly redis: Redis;
-  readonly routes: RouteTable;
-  /** While on, this node's new interest is collected (for the route switch) instead of announced. */
-  collectInterest(on: boolean): void;
-  /** The filters collected so far (and forgets them). */
-  takeCollected(): string[];
-  /** Queues `m` for the session `clientId` on node `nid` only (an `o` inbox entry), with this turn's writes. */
-  handOver(nid: number, clientId: string, m: Message): void;
-  /** Queues a barrier or an answer for a moved session to node `nid`, behind this turn's writes (move-order.ts); `as` a dead node in its recovery. */
-  mark(nid: number, kind: 'b' | 'a' | 'c', clientId: string, seq: number, as?: number, gone?: () => void): void;
-}
-
-/** A session that moved from this node to another: what it subscribed to, for messages still arriving here. */
-interface Tombstone {
-  readonly to: number;
-  readonly filters: ReadonlyArray<{ filter: string; noLocal: boolean }>;
-  readonly until: number;
-  /** The kick was answered and the cut sent: what this node forwards to `to` from now on, `to` delivers itself. */
-  cut?: boolean;
-}
-
-export interface SessionCounters {
-  /** Sessions claimed at CONNECT from another node, kicks obeyed, commits refused by a fence. */
-  takeovers: number;
-  kicks: number;
-  fencedCommits: number;
-  /** Sessions adopted from dead nodes, dead nodes recovered, messages replayed from their inboxes. */
-  adopted: number;
-  recoveries: number;
-  replayed: number;
-  /** Entries handed over by a previous owner, and those that found no session here. */
-  handedOver: number;
-  handedOverLost: number;
-}
-
-/**
- * How long a session that moved between nodes is remembered on both sides: the new node leaves
- * messages that the old node also got to the old node (which hands them over), so each arrives
- * once; the old node hands over what still arrives for it. Publishers learn of route changes in
- * milliseconds; this bounds the bookkeeping, not the common case.
- */
-const HANDOVER_MS = 10 * 60_000;
-
-export class ClusterSessions {
+export class ClusterSessions extends MovedSessions {
   readonly counters: SessionCounters = {
     takeovers: 0,
     kicks: 0,
@@ -97,12 +45,6 @@ export class ClusterSessions {
   readonly #store: RedisStore;
   readonly #log: Logger;
   #core: SessionCore | undefined = undefined;
-  /** Sessions taken from each node (claimed from it, or adopted after it died): client id → until when, and the filters it came with (see excluded / adoptedFrom). */
-  readonly #from = new Map<number, Map<string, { until: number; filters: readonly string[] }>>();
-  /** Sessions that moved from here to another node: client id → what still arriving here is handed over. */
-  readonly #tombstones = new Map<string, Tombstone>();
-  /** Sessions of recovered dead nodes that had moved elsewhere: dead nid → client id → its node and filters (for forwards that still name the dead node). */
-  readonly #movedFrom = new Map<number, Map<string, { to: number; filters: string[] }>>();
   /** Claims in flight: the inbox waits (see quiet). */
   #claiming = 0;
   #quiet: Array<() => void> = [];
@@ -111,11 +53,6 @@ export class ClusterSessions {
    * kick was read: the kick still needs their filters for the tombstone (client id → filters).
    */
   readonly #fencedFilters = new Map<string, { filters: Tombstone['filters']; until: number }>();
-  /**
-   * Sessions claimed from another node whose forwards for them are not cut yet in both streams
-   * (see #answerKick): until then what that node forwards here is not delivered to them here.
-   */
-  readonly #uncut = new Map<string, { from: number; pipeline: boolean; store: boolean }>();
   /** Kicks read while a claim of ours may still be in flight: client id → the kick's token seq. */
   readonly #superseded = new Map<string, number>();
   readonly #recovery: Recovery;
@@ -123,6 +60,7 @@ export class ClusterSessions {
   readonly order: MoveOrder;
 
   constructor(owner: SessionsOwner, store: RedisStore, keys: Keys, log: Logger, leaseMs: number) {
+    super(owner);
     this.#owner = owner;
     this.#store = store;
     this.#log = log;
@@ -149,13 +87,10 @@ export class ClusterSessions {
       counters: this.counters,
       core: () => this.#c,
       hold: () => this.#hold(),
-      remember: (from, cid, filters) => this.#remember(from, cid, filters),
-      members: (from) => this.#members(from),
-      tombstone: (cid) => this.#tombstones.get(cid),
-      movedFrom: (dead, sessions) => {
-        this.#movedFrom.set(dead, sessions);
-        setTimeout(() => this.#movedFrom.delete(dead), HANDOVER_MS).unref();
-      },
+      remember: (from, cid, filters) => this.remember(from, cid, filters),
+      members: (from) => this.members(from),
+      tombstone: (cid) => this.tombstones.get(cid),
+      movedFrom: (dead, sessions) => this.movedFrom(dead, sessions),
       answered: (cid, seq, from) => this.order.answered(cid, seq, from),
       redirected: (cid, entries) => this.redirected(cid, entries),
       passOnRedirected: (to, cid, entries) => this.passOnRedirected(to, cid, entries),
@@ -210,15 +145,15 @@ export class ClusterSessions {
     // Taken back from the node that took it from here (within the hand-over time): that node
     // left to this one what it forwarded here (ClusterSessions.excluded there), so its copy of the
     // session never had those messages, and they are delivered here.
-    const back = this.#tombstones.get(clientId)?.to === Number(r.previousOwner);
-    this.#tombstones.delete(clientId);
+    const back = this.tombstones.get(clientId)?.to === Number(r.previousOwner);
+    this.tombstones.delete(clientId);
     // Resumed here (not clean): the session, and whatever its last move still waits for, stay.
     // Its hold ends with the answer it waits for; forgotten, the session would hold every later
     // message while it stays here, and deliver directly what the node it came from still hands
     // over (its forwards are not cut yet).
     if (clean || r.previousOwner !== self) {
       this.order.dropped(clientId);
-      this.#uncut.delete(clientId);
+      this.uncut.delete(clientId);
     }
     // The previous owner hands back what it still gets; direct deliveries wait for its answer to the kick.
     const hold = !clean && r.previousAlive && r.previousOwner !== null && r.previousOwner !== self;
@@ -228,8 +163,8 @@ export class ClusterSessions {
       const subs = r.loaded?.session?.subscriptions;
       if (!clean && subs !== undefined) {
         const from = Number(r.previousOwner);
-        if (!back) this.#uncut.set(clientId, { from, pipeline: false, store: false });
-        this.#remember(
+        if (!back) this.uncut.set(clientId, { from, pipeline: false, store: false });
+        this.remember(
           from,
           clientId,
           subs.map((x) => x.filter),
@@ -251,8 +186,8 @@ export class ClusterSessions {
 
   /** A session of this node ended for good: its ownership record goes (unless someone claimed it since). */
   ended(clientId: string, token: string | undefined): void {
-    this.#forgetTaken(clientId);
-    this.#uncut.delete(clientId);
+    this.forgetTaken(clientId);
+    this.uncut.delete(clientId);
     if (token === undefined) return;
     this.#store.release(clientId, token).catch((err: unknown) => this.#log.warn({ clientId, err: String(err) }, 'cluster: session ownership not released'));
   }
@@ -283,9 +218,9 @@ export class ClusterSessions {
     // Taken back by the node this one took it from: that node delivers what this one forwards it
     // (this node left those messages to it), so nothing forwarded there is handed over, cut or not.
     // (A refused commit may have dropped the session and set the tombstone already, see #fenced.)
-    const earlier = this.#tombstones.get(clientId);
-    const back = this.#tookFrom(to, clientId) || (earlier?.to === to && earlier.cut === true);
-    if (!clean && Number.isFinite(to) && filters.length > 0) this.#tombstones.set(clientId, { to, filters, until: Date.now() + HANDOVER_MS, cut: back });
+    const earlier = this.tombstones.get(clientId);
+    const back = this.tookFrom(to, clientId) || (earlier?.to === to && earlier.cut === true);
+    if (!clean && Number.isFinite(to) && filters.length > 0) this.tombstones.set(clientId, { to, filters, until: Date.now() + HANDOVER_MS, cut: back });
     this.#drop(clientId);
     // The claimant holds the session's direct deliveries until this answer, sent once what this
     // node leaves behind for it (redirected by refused commits, handed over) is on its way.
@@ -306,7 +241,7 @@ export class ClusterSessions {
     this.#afterCommit(() => {
       this.#owner.mark(to, 'a', clientId, 0);
       this.#owner.mark(to, 'c', clientId, 0);
-      const t = this.#tombstones.get(clientId);
+      const t = this.tombstones.get(clientId);
       if (t !== undefined && t.to === to) t.cut = true;
     });
   }
@@ -316,74 +251,6 @@ export class ClusterSessions {
     const committed = this.#c.commitPoint();
     if (committed === null) then();
     else committed.then(then).catch(() => {});
-  }
-
-  /** Whether this node took `clientId` from node `from` (and still remembers it). */
-  #tookFrom(from: number, clientId: string): boolean {
-    return this.#from.get(from)?.has(clientId) === true;
-  }
-
-  /**
-   * A message handled here (forwarded in from another node, or published here with
-   * `destinations` the nodes it was forwarded to): the sessions that moved away and match it get
-   * it through their new node, unless that node got it in the same step after the cut (see
-   * #answerKick).
-   */
-  handOver(m: Message, destinations: readonly number[] | undefined): void {
-    const now = Date.now();
-    for (const [cid, t] of this.#tombstones) {
-      if (t.until < now) {
-        this.#tombstones.delete(cid);
-        continue;
-      }
-      if (t.cut === true && destinations !== undefined && destinations.includes(t.to)) continue;
-      if (t.filters.some((f) => filterMatches(f.filter, m.topic) && !(f.noLocal && m.origin === cid))) this.#owner.handOver(t.to, cid, m);
-    }
-  }
-
-  /** A forward meant for the dead node `dead` arrived here (its adopter): the sessions that had moved elsewhere get it handed over. */
-  forwardedForDead(dead: number, m: Message): void {
-    const moved = this.#movedFrom.get(dead);
-    if (moved === undefined) return;
-    for (const [cid, h] of moved) if (h.filters.some((f) => filterMatches(f, m.topic))) this.#owner.handOver(h.to, cid, m);
-  }
-
-  get handingOver(): boolean {
-    return this.#tombstones.size > 0;
-  }
-
-  /** Whether forwards must be looked at message by message (sessions moved here or away lately). */
-  get tracking(): boolean {
-    return this.#tombstones.size > 0 || this.#from.size > 0;
-  }
-
-  /** `excluded` for a message published here and forwarded to `destinations`. */
-  excludedFor(destinations: readonly number[], topic: string): ReadonlySet<string> | undefined {
-    return this.#from.size === 0 ? undefined : this.excluded(destinations.join(','), topic);
-  }
-
-  #forgetTaken(clientId: string): void {
-    for (const m of this.#from.values()) m.delete(clientId);
-  }
-
-  #remember(from: number, clientId: string, filters: readonly string[]): void {
-    let m = this.#from.get(from);
-    if (m === undefined) this.#from.set(from, (m = new Map()));
-    m.set(clientId, { until: Date.now() + HANDOVER_MS, filters: filters.filter((f) => !f.startsWith('$share/')) });
-  }
-
-  /** The sessions taken from `from` (still remembered); with `topic`, only those whose filters then matched it. */
-  #members(from: number, topic?: string): Set<string> | undefined {
-    const m = this.#from.get(from);
-    if (m === undefined) return undefined;
-    const now = Date.now();
-    const out = new Set<string>();
-    for (const [cid, x] of m) {
-      if (x.until < now) m.delete(cid);
-      else if (topic === undefined || x.filters.some((f) => filterMatches(f, topic))) out.add(cid);
-    }
-    if (m.size === 0) this.#from.delete(from);
-    return out;
   }
 
   /**
@@ -407,7 +274,7 @@ export class ClusterSessions {
         const by = takers?.[i];
         const to = by === undefined || by.token === '' ? NaN : nidOf(by.token);
         if (by !== undefined && !by.clean && Number.isFinite(to) && to !== this.#owner.nid && filters.length > 0)
-          this.#tombstones.set(id, { to, filters, until, cut: this.#tookFrom(to, id) });
+          this.tombstones.set(id, { to, filters, until, cut: this.tookFrom(to, id) });
       }
       this.#drop(id);
     });
@@ -420,25 +287,13 @@ export class ClusterSessions {
    */
   movedOn(clientId: string): number | undefined {
     if (this.#c.sessions.has(clientId)) return undefined;
-    const t = this.#tombstones.get(clientId);
+    const t = this.tombstones.get(clientId);
     return t === undefined || t.until < Date.now() ? undefined : t.to;
-  }
-
-  /** The node a session was claimed from cut its pipeline of forwards for it (see #answerKick). */
-  cut(clientId: string, from: number): void {
-    this.#cutStream(clientId, from, 'pipeline');
-  }
-
-  #cutStream(clientId: string, from: number, stream: 'pipeline' | 'store'): void {
-    const u = this.#uncut.get(clientId);
-    if (u === undefined || u.from !== from) return;
-    u[stream] = true;
-    if (u.pipeline && u.store) this.#uncut.delete(clientId);
   }
 
   /** A barrier from the node a session moved to (answered once this node's leftovers are on their way), or an answer to ours. */
   barrier(kind: 'b' | 'a', clientId: string, from: number, seq: number): void {
-    if (kind === 'a' && seq === 0) this.#cutStream(clientId, from, 'store');
+    if (kind === 'a' && seq === 0) this.cutStream(clientId, from, 'store');
     if (kind === 'a') this.order.answered(clientId, seq, from);
     else this.#answer(from, clientId, seq);
   }
@@ -451,8 +306,8 @@ export class ClusterSessions {
 
   #drop(clientId: string): void {
     this.order.dropped(clientId);
-    this.#uncut.delete(clientId);
-    this.#forgetTaken(clientId);
+    this.uncut.delete(clientId);
+    this.forgetTaken(clientId);
     // Entries queued for it this turn are journaled but not yet written (the core writes them at
     // its next commit point): written now, they carry the old token, are refused, and their
     // commit hands them to the new owner. Written after the forget below, they would carry no
@@ -501,48 +356,11 @@ export class ClusterSessions {
     return decoded;
   }
 
-  /**
-   * The sessions here that a message forwarded to `destinations` must not reach directly: those
-   * taken from one of those nodes with a filter matching it, since that node got it too and its
-   * copy comes here handed over (or replayed), once.
-   */
-  excluded(destinations: string, topic: string, sender?: number, viaStore = false): ReadonlySet<string> | undefined {
-    if (this.#from.size === 0) return undefined;
-    let out: Set<string> | undefined;
-    // Forwarded by the node a session was claimed from before its cut in this stream: that
-    // node's copy of the session had it (committed, so loaded with the claim, or refused and
-    // redirected here) or its tombstone hands it over; delivered here too, it would arrive twice.
-    if (sender !== undefined && this.#uncut.size > 0) {
-      const set = this.#members(sender, topic);
-      if (set !== undefined)
-        for (const cid of set) {
-          const u = this.#uncut.get(cid);
-          if (u !== undefined && u.from === sender && !(viaStore ? u.store : u.pipeline)) (out ??= new Set()).add(cid);
-        }
-    }
-    for (const d of destinations.split(',')) {
-      const set = this.#members(Number(d), topic);
-      if (set === undefined || set.size === 0) continue;
-      // It comes back handed over: direct deliveries after it wait for it.
-      for (const cid of set) this.order.left(cid, Number(d));
-      if (out === undefined) out = set;
-      else for (const id of set) out.add(id);
-    }
-    return out;
-  }
-
-  adoptedFrom(nid: number): ReadonlySet<string> | undefined {
-    return this.#members(nid);
-  }
-
   /** Every session dropped here (this node fenced itself): tokens forgotten. */
   reset(): void {
     this.order.reset();
-    this.#uncut.clear();
-    this.#from.clear();
+    this.forgetMoves();
     this.#fencedFilters.clear();
-    this.#movedFrom.clear();
-    this.#tombstones.clear();
     this.#superseded.clear();
     this.#store.forgetAll();
   }
