@@ -108,10 +108,13 @@ void describe('cluster: a session moving between nodes under load', redisServerG
         what: `all ${published[0]! + published[1]!} messages (got ${seen.size}; missing ${missing()})`,
         timeoutMs: 30_000,
       });
+      // A hold released by its timeout (no answer within a second: a loaded machine) gives up on
+      // order by design; named in the message so that such a run is not taken for a bug.
+      const timeouts = nodes.reduce((a, n) => a + n.broker.stats().cluster!.sessions!.holdTimeouts, 0);
       for (const [pub, list] of firsts) {
         // Each overtaken message with its neighbours in arrival order, e.g. "8,9,11,10,12".
         const overtaken = list.flatMap((n, i) => (i > 0 && n < list[i - 1]! ? [list.slice(Math.max(0, i - 3), i + 2).join(',')] : []));
-        assert.deepEqual(overtaken, [], `${pub}: no message arrives after a later one of the same publisher`);
+        assert.deepEqual(overtaken, [], `${pub}: no message arrives after a later one of the same publisher (holds released by their timeout: ${timeouts})`);
         assert.equal(list.length, published[Number(pub.slice(1))]);
       }
       const counters = nodes.map((n) => n.broker.stats().cluster!.sessions!);
