@@ -13,7 +13,7 @@ import type { Message } from '../core/message.js';
 import type { Logger } from '../options.js';
 import { Outbox } from './outbox.js';
 import { RouteTable } from './routes.js';
-import { DEAD, FORWARD, HEARTBEAT, keys, MAX_ROUTE_OPS, RETAIN, ROUTE_LOG_MAXLEN, ROUTES, type Keys } from './scripts.js';
+import { defineScripts, keys, ROUTE_LOG_MAXLEN, type Keys } from './scripts.js';
 import type { ClusterCounters, ClusterOptions, ClusterStats } from './options.js';
 import { Tail, type ClusterCore } from './tail.js';
 import type { LiveConnection } from '../core/broker-core.js';
@@ -33,8 +33,6 @@ type ScriptFn = (...args: Array<string | Buffer | number>) => Promise<unknown>;
 interface Scripted {
   courierHeartbeat: ScriptFn;
   courierDead: ScriptFn;
-  courierRoutes: ScriptFn;
-  courierRetain: ScriptFn;
 }
 
 /** Thrown by `start()` when the node cannot join (duplicate name, unsafe Redis settings). */
@@ -113,12 +111,7 @@ export class ClusterNode implements ClusterLink {
     });
     this.#redis.on('close', () => this.#lost());
     this.#redis.on('ready', () => this.#back());
-    const r = this.#redis as unknown as Redis;
-    r.defineCommand('courierHeartbeat', { numberOfKeys: 5, lua: HEARTBEAT });
-    r.defineCommand('courierDead', { numberOfKeys: 9, lua: DEAD });
-    r.defineCommand('courierRoutes', { numberOfKeys: 3, lua: ROUTES });
-    r.defineCommand('courierRetain', { numberOfKeys: 4, lua: RETAIN });
-    r.defineCommand('courierForward', { numberOfKeys: 1, lua: FORWARD });
+    defineScripts(this.#redis);
     this.#tail = new Tail(this, options, core, log, this.keys);
     this.#outbox = new Outbox(this, this.#redis, this.keys, log);
     if (store !== undefined) {
@@ -251,6 +244,7 @@ export class ClusterNode implements ClusterLink {
       k.stats(nid),
       k.orphans,
       k.own(nid),
+      k.pipe(nid),
       nid,
       this.options.leaseMs,
       force ? '1' : '0',
@@ -631,14 +625,7 @@ export class ClusterNode implements ClusterLink {
 
   /** Writes every filter this node has interest in as its whole route set (join, lapsed lease). */
   async #announceAll(): Promise<void> {
-    const k = this.keys;
-    const filters = [...this.#interest.keys()];
-    this.#outbox.clearRoutes();
-    for (let i = 0; i === 0 || i < filters.length; i += MAX_ROUTE_OPS) {
-      const args: Array<string | number> = [k.node(this.nid), k.routes(this.nid), k.rlog, this.nid, ROUTE_LOG_MAXLEN, i === 0 ? '1' : '0'];
-      for (const f of filters.slice(i, i + MAX_ROUTE_OPS)) args.push('+', f);
-      await this.#scripts.courierRoutes(...args);
-    }
+    await this.#outbox.announce([...this.#interest.keys()]);
   }
 
   // ---------------------------------------------------------------------------------------------
