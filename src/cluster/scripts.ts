@@ -18,7 +18,7 @@
  *   ret:ver         INCR per retained change; ret:log entries carry it (read-your-writes)
  *   ret:log         STREAM of retained changes: v <ver>, t <topic>, m <message or '' = deleted>
  *   epoch           a random id set by the first node to join an empty Redis; a node that finds
- *                   it changed or gone knows Redis lost its data (it resets, see node.ts)
+ *                   it changed or gone knows Redis lost its data (it resets, see membership.ts)
  *   orphans         SET of dead incarnations whose sessions and inbox are not recovered yet
  *   recover:<nid>   lock (PX lease) of the node recovering the dead incarnation <nid>
  *   moved:<nid>     → nid of the node that adopted the dead <nid>'s sessions: forwards that still
@@ -152,7 +152,7 @@ return had`;
  * same name restarted, or a graceful leave), maxlen of r:log. Without force it succeeds only
  * when the lease is gone and the last heartbeat is older than the lease by Redis time. When X
  * owned sessions, its routes and inbox stay until a survivor has adopted them (X goes to
- * `orphans`, see node.ts); otherwise they go now. X's pipeline guard goes too: every pipeline
+ * `orphans`, see membership.ts); otherwise they go now. X's pipeline guard goes too: every pipeline
  * script refuses a dead incarnation's calls from now on. Returns 1 when it declared X dead.
  */
 export const DEAD = `
