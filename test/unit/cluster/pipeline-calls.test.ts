@@ -3,7 +3,7 @@
  * is applied once even when the node's Redis client sends it again after a reconnect. ioredis
  * resends every command whose answer it had not read when the connection broke; Redis may have
  * applied it already. Before the guard (scripts.ts) a QoS 2 forward was then written to the
- * destination's inbox twice (delivered twice: [MQTT-4.3.3-2] allows one delivery), a retained
+ * destination's inbox twice (delivered twice; QoS 2 is delivered onward once: [MQTT-4.3.3-2]), a retained
  * message of this node could overwrite a later one of another node, and the route log got its
  * changes twice. Needs a real redis-server; the broken connection is a FaultProxy cut while
  * Redis's answer is still held by the proxy.
@@ -106,7 +106,7 @@ void describe('cluster pipeline: a call sent again is applied once', redisServer
     // Another node (5) writes the same retained topic while this node is cut off.
     const other = new Outbox(owner(5), client(redis.port), k, quiet);
 
-    proxy.latency(2000); // the pipeline reaches Redis 2 s late, and Redis's answer would too
+    proxy.latency(3000); // the pipeline reaches Redis 3 s late, and Redis's answer would too
     out.route('f/#', true);
     out.retain(createMessage('r/t', Buffer.from('mine'), 1, true, undefined, 'a', Date.now()));
     out.forward(createMessage('q/1', Buffer.from('exactly once'), 2, false, undefined, '', Date.now()), undefined);
