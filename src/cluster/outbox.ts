@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import type { Message } from '../core/message.js';
 import type { Logger } from '../options.js';
 import type { ClusterCounters } from './options.js';
-import type { RouteTable } from './routes.js';
+import { assignGroups, type RouteTable } from './routes.js';
 import { MAX_ROUTE_OPS, RETAINED_LOG_MAXLEN, ROUTE_LOG_MAXLEN, type Keys } from './scripts.js';
 import { BatchWriter, encodeRetained } from './wire.js';
 
@@ -109,14 +109,19 @@ export class Outbox {
 
   /** Writes `filters` as this node's whole route set (join, lapsed lease), replacing what was there. */
   async announce(filters: readonly string[]): Promise<void> {
-    const k = this.#keys;
-    const nid = this.#node.nid;
     this.#routeOps.clear();
     for (let i = 0; i === 0 || i < filters.length; i += MAX_ROUTE_OPS) {
-      const args: Array<string | number> = [k.node(nid), k.routes(nid), k.rlog, k.pipe(nid), nid, ROUTE_LOG_MAXLEN, i === 0 ? '1' : '0', ++this.#calls];
+      const args = this.#routesCall(i === 0);
       for (const f of filters.slice(i, i + MAX_ROUTE_OPS)) args.push('+', f);
       await (this.#redis as unknown as Scripted).courierRoutes(...args);
     }
+  }
+
+  /** The head of a ROUTES call (scripts.ts), its number taken; the (op, filter) pairs follow. */
+  #routesCall(reset: boolean): Array<string | number> {
+    const k = this.#keys;
+    const nid = this.#node.nid;
+    return [k.node(nid), k.routes(nid), k.rlog, k.pipe(nid), nid, ROUTE_LOG_MAXLEN, reset ? '1' : '0', ++this.#calls];
   }
 
   /** Sends what is queued and resolves once every pipeline in flight has been answered. */
@@ -175,29 +180,8 @@ export class Outbox {
     if (plain.size === 0 && match.groups.size === 0) return localGroups;
     let keep: readonly string[] | undefined = localGroups;
     const assigned = this.#groupScratch;
-    if (match.groups.size > 0) {
-      let mine: string[] | undefined;
-      // One node per matching group, in turn among the nodes with members (this one included).
-      for (const [group, nodes] of match.groups) {
-        const local = localGroups?.includes(group) === true;
-        const turn = this.#groupTurn.get(group) ?? 0;
-        this.#groupTurn.set(group, turn + 1);
-        let pick = turn % (nodes.size + (local ? 1 : 0));
-        if (pick === nodes.size) {
-          (mine ??= []).push(group);
-          continue;
-        }
-        for (const nid of nodes) {
-          if (pick-- !== 0) continue;
-          const list = assigned.get(nid);
-          if (list === undefined) assigned.set(nid, [group]);
-          else list.push(group);
-          break;
-        }
-      }
-      if (localGroups !== undefined) for (const g of localGroups) if (!match.groups.has(g)) (mine ??= []).push(g);
-      keep = mine;
-    }
+    // One node per matching group, in turn among the nodes with members (this one included).
+    if (match.groups.size > 0) keep = assignGroups(match.groups, localGroups, this.#groupTurn, assigned);
     const lagging = this.#node.lagging;
     const viaStore = m.qos === 2 && m.origin !== '' && this.appender !== undefined;
     for (const nid of plain) {
@@ -337,7 +321,7 @@ export class Outbox {
       this.#routeOps.clear();
       this.#node.counters.routeChanges += ops.length;
       for (let i = 0; i < ops.length; i += MAX_ROUTE_OPS) {
-        const args: Array<string | number> = [k.node(me), k.routes(me), k.rlog, pipe, me, ROUTE_LOG_MAXLEN, '0', ++this.#calls];
+        const args = this.#routesCall(false);
         for (const [filter, on] of ops.slice(i, i + MAX_ROUTE_OPS)) args.push(on ? '+' : '-', filter);
         (p as unknown as PipelineScripted).courierRoutes(...args);
         index++;

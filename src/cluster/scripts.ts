@@ -104,7 +104,10 @@ export function keys(prefix: string): Keys {
  * whose number is not above the last one applied (`h`) was applied already. It is answered as the
  * first time (`seen`; `first` is the stored answer when the script kept one with `keep`) and
  * changes nothing. A call that never reached Redis (the rest of a pipeline aborted by the client
- * after a partial answer) leaves a gap, which is harmless: nothing after it waits for it.
+ * after a partial answer) leaves a gap, which is harmless: nothing after it waits for it. The
+ * one way ioredis sends a call out of order is its NOSCRIPT retry (a script cache flushed under a
+ * live connection: SCRIPT FLUSH), after which that call would be skipped; docs/clustering.md
+ * asks operators not to flush scripts under a running cluster.
  * `gk`/`gn`: the positions of the key and of the number.
  */
 function guard(gk: string, gn: string): string {
