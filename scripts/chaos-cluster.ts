@@ -24,7 +24,8 @@
  *   (c) no leaked keys: every session is ended (each client id reconnects with clean start and
  *       session expiry 0, then disconnects), dead nodes recovered; what is left under the prefix
  *       must be the fixed keys (node:seq, nodes, node:<live>, name:c*, stats:*, r:<live>, r:log,
- *       in:<live>, ret, ret:ver, ret:log, epoch, fence:seq, dead:*, moved:* and done:* with a TTL).
+ *       in:<live>, ret, ret:ver, ret:log, epoch, fence:seq, dead:*, moved:* and done:* with a TTL,
+ *       pipe:<live> with a TTL).
  * Also reported, not fatal: nodes that exited on their own, persistent reconnects with Session
  * Present 0, QoS 1 duplicates, wills, error/fatal log lines of the nodes, recovery times.
  * Exit code 1 on any violation. Only processes it started are signalled (by PID); they are all
@@ -541,7 +542,7 @@ async function checkKeys(): Promise<void> {
     for (const key of all.sort()) {
       const k = key.slice(PREFIX.length);
       if (fixed.has(k)) continue;
-      const m = /^(node|r|in|stats|dead|moved|name|own|rec|recover|done):(.+)$/.exec(k);
+      const m = /^(node|r|in|stats|dead|moved|name|own|rec|recover|done|pipe):(.+)$/.exec(k);
       const ttl = await admin.pttl(key);
       if (m !== null) {
         const [, kind, rest] = m;
@@ -550,6 +551,8 @@ async function checkKeys(): Promise<void> {
         if (kind === 'stats' && (live.has(nid) || ttl > 0)) continue;
         // done:<store id>: a store's record of its commit calls (store-scripts.ts COMMIT), expiring by itself.
         if ((kind === 'dead' || kind === 'moved' || kind === 'done') && ttl > 0) continue;
+        // pipe:<nid>: a live incarnation's pipeline calls (scripts.ts guard), deleted with it, expiring by itself.
+        if (kind === 'pipe' && live.has(nid) && ttl > 0) continue;
         if (kind === 'name' && (NAMES as readonly string[]).includes(rest!)) continue;
       }
       const type = await admin.type(key);

@@ -2,13 +2,15 @@
  * What a cluster node writes to Redis in one event-loop turn: forward batches (one inbox entry
  * per destination node), retained changes and route changes, sent as one pipeline at the end of
  * the turn. Every queued write gets a number (`writes`); an acknowledgement that depends on
- * write n waits for `commitPoint(n)`, the promise of the pipeline that carries it.
+ * write n waits for `commitPoint(n)`, the promise of the pipeline that carries it. Every script
+ * call carries this incarnation's `pipe:<nid>` key and the next call number, so a call that the
+ * Redis client sends again after a reconnect is applied once (scripts.ts, guard).
  */
 import type { Redis } from 'ioredis';
 import type { Message } from '../core/message.js';
 import type { Logger } from '../options.js';
 import type { ClusterCounters } from './options.js';
-import type { RouteTable } from './routes.js';
+import { assignGroups, type RouteTable } from './routes.js';
 import { MAX_ROUTE_OPS, RETAINED_LOG_MAXLEN, ROUTE_LOG_MAXLEN, type Keys } from './scripts.js';
 import { BatchWriter, encodeRetained } from './wire.js';
 
@@ -29,6 +31,12 @@ interface PipelineScripted {
   courierRoutes(...args: Array<string | Buffer | number>): void;
   courierRetain(...args: Array<string | Buffer | number>): void;
   courierForward(...args: Array<string | Buffer | number>): void;
+  courierMarks(...args: Array<string | Buffer | number>): void;
+}
+
+/** The same, called on their own. */
+interface Scripted {
+  courierRoutes(...args: Array<string | Buffer | number>): Promise<unknown>;
 }
 
 export class Outbox {
@@ -48,6 +56,11 @@ export class Outbox {
   readonly #groupTurn = new Map<string, number>();
   readonly #groupScratch = new Map<number, string[]>();
   #flushScheduled = false;
+  /**
+   * Numbers of the script calls sent (scripts.ts, guard): one more per call, in the order they
+   * are sent, never reset (a new incarnation has its own key, so it may go on counting).
+   */
+  #calls = 0;
   /** Writes queued so far (ClusterLink.writes), the last one sent, and the last one Redis accepted. */
   writes = 0;
   #sent = 0;
@@ -92,6 +105,23 @@ export class Outbox {
   /** Route changes not written yet are dropped (the whole set is being announced). */
   clearRoutes(): void {
     this.#routeOps.clear();
+  }
+
+  /** Writes `filters` as this node's whole route set (join, lapsed lease), replacing what was there. */
+  async announce(filters: readonly string[]): Promise<void> {
+    this.#routeOps.clear();
+    for (let i = 0; i === 0 || i < filters.length; i += MAX_ROUTE_OPS) {
+      const args = this.#routesCall(i === 0);
+      for (const f of filters.slice(i, i + MAX_ROUTE_OPS)) args.push('+', f);
+      await (this.#redis as unknown as Scripted).courierRoutes(...args);
+    }
+  }
+
+  /** The head of a ROUTES call (scripts.ts), its number taken; the (op, filter) pairs follow. */
+  #routesCall(reset: boolean): Array<string | number> {
+    const k = this.#keys;
+    const nid = this.#node.nid;
+    return [k.node(nid), k.routes(nid), k.rlog, k.pipe(nid), nid, ROUTE_LOG_MAXLEN, reset ? '1' : '0', ++this.#calls];
   }
 
   /** Sends what is queued and resolves once every pipeline in flight has been answered. */
@@ -150,29 +180,8 @@ export class Outbox {
     if (plain.size === 0 && match.groups.size === 0) return localGroups;
     let keep: readonly string[] | undefined = localGroups;
     const assigned = this.#groupScratch;
-    if (match.groups.size > 0) {
-      let mine: string[] | undefined;
-      // One node per matching group, in turn among the nodes with members (this one included).
-      for (const [group, nodes] of match.groups) {
-        const local = localGroups?.includes(group) === true;
-        const turn = this.#groupTurn.get(group) ?? 0;
-        this.#groupTurn.set(group, turn + 1);
-        let pick = turn % (nodes.size + (local ? 1 : 0));
-        if (pick === nodes.size) {
-          (mine ??= []).push(group);
-          continue;
-        }
-        for (const nid of nodes) {
-          if (pick-- !== 0) continue;
-          const list = assigned.get(nid);
-          if (list === undefined) assigned.set(nid, [group]);
-          else list.push(group);
-          break;
-        }
-      }
-      if (localGroups !== undefined) for (const g of localGroups) if (!match.groups.has(g)) (mine ??= []).push(g);
-      keep = mine;
-    }
+    // One node per matching group, in turn among the nodes with members (this one included).
+    if (match.groups.size > 0) keep = assignGroups(match.groups, localGroups, this.#groupTurn, assigned);
     const lagging = this.#node.lagging;
     const viaStore = m.qos === 2 && m.origin !== '' && this.appender !== undefined;
     for (const nid of plain) {
@@ -301,6 +310,8 @@ export class Outbox {
       return;
     }
     const k = this.#keys;
+    const me = this.#node.nid;
+    const pipe = k.pipe(me);
     const p = this.#redis.pipeline();
     const forwardCalls: Array<{ index: number; nid: number; count: number }> = [];
     let index = 0;
@@ -310,7 +321,7 @@ export class Outbox {
       this.#routeOps.clear();
       this.#node.counters.routeChanges += ops.length;
       for (let i = 0; i < ops.length; i += MAX_ROUTE_OPS) {
-        const args: Array<string | number> = [k.node(this.#node.nid), k.routes(this.#node.nid), k.rlog, this.#node.nid, ROUTE_LOG_MAXLEN, '0'];
+        const args = this.#routesCall(false);
         for (const [filter, on] of ops.slice(i, i + MAX_ROUTE_OPS)) args.push(on ? '+' : '-', filter);
         (p as unknown as PipelineScripted).courierRoutes(...args);
         index++;
@@ -322,17 +333,19 @@ export class Outbox {
         k.ret,
         k.retVer,
         k.retLog,
-        k.dead(this.#node.nid),
+        k.dead(me),
+        pipe,
         m.topic,
         m.payload.length === 0 ? '' : encodeRetained(m),
         RETAINED_LOG_MAXLEN,
+        ++this.#calls,
       );
       index++;
     }
     this.#retains.length = 0;
     // One atomic call for every destination: a node that received a message of this turn from
     // here can tell (from the destination list) which other nodes got it in the same step.
-    const forward: Array<string | Buffer | number> = [k.dead(this.#node.nid), String(this.#node.nid), '', k.inboxPrefix, k.movedPrefix];
+    const forward: Array<string | Buffer | number> = [k.dead(me), pipe, String(me), '', k.inboxPrefix, k.movedPrefix, 0];
     const dests: number[] = [];
     for (const [nid, w] of this.#batches) {
       if (w.count === 0) continue;
@@ -343,22 +356,31 @@ export class Outbox {
       w.reset();
     }
     if (dests.length > 0) {
-      forward[2] = dests.join(',');
+      forward[3] = dests.join(',');
+      forward[6] = ++this.#calls;
       (p as unknown as PipelineScripted).courierForward(...forward);
     }
-    // Barriers: behind this turn's forwards.
-    const marks: Array<{ index: number; gone: (() => void) | undefined }> = [];
-    for (const m of this.#marks) {
-      marks.push({ index: p.length, gone: m.gone });
-      p.xadd(k.inbox(m.nid), 'NOMKSTREAM', '*', m.kind, m.clientId, 'n', String(m.as), 's', String(m.seq));
+    // Barriers and cuts: behind this turn's forwards, in one call.
+    const marksAt = p.length;
+    const gone: Array<(() => void) | undefined> = [];
+    if (hasMarks) {
+      const args: Array<string | number> = [k.dead(me), pipe, ++this.#calls];
+      for (const m of this.#marks) {
+        args.push(k.inbox(m.nid), m.kind, m.clientId, String(m.as), String(m.seq));
+        gone.push(m.gone);
+      }
+      (p as unknown as PipelineScripted).courierMarks(...args);
     }
     this.#marks.length = 0;
     const upTo = this.writes;
     this.#sent = upTo;
     const done = p.exec().then((results) => {
       if (results === null) throw new Error('cluster write: no reply');
-      // NOMKSTREAM: no inbox, no entry.
-      for (const { index, gone } of marks) if (results[index]?.[1] === null) gone?.();
+      // Per mark: 0 = no inbox, no entry.
+      if (gone.length > 0) {
+        const reply = results[marksAt]?.[1];
+        if (Array.isArray(reply)) for (let j = 0; j < gone.length; j++) if (reply[j] === 0) gone[j]?.();
+      }
       if (forwardCalls.length > 0) {
         const reply = results[forwardCalls[0]!.index]?.[1];
         // Per destination: 0 = its inbox is gone (it left or died, and nobody adopted its sessions).

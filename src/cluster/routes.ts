@@ -105,6 +105,41 @@ export class RouteTable {
   }
 }
 
+/**
+ * The nodes that get a message for its matching shared groups: one per group, in turn among the
+ * nodes with members and this node (when `localGroups`, the groups with members here, has it).
+ * Adds to `assigned` (node → the groups it serves this message for) and returns the groups this
+ * node serves itself: those whose turn is here, and those of `localGroups` no other node has.
+ * `turns`: each group's turn counter, kept by the caller across messages.
+ */
+export function assignGroups(
+  groups: ReadonlyMap<string, ReadonlySet<number>>,
+  localGroups: readonly string[] | undefined,
+  turns: Map<string, number>,
+  assigned: Map<number, string[]>,
+): string[] | undefined {
+  let mine: string[] | undefined;
+  for (const [group, nodes] of groups) {
+    const local = localGroups?.includes(group) === true;
+    const turn = turns.get(group) ?? 0;
+    turns.set(group, turn + 1);
+    let pick = turn % (nodes.size + (local ? 1 : 0));
+    if (pick === nodes.size) {
+      (mine ??= []).push(group);
+      continue;
+    }
+    for (const nid of nodes) {
+      if (pick-- !== 0) continue;
+      const list = assigned.get(nid);
+      if (list === undefined) assigned.set(nid, [group]);
+      else list.push(group);
+      break;
+    }
+  }
+  if (localGroups !== undefined) for (const g of localGroups) if (!groups.has(g)) (mine ??= []).push(g);
+  return mine;
+}
+
 function onMatch(this: RouteMatch, nodes: Set<number>, key: string, filter: string): void {
   if (key === PLAIN) {
     for (const n of nodes) this.plain.add(n);

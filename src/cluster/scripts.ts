@@ -18,12 +18,17 @@
  *   ret:ver         INCR per retained change; ret:log entries carry it (read-your-writes)
  *   ret:log         STREAM of retained changes: v <ver>, t <topic>, m <message or '' = deleted>
  *   epoch           a random id set by the first node to join an empty Redis; a node that finds
- *                   it changed or gone knows Redis lost its data (it resets, see node.ts)
+ *                   it changed or gone knows Redis lost its data (it resets, see membership.ts)
  *   orphans         SET of dead incarnations whose sessions and inbox are not recovered yet
  *   recover:<nid>   lock (PX lease) of the node recovering the dead incarnation <nid>
  *   moved:<nid>     → nid of the node that adopted the dead <nid>'s sessions: forwards that still
  *                   name <nid> go to that node's inbox, tagged `x <nid>` (PX 1 day)
  *   rec:<nid>       the dead <nid>'s inbox, renamed when its sessions were adopted, replayed by the adopter
+ *   pipe:<nid>      HASH, the calls of incarnation <nid>'s pipeline (outbox.ts) applied so far: `h` the
+ *                   number of the last one, `a<n % 1024>` the first answer of a recent call whose
+ *                   answer said something (JSON [n, answer]); a call sent again after a reconnect is
+ *                   not applied twice (see GUARD). Deleted with the incarnation (DEAD), else it
+ *                   expires a day after its last call
  *
  * Inbox entries (in:<nid>): `f <from> d <destinations of that turn, comma-separated> b <batch>`
  * (forwards), `x <dead nid> f <from> b <batch>` (forwards meant for a dead node whose sessions
@@ -34,6 +39,7 @@
  * a session moved to) and `a <cid> n <from> s <seq>` (the answer to a barrier or, with seq 0, to
  * a kick): see move-order.ts.
  */
+import type { Redis } from 'ioredis';
 
 export interface Keys {
   readonly prefix: string;
@@ -57,6 +63,7 @@ export interface Keys {
   stats(nid: number): string;
   routes(nid: number): string;
   inbox(nid: number): string;
+  pipe(nid: number): string;
 }
 
 export function keys(prefix: string): Keys {
@@ -82,7 +89,44 @@ export function keys(prefix: string): Keys {
     stats: (nid) => `${prefix}stats:${nid}`,
     routes: (nid) => `${prefix}r:${nid}`,
     inbox: (nid) => `${prefix}in:${nid}`,
+    pipe: (nid) => `${prefix}pipe:${nid}`,
   };
+}
+
+/**
+ * The call-number guard of the node's pipeline scripts (FORWARD, ROUTES, RETAIN, MARKS). The
+ * node's Redis client sends a command again after a reconnect when its answer was lost; if Redis
+ * had applied it before the connection broke, its appends would be applied twice (a QoS 2
+ * forward delivered twice, a retained message of this node written again over a later one of
+ * another node). Every call carries its incarnation's `pipe:<nid>` key and a number that grows by
+ * one per call (outbox.ts); the calls of one node go over one connection, in order, and a resend
+ * keeps that order, so Redis sees each number after every smaller one it will ever see: a call
+ * whose number is not above the last one applied (`h`) was applied already. It is answered as the
+ * first time (`seen`; `first` is the stored answer when the script kept one with `keep`) and
+ * changes nothing. A call that never reached Redis (the rest of a pipeline aborted by the client
+ * after a partial answer) leaves a gap, which is harmless: nothing after it waits for it. The
+ * one way ioredis sends a call out of order is its NOSCRIPT retry (a script cache flushed under a
+ * live connection: SCRIPT FLUSH), after which that call would be skipped; docs/clustering.md
+ * asks operators not to flush scripts under a running cluster.
+ * `gk`/`gn`: the positions of the key and of the number.
+ */
+function guard(gk: string, gn: string): string {
+  return `local gk, gn = ${gk}, tonumber(${gn})
+local seen, first = false, nil
+if tonumber(redis.call('HGET', gk, 'h') or '0') >= gn then
+  seen = true
+  local a = redis.call('HGET', gk, 'a' .. (gn % 1024))
+  if a then
+    local t = cjson.decode(a)
+    if t[1] == gn then first = t[2] end
+  end
+else
+  redis.call('HSET', gk, 'h', gn)
+  redis.call('PEXPIRE', gk, 86400000)
+end
+local function keep(answer)
+  redis.call('HSET', gk, 'a' .. (gn % 1024), cjson.encode({gn, answer}))
+end`;
 }
 
 /** Redis time in ms, inside a script. */
@@ -107,11 +151,12 @@ return had`;
 
 /**
  * Declares an incarnation dead. KEYS: node:<X>, nodes, dead:<X>, r:<X>, r:log, in:<X>,
- * stats:<X>, orphans, own:<X>. ARGV: X, leaseMs, force ('1' = without the liveness checks: the
+ * stats:<X>, orphans, own:<X>, pipe:<X>. ARGV: X, leaseMs, force ('1' = without the liveness checks: the
  * same name restarted, or a graceful leave), maxlen of r:log. Without force it succeeds only
  * when the lease is gone and the last heartbeat is older than the lease by Redis time. When X
  * owned sessions, its routes and inbox stay until a survivor has adopted them (X goes to
- * `orphans`, see node.ts); otherwise they go now. Returns 1 when it declared X dead.
+ * `orphans`, see membership.ts); otherwise they go now. X's pipeline guard goes too: every pipeline
+ * script refuses a dead incarnation's calls from now on. Returns 1 when it declared X dead.
  */
 export const DEAD = `
 if ARGV[3] ~= '1' then
@@ -123,7 +168,7 @@ if ARGV[3] ~= '1' then
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SET', KEYS[3], '1', 'PX', 86400000)
-redis.call('DEL', KEYS[1], KEYS[7])
+redis.call('DEL', KEYS[1], KEYS[7], KEYS[10])
 if redis.call('SCARD', KEYS[9]) > 0 or redis.call('XLEN', KEYS[6]) > 0 then
   redis.call('SADD', KEYS[8], ARGV[1])
 else
@@ -164,21 +209,29 @@ end
 return redis.call('XADD', KEYS[3], unpack(entry))`;
 
 /**
- * Forward batches of one turn, atomically. KEYS: dead:<me>. ARGV: from, destinations (comma-
- * separated), inbox prefix, moved prefix, then per destination: nid, batch. Refused (FENCED)
- * from an incarnation declared dead. A destination whose inbox is gone but whose sessions were
- * adopted gets its batch through the adopter's inbox (tagged x). Returns per destination 1
- * (written), 2 (sent to the adopter) or 0 (gone).
+ * Forward batches of one turn, atomically. KEYS: dead:<me>, pipe:<me>. ARGV: from, destinations
+ * (comma-separated), inbox prefix, moved prefix, call number (see guard), then per destination:
+ * nid, batch. Refused (FENCED) from an incarnation declared dead. A destination whose inbox is
+ * gone but whose sessions were adopted gets its batch through the adopter's inbox (tagged x).
+ * Returns per destination 1 (written), 2 (sent to the adopter) or 0 (gone).
  */
 export const FORWARD = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('FENCED declared dead') end
+${guard('KEYS[2]', 'ARGV[5]')}
 local out = {}
-for i = 5, #ARGV, 2 do
+if seen then
+  if first then return first end
+  for i = 6, #ARGV, 2 do out[#out + 1] = 1 end
+  return out
+end
+local said = false
+for i = 6, #ARGV, 2 do
   local nid = ARGV[i]
   local ok = redis.call('XADD', ARGV[3] .. nid, 'NOMKSTREAM', '*', 'f', ARGV[1], 'd', ARGV[2], 'b', ARGV[i + 1])
   if ok then
     out[#out + 1] = 1
   else
+    said = true
     local to = redis.call('GET', ARGV[4] .. nid)
     if to and redis.call('XADD', ARGV[3] .. to, 'NOMKSTREAM', '*', 'x', nid, 'f', ARGV[1], 'b', ARGV[i + 1]) then
       out[#out + 1] = 2
@@ -187,23 +240,27 @@ for i = 5, #ARGV, 2 do
     end
   end
 end
+if said then keep(out) end
 return out`;
 
 /**
- * Route changes of one node, as one log entry. KEYS: node:<nid>, r:<nid>, r:log. ARGV: nid,
- * maxlen, reset ('1' = replace the whole set), then pairs (op, filter) with op '+' or '-'.
- * Refused (error FENCED) when the node holds no lease: a node declared dead cannot bring its
- * routes back.
+ * Route changes of one node, as one log entry. KEYS: node:<nid>, r:<nid>, r:log, pipe:<nid>.
+ * ARGV: nid, maxlen, reset ('1' = replace the whole set), call number (see guard), then pairs
+ * (op, filter) with op '+' or '-'. Refused (error FENCED) when the node holds no lease: a node
+ * declared dead cannot bring its routes back. Returns the log entry's id ('' for a call applied
+ * before).
  */
 export const ROUTES = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return redis.error_reply('FENCED lease lost') end
+${guard('KEYS[4]', 'ARGV[4]')}
+if seen then return '' end
 local entry = {'MAXLEN', '~', ARGV[2], '*', 'n', ARGV[1]}
 if ARGV[3] == '1' then
   redis.call('DEL', KEYS[2])
   entry[#entry + 1] = 'reset'
   entry[#entry + 1] = ''
 end
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   if ARGV[i] == '+' then redis.call('SADD', KEYS[2], ARGV[i + 1]) else redis.call('SREM', KEYS[2], ARGV[i + 1]) end
   entry[#entry + 1] = ARGV[i]
   entry[#entry + 1] = ARGV[i + 1]
@@ -211,16 +268,56 @@ end
 return redis.call('XADD', KEYS[3], unpack(entry))`;
 
 /**
- * A retained change, in cluster order. KEYS: ret, ret:ver, ret:log, dead:<me>. ARGV: topic,
- * message ('' = delete), maxlen. Refused (FENCED) from an incarnation declared dead. Returns the
- * change's version.
+ * A retained change, in cluster order. KEYS: ret, ret:ver, ret:log, dead:<me>, pipe:<me>. ARGV:
+ * topic, message ('' = delete), maxlen, call number (see guard). Refused (FENCED) from an
+ * incarnation declared dead. Returns the change's version (0 for a call applied before: applied
+ * again, it would write this node's message over a later one of another node).
  */
 export const RETAIN = `
 if redis.call('EXISTS', KEYS[4]) == 1 then return redis.error_reply('FENCED declared dead') end
+${guard('KEYS[5]', 'ARGV[4]')}
+if seen then return 0 end
 local v = redis.call('INCR', KEYS[2])
 if ARGV[2] == '' then redis.call('HDEL', KEYS[1], ARGV[1]) else redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'v', v, 't', ARGV[1], 'm', ARGV[2])
 return v`;
+
+/**
+ * Barriers and cuts of one turn (move-order.ts), behind its forwards. KEYS: dead:<me>,
+ * pipe:<me>. ARGV: call number (see guard), then per mark: inbox key, kind ('b' or 'c'), client
+ * id, the node it speaks for, seq. Refused (FENCED) from an incarnation declared dead. An inbox
+ * that no longer exists gets nothing (NOMKSTREAM). Returns per mark 1 (written) or 0 (no inbox).
+ */
+export const MARKS = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('FENCED declared dead') end
+${guard('KEYS[2]', 'ARGV[1]')}
+local out = {}
+if seen then
+  if first then return first end
+  for i = 2, #ARGV, 5 do out[#out + 1] = 1 end
+  return out
+end
+local said = false
+for i = 2, #ARGV, 5 do
+  if redis.call('XADD', ARGV[i], 'NOMKSTREAM', '*', ARGV[i + 1], ARGV[i + 2], 'n', ARGV[i + 3], 's', ARGV[i + 4]) then
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+    said = true
+  end
+end
+if said then keep(out) end
+return out`;
+
+/** The scripts' command names on the node's Redis client (numbers of KEYS as documented above). */
+export function defineScripts(redis: Redis): void {
+  redis.defineCommand('courierHeartbeat', { numberOfKeys: 5, lua: HEARTBEAT });
+  redis.defineCommand('courierDead', { numberOfKeys: 10, lua: DEAD });
+  redis.defineCommand('courierRoutes', { numberOfKeys: 4, lua: ROUTES });
+  redis.defineCommand('courierRetain', { numberOfKeys: 5, lua: RETAIN });
+  redis.defineCommand('courierForward', { numberOfKeys: 2, lua: FORWARD });
+  redis.defineCommand('courierMarks', { numberOfKeys: 2, lua: MARKS });
+}
 
 /** The next stream id after `id` ("ms-seq"), for XTRIM MINID of what has been read. */
 export function nextId(id: string): string {

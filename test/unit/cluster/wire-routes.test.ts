@@ -2,7 +2,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BatchError, BatchWriter, decodeRetained, encodeRetained, readBatch, type Forwarded } from '../../../src/cluster/wire.js';
-import { RouteTable } from '../../../src/cluster/routes.js';
+import { assignGroups, RouteTable } from '../../../src/cluster/routes.js';
 import { compareIds } from '../../../src/cluster/tail.js';
 import { nextId } from '../../../src/cluster/scripts.js';
 import { createMessage } from '../../../src/core/message.js';
@@ -109,5 +109,32 @@ void describe('cluster route table', () => {
     assert.equal(compareIds('5-2', '5-2'), 0);
     assert.equal(nextId('1796458185954-0'), '1796458185954-1');
     assert.equal(nextId('1-18446744073709551614'), '1-18446744073709551615');
+  });
+
+  void test('shared groups: one node per group and message, in turn among the nodes with members and this one', () => {
+    const t = new RouteTable();
+    t.add(2, '$share/g/a/#');
+    t.add(3, '$share/g/a/#');
+    const turns = new Map<string, number>();
+    const picks: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const assigned = new Map<number, string[]>();
+      // This node has members of g/a/# and of h/x (which no other node has).
+      const mine = assignGroups(t.match('a/b').groups, ['g/a/#', 'h/x'], turns, assigned);
+      assert.deepEqual(
+        mine?.filter((g) => g === 'h/x'),
+        ['h/x'],
+        'a group only this node has stays here',
+      );
+      const here = mine?.includes('g/a/#') === true;
+      const to = [...assigned].filter(([, gs]) => gs.includes('g/a/#')).map(([nid]) => nid);
+      assert.equal(to.length + (here ? 1 : 0), 1, 'exactly one node serves the group');
+      picks.push(here ? 'me' : String(to[0]));
+    }
+    assert.deepEqual(picks, ['2', '3', 'me', '2', '3', 'me']);
+    // Without members here, only the remote nodes take turns.
+    const assigned = new Map<number, string[]>();
+    assert.equal(assignGroups(t.match('a/b').groups, undefined, new Map(), assigned), undefined);
+    assert.deepEqual([...assigned], [[2, ['g/a/#']]]);
   });
 });
