@@ -4,13 +4,15 @@
  *
  *   npm run soak -- [--minutes 30] [--workers N] [--rate 50] [--publishers 3] [--persistent 6]
  *                   [--clean 4] [--cut 0.5] [--warmup M] [--sample 10] [--out samples.json] [--max-queued 100000]
- *                   [--log broker.jsonl]
+ *                   [--log broker.jsonl] [--courier-args='--workers-balance rr']
  *
  * The broker is `node bin/courier.js` (dist/: run `npm run build` first; a dist/ older than src/ is
  * refused) on 127.0.0.1 with a fresh data dir (LMDB; with
  * --workers N its workers and private redis-server), logging at info, with
  * sessions.maxQueuedMessages = --max-queued (a small value makes offline queues overflow: the run
- * must then report lost messages, which is how the loss check itself is checked).
+ * must then report lost messages, which is how the loss check itself is checked), and
+ * --courier-args added to its command line (one string, split at spaces; with `=`, since it
+ * starts with `--`).
  * Load (MQTT.js clients, MQTT 3.1.1 and 5.0 mixed; scripts/soak/load.ts):
  *   publishers   --publishers each at QoS 0, 1 and 2 (persistent sessions), --rate msg/s each, on
  *                soak/<qos>/p<i>/<seq % 10>, payload "<i>:<seq>"
@@ -60,6 +62,7 @@ const { values } = parseArgs({
     out: { type: 'string' },
     'max-queued': { type: 'string', default: '100000' },
     log: { type: 'string' },
+    'courier-args': { type: 'string' },
   },
 });
 const MINUTES = Number(values.minutes);
@@ -82,7 +85,7 @@ hardStop.unref();
 async function main(): Promise<number> {
   if (resolveEntry() !== 'dist') throw new Error('dist/ is older than src/ (or missing): run npm run build first');
   const group = new ProcessGroup();
-  const args = values.workers !== undefined ? ['--workers', values.workers] : [];
+  const args = [...(values.workers !== undefined ? ['--workers', values.workers] : []), ...(values['courier-args'] ?? '').split(/\s+/).filter((a) => a !== '')];
   const broker = await startCourier(group, {
     // What users run (npm run build first: a dist/ older than src/ is refused below).
     entry: 'dist',
