@@ -26,8 +26,8 @@ export class OutboundJournal implements Journal {
     this.#store = store;
   }
 
-  added(session: Session, entry: Outbound, seq?: number): void {
-    entry.seq = seq ?? ++this.nextSeq;
+  added(session: Session, entry: Outbound): void {
+    entry.seq = ++this.nextSeq;
     entry.journaled = 1;
     // Written at the next commit point, or at the end of this turn when no packet asks for one
     // (e.g. a will or a QoS 0 publisher's message queued for an offline session).
@@ -35,9 +35,9 @@ export class OutboundJournal implements Journal {
     this.#pending.push({ session, entry });
   }
 
-  updated(session: Session, entry: Outbound, seq?: number): void {
+  updated(session: Session, entry: Outbound): void {
     // An entry sent at once is first journaled here, packet id included (one write, not two).
-    if (entry.seq === 0) this.added(session, entry, seq);
+    if (entry.seq === 0) this.added(session, entry);
     else if (entry.journaled !== 1) this.#store.putOutbound(session.clientId, entry.seq, this.#stored(entry));
   }
 

@@ -8,7 +8,7 @@ import type { BrokerCore } from './broker-core.js';
 import type { OutboundJournal } from './journal.js';
 import { isExpired, type Message } from './message.js';
 import type { RetainedMessages } from './retained.js';
-import { Session, type SessionEnv, type Subscription } from './session.js';
+import { Session, type Outbound, type SessionEnv, type Subscription } from './session.js';
 import { NEVER_EXPIRES, type SessionLifecycle } from './session-lifecycle.js';
 import { fromStored } from './stored-records.js';
 import { publishGatedWill } from './wills.js';
@@ -111,7 +111,7 @@ export class SessionRestore {
       const v: Subscription = { ...sub, subscriptionId: sub.subscriptionId };
       this.#core.subscribe(s, v);
     }
-    for (const [seq, o] of entries) {
+    for (const [seq, o] of queueOrder(entries)) {
       // Inline (journaled 3) or a reference to a stored message (journaled 2, counted).
       let m: Message | undefined;
       if (o.message !== undefined) m = fromStored(o.message);
@@ -124,7 +124,7 @@ export class SessionRestore {
         }
         m.refs++;
       }
-      s.restore({
+      const entry: Outbound = {
         message: m,
         seq,
         seqWritten: seq,
@@ -134,7 +134,9 @@ export class SessionRestore {
         subscriptionIds: o.subscriptionIds,
         packetId: o.packetId ?? 0,
         released: o.released ?? false,
-      });
+      };
+      if (o.order !== undefined) entry.order = o.order;
+      s.restore(entry);
     }
     for (const id of inbound) s.addInbound(id);
     this.#core.sessions.set(s.clientId, s);
@@ -143,4 +145,13 @@ export class SessionRestore {
     this.#lifecycle.afterConnectionEnd(s, will, endedAt, now);
     return this.#core.sessions.get(s.clientId) === s ? s : undefined;
   }
+}
+
+/**
+ * A session's stored outbound entries (in key order) in the order of its queue: by `order` where
+ * an entry has one (handed back while the session held later messages), else by key. Stable.
+ */
+export function queueOrder(entries: ReadonlyArray<[number, StoredOutbound]>): ReadonlyArray<[number, StoredOutbound]> {
+  if (!entries.some(([, o]) => o.order !== undefined)) return entries;
+  return [...entries].sort((a, b) => (a[1].order ?? a[0]) - (b[1].order ?? b[0]));
 }

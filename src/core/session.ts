@@ -57,6 +57,12 @@ export interface Outbound {
   seqWritten?: number;
   /** 0 not journaled, 1 journaled but not yet written, 2 written referencing a stored message, 3 written with the message inline. */
   journaled?: 0 | 1 | 2 | 3;
+  /**
+   * Where it stands in the stored queue when that is not its key: handed back while the session
+   * held later messages (see Session.hold). Keys only grow in the order of writing (the cluster's
+   * store tells a fenced node's new entries by their key), so the order is kept beside the key.
+   */
+  order?: number;
   readonly qos: QoS;
   readonly retain: boolean;
   readonly subscriptionIds: number[] | undefined;
@@ -73,12 +79,13 @@ export interface Will {
 
 /** Persistence of a session's outbound entries (set by the core for sessions that outlive their connection). */
 export interface Journal {
-  /** `entry` joins the session; `seq`, when given, is its key (from a block of `reserve`), else the next one. */
-  added(session: Session, entry: Outbound, seq?: number): void;
-  /** `entry` changed (a packet id); journaled first if it was not (with `seq` as in added). */
-  updated(session: Session, entry: Outbound, seq?: number): void;
+  added(session: Session, entry: Outbound): void;
+  updated(session: Session, entry: Outbound): void;
   removed(session: Session, entry: Outbound): void;
-  /** Sets aside `count` keys below every key `added` gives from now on; returns the first. */
+  /**
+   * Sets aside `count` numbers below every key `added` gives from now on and returns the first:
+   * queue positions (`Outbound.order`) for what is handed back while a session holds.
+   */
   reserve?(count: number): number;
 }
 
@@ -88,8 +95,8 @@ interface Hold {
   readonly entries: Outbound[];
   overflow: (() => void) | undefined;
   /**
-   * Journal keys set aside when the hold began, for what is handed back meanwhile (older than
-   * anything held): the next one, and the end of the block (exclusive; 0: none).
+   * Queue positions set aside when the hold began (Journal.reserve), for what is handed back
+   * meanwhile (older than anything held): the next one, and the end of the block (exclusive; 0: none).
    */
   back: number;
   readonly backEnd: number;
@@ -267,12 +274,12 @@ export class Session {
       return;
     }
     const entry: Outbound = { message: m, group: undefined, seq: 0, qos, retain, subscriptionIds, packetId: 0, released: false };
-    // Stored under a key below the held entries' (set aside at the hold's start): a node this
-    // session moves to before it sends them loads them in this order too.
-    const seq = hold.back < hold.backEnd ? hold.back++ : undefined;
+    // Stored with a position below the held entries' keys (set aside at the hold's start): a node
+    // this session moves to before it sends them loads them in this order too.
+    if (hold.back < hold.backEnd) entry.order = hold.back++;
     const outlet = this.outlet;
-    if (outlet !== undefined && this.#queue.length === this.#head && this.#inflightCount() < outlet.sendQuota) this.#send(outlet, entry, seq);
-    else this.#enqueue(entry, undefined, seq);
+    if (outlet !== undefined && this.#queue.length === this.#head && this.#inflightCount() < outlet.sendQuota) this.#send(outlet, entry);
+    else this.#enqueue(entry, undefined);
   }
 
   /**
@@ -286,7 +293,7 @@ export class Session {
       this.#hold.overflow = overflow;
       return;
     }
-    // Keys for what is handed back while holding: at most a queue's worth (the hold lets go at half).
+    // Positions for what is handed back while holding: at most a queue's worth (the hold lets go at half).
     const count = this.#env.limits.maxQueuedMessages;
     const back = this.journal?.reserve?.(count) ?? 0;
     this.#hold = { entries: [], overflow, back, backEnd: back === 0 ? 0 : back + count };
@@ -317,8 +324,8 @@ export class Session {
     let earlier = false;
     // Not journaled again behind what was handed back meanwhile: a commit of that refused by a
     // newer claim would hand the entries to the claimant as new while it loaded them already
-    // (QoS 2 duplicates in the --workers soak). Their keys are above those of what was handed
-    // back already (see hold), so the stored order is this order.
+    // (QoS 2 duplicates in the --workers soak). What was handed back meanwhile is stored with
+    // a position below their keys (see hold), so the stored order is this order.
     for (const e of held) {
       this.#queue.push(e);
       if (this.#queuedExpiry(e.message.expiresAt)) earlier = true;
@@ -356,7 +363,7 @@ export class Session {
   }
 
   /** Queues `entry` (into `held` when given, see #hold), within the session's and the broker's limits. */
-  #enqueue(entry: Outbound, held: Outbound[] | undefined, seq?: number): void {
+  #enqueue(entry: Outbound, held: Outbound[] | undefined): void {
     const limits = this.#env.limits;
     const size = messageBytes(entry.message);
     const budget = this.#env.budget;
@@ -386,18 +393,18 @@ export class Session {
     }
     this.#queuedBytes += size;
     budget.used += size;
-    this.journal?.added(this, entry, seq);
+    this.journal?.added(this, entry);
     // Expired messages leave the queue at their deadline, not at the next drain: they must not
     // hold the queue's room (or the store's) from live ones while the client is away.
     if (this.#queuedExpiry(entry.message.expiresAt)) this.#env.host.reschedule(this);
   }
 
-  #send(outlet: Outlet, entry: Outbound, seq?: number): void {
+  #send(outlet: Outlet, entry: Outbound): void {
     const id = this.#allocateId();
     entry.packetId = id;
     (this.#inflight ??= new Map()).set(id, entry);
     // The packet id is journaled before the PUBLISH is written, so the PUBLISH leaves after its commit.
-    this.journal?.updated(this, entry, seq);
+    this.journal?.updated(this, entry);
     if (!outlet.sendPublish(entry.message, entry.qos, entry.retain, id, false, entry.subscriptionIds)) {
       // [MQTT-3.1.2-25] discarded as if delivered.
       this.#inflight!.delete(id);

@@ -58,5 +58,6 @@ export function toStoredOutbound(e: Outbound): StoredOutbound {
   if (e.subscriptionIds !== undefined) o.subscriptionIds = e.subscriptionIds;
   if (e.packetId !== 0) o.packetId = e.packetId;
   if (e.released) o.released = true;
+  if (e.order !== undefined) o.order = e.order;
   return o;
 }

@@ -4,10 +4,12 @@
  * the generic msgpack encoder, which costs about twice as much per put here.
  *
  * Layout (little endian):
- *   u8  flags: bits 0-1 QoS, bit 2 retain, bit 3 released, bit 4 message inline, bit 5 message retain
+ *   u8  flags: bits 0-1 QoS, bit 2 retain, bit 3 released, bit 4 message inline, bit 5 message retain,
+ *       bit 6 queue position present
  *   u16 packet id (0 = not sent yet)
  *   u32 message id (0 when inline)
  *   u8  subscription identifier count, then u32 each
+ *   queue position only: f64 order
  *   inline message only:
  *     f64 expiresAt, u8 message QoS
  *     u16 + UTF-8 origin, u16 + UTF-8 topic
@@ -25,7 +27,7 @@ interface PropertiesJson extends Omit<MessageProperties, 'correlationData'> {
 export function encodeOutbound(e: StoredOutbound): Buffer {
   const ids = e.subscriptionIds ?? [];
   const m = e.message;
-  let size = 1 + 2 + 4 + 1 + 4 * ids.length;
+  let size = 1 + 2 + 4 + 1 + 4 * ids.length + (e.order !== undefined ? 8 : 0);
   let origin = 0;
   let topic = 0;
   let props: Buffer | undefined;
@@ -42,12 +44,14 @@ export function encodeOutbound(e: StoredOutbound): Buffer {
   const b = Buffer.allocUnsafe(size);
   let flags = e.qos | (e.retain ? 4 : 0) | (e.released === true ? 8 : 0);
   if (m !== undefined) flags |= 16 | (m.retain ? 32 : 0);
+  if (e.order !== undefined) flags |= 64;
   b[0] = flags;
   b.writeUInt16LE(e.packetId ?? 0, 1);
   b.writeUInt32LE(m === undefined ? e.messageId : 0, 3);
   b[7] = ids.length;
   let pos = 8;
   for (const id of ids) pos = b.writeUInt32LE(id, pos);
+  if (e.order !== undefined) pos = b.writeDoubleLE(e.order, pos);
   if (m !== undefined) {
     pos = b.writeDoubleLE(m.expiresAt, pos);
     b[pos++] = m.qos;
@@ -75,6 +79,10 @@ export function decodeOutbound(b: Buffer): StoredOutbound {
     const ids: number[] = [];
     for (let i = 0; i < count; i++, pos += 4) ids.push(b.readUInt32LE(pos));
     e.subscriptionIds = ids;
+  }
+  if ((flags & 64) !== 0) {
+    e.order = b.readDoubleLE(pos);
+    pos += 8;
   }
   if ((flags & 16) !== 0) {
     const expiresAt = b.readDoubleLE(pos);

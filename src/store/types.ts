@@ -69,6 +69,11 @@ export interface StoredOutbound {
   packetId?: number;
   /** PUBREC received, PUBREL sent. */
   released?: boolean;
+  /**
+   * Its place in the session's queue when that is not its key (keys grow in the order of
+   * writing; see Outbound.order): the queue is loaded in the order of `order ?? key`.
+   */
+  order?: number;
 }
 
 export interface StoreSnapshot {

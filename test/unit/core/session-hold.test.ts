@@ -13,6 +13,8 @@ import { defaultSessionLimits, type SessionLimits } from '../../../src/options.j
 import type { QoS } from '../../../src/protocol/constants.js';
 import { OutboundJournal } from '../../../src/core/journal.js';
 import { MemoryStore } from '../../../src/store/memory.js';
+import { queueOrder } from '../../../src/core/session-restore.js';
+import type { StoredOutbound } from '../../../src/store/types.js';
 
 function env(limits: Partial<SessionLimits> = {}): SessionEnv {
   return {
@@ -141,7 +143,7 @@ void describe('Session.hold: direct deliveries wait behind what the previous nod
     assert.deepEqual(o.sent, ['old@1', 'a@1', 'b@1', 'c@1']);
   });
 
-  void it('stores what is handed back under keys below the held ones: a node the session moves to next loads the order it was delivered in', async () => {
+  void it('stores what is handed back with a queue position below the held ones: a node the session moves to next loads the order it was delivered in', async () => {
     // The --workers move test (shared balance) saw "r17-1 r17-0 r17-2": r17-0 was left to the
     // previous node and came back after r17-1 was held; both were journaled in arrival order,
     // and the next node loaded the session by key [MQTT-4.6.0-5].
@@ -160,8 +162,18 @@ void describe('Session.hold: direct deliveries wait behind what the previous nod
     const inMemory = [...s.entries()].map((e) => e.message.payload.toString());
     assert.deepEqual(inMemory, ['queued', 'old-1', 'old-2', 'new-1', 'new-2', 'later']);
     journal.flush();
-    const stored = (await store.load()).outbound.get('c')!.map(([, e]) => e.message!.payload.toString());
-    assert.deepEqual(stored, inMemory, 'stored in the order of delivery');
+    const loaded = (await store.load()).outbound.get('c')!;
+    const keys = loaded.map(([seq]) => seq);
+    assert.deepEqual(
+      keys,
+      [...keys].sort((a, b) => a - b),
+      "keys grow in the order of writing (the cluster store tells a fenced node's new entries by key)",
+    );
+    assert.deepEqual(
+      queueOrder(loaded).map(([, e]) => e.message!.payload.toString()),
+      inMemory,
+      'loaded in the order of delivery',
+    );
   });
 
   void it('handed back to a connected session with room: sent at once, stored below the held ones too', async () => {
@@ -174,7 +186,27 @@ void describe('Session.hold: direct deliveries wait behind what the previous nod
     s.deliver(msg('new-1'), 1, false, undefined);
     s.deliverBack(msg('old-1'), 1, false, undefined);
     journal.flush();
-    const stored = (await store.load()).outbound.get('c')!.map(([, e]) => `${e.message!.payload.toString()}#${e.packetId ?? 0}`);
+    const stored = queueOrder((await store.load()).outbound.get('c')!).map(([, e]) => `${e.message!.payload.toString()}#${e.packetId ?? 0}`);
     assert.deepEqual(stored, ['old-1#1', 'new-1#0']);
+  });
+
+  void it('queueOrder: by position where an entry has one, else by key; stable; the same array when none has one', () => {
+    const e = (order?: number): StoredOutbound => ({ messageId: 1, qos: 1, retain: false, ...(order === undefined ? {} : { order }) });
+    const plain: Array<[number, StoredOutbound]> = [
+      [3, e()],
+      [7, e()],
+    ];
+    assert.equal(queueOrder(plain), plain);
+    const mixed: Array<[number, StoredOutbound]> = [
+      [10, e()],
+      [2000, e()],
+      [2001, e(1001)],
+      [2002, e()],
+      [2003, e(1002)],
+    ];
+    assert.deepEqual(
+      queueOrder(mixed).map(([k]) => k),
+      [10, 2001, 2003, 2000, 2002],
+    );
   });
 });

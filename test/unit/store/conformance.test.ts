@@ -169,6 +169,9 @@ for (const impl of impls) {
       store.putOutbound('c1', 3, { messageId: 2, qos: 2, retain: true, subscriptionIds: [7], packetId: 5, released: true });
       store.putOutbound('c2', 4, { messageId: 1, qos: 1, retain: false });
       store.putOutbound('c2', 6, INLINE);
+      // A queue position beside the key (handed back while the session held later messages: Session.hold).
+      store.putOutbound('c2', 8, { ...INLINE, order: 5 });
+      store.putOutbound('c2', 9, { messageId: 1, qos: 1, retain: false, order: 1 });
       store.putInbound('c1', 42);
       store.putInbound('c1', 43);
       store.deleteInbound('c1', 43);
@@ -191,6 +194,8 @@ for (const impl of impls) {
       assert.ok(Buffer.isBuffer(inline.message?.payload), 'an inline message comes back with a Buffer payload');
       assert.ok(Buffer.isBuffer(inline.message?.properties?.correlationData), 'correlation data comes back as a Buffer');
       assert.deepEqual(inline, INLINE);
+      assert.deepEqual(snap.outbound.get('c2')!.find(([seq]) => seq === 8)![1], { ...INLINE, order: 5 });
+      assert.deepEqual(snap.outbound.get('c2')!.find(([seq]) => seq === 9)![1], { messageId: 1, qos: 1, retain: false, order: 1 });
       await s2.close();
     });
 
