@@ -147,6 +147,8 @@ export class RedisStore implements Store {
   #calls = 0;
   /** Atomic units open (see atomic). */
   #units = 0;
+  /** The client whose packet the open unit carries (see atomic): its entries for others are scoped to it. */
+  #unitScope: string | undefined = undefined;
   /** The last claim sent for each client id here (a number growing per claim), see release. */
   readonly #claimsSent = new Map<string, number>();
   #claimSeq = 0;
@@ -457,8 +459,10 @@ export class RedisStore implements Store {
   }
 
   /** Store.atomic: while on (nesting), the open batch is not split at the size caps either. */
-  atomic(on: boolean): void {
+  atomic(on: boolean, scope?: string): void {
+    if (on && this.#units === 0) this.#unitScope = scope;
     this.#units = on ? this.#units + 1 : Math.max(0, this.#units - 1);
+    if (this.#units === 0) this.#unitScope = undefined;
   }
 
   #batch(bytes: number): Batch {
@@ -519,7 +523,7 @@ export class RedisStore implements Store {
   putOutbound(clientId: string, seq: number, entry: StoredOutbound): void {
     const v = encodeOutbound(entry);
     const { b, c } = this.#client(clientId, v.length);
-    b.putOutbound(c, seq, v);
+    b.putOutbound(c, seq, v, this.#unitScope);
   }
 
   deleteOutbound(clientId: string, seq: number): void {

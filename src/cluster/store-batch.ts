@@ -9,7 +9,8 @@
  *   KEYS: retained hash, then meta/out/in of each client, then the message keys (sets, then deletes);
  *         RedisStore adds the store's done hash last (and the call's number as the last ARGV)
  *   ARGV: inbox prefix ('' outside a cluster), n, then per client: token, client id, 'D' or '',
- *         record or '', #puts, #dels, #in-adds, #in-dels, seq/entry pairs, seqs, ids, ids; then
+ *         record or '', #puts, #dels, #in-adds, #in-dels, #scoped, seq/entry pairs, seqs, ids, ids,
+ *         seq/client-index pairs (puts made in an atomic unit of another client's packet); then
  *         #message sets, #message deletes, the set values; then #retained puts, #retained
  *         deletes, topic/value pairs, topics; then the inbox to trim and its MINID (or '' ''); then
  *         #appends, the moved-node key prefix, and per append: stream key, the 1-based index of the
@@ -28,6 +29,12 @@ class ClientWrites {
   readonly dels = new Set<number>();
   readonly inAdd = new Set<number>();
   readonly inDel = new Set<number>();
+  /**
+   * Outbound entries put inside an atomic unit that carries another client's packet (a QoS 2
+   * PUBLISH): seq → that client. When that client is fenced in the same call, the script hands
+   * none of them to a claimant (the publisher sends the message again where it reconnects).
+   */
+  scoped: Map<number, string> | undefined = undefined;
   /** Writes issued (before netting), for the count of fenced writes. */
   writes = 0;
   constructor(readonly token: string) {}
@@ -81,15 +88,18 @@ export class Batch {
     c.dels.clear();
     c.inAdd.clear();
     c.inDel.clear();
+    c.scoped = undefined;
   }
 
-  putOutbound(c: ClientWrites, seq: number, value: Buffer): void {
+  putOutbound(c: ClientWrites, seq: number, value: Buffer, scope?: string): void {
     c.dels.delete(seq);
     c.puts.set(seq, value);
+    if (scope !== undefined) (c.scoped ??= new Map()).set(seq, scope);
   }
 
   deleteOutbound(c: ClientWrites, seq: number): void {
     c.puts.delete(seq);
+    c.scoped?.delete(seq);
     // After a deleteSession in this batch the entry can only come from this batch: nothing to delete.
     if (!c.deleted) c.dels.add(seq);
   }
@@ -121,13 +131,24 @@ export class Batch {
   args(keys: StoreKeys, inboxes = '', moved = ''): { keys: string[]; argv: Arg[] } {
     const k: string[] = [keys.retained];
     const a: Arg[] = [inboxes, this.clients.size];
+    const index = new Map<string, number>();
+    let n = 0;
+    for (const id of this.clients.keys()) index.set(id, ++n);
+    const scoped: Arg[] = [];
     for (const [clientId, c] of this.clients) {
       k.push(keys.meta(clientId), keys.out(clientId), keys.in(clientId));
-      a.push(c.token, clientId, c.deleted ? 'D' : '', c.record ?? '', c.puts.size, c.dels.size, c.inAdd.size, c.inDel.size);
+      scoped.length = 0;
+      if (c.scoped !== undefined)
+        for (const [seq, scope] of c.scoped) {
+          const at = index.get(scope);
+          if (at !== undefined && c.puts.has(seq)) scoped.push(seq, at);
+        }
+      a.push(c.token, clientId, c.deleted ? 'D' : '', c.record ?? '', c.puts.size, c.dels.size, c.inAdd.size, c.inDel.size, scoped.length / 2);
       for (const [seq, v] of c.puts) a.push(seq, v);
       for (const seq of c.dels) a.push(seq);
       for (const id of c.inAdd) a.push(id);
       for (const id of c.inDel) a.push(id);
+      a.push(...scoped);
     }
     const sets: Buffer[] = [];
     const dels: string[] = [];
@@ -152,9 +173,6 @@ export class Batch {
     }
     a.push(puts, topics.length, ...pairs, ...topics);
     a.push(this.trim?.[0] ?? '', this.trim?.[1] ?? '', this.appends.length, moved);
-    const index = new Map<string, number>();
-    let n = 0;
-    for (const id of this.clients.keys()) index.set(id, ++n);
     for (const x of this.appends) {
       const fields = x.fields();
       a.push(x.key, x.scope === undefined ? 0 : (index.get(x.scope) ?? 0), x.fallback ?? '', fields.length, ...fields);

@@ -110,15 +110,27 @@ if tonumber(redis.call('HGET', dk, 's') or '0') >= dseq then
   return {{}, {}}
 end
 local n = tonumber(ARGV[2])
+-- Which clients of the call are fenced, first: an entry put inside another client's atomic unit
+-- (a QoS 2 PUBLISH it queued) goes nowhere when that client is fenced (see below).
+local fences, isf = {}, {}
+do
+  local j = 3
+  for c = 1, n do
+    local fence = redis.call('HGET', KEYS[3 * c - 1], 'fence')
+    fences[c] = fence
+    isf[c] = not (ARGV[j] == '' or fence == ARGV[j])
+    j = j + 9 + 2 * tonumber(ARGV[j + 4]) + tonumber(ARGV[j + 5]) + tonumber(ARGV[j + 6]) + tonumber(ARGV[j + 7]) + 2 * tonumber(ARGV[j + 8])
+  end
+end
 local i = 3
 local fenced = {}
 for c = 1, n do
   local t, cid, d, rec = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local np, nd, na, nr = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7])
-  i = i + 8
+  local np, nd, na, nr, ns = tonumber(ARGV[i + 4]), tonumber(ARGV[i + 5]), tonumber(ARGV[i + 6]), tonumber(ARGV[i + 7]), tonumber(ARGV[i + 8])
+  i = i + 9
   local meta, out, inb = KEYS[3 * c - 1], KEYS[3 * c], KEYS[3 * c + 1]
-  local fence = redis.call('HGET', meta, 'fence')
-  if t == '' or fence == t then
+  local fence = fences[c]
+  if not isf[c] then
     if d == 'D' then
       if t == '' then redis.call('DEL', meta) else redis.call('HDEL', meta, 'rec') end
       redis.call('DEL', out, inb)
@@ -131,10 +143,17 @@ for c = 1, n do
     if na > 0 then each('SADD', inb, i, i + na - 1) end
     i = i + na
     if nr > 0 then each('SREM', inb, i, i + nr - 1) end
-    i = i + nr
+    i = i + nr + 2 * ns
   else
-    -- Entries written after the claim (seq above top) go to the new owner's inbox (see above).
+    -- Entries written after the claim (seq above top) go to the new owner's inbox (see above),
+    -- except those of a QoS 2 PUBLISH whose publisher is fenced too: its packet id is refused
+    -- with them, so it sends the message again where it reconnects, and that is routed there.
     local top = tonumber(redis.call('HGET', meta, 'top') or '-1')
+    local void = {}
+    local sp = i + 2 * np + nd + na + nr
+    for j = sp, sp + 2 * ns - 1, 2 do
+      if isf[tonumber(ARGV[j + 1])] then void[ARGV[j]] = true end
+    end
     fenced[#fenced + 1] = c
     fenced[#fenced + 1] = fence or ''
     fenced[#fenced + 1] = top >= 0 and '0' or '1'
@@ -143,7 +162,7 @@ for c = 1, n do
       local entry = {'NOMKSTREAM', '*', 'r', cid}
       local any = false
       for j = i, i + 2 * np - 1, 2 do
-        if tonumber(ARGV[j]) > top then
+        if tonumber(ARGV[j]) > top and not void[ARGV[j]] then
           entry[#entry + 1] = 'e'
           entry[#entry + 1] = ARGV[j + 1]
           any = true
@@ -151,7 +170,7 @@ for c = 1, n do
       end
       if any then redis.call('XADD', ARGV[1] .. owner, unpack(entry)) end
     end
-    i = i + 2 * np + nd + na + nr
+    i = i + 2 * np + nd + na + nr + 2 * ns
   end
 end
 local ms, md = tonumber(ARGV[i]), tonumber(ARGV[i + 1])

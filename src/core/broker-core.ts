@@ -201,9 +201,9 @@ export class BrokerCore {
    * Opens (true) or closes (false) a unit of writes that the store commits atomically: what was
    * journaled goes to the store before the unit closes.
    */
-  atomic(on: boolean): void {
+  atomic(on: boolean, scope?: string): void {
     if (!on) this.#journal.flush();
-    this.#store.atomic?.(on);
+    this.#store.atomic?.(on, scope);
   }
 
   /** Inbound QoS 2 id received (PUBREC about to go out) [MQTT-4.3.3-8]. */

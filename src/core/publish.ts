@@ -140,7 +140,7 @@ function route(c: ConnectionInternals, p: PublishPacket, topic: string, decision
   // cluster node that takes a session over relies on the old node's copy having what that node
   // forwarded through the store, see ClusterSessions.excluded).
   const atomic = p.qos === 2 && session.journal !== undefined;
-  if (atomic) core.atomic(true);
+  if (atomic) core.atomic(true, session.clientId);
   let routed: number;
   try {
     routed = core.publish(m, session.clientId);

@@ -108,7 +108,9 @@ export interface Store {
   /**
    * While on (calls nest), the writes issued go to the engine in one atomic commit even where it
    * would otherwise split a large turn over several. Optional: an engine that commits each turn
-   * whole needs nothing.
+   * whole needs nothing. `scope` (when opening): the client whose packet the unit carries (a
+   * QoS 2 PUBLISH and what it queued): an engine that refuses that client's writes (a cluster's
+   * fencing) must not hand the unit's entries for other clients on either.
    */
-  atomic?(on: boolean): void;
+  atomic?(on: boolean, scope?: string): void;
 }

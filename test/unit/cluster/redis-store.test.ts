@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import mqtt from 'mqtt';
 import { RedisStore } from '../../../src/cluster/redis-store.js';
+import { decodeOutbound } from '../../../src/store/outbound-codec.js';
 import type { StoredMessage, StoredSession } from '../../../src/store/types.js';
 import { startBroker } from '../../helpers/broker.js';
 import { FaultProxy } from '../../helpers/fault-proxy.js';
@@ -232,6 +233,37 @@ void describe('RedisStore', redisServerGate(), () => {
       (await r.xrange(`${p}in:9`, '-', '+')).map(([, f]) => f.join(' ')),
       ['init 1', 'x 8 f 2 b third'],
     );
+  });
+
+  void it("a QoS 2 PUBLISH of a fenced publisher (an atomic unit scoped to it): its entries for fenced subscribers go to nobody, the others' as before", async () => {
+    // The chaos run's duplicate after a SIGSTOP (docs/clustering.md): a node resumed past its
+    // lease routed a waiting QoS 2 PUBLISH to its local subscribers; its refused commit handed
+    // their entries to their new owner while the publisher's packet id was refused, and the
+    // publisher's resend was routed again at the adopter [MQTT-4.3.3-9].
+    const p = prefix();
+    const a = await open(p, { cluster: true, onFenced: () => {} });
+    const b = await open(p, { cluster: true });
+    const r = redis.client();
+    await r.xadd(`${p}in:B`, '*', 'init', '1');
+    for (const cid of ['pub', 'sub', 'other']) await a.claim(cid, 'A');
+    a.putSession(session('sub'));
+    await a.flush();
+    // Node A is declared dead: B adopts every session.
+    for (const cid of ['pub', 'sub', 'other']) await b.claim(cid, 'B');
+    const entry = (payload: string) => ({ messageId: 0, qos: 2 as const, retain: false, message: { ...msg('a/x', payload), qos: 2 as const } });
+    // A resumes and handles, in one turn: pub's QoS 2 PUBLISH (one unit), then other's (no token
+    // of its own here: a plain put, as a QoS 1 message would be).
+    a.atomic(true, 'pub');
+    a.putInbound('pub', 5);
+    a.putOutbound('sub', 100, entry('in-unit'));
+    a.atomic(false);
+    a.putOutbound('sub', 101, entry('plain'));
+    await a.flush();
+    const redirected = (await r.xrangeBuffer(`${p}in:B`, '-', '+')).slice(1).map(([, f]) => f);
+    assert.equal(redirected.length, 1, 'one r entry for sub');
+    const payloads = redirected[0]!.filter((_, i, f) => i > 1 && f[i - 1]!.toString() === 'e').map((e) => decodeOutbound(e).message?.payload.toString());
+    assert.deepEqual(payloads, ['plain'], "the unit's entry is not handed over; the plain one is");
+    assert.deepEqual((await b.loadSession('pub')).inbound, [], "the publisher's packet id was refused too");
   });
 
   void it('loadSession: record, outbound in seq order, inbound ids and the referenced messages in one read', async () => {
