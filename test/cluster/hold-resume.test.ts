@@ -9,19 +9,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { startBroker, type TestBroker } from '../helpers/broker.js';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { openClient, startBroker, type TestBroker } from '../helpers/broker.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { redisServerGate, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import { pollUntil } from '../helpers/wait.js';
 
-function open(port: number, opts: IClientOptions, setup?: (c: MqttClient) => void): Promise<MqttClient> {
-  return new Promise((resolve, reject) => {
-    const c = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
-    setup?.(c);
-    c.once('connect', () => resolve(c));
-    c.once('error', reject);
-  });
+async function open(port: number, opts: IClientOptions, setup?: (c: MqttClient) => void): Promise<MqttClient> {
+  return (await openClient(port, opts, setup)).c;
 }
 
 void describe('cluster: a session resumed on the node it just moved to', redisServerGate(), () => {
@@ -64,12 +59,7 @@ void describe('cluster: a session resumed on the node it just moved to', redisSe
     // Node 0's answer needs at least two 400 ms hops: the session holds now.
     assert.equal(stats(1).holding, 1, 'node 1 holds the session until node 0 answers');
     await mover.endAsync();
-    const again = await new Promise<{ c: MqttClient; present: boolean }>((resolve, reject) => {
-      const c = mqtt.connect(`mqtt://127.0.0.1:${nodes[1]!.port}`, { reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
-      c.on('message', onMessage);
-      c.once('connect', (ack) => resolve({ c, present: ack.sessionPresent }));
-      c.once('error', reject);
-    });
+    const again = await openClient(nodes[1]!.port, opts, (c) => c.on('message', onMessage));
     mover = again.c;
     clients.push(mover);
     assert.equal(again.present, true, 'resumed on node 1 [MQTT-3.2.2-2]');

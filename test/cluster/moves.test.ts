@@ -8,19 +8,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { startBroker, type TestBroker } from '../helpers/broker.js';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { openClient, startBroker, type TestBroker } from '../helpers/broker.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { redisServerGate, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import { pollUntil } from '../helpers/wait.js';
 
-function open(port: number, opts: IClientOptions, setup?: (c: MqttClient) => void): Promise<MqttClient> {
-  return new Promise((resolve, reject) => {
-    const c = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
-    setup?.(c);
-    c.once('connect', () => resolve(c));
-    c.once('error', reject);
-  });
+async function open(port: number, opts: IClientOptions, setup?: (c: MqttClient) => void): Promise<MqttClient> {
+  return (await openClient(port, opts, setup)).c;
 }
 
 void describe('cluster: a session moving between nodes under load', redisServerGate(), () => {

@@ -8,30 +8,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { startBroker, type TestBroker } from '../helpers/broker.js';
+import { openClient as open, startBroker, type OpenedClient as Connected, type TestBroker } from '../helpers/broker.js';
 import { FaultProxy } from '../helpers/fault-proxy.js';
 import { redisServerGate, startRedisServer, type RedisServer } from '../helpers/redis-server.js';
 import { pollUntil } from '../helpers/wait.js';
 
 const LEASE = { leaseMs: 2000, heartbeatMs: 250 };
-
-interface Connected {
-  c: MqttClient;
-  present: boolean;
-}
-
-/** Connects without reconnecting; resolves with the client and its CONNACK's Session Present. */
-function open(port: number, opts: IClientOptions, setup?: (c: MqttClient) => void): Promise<Connected> {
-  return new Promise((resolve, reject) => {
-    const c = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
-    setup?.(c);
-    c.once('connect', (ack) => resolve({ c, present: ack.sessionPresent }));
-    c.once('error', (err) => {
-      c.end(true);
-      reject(err);
-    });
-  });
-}
 
 /** Resolves when the client's connection is closed; with the DISCONNECT reason code it got (undefined: none). */
 function closed(c: MqttClient): Promise<number | undefined> {

@@ -2,6 +2,7 @@
  * A Courier broker for tests: the library on 127.0.0.1, free ports, TCP and WebSocket, in-memory
  * store, silent unless COURIER_TEST_LOG=1.
  */
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import pino from 'pino';
 import { createBroker, type Broker, type BrokerOptions } from '../../src/index.js';
 
@@ -27,4 +28,27 @@ export async function startBroker(options: Partial<BrokerOptions> = {}): Promise
   const tcp = addrs.find((a) => a.transport === 'tcp');
   const ws = addrs.find((a) => a.transport === 'ws');
   return { broker, port: tcp?.port ?? 0, wsPort: ws?.port ?? 0, close: () => broker.close() };
+}
+
+export interface OpenedClient {
+  c: MqttClient;
+  /** The CONNACK's Session Present. */
+  present: boolean;
+}
+
+/**
+ * Connects an MQTT.js client to 127.0.0.1:`port` without reconnecting (`setup` runs before the
+ * CONNACK, e.g. to attach a message handler); resolves with the client and its CONNACK's Session
+ * Present.
+ */
+export function openClient(port: number, opts: IClientOptions, setup?: (c: MqttClient) => void): Promise<OpenedClient> {
+  return new Promise((resolve, reject) => {
+    const c = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 10_000, ...opts });
+    setup?.(c);
+    c.once('connect', (ack) => resolve({ c, present: ack.sessionPresent }));
+    c.once('error', (err) => {
+      c.end(true);
+      reject(err);
+    });
+  });
 }
