@@ -25,7 +25,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { killAll, startBroker } from './brokers/index.js';
+import { runAsMain, startBroker } from './brokers/index.js';
 import { children, launchCourier } from './courier-launch.js';
 import { NativeConnections, buildNativeConnect } from './loadgen/native.js';
 import { Pool } from './loadgen/pool.js';
@@ -298,14 +298,4 @@ export async function main(argv: string[]): Promise<void> {
   process.stdout.write(lines.join('\n'));
 }
 
-if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  process.on('SIGINT', () => {
-    killAll();
-    process.exit(130);
-  });
-  main(process.argv.slice(2)).catch((err: unknown) => {
-    process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
-    killAll();
-    process.exit(1);
-  });
-}
+runAsMain(import.meta.url, main);

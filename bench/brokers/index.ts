@@ -55,6 +55,23 @@ export function killAll(): void {
   live.clear();
 }
 
+/**
+ * Runs `main` with the process's arguments when `moduleUrl` is the script node was started with
+ * (not when imported): what it started is killed on SIGINT or a failure.
+ */
+export function runAsMain(moduleUrl: string, main: (argv: string[]) => Promise<void>): void {
+  if (process.argv[1] === undefined || path.resolve(process.argv[1]) !== fileURLToPath(moduleUrl)) return;
+  process.on('SIGINT', () => {
+    killAll();
+    process.exit(130);
+  });
+  main(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+    killAll();
+    process.exit(1);
+  });
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();

@@ -15,7 +15,7 @@ import { Membership } from './membership.js';
 import { Outbox } from './outbox.js';
 import { RouteTable } from './routes.js';
 import { defineScripts, keys, type Keys } from './scripts.js';
-import type { ClusterCounters, ClusterOptions, ClusterStats } from './options.js';
+import { newClusterCounters, type ClusterCounters, type ClusterOptions, type ClusterStats } from './options.js';
 import { Tail, type ClusterCore } from './tail.js';
 import type { LiveConnection } from '../core/broker-core.js';
 import type { SessionClaim } from '../core/cluster-link.js';
@@ -35,18 +35,7 @@ export class ClusterNode implements ClusterLink {
   readonly options: ClusterOptions;
   readonly keys: Keys;
   readonly routes = new RouteTable();
-  readonly counters: ClusterCounters = {
-    forwardedOut: 0,
-    forwardBatches: 0,
-    forwardedIn: 0,
-    forwardsToGoneNodes: 0,
-    forwardsDroppedLagging: 0,
-    routeChanges: 0,
-    retainedChanges: 0,
-    rejoins: 0,
-    redisDisconnects: 0,
-    selfFences: 0,
-  };
+  readonly counters: ClusterCounters = newClusterCounters();
   /** Persistent sessions in Redis, taken over across nodes (present when the node has a RedisStore). */
   readonly sessions: ClusterSessions | undefined;
   readonly #redis: Redis;

@@ -46,6 +46,22 @@ export interface ClusterCounters {
   selfFences: number;
 }
 
+/** Every counter at zero (a node's start). */
+export function newClusterCounters(): ClusterCounters {
+  return {
+    forwardedOut: 0,
+    forwardBatches: 0,
+    forwardedIn: 0,
+    forwardsToGoneNodes: 0,
+    forwardsDroppedLagging: 0,
+    routeChanges: 0,
+    retainedChanges: 0,
+    rejoins: 0,
+    redisDisconnects: 0,
+    selfFences: 0,
+  };
+}
+
 export interface ClusterStats extends ClusterCounters {
   node: string;
   /** This node's current incarnation id. */

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Redis } from 'ioredis';
 import { newRedis } from '../../../src/cluster/ioredis.js';
-import type { ClusterCounters } from '../../../src/cluster/options.js';
+import { newClusterCounters as counters } from '../../../src/cluster/options.js';
 import { Outbox, type OutboxOwner } from '../../../src/cluster/outbox.js';
 import { RouteTable } from '../../../src/cluster/routes.js';
 import { defineScripts, keys, ROUTE_LOG_MAXLEN, type Keys } from '../../../src/cluster/scripts.js';
@@ -24,18 +24,6 @@ import { redisServerGate, startRedisServer, type RedisServer } from '../../helpe
 import { pollUntil } from '../../helpers/wait.js';
 
 const quiet = { warn() {}, error() {}, info() {}, debug() {} } as unknown as Logger;
-const counters = (): ClusterCounters => ({
-  forwardedOut: 0,
-  forwardBatches: 0,
-  forwardedIn: 0,
-  forwardsToGoneNodes: 0,
-  forwardsDroppedLagging: 0,
-  routeChanges: 0,
-  retainedChanges: 0,
-  rejoins: 0,
-  redisDisconnects: 0,
-  selfFences: 0,
-});
 const owner = (nid: number): OutboxOwner & { fences: string[] } => {
   const fences: string[] = [];
   return { nid, joined: true, routes: new RouteTable(), counters: counters(), lagging: new Set(), fenced: (why) => void fences.push(why), fences };
