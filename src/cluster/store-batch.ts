@@ -141,7 +141,7 @@ export class Batch {
       if (c.scoped !== undefined)
         for (const [seq, scope] of c.scoped) {
           const at = index.get(scope);
-          if (at !== undefined && c.puts.has(seq)) scoped.push(seq, at);
+          if (at !== undefined) scoped.push(seq, at);
         }
       a.push(c.token, clientId, c.deleted ? 'D' : '', c.record ?? '', c.puts.size, c.dels.size, c.inAdd.size, c.inDel.size, scoped.length / 2);
       for (const [seq, v] of c.puts) a.push(seq, v);
