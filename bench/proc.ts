@@ -1,5 +1,5 @@
 /** Reading another process's CPU time and memory from /proc (Linux only). */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 
 let clockTicks: number | null = null;
@@ -39,6 +39,21 @@ export function allowedCpus(pid: number): string {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const m = /^Cpus_allowed_list:\s+(\S+)/m.exec(status);
   return m === null ? '?' : m[1]!;
+}
+
+/**
+ * Move every thread of this process to `cpus` (taskset -a); returns what puts them back. The
+ * orchestrator is part of the measuring side: during a latency round it must not take the
+ * broker's CPU (unpinned, the scheduler put it there, a 4 ms run at the window's end in a trace).
+ */
+export function pinSelf(cpus: string): () => void {
+  const before = allowedCpus(process.pid);
+  const set = (list: string): void => {
+    const r = spawnSync('taskset', ['-a', '-p', '-c', list, String(process.pid)], { stdio: 'ignore' });
+    if (r.status !== 0) process.stderr.write(`bench: taskset -a -p -c ${list} ${process.pid} failed; the orchestrator is not pinned\n`);
+  };
+  set(cpus);
+  return () => set(before);
 }
 
 export function threadCount(pid: number): number {

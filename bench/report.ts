@@ -55,7 +55,7 @@ export function scenarioTitle(s: ScenarioName, p: ScenarioParams): string {
     case 'qos1':
       return `QoS 1 pairs: ${p.qos1Pairs} publisher→subscriber pairs, window ${p.qos1Window} unacked per publisher, ${payload}`;
     case 'latency':
-      return `Latency: 1 publisher → 1 subscriber, QoS 0, fixed ${p.latencyRate} msg/s, ${p.payloadSize} B payload`;
+      return `Latency: 1 publisher → 1 subscriber, QoS 0, fixed ${p.latencyRate} msg/s, ${p.payloadSize} B payload, window after ${p.latencyWarmupMs / 1000} s warm-up`;
     case 'idle':
       return `Idle connections: ${p.idleConnections} clients, ${p.connectWindow} handshakes in flight`;
     case 'retained':

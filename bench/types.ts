@@ -16,6 +16,13 @@ export interface ScenarioParams {
   qos1Pairs: number;
   qos1Window: number;
   latencyRate: number;
+  /**
+   * Latency: warm-up before the window. Longer than the throughput scenarios' because V8 keeps
+   * compiling a JIT's hot path on background threads for the first seconds at 5k msg/s, and
+   * those threads share the broker's CPU: the window is to measure the broker running, not
+   * starting (what the first seconds cost is what `--latency-warmup 1` shows).
+   */
+  latencyWarmupMs: number;
   idleConnections: number;
   /** Handshakes in flight at once while opening the idle connections (whole generator). */
   connectWindow: number;

@@ -77,9 +77,9 @@ async function connect(pool: Pool, byWorker: Map<number, ConnSpec[]>, window: nu
 }
 
 /** Warm up, then measure one window of steady load; publishers are already connected. */
-async function steadyWindow(pool: Pool, job: GeneratorJob): Promise<{ w: Window; rss: number }> {
+async function steadyWindow(pool: Pool, job: GeneratorJob, warmupMs = job.params.warmupMs): Promise<{ w: Window; rss: number }> {
   await pool.all({ op: 'start' });
-  await sleep(job.params.warmupMs);
+  await sleep(warmupMs);
   const a = snapshot(pool, job.brokerPid);
   pool.setMeasuring(true);
   await sleep(job.params.durationMs);
@@ -198,7 +198,7 @@ async function latency(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
     publish: { mode: 'rate', topic: 'bench/lat', qos: 0, payloadSize: p.payloadSize, rate: p.latencyRate, stream: 0 },
   };
   await connect(pool, new Map([[0, [publisher]]]), 1);
-  const { w, rss } = await steadyWindow(pool, job);
+  const { w, rss } = await steadyWindow(pool, job, p.latencyWarmupMs);
   const reply = await pool.request(0, { op: 'latencies' });
   const samples = reply.op === 'latencies' ? reply.samplesUs.sort() : new Float64Array(0);
   return {

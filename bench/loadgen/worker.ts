@@ -3,6 +3,7 @@
  * Counters go to shared memory once per socket read (not per message), so the main thread
  * can sample them at window boundaries without asking.
  */
+import { appendFileSync } from 'node:fs';
 import net from 'node:net';
 import { parentPort, workerData } from 'node:worker_threads';
 import {
@@ -65,12 +66,25 @@ function count(slot: number, n: number): void {
 
 let latencies = new Float64Array(1 << 16);
 let latencyCount = 0;
-function recordLatency(us: number): void {
+/**
+ * BENCH_LATENCY_DUMP=FILE: every sample's send time is kept as well (CLOCK_MONOTONIC ns, the
+ * clock of `perf record -k CLOCK_MONOTONIC`), and each round's samples are appended to FILE as
+ * "send_ns latency_us" lines: to line the tail up with a scheduler trace of the broker's CPU.
+ */
+const dumpFile = process.env.BENCH_LATENCY_DUMP;
+let sentAt = dumpFile === undefined ? null : new Float64Array(1 << 16);
+function recordLatency(us: number, sentNs: bigint): void {
   if (latencyCount === latencies.length) {
     const bigger = new Float64Array(latencies.length * 2);
     bigger.set(latencies);
     latencies = bigger;
+    if (sentAt !== null) {
+      const more = new Float64Array(bigger.length);
+      more.set(sentAt);
+      sentAt = more;
+    }
   }
+  if (sentAt !== null) sentAt[latencyCount] = Number(sentNs);
   latencies[latencyCount++] = us;
 }
 
@@ -194,7 +208,8 @@ class Conn {
       }
       // A zero high word: no stamp in this message (flood publishers stamp one per write).
       if (this.spec.latency === true && flags[FLAG_MEASURING] === 1 && buf.readUInt32BE(at + 8) !== 0) {
-        recordLatency(Number(process.hrtime.bigint() - buf.readBigUInt64BE(at + 8)) / 1000);
+        const sent = buf.readBigUInt64BE(at + 8);
+        recordLatency(Number(process.hrtime.bigint() - sent) / 1000, sent);
       }
       return;
     }
@@ -499,6 +514,11 @@ async function handle(msg: ToWorker): Promise<FromWorker> {
       return { op: 'ack' };
     case 'latencies': {
       const samplesUs = latencies.slice(0, latencyCount);
+      if (dumpFile !== undefined && sentAt !== null) {
+        const lines: string[] = [];
+        for (let i = 0; i < latencyCount; i++) lines.push(`${sentAt[i]} ${samplesUs[i]!.toFixed(1)}`);
+        appendFileSync(dumpFile, `${lines.join('\n')}\n`);
+      }
       latencyCount = 0;
       return { op: 'latencies', samplesUs };
     }
