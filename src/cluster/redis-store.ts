@@ -247,6 +247,9 @@ export class RedisStore implements Store {
       this.#releasesFirst();
       if (this.#waits) await within(this.#commandTimeout, () => this.flush());
       else await this.flush();
+      // Every call is answered: the guard against applying one twice (see COMMIT) is no longer needed.
+      if (this.#calls > 0 && this.#inflight === undefined && this.#redis.status === 'ready')
+        await this.#redis.del(this.keys.done(this.#id)).catch(() => undefined);
     } finally {
       if (this.#owned && this.#redis.status !== 'end') await this.#redis.quit().catch(() => this.#redis.disconnect());
     }

@@ -103,6 +103,8 @@ end
 -- The call's id (last KEY: this store's done hash; last ARGV: the call's number, growing by one
 -- per call): a call that the client sends again after a broken connection, which Redis had
 -- applied already, is not applied twice (its appends are not idempotent) and answers as then.
+-- The hash lives a day after its last call (a cluster store's commands wait out a Redis outage
+-- and are sent again after it, however long) and is deleted when its store closes.
 local dk, dseq = KEYS[#KEYS], tonumber(ARGV[#ARGV])
 if tonumber(redis.call('HGET', dk, 's') or '0') >= dseq then
   local r = redis.call('HGET', dk, 'r' .. dseq)
@@ -222,7 +224,7 @@ end
 redis.call('HSET', dk, 's', dseq)
 redis.call('HDEL', dk, 'r' .. (dseq - 1000))
 if #fenced > 0 or #gone > 0 then redis.call('HSET', dk, 'r' .. dseq, cjson.encode({fenced, gone})) end
-redis.call('PEXPIRE', dk, 300000)
+redis.call('PEXPIRE', dk, 86400000)
 return {fenced, gone}`;
 
 /**
