@@ -17,7 +17,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BROKERS, FLOOR_SCENARIOS, killAll, pinnedSpawn, startBroker, type BrokerName, type RunningBroker } from './brokers/index.js';
-import { NATIVE_CONNECT_ENV, NATIVE_CONNECT_MISSING_ENV, buildNativeConnect } from './loadgen/native.js';
+import { LATENCY_GENERATOR_ENV } from './loadgen/latency-native.js';
+import {
+  NATIVE_CONNECT_ENV,
+  NATIVE_CONNECT_MISSING_ENV,
+  NATIVE_LATENCY_ENV,
+  NATIVE_LATENCY_MISSING_ENV,
+  buildNative,
+  type NativeProgram,
+} from './loadgen/native.js';
 import { allowedCpus, pinSelf } from './proc.js';
 import { PAYLOAD_HEADER } from './loadgen/protocol.js';
 import { scenarioTable, targetChecks, targetsTable } from './report.js';
@@ -50,6 +58,12 @@ const HELP = `Usage: npm run bench -- [options]
   --neighbour           latency: a busy process (a shell loop) shares the broker's CPU in every round
   --retained N          retained topics (default 10000)
   --rate N              latency scenario publish rate, msg/s (default 5000)
+                        Latency is measured by a native probe (bench/loadgen/latency.c, built with cc
+                        on first use: one C thread publishing on an absolute schedule and timing each
+                        delivery) so that the Node generator's own GC and timer pauses stay out of
+                        the tail; without a C compiler the Node generator measures, as it does with
+                        BENCH_LATENCY_GENERATOR=node (=native: fail instead of falling back).
+                        BENCH_LATENCY_DUMP=FILE appends every sample as "send_ns latency_us"
   --latency-warmup S    latency: warm-up before the window, seconds (default 5: V8 compiles Courier's
                         hot path on background threads, on the broker's CPU, for the first ~3 s)
   --latency-rounds N    latency: rounds per broker, brokers taking turns; medians reported (default 3)
@@ -365,6 +379,19 @@ function medianOfRounds(rounds: ScenarioResult[]): ScenarioResult {
   return { scenario: ok[0]!.scenario, broker: ok[0]!.broker, metrics, notes };
 }
 
+/** Build a native generator; its path (or why there is none) goes to the generator processes in the environment. */
+function prepareNative(name: NativeProgram, pathEnv: string, missingEnv: string, user: string): void {
+  const native = buildNative(path.join(root, 'node_modules/.cache/courier-bench'), name);
+  if ('bin' in native) {
+    process.env[pathEnv] = native.bin;
+    delete process.env[missingEnv];
+  } else {
+    delete process.env[pathEnv];
+    process.env[missingEnv] = native.error;
+    process.stderr.write(`bench: ${native.error}; ${user} falls back to the Node generator\n`);
+  }
+}
+
 async function main(): Promise<void> {
   const cli = parseCli(process.argv.slice(2));
   const machine = machineInfo();
@@ -377,15 +404,16 @@ async function main(): Promise<void> {
         `${cli.brokers.includes('courier-cli') ? ' (courier-cli all of them)' : ''}\n`,
     );
   }
-  if (cli.scenarios.includes('idle')) {
-    // The idle scenario opens its connections with a small C program: the Node workers spend
-    // more CPU per connection than the brokers do and would measure themselves.
-    const native = buildNativeConnect(path.join(root, 'node_modules/.cache/courier-bench'));
-    if ('bin' in native) process.env[NATIVE_CONNECT_ENV] = native.bin;
-    else {
-      process.env[NATIVE_CONNECT_MISSING_ENV] = native.error;
-      process.stderr.write(`bench: ${native.error}; the idle scenario falls back to the Node generator\n`);
-    }
+  // The idle scenario opens its connections with a small C program: the Node workers spend
+  // more CPU per connection than the brokers do and would measure themselves.
+  if (cli.scenarios.includes('idle')) prepareNative('connect', NATIVE_CONNECT_ENV, NATIVE_CONNECT_MISSING_ENV, 'the idle scenario');
+  // The latency scenario is measured by another (latency.c): the Node generator's own pauses
+  // (GC, timers) landed in the tail percentiles.
+  if (cli.scenarios.includes('latency')) {
+    if (process.env[LATENCY_GENERATOR_ENV] === 'node') {
+      delete process.env[NATIVE_LATENCY_ENV];
+      process.env[NATIVE_LATENCY_MISSING_ENV] = `${LATENCY_GENERATOR_ENV}=node`;
+    } else prepareNative('latency', NATIVE_LATENCY_ENV, NATIVE_LATENCY_MISSING_ENV, 'the latency scenario');
   }
   let courierFrom = '';
   if (cli.brokers.includes('courier') || cli.brokers.includes('courier-cli')) {
