@@ -57,13 +57,8 @@ const HELP = `Usage: npm run bench -- [options]
                         descriptor limit of idle connections
   --neighbour           latency: a busy process (a shell loop) shares the broker's CPU in every round
   --retained N          retained topics (default 10000)
-  --rate N              latency scenario publish rate, msg/s (default 5000)
-                        Latency is measured by a native probe (bench/loadgen/latency.c, built with cc
-                        on first use: one C thread publishing on an absolute schedule and timing each
-                        delivery) so that the Node generator's own GC and timer pauses stay out of
-                        the tail; without a C compiler the Node generator measures, as it does with
-                        BENCH_LATENCY_GENERATOR=node (=native: fail instead of falling back).
-                        BENCH_LATENCY_DUMP=FILE appends every sample as "send_ns latency_us"
+  --rate N              latency scenario publish rate, msg/s (default 5000; measured by a native
+                        probe, see BENCH_LATENCY_GENERATOR below)
   --latency-warmup S    latency: warm-up before the window, seconds (default 5: V8 compiles Courier's
                         hot path on background threads, on the broker's CPU, for the first ~3 s)
   --latency-rounds N    latency: rounds per broker, brokers taking turns; medians reported (default 3)
@@ -79,6 +74,17 @@ const HELP = `Usage: npm run bench -- [options]
   --gen-cpu C           CPU list for the generator (default 1)
   --courier-from dist|src   load Courier from dist/ (built first when stale, default) or src/ via tsx
   --json                print the results as JSON instead of Markdown
+
+Environment:
+  BENCH_LATENCY_GENERATOR=node|native   who measures the latency scenario. By default the native
+                        probe (bench/loadgen/latency.c, built with cc on first use: one C thread
+                        publishing one message per slot of an absolute schedule and timing each
+                        delivery), so that the Node generator's own GC and timer pauses stay out of
+                        the tail; without a C compiler, or with "node", the Node generator (worker.ts);
+                        "native" fails instead of falling back
+  BENCH_LATENCY_RT=1    the native probe runs SCHED_FIFO (needs root or CAP_SYS_NICE): other work on
+                        the generator's CPU then waits for it rather than delaying its reads and sends
+  BENCH_LATENCY_DUMP=FILE   latency: append every sample as "send_ns latency_us" (CLOCK_MONOTONIC)
 `;
 
 interface Cli {
@@ -414,6 +420,9 @@ async function main(): Promise<void> {
       delete process.env[NATIVE_LATENCY_ENV];
       process.env[NATIVE_LATENCY_MISSING_ENV] = `${LATENCY_GENERATOR_ENV}=node`;
     } else prepareNative('latency', NATIVE_LATENCY_ENV, NATIVE_LATENCY_MISSING_ENV, 'the latency scenario');
+    if (process.env[LATENCY_GENERATOR_ENV] === 'native' && process.env[NATIVE_LATENCY_ENV] === undefined) {
+      throw new Error(`${LATENCY_GENERATOR_ENV}=native, but the latency probe could not be built`);
+    }
   }
   let courierFrom = '';
   if (cli.brokers.includes('courier') || cli.brokers.includes('courier-cli')) {

@@ -33,6 +33,8 @@ export interface ProbeReport {
   window_s: number;
   cpu_user_us: number;
   cpu_sys_us: number;
+  /** 1: it ran SCHED_FIFO (BENCH_LATENCY_RT=1). */
+  rt: number;
 }
 
 /** Which generator measures latency: the probe's path, or why the Node generator does. */
@@ -110,7 +112,8 @@ export async function nativeLatency(bin: string, job: GeneratorJob): Promise<Sce
     const timeoutMs = p.latencyWarmupMs + p.durationMs + 45_000; // the probe gives up at +30 s itself
     const code = await new Promise<number | string>((resolve) => {
       const timer = setTimeout(() => killChild(child), timeoutMs);
-      child.once('exit', (c, signal) => {
+      // 'close', not 'exit': only then has all of its stdout been read.
+      child.once('close', (c, signal) => {
         clearTimeout(timer);
         resolve(c ?? signal ?? 'unknown');
       });
@@ -122,7 +125,7 @@ export async function nativeLatency(bin: string, job: GeneratorJob): Promise<Sce
     const brokerCpuUs = end.brokerCpuUs - start.brokerCpuUs;
     const r = report;
     const notes = [
-      `measured by bench/loadgen/latency.c (native probe, pid ${pid} on CPUs ${its}: one PUBLISH per slot of an absolute ${p.latencyRate} msg/s schedule, ` +
+      `measured by bench/loadgen/latency.c (native probe, pid ${pid} on CPUs ${its}${r.rt === 1 ? ', SCHED_FIFO' : ''}: one PUBLISH per slot of an absolute ${p.latencyRate} msg/s schedule, ` +
         `stamped just before write(); in the window ${r.sent} sent, ${r.skipped} slots skipped (probe late), ${r.unsent} dropped (socket queue full))`,
     ];
     if (r.overflow > 0) notes.push(`${r.overflow} samples beyond the probe's buffer are not in the percentiles`);

@@ -20,10 +20,13 @@
  * then one line with the samples received inside the window (percentile i = ceil(q·n) − 1 of the
  * sorted samples, as scenarios.ts), the sequence gaps seen in it (QoS 0 loss) and its own CPU:
  *   {"p50_us":..,"p90_us":..,"p99_us":..,"p999_us":..,"max_us":..,"samples":N,"received":N,
- *    "gaps":N,"sent":N,"skipped":N,"unsent":N,"window_s":S,"cpu_user_us":N,"cpu_sys_us":N}
+ *    "gaps":N,"sent":N,"skipped":N,"unsent":N,"overflow":N,"window_s":S,"cpu_user_us":N,"cpu_sys_us":N,
+ *    "rt":0|1}
  * (sent/skipped/unsent: PUBLISHes written, slots skipped, slots dropped because the socket's
- * queue was full; all counted inside the window). With DUMP_FILE, every sample is appended to it
- * as "send_ns latency_us" (as BENCH_LATENCY_DUMP in worker.ts). Then DISCONNECT on both, exit 0.
+ * queue was full; all counted inside the window; overflow: samples past its buffer; rt: whether
+ * it ran SCHED_FIFO, asked by BENCH_LATENCY_RT=1 in its environment). With DUMP_FILE, every
+ * sample is appended to it as "send_ns latency_us" (as BENCH_LATENCY_DUMP in worker.ts). Then
+ * DISCONNECT on both, exit 0.
  * Any failure: one line "latency: ..." on stderr, exit 1 (2: bad arguments). It gives up
  * WARMUP_MS + DURATION_MS + 30 s after it started, whatever it is doing.
  */
@@ -32,6 +35,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -480,6 +484,14 @@ int main(int argc, char **argv) {
   int64_t deadline = t_start + (int64_t)((warmup_ms + duration_ms) * 1e6) + 30000000000LL;
   prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the generator */
   prctl(PR_SET_TIMERSLACK, 1UL);     /* wake at the slot, not up to 50 µs after it */
+  /* BENCH_LATENCY_RT=1: SCHED_FIFO, so other work on the probe's CPU waits for it, not it for
+   * that work (a late read counts as latency, a late slot is skipped). Needs CAP_SYS_NICE. */
+  const char *rt_env = getenv("BENCH_LATENCY_RT");
+  int rt = rt_env != NULL && strcmp(rt_env, "1") == 0;
+  if (rt) {
+    struct sched_param sp = {.sched_priority = 1};
+    if (sched_setscheduler(0, SCHED_FIFO, &sp) < 0) fail("BENCH_LATENCY_RT=1: sched_setscheduler SCHED_FIFO: %s", strerror(errno));
+  }
   signal(SIGPIPE, SIG_IGN);
 
   struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
@@ -601,9 +613,9 @@ int main(int argc, char **argv) {
   if (nsamples > 0) printf("\"max_us\":%.3f,", lat_ns[nsamples - 1] / 1e3);
   else printf("\"max_us\":null,");
   printf("\"samples\":%ld,\"received\":%ld,\"gaps\":%ld,\"sent\":%ld,\"skipped\":%ld,\"unsent\":%ld,\"overflow\":%ld,\"window_s\":%.6f,"
-         "\"cpu_user_us\":%lld,\"cpu_sys_us\":%lld}\n",
+         "\"cpu_user_us\":%lld,\"cpu_sys_us\":%lld,\"rt\":%d}\n",
          nsamples, received, gaps, sent, skipped, unsent, overflow, (w1 - w0) / 1e9, tv_us(&ru1.ru_utime) - tv_us(&ru0.ru_utime),
-         tv_us(&ru1.ru_stime) - tv_us(&ru0.ru_stime));
+         tv_us(&ru1.ru_stime) - tv_us(&ru0.ru_stime), rt);
   fflush(stdout);
 
   /* DISCONNECT after whatever is still queued; the broker may close either side first. */
