@@ -17,7 +17,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BROKERS, FLOOR_SCENARIOS, killAll, pinnedSpawn, startBroker, type BrokerName, type RunningBroker } from './brokers/index.js';
-import { NATIVE_CONNECT_ENV, NATIVE_CONNECT_MISSING_ENV, buildNativeConnect } from './loadgen/native.js';
+import { LATENCY_GENERATOR_ENV } from './loadgen/latency-native.js';
+import {
+  NATIVE_CONNECT_ENV,
+  NATIVE_CONNECT_MISSING_ENV,
+  NATIVE_LATENCY_ENV,
+  NATIVE_LATENCY_MISSING_ENV,
+  buildNative,
+  type NativeProgram,
+} from './loadgen/native.js';
 import { allowedCpus, pinSelf } from './proc.js';
 import { PAYLOAD_HEADER } from './loadgen/protocol.js';
 import { scenarioTable, targetChecks, targetsTable } from './report.js';
@@ -49,7 +57,8 @@ const HELP = `Usage: npm run bench -- [options]
                         descriptor limit of idle connections
   --neighbour           latency: a busy process (a shell loop) shares the broker's CPU in every round
   --retained N          retained topics (default 10000)
-  --rate N              latency scenario publish rate, msg/s (default 5000)
+  --rate N              latency scenario publish rate, msg/s (default 5000; measured by a native
+                        probe, see BENCH_LATENCY_GENERATOR below)
   --latency-warmup S    latency: warm-up before the window, seconds (default 5: V8 compiles Courier's
                         hot path on background threads, on the broker's CPU, for the first ~3 s)
   --latency-rounds N    latency: rounds per broker, brokers taking turns; medians reported (default 3)
@@ -65,6 +74,17 @@ const HELP = `Usage: npm run bench -- [options]
   --gen-cpu C           CPU list for the generator (default 1)
   --courier-from dist|src   load Courier from dist/ (built first when stale, default) or src/ via tsx
   --json                print the results as JSON instead of Markdown
+
+Environment:
+  BENCH_LATENCY_GENERATOR=node|native   who measures the latency scenario. By default the native
+                        probe (bench/loadgen/latency.c, built with cc on first use: one C thread
+                        publishing one message per slot of an absolute schedule and timing each
+                        delivery), so that the Node generator's own GC and timer pauses stay out of
+                        the tail; without a C compiler, or with "node", the Node generator (worker.ts);
+                        "native" fails instead of falling back
+  BENCH_LATENCY_RT=1    the native probe runs SCHED_FIFO (needs root or CAP_SYS_NICE): other work on
+                        the generator's CPU then waits for it rather than delaying its reads and sends
+  BENCH_LATENCY_DUMP=FILE   latency: append every sample as "send_ns latency_us" (CLOCK_MONOTONIC)
 `;
 
 interface Cli {
@@ -365,6 +385,19 @@ function medianOfRounds(rounds: ScenarioResult[]): ScenarioResult {
   return { scenario: ok[0]!.scenario, broker: ok[0]!.broker, metrics, notes };
 }
 
+/** Build a native generator; its path (or why there is none) goes to the generator processes in the environment. */
+function prepareNative(name: NativeProgram, pathEnv: string, missingEnv: string, user: string): void {
+  const native = buildNative(path.join(root, 'node_modules/.cache/courier-bench'), name);
+  if ('bin' in native) {
+    process.env[pathEnv] = native.bin;
+    delete process.env[missingEnv];
+  } else {
+    delete process.env[pathEnv];
+    process.env[missingEnv] = native.error;
+    process.stderr.write(`bench: ${native.error}; ${user} falls back to the Node generator\n`);
+  }
+}
+
 async function main(): Promise<void> {
   const cli = parseCli(process.argv.slice(2));
   const machine = machineInfo();
@@ -377,14 +410,18 @@ async function main(): Promise<void> {
         `${cli.brokers.includes('courier-cli') ? ' (courier-cli all of them)' : ''}\n`,
     );
   }
-  if (cli.scenarios.includes('idle')) {
-    // The idle scenario opens its connections with a small C program: the Node workers spend
-    // more CPU per connection than the brokers do and would measure themselves.
-    const native = buildNativeConnect(path.join(root, 'node_modules/.cache/courier-bench'));
-    if ('bin' in native) process.env[NATIVE_CONNECT_ENV] = native.bin;
-    else {
-      process.env[NATIVE_CONNECT_MISSING_ENV] = native.error;
-      process.stderr.write(`bench: ${native.error}; the idle scenario falls back to the Node generator\n`);
+  // The idle scenario opens its connections with a small C program: the Node workers spend
+  // more CPU per connection than the brokers do and would measure themselves.
+  if (cli.scenarios.includes('idle')) prepareNative('connect', NATIVE_CONNECT_ENV, NATIVE_CONNECT_MISSING_ENV, 'the idle scenario');
+  // The latency scenario is measured by another (latency.c): the Node generator's own pauses
+  // (GC, timers) landed in the tail percentiles.
+  if (cli.scenarios.includes('latency')) {
+    if (process.env[LATENCY_GENERATOR_ENV] === 'node') {
+      delete process.env[NATIVE_LATENCY_ENV];
+      process.env[NATIVE_LATENCY_MISSING_ENV] = `${LATENCY_GENERATOR_ENV}=node`;
+    } else prepareNative('latency', NATIVE_LATENCY_ENV, NATIVE_LATENCY_MISSING_ENV, 'the latency scenario');
+    if (process.env[LATENCY_GENERATOR_ENV] === 'native' && process.env[NATIVE_LATENCY_ENV] === undefined) {
+      throw new Error(`${LATENCY_GENERATOR_ENV}=native, but the latency probe could not be built`);
     }
   }
   let courierFrom = '';

@@ -1,23 +1,32 @@
 /**
- * The native connection opener (bench/loadgen/connect.c): built on demand by the orchestrator,
- * started by the idle scenario inside the generator process (so it inherits its CPU pinning).
- * The orchestrator passes the binary's path, or why there is none, in the environment.
+ * The native generators: bench/loadgen/connect.c (the idle scenario's connection opener) and
+ * bench/loadgen/latency.c (the latency probe, bench/loadgen/latency-native.ts). Built on demand
+ * by the orchestrator, started by the scenarios inside the generator process (so they inherit
+ * its CPU pinning). The orchestrator passes each binary's path, or why there is none, in the
+ * environment.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Path of the built binary (set by bench/run.ts). */
+/** Path of the built connection opener (set by bench/run.ts). */
 export const NATIVE_CONNECT_ENV = 'COURIER_BENCH_CONNECT';
-/** Why there is no binary (set by bench/run.ts instead of the path). */
+/** Why there is no connection opener (set by bench/run.ts instead of the path). */
 export const NATIVE_CONNECT_MISSING_ENV = 'COURIER_BENCH_CONNECT_MISSING';
+/** Path of the built latency probe (set by bench/run.ts). */
+export const NATIVE_LATENCY_ENV = 'COURIER_BENCH_LATENCY';
+/** Why there is no latency probe (set by bench/run.ts instead of the path). */
+export const NATIVE_LATENCY_MISSING_ENV = 'COURIER_BENCH_LATENCY_MISSING';
 
-const source = path.join(path.dirname(fileURLToPath(import.meta.url)), 'connect.c');
+export type NativeProgram = 'connect' | 'latency';
 
-/** Compile connect.c with `cc -O2` into `cacheDir` unless the binary there is newer than the source. */
-export function buildNativeConnect(cacheDir: string): { bin: string } | { error: string } {
-  const bin = path.join(cacheDir, 'connect');
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+/** Compile bench/loadgen/NAME.c with `cc -O2` into `cacheDir` unless the binary there is newer than the source. */
+export function buildNative(cacheDir: string, name: NativeProgram): { bin: string } | { error: string } {
+  const source = path.join(here, `${name}.c`);
+  const bin = path.join(cacheDir, name);
   if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(source).mtimeMs) return { bin };
   mkdirSync(cacheDir, { recursive: true });
   const tmp = `${bin}.${process.pid}.tmp`;
@@ -26,11 +35,14 @@ export function buildNativeConnect(cacheDir: string): { bin: string } | { error:
     const code = (r.error as NodeJS.ErrnoException).code;
     return { error: code === 'ENOENT' ? 'no C compiler (cc not found)' : `cc failed to start: ${r.error.message}` };
   }
-  if (r.status !== 0) return { error: `cc failed: ${r.stderr.trim().slice(-500)}` };
-  if (r.stderr.trim() !== '') process.stderr.write(`bench: cc warnings for connect.c:\n${r.stderr}`);
+  if (r.status !== 0) return { error: `cc failed on ${name}.c: ${r.stderr.trim().slice(-500)}` };
+  if (r.stderr.trim() !== '') process.stderr.write(`bench: cc warnings for ${name}.c:\n${r.stderr}`);
   renameSync(tmp, bin); // atomic: a concurrent run never sees a half-written binary
   return { bin };
 }
+
+/** The connection opener (bench/loadgen/connect.c). */
+export const buildNativeConnect = (cacheDir: string): { bin: string } | { error: string } => buildNative(cacheDir, 'connect');
 
 export interface NativeConnectOptions {
   host: string;
@@ -70,7 +82,14 @@ process.on('exit', () => {
   for (const child of live) killChild(child);
 });
 
-function killChild(child: ChildProcess): void {
+/** SIGKILL `child` by PID if it is still running when this process exits. */
+export function killOnExit(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+}
+
+/** SIGKILL by PID unless it has already exited. */
+export function killChild(child: ChildProcess): void {
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   try {
     process.kill(child.pid, 'SIGKILL');

@@ -4,6 +4,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { memFile } from '../brokers/gc-signal.js';
 import { allowedCpus, cpuMicros, rssKiB, treeSum } from '../proc.js';
 import type { GeneratorJob, ScenarioResult } from '../types.js';
+import { latencyGenerator, nativeLatency } from './latency-native.js';
 import { NATIVE_CONNECT_ENV, NATIVE_CONNECT_MISSING_ENV, NativeConnections } from './native.js';
 import type { Pool, Shape, Totals } from './pool.js';
 import type { ConnSpec, FromWorker } from './protocol.js';
@@ -190,6 +191,8 @@ function percentile(sorted: Float64Array, q: number): number {
 }
 
 async function latency(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
+  const generator = latencyGenerator();
+  if ('bin' in generator) return nativeLatency(generator.bin, job);
   const p = job.params;
   // Both ends on one worker: one event loop, no cross-thread wake-up in the measured path.
   await connect(pool, new Map([[0, [{ clientId: 'lat-sub', subscribe: [{ topic: 'bench/lat', qos: 0 }], latency: true, column: 0 }]]]), 1);
@@ -218,7 +221,9 @@ async function latency(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
       broker_rss_mib: round(rss / 1024),
       gen_cpu_pct: round(pct(w.genCpuUs, w.seconds)),
     },
-    notes: [],
+    notes: [
+      `measured by the Node generator (publisher and subscriber in one worker thread, a 1 ms timer sending what is due in one write; native probe not used: ${generator.why})`,
+    ],
   };
 }
 
