@@ -7,17 +7,19 @@
  * threads (V8's compiler and GC helpers, libuv's pool), the busy neighbour, anything else.
  *
  *   npm run bench:latency-trace -- [--broker courier] [--neighbour] [--top 30] [--keep DIR] [-- bench args]
+ *   npx tsx bench/latency-trace.ts ...   (the same without npm, whose process is not pinned)
  *
  * Needs Linux `perf` with access to sched tracepoints (root, or kernel.perf_event_paranoid ≤ -1).
  * perf itself runs on the generator's CPU (1): it disturbs the measuring side, not the broker, so
  * a sample whose time went while the broker slept after forwarding it is the generator's.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { pinSelf } from './proc.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values, positionals } = parseArgs({
@@ -32,7 +34,11 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
 });
 const top = Number(values.top);
+// This process (and perf, and the bench under it) belongs to the measuring side's CPU. (npm, if it
+// started this, is not moved: `npx tsx bench/latency-trace.ts` leaves nothing on the broker's CPU.)
+pinSelf(values['gen-cpu']!);
 const dir = values.keep ?? mkdtempSync(path.join(tmpdir(), 'courier-latency-trace-'));
+mkdirSync(dir, { recursive: true });
 const dump = path.join(dir, 'samples.txt');
 const data = path.join(dir, 'perf.data');
 rmSync(dump, { force: true });
