@@ -16,18 +16,21 @@
  * commit point resolves, so the holder can close the client's connection before any
  * acknowledgement leaves). Client ids without a token (single node) are written unconditionally.
  *
- * Key layout: see store-scripts.ts. The public types are in store-types.ts (exported from here).
+ * Key layout: see store-scripts.ts. The parts: store-connection.ts (the client and its scripts),
+ * store-session.ts (decoding a session read by a script), store-types.ts (the public types,
+ * exported from here).
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { newRedis } from './ioredis.js';
 import type { Store, StoredMessage, StoredOutbound, StoredSession, StoreSnapshot } from '../store/types.js';
-import { decodeOutbound, encodeOutbound } from '../store/outbound-codec.js';
-import { decodeMessage, decodeSession, encodeMessage, encodeSession } from './store-codec.js';
+import { encodeOutbound } from '../store/outbound-codec.js';
+import { encodeMessage, encodeSession } from './store-codec.js';
 import { scanSnapshot } from './store-load.js';
 import { Batch, type Arg } from './store-batch.js';
 import { within } from './within.js';
-import { ADOPT, CLAIM, COMMIT, LOAD_SESSION, RELEASE, storeKeys, type StoreKeys } from './store-scripts.js';
+import { storeKeys, type StoreKeys } from './store-scripts.js';
+import { defineStoreScripts, openStoreConnection, storeConnection, type Scripted, type StoreConnection } from './store-connection.js';
+import { parseMessages, parseSession } from './store-session.js';
 import type { ClaimResult, FencedBy, FencedHandler, LoadedSession, RedisStoreOptions, RedisStoreStats } from './store-types.js';
 
 export type { ClaimResult, FencedBy, FencedHandler, LoadedSession, RedisStoreOptions, RedisStoreStats } from './store-types.js';
@@ -42,26 +45,15 @@ interface PendingRelease {
   reject: (err: unknown) => void;
 }
 
-type Flat = Buffer[];
-
-interface Scripted {
-  courierStoreCommit(numKeys: number, ...args: Arg[]): Promise<[Array<number | string>, number[]]>;
-  courierStoreClaimBuffer(...args: Arg[]): Promise<[Buffer, Buffer, number, number, Flat, Flat, Flat]>;
-  courierStoreAdoptBuffer(...args: Arg[]): Promise<[] | [Buffer, Flat, Flat, Flat]>;
-  courierStoreRelease(numKeys: number, ...args: Arg[]): Promise<number[]>;
-  courierStoreLoadSessionBuffer(...args: Arg[]): Promise<[Buffer[], Buffer[], Buffer[], Buffer[]]>;
-}
-
 export class RedisStore implements Store {
   readonly keys: StoreKeys;
   onFenced: FencedHandler | undefined;
   readonly #cluster: boolean;
   readonly #waits: boolean;
   readonly #commandTimeout: number;
+  readonly #connection: StoreConnection;
   readonly #redis: Redis;
-  readonly #owned: boolean;
-  /** The Redis URL for messages, password hidden. */
-  readonly #where: string;
+  readonly #scripts: Scripted;
   readonly #maxOps: number;
   readonly #maxBytes: number;
   readonly #fences = new Map<string, string>();
@@ -95,45 +87,9 @@ export class RedisStore implements Store {
     this.#cluster = options.cluster === true;
     this.#waits = options.waitForReconnect === true && typeof options.redis === 'string';
     this.#commandTimeout = options.commandTimeoutMs ?? 5000;
-    if (typeof options.redis === 'string') {
-      this.#owned = true;
-      this.#where = options.redis.replace(/\/\/[^@/]*@/, '//***@');
-      this.#redis = newRedis(
-        options.redis,
-        options.waitForReconnect === true
-          ? {
-              lazyConnect: true,
-              maxRetriesPerRequest: null,
-              retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
-              connectionName: 'courier:store',
-            }
-          : {
-              lazyConnect: true,
-              // A commit must fail, not wait or be replayed later: its acknowledgements stay withheld.
-              enableOfflineQueue: false,
-              autoResendUnfulfilledCommands: false,
-              maxRetriesPerRequest: 0,
-              commandTimeout: options.commandTimeoutMs ?? 5000,
-              retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
-              connectionName: 'courier:store',
-            },
-      );
-      this.#redis.on('error', () => {});
-    } else {
-      this.#owned = false;
-      this.#redis = options.redis;
-      this.#where = `${options.redis.options.host ?? '?'}:${options.redis.options.port ?? '?'}`;
-    }
-    const r = this.#redis;
-    r.defineCommand('courierStoreCommit', { lua: COMMIT });
-    r.defineCommand('courierStoreClaim', { numberOfKeys: 4, lua: CLAIM });
-    r.defineCommand('courierStoreAdopt', { numberOfKeys: 4, lua: ADOPT });
-    r.defineCommand('courierStoreRelease', { lua: RELEASE });
-    r.defineCommand('courierStoreLoadSession', { numberOfKeys: 3, lua: LOAD_SESSION });
-  }
-
-  get #scripts(): Scripted {
-    return this.#redis as unknown as Scripted;
+    this.#connection = storeConnection(options.redis, options.waitForReconnect === true, this.#commandTimeout);
+    this.#redis = this.#connection.redis;
+    this.#scripts = defineStoreScripts(this.#redis);
   }
 
   /** The client this store uses. */
@@ -145,29 +101,8 @@ export class RedisStore implements Store {
     return { ...this.#stats };
   }
 
-  async open(): Promise<void> {
-    const r = this.#redis;
-    if (r.status === 'wait') {
-      try {
-        await r.connect();
-      } catch (err) {
-        // A client of our own must not go on reconnecting in the background after a failed open.
-        if (this.#owned) r.disconnect();
-        throw new Error(`RedisStore: Redis at ${this.#where} cannot be reached (${(err as Error).message})`, { cause: err });
-      }
-    } else if (r.status !== 'ready')
-      await new Promise<void>((resolve, reject) => {
-        const ready = (): void => {
-          r.off('end', end);
-          resolve();
-        };
-        const end = (): void => {
-          r.off('ready', ready);
-          reject(new Error('RedisStore: the Redis connection ended before it was ready'));
-        };
-        r.once('ready', ready);
-        r.once('end', end);
-      });
+  open(): Promise<void> {
+    return openStoreConnection(this.#connection);
   }
 
   async close(): Promise<void> {
@@ -180,7 +115,7 @@ export class RedisStore implements Store {
       if (this.#calls > 0 && this.#inflight === undefined && this.#redis.status === 'ready')
         await this.#redis.del(this.keys.done(this.#id)).catch(() => undefined);
     } finally {
-      if (this.#owned && this.#redis.status !== 'end') await this.#redis.quit().catch(() => this.#redis.disconnect());
+      if (this.#connection.owned && this.#redis.status !== 'end') await this.#redis.quit().catch(() => this.#redis.disconnect());
     }
   }
 
@@ -365,9 +300,7 @@ export class RedisStore implements Store {
       k.in(clientId),
       k.message(0).slice(0, -1),
     );
-    const messages = new Map<number, StoredMessage>();
-    for (let i = 0; i + 1 < msgs.length; i += 2) messages.set(Number(msgs[i]!.toString()), decodeMessage(msgs[i + 1]!));
-    return parseSession(meta, out, inb, messages);
+    return parseSession(meta, out, inb, parseMessages(msgs));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -542,22 +475,4 @@ export class RedisStore implements Store {
       takers,
     );
   }
-}
-
-/** A session as read by a script: meta fields, outbound fields and inbound ids (flat). */
-function parseSession(meta: Flat, out: Flat, inb: Flat, messages: Map<number, StoredMessage>): LoadedSession {
-  const fields = new Map<string, Buffer>();
-  for (let i = 0; i + 1 < meta.length; i += 2) fields.set(meta[i]!.toString(), meta[i + 1]!);
-  const rec = fields.get('rec');
-  const outbound: Array<[number, StoredOutbound]> = [];
-  for (let i = 0; i + 1 < out.length; i += 2) outbound.push([Number(out[i]!.toString()), decodeOutbound(out[i + 1]!)]);
-  outbound.sort((a, b) => a[0] - b[0]);
-  return {
-    session: rec === undefined ? undefined : decodeSession(rec.toString()),
-    outbound,
-    inbound: inb.map((b) => Number(b.toString())).sort((a, b) => a - b),
-    messages,
-    fence: fields.get('fence')?.toString(),
-    owner: fields.get('owner')?.toString(),
-  };
 }
