@@ -17,8 +17,8 @@
  * acknowledgement leaves). Client ids without a token (single node) are written unconditionally.
  *
  * Key layout: see store-scripts.ts. The parts: store-connection.ts (the client and its scripts),
- * store-session.ts (decoding a session read by a script), store-types.ts (the public types,
- * exported from here).
+ * store-releases.ts (releases of ownership records, a turn's in one call), store-session.ts
+ * (decoding a session read by a script), store-types.ts (the public types, exported from here).
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -30,20 +30,11 @@ import { Batch, type Arg } from './store-batch.js';
 import { within } from './within.js';
 import { storeKeys, type StoreKeys } from './store-scripts.js';
 import { defineStoreScripts, openStoreConnection, storeConnection, type Scripted, type StoreConnection } from './store-connection.js';
+import { ReleaseQueue } from './store-releases.js';
 import { parseMessages, parseSession } from './store-session.js';
 import type { ClaimResult, FencedBy, FencedHandler, LoadedSession, RedisStoreOptions, RedisStoreStats } from './store-types.js';
 
 export type { ClaimResult, FencedBy, FencedHandler, LoadedSession, RedisStoreOptions, RedisStoreStats } from './store-types.js';
-
-/** At most this many releases go in one call (the rest in the next). */
-const MAX_RELEASES_PER_CALL = 256;
-
-interface PendingRelease {
-  clientId: string;
-  token: string;
-  resolve: (released: boolean) => void;
-  reject: (err: unknown) => void;
-}
 
 export class RedisStore implements Store {
   readonly keys: StoreKeys;
@@ -73,9 +64,7 @@ export class RedisStore implements Store {
   /** The last claim sent for each client id here (a number growing per claim), see release. */
   readonly #claimsSent = new Map<string, number>();
   #claimSeq = 0;
-  /** Releases asked for and not sent yet: they go together, in one call (see release). */
-  #releases: PendingRelease[] = [];
-  #releasesScheduled = false;
+  readonly #releases: ReleaseQueue;
   readonly #stats: RedisStoreStats = { calls: 0, writes: 0, failedCalls: 0, fencedWrites: 0, fencedReports: 0, releases: 0, releaseCalls: 0 };
 
   constructor(options: RedisStoreOptions) {
@@ -90,6 +79,7 @@ export class RedisStore implements Store {
     this.#connection = storeConnection(options.redis, options.waitForReconnect === true, this.#commandTimeout);
     this.#redis = this.#connection.redis;
     this.#scripts = defineStoreScripts(this.#redis);
+    this.#releases = new ReleaseQueue(this.#scripts, this.keys, this.#cluster ? this.keys.ownPrefix : '', this.#stats);
   }
 
   /** The client this store uses. */
@@ -108,7 +98,7 @@ export class RedisStore implements Store {
   async close(): Promise<void> {
     try {
       // Bounded when commands wait for a reconnect: a store that cannot reach Redis still closes.
-      this.#releasesFirst();
+      this.#releases.first();
       if (this.#waits) await within(this.#commandTimeout, () => this.flush());
       else await this.flush();
       // Every call is answered: the guard against applying one twice (see COMMIT) is no longer needed.
@@ -141,7 +131,7 @@ export class RedisStore implements Store {
   async claim(clientId: string, nid: string | number, options: { clean?: boolean } = {}): Promise<ClaimResult> {
     const k = this.keys;
     const c = this.#cluster;
-    this.#releasesFirst();
+    this.#releases.first();
     this.#claimsSent.set(clientId, ++this.#claimSeq);
     const [token, prev, present, alive, meta, out, inb] = await this.#scripts.courierStoreClaimBuffer(
       k.meta(clientId),
@@ -173,7 +163,7 @@ export class RedisStore implements Store {
    */
   async adopt(clientId: string, dead: string | number, nid: string | number): Promise<(LoadedSession & { token: string }) | null> {
     const k = this.keys;
-    this.#releasesFirst();
+    this.#releases.first();
     const r = await this.#scripts.courierStoreAdoptBuffer(
       k.meta(clientId),
       k.out(clientId),
@@ -203,43 +193,8 @@ export class RedisStore implements Store {
     if (this.#fences.get(clientId) !== token || this.#claimsSent.get(clientId) !== claimed) return false;
     this.#claimsSent.delete(clientId);
     this.setFence(clientId, undefined);
-    // The releases asked for in one turn (a burst of disconnects) go in one call, at the end of
-    // the turn or before any other call of this store, whichever comes first: on the wire each
-    // keeps its place before every call made after it was asked for.
-    return new Promise<boolean>((resolve, reject) => {
-      this.#releases.push({ clientId, token, resolve, reject });
-      if (this.#releasesScheduled) return;
-      this.#releasesScheduled = true;
-      setImmediate(() => {
-        this.#releasesScheduled = false;
-        this.#sendReleases();
-      });
-    });
-  }
-
-  /** Before any other call: the releases asked for before it go first. */
-  #releasesFirst(): void {
-    if (this.#releases.length > 0) this.#sendReleases();
-  }
-
-  /** Sends the releases asked for so far (store-scripts.ts RELEASE), MAX_RELEASES_PER_CALL per call. */
-  #sendReleases(): void {
-    while (this.#releases.length > 0) {
-      const batch = this.#releases.splice(0, MAX_RELEASES_PER_CALL);
-      const keys = batch.map((q) => this.keys.meta(q.clientId));
-      const argv: string[] = [this.#cluster ? this.keys.ownPrefix : ''];
-      for (const q of batch) argv.push(q.token, q.clientId);
-      this.#stats.releases += batch.length;
-      this.#stats.releaseCalls++;
-      this.#scripts.courierStoreRelease(keys.length, ...keys, ...argv).then(
-        (replies) => {
-          for (let i = 0; i < batch.length; i++) batch[i]!.resolve(replies[i] === 1);
-        },
-        (err: unknown) => {
-          for (const q of batch) q.reject(err);
-        },
-      );
-    }
+    // The releases asked for in one turn go in one call (see store-releases.ts).
+    return this.#releases.release(clientId, token);
   }
 
   /** Forgets the token of a client id (its session was taken over): its writes go unfenced no more, they are dropped by Redis. */
@@ -293,7 +248,7 @@ export class RedisStore implements Store {
   /** One session, read atomically (what a node taking it over needs, instead of a load of everything). */
   async loadSession(clientId: string): Promise<LoadedSession> {
     const k = this.keys;
-    this.#releasesFirst();
+    this.#releases.first();
     const [meta, out, inb, msgs] = await this.#scripts.courierStoreLoadSessionBuffer(
       k.meta(clientId),
       k.out(clientId),
@@ -435,7 +390,7 @@ export class RedisStore implements Store {
     // The call's id: a call sent again after a broken connection is applied once (see COMMIT).
     keys.push(this.keys.done(this.#id));
     argv.push(++this.#calls);
-    this.#releasesFirst();
+    this.#releases.first();
     const reply = this.#scripts.courierStoreCommit(keys.length, ...keys, ...argv);
     const settle = (err: unknown): void => {
       b.settled = true;
