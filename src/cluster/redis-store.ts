@@ -17,22 +17,23 @@
  * acknowledgement leaves). Client ids without a token (single node) are written unconditionally.
  *
  * Key layout: see store-scripts.ts. The parts: store-connection.ts (the client and its scripts),
- * store-releases.ts (releases of ownership records, a turn's in one call), store-session.ts
- * (decoding a session read by a script), store-types.ts (the public types, exported from here).
+ * store-commit.ts (collecting a turn's writes and sending them), store-releases.ts (releases of
+ * ownership records, a turn's in one call), store-session.ts (decoding a session read by a
+ * script), store-types.ts (the public types, exported from here).
  */
-import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Store, StoredMessage, StoredOutbound, StoredSession, StoreSnapshot } from '../store/types.js';
 import { encodeOutbound } from '../store/outbound-codec.js';
 import { encodeMessage, encodeSession } from './store-codec.js';
 import { scanSnapshot } from './store-load.js';
-import { Batch, type Arg } from './store-batch.js';
+import type { Arg, Batch } from './store-batch.js';
 import { within } from './within.js';
 import { storeKeys, type StoreKeys } from './store-scripts.js';
 import { defineStoreScripts, openStoreConnection, storeConnection, type Scripted, type StoreConnection } from './store-connection.js';
+import { CommitPipeline } from './store-commit.js';
 import { ReleaseQueue } from './store-releases.js';
 import { parseMessages, parseSession } from './store-session.js';
-import type { ClaimResult, FencedBy, FencedHandler, LoadedSession, RedisStoreOptions, RedisStoreStats } from './store-types.js';
+import type { ClaimResult, FencedHandler, LoadedSession, RedisStoreOptions, RedisStoreStats } from './store-types.js';
 
 export type { ClaimResult, FencedBy, FencedHandler, LoadedSession, RedisStoreOptions, RedisStoreStats } from './store-types.js';
 
@@ -45,22 +46,8 @@ export class RedisStore implements Store {
   readonly #connection: StoreConnection;
   readonly #redis: Redis;
   readonly #scripts: Scripted;
-  readonly #maxOps: number;
-  readonly #maxBytes: number;
   readonly #fences = new Map<string, string>();
-  /** The batch collecting this turn's writes. */
-  #open: Batch | undefined;
-  /** The last batch sent and not yet settled. */
-  #inflight: Batch | undefined;
-  #flushScheduled = false;
-  #held = false;
-  /** This store's id and its commit calls so far (the id of each call, see COMMIT). */
-  readonly #id = randomUUID();
-  #calls = 0;
-  /** Atomic units open (see atomic). */
-  #units = 0;
-  /** The client whose packet the open unit carries (see atomic): its entries for others are scoped to it. */
-  #unitScope: string | undefined = undefined;
+  readonly #commits: CommitPipeline;
   /** The last claim sent for each client id here (a number growing per claim), see release. */
   readonly #claimsSent = new Map<string, number>();
   #claimSeq = 0;
@@ -69,9 +56,6 @@ export class RedisStore implements Store {
 
   constructor(options: RedisStoreOptions) {
     this.keys = storeKeys(options.prefix ?? 'courier:');
-    // Lua's unpack() takes at most ~8000 values: a call's HSET of entries stays below.
-    this.#maxOps = Math.min(Math.max(1, options.maxOpsPerCall ?? 256), 3000);
-    this.#maxBytes = options.maxBytesPerCall ?? 512 * 1024;
     this.onFenced = options.onFenced;
     this.#cluster = options.cluster === true;
     this.#waits = options.waitForReconnect === true && typeof options.redis === 'string';
@@ -80,6 +64,17 @@ export class RedisStore implements Store {
     this.#redis = this.#connection.redis;
     this.#scripts = defineStoreScripts(this.#redis);
     this.#releases = new ReleaseQueue(this.#scripts, this.keys, this.#cluster ? this.keys.ownPrefix : '', this.#stats);
+    this.#commits = new CommitPipeline({
+      scripts: this.#scripts,
+      keys: this.keys,
+      cluster: this.#cluster,
+      // Lua's unpack() takes at most ~8000 values: a call's HSET of entries stays below.
+      maxOps: Math.min(Math.max(1, options.maxOpsPerCall ?? 256), 3000),
+      maxBytes: options.maxBytesPerCall ?? 512 * 1024,
+      stats: this.#stats,
+      beforeSend: () => this.#releases.first(),
+      onFenced: () => this.onFenced,
+    });
   }
 
   /** The client this store uses. */
@@ -102,8 +97,8 @@ export class RedisStore implements Store {
       if (this.#waits) await within(this.#commandTimeout, () => this.flush());
       else await this.flush();
       // Every call is answered: the guard against applying one twice (see COMMIT) is no longer needed.
-      if (this.#calls > 0 && this.#inflight === undefined && this.#redis.status === 'ready')
-        await this.#redis.del(this.keys.done(this.#id)).catch(() => undefined);
+      const done = this.#commits.answeredDoneKey();
+      if (done !== undefined && this.#redis.status === 'ready') await this.#redis.del(done).catch(() => undefined);
     } finally {
       if (this.#connection.owned && this.#redis.status !== 'end') await this.#redis.quit().catch(() => this.#redis.disconnect());
     }
@@ -114,7 +109,7 @@ export class RedisStore implements Store {
 
   /** Writes of `clientId` carry `token` from now on (undefined: unfenced). Writes already issued keep theirs. */
   setFence(clientId: string, token: string | undefined): void {
-    if (this.#open?.clients.has(clientId) === true) this.#seal();
+    this.#commits.sealIfHolds(clientId);
     if (token === undefined) this.#fences.delete(clientId);
     else this.#fences.set(clientId, token);
   }
@@ -199,26 +194,25 @@ export class RedisStore implements Store {
 
   /** Forgets the token of a client id (its session was taken over): its writes go unfenced no more, they are dropped by Redis. */
   forget(clientId: string): void {
-    if (this.#open?.clients.has(clientId) === true) this.#seal();
+    this.#commits.sealIfHolds(clientId);
     this.#fences.delete(clientId);
     this.#claimsSent.delete(clientId);
   }
 
   /** Forgets every token (the node dropped all its sessions). */
   forgetAll(): void {
-    if (this.#open !== undefined) this.#seal();
+    this.#commits.seal();
     this.#fences.clear();
     this.#claimsSent.clear();
   }
 
-  /** Trims a node's inbox up to (not including) `minid` in the same atomic call as the writes issued so far. */
   /**
    * Appends an entry to the stream `key` (another node's inbox) in the same atomic call as this
    * turn's writes, after them: its fields are taken when the call is sent. `gone` runs when the
    * stream does not exist.
    */
   append(key: string, fields: () => Arg[], gone?: () => void): void {
-    this.#batch(0).appends.push({ key, fields, gone });
+    this.#commits.batch(0).appends.push({ key, fields, gone });
   }
 
   /**
@@ -231,18 +225,16 @@ export class RedisStore implements Store {
   appendForward(clientId: string, nid: number, key: string, fields: () => Arg[]): boolean {
     const token = this.#fences.get(clientId);
     if (token === undefined || !this.#cluster) return false;
-    const b = this.#batch(0);
+    const b = this.#commits.batch(0);
     // Present in this call, so the script checks its token.
     if (!b.clients.has(clientId)) b.client(clientId, token).writes--;
     b.appends.push({ key, fields, gone: undefined, scope: clientId, fallback: nid });
     return true;
   }
 
+  /** Trims a node's inbox up to (not including) `minid` in the same atomic call as the writes issued so far. */
   trimInbox(key: string, minid: string): void {
-    const b = this.#batch(0);
-    b.writes--;
-    b.trim = [key, minid];
-    this.#held = false;
+    this.#commits.trim(key, minid);
   }
 
   /** One session, read atomically (what a node taking it over needs, instead of a load of everything). */
@@ -275,49 +267,26 @@ export class RedisStore implements Store {
    * neither, or a survivor's replay would deliver what was already queued).
    */
   hold(on: boolean): void {
-    this.#held = on;
+    this.#commits.hold(on);
   }
 
   /** Store.atomic: while on (nesting), the open batch is not split at the size caps either. */
   atomic(on: boolean, scope?: string): void {
-    if (on && this.#units === 0) this.#unitScope = scope;
-    this.#units = on ? this.#units + 1 : Math.max(0, this.#units - 1);
-    if (this.#units === 0) this.#unitScope = undefined;
-  }
-
-  #batch(bytes: number): Batch {
-    let b = this.#open;
-    if (b !== undefined && !this.#held && this.#units === 0 && (b.writes >= this.#maxOps || (b.bytes + bytes > this.#maxBytes && b.writes > 0))) {
-      this.#seal();
-      b = undefined;
-    }
-    if (b === undefined) {
-      b = this.#open = new Batch();
-      if (!this.#flushScheduled) {
-        this.#flushScheduled = true;
-        setImmediate(() => {
-          this.#flushScheduled = false;
-          if (this.#open !== undefined) this.#seal();
-        });
-      }
-    }
-    b.writes++;
-    b.bytes += bytes;
-    return b;
+    this.#commits.atomic(on, scope);
   }
 
   #client(clientId: string, bytes: number): { b: Batch; c: ReturnType<Batch['client']> } {
-    const b = this.#batch(bytes);
+    const b = this.#commits.batch(bytes);
     return { b, c: b.client(clientId, this.#fences.get(clientId) ?? '') };
   }
 
   putRetained(topic: string, message: StoredMessage): void {
     const v = encodeMessage(message);
-    this.#batch(v.length + topic.length).retained.set(topic, v);
+    this.#commits.batch(v.length + topic.length).retained.set(topic, v);
   }
 
   deleteRetained(topic: string): void {
-    this.#batch(topic.length).retained.set(topic, null);
+    this.#commits.batch(topic.length).retained.set(topic, null);
   }
 
   putSession(session: StoredSession): void {
@@ -333,17 +302,17 @@ export class RedisStore implements Store {
 
   putMessage(id: number, message: StoredMessage): void {
     const v = encodeMessage(message);
-    this.#batch(v.length).messages.set(id, v);
+    this.#commits.batch(v.length).messages.set(id, v);
   }
 
   deleteMessage(id: number): void {
-    this.#batch(0).messages.set(id, null);
+    this.#commits.batch(0).messages.set(id, null);
   }
 
   putOutbound(clientId: string, seq: number, entry: StoredOutbound): void {
     const v = encodeOutbound(entry);
     const { b, c } = this.#client(clientId, v.length);
-    b.putOutbound(c, seq, v, this.#unitScope);
+    b.putOutbound(c, seq, v, this.#commits.unitScope);
   }
 
   deleteOutbound(clientId: string, seq: number): void {
@@ -362,72 +331,11 @@ export class RedisStore implements Store {
   }
 
   commitPoint(): Promise<void> | null {
-    return (this.#open ?? this.#inflight)?.done ?? null;
+    return this.#commits.commitPoint();
   }
 
   /** Resolves once every write issued so far is applied; rejects when a call still unanswered now fails (failures already reported to their commit points are not reported again). */
-  async flush(): Promise<void> {
-    if (this.#open !== undefined) this.#seal();
-    const last = this.#inflight;
-    if (last !== undefined) await last.done;
-  }
-
-  // ---------------------------------------------------------------------------------------------
-  // Sending
-
-  /** Sends the open batch: one atomic call, chained to the unsettled one before it. */
-  #seal(): void {
-    const b = this.#open;
-    if (b === undefined) return;
-    this.#open = undefined;
-    // Chained to the call before it while that one is unanswered (a call that failed before this
-    // one was sent does not hold it back: its own commit points rejected).
-    const prev = this.#inflight !== undefined && !this.#inflight.settled ? this.#inflight.done : undefined;
-    this.#inflight = b;
-    this.#stats.calls++;
-    this.#stats.writes += b.writes;
-    const { keys, argv } = b.args(this.keys, this.#cluster ? this.keys.inboxPrefix : '', this.#cluster ? this.keys.movedPrefix : '');
-    // The call's id: a call sent again after a broken connection is applied once (see COMMIT).
-    keys.push(this.keys.done(this.#id));
-    argv.push(++this.#calls);
-    this.#releases.first();
-    const reply = this.#scripts.courierStoreCommit(keys.length, ...keys, ...argv);
-    const settle = (err: unknown): void => {
-      b.settled = true;
-      if (this.#inflight === b) this.#inflight = undefined;
-      if (err === undefined) b.resolve();
-      else {
-        this.#stats.failedCalls++;
-        b.reject(err);
-      }
-    };
-    reply.then(
-      ([fenced, gone]) => {
-        if (fenced.length > 0) this.#fenced(b, fenced);
-        for (const x of gone) b.appends[x - 1]?.gone?.();
-        // Applied; it counts once every call before it that was still unanswered is applied too.
-        if (prev === undefined) settle(undefined);
-        else prev.then(() => settle(undefined), settle);
-      },
-      (err: unknown) => settle(err),
-    );
-  }
-
-  /** `reply`: flat triples of the fenced clients' index, the token that fenced them, '1' for a Clean Start claim (see COMMIT). */
-  #fenced(b: Batch, reply: Array<number | string>): void {
-    const byIndex = b.clientIds();
-    const ids: string[] = [];
-    const takers: FencedBy[] = [];
-    for (let i = 0; i + 2 < reply.length; i += 3) {
-      ids.push(byIndex[Number(reply[i]) - 1]!);
-      takers.push({ token: String(reply[i + 1]), clean: String(reply[i + 2]) === '1' });
-    }
-    for (const id of ids) this.#stats.fencedWrites += b.writesOf(id);
-    this.#stats.fencedReports++;
-    this.onFenced?.(
-      ids,
-      ids.map((id) => b.tokenOf(id)),
-      takers,
-    );
+  flush(): Promise<void> {
+    return this.#commits.flush();
   }
 }
