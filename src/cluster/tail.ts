@@ -13,6 +13,9 @@ import { BatchError, decodeRetained, readBatch } from './wire.js';
 import { nextId, type Keys } from './scripts.js';
 import type { ClusterOptions } from './options.js';
 import type { RouteTable } from './routes.js';
+import { compareIds, field, handedOverEntries, markOf, streamsOf, type Entry, type XReadReply } from './stream-fields.js';
+
+export { compareIds, field, handedOverEntries, markOf } from './stream-fields.js';
 
 /** What the tail needs of the broker core. */
 export interface ClusterCore {
@@ -63,9 +66,6 @@ export interface TailOwner {
    */
   serving(): boolean;
 }
-
-type Entry = [id: Buffer, fields: Buffer[]];
-type XReadReply = Array<[key: Buffer, entries: Entry[]]> | null;
 
 const INBOX_COUNT = 16;
 const LOG_COUNT = 256;
@@ -431,40 +431,4 @@ export class Tail {
     });
     return p;
   }
-}
-
-/** XREAD's reply as [key, entries] pairs (ioredis may hand the map over flattened: key, entries, key, ...). */
-function streamsOf(reply: unknown): XReadReply {
-  if (!Array.isArray(reply) || reply.length === 0) return null;
-  if (Array.isArray(reply[0])) return reply as Array<[Buffer, Entry[]]>;
-  const out: Array<[Buffer, Entry[]]> = [];
-  for (let i = 0; i + 1 < reply.length; i += 2) out.push([reply[i] as Buffer, reply[i + 1] as Entry[]]);
-  return out;
-}
-
-/** The outbound entries of an `r` inbox entry (`r <cid> e <entry> e <entry>...`). */
-export function handedOverEntries(fields: Buffer[]): Buffer[] {
-  const entries: Buffer[] = [];
-  for (let i = 2; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === 'e') entries.push(fields[i + 1]!);
-  return entries;
-}
-
-/** The value of a stream entry's field. */
-/** The node and sequence number of a barrier (`b`) or answer (`a`) entry; undefined when unreadable. */
-export function markOf(fields: Buffer[]): { from: number; seq: number } | undefined {
-  const from = Number(field(fields, 'n')?.toString());
-  const seq = Number(field(fields, 's')?.toString());
-  return Number.isInteger(from) && Number.isInteger(seq) ? { from, seq } : undefined;
-}
-
-export function field(fields: Buffer[], name: string): Buffer | undefined {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === name) return fields[i + 1];
-  return undefined;
-}
-
-/** Compares two stream ids ("ms-seq"). */
-export function compareIds(a: string, b: string): number {
-  const [am, as] = a.split('-').map(Number) as [number, number];
-  const [bm, bs] = b.split('-').map(Number) as [number, number];
-  return am !== bm ? am - bm : (as ?? 0) - (bs ?? 0);
 }
