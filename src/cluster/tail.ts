@@ -7,65 +7,16 @@
  */
 import type { Redis } from 'ioredis';
 import type { Message } from '../core/message.js';
-import type { SessionFilter } from '../core/broker-core.js';
 import type { Logger } from '../options.js';
-import { BatchError, decodeRetained, readBatch } from './wire.js';
+import { BatchError, decodeRetained } from './wire.js';
 import { nextId, type Keys } from './scripts.js';
 import type { ClusterOptions } from './options.js';
-import type { RouteTable } from './routes.js';
-import { compareIds, field, handedOverEntries, markOf, streamsOf, type Entry, type XReadReply } from './stream-fields.js';
+import { compareIds, field, streamsOf, type Entry, type XReadReply } from './stream-fields.js';
+import type { ClusterCore, TailOwner } from './tail-types.js';
+import { inboxEntry } from './inbox-entry.js';
 
 export { compareIds, field, handedOverEntries, markOf } from './stream-fields.js';
-
-/** What the tail needs of the broker core. */
-export interface ClusterCore {
-  publishForwarded(m: Message, plain: boolean, groups: readonly string[] | undefined, sessions?: SessionFilter): number;
-  /** True while a connected receiver's queue is more than half full (inbox reading slows down). */
-  forwardPressure(): boolean;
-  applyRetained(m: Message): void;
-  dropRetained(topic: string): void;
-  readonly retained: { entries(): IterableIterator<[string, Message]> };
-}
-
-/** What the tail needs of its node. */
-export interface TailOwner {
-  readonly redis: Redis;
-  readonly routes: RouteTable;
-  readonly available: boolean;
-  received(count: number): void;
-  /** Inbox entries are about to be handled (true): their writes are kept in one atomic commit with the trim; false: nothing was. */
-  handling(on: boolean): void;
-  /** Inbox entries before `minid` are handled: trimmed together with the writes they caused. */
-  handled(inbox: string, minid: string): void;
-  /** Another node claimed the session of `clientId` with `token` (with Clean Start when `clean`). */
-  kicked(clientId: string, token: string, clean: boolean): void;
-  /** Outbound entries of a session this node took over, written by its previous owner after the claim. */
-  redirected(clientId: string, entries: Buffer[]): void;
-  /** A barrier (`b`) from the node a session moved to, or the answer (`a`) to one of ours (move-order.ts). */
-  barrier(kind: 'b' | 'a', clientId: string, from: number, seq: number): void;
-  /** The sessions a forward must not reach here: those adopted from a dead node that was also a destination of that turn (its copy is replayed). */
-  excluded(destinations: string, topic: string, sender?: number, viaStore?: boolean): ReadonlySet<string> | undefined;
-  /** The node a session was claimed from sent the cut (`c`) of its forwards for it (see ClusterSessions.cut). */
-  cut(clientId: string, from: number): void;
-  /** The sessions adopted from the dead node `nid` (a forward meant for it reaches only them). */
-  adoptedFrom(nid: number): ReadonlySet<string> | undefined;
-  /** A forward meant for the dead node `nid` (whose sessions this node adopted) was handled. */
-  forwardedForDead(nid: number, m: Message): void;
-  /** The node a session that is no longer here moved on to (its tombstone), if any: what is handed over to it here follows it. */
-  movedOn(clientId: string): number | undefined;
-  /** Hands message `m` over to node `nid` for the session of `clientId` (an `o` entry in its inbox). */
-  handOver(nid: number, clientId: string, m: Message): void;
-  /** A forward to this node was handled (sessions that moved away may need it handed over). */
-  forwardedHere(m: Message): void;
-  /** A promise while the inbox must wait (a session claim in flight), else undefined. */
-  quiet(): Promise<void> | undefined;
-  /**
-   * Whether this node may still handle its inbox: false once it fenced itself, or when its last
-   * heartbeat is so old that it may have been declared dead (it then fences itself). What it does
-   * not handle stays in the inbox for the survivor that recovers it.
-   */
-  serving(): boolean;
-}
+export type { ClusterCore, TailOwner } from './tail-types.js';
 
 const INBOX_COUNT = 16;
 const LOG_COUNT = 256;
@@ -310,58 +261,7 @@ export class Tail {
 
   /** One inbox entry (scripts.ts lists the kinds); returns the messages it carried. */
   entry(fields: Buffer[]): number {
-    const kind = fields[0]?.toString();
-    const owner = this.#owner;
-    const core = this.#core;
-    if (kind === 'o') {
-      // Handed over by the node a session moved from: for that session only.
-      const batch = field(fields, 'b');
-      if (batch === undefined) return 0;
-      const cid = fields[1]!.toString();
-      // It moved on from here meanwhile (kicked before this entry was read): passed on to its new
-      // node, which left these to us, or they reach nobody.
-      const onward = owner.movedOn(cid);
-      if (onward !== undefined) return readBatch(batch, (f) => owner.handOver(onward, cid, f.message));
-      const only: SessionFilter = { only: new Set([cid]), back: true };
-      return readBatch(batch, (f) => core.publishForwarded(f.message, true, undefined, only));
-    }
-    if (kind === 'f' || kind === 'x') {
-      const batch = field(fields, 'b');
-      if (batch === undefined) return 0;
-      if (kind === 'x') {
-        const dead = Number(fields[1]!.toString());
-        const only = owner.adoptedFrom(dead) ?? new Set<string>();
-        return readBatch(batch, (f) => {
-          if (only.size > 0) core.publishForwarded(f.message, f.plain, f.groups, { only, back: true });
-          if (f.plain) owner.forwardedForDead(dead, f.message);
-        });
-      }
-      const d = field(fields, 'd')?.toString();
-      const sender = Number(fields[1]!.toString());
-      const viaStore = field(fields, 's') !== undefined;
-      return readBatch(batch, (f) => {
-        const exclude = d === undefined ? undefined : owner.excluded(d, f.message.topic, sender, viaStore);
-        core.publishForwarded(f.message, f.plain, f.groups, exclude === undefined || exclude.size === 0 ? undefined : { exclude });
-        if (f.plain) owner.forwardedHere(f.message);
-      });
-    }
-    if (kind === 'k') {
-      owner.kicked(fields[1]!.toString(), field(fields, 't')?.toString() ?? '', field(fields, 'c')?.toString() === '1');
-      return 0;
-    }
-    if (kind === 'r') {
-      const entries = handedOverEntries(fields);
-      owner.redirected(fields[1]!.toString(), entries);
-      return entries.length;
-    }
-    if (kind === 'b' || kind === 'a' || kind === 'c') {
-      const mark = markOf(fields);
-      if (mark === undefined) return 0;
-      if (kind === 'c') owner.cut(fields[1]!.toString(), mark.from);
-      else owner.barrier(kind, fields[1]!.toString(), mark.from, mark.seq);
-      return 0;
-    }
-    return 0;
+    return inboxEntry(fields, this.#owner, this.#core);
   }
 
   #routeLog(entries: Entry[]): void {
