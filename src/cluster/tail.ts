@@ -6,7 +6,6 @@
  * hash), then tails from the captured positions: replayed changes are idempotent.
  */
 import type { Redis } from 'ioredis';
-import type { Message } from '../core/message.js';
 import type { Logger } from '../options.js';
 import { BatchError, decodeRetained } from './wire.js';
 import { nextId, type Keys } from './scripts.js';
@@ -14,6 +13,7 @@ import type { ClusterOptions } from './options.js';
 import { compareIds, field, streamsOf, type Entry, type XReadReply } from './stream-fields.js';
 import type { ClusterCore, TailOwner } from './tail-types.js';
 import { inboxEntry } from './inbox-entry.js';
+import { applySnapshot, readSnapshot } from './tail-bootstrap.js';
 
 export { compareIds, field, handedOverEntries, markOf } from './stream-fields.js';
 export type { ClusterCore, TailOwner } from './tail-types.js';
@@ -99,50 +99,13 @@ export class Tail {
   }
 
   async #bootstrap(): Promise<void> {
-    const k = this.#keys;
-    const redis = this.#owner.redis;
     const gen = this.#gen;
-    const snap = await redis
-      .multi()
-      .xrevrange(k.rlog, '+', '-', 'COUNT', 1)
-      .zrange(k.nodes, '0', '-1')
-      .xrevrange(k.retLog, '+', '-', 'COUNT', 1)
-      .get(k.retVer)
-      .smembers(k.orphans)
-      .exec();
-    if (snap === null) throw new Error('cluster bootstrap: transaction aborted');
-    const lastRoute = snap[0]![1] as Array<[string, string[]]>;
-    // Dead nodes whose sessions wait for a survivor keep their routes and inbox until it switches
-    // them (forwards to them are replayed then): their routes count as live until that switch.
-    const orphans = (snap[4]![1] as string[]).map(Number);
-    const live = [...new Set([...(snap[1]![1] as string[]).map(Number), ...orphans])].filter((n) => n !== this.#nid);
-    const lastRet = snap[2]![1] as Array<[string, string[]]>;
-    const retVer = Number((snap[3]![1] as string | null) ?? 0);
-    const routes = this.#owner.routes;
-    const sets = await Promise.all(live.map((nid) => redis.smembers(k.routes(nid))));
-    const retained = new Map<string, Message>();
-    let cursor = '0';
-    do {
-      const [next, flat] = await redis.hscanBuffer(k.ret, cursor, 'COUNT', 1000);
-      cursor = String(next);
-      for (let i = 0; i + 1 < flat.length; i += 2) {
-        try {
-          retained.set(flat[i]!.toString(), decodeRetained(flat[i + 1]!));
-        } catch (err) {
-          this.#log.warn({ topic: flat[i]!.toString(), err: String(err) }, 'cluster: unreadable retained message skipped');
-        }
-      }
-    } while (cursor !== '0');
+    const snap = await readSnapshot(this.#owner.redis, this.#keys, () => this.#nid, this.#log);
     if (gen !== this.#gen) return; // superseded by a newer bootstrap
-    const liveSet = new Set(live);
-    for (const nid of routes.nodes()) if (!liveSet.has(nid)) routes.dropNode(nid);
-    live.forEach((nid, i) => routes.setNode(nid, sets[i]!));
-    const core = this.#core;
-    for (const [topic] of [...core.retained.entries()]) if (!retained.has(topic)) core.dropRetained(topic);
-    for (const m of retained.values()) core.applyRetained(m);
-    this.#routeId = lastRoute[0]?.[0] ?? '0-0';
-    this.#retId = lastRet[0]?.[0] ?? '0-0';
-    this.#retApplied = retVer;
+    applySnapshot(snap, this.#owner.routes, this.#core);
+    this.#routeId = snap.routeId;
+    this.#retId = snap.retId;
+    this.#retApplied = snap.retVer;
     this.#release();
   }
 
