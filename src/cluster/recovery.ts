@@ -9,7 +9,7 @@ import type { Logger } from '../options.js';
 import type { SessionFilter } from '../core/broker-core.js';
 import type { RedisStore } from './redis-store.js';
 import { BatchError, readBatch } from './wire.js';
-import { field, handedOverEntries, markOf } from './tail.js';
+import { field, handedOverEntries, markOf } from './stream-fields.js';
 import { filterMatches } from '../topics/index.js';
 import { ROUTE_LOG_MAXLEN, SWITCH as SWITCH_LUA, type Keys } from './scripts.js';
 import { nidOf, type SessionCore, type SessionCounters, type SessionsOwner } from './sessions.js';

@@ -6,66 +6,17 @@
  * hash), then tails from the captured positions: replayed changes are idempotent.
  */
 import type { Redis } from 'ioredis';
-import type { Message } from '../core/message.js';
-import type { SessionFilter } from '../core/broker-core.js';
 import type { Logger } from '../options.js';
-import { BatchError, decodeRetained, readBatch } from './wire.js';
+import { BatchError, decodeRetained } from './wire.js';
 import { nextId, type Keys } from './scripts.js';
 import type { ClusterOptions } from './options.js';
-import type { RouteTable } from './routes.js';
+import { compareIds, field, streamsOf, type Entry, type XReadReply } from './stream-fields.js';
+import type { ClusterCore, TailOwner } from './tail-types.js';
+import { inboxEntry } from './inbox-entry.js';
+import { applySnapshot, readSnapshot } from './tail-bootstrap.js';
 
-/** What the tail needs of the broker core. */
-export interface ClusterCore {
-  publishForwarded(m: Message, plain: boolean, groups: readonly string[] | undefined, sessions?: SessionFilter): number;
-  /** True while a connected receiver's queue is more than half full (inbox reading slows down). */
-  forwardPressure(): boolean;
-  applyRetained(m: Message): void;
-  dropRetained(topic: string): void;
-  readonly retained: { entries(): IterableIterator<[string, Message]> };
-}
-
-/** What the tail needs of its node. */
-export interface TailOwner {
-  readonly redis: Redis;
-  readonly routes: RouteTable;
-  readonly available: boolean;
-  received(count: number): void;
-  /** Inbox entries are about to be handled (true): their writes are kept in one atomic commit with the trim; false: nothing was. */
-  handling(on: boolean): void;
-  /** Inbox entries before `minid` are handled: trimmed together with the writes they caused. */
-  handled(inbox: string, minid: string): void;
-  /** Another node claimed the session of `clientId` with `token` (with Clean Start when `clean`). */
-  kicked(clientId: string, token: string, clean: boolean): void;
-  /** Outbound entries of a session this node took over, written by its previous owner after the claim. */
-  redirected(clientId: string, entries: Buffer[]): void;
-  /** A barrier (`b`) from the node a session moved to, or the answer (`a`) to one of ours (move-order.ts). */
-  barrier(kind: 'b' | 'a', clientId: string, from: number, seq: number): void;
-  /** The sessions a forward must not reach here: those adopted from a dead node that was also a destination of that turn (its copy is replayed). */
-  excluded(destinations: string, topic: string, sender?: number, viaStore?: boolean): ReadonlySet<string> | undefined;
-  /** The node a session was claimed from sent the cut (`c`) of its forwards for it (see ClusterSessions.cut). */
-  cut(clientId: string, from: number): void;
-  /** The sessions adopted from the dead node `nid` (a forward meant for it reaches only them). */
-  adoptedFrom(nid: number): ReadonlySet<string> | undefined;
-  /** A forward meant for the dead node `nid` (whose sessions this node adopted) was handled. */
-  forwardedForDead(nid: number, m: Message): void;
-  /** The node a session that is no longer here moved on to (its tombstone), if any: what is handed over to it here follows it. */
-  movedOn(clientId: string): number | undefined;
-  /** Hands message `m` over to node `nid` for the session of `clientId` (an `o` entry in its inbox). */
-  handOver(nid: number, clientId: string, m: Message): void;
-  /** A forward to this node was handled (sessions that moved away may need it handed over). */
-  forwardedHere(m: Message): void;
-  /** A promise while the inbox must wait (a session claim in flight), else undefined. */
-  quiet(): Promise<void> | undefined;
-  /**
-   * Whether this node may still handle its inbox: false once it fenced itself, or when its last
-   * heartbeat is so old that it may have been declared dead (it then fences itself). What it does
-   * not handle stays in the inbox for the survivor that recovers it.
-   */
-  serving(): boolean;
-}
-
-type Entry = [id: Buffer, fields: Buffer[]];
-type XReadReply = Array<[key: Buffer, entries: Entry[]]> | null;
+export { compareIds, field, handedOverEntries, markOf } from './stream-fields.js';
+export type { ClusterCore, TailOwner } from './tail-types.js';
 
 const INBOX_COUNT = 16;
 const LOG_COUNT = 256;
@@ -148,50 +99,13 @@ export class Tail {
   }
 
   async #bootstrap(): Promise<void> {
-    const k = this.#keys;
-    const redis = this.#owner.redis;
     const gen = this.#gen;
-    const snap = await redis
-      .multi()
-      .xrevrange(k.rlog, '+', '-', 'COUNT', 1)
-      .zrange(k.nodes, '0', '-1')
-      .xrevrange(k.retLog, '+', '-', 'COUNT', 1)
-      .get(k.retVer)
-      .smembers(k.orphans)
-      .exec();
-    if (snap === null) throw new Error('cluster bootstrap: transaction aborted');
-    const lastRoute = snap[0]![1] as Array<[string, string[]]>;
-    // Dead nodes whose sessions wait for a survivor keep their routes and inbox until it switches
-    // them (forwards to them are replayed then): their routes count as live until that switch.
-    const orphans = (snap[4]![1] as string[]).map(Number);
-    const live = [...new Set([...(snap[1]![1] as string[]).map(Number), ...orphans])].filter((n) => n !== this.#nid);
-    const lastRet = snap[2]![1] as Array<[string, string[]]>;
-    const retVer = Number((snap[3]![1] as string | null) ?? 0);
-    const routes = this.#owner.routes;
-    const sets = await Promise.all(live.map((nid) => redis.smembers(k.routes(nid))));
-    const retained = new Map<string, Message>();
-    let cursor = '0';
-    do {
-      const [next, flat] = await redis.hscanBuffer(k.ret, cursor, 'COUNT', 1000);
-      cursor = String(next);
-      for (let i = 0; i + 1 < flat.length; i += 2) {
-        try {
-          retained.set(flat[i]!.toString(), decodeRetained(flat[i + 1]!));
-        } catch (err) {
-          this.#log.warn({ topic: flat[i]!.toString(), err: String(err) }, 'cluster: unreadable retained message skipped');
-        }
-      }
-    } while (cursor !== '0');
+    const snap = await readSnapshot(this.#owner.redis, this.#keys, () => this.#nid, this.#log);
     if (gen !== this.#gen) return; // superseded by a newer bootstrap
-    const liveSet = new Set(live);
-    for (const nid of routes.nodes()) if (!liveSet.has(nid)) routes.dropNode(nid);
-    live.forEach((nid, i) => routes.setNode(nid, sets[i]!));
-    const core = this.#core;
-    for (const [topic] of [...core.retained.entries()]) if (!retained.has(topic)) core.dropRetained(topic);
-    for (const m of retained.values()) core.applyRetained(m);
-    this.#routeId = lastRoute[0]?.[0] ?? '0-0';
-    this.#retId = lastRet[0]?.[0] ?? '0-0';
-    this.#retApplied = retVer;
+    applySnapshot(snap, this.#owner.routes, this.#core);
+    this.#routeId = snap.routeId;
+    this.#retId = snap.retId;
+    this.#retApplied = snap.retVer;
     this.#release();
   }
 
@@ -310,58 +224,7 @@ export class Tail {
 
   /** One inbox entry (scripts.ts lists the kinds); returns the messages it carried. */
   entry(fields: Buffer[]): number {
-    const kind = fields[0]?.toString();
-    const owner = this.#owner;
-    const core = this.#core;
-    if (kind === 'o') {
-      // Handed over by the node a session moved from: for that session only.
-      const batch = field(fields, 'b');
-      if (batch === undefined) return 0;
-      const cid = fields[1]!.toString();
-      // It moved on from here meanwhile (kicked before this entry was read): passed on to its new
-      // node, which left these to us, or they reach nobody.
-      const onward = owner.movedOn(cid);
-      if (onward !== undefined) return readBatch(batch, (f) => owner.handOver(onward, cid, f.message));
-      const only: SessionFilter = { only: new Set([cid]), back: true };
-      return readBatch(batch, (f) => core.publishForwarded(f.message, true, undefined, only));
-    }
-    if (kind === 'f' || kind === 'x') {
-      const batch = field(fields, 'b');
-      if (batch === undefined) return 0;
-      if (kind === 'x') {
-        const dead = Number(fields[1]!.toString());
-        const only = owner.adoptedFrom(dead) ?? new Set<string>();
-        return readBatch(batch, (f) => {
-          if (only.size > 0) core.publishForwarded(f.message, f.plain, f.groups, { only, back: true });
-          if (f.plain) owner.forwardedForDead(dead, f.message);
-        });
-      }
-      const d = field(fields, 'd')?.toString();
-      const sender = Number(fields[1]!.toString());
-      const viaStore = field(fields, 's') !== undefined;
-      return readBatch(batch, (f) => {
-        const exclude = d === undefined ? undefined : owner.excluded(d, f.message.topic, sender, viaStore);
-        core.publishForwarded(f.message, f.plain, f.groups, exclude === undefined || exclude.size === 0 ? undefined : { exclude });
-        if (f.plain) owner.forwardedHere(f.message);
-      });
-    }
-    if (kind === 'k') {
-      owner.kicked(fields[1]!.toString(), field(fields, 't')?.toString() ?? '', field(fields, 'c')?.toString() === '1');
-      return 0;
-    }
-    if (kind === 'r') {
-      const entries = handedOverEntries(fields);
-      owner.redirected(fields[1]!.toString(), entries);
-      return entries.length;
-    }
-    if (kind === 'b' || kind === 'a' || kind === 'c') {
-      const mark = markOf(fields);
-      if (mark === undefined) return 0;
-      if (kind === 'c') owner.cut(fields[1]!.toString(), mark.from);
-      else owner.barrier(kind, fields[1]!.toString(), mark.from, mark.seq);
-      return 0;
-    }
-    return 0;
+    return inboxEntry(fields, this.#owner, this.#core);
   }
 
   #routeLog(entries: Entry[]): void {
@@ -431,40 +294,4 @@ export class Tail {
     });
     return p;
   }
-}
-
-/** XREAD's reply as [key, entries] pairs (ioredis may hand the map over flattened: key, entries, key, ...). */
-function streamsOf(reply: unknown): XReadReply {
-  if (!Array.isArray(reply) || reply.length === 0) return null;
-  if (Array.isArray(reply[0])) return reply as Array<[Buffer, Entry[]]>;
-  const out: Array<[Buffer, Entry[]]> = [];
-  for (let i = 0; i + 1 < reply.length; i += 2) out.push([reply[i] as Buffer, reply[i + 1] as Entry[]]);
-  return out;
-}
-
-/** The outbound entries of an `r` inbox entry (`r <cid> e <entry> e <entry>...`). */
-export function handedOverEntries(fields: Buffer[]): Buffer[] {
-  const entries: Buffer[] = [];
-  for (let i = 2; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === 'e') entries.push(fields[i + 1]!);
-  return entries;
-}
-
-/** The value of a stream entry's field. */
-/** The node and sequence number of a barrier (`b`) or answer (`a`) entry; undefined when unreadable. */
-export function markOf(fields: Buffer[]): { from: number; seq: number } | undefined {
-  const from = Number(field(fields, 'n')?.toString());
-  const seq = Number(field(fields, 's')?.toString());
-  return Number.isInteger(from) && Number.isInteger(seq) ? { from, seq } : undefined;
-}
-
-export function field(fields: Buffer[], name: string): Buffer | undefined {
-  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i]!.toString() === name) return fields[i + 1];
-  return undefined;
-}
-
-/** Compares two stream ids ("ms-seq"). */
-export function compareIds(a: string, b: string): number {
-  const [am, as] = a.split('-').map(Number) as [number, number];
-  const [bm, bs] = b.split('-').map(Number) as [number, number];
-  return am !== bm ? am - bm : (as ?? 0) - (bs ?? 0);
 }
