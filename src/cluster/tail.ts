@@ -1,7 +1,7 @@
 /**
- * The reading half of a cluster node: one blocking Redis connection tails three streams in
- * order — the node's inbox (messages forwarded to it), the route log and the retained log — and
- * applies them to the core and the route table. Bootstrap (join, reconnect, gap in a trimmed
+ * The reading half of a cluster node: two blocking Redis connections tail three streams, one
+ * the node's inbox (messages forwarded to it), the other the route log and the retained log, in
+ * order, and apply them to the core and the route table. Bootstrap (join, reconnect, gap in a trimmed
  * log) captures the logs' positions first, then reads the full state (route sets, retained
  * hash), then tails from the captured positions: replayed changes are idempotent.
  */
