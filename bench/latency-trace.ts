@@ -78,7 +78,9 @@ if (pidMatch === null) {
 const brokerPid = pidMatch[1]!;
 const headline = rec.stdout.split('\n').filter((l) => /latency p(50|99|99\.9) µs/.test(l));
 
-const script = spawnSync('perf', ['script', '-i', data, '-F', 'cpu,time,trace'], { encoding: 'utf8', maxBuffer: 1 << 30 });
+// One pass: each line leads with the switched-out task's pid/tid (the broker's threads, on any
+// CPU: /proc is gone by now), then its CPU, time and the switch.
+const script = spawnSync('perf', ['script', '-i', data, '-F', 'pid,tid,cpu,time,trace'], { encoding: 'utf8', maxBuffer: 1 << 30 });
 if (script.status !== 0) {
   process.stderr.write(`latency-trace: perf script failed:\n${script.stderr.slice(-2000)}\n`);
   process.exit(1);
@@ -94,9 +96,13 @@ interface Run {
 }
 const cpuTag = `[${values['broker-cpu']!.padStart(3, '0')}]`;
 const runs: Run[] = [];
+/** Which threads belong to the broker. */
+const threads = new Set<string>([brokerPid]);
 let since: number | undefined;
 const switchRe = /prev_comm=(.+?) prev_pid=(\d+) .*prev_state=(\S+) ==> next_comm=(.+?) next_pid=(\d+)/;
 for (const line of script.stdout.split('\n')) {
+  const task = /^\s*(\d+)\/(\d+)/.exec(line);
+  if (task !== null && task[1] === brokerPid) threads.add(task[2]!);
   if (!line.includes(cpuTag)) continue;
   const t = /\s([\d]+\.[\d]+):/.exec(line);
   const m = switchRe.exec(line);
@@ -105,15 +111,6 @@ for (const line of script.stdout.split('\n')) {
   if (since !== undefined) runs.push({ start: since, end: at, tid: m[2]!, comm: m[1]!, left: m[3]! });
   since = at;
 }
-
-/** Which threads belong to the broker: /proc is gone by now, so the thread group from perf's own record. */
-const threads = new Set<string>();
-const tgid = spawnSync('perf', ['script', '-i', data, '-F', 'pid,tid'], { encoding: 'utf8', maxBuffer: 1 << 30 });
-for (const line of tgid.stdout.split('\n')) {
-  const m = /^\s*(\d+)\/(\d+)/.exec(line);
-  if (m !== null && m[1] === brokerPid) threads.add(m[2]!);
-}
-threads.add(brokerPid);
 
 const who = (r: Run): string => {
   if (r.tid === brokerPid) return `broker main (${r.left === 'R' || r.left === 'R+' ? 'preempted' : 'slept'})`;
