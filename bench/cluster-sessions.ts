@@ -35,6 +35,7 @@ import { startCourier, type CourierProcess } from '../test/helpers/courier-proce
 import { startRedisServer, type RedisServer } from '../test/helpers/redis-server.js';
 import { pollUntil } from '../test/helpers/wait.js';
 import { cpuMicros } from './proc.js';
+import { percentile, sortedNumbers } from './stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -71,10 +72,7 @@ let admin!: Redis;
 const nodes: CourierProcess[] = [];
 const open = new Set<MqttClient>();
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
-}
+const pct = (xs: number[], p: number): number => percentile(sortedNumbers(xs), p / 100);
 const fmt = (ms: number): string => `${ms.toFixed(2)} ms`;
 function summary(name: string, xs: number[]): string {
   return `${name.padEnd(46)} n=${xs.length}  p50 ${fmt(pct(xs, 50))}  p95 ${fmt(pct(xs, 95))}  p99 ${fmt(pct(xs, 99))}  max ${fmt(Math.max(...xs))}`;

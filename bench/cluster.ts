@@ -41,6 +41,7 @@ import { freePort, killAll, pinnedSpawn } from './brokers/index.js';
 import { Pool, type Totals } from './loadgen/pool.js';
 import { PAYLOAD_HEADER, type ConnSpec } from './loadgen/protocol.js';
 import { allowedCpus, cpuMicros } from './proc.js';
+import { median as medianOf, percentile } from './stats.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const REDIS_SERVER = process.env.COURIER_REDIS_SERVER ?? '/usr/bin/redis-server';
@@ -445,11 +446,6 @@ async function snapshot(pool: Pool, nodes: NodeProc[], redis: RedisProc | null):
   return { t, totals, nodeUs, gen, redis: redis === null ? null : await redisSample(redis) };
 }
 
-function percentile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}
-
 async function connect(pool: Pool, worker: number, conns: ConnSpec[]): Promise<void> {
   if (conns.length === 0) return;
   const r = await pool.request(worker, { op: 'connect', conns, window: 64, timeoutMs: 30_000 });
@@ -677,11 +673,8 @@ function failed(c: Case, round: number, err: unknown): Result {
 // -------------------------------------------------------------------------------------------------
 // Report
 
-function median(xs: number[]): number {
-  const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
-  if (v.length === 0) return NaN;
-  return v.length % 2 === 1 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
-}
+/** The median of the finite values (a failed reading is NaN); NaN when there is none. */
+const median = (xs: number[]): number => medianOf(xs.filter((x) => Number.isFinite(x)));
 
 /** Medians over the rounds of one case, field by field. */
 function combine(rs: Result[]): Result {

@@ -22,6 +22,7 @@ import mqttPacket from 'mqtt-packet';
 import type * as MP from 'mqtt-packet';
 import { Decoder, encode } from '../src/protocol/index.js';
 import type { Packet } from '../src/protocol/index.js';
+import { median } from './stats.js';
 
 type Version = 4 | 5;
 
@@ -249,12 +250,6 @@ function opsPerSecond(side: Side, ms: number): number {
   if (keep === -1) console.log(keep);
   return (ops * 1000) / (t - t0);
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 interface Result {
   name: string;

@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 import { killAll, pinnedSpawn } from './brokers/index.js';
 import { buildNativeConnect } from './loadgen/native.js';
 import { cpuMicros } from './proc.js';
+import { median } from './stats.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -142,11 +143,6 @@ async function measure(v: Variant): Promise<number> {
 }
 
 process.on('exit', killAll);
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 const perRound: Array<Record<string, number>> = [];
 for (let r = 0; r < rounds; r++) {

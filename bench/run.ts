@@ -27,6 +27,7 @@ import {
   type NativeProgram,
 } from './loadgen/native.js';
 import { allowedCpus, pinSelf } from './proc.js';
+import { median } from './stats.js';
 import { PAYLOAD_HEADER } from './loadgen/protocol.js';
 import { scenarioTable, targetChecks, targetsTable } from './report.js';
 import { SCENARIOS, type GeneratorJob, type ScenarioName, type ScenarioParams, type ScenarioResult } from './types.js';
@@ -367,11 +368,8 @@ function medianOfRounds(rounds: ScenarioResult[]): ScenarioResult {
   if (rounds.length <= 1 || ok.length === 0) return rounds[0]!;
   const metrics: Record<string, number | null> = {};
   for (const k of Object.keys(ok[0]!.metrics)) {
-    const vals = ok
-      .map((r) => r.metrics[k])
-      .filter((v): v is number => typeof v === 'number' && !Number.isNaN(v))
-      .sort((a, b) => a - b);
-    metrics[k] = vals.length === 0 ? null : vals.length % 2 === 1 ? vals[(vals.length - 1) / 2]! : (vals[vals.length / 2 - 1]! + vals[vals.length / 2]!) / 2;
+    const vals = ok.map((r) => r.metrics[k]).filter((v): v is number => typeof v === 'number' && !Number.isNaN(v));
+    metrics[k] = vals.length === 0 ? null : median(vals);
   }
   // Each round's headline figure, so the spread behind the median is visible.
   const key = 'p50_us' in ok[0]!.metrics ? 'p50_us' : 'retained_ms' in ok[0]!.metrics ? 'retained_ms' : undefined;

@@ -29,6 +29,7 @@ import { runAsMain, startBroker } from './brokers/index.js';
 import { children, launchCourier } from './courier-launch.js';
 import { NativeConnections, buildNativeConnect } from './loadgen/native.js';
 import { cpuMicros } from './proc.js';
+import { median } from './stats.js';
 
 const here = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -199,10 +200,6 @@ async function measure(v: Variant, round: number, o: { bin: string; connections:
   }
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 const fmt = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '—');
 
 export async function main(argv: string[]): Promise<void> {

@@ -41,6 +41,7 @@ import { ProcessGroup } from '../test/helpers/processes.js';
 import { startCourier, type CourierProcess, type LogLine } from '../test/helpers/courier-process.js';
 import { startRedisServer, type RedisServer } from '../test/helpers/redis-server.js';
 import { pollUntil } from '../test/helpers/wait.js';
+import { percentile as percentileOf, sortedNumbers } from '../bench/stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -583,11 +584,7 @@ async function checkKeys(): Promise<void> {
   if (left.length > 0) violations.push(`leaked keys (${left.length}): ${left.slice(0, 30).join('; ')}${left.length > 30 ? ' …' : ''}`);
 }
 
-function percentile(xs: number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
-}
+const percentile = (xs: number[], p: number): number => percentileOf(sortedNumbers(xs), p / 100);
 
 async function main(): Promise<void> {
   log(`chaos-cluster: seed ${SEED}, ${MINUTES} min, ${SUBSCRIBERS} subscribers, ${TOPICS} topics, 2 QoS 1 + 2 QoS 2 publishers at ${RATE} msg/s each`);

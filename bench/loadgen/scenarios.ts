@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { readFileSync, rmSync } from 'node:fs';
 import { memFile } from '../brokers/gc-signal.js';
 import { allowedCpus, cpuMicros, rssKiB, treeSum } from '../proc.js';
+import { percentile } from '../stats.js';
 import type { GeneratorJob, ScenarioResult } from '../types.js';
 import { latencyGenerator, nativeLatency } from './latency-native.js';
 import { NATIVE_CONNECT_ENV, NATIVE_CONNECT_MISSING_ENV, NativeConnections } from './native.js';
@@ -182,12 +183,6 @@ async function qos1(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {
   delete m.window_stalls;
   m.acked_per_s = Math.round(w.acked / w.seconds);
   return { scenario: job.scenario, broker: job.broker, metrics: m, notes: [] };
-}
-
-function percentile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[i]!;
 }
 
 async function latency(pool: Pool, job: GeneratorJob): Promise<ScenarioResult> {

@@ -2,6 +2,7 @@
  * Bookkeeping of the soak run (scripts/soak.ts): which sequence numbers each subscriber got from
  * each publisher (a growing bitmap per pair), RSS samples and their trend. Pure: no I/O.
  */
+import { mean, median } from '../../bench/stats.js';
 
 /** Sequence numbers one subscriber received from one publisher: a bitmap that grows. */
 export class SeqSet {
@@ -57,21 +58,15 @@ export interface Trend {
   minutes: number;
 }
 
-function median(xs: number[]): number {
-  if (xs.length === 0) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
-
 /** The trend of the samples taken at or after `warmupS` seconds (of `rss`, or of another reading). */
 export function trend(samples: readonly Sample[], warmupS: number, of: (s: Sample) => number = (s) => s.rss): Trend {
   const pts = samples.filter((s) => s.t >= warmupS);
   const n = pts.length;
   const xs = pts.map((p) => p.t / 60);
   const ys = pts.map((p) => of(p) / 1024);
-  const mx = xs.reduce((a, b) => a + b, 0) / Math.max(n, 1);
-  const my = ys.reduce((a, b) => a + b, 0) / Math.max(n, 1);
+  // No samples: 0 (not NaN) for the means and the thirds' medians, as the report prints them.
+  const mx = n === 0 ? 0 : mean(xs);
+  const my = n === 0 ? 0 : mean(ys);
   let sxy = 0;
   let sxx = 0;
   let syy = 0;
@@ -87,8 +82,8 @@ export function trend(samples: readonly Sample[], warmupS: number, of: (s: Sampl
     slopeKiBPerMin: slope,
     r2,
     meanRss: my * 1024,
-    firstThird: median(pts.slice(0, third).map(of)),
-    lastThird: median(pts.slice(n - third).map(of)),
+    firstThird: n === 0 ? 0 : median(pts.slice(0, third).map(of)),
+    lastThird: n === 0 ? 0 : median(pts.slice(n - third).map(of)),
     n,
     minutes: n > 1 ? (pts[n - 1]!.t - pts[0]!.t) / 60 : 0,
   };
