@@ -4,16 +4,18 @@
  * `kick` callback for takeover, and storage only through the `Store` interface.
  *
  * This class is the facade the rest of the broker uses, and it routes (the hot path stays in
- * this one class). Its other jobs live behind it: the session lifecycle (session-lifecycle.ts),
- * sessions restored from the store (session-restore.ts), the outbound journal (journal.ts),
- * retained messages (retained.ts), wills (wills.ts), the choice of a shared group's member
- * (shared-groups.ts) and the records the store keeps (stored-records.ts).
+ * this one class). Its other jobs live behind it: its side towards the store (core-storage.ts,
+ * which it extends: commit points, atomic units, flush, inbound QoS 2 ids, handed-over entries),
+ * the session lifecycle (session-lifecycle.ts), sessions restored from the store
+ * (session-restore.ts), the outbound journal (journal.ts), retained messages (retained.ts), wills
+ * (wills.ts), the choice of a shared group's member (shared-groups.ts) and the records the store
+ * keeps (stored-records.ts).
  */
 import type { QoS } from '../protocol/constants.js';
 import type { Logger, MqttOptions, SessionLimits } from '../options.js';
 import type { Store, StoredMessage, StoredOutbound, StoredSession } from '../store/types.js';
 import { TopicTrie, type RetainedIndex } from '../topics/index.js';
-import { isExpired, type Message } from './message.js';
+import type { Message } from './message.js';
 import { Deadlines, systemClock, type Clock } from './deadlines.js';
 import { Session, type DeliveryCounters, type SessionEnv, type SessionHost, type SharedGroup, type Subscription, type Will } from './session.js';
 import type { ClusterLink } from './cluster-link.js';
@@ -27,6 +29,7 @@ import { fromStored } from './stored-records.js';
 import { publishGatedWill } from './wills.js';
 import { subscribe, unsubscribe } from './subscription-index.js';
 import type { CoreCounters, CoreObserver, LiveConnection, SessionFilter } from './core-types.js';
+import { CoreStorage } from './core-storage.js';
 
 export { NEVER_EXPIRES } from './session-lifecycle.js';
 export { fromStored, toStored } from './stored-records.js';
@@ -37,7 +40,7 @@ function isGroup(v: Subscription | SharedGroup): v is SharedGroup {
   return (v as SharedGroup).members !== undefined;
 }
 
-export class BrokerCore {
+export class BrokerCore extends CoreStorage {
   readonly sessions = new Map<string, Session>();
   readonly live = new Map<string, LiveConnection>();
   /** Subscriptions by filter: a client's own (key = client id) or a shared group (key = NUL + group name). */
@@ -57,7 +60,6 @@ export class BrokerCore {
   };
   readonly mqtt: MqttOptions;
   readonly limits: SessionLimits;
-  readonly #store: Store;
   readonly #log: Logger;
   readonly #observer: CoreObserver;
   /** Per-publish scratch, reused (see publish): hits by position, how many, the pass's mark. */
@@ -78,22 +80,21 @@ export class BrokerCore {
   cluster: ClusterLink | undefined = undefined;
   /** Will delay, session expiry and queued-message expiry of every session, and the expiry of retained messages, on one timer (see deadlines.ts). */
   readonly deadlines: Deadlines<Session | RetainedExpiry>;
-  readonly #journal: OutboundJournal;
   readonly #retained: RetainedMessages;
   readonly #lifecycle: SessionLifecycle;
   readonly #restore: SessionRestore;
 
   constructor(mqtt: MqttOptions, limits: SessionLimits, store: Store, log: Logger, observer: CoreObserver, clock: Clock = systemClock) {
+    const journal = new OutboundJournal(store);
+    super(store, journal);
     this.mqtt = mqtt;
     this.limits = limits;
-    this.#store = store;
     this.#log = log;
     this.#observer = observer;
     this.deadlines = new Deadlines<Session | RetainedExpiry>((item, now) => {
       if (item instanceof Session) this.#lifecycle.sessionDue(item, now);
       else this.#retained.due(item);
     }, clock);
-    const journal = (this.#journal = new OutboundJournal(store));
     const retained = (this.#retained = new RetainedMessages(mqtt, store, this.deadlines, this));
     this.retained = retained.index;
     const host: SessionHost = { reschedule: (s) => this.#lifecycle.schedule(s) };
@@ -102,18 +103,6 @@ export class BrokerCore {
     const redistribute = (s: Session, keep: boolean): void => this.#redistribute(s, keep);
     const lifecycle = (this.#lifecycle = new SessionLifecycle(this, { store, log, observer, sessionEnv, journal, redistribute }));
     this.#restore = new SessionRestore(this, { store, log, sessionEnv, journal, retained, lifecycle });
-  }
-
-  /**
-   * Every journaled entry carries its message inline (no shared message records): set in a
-   * cluster (see OutboundJournal.inlineMessages).
-   */
-  get inlineMessages(): boolean {
-    return this.#journal.inlineMessages;
-  }
-
-  set inlineMessages(on: boolean) {
-    this.#journal.inlineMessages = on;
   }
 
   /** Stops the deadline timer (broker shutdown). */
@@ -149,74 +138,9 @@ export class BrokerCore {
     this.#lifecycle.dropAll(close);
   }
 
-  /** Entries handed over by a session's previous owner (cluster): queued in the session here; false when it is not here. */
-  deliverStored(clientId: string, entries: readonly StoredOutbound[]): boolean {
-    const s = this.sessions.get(clientId);
-    if (s === undefined) return false;
-    for (const e of entries) {
-      if (e.message === undefined) continue;
-      const m = fromStored(e.message);
-      if (isExpired(m, Date.now())) continue;
-      s.deliverBack(m, e.qos, e.retain, e.subscriptionIds);
-    }
-    return true;
-  }
-
-  /** Deletes a client id's stored session (a claimed session that does not go on). */
-  discardStored(clientId: string): void {
-    this.#store.deleteSession(clientId);
-  }
-
   /** Publishes a will read from the store (a session taken over from another node), authorized as any will. */
   publishStoredWill(message: StoredMessage, clientId: string, owner: string | undefined): void {
     publishGatedWill(this, this.#log, fromStored(message), clientId, owner);
-  }
-
-  /**
-   * Resolves when every store write so far is committed, and (in a cluster) the cluster writes
-   * up to `clusterMark` are accepted; null when nothing is outstanding.
-   */
-  commitPoint(clusterMark = 0): Promise<void> | null {
-    this.#journal.flush();
-    const stored = this.#store.commitPoint();
-    const link = this.cluster;
-    if (link === undefined || clusterMark === 0) return stored;
-    const clustered = link.commitPoint(clusterMark);
-    if (clustered === null) return stored;
-    return stored === null ? clustered : Promise.all([stored, clustered]).then(() => undefined);
-  }
-
-  /** Read-your-writes for retained messages across a cluster (see ClusterLink.retainedBarrier). */
-  retainedBarrier(): Promise<void> | null {
-    return this.cluster?.retainedBarrier() ?? null;
-  }
-
-  /** Writes what is pending and resolves once the store has committed it. */
-  async flush(): Promise<void> {
-    this.#journal.flush();
-    await this.#store.flush();
-  }
-
-  /**
-   * Opens (true) or closes (false) a unit of writes that the store commits atomically: what was
-   * journaled goes to the store before the unit closes.
-   */
-  atomic(on: boolean, scope?: string): void {
-    if (!on) this.#journal.flush();
-    this.#store.atomic?.(on, scope);
-  }
-
-  /** Inbound QoS 2 id received (PUBREC about to go out) [MQTT-4.3.3-8]. */
-  inboundReceived(session: Session, packetId: number): void {
-    session.addInbound(packetId);
-    if (session.journal !== undefined) this.#store.putInbound(session.clientId, packetId);
-  }
-
-  /** Inbound QoS 2 id released by PUBREL; false when it was not pending. */
-  inboundReleased(session: Session, packetId: number): boolean {
-    if (!session.deleteInbound(packetId)) return false;
-    if (session.journal !== undefined) this.#store.deleteInbound(session.clientId, packetId);
-    return true;
   }
 
   /** CONNECT: finds or creates the session for a client id (see SessionLifecycle.openSession). */
