@@ -22,12 +22,13 @@
  *   per socket), so a call sent again on a new connection never meets NOSCRIPT, even after a
  *   Redis restart. A NOSCRIPT reply (SCRIPT FLUSH under a live connection) is retried as a new
  *   command behind the ones sent since: the one way a call is applied out of order.
- * So single commands are sent again in the order sent; the scripts' call-number guard
- * (scripts.ts) makes one that Redis had applied before the break a no-op answered as the first
- * time, so every call is applied exactly once, in order. Keeping the pipeline and resending its
- * failed calls ourselves would not do: a later pipeline already written and wholly unanswered is
- * sent again by ioredis on reconnect, before our resend, and its higher numbers would make the
- * guard skip the resent calls.
+ * test/unit/cluster/ioredis-resend.test.ts pins the first two. So single commands are sent again
+ * in the order sent; the scripts' call-number guard (scripts.ts) makes one that Redis had applied
+ * before the break a no-op answered as the first time, so every call is applied exactly once, in
+ * order. Keeping the pipeline and resending its failed calls ourselves would not do: a later
+ * pipeline already written and wholly unanswered is sent again by ioredis on reconnect, before
+ * our resend, and its higher numbers would make the guard skip the resent calls (waiting for each
+ * pipeline's answer before sending the next would cost the throughput of calls in flight).
  */
 import type { Redis } from 'ioredis';
 
