@@ -1,15 +1,17 @@
 /**
  * What a cluster node writes to Redis in one event-loop turn: forward batches (one inbox entry
- * per destination node), retained changes and route changes, sent as one pipeline at the end of
- * the turn. Every queued write gets a number (`writes`); an acknowledgement that depends on
- * write n waits for `commitPoint(n)`, the promise of the pipeline that carries it. Every script
- * call carries this incarnation's `pipe:<nid>` key and the next call number, so a call that the
- * Redis client sends again after a reconnect is applied once (scripts.ts, guard).
+ * per destination node), retained changes and route changes, sent together at the end of the
+ * turn (script calls as single commands in one socket write: calls.ts says why not a pipeline).
+ * Every queued write gets a number (`writes`); an acknowledgement that depends on write n waits
+ * for `commitPoint(n)`, the promise of the turn's calls that carry it. Every script call carries
+ * this incarnation's `pipe:<nid>` key and the next call number, so a call that the Redis client
+ * sends again after a reconnect is applied once (scripts.ts, guard).
  */
 import type { Redis } from 'ioredis';
 import type { Message } from '../core/message.js';
 import type { Logger } from '../options.js';
 import type { ClusterCounters } from './options.js';
+import { corked } from './calls.js';
 import { assignGroups, type RouteTable } from './routes.js';
 import { MAX_ROUTE_OPS, RETAINED_LOG_MAXLEN, ROUTE_LOG_MAXLEN, type Keys } from './scripts.js';
 import { BatchWriter, encodeRetained } from './wire.js';
@@ -26,17 +28,12 @@ export interface OutboxOwner {
   fenced(why: string): void;
 }
 
-/** The cluster's scripts queued on a pipeline (their replies come with the pipeline's). */
-interface PipelineScripted {
-  courierRoutes(...args: Array<string | Buffer | number>): void;
-  courierRetain(...args: Array<string | Buffer | number>): void;
-  courierForward(...args: Array<string | Buffer | number>): void;
-  courierMarks(...args: Array<string | Buffer | number>): void;
-}
-
-/** The same, called on their own. */
+/** The cluster's scripts, each call a single command (calls.ts). */
 interface Scripted {
   courierRoutes(...args: Array<string | Buffer | number>): Promise<unknown>;
+  courierRetain(...args: Array<string | Buffer | number>): Promise<unknown>;
+  courierForward(...args: Array<string | Buffer | number>): Promise<unknown>;
+  courierMarks(...args: Array<string | Buffer | number>): Promise<unknown>;
 }
 
 export class Outbox {
@@ -65,7 +62,7 @@ export class Outbox {
   writes = 0;
   #sent = 0;
   #confirmed = 0;
-  /** Pipelines in flight, oldest first, each with the last write number it carries. */
+  /** Turns whose calls are in flight, oldest first, each with the last write number it carries. */
   readonly #flights: Array<{ upTo: number; done: Promise<void> }> = [];
   /**
    * Cluster II: the session store, which writes hand-overs and answers to barriers in its own
@@ -84,7 +81,7 @@ export class Outbox {
    * with that client's inbound packet id (see #storeForward).
    */
   readonly #storedForwards = new Map<string, { dests: Set<number>; writers: Map<number, BatchWriter> }>();
-  /** The promise handed out for writes of this turn, settled by the pipeline that sends them. */
+  /** The promise handed out for writes of this turn, settled by the calls that send them. */
   #next: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | undefined = undefined;
 
   constructor(node: OutboxOwner, redis: Redis, keys: Keys, log: Logger) {
@@ -124,7 +121,7 @@ export class Outbox {
     return [k.node(nid), k.routes(nid), k.rlog, k.pipe(nid), nid, ROUTE_LOG_MAXLEN, reset ? '1' : '0', ++this.#calls];
   }
 
-  /** Sends what is queued and resolves once every pipeline in flight has been answered. */
+  /** Sends what is queued and resolves once every call in flight has been answered. */
   async drain(): Promise<void> {
     this.#flush();
     await Promise.all(this.#flights.map((f) => f.done.catch(() => {})));
@@ -267,8 +264,8 @@ export class Outbox {
   commitPoint(upTo: number): Promise<void> | null {
     if (upTo <= this.#confirmed) return null;
     if (upTo > this.#sent) {
-      // Not sent yet: it leaves with the rest of this turn (one pipeline per turn, however many
-      // acknowledgements wait for it), and the promise is that pipeline's.
+      // Not sent yet: it leaves with the rest of this turn (one write per turn, however many
+      // acknowledgements wait for it), and the promise is that of the turn's calls.
       this.#schedule();
       if (this.#next === undefined) {
         let resolve!: () => void;
@@ -309,95 +306,9 @@ export class Outbox {
       next?.resolve();
       return;
     }
-    const k = this.#keys;
-    const me = this.#node.nid;
-    const pipe = k.pipe(me);
-    const p = this.#redis.pipeline();
-    const forwardCalls: Array<{ index: number; nid: number; count: number }> = [];
-    let index = 0;
-    if (hasRoutes) {
-      // Routes first: a subscriber's interest is announced before anything that depends on it.
-      const ops = [...this.#routeOps];
-      this.#routeOps.clear();
-      this.#node.counters.routeChanges += ops.length;
-      for (let i = 0; i < ops.length; i += MAX_ROUTE_OPS) {
-        const args = this.#routesCall(false);
-        for (const [filter, on] of ops.slice(i, i + MAX_ROUTE_OPS)) args.push(on ? '+' : '-', filter);
-        (p as unknown as PipelineScripted).courierRoutes(...args);
-        index++;
-      }
-    }
-    for (const m of this.#retains) {
-      this.#node.counters.retainedChanges++;
-      (p as unknown as PipelineScripted).courierRetain(
-        k.ret,
-        k.retVer,
-        k.retLog,
-        k.dead(me),
-        pipe,
-        m.topic,
-        m.payload.length === 0 ? '' : encodeRetained(m),
-        RETAINED_LOG_MAXLEN,
-        ++this.#calls,
-      );
-      index++;
-    }
-    this.#retains.length = 0;
-    // One atomic call for every destination: a node that received a message of this turn from
-    // here can tell (from the destination list) which other nodes got it in the same step.
-    const forward: Array<string | Buffer | number> = [k.dead(me), pipe, String(me), '', k.inboxPrefix, k.movedPrefix, 0];
-    const dests: number[] = [];
-    for (const [nid, w] of this.#batches) {
-      if (w.count === 0) continue;
-      this.#node.counters.forwardBatches++;
-      forward.push(nid, w.finish());
-      forwardCalls.push({ index, nid, count: w.count });
-      dests.push(nid);
-      w.reset();
-    }
-    if (dests.length > 0) {
-      forward[3] = dests.join(',');
-      forward[6] = ++this.#calls;
-      (p as unknown as PipelineScripted).courierForward(...forward);
-    }
-    // Barriers and cuts: behind this turn's forwards, in one call.
-    const marksAt = p.length;
-    const gone: Array<(() => void) | undefined> = [];
-    if (hasMarks) {
-      const args: Array<string | number> = [k.dead(me), pipe, ++this.#calls];
-      for (const m of this.#marks) {
-        args.push(k.inbox(m.nid), m.kind, m.clientId, String(m.as), String(m.seq));
-        gone.push(m.gone);
-      }
-      (p as unknown as PipelineScripted).courierMarks(...args);
-    }
-    this.#marks.length = 0;
     const upTo = this.writes;
     this.#sent = upTo;
-    const done = p.exec().then((results) => {
-      if (results === null) throw new Error('cluster write: no reply');
-      // Per mark: 0 = no inbox, no entry.
-      if (gone.length > 0) {
-        const reply = results[marksAt]?.[1];
-        if (Array.isArray(reply)) for (let j = 0; j < gone.length; j++) if (reply[j] === 0) gone[j]?.();
-      }
-      if (forwardCalls.length > 0) {
-        const reply = results[forwardCalls[0]!.index]?.[1];
-        // Per destination: 0 = its inbox is gone (it left or died, and nobody adopted its sessions).
-        if (Array.isArray(reply))
-          forwardCalls.forEach(({ count }, j) => {
-            if (reply[j] === 0) this.#node.counters.forwardsToGoneNodes += count;
-          });
-      }
-      for (const [err] of results) {
-        if (err === null) continue;
-        if (/FENCED/.test(err.message)) {
-          // Nothing that depended on this turn's writes is acknowledged.
-          this.#node.fenced(`Redis refused a write of this node (${err.message})`);
-        }
-        throw err;
-      }
-    });
+    const done = corked(this.#redis, () => this.#send(hasRoutes));
     const flight = { upTo, done };
     this.#flights.push(flight);
     const settle = (): void => {
@@ -416,5 +327,82 @@ export class Outbox {
         this.#log.error({ err: String(err) }, 'cluster: write to Redis failed');
       },
     );
+  }
+
+  /**
+   * Issues the turn's script calls, in the order routes, retained changes, forwards, marks;
+   * resolves once all are answered, rejects with the first error (FENCED: the node is told).
+   */
+  #send(hasRoutes: boolean): Promise<void> {
+    const k = this.#keys;
+    const me = this.#node.nid;
+    const pipe = k.pipe(me);
+    const r = this.#redis as unknown as Scripted;
+    const calls: Array<Promise<unknown>> = [];
+    if (hasRoutes) {
+      // Routes first: a subscriber's interest is announced before anything that depends on it.
+      const ops = [...this.#routeOps];
+      this.#routeOps.clear();
+      this.#node.counters.routeChanges += ops.length;
+      for (let i = 0; i < ops.length; i += MAX_ROUTE_OPS) {
+        const args = this.#routesCall(false);
+        for (const [filter, on] of ops.slice(i, i + MAX_ROUTE_OPS)) args.push(on ? '+' : '-', filter);
+        calls.push(r.courierRoutes(...args));
+      }
+    }
+    for (const m of this.#retains) {
+      this.#node.counters.retainedChanges++;
+      const retained = m.payload.length === 0 ? '' : encodeRetained(m);
+      calls.push(r.courierRetain(k.ret, k.retVer, k.retLog, k.dead(me), pipe, m.topic, retained, RETAINED_LOG_MAXLEN, ++this.#calls));
+    }
+    this.#retains.length = 0;
+    // One atomic call for every destination: a node that received a message of this turn from
+    // here can tell (from the destination list) which other nodes got it in the same step.
+    const forward: Array<string | Buffer | number> = [k.dead(me), pipe, String(me), '', k.inboxPrefix, k.movedPrefix, 0];
+    const counts: number[] = [];
+    const dests: number[] = [];
+    for (const [nid, w] of this.#batches) {
+      if (w.count === 0) continue;
+      this.#node.counters.forwardBatches++;
+      forward.push(nid, w.finish());
+      counts.push(w.count);
+      dests.push(nid);
+      w.reset();
+    }
+    if (dests.length > 0) {
+      forward[3] = dests.join(',');
+      forward[6] = ++this.#calls;
+      calls.push(
+        r.courierForward(...forward).then((reply) => {
+          // Per destination: 0 = its inbox is gone (it left or died, and nobody adopted its sessions).
+          if (Array.isArray(reply))
+            counts.forEach((count, j) => {
+              if (reply[j] === 0) this.#node.counters.forwardsToGoneNodes += count;
+            });
+        }),
+      );
+    }
+    // Barriers and cuts: behind this turn's forwards, in one call.
+    if (this.#marks.length > 0) {
+      const args: Array<string | number> = [k.dead(me), pipe, ++this.#calls];
+      const gone: Array<(() => void) | undefined> = [];
+      for (const m of this.#marks) {
+        args.push(k.inbox(m.nid), m.kind, m.clientId, String(m.as), String(m.seq));
+        gone.push(m.gone);
+      }
+      this.#marks.length = 0;
+      calls.push(
+        r.courierMarks(...args).then((reply) => {
+          // Per mark: 0 = no inbox, no entry.
+          if (Array.isArray(reply)) for (let j = 0; j < gone.length; j++) if (reply[j] === 0) gone[j]?.();
+        }),
+      );
+    }
+    const fenced = (err: unknown): never => {
+      // Nothing that depended on this turn's writes is acknowledged.
+      if (err instanceof Error && /FENCED/.test(err.message)) this.#node.fenced(`Redis refused a write of this node (${err.message})`);
+      throw err;
+    };
+    return Promise.all(calls).then(() => {}, fenced);
   }
 }

@@ -103,8 +103,8 @@ export function keys(prefix: string): Keys {
  * keeps that order, so Redis sees each number after every smaller one it will ever see: a call
  * whose number is not above the last one applied (`h`) was applied already. It is answered as the
  * first time (`seen`; `first` is the stored answer when the script kept one with `keep`) and
- * changes nothing. A call that never reached Redis (the rest of a pipeline aborted by the client
- * after a partial answer) leaves a gap, which is harmless: nothing after it waits for it. The
+ * changes nothing. The calls are single commands, not an ioredis pipeline, because ioredis fails
+ * the rest of a partly answered pipeline instead of sending it again (calls.ts). The
  * one way ioredis sends a call out of order is its NOSCRIPT retry (a script cache flushed under a
  * live connection: SCRIPT FLUSH), after which that call would be skipped; docs/clustering.md
  * asks operators not to flush scripts under a running cluster.

@@ -18,6 +18,12 @@
  *   New connections are held until resume.
  * - refuse(): the listening socket is closed, so new connections get ECONNREFUSED; current ones
  *   go on. heal() (or unrefuse()) listens again on the same port.
+ * - holdRequests(match): what the matching connections' clients send from now on is held back
+ *   (the client's first 4 KiB, e.g. its CLIENT SETNAME, decide: `match`); the target's answers
+ *   still flow. held() shows what is held and what the target answered since; releaseRequests(n)
+ *   forwards the first n held bytes; endHeld() ends those connections cleanly (the client reads
+ *   every answer forwarded so far, then the end; the rest of its requests never reaches the target):
+ *   a connection that breaks after the server answered part of what the client had sent.
  * - heal(): all of the above undone.
  */
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -54,7 +60,13 @@ interface Link {
   toClient: Lane;
   /** Bytes were dropped: the streams are no longer whole. */
   tainted: boolean;
+  /** The first bytes the client sent (holdRequests matches on them). */
+  head: Buffer;
+  /** holdRequests(): the client's bytes held back, and the target's bytes passed on since the hold or the last release. */
+  hold: { requests: Buffer[]; replies: Buffer[] } | undefined;
 }
+
+const HEAD_BYTES = 4096;
 
 const lane = (): Lane => ({ queue: [], lastDue: 0, timer: undefined, ended: false, endSent: false });
 
@@ -62,6 +74,8 @@ export class FaultProxy {
   readonly targetHost: string;
   readonly targetPort: number;
   readonly #links = new Set<Link>();
+  /** Client sockets of connections ended by endHeld(), until they close. */
+  readonly #ending = new Set<Socket>();
   readonly #changed = new Set<() => void>();
   #server: Server | undefined;
   #port = 0;
@@ -140,12 +154,68 @@ export class FaultProxy {
     await this.listen(this.#port);
   }
 
+  /** Holds back what the clients of the connections whose first bytes match `match` send from now on; returns how many. */
+  holdRequests(match: (head: Buffer) => boolean): number {
+    let n = 0;
+    for (const link of this.#links) {
+      if (link.hold !== undefined || !match(link.head)) continue;
+      link.hold = { requests: [], replies: [] };
+      n++;
+    }
+    return n;
+  }
+
+  /** The held connection's requests not yet released, and the answers passed on to it since the hold or the last release. */
+  held(): { requests: Buffer; replies: Buffer } {
+    const holds = [...this.#links].flatMap((l) => (l.hold === undefined ? [] : [l.hold]));
+    if (holds.length !== 1) throw new Error(`FaultProxy: ${holds.length} held connections, expected one`);
+    return { requests: Buffer.concat(holds[0]!.requests), replies: Buffer.concat(holds[0]!.replies) };
+  }
+
+  /** Forwards the first `bytes` of what each held connection holds; the rest stays held. held().replies starts again. */
+  releaseRequests(bytes: number): void {
+    for (const link of this.#links) {
+      if (link.hold === undefined) continue;
+      const all = Buffer.concat(link.hold.requests);
+      link.hold.replies = [];
+      link.hold.requests = all.length > bytes ? [all.subarray(bytes)] : [];
+      if (bytes > 0) this.#ingress(link, link.toTarget, all.subarray(0, Math.min(bytes, all.length)));
+    }
+  }
+
+  /**
+   * Ends the held connections: the client gets what was passed on to it, then a FIN; the target's
+   * side is closed, and what is still held never reaches it. Returns how many.
+   */
+  endHeld(): number {
+    let n = 0;
+    for (const link of [...this.#links]) {
+      if (link.hold === undefined) continue;
+      n++;
+      this.#links.delete(link);
+      for (const l of [link.toTarget, link.toClient]) clearTimeout(l.timer);
+      link.upstream?.destroy();
+      const client = link.client;
+      this.#ending.add(client);
+      client.once('close', () => this.#ending.delete(client));
+      client.once('end', () => client.destroy());
+      client.end();
+    }
+    this.#notify();
+    return n;
+  }
+
   /** Ends every fault: no blackhole, latency, pause or refusal; connections that lost bytes are reset. */
   async heal(): Promise<void> {
     this.#blackholed = false;
     this.#paused = false;
     this.#latencyMs = 0;
     for (const link of [...this.#links]) {
+      if (link.hold !== undefined) {
+        const held = Buffer.concat(link.hold.requests);
+        link.hold = undefined;
+        if (held.length > 0) this.#ingress(link, link.toTarget, held);
+      }
       if (link.tainted) {
         this.#drop(link, true);
         continue;
@@ -166,6 +236,7 @@ export class FaultProxy {
     const server = this.#server;
     this.#server = undefined;
     for (const link of [...this.#links]) this.#drop(link, false);
+    for (const socket of this.#ending) socket.destroy();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
     this.#notify();
   }
@@ -206,10 +277,25 @@ export class FaultProxy {
     }
     this.#stats.acceptedConnections++;
     client.setNoDelay(true);
-    const link: Link = { client, upstream: undefined, upstreamReady: false, toTarget: lane(), toClient: lane(), tainted: false };
+    const link: Link = {
+      client,
+      upstream: undefined,
+      upstreamReady: false,
+      toTarget: lane(),
+      toClient: lane(),
+      tainted: false,
+      head: Buffer.alloc(0),
+      hold: undefined,
+    };
     this.#links.add(link);
     client.on('data', (chunk: Buffer) => {
       this.#stats.bytesFromClient += chunk.length;
+      if (link.head.length < HEAD_BYTES) link.head = Buffer.concat([link.head, chunk.subarray(0, HEAD_BYTES - link.head.length)]);
+      if (link.hold !== undefined) {
+        link.hold.requests.push(chunk);
+        this.#notify();
+        return;
+      }
       this.#ingress(link, link.toTarget, chunk);
     });
     client.on('end', () => {
@@ -233,6 +319,7 @@ export class FaultProxy {
     });
     upstream.on('data', (chunk: Buffer) => {
       this.#stats.bytesFromTarget += chunk.length;
+      link.hold?.replies.push(chunk);
       this.#ingress(link, link.toClient, chunk);
     });
     upstream.on('end', () => {

@@ -1,5 +1,5 @@
 /**
- * The node's pipeline (outbox.ts: forwards, route changes, retained changes, barriers and cuts)
+ * The node's script calls (outbox.ts: forwards, route changes, retained changes, barriers and cuts)
  * is applied once even when the node's Redis client sends it again after a reconnect. ioredis
  * resends every command whose answer it had not read when the connection broke; Redis may have
  * applied it already. Before the guard (scripts.ts) a QoS 2 forward was then written to the
@@ -32,26 +32,21 @@ type Script = (...args: Array<string | Buffer | number>) => Promise<unknown>;
 const NAMES = ['courierForward', 'courierRoutes', 'courierRetain', 'courierMarks'] as const;
 type Captured = Record<(typeof NAMES)[number], Array<Array<string | Buffer | number>>>;
 
-/** Records the script calls the outbox queues on its pipelines (to send them again by hand). */
+/** Records the script calls the outbox sends (to send them again by hand). */
 function capture(client: Redis): Captured {
   const calls: Captured = { courierForward: [], courierRoutes: [], courierRetain: [], courierMarks: [] };
-  const pipeline = client.pipeline.bind(client);
-  client.pipeline = ((...a: Parameters<Redis['pipeline']>) => {
-    const p = pipeline(...a);
-    const scripted = p as unknown as Record<string, Script>;
-    for (const name of NAMES) {
-      const fn = scripted[name]!.bind(p);
-      scripted[name] = (...args) => {
-        calls[name].push(args);
-        return fn(...args);
-      };
-    }
-    return p;
-  }) as Redis['pipeline'];
+  const scripted = client as unknown as Record<string, Script>;
+  for (const name of NAMES) {
+    const fn = scripted[name]!.bind(client);
+    scripted[name] = (...args) => {
+      calls[name].push(args);
+      return fn(...args);
+    };
+  }
   return calls;
 }
 
-void describe('cluster pipeline: a call sent again is applied once', redisServerGate(), () => {
+void describe('cluster script calls: a call sent again is applied once', redisServerGate(), () => {
   let redis: RedisServer;
   let admin: Redis;
   const clients: Redis[] = [];
@@ -86,7 +81,7 @@ void describe('cluster pipeline: a call sent again is applied once', redisServer
     await redis?.close();
   });
 
-  void it('a pipeline Redis applied whose answer was lost in a broken connection: resent by the client, applied once (forward, route change, retained change, barrier)', async () => {
+  void it("a turn's calls Redis applied whose answers were lost in a broken connection: resent by the client, applied once (forward, route change, retained change, barrier)", async () => {
     const proxy = new FaultProxy({ port: redis.port });
     proxies.push(proxy);
     const { k, me, c, out } = await setup(await proxy.listen());
@@ -104,7 +99,7 @@ void describe('cluster pipeline: a call sent again is applied once', redisServer
       settled = true;
     });
     // Applied by Redis (seen on another connection) while its answer is still in the proxy.
-    await pollUntil(async () => (await admin.xlen(k.inbox(2))) === 3, { what: 'the pipeline applied', timeoutMs: 10_000, intervalMs: 10 });
+    await pollUntil(async () => (await admin.xlen(k.inbox(2))) === 3, { what: 'the calls applied', timeoutMs: 10_000, intervalMs: 10 });
     assert.equal(settled, false, 'the answer has not reached the client');
     proxy.refuse();
     proxy.latency(0);
@@ -114,7 +109,7 @@ void describe('cluster pipeline: a call sent again is applied once', redisServer
     other.retain(createMessage('r/t', Buffer.from('theirs'), 1, true, undefined, 'b', Date.now()));
     await other.commitPoint(other.writes);
     await proxy.unrefuse();
-    await point; // answered on the new connection: the client sent the pipeline again
+    await point; // answered on the new connection: the client sent the calls again
 
     assert.equal(await admin.xlen(k.inbox(2)), 3, 'one forward entry and one barrier besides the init entry');
     const entries = await admin.xrange(k.inbox(2), '-', '+');
