@@ -199,6 +199,8 @@ export function readBatch(buf: Buffer, fn: (f: Forwarded) => void): number {
       expiresAt,
       origin,
       encoded: undefined,
+      encodedKey: -1,
+      moreEncoded: undefined,
       storeId: 0,
       refs: 0,
     };

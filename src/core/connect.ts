@@ -13,7 +13,7 @@ import { isPromise } from '../security/index.js';
 import type { AuthenticationRequest, AuthenticationResult } from '../security/types.js';
 import { NEVER_EXPIRES } from './broker-core.js';
 import { ConnectedClient } from './connected-client.js';
-import { createMessage } from './message.js';
+import { createMessage, detach } from './message.js';
 import { Phase, type ConnectionInternals } from './connection-internals.js';
 import type { Will } from './session.js';
 import { applyClaim } from './takeover.js';
@@ -177,10 +177,10 @@ export function onConnect(c: ConnectionInternals, p: ConnectPacket): void {
     if (w.properties?.payloadFormatIndicator === 1 && !isUtf8(w.payload)) {
       return refuse(c, ReasonCode.PayloadFormatInvalid, 0, 'will payload is not UTF-8 although its format indicator says so');
     }
-    will = {
-      message: createMessage(w.topic, w.payload, qos, w.retain && mqtt.retainAvailable, w.properties, clientId, Date.now()),
-      delaySeconds: w.properties?.willDelayInterval ?? 0,
-    };
+    const message = createMessage(w.topic, w.payload, qos, w.retain && mqtt.retainAvailable, w.properties, clientId, Date.now());
+    // Kept for the connection's life: only its own bytes (message.ts detach).
+    detach(message);
+    will = { message, delaySeconds: w.properties?.willDelayInterval ?? 0 };
   }
 
   const admission = ctx.admit(c);

@@ -26,8 +26,15 @@ export interface Message {
   readonly expiresAt: number;
   /** Client id of the publisher ('' for the broker itself); No Local compares against it. */
   readonly origin: string;
-  /** Encoded forms reused across subscribers: index = (version - 3) * 6 + qos * 2 + retain. */
-  encoded: Array<Buffer | undefined> | undefined;
+  /**
+   * Encoded forms reused across subscribers, by key (version - 3) * 6 + qos * 2 + retain: the
+   * first one made in `encoded` under `encodedKey` (-1: none), any other in `moreEncoded`. Most
+   * messages need one encoding, and a field costs nothing where an array per message cost about
+   * 250 bytes of garbage (its backing store grows to hold the key as an index).
+   */
+  encoded: Buffer | undefined;
+  encodedKey: number;
+  moreEncoded: Array<Buffer | undefined> | undefined;
   /** Store id while persisted for outbound entries (0 = not stored), and how many entries reference it. */
   storeId: number;
   refs: number;
@@ -62,7 +69,18 @@ export function createMessage(topic: string, payload: Buffer, qos: QoS, retain: 
     if (any) properties = p;
     if (props.messageExpiryInterval !== undefined) expiresAt = now + props.messageExpiryInterval * 1000;
   }
-  return { topic, payload, qos, retain, properties, expiresAt, origin, encoded: undefined, storeId: 0, refs: 0 };
+  return { topic, payload, qos, retain, properties, expiresAt, origin, encoded: undefined, encodedKey: -1, moreEncoded: undefined, storeId: 0, refs: 0 };
+}
+
+function encodingOf(m: Message, key: number): Buffer | undefined {
+  return m.encodedKey === key ? m.encoded : m.moreEncoded?.[key];
+}
+
+function keepEncoding(m: Message, key: number, buf: Buffer): void {
+  if (m.encodedKey === -1 || m.encodedKey === key) {
+    m.encodedKey = key;
+    m.encoded = buf;
+  } else (m.moreEncoded ??= new Array<Buffer | undefined>(18).fill(undefined))[key] = buf;
 }
 
 export function isExpired(m: Message, now: number): boolean {
@@ -72,6 +90,43 @@ export function isExpired(m: Message, now: number): boolean {
 /** Remaining lifetime in whole seconds, rounded up (so a live message never shows 0). */
 function remainingSeconds(m: Message, now: number): number {
   return Math.max(1, Math.ceil((m.expiresAt - now) / 1000));
+}
+
+/** A buffer holding on to at least this much more memory than itself is copied by detach(). */
+const DETACH_SLACK = 4096;
+
+function compact(b: Buffer): Buffer {
+  if (b.buffer.byteLength < 2 * b.length + DETACH_SLACK) return b;
+  const own = Buffer.allocUnsafeSlow(b.length);
+  b.copy(own);
+  return own;
+}
+
+/**
+ * Makes a message that will be kept (retained, a will, queued for a session that cannot take it
+ * now, or left in flight when its session goes offline) hold only its own bytes. A decoded
+ * PUBLISH's payload is a view into the bytes it arrived in: a read of up to 64 KiB, or a slab
+ * that many small reads share (transport/shared-reads.ts). A view kept for hours would keep all of
+ * that memory alive, so a buffer much larger than its view is copied once (the message is shared
+ * by every subscriber, so once per message), and encodings that are such views are dropped (they
+ * are made again when needed). Content does not change, so every holder sees the same message.
+ */
+export function detach(m: Message): void {
+  const mm = m as { payload: Buffer };
+  mm.payload = compact(m.payload);
+  const cd = m.properties?.correlationData;
+  if (cd !== undefined) m.properties!.correlationData = compact(cd);
+  const first = m.encoded;
+  if (first !== undefined && compact(first) !== first) {
+    m.encoded = undefined;
+    m.encodedKey = -1;
+  }
+  const more = m.moreEncoded;
+  if (more === undefined) return;
+  for (let i = 0; i < more.length; i++) {
+    const b = more[i];
+    if (b !== undefined && compact(b) !== b) more[i] = undefined;
+  }
 }
 
 /** Payload size plus topic, for queue byte accounting. */
@@ -90,7 +145,7 @@ export function seedEncoding(m: Message, version: ProtocolVersion, raw: Buffer):
   const body = 2 + Buffer.byteLength(m.topic) + (version === 5 ? 1 : 0) + m.payload.length;
   const header = 1 + (body < 0x80 ? 1 : body < 0x4000 ? 2 : body < 0x200000 ? 3 : 4);
   if (raw.length !== header + body) return;
-  (m.encoded ??= [])[(version - 3) * 6] = raw;
+  keepEncoding(m, (version - 3) * 6, raw);
 }
 
 /**
@@ -112,12 +167,11 @@ export function encodeDelivery(
   const v5 = version === 5;
   const cacheable = !v5 || (m.expiresAt === 0 && subscriptionIds === undefined && topicOverride === undefined);
   if (cacheable) {
-    const idx = (version - 3) * 6 + qos * 2 + (retain ? 1 : 0);
-    const cache = (m.encoded ??= []);
-    let buf = cache[idx];
+    const key = (version - 3) * 6 + qos * 2 + (retain ? 1 : 0);
+    let buf = encodingOf(m, key);
     if (buf === undefined) {
       buf = encode(publishPacket(m, v5, qos, retain, qos === 0 ? undefined : 1, false, undefined, undefined, now), version);
-      cache[idx] = buf;
+      keepEncoding(m, key, buf);
     }
     return qos === 0 ? buf : withPacketId(buf, packetId, dup);
   }

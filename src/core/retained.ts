@@ -7,7 +7,7 @@ import type { Store } from '../store/types.js';
 import { RetainedIndex } from '../topics/index.js';
 import type { ClusterLink } from './cluster-link.js';
 import type { Deadlines, Scheduled } from './deadlines.js';
-import { isExpired, type Message } from './message.js';
+import { detach, isExpired, type Message } from './message.js';
 import { toStored } from './stored-records.js';
 
 /** A retained message with a Message Expiry, on the deadline heap (only these get an entry). */
@@ -69,6 +69,8 @@ export class RetainedMessages {
 
   /** Sets a topic's retained message; one with a Message Expiry goes on the deadline heap. */
   retain(topic: string, m: Message): void {
+    // Kept until replaced: only its own bytes (message.ts detach).
+    detach(m);
     this.#cancelExpiry(topic);
     this.index.set(topic, m);
     if (m.expiresAt === 0) return;

@@ -8,7 +8,7 @@
  */
 import type { ProtocolVersion, QoS } from '../protocol/constants.js';
 import type { SessionLimits } from '../options.js';
-import { isExpired, messageBytes, type Message } from './message.js';
+import { detach as detachMessage, isExpired, messageBytes, type Message } from './message.js';
 
 /** The connection side, as the session sees it. */
 export interface Outlet {
@@ -386,6 +386,8 @@ export class Session {
         return;
       }
     }
+    // Kept until the window opens or the client returns: only its own bytes (message.ts detach).
+    detachMessage(entry.message);
     if (held !== undefined) held.push(entry);
     else {
       if (this.#queue === NO_QUEUE) this.#queue = [];
@@ -494,6 +496,8 @@ export class Session {
   detach(now: number): void {
     this.outlet = undefined;
     this.disconnectedAt = now;
+    // What is in flight waits for the client's return: only its own bytes (message.ts detach).
+    if (this.#inflight !== undefined) for (const e of this.#inflight.values()) detachMessage(e.message);
   }
 
   /**

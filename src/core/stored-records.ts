@@ -22,6 +22,8 @@ export function fromStored(s: StoredMessage): Message {
     expiresAt: s.expiresAt,
     origin: s.origin,
     encoded: undefined,
+    encodedKey: -1,
+    moreEncoded: undefined,
     storeId: 0,
     refs: 0,
   };
