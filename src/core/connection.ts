@@ -32,6 +32,8 @@ export type { ClientInfo, ConnectionContext, ConnectionObserver, LimitCounters, 
 
 /** How long a connection being closed by the server may take to flush before it is destroyed. */
 const CLOSE_GRACE_MS = 2_000;
+/** What a closing connection reads and drops before it stops reading (closeGracefully). */
+const DISCARD_LIMIT = 64 * 1024;
 
 /**
  * Times held per connection are milliseconds since this module loaded, wrapped to 32 bits
@@ -407,17 +409,24 @@ export class Connection implements ConnectionInternals {
   }
 
   /**
-   * The broker has decided to close (violation, refusal, takeover, kick): read nothing more
-   * [MQTT-4.13.1-1], send what is owed, end the stream, destroy it after a grace period. A paused
-   * stream stops pulling: a TCP or TLS socket stops reading from the kernel once its readable
-   * buffer (16 KiB) is full, a WebSocket stream pauses its socket once its own is; so what the
-   * peer sends after the decision costs one socket read and a buffer (~50 KiB measured), not the
-   * grace period's bandwidth. The peer's own close goes unread too: the grace timer ends it.
+   * The broker has decided to close (violation, refusal, takeover, kick): process nothing more
+   * [MQTT-4.13.1-1], send what is owed, end the stream, destroy it after a grace period. What the
+   * peer sends after the decision is read and dropped up to DISCARD_LIMIT bytes, then the stream
+   * is paused (it stops pulling from the kernel): so it costs a few reads, not the grace period's
+   * bandwidth, and a peer that closes at once is seen closing (its end is read, and the socket
+   * closes without waiting for the grace timer, which ends a peer that does not close).
    */
   closeGracefully(): void {
     const stream = this.#stream;
     stream.removeListener('data', Connection.#streamData);
-    stream.pause();
+    let dropped = 0;
+    const drop = (chunk: Buffer): void => {
+      dropped += chunk.length;
+      if (dropped < DISCARD_LIMIT) return;
+      stream.removeListener('data', drop);
+      stream.pause();
+    };
+    stream.on('data', drop);
     this.#output.whenDrained(() => {
       this.flush();
       this.#stream.end();

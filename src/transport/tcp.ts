@@ -1,6 +1,7 @@
 /** MQTT over plain TCP. */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { readThroughSharedBuffer } from './shared-reads.js';
 import { SocketInfo } from './socket-info.js';
 import type { BoundAddress, ConnectionHandler, Listener } from './types.js';
 
@@ -18,9 +19,13 @@ export function createTcpListener(options: TcpListenerOptions, onConnection: Con
     transport: 'tcp',
     listen() {
       return new Promise<BoundAddress>((resolve, reject) => {
-        const srv = createServer({ noDelay: true }, (socket: Socket) => {
+        // Accepted paused: the socket is switched to the shared read buffer (shared-reads.ts)
+        // before its first read, and starts reading once the broker listens to it.
+        const srv = createServer({ noDelay: true, pauseOnConnect: true }, (socket: Socket) => {
+          readThroughSharedBuffer(socket);
           // The peer's address is read when something asks for it (SocketInfo).
           onConnection(socket, new SocketInfo('tcp', name, socket));
+          socket.resume();
         });
         server = srv;
         srv.once('error', reject);
