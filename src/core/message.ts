@@ -95,8 +95,13 @@ function remainingSeconds(m: Message, now: number): number {
 /** A buffer holding on to at least this much more memory than itself is copied by detach(). */
 const DETACH_SLACK = 4096;
 
+/** True when `b` is a view that keeps much more memory alive than its own bytes. */
+function oversized(b: Buffer): boolean {
+  return b.buffer.byteLength >= 2 * b.length + DETACH_SLACK;
+}
+
 function compact(b: Buffer): Buffer {
-  if (b.buffer.byteLength < 2 * b.length + DETACH_SLACK) return b;
+  if (!oversized(b)) return b;
   const own = Buffer.allocUnsafeSlow(b.length);
   b.copy(own);
   return own;
@@ -117,7 +122,7 @@ export function detach(m: Message): void {
   const cd = m.properties?.correlationData;
   if (cd !== undefined) m.properties!.correlationData = compact(cd);
   const first = m.encoded;
-  if (first !== undefined && compact(first) !== first) {
+  if (first !== undefined && oversized(first)) {
     m.encoded = undefined;
     m.encodedKey = -1;
   }
@@ -125,7 +130,7 @@ export function detach(m: Message): void {
   if (more === undefined) return;
   for (let i = 0; i < more.length; i++) {
     const b = more[i];
-    if (b !== undefined && compact(b) !== b) more[i] = undefined;
+    if (b !== undefined && oversized(b)) more[i] = undefined;
   }
 }
 
