@@ -63,8 +63,8 @@ function findSymbols(): OnreadSymbols | undefined {
   withBuffer.destroy();
   withGenerator.destroy();
   if (buffer === undefined || cb === undefined || gen === undefined) return undefined;
-  // A socket that does not use onread has no generator: the state is read as "no generator" (null).
-  if ((new Socket() as unknown as Record<symbol, unknown>)[gen] !== null) return undefined;
+  // A socket given a buffer, not a generator, must read as "no generator" (null): readThroughSharedBuffer sets that.
+  if (a[gen] !== null) return undefined;
   return { buffer, callback: cb, generator: gen };
 }
 
