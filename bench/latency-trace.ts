@@ -7,7 +7,7 @@
  * threads (V8's compiler and GC helpers, libuv's pool), the busy neighbour, anything else.
  *
  *   npm run bench:latency-trace -- [--broker courier] [--neighbour] [--top 30] [--keep DIR] [-- bench args]
- *   npx tsx bench/latency-trace.ts ...   (the same without npm, whose process is not pinned)
+ *   npx tsx bench/latency-trace.ts ...   (the same; npm, its shell and tsx's wrapper are pinned too)
  *
  * Needs Linux `perf` with access to sched tracepoints (root, or kernel.perf_event_paranoid ≤ -1).
  * perf itself runs on the generator's CPU (1): it disturbs the measuring side, not the broker, so
@@ -34,8 +34,8 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
 });
 const top = Number(values.top);
-// This process (and perf, and the bench under it) belongs to the measuring side's CPU. (npm, if it
-// started this, is not moved: `npx tsx bench/latency-trace.ts` leaves nothing on the broker's CPU.)
+// This process (and perf, and the bench under it) belongs to the measuring side's CPU, and so do
+// the launchers that started it (npm, its shell, tsx's wrapper: pinSelf moves them too).
 pinSelf(values['gen-cpu']!);
 const dir = values.keep ?? mkdtempSync(path.join(tmpdir(), 'courier-latency-trace-'));
 mkdirSync(dir, { recursive: true });

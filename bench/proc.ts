@@ -42,18 +42,56 @@ export function allowedCpus(pid: number): string {
 }
 
 /**
- * Move every thread of this process to `cpus` (taskset -a); returns what puts them back. The
- * orchestrator is part of the measuring side: during a latency round it must not take the
- * broker's CPU (unpinned, the scheduler put it there, a 4 ms run at the window's end in a trace).
+ * Move every thread of this process, and of the launchers above it, to `cpus` (taskset -a);
+ * returns what puts them back. The orchestrator is part of the measuring side: during a latency
+ * round it must not take the broker's CPU (unpinned, the scheduler put it there, a 4 ms run at
+ * the window's end in a trace). Neither must what started it: `npm run` (npm, its `sh -c`) and
+ * tsx's CLI (a `node` that waits for the real one and relays signals) each showed up on the
+ * broker's CPU in traces, up to ~4 ms at a time.
  */
 export function pinSelf(cpus: string): () => void {
-  const before = allowedCpus(process.pid);
-  const set = (list: string): void => {
-    const r = spawnSync('taskset', ['-a', '-p', '-c', list, String(process.pid)], { stdio: 'ignore' });
-    if (r.status !== 0) process.stderr.write(`bench: taskset -a -p -c ${list} ${process.pid} failed; the orchestrator is not pinned\n`);
+  const pids = [process.pid, ...launchers(process.ppid)];
+  const before = pids.map((pid) => {
+    try {
+      return allowedCpus(pid);
+    } catch {
+      return '?'; // gone already
+    }
+  });
+  const set = (pid: number, list: string): void => {
+    const r = spawnSync('taskset', ['-a', '-p', '-c', list, String(pid)], { stdio: 'ignore' });
+    if (r.status !== 0)
+      process.stderr.write(`bench: taskset -a -p -c ${list} ${pid} failed; ${pid === process.pid ? 'the orchestrator' : 'its launcher'} is not pinned\n`);
   };
-  set(cpus);
-  return () => set(before);
+  for (const pid of pids) set(pid, cpus);
+  return () => pids.forEach((pid, i) => before[i] !== '?' && set(pid, before[i]!));
+}
+
+/** Names of the processes that start a bench on its way: npm, its `sh -c`, tsx's `node`. */
+const LAUNCHERS = new Set(['node', 'npm', 'npx', 'sh', 'tsx']);
+
+/**
+ * The chain of launcher processes from `pid` upwards (stops at the first other process, e.g. the
+ * user's shell, and at init), at most 5.
+ */
+export function launchers(pid: number): number[] {
+  const out: number[] = [];
+  while (pid > 1 && out.length < 5) {
+    let comm: string;
+    let ppid: number;
+    try {
+      comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      break;
+    }
+    // npm names its process "npm exec ..." / "npm run ..." (comm is cut to 15 characters).
+    if (!LAUNCHERS.has(comm) && !comm.startsWith('npm ')) break;
+    out.push(pid);
+    pid = ppid;
+  }
+  return out;
 }
 
 export function threadCount(pid: number): number {
