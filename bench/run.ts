@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { tailSources } from './tail-sources.js';
 import { BROKERS, FLOOR_SCENARIOS, killAll, pinnedSpawn, startBroker, type BrokerName, type RunningBroker } from './brokers/index.js';
 import { LATENCY_GENERATOR_ENV } from './loadgen/latency-native.js';
 import {
@@ -225,6 +226,8 @@ export interface MachineInfo {
   nofileHard: number;
   loadAverage: number[];
   date: string;
+  /** What may take the broker's CPU at a better priority (bench/tail-sources.ts). */
+  tailSources: string[];
 }
 
 function machineInfo(): MachineInfo {
@@ -248,6 +251,7 @@ function machineInfo(): MachineInfo {
     nofileHard: limits[1] ?? NaN,
     loadAverage: os.loadavg().map((l) => Math.round(l * 100) / 100),
     date: new Date().toISOString(),
+    tailSources: tailSources(),
   };
 }
 
@@ -462,6 +466,9 @@ async function main(): Promise<void> {
       `ulimit -n ${machine.nofileSoft}/${machine.nofileHard}; load average at start ${machine.loadAverage.join(' ')}`,
     `Brokers pinned to CPU ${cli.brokerCpu}, generator to CPU ${cli.genCpu} (${cli.params.workers} worker threads, MQTT level ${cli.params.version}); ` +
       `window ${cli.params.durationMs / 1000} s after ${cli.params.warmupMs / 1000} s warm-up; Courier from ${courierFrom || 'n/a'}`,
+    ...(cli.scenarios.includes('latency') && machine.tailSources.length > 0
+      ? [`Latency tail sources on this machine (bench/tail-sources.ts): ${machine.tailSources.join('; ')}`]
+      : []),
     '',
   );
   for (const s of cli.scenarios)
