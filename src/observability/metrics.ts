@@ -7,7 +7,8 @@
  * prom-client's defaults, without the three gauges `promtool check metrics` rejects.
  */
 import { readdirSync } from 'node:fs';
-import { Counter, Gauge, Registry } from 'prom-client';
+import { createRequire } from 'node:module';
+import type { Registry } from 'prom-client';
 import { DISCONNECT_REASONS, DROP_REASONS, REFUSAL_REASONS, type Snapshot } from './snapshot.js';
 import { PACKET_NAMES } from '../core/traffic.js';
 import { LATENCY_BUCKETS } from '../core/latency.js';
@@ -288,8 +289,18 @@ function clusterSpecs(): MetricSpec[] {
   ];
 }
 
+/**
+ * prom-client, required when the first Metrics is built (the admin listener, or a caller of
+ * `broker.metrics`), not when Courier is imported: with @opentelemetry/api it is some 80 modules
+ * that a broker without the admin listener never uses.
+ */
+let promClient: typeof import('prom-client') | undefined;
+function prom(): typeof import('prom-client') {
+  return (promClient ??= createRequire(import.meta.url)('prom-client') as typeof import('prom-client'));
+}
+
 export class Metrics {
-  readonly registry = new Registry();
+  readonly registry: Registry = new (prom().Registry)();
   readonly #read: () => Snapshot;
   #snapshot: Snapshot | undefined = undefined;
 
@@ -334,6 +345,7 @@ export class Metrics {
     const current = (): Snapshot => this.#current();
     const labelNames = spec.labels ?? [];
     const config = { name: spec.name, help: spec.help, labelNames, registers: [this.registry] };
+    const { Counter, Gauge } = prom();
     if (spec.type === 'gauge') {
       new Gauge({
         ...config,

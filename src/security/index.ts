@@ -6,7 +6,7 @@
  */
 import type { Logger } from '../options.js';
 import { ReasonCode } from '../protocol/constants.js';
-import { jwtAuthenticator, type JwtOptions } from './jwt.js';
+import type { JwtOptions } from './jwt.js';
 import type {
   AuthenticationRequest,
   AuthenticationResult,
@@ -105,7 +105,10 @@ export class Security {
       const { scramSha256, SCRAM_SHA_256 } = await import('./scram.js');
       enhancedAuth[SCRAM_SHA_256] = scramSha256(file);
     }
-    if (options.jwt !== undefined) authenticators.push(await jwtAuthenticator(options.jwt));
+    if (options.jwt !== undefined) {
+      const { jwtAuthenticator } = await import('./jwt.js');
+      authenticators.push(await jwtAuthenticator(options.jwt));
+    }
     if (hooks.authorize !== undefined) authorizers.push(hooks.authorize);
     if (options.aclFile !== undefined) {
       const { AclFile } = await import('./acl.js');

@@ -18,7 +18,8 @@
  */
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { createRequire } from 'node:module';
+import type { Database, RootDatabase } from 'lmdb';
 import { decodeOutbound, encodeOutbound } from './outbound-codec.js';
 import type { Store, StoredMessage, StoredOutbound, StoredSession, StoreSnapshot } from './types.js';
 
@@ -30,6 +31,12 @@ export interface LmdbStoreOptions {
 }
 
 const FORMAT = 2;
+
+/** lmdb (native), required when a store opens, not when Courier is imported (an in-memory broker never needs it). */
+let lmdbModule: typeof import('lmdb') | undefined;
+function lmdb(): typeof import('lmdb') {
+  return (lmdbModule ??= createRequire(import.meta.url)('lmdb') as typeof import('lmdb'));
+}
 
 /** The data directory cannot be used: locked by another process, unreadable or of another format. */
 export class StoreError extends Error {
@@ -78,7 +85,7 @@ export class LmdbStore implements Store {
     this.#lock();
     try {
       checkHeader(path.join(this.dataDir, 'courier.mdb'));
-      const env = open({
+      const env = lmdb().open({
         path: path.join(this.dataDir, 'courier.mdb'),
         compression: false,
         noSync: this.durability !== 'fsync',

@@ -9,7 +9,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, createWebSocketStream } from 'ws';
+import { createRequire } from 'node:module';
+import type { WebSocketServer } from 'ws';
+
+/** ws, required when a WebSocket listener starts, not when Courier is imported. */
+let wsModule: typeof import('ws') | undefined;
+function ws(): typeof import('ws') {
+  return (wsModule ??= createRequire(import.meta.url)('ws') as typeof import('ws'));
+}
 import type { BoundAddress, ConnectionHandler, Listener } from './types.js';
 
 export interface WsListenerOptions {
@@ -36,7 +43,7 @@ export function attachMqttWebSocket(
   options: { path: string; maxPayload?: number },
   onStream: (stream: Duplex, req: IncomingMessage) => void,
 ): WebSocketServer {
-  const wss = new WebSocketServer({
+  const wss = new (ws().WebSocketServer)({
     server,
     path: options.path,
     maxPayload: options.maxPayload ?? 256 * 1024 * 1024,
@@ -46,7 +53,7 @@ export function attachMqttWebSocket(
   });
   wss.on('connection', (socket, req) => {
     socket.binaryType = 'nodebuffer';
-    const stream = createWebSocketStream(socket);
+    const stream = ws().createWebSocketStream(socket);
     // Errors surface on the stream; the broker listens there. Avoid unhandled 'error' on the socket.
     socket.on('error', () => {});
     onStream(stream, req);
