@@ -14,6 +14,7 @@ import type { ClusterCounters } from './options.js';
 import { corked } from './calls.js';
 import { assignGroups, type RouteTable } from './routes.js';
 import { MAX_ROUTE_OPS, RETAINED_LOG_MAXLEN, ROUTE_LOG_MAXLEN, type Keys } from './scripts.js';
+import { StoredForwards, type StoreAppender } from './stored-forwards.js';
 import { BatchWriter, encodeRetained } from './wire.js';
 
 /** The node an outbox writes for. */
@@ -70,17 +71,9 @@ export class Outbox {
    * caused them (a node that dies has either done both or neither), and behind the entries a
    * refused commit redirects to a session's new node (which must arrive first).
    */
-  appender:
-    | {
-        append(key: string, fields: () => Array<string | Buffer | number>, gone?: () => void): void;
-        appendForward(clientId: string, nid: number, key: string, fields: () => Array<string | Buffer | number>): boolean;
-      }
-    | undefined = undefined;
-  /**
-   * QoS 2 forwards of a client's PUBLISHes, by client id, written in the session store's commit
-   * with that client's inbound packet id (see #storeForward).
-   */
-  readonly #storedForwards = new Map<string, { dests: Set<number>; writers: Map<number, BatchWriter> }>();
+  appender: StoreAppender | undefined = undefined;
+  /** A client's QoS 2 forwards, written in the session store's commit with its inbound packet id. */
+  readonly #storedForwards: StoredForwards;
   /** The promise handed out for writes of this turn, settled by the calls that send them. */
   #next: { promise: Promise<void>; resolve: () => void; reject: (err: unknown) => void } | undefined = undefined;
 
@@ -89,6 +82,7 @@ export class Outbox {
     this.#redis = redis;
     this.#keys = keys;
     this.#log = log;
+    this.#storedForwards = new StoredForwards(node, keys);
   }
 
   /** A 0↔1 change of this node's interest in a filter. */
@@ -128,7 +122,7 @@ export class Outbox {
   }
 
   /** The session store: hand-overs and answers exist only on nodes that have one (Cluster II). */
-  #store(): NonNullable<Outbox['appender']> {
+  #store(): StoreAppender {
     if (this.appender === undefined) throw new Error('cluster: a hand-over or an answer without a session store');
     return this.appender;
   }
@@ -180,11 +174,12 @@ export class Outbox {
     // One node per matching group, in turn among the nodes with members (this one included).
     if (match.groups.size > 0) keep = assignGroups(match.groups, localGroups, this.#groupTurn, assigned);
     const lagging = this.#node.lagging;
-    const viaStore = m.qos === 2 && m.origin !== '' && this.appender !== undefined;
+    // A client's QoS 2 forwards go through the session store when there is one (stored-forwards.ts).
+    const store = m.qos === 2 && m.origin !== '' ? this.appender : undefined;
     for (const nid of plain) {
       const groups = assigned.get(nid);
       assigned.delete(nid);
-      if (viaStore && this.#storeForward(m, nid, true, groups)) {
+      if (store !== undefined && this.#storedForwards.add(store, m, nid, true, groups)) {
         destinations?.push(nid);
         continue;
       }
@@ -201,7 +196,7 @@ export class Outbox {
         this.#node.counters.forwardsDroppedLagging++;
         continue;
       }
-      if (viaStore && this.#storeForward(m, nid, false, groups)) {
+      if (store !== undefined && this.#storedForwards.add(store, m, nid, false, groups)) {
         destinations?.push(nid);
         continue;
       }
@@ -210,37 +205,6 @@ export class Outbox {
     }
     assigned.clear();
     return keep;
-  }
-
-  /**
-   * A QoS 2 message from a client, forwarded inside the session store's commit of this turn: the
-   * same atomic call that records the client's inbound packet id (and its local deliveries), so a
-   * node that dies has done all of them or none, and the client's resend elsewhere is then either
-   * recognised by its packet id or routed for the first time — never routed twice. Dropped with
-   * the client's writes when its session was claimed elsewhere. False when the client holds no
-   * fencing token: forwarded the usual way.
-   */
-  #storeForward(m: Message, nid: number, plain: boolean, groups: readonly string[] | undefined): boolean {
-    const store = this.appender!;
-    const origin = m.origin;
-    let rec = this.#storedForwards.get(origin);
-    let w = rec?.writers.get(nid);
-    if (w === undefined) {
-      const r = rec ?? { dests: new Set<number>(), writers: new Map<number, BatchWriter>() };
-      const writer = new BatchWriter();
-      const ok = store.appendForward(origin, nid, this.#keys.inbox(nid), () => {
-        if (this.#storedForwards.get(origin) === r) this.#storedForwards.delete(origin);
-        // 's': sent through the store's commits (ordered with this node's answers, not its pipeline).
-        return ['f', String(this.#node.nid), 'd', [...r.dests].join(','), 's', '1', 'b', writer.finish()];
-      });
-      if (!ok) return false;
-      if (rec === undefined) this.#storedForwards.set(origin, (rec = r));
-      rec.writers.set(nid, (w = writer));
-    }
-    rec!.dests.add(nid);
-    w.add(m, plain, groups);
-    this.#node.counters.forwardedOut++;
-    return true;
   }
 
   #batch(nid: number): BatchWriter {

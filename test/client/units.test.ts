@@ -1,4 +1,4 @@
-/** Pure parts of the client: backoff, packet ids and the offline queue, named wildcards, -F formatting, the codec's two byte seams. */
+/** Pure parts of the client: backoff, packet ids and the offline queue, named wildcards, -F formatting, `courier bench`'s percentiles, the codec's two byte seams. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
@@ -9,10 +9,12 @@ import { compileFilter, paramsOf } from '../../packages/client/src/params.js';
 import { formatMessage } from '../../packages/client/src/cli/format.js';
 import { CONNECTION_FLAGS, closeOptions, propertiesFor } from '../../packages/client/src/cli/common.js';
 import { parseFlags, UsageError } from '../../packages/client/src/cli/args.js';
+import { percentile } from '../../packages/client/src/cli/bench.js';
 import { QueueFullError } from '../../packages/client/src/errors.js';
 import type { Message } from '../../packages/client/src/types.js';
 import * as nodeBytes from '../../src/protocol/bytes.js';
 import * as webBytes from '../../src/protocol/bytes-web.js';
+import { percentile as nearestRank } from '../../bench/stats.js';
 
 void describe('Backoff', () => {
   void it('doubles from the initial delay up to the cap; full jitter stays within [0, delay]', () => {
@@ -272,6 +274,29 @@ void describe('courier sub -F and flags', () => {
     assert.deepEqual(p.get('property'), ['publish', 'user-property', 'k=v']);
     assert.deepEqual(p.get('qos'), ['1']);
     assert.throws(() => parseFlags(['-z'], []), UsageError);
+  });
+});
+
+void describe('courier bench percentiles', () => {
+  void it('sample floor(q·n) of the sorted latencies, clamped to the last; none gives 0', () => {
+    const hundred = Array.from({ length: 100 }, (_, i) => i + 1);
+    assert.deepEqual(
+      [0, 0.5, 0.95, 0.99, 1].map((q) => percentile(hundred, q)),
+      [1, 51, 96, 100, 100],
+    );
+    assert.equal(percentile([1, 2, 3, 4], 0.5), 3, 'an even count: the upper middle');
+    assert.equal(percentile([7], 0.99), 7);
+    assert.equal(percentile([], 0.5), 0);
+  });
+
+  void it("differs from bench/stats.ts's nearest rank only where q·n is whole: one sample higher", () => {
+    for (let n = 1; n <= 50; n++) {
+      const xs = Array.from({ length: n }, (_, i) => i);
+      for (const q of [0.5, 0.9, 0.95, 0.99]) {
+        const whole = Number.isInteger(q * n);
+        assert.equal(percentile(xs, q), Math.min(n - 1, nearestRank(xs, q) + (whole ? 1 : 0)), `n=${n} q=${q}`);
+      }
+    }
   });
 });
 

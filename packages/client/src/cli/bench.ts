@@ -51,7 +51,8 @@ export interface BenchSummary {
   errors: number;
 }
 
-function percentile(sorted: Float64Array, q: number): number {
+// Sample floor(q·n), not bench/stats.ts's nearest rank ceil(q·n)-1 (one higher when q·n is whole): kept so printed latencies stay comparable.
+export function percentile(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
