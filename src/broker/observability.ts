@@ -100,12 +100,16 @@ export class BrokerObservability {
     }
     const admin = this.#b.options.admin;
     if (admin == null) return;
+    // `metrics` is a getter: prom-client is required at the first scrape, not when the listener starts.
+    const metrics = (): Metrics => this.metrics;
     const backend: AdminBackend = {
       log: this.#b.log,
       info: () => this.#info(),
       snapshot: () => this.snapshot(),
       inspector: this.inspector,
-      metrics: this.metrics,
+      get metrics() {
+        return metrics();
+      },
       sampler: this.#samplerOf(),
       sys: () => this.#sys?.values() ?? new Map(),
       publish: (m) => this.#b.publish(m),

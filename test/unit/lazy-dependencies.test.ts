@@ -14,12 +14,17 @@ import { fileURLToPath } from 'node:url';
 const child = path.join(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/loaded-packages.ts');
 const LAZY = ['jose', 'lmdb', 'prom-client', 'ws'];
 
-function loadedWith(options: Record<string, unknown>): Promise<string[]> {
+function loadedWith(options: Record<string, unknown>, scrape = false): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--import', 'tsx', child, JSON.stringify(options)], { timeout: 60_000 }, (err, stdout, stderr) => {
-      if (err !== null) reject(new Error(`${err.message}\n${stderr}`));
-      else resolve(JSON.parse(stdout.trim().split('\n').at(-1)!) as string[]);
-    });
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', child, JSON.stringify(options), ...(scrape ? ['scrape'] : [])],
+      { timeout: 60_000 },
+      (err, stdout, stderr) => {
+        if (err !== null) reject(new Error(`${err.message}\n${stderr}`));
+        else resolve(JSON.parse(stdout.trim().split('\n').at(-1)!) as string[]);
+      },
+    );
   });
 }
 
@@ -32,13 +37,22 @@ void describe('lazy dependencies', () => {
     );
   });
 
+  void it('the admin listener loads prom-client at the first scrape of /metrics, not when it starts', async () => {
+    const memory = { persistence: { engine: 'memory' }, admin: { port: 0 } };
+    assert.ok(!(await loadedWith(memory)).includes('prom-client'), 'loaded without a scrape');
+    assert.ok((await loadedWith(memory, true)).includes('prom-client'), 'not loaded by a scrape');
+  });
+
   void it('each is loaded once its feature is used (so the check above can see them)', async () => {
-    const loaded = await loadedWith({
-      wsPort: 0,
-      admin: { port: 0 },
-      persistence: { engine: 'lmdb' },
-      security: { jwt: { secret: '0123456789abcdef0123456789abcdef' } },
-    });
+    const loaded = await loadedWith(
+      {
+        wsPort: 0,
+        admin: { port: 0 },
+        persistence: { engine: 'lmdb' },
+        security: { jwt: { secret: '0123456789abcdef0123456789abcdef' } },
+      },
+      true,
+    );
     assert.deepEqual(
       LAZY.filter((p) => loaded.includes(p)),
       LAZY,
