@@ -15,6 +15,7 @@ import type { ConnectionInfo } from '../transport/types.js';
 import type { BrokerCore, LiveConnection } from './broker-core.js';
 import type { ConnectPlan } from './connect.js';
 import type { ClientInfo, ConnectionContext, ConnectionObserver } from './connection-types.js';
+import type { Output } from './output.js';
 import type { Outlet, Session } from './session.js';
 import type { Sweepable } from './sweeper.js';
 
@@ -77,6 +78,11 @@ export interface ConnectionInternals extends Outlet, LiveConnection, Sweepable {
   /** Publish rate limit: the current one-second window (created on first use, only with a rate limit set). */
   rate: PublishRate | undefined;
   closeReason: string;
+  /**
+   * The connection's output. Written to directly (without write()'s checks) only by
+   * connection-end.ts, for what goes out as the connection ends: checked there.
+   */
+  readonly output: Output;
 
   /** The client is accepted now (`now`: epoch ms): records the connection time. */
   accepted(now: number): void;
@@ -94,4 +100,8 @@ export interface ConnectionInternals extends Outlet, LiveConnection, Sweepable {
   serverDisconnect(code: number, reason: string, abnormal: boolean): void;
   /** Ends the connection after a client's DISCONNECT: flushes, then ends the stream. */
   endByClient(): void;
+  /** Sends everything written in this event-loop turn. */
+  flush(): void;
+  /** Destroys the stream at once. */
+  destroyStream(): void;
 }

@@ -4,22 +4,23 @@
  * alive deadline, topic aliases, the will, and the write batching (all writes of one event-loop
  * turn leave in one corked flush).
  *
- * This file holds the class, the input loop, errors and ending, and the output; dispatch.ts
+ * This file holds the class, the input loop and the output; connection-end.ts how it ends
+ * (errors mapped to the wire, the server's DISCONNECT, the end, the graceful close). dispatch.ts
  * hands each packet to its handler, and the handlers live by family in connect.ts (CONNECT,
  * AUTH, DISCONNECT), publish.ts (PUBLISH and its acknowledgements) and subscribe.ts (SUBSCRIBE,
  * UNSUBSCRIBE), as functions of the connection's internal interface (connection-internals.ts).
  */
 import type { Duplex } from 'node:stream';
-import { ConnackReturnCode, MAX_PACKET_SIZE, PACKET_NAMES, ReasonCode, type ProtocolVersion, type QoS } from '../protocol/constants.js';
+import { MAX_PACKET_SIZE, ReasonCode, type ProtocolVersion, type QoS } from '../protocol/constants.js';
 import { Decoder } from '../protocol/decoder.js';
-import { encode } from '../protocol/encoder.js';
-import { MqttError, UnsupportedProtocolVersionError } from '../protocol/errors.js';
+import { MqttError } from '../protocol/errors.js';
 import type { Packet } from '../protocol/packets.js';
 import type { ConnectionInfo } from '../transport/types.js';
-import { noopLogger, type Logger } from '../options.js';
+import type { Logger } from '../options.js';
 import { isPromise } from '../security/index.js';
 import type { BrokerCore } from './broker-core.js';
 import { dispatch } from './dispatch.js';
+import { cannotSend, closeGracefully, destroy, disconnectByServer, endConnection, internalError, protocolViolation, redirect } from './connection-end.js';
 import { Phase, type AuthExchange, type ConnectionInternals, type OutboundAliases, type PublishRate } from './connection-internals.js';
 import type { Message } from './message.js';
 import { Output } from './output.js';
@@ -29,11 +30,6 @@ import type { ClientInfo, ConnectionContext, ConnectionObserver } from './connec
 import { packetCode, type TrafficCounters } from './traffic.js';
 
 export type { ClientInfo, ConnectionContext, ConnectionObserver, LimitCounters, ListenerPolicy } from './connection-types.js';
-
-/** How long a connection being closed by the server may take to flush before it is destroyed. */
-const CLOSE_GRACE_MS = 2_000;
-/** What a closing connection reads and drops before it stops reading (closeGracefully). */
-const DISCARD_LIMIT = 64 * 1024;
 
 /**
  * Times held per connection are milliseconds since this module loaded, wrapped to 32 bits
@@ -78,9 +74,9 @@ export class Connection implements ConnectionInternals {
   clusterMark = 0;
   rate: PublishRate | undefined = undefined;
   closeReason = 'connection closed by the client';
+  readonly output: Output;
 
   readonly #stream: Duplex;
-  readonly #output: Output;
   /** ctx.traffic, held here: the context object is in dictionary mode (it has getters), so each read of it is a slow lookup. */
   readonly #traffic: TrafficCounters;
   /** Packets held while an asynchronous hook (authentication, authorization) decides; undefined = not paused. */
@@ -99,7 +95,7 @@ export class Connection implements ConnectionInternals {
     // No closures per connection: the stream's listeners and the decoder's callback are shared
     // functions that find the connection through the stream (an idle connection costs less).
     this.#traffic = ctx.traffic;
-    this.#output = new Output(stream, this, ctx.traffic);
+    this.output = new Output(stream, this, ctx.traffic);
     this.decoder = new Decoder<Connection>(Connection.#packetIn, { maxPacketSize: core.mqtt.maxPacketSize }, this);
     (stream as OwnedStream)[OWNER] = this;
     stream.on('data', Connection.#streamData);
@@ -177,7 +173,7 @@ export class Connection implements ConnectionInternals {
       this.closeReason = 'no CONNECT in time';
       this.ctx.counters.connectTimeouts++;
       this.log.warn({ remote: this.remote() }, `closing connection: no CONNECT within ${this.ctx.limits.connectTimeoutMs} ms`);
-      this.#destroy();
+      destroy(this);
       return;
     }
     // Keep alive: [MQTT-3.1.2-22] (5.0) / [MQTT-3.1.2-24] (3.1.1): 1.5 × keep alive without a packet.
@@ -228,8 +224,8 @@ export class Connection implements ConnectionInternals {
     try {
       this.decoder.push(chunk);
     } catch (err) {
-      if (err instanceof MqttError) this.#violation(err);
-      else this.#fail(err);
+      if (err instanceof MqttError) protocolViolation(this, err);
+      else internalError(this, err);
     }
   }
 
@@ -259,7 +255,7 @@ export class Connection implements ConnectionInternals {
         this.#guard(() => then(v));
         this.#resume();
       },
-      (err: unknown) => this.#fail(err),
+      (err: unknown) => internalError(this, err),
     );
   }
 
@@ -286,60 +282,17 @@ export class Connection implements ConnectionInternals {
     try {
       f();
     } catch (err) {
-      if (err instanceof MqttError) this.#violation(err);
-      else this.#fail(err);
+      if (err instanceof MqttError) protocolViolation(this, err);
+      else internalError(this, err);
     }
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Errors and ending
-
-  /** The peer broke the protocol: log one line, tell a v5 client why, close; the will goes out. */
-  #violation(err: MqttError): void {
-    const connected = this.phase === Phase.Connected;
-    this.log.warn(
-      { clientId: this.client?.clientId, remote: this.remote(), code: err.code, reasonCode: err.reasonCode, statement: err.statement },
-      `protocol violation, closing connection: ${err.message}`,
-    );
-    this.closeReason = `protocol violation: ${err.message}`;
-    if (!connected) {
-      // [MQTT-3.1.2-2] an unsupported protocol level is answered with a CONNACK the client can
-      // read: "MQIsdp" at any level but 3 with the 3.1 return code 0x01; "MQTT" above 5 (a later
-      // version, which reads the 5.0 CONNACK) with 5.0's 0x84, below 4 with 3.1.1's 0x01.
-      if (err instanceof UnsupportedProtocolVersionError && (err.protocolName === 'MQTT' || err.protocolName === 'MQIsdp')) {
-        if (err.protocolName === 'MQTT' && err.protocolLevel > 5) {
-          this.#writeRaw(encode({ type: 'connack', sessionPresent: false, reasonCode: ReasonCode.UnsupportedProtocolVersion }, 5));
-        } else {
-          const v3 = err.protocolName === 'MQIsdp' ? 3 : 4;
-          this.#writeRaw(encode({ type: 'connack', sessionPresent: false, reasonCode: ConnackReturnCode.UnacceptableProtocolVersion }, v3));
-        }
-        // end() (not just the state) so the broker stops counting this connection.
-        this.end();
-        this.closeGracefully();
-        return;
-      }
-      this.#destroy();
-      return;
-    }
-    this.serverDisconnect(err.reasonCode, err.message, true);
-  }
-
-  #fail(err: unknown): void {
-    this.log.error({ err, clientId: this.client?.clientId, remote: this.remote() }, 'internal error while handling a packet; closing the connection');
-    this.closeReason = 'internal error';
-    if (this.phase === Phase.Connected) this.serverDisconnect(ReasonCode.ImplementationSpecificError, 'internal error', true);
-    else this.#destroy();
-  }
+  // Ending (connection-end.ts)
 
   /** Server-initiated close of a connected client (5.0: DISCONNECT with a reason code first [MQTT-4.13.1-1]). */
   serverDisconnect(code: number, reason: string, abnormal: boolean): void {
-    if (this.phase !== Phase.Connected) return;
-    // [MQTT-3.14.2-3] the Reason String only when it fits the client's Maximum Packet Size.
-    if (this.version === 5) this.#writeFitting(encode({ type: 'disconnect', reasonCode: code, properties: { reasonString: reason } }, 5), code);
-    this.closeReason = reason;
-    if (!abnormal && this.session !== undefined) this.session.will = undefined;
-    this.end();
-    this.closeGracefully();
+    disconnectByServer(this, code, reason, abnormal);
   }
 
   /** Another connection took this client id over [MQTT-3.1.4-3]; 5.0 tells the old one with 0x8E. */
@@ -353,26 +306,19 @@ export class Connection implements ConnectionInternals {
    * 0x8B at once, and go elsewhere.
    */
   fence(): void {
-    this.#output.abandon();
+    this.output.abandon();
     this.shutdown();
   }
 
   /** Broker shutdown: 5.0 clients get DISCONNECT 0x8B. */
   shutdown(): void {
     if (this.phase === Phase.Connected) this.serverDisconnect(ReasonCode.ServerShuttingDown, 'server shutting down', true);
-    else this.#destroy();
+    else destroy(this);
   }
 
   /** Server redirection for a connected client: 5.0 DISCONNECT 0x9C/0x9D with Server Reference. */
   redirectTo(serverReference: string, permanent: boolean): void {
-    if (this.phase !== Phase.Connected) return;
-    if (this.version === 5) {
-      const code = permanent ? ReasonCode.ServerMoved : ReasonCode.UseAnotherServer;
-      this.#writeFitting(encode({ type: 'disconnect', reasonCode: code, properties: { serverReference } }, 5), code);
-    }
-    this.closeReason = `redirected to ${serverReference}`;
-    this.end();
-    this.closeGracefully();
+    redirect(this, serverReference, permanent);
   }
 
   /** Disconnects the client with a reason code (library API). */
@@ -382,21 +328,7 @@ export class Connection implements ConnectionInternals {
 
   /** Runs once, when the connection ends for whatever reason; the will still set (if any) goes out. */
   end(): void {
-    if (this.phase === Phase.Closed) return;
-    const wasConnected = this.phase === Phase.Connected;
-    this.phase = Phase.Closed;
-    this.ctx.sweeper.remove(this);
-    this.observer.closed(this);
-    if (!wasConnected) return;
-    const session = this.session!;
-    const client = this.client!;
-    const core = this.core;
-    if (core.live.get(client.clientId) === this) core.live.delete(client.clientId);
-    if (session.outlet === this) {
-      core.connectionEnded(session, session.will, Date.now());
-    }
-    if (this.log !== noopLogger) this.log.info({ clientId: client.clientId, remote: this.remote(), reason: this.closeReason }, 'client disconnected');
-    this.observer.disconnected(client, this.closeReason);
+    endConnection(this);
   }
 
   /**
@@ -408,35 +340,10 @@ export class Connection implements ConnectionInternals {
     this.closeGracefully();
   }
 
-  /**
-   * The broker has decided to close (violation, refusal, takeover, kick): process nothing more
-   * [MQTT-4.13.1-1], send what is owed, end the stream, destroy it after a grace period. What the
-   * peer sends after the decision is read and dropped up to DISCARD_LIMIT bytes, then the stream
-   * is paused (it stops pulling from the kernel): so it costs a few reads, not the grace period's
-   * bandwidth, and a peer that closes at once is seen closing (its end is read, and the socket
-   * closes without waiting for the grace timer, which ends a peer that does not close).
-   */
+  /** The broker has decided to close: send what is owed, end the stream, destroy it after a grace period. */
   closeGracefully(): void {
-    const stream = this.#stream;
-    stream.removeListener('data', Connection.#streamData);
-    let dropped = 0;
-    const drop = (chunk: Buffer): void => {
-      dropped += chunk.length;
-      if (dropped < DISCARD_LIMIT) return;
-      stream.removeListener('data', drop);
-      stream.pause();
-    };
-    stream.on('data', drop);
-    this.#output.whenDrained(() => {
-      this.flush();
-      this.#stream.end();
-      setTimeout(() => this.#stream.destroy(), CLOSE_GRACE_MS).unref();
-    });
-  }
-
-  #destroy(): void {
-    this.end();
-    this.#stream.destroy();
+    this.#stream.removeListener('data', Connection.#streamData);
+    closeGracefully(this, this.#stream);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -444,11 +351,11 @@ export class Connection implements ConnectionInternals {
 
   /** Bytes waiting to be written to this connection's socket (admin API). */
   outputBytes(): number {
-    return this.#output.buffered;
+    return this.output.buffered;
   }
 
   congested(): boolean {
-    return this.#output.buffered > this.core.limits.maxOutboundBufferBytes;
+    return this.output.buffered > this.core.limits.maxOutboundBufferBytes;
   }
 
   sendPublish(m: Message, qos: QoS, retain: boolean, packetId: number, dup: boolean, subscriptionIds: number[] | undefined): boolean {
@@ -466,36 +373,14 @@ export class Connection implements ConnectionInternals {
     // [MQTT-3.1.2-25]; any other packet that does not fit cannot be sent, and the session cannot
     // go on without it.
     if (buf.length > this.clientMaxPacket) {
-      this.#cannotSend(buf);
+      cannotSend(this, buf);
       return;
     }
-    this.#writeRaw(buf);
-  }
-
-  #cannotSend(buf: Buffer): void {
-    const reason = `${PACKET_NAMES[buf[0]! >> 4]} of ${buf.length} bytes exceeds the client's Maximum Packet Size of ${this.clientMaxPacket}`;
-    this.log.warn({ clientId: this.client?.clientId, remote: this.remote() }, `closing connection: ${reason}`);
-    if (this.phase === Phase.Connected) {
-      this.serverDisconnect(ReasonCode.PacketTooLarge, reason, true);
-      return;
-    }
-    this.closeReason = reason;
-    this.end();
-    this.closeGracefully();
-  }
-
-  /** A 5.0 DISCONNECT, without its properties if they would not fit the client's Maximum Packet Size, or nothing if even that would not. */
-  #writeFitting(buf: Buffer, code: number): void {
-    if (buf.length > this.clientMaxPacket) buf = encode({ type: 'disconnect', reasonCode: code }, 5);
-    if (buf.length <= this.clientMaxPacket) this.#writeRaw(buf);
-  }
-
-  #writeRaw(buf: Buffer): void {
-    this.#output.write(buf);
+    this.output.write(buf);
   }
 
   /** Sends everything written in this event-loop turn (one writev). */
   flush(): void {
-    this.#output.flush();
+    this.output.flush();
   }
 }
