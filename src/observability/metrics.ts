@@ -289,11 +289,7 @@ function clusterSpecs(): MetricSpec[] {
   ];
 }
 
-/**
- * prom-client, required when the first Metrics is built (the admin listener, or a caller of
- * `broker.metrics`), not when Courier is imported: with @opentelemetry/api it is some 80 modules
- * that a broker without the admin listener never uses.
- */
+/** prom-client (~80 modules with @opentelemetry/api): required by the first Metrics (a scrape), not at import. */
 let promClient: typeof import('prom-client') | undefined;
 function prom(): typeof import('prom-client') {
   return (promClient ??= createRequire(import.meta.url)('prom-client') as typeof import('prom-client'));
