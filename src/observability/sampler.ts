@@ -39,6 +39,14 @@ export interface Alarm {
   clearedAt?: string;
 }
 
+/**
+ * How often libuv's histogram samples the loop. Its timer wakes an idle broker at this rate. At
+ * 20 ms an idle `courier` (admin listener on) used 0.6 % of a core, against 0.05 % for Mosquitto
+ * and for Courier without the listener; at 100 ms, 0.2 %. A block of the loop longer than this
+ * is always seen, and the alarm watches for 100 ms.
+ */
+export const LOOP_DELAY_RESOLUTION_MS = 100;
+
 /** Event-loop delay, measured by libuv's histogram (nothing per message); read in windows of at least 5 s. */
 export class LoopDelay {
   readonly #h: IntervalHistogram;
@@ -46,7 +54,7 @@ export class LoopDelay {
   #since = Date.now();
 
   constructor() {
-    this.#h = monitorEventLoopDelay({ resolution: 20 });
+    this.#h = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
     this.#h.enable();
   }
 
