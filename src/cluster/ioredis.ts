@@ -5,13 +5,12 @@
  * runs: see the commit that added this file). So only a cluster node or a RedisStore that opens
  * its own client pays for it, and only from the moment it is constructed.
  */
-import { createRequire } from 'node:module';
 import type { Redis, RedisOptions } from 'ioredis';
+import { lazyRequire } from '../lazy-require.js';
 
-let loaded: typeof Redis | undefined;
+const ioredis = lazyRequire<typeof import('ioredis')>('ioredis');
 
 /** `new Redis(url, options)`, ioredis being required on the first call (it is CommonJS). */
 export function newRedis(url: string, options: RedisOptions): Redis {
-  loaded ??= (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
-  return new loaded(url, options);
+  return new (ioredis().Redis)(url, options);
 }

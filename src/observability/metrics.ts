@@ -7,8 +7,8 @@
  * prom-client's defaults, without the three gauges `promtool check metrics` rejects.
  */
 import { readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type { Registry } from 'prom-client';
+import { lazyRequire } from '../lazy-require.js';
 import { DISCONNECT_REASONS, DROP_REASONS, REFUSAL_REASONS, type Snapshot } from './snapshot.js';
 import { PACKET_NAMES } from '../core/traffic.js';
 import { LATENCY_BUCKETS } from '../core/latency.js';
@@ -290,10 +290,7 @@ function clusterSpecs(): MetricSpec[] {
 }
 
 /** prom-client (~80 modules with @opentelemetry/api): required by the first Metrics (a scrape), not at import. */
-let promClient: typeof import('prom-client') | undefined;
-function prom(): typeof import('prom-client') {
-  return (promClient ??= createRequire(import.meta.url)('prom-client') as typeof import('prom-client'));
-}
+const prom = lazyRequire<typeof import('prom-client')>('prom-client');
 
 export class Metrics {
   readonly registry: Registry = new (prom().Registry)();

@@ -18,8 +18,8 @@
  */
 import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import type { Database, RootDatabase } from 'lmdb';
+import { lazyRequire } from '../lazy-require.js';
 import { decodeOutbound, encodeOutbound } from './outbound-codec.js';
 import type { Store, StoredMessage, StoredOutbound, StoredSession, StoreSnapshot } from './types.js';
 
@@ -33,10 +33,7 @@ export interface LmdbStoreOptions {
 const FORMAT = 2;
 
 /** lmdb (native), required when a store opens, not when Courier is imported (an in-memory broker never needs it). */
-let lmdbModule: typeof import('lmdb') | undefined;
-function lmdb(): typeof import('lmdb') {
-  return (lmdbModule ??= createRequire(import.meta.url)('lmdb') as typeof import('lmdb'));
-}
+const lmdb = lazyRequire<typeof import('lmdb')>('lmdb');
 
 /** The data directory cannot be used: locked by another process, unreadable or of another format. */
 export class StoreError extends Error {

@@ -9,15 +9,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createRequire } from 'node:module';
 import type { WebSocketServer } from 'ws';
+import { lazyRequire } from '../lazy-require.js';
+import type { BoundAddress, ConnectionHandler, Listener } from './types.js';
 
 /** ws, required when a WebSocket listener starts, not when Courier is imported. */
-let wsModule: typeof import('ws') | undefined;
-function ws(): typeof import('ws') {
-  return (wsModule ??= createRequire(import.meta.url)('ws') as typeof import('ws'));
-}
-import type { BoundAddress, ConnectionHandler, Listener } from './types.js';
+const ws = lazyRequire<typeof import('ws')>('ws');
 
 export interface WsListenerOptions {
   host: string;
