@@ -16,12 +16,18 @@ export function clkTck(): number {
   return clockTicks;
 }
 
+/**
+ * The fields of a /proc/PID/stat line after the command name: [0] is field 3 (state), so field N
+ * is [N - 3]. The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+ */
+export function statFields(stat: string): string[] {
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
 /** utime + stime of the whole process (all threads), in microseconds. */
 export function cpuMicros(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state); utime is field 14, stime field 15.
+  const fields = statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  // utime is field 14, stime field 15.
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   return ((utime + stime) * 1e6) / clkTck();
@@ -81,8 +87,7 @@ export function launchers(pid: number): number[] {
     let ppid: number;
     try {
       comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      ppid = Number(statFields(readFileSync(`/proc/${pid}/stat`, 'utf8'))[1]); // field 4
     } catch {
       break;
     }

@@ -2,12 +2,13 @@
  * What on this machine can take the broker's CPU at a better priority than the broker, printed
  * with the latency results so that their tail can be read: processes at a negative nice value or
  * with a real-time policy (a VM's own agent ran at nice −10 on both vCPUs in the sixth round,
- * docs/benchmarks.md), and DAMON's monitoring threads (kdamond wakes every sampling interval, and
- * a broker's runs after its passes were slower in proportion to the memory the broker touches).
+ * docs/benchmarks.md), and DAMON's monitoring threads (kdamond wakes every sampling interval and
+ * runs in the kernel, which on a preempt=none kernel no broker preempts).
  * Linux only; elsewhere, or where /proc and /sys say nothing, the list is empty.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { statFields } from './proc.js';
 
 const POLICIES: Record<number, string> = { 1: 'SCHED_FIFO', 2: 'SCHED_RR', 6: 'SCHED_DEADLINE' };
 
@@ -19,6 +20,15 @@ function read(file: string): string | undefined {
   }
 }
 
+/** The entries of `dir` named by a number (PIDs, DAMON context ids), none if it cannot be read. */
+function numbered(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((d) => /^\d+$/.test(d));
+  } catch {
+    return [];
+  }
+}
+
 /** One line per source, e.g. "process_api (pid 1) at nice -10", "DAMON on: kdamond pid 84, ...". */
 export function tailSources(procRoot = '/proc', sysRoot = '/sys'): string[] {
   return [...priorityProcesses(procRoot), ...damon(sysRoot)];
@@ -26,19 +36,13 @@ export function tailSources(procRoot = '/proc', sysRoot = '/sys'): string[] {
 
 /** User-space processes (kernel threads have an empty cmdline) at nice < 0 or a real-time policy. */
 export function priorityProcesses(procRoot = '/proc'): string[] {
-  let pids: string[];
-  try {
-    pids = readdirSync(procRoot).filter((d) => /^\d+$/.test(d));
-  } catch {
-    return [];
-  }
   const out: string[] = [];
-  for (const pid of pids.sort((a, b) => Number(a) - Number(b))) {
+  for (const pid of numbered(procRoot).sort((a, b) => Number(a) - Number(b))) {
     const stat = read(path.join(procRoot, pid, 'stat'));
     if (stat === undefined || read(path.join(procRoot, pid, 'cmdline')) === '') continue;
     const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-    // Fields after the command name start at field 3 (state): nice is field 19, policy field 41.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // nice is field 19, policy field 41.
+    const fields = statFields(stat);
     const nice = Number(fields[16]);
     const policy = POLICIES[Number(fields[38])];
     if (policy !== undefined) out.push(`${name} (pid ${pid}) runs ${policy}`);
@@ -50,14 +54,8 @@ export function priorityProcesses(procRoot = '/proc'): string[] {
 /** Running DAMON contexts (sysfs interface): their thread, address space and sampling interval. */
 export function damon(sysRoot = '/sys'): string[] {
   const dir = path.join(sysRoot, 'kernel/mm/damon/admin/kdamonds');
-  let ids: string[];
-  try {
-    ids = readdirSync(dir).filter((d) => /^\d+$/.test(d));
-  } catch {
-    return [];
-  }
   const out: string[] = [];
-  for (const id of ids) {
+  for (const id of numbered(dir)) {
     const k = path.join(dir, id);
     if (read(path.join(k, 'state')) !== 'on') continue;
     const ctx = path.join(k, 'contexts/0');
