@@ -165,11 +165,13 @@ function parseCli(argv: string[]): Cli {
   const from = values['courier-from'];
   if (from !== 'dist' && from !== 'src') throw new Error('--courier-from must be dist or src');
   const courierCli = values['courier-cli'];
-  const brokers = list(values.brokers, BROKERS, 'broker');
+  // courier-cli is not one of the default brokers: it runs when --courier-cli gives its arguments.
+  const listed = list(values.brokers, BROKERS, 'broker');
+  const brokers = values.brokers === undefined ? listed.filter((b) => b !== 'courier-cli') : listed;
   if (courierCli !== undefined && !brokers.includes('courier-cli')) brokers.push('courier-cli');
   if (courierCli === undefined && brokers.includes('courier-cli')) throw new Error('the broker courier-cli needs --courier-cli ARGS');
   return {
-    brokers: values.brokers === undefined && courierCli === undefined ? brokers.filter((b) => b !== 'courier-cli') : brokers,
+    brokers,
     latencyRounds: Math.floor(num('latency-rounds', values['latency-rounds'], 1)),
     retainedRounds: Math.floor(num('retained-rounds', values['retained-rounds'], 1)),
     scenarios: list(values.scenarios, SCENARIOS, 'scenario'),
